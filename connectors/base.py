@@ -1,0 +1,48 @@
+"""The one connector protocol every source implements, and the items it yields."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class Permissions:
+    """Who may read an item at its source. Unknown permissions make an item visible to nobody."""
+
+    principals: frozenset[str] = frozenset()
+    public: bool = False
+    status: str = "unknown"  # ok | unknown | error
+
+
+PUBLIC = Permissions(public=True, status="ok")
+
+
+@dataclass(frozen=True)
+class SourceItem:
+    external_id: str
+    title: str
+    mime_type: str
+    size_bytes: int
+    read: Callable[[], bytes] = field(repr=False, compare=False)
+    url: str = ""
+    modified_at: datetime | None = None
+
+
+class Connector(Protocol):
+    def load(self) -> Iterator[SourceItem]:
+        """Every item the source holds now."""
+        ...
+
+    def poll(self, cursor: str | None) -> tuple[Iterator[SourceItem], str]:
+        """Items changed since `cursor`, and the cursor to pass next time."""
+        ...
+
+    def list_ids(self) -> Iterator[str]:
+        """External ids of every item that still exists, for pruning deleted ones."""
+        ...
+
+    def fetch_permissions(self, external_id: str) -> Permissions:
+        ...

@@ -1,0 +1,62 @@
+"""Sources an admin connects and the documents they hold."""
+
+from __future__ import annotations
+
+import hashlib
+
+from django.db import models
+
+
+class Source(models.Model):
+    class Kind(models.TextChoices):
+        FILESYSTEM = "filesystem", "Files on disk"
+        BEIR = "beir", "BEIR corpus (evaluation)"
+
+    name = models.CharField(max_length=200, unique=True)
+    kind = models.CharField(max_length=32, choices=Kind.choices)
+    # Where the connector reads from: a directory, a corpus file, later a SaaS site URL.
+    location = models.CharField(max_length=1000)
+    # The search index this source's chunks live in (evaluation corpora get their own).
+    index_name = models.CharField(max_length=200, blank=True, default="")
+    # Blank means the configured backend; evaluation pins a dataset copy to each backend it measures.
+    search_backend = models.CharField(max_length=32, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_synced_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+def document_id_for(source_id: int, external_id: str) -> str:
+    """Stable id: the same source item always maps to the same document, across re-ingests."""
+    return hashlib.sha256(f"{source_id}\x00{external_id}".encode()).hexdigest()[:32]
+
+
+class Document(models.Model):
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        INDEXED = "indexed", "Indexed"
+        ERROR = "error", "Error"
+
+    id = models.CharField(primary_key=True, max_length=32, editable=False)
+    source = models.ForeignKey(Source, on_delete=models.CASCADE, related_name="documents")
+    external_id = models.CharField(max_length=1000)
+    title = models.CharField(max_length=500, blank=True)
+    url = models.CharField(max_length=2000, blank=True)
+    mime_type = models.CharField(max_length=200, blank=True)
+    size_bytes = models.BigIntegerField(default=0)
+    content_hash = models.CharField(max_length=64, blank=True, help_text="sha256 of the source bytes last seen")
+    indexed_hash = models.CharField(max_length=64, blank=True, help_text="sha256 of the bytes now in the index")
+    embedding_model = models.CharField(max_length=300, blank=True)
+    chunk_count = models.PositiveIntegerField(default=0)
+    source_modified_at = models.DateTimeField(null=True, blank=True)
+    indexed_at = models.DateTimeField(null=True, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["source", "external_id"], name="unique_external_id_per_source")]
+        indexes = [models.Index(fields=["status"])]
+
+    def __str__(self) -> str:
+        return self.title or self.external_id

@@ -1,0 +1,188 @@
+"""Ingestion: read a source through its connector, parse, and hand documents to the search index."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+from tqdm import tqdm
+
+from connectors.base import Permissions, SourceItem
+from connectors.models import Document, Source, document_id_for
+from connectors.parsing import ParseError, parse
+from connectors.sources import connector_for
+from search import services as search_services
+from search.types import DocumentAcl, IndexedDocument
+
+logger = logging.getLogger("citewise.connectors")
+
+
+@dataclass
+class IngestReport:
+    source: str
+    seen: int = 0
+    indexed: int = 0
+    unchanged: int = 0
+    failed: int = 0
+    deleted: int = 0
+    chunks: int = 0
+    embedded: int = 0
+    embedding_cache_hits: int = 0
+    seconds: float = 0.0
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+    errors: list[tuple[str, str]] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return {k: v for k, v in self.__dict__.items()}
+
+
+def ensure_source(
+    kind: str, location: str | Path, *, name: str | None = None, index_name: str = "", search_backend: str = ""
+) -> Source:
+    location = str(Path(location).resolve()) if kind in ("filesystem", "beir") else str(location)
+    source, _ = Source.objects.get_or_create(
+        kind=kind, location=location, index_name=index_name, search_backend=search_backend,
+        defaults={"name": name or f"{kind}:{location}"},
+    )
+    return source
+
+
+def _acl(permissions: Permissions) -> DocumentAcl:
+    return DocumentAcl(principals=permissions.principals, public=permissions.public, status=permissions.status)
+
+
+def _read(item: SourceItem, max_bytes: int) -> bytes:
+    if item.size_bytes > max_bytes:
+        raise ParseError("too_large", f"the file is {item.size_bytes:,} bytes; the limit is {max_bytes:,}")
+    try:
+        return item.read()
+    except OSError as exc:
+        raise ParseError("unreadable", f"the file could not be read: {exc}") from exc
+
+
+def sync_source(source: Source, *, progress: bool = False, prune: bool = True) -> IngestReport:
+    """Bring the index in line with the source: new and changed items indexed, removed ones deleted.
+
+    A file that cannot be parsed gets its error recorded and the run goes on. If the search
+    index is unreachable the run stops with SearchUnavailable and nothing is marked indexed,
+    so the next run retries the same documents.
+    """
+    started = time.perf_counter()
+    report = IngestReport(source=source.name)
+    connector = connector_for(source)
+    backend = search_services.get_backend(source.index_name or None, source.search_backend or None)
+    # The name alone decides whether stored vectors are current; the model loads only if something is indexed.
+    model_name = settings.CITEWISE["EMBEDDING_MODEL"]
+    max_bytes = settings.CITEWISE["MAX_FILE_BYTES"]
+    batch_size = settings.CITEWISE["INGEST_BATCH_DOCUMENTS"]
+    existing = {d.external_id: d for d in Document.objects.filter(source=source)}
+    items = list(connector.load())
+    report.seen = len(items)
+    seen_ids: set[str] = set()
+    bar = tqdm(total=len(items), desc=f"ingest {source.name}", unit="doc", disable=not progress, dynamic_ncols=True)
+    for start in range(0, len(items), batch_size):
+        pending: list[tuple[Document, search_services.DocumentToIndex, str]] = []
+        for item in items[start:start + batch_size]:
+            seen_ids.add(item.external_id)
+            document = existing.get(item.external_id) or Document(
+                id=document_id_for(source.id, item.external_id), source=source, external_id=item.external_id,
+            )
+            document.url, document.mime_type, document.size_bytes = item.url, item.mime_type, item.size_bytes
+            document.source_modified_at = item.modified_at
+            try:
+                content = _read(item, max_bytes)
+                content_hash = hashlib.sha256(content).hexdigest()
+                document.content_hash = content_hash
+                if (document.status == Document.Status.INDEXED and document.indexed_hash == content_hash
+                        and document.embedding_model == model_name):
+                    report.unchanged += 1
+                    continue
+                parsed = parse(content, item.mime_type, max_bytes=max_bytes)
+            except ParseError as exc:
+                _record_failure(document, str(exc), report)
+                continue
+            except Exception as exc:  # a parser library's own bug must not stop the run
+                logger.exception("parser crashed on %s", item.external_id)
+                _record_failure(document, f"parse_failed: {exc.__class__.__name__}: {exc}", report)
+                continue
+            document.title = (parsed.title or item.title)[:500]
+            indexed = IndexedDocument(
+                document_id=document.id, source_id=str(source.id), title=document.title, url=item.url,
+                mime_type=item.mime_type, modified_at=item.modified_at,
+                acl=_acl(connector.fetch_permissions(item.external_id)),
+            )
+            pending.append((document, search_services.DocumentToIndex(indexed, parsed.sections), content_hash))
+        if pending:
+            stats = search_services.index_documents([p[1] for p in pending], backend=backend)
+            report.chunks += stats.chunks
+            report.embedded += stats.embedded
+            report.embedding_cache_hits += stats.embedding_cache_hits
+            for stage, seconds in stats.seconds.items():
+                report.stage_seconds[stage] = report.stage_seconds.get(stage, 0.0) + seconds
+            _record_indexed(pending, model_name, stats.chunks_per_document)
+            report.indexed += len(pending)
+        bar.update(len(items[start:start + batch_size]))
+    bar.close()
+    if prune:
+        report.deleted = prune_missing(source, seen_ids, backend=backend)
+    source.last_synced_at = timezone.now()
+    source.save(update_fields=["last_synced_at"])
+    report.seconds = time.perf_counter() - started
+    logger.info(
+        "ingest finished source=%s seen=%d indexed=%d unchanged=%d failed=%d deleted=%d chunks=%d embedded=%d "
+        "cache_hits=%d seconds=%.2f", report.source, report.seen, report.indexed, report.unchanged, report.failed,
+        report.deleted, report.chunks, report.embedded, report.embedding_cache_hits, report.seconds,
+    )
+    return report
+
+
+def _record_failure(document: Document, message: str, report: IngestReport) -> None:
+    # A document indexed before keeps its last good chunks (indexed_hash); the error says why they are stale.
+    document.status = Document.Status.ERROR
+    document.error = message
+    if not document.title:
+        document.title = Path(document.external_id).name
+    document.save()
+    report.failed += 1
+    report.errors.append((document.external_id, message))
+
+
+def _record_indexed(
+    pending: Sequence[tuple[Document, object, str]], model_name: str, chunk_counts: dict[str, int]
+) -> None:
+    now = timezone.now()
+    with transaction.atomic():
+        for document, to_index, content_hash in pending:
+            document.status = Document.Status.INDEXED
+            document.indexed_hash = content_hash
+            document.embedding_model = model_name
+            document.indexed_at = now
+            document.error = ""
+            document.chunk_count = chunk_counts.get(document.id, 0)
+            document.save()
+
+
+def prune_missing(source: Source, seen_ids: set[str], *, backend: object | None = None) -> int:
+    """Delete documents the source no longer has, from the index first and then from the database."""
+    gone = list(Document.objects.filter(source=source).exclude(external_id__in=seen_ids).values_list("id", flat=True))
+    if gone:
+        search_services.delete_documents(gone, backend=backend)
+        Document.objects.filter(id__in=gone).delete()
+    return len(gone)
+
+
+def ingest_paths(paths: Sequence[str | Path], *, progress: bool = False) -> list[IngestReport]:
+    reports = []
+    for path in paths:
+        resolved = Path(path).resolve()
+        if not resolved.exists():
+            raise FileNotFoundError(f"{path}: no such file or directory")
+        reports.append(sync_source(ensure_source("filesystem", resolved), progress=progress))
+    return reports

@@ -1,0 +1,20 @@
+"""One module per source system; `connector_for` builds the right one for a Source row."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from connectors.base import Connector
+    from connectors.models import Source
+
+
+def connector_for(source: Source) -> Connector:
+    from connectors.sources.beir import BeirCorpusConnector
+    from connectors.sources.filesystem import FilesystemConnector
+
+    if source.kind == "filesystem":
+        return FilesystemConnector(source.location)
+    if source.kind == "beir":
+        return BeirCorpusConnector(source.location)
+    raise ValueError(f"no connector for source kind {source.kind!r}")

@@ -1,0 +1,40 @@
+"""A BEIR-format corpus.jsonl (_id, title, text per line), ingested like any other source for evaluation."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+from connectors.base import PUBLIC, Permissions, SourceItem
+
+
+class BeirCorpusConnector:
+    def __init__(self, location: str | Path) -> None:
+        path = Path(location)
+        self.corpus_path = path / "corpus.jsonl" if path.is_dir() else path
+
+    def load(self) -> Iterator[SourceItem]:
+        with self.corpus_path.open(encoding="utf-8") as corpus:
+            for line in corpus:
+                if not line.strip():
+                    continue
+                record = json.loads(line)
+                body = record.get("text", "").encode("utf-8")
+                yield SourceItem(
+                    external_id=str(record["_id"]),
+                    title=record.get("title", ""),
+                    mime_type="text/plain",
+                    size_bytes=len(body),
+                    read=lambda body=body: body,
+                )
+
+    def poll(self, cursor: str | None) -> tuple[Iterator[SourceItem], str]:
+        return self.load(), cursor or ""
+
+    def list_ids(self) -> Iterator[str]:
+        for item in self.load():
+            yield item.external_id
+
+    def fetch_permissions(self, external_id: str) -> Permissions:
+        return PUBLIC

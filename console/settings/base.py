@@ -1,0 +1,146 @@
+"""Settings shared by every environment; each value comes from the environment with a safe local default."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dj_database_url
+
+BASE_DIR = Path(__file__).resolve().parent.parent.parent
+VAR_DIR = Path(os.environ.get("CITEWISE_VAR_DIR", BASE_DIR / "var"))
+
+
+def env_bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    return raw.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    return default if raw in (None, "") else int(raw)
+
+
+def env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    return default if raw in (None, "") else float(raw)
+
+
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "insecure-local-development-key-change-me")
+DEBUG = env_bool("DJANGO_DEBUG", False)
+ALLOWED_HOSTS = [h for h in os.environ.get("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]").split(",") if h]
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "connectors",
+    "search",
+    "bot",
+    "console",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "console.urls"
+WSGI_APPLICATION = "console.wsgi.application"
+ASGI_APPLICATION = "console.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
+
+DATABASES = {
+    "default": dj_database_url.parse(
+        os.environ.get("DATABASE_URL", f"sqlite:///{VAR_DIR / 'citewise.sqlite3'}"),
+        conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 0),
+    )
+}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+STATIC_URL = "static/"
+STATIC_ROOT = VAR_DIR / "static"
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.SessionAuthentication",
+        "rest_framework.authentication.TokenAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+}
+
+# --- Celery: eager (in-process) unless a broker is configured -------------------------------
+CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "")
+CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", not CELERY_BROKER_URL)
+CELERY_TASK_EAGER_PROPAGATES = True
+CELERY_RESULT_BACKEND = os.environ.get("CELERY_RESULT_BACKEND", "") or None
+
+# --- Citewise ------------------------------------------------------------------------------
+CITEWISE = {
+    # "embedded" (SQLite FTS5 + in-process vectors) or "elasticsearch".
+    "SEARCH_BACKEND": os.environ.get("CITEWISE_SEARCH_BACKEND", "embedded"),
+    "INDEX_NAME": os.environ.get("CITEWISE_INDEX_NAME", "citewise-chunks"),
+    "EMBEDDED_INDEX_DIR": Path(os.environ.get("CITEWISE_EMBEDDED_INDEX_DIR", VAR_DIR / "index")),
+    "ELASTICSEARCH_URL": os.environ.get("ELASTICSEARCH_URL", "http://127.0.0.1:9200"),
+    "ELASTICSEARCH_API_KEY": os.environ.get("ELASTICSEARCH_API_KEY", ""),
+    "ELASTICSEARCH_TIMEOUT_S": env_float("ELASTICSEARCH_TIMEOUT_S", 30.0),
+    "ELASTICSEARCH_SHARDS": env_int("ELASTICSEARCH_SHARDS", 1),
+    "ELASTICSEARCH_REPLICAS": env_int("ELASTICSEARCH_REPLICAS", 0),
+    # Any sentence-transformers model name or path; the default ships inside a pip package.
+    "EMBEDDING_MODEL": os.environ.get("CITEWISE_EMBEDDING_MODEL", "all-MiniLM-L6-v2"),
+    "EMBEDDING_BATCH_SIZE": env_int("CITEWISE_EMBEDDING_BATCH_SIZE", 32),
+    "EMBEDDING_DEVICE": os.environ.get("CITEWISE_EMBEDDING_DEVICE", "cpu"),
+    "CHUNK_MAX_TOKENS": env_int("CITEWISE_CHUNK_MAX_TOKENS", 200),
+    "CHUNK_OVERLAP_TOKENS": env_int("CITEWISE_CHUNK_OVERLAP_TOKENS", 40),
+    "MAX_FILE_BYTES": env_int("CITEWISE_MAX_FILE_BYTES", 25 * 1024 * 1024),
+    # Hybrid retrieval: weighted reciprocal rank fusion of the BM25 and kNN legs.
+    "FUSION": os.environ.get("CITEWISE_FUSION", "rrf"),  # rrf | linear
+    "RRF_K": env_int("CITEWISE_RRF_K", 60),
+    "BM25_WEIGHT": env_float("CITEWISE_BM25_WEIGHT", 1.0),
+    "DENSE_WEIGHT": env_float("CITEWISE_DENSE_WEIGHT", 1.0),
+    "CANDIDATES_PER_LEG": env_int("CITEWISE_CANDIDATES_PER_LEG", 100),
+    "KNN_NUM_CANDIDATES": env_int("CITEWISE_KNN_NUM_CANDIDATES", 200),
+    "INGEST_BATCH_DOCUMENTS": env_int("CITEWISE_INGEST_BATCH_DOCUMENTS", 64),
+}
+
+LOG_LEVEL = os.environ.get("CITEWISE_LOG_LEVEL", "INFO")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": "WARNING"},
+    "loggers": {
+        "citewise": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False},
+        "elastic_transport": {"level": "WARNING"},
+    },
+}

@@ -1,0 +1,19 @@
+"""Production settings: refuse to start without real secrets and services."""
+
+import os
+
+from django.core.exceptions import ImproperlyConfigured
+
+from .base import *  # noqa: F401,F403
+
+_REQUIRED = ["DJANGO_SECRET_KEY", "DATABASE_URL", "CITEWISE_ENCRYPTION_KEY", "DJANGO_ALLOWED_HOSTS"]
+_missing = [name for name in _REQUIRED if not os.environ.get(name)]
+if _missing:
+    raise ImproperlyConfigured(f"Production settings need these environment variables: {', '.join(_missing)}")
+if os.environ["DJANGO_SECRET_KEY"].startswith("insecure") or len(os.environ["DJANGO_SECRET_KEY"]) < 32:
+    raise ImproperlyConfigured("DJANGO_SECRET_KEY must be a random value of at least 32 characters")
+
+DEBUG = False
+SESSION_COOKIE_SECURE = True
+CSRF_COOKIE_SECURE = True
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

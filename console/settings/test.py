@@ -1,0 +1,13 @@
+"""Settings for the test suite: everything under a throwaway directory, tasks eager."""
+
+import os
+import tempfile
+from pathlib import Path
+
+from .base import *  # noqa: F401,F403
+from .base import CITEWISE
+
+_TEST_VAR = Path(os.environ.get("CITEWISE_TEST_VAR_DIR") or tempfile.mkdtemp(prefix="citewise-test-"))
+CITEWISE = {**CITEWISE, "EMBEDDED_INDEX_DIR": _TEST_VAR / "index"}
+CELERY_TASK_ALWAYS_EAGER = True
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -1,0 +1,76 @@
+"""The contract every search backend keeps; tests/search/test_backend_contract.py checks it on each."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from search.types import (
+    Chunk,
+    FusionConfig,
+    IndexedDocument,
+    IndexInfo,
+    SearchFilters,
+    SearchHit,
+    SearchMode,
+)
+
+
+@dataclass(frozen=True)
+class DocumentChunks:
+    """Everything the index holds for one document: replaced as a unit."""
+
+    document: IndexedDocument
+    chunks: Sequence[Chunk]
+    vectors: np.ndarray  # one normalised row per chunk
+    analyzed_texts: Sequence[str]  # BM25 terms per chunk (search.analysis)
+
+
+class SearchBackend(Protocol):
+    name: str
+    index_name: str
+
+    def ensure_index(self, embedding_model: str, dimensions: int) -> None:
+        """Create the index for this model, or raise IndexModelMismatch if it holds another model's vectors."""
+        ...
+
+    def index_info(self) -> IndexInfo | None: ...
+
+    def replace_documents(self, batch: Sequence[DocumentChunks], *, embedding_model: str) -> None:
+        """Atomically swap each document's chunks for the given ones; visible to search on return."""
+        ...
+
+    def delete_documents(self, document_ids: Sequence[str]) -> None:
+        """Remove documents; gone from search on return."""
+        ...
+
+    def document_ids(self) -> set[str]: ...
+
+    def search(
+        self,
+        *,
+        principals: frozenset[str],
+        query: str,
+        analyzed_query: str,
+        query_vector: np.ndarray | None,
+        embedding_model: str,
+        mode: SearchMode,
+        filters: SearchFilters,
+        limit: int,
+        fusion: FusionConfig,
+    ) -> list[SearchHit]:
+        """Hits the principals may read, best first. `principals` has no default: callers must say who asks."""
+        ...
+
+    def section_chunks(
+        self, document_id: str, section_ordinal: int, *, principals: frozenset[str]
+    ) -> list[tuple[str, int, int]]:
+        """(text, start, end) of every chunk in a section the principals may read, for parent expansion."""
+        ...
+
+    def drop(self) -> None:
+        """Delete the index and everything in it."""
+        ...

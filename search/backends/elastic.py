@@ -1,0 +1,353 @@
+"""Elasticsearch backend: explicit mappings, a versioned index behind an alias, kNN + BM25 fused here.
+
+Fusion runs client-side (search.fusion) because server-side RRF needs the rank-rrf module, which
+the integ-test distribution lacks; the same code then ranks identically on every distribution.
+The index refreshes only when we ask: each write call ends with one refresh, so a document's new
+chunks and the removal of its old ones become visible together, as soon as the call returns.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+from elasticsearch import ApiError, Elasticsearch, NotFoundError, TransportError, helpers
+
+from search.backends.base import DocumentChunks
+from search.fusion import fuse, single_leg
+from search.highlighting import PRE_TAG, POST_TAG, highlight
+from search.types import (
+    FusionConfig,
+    IndexInfo,
+    IndexModelMismatch,
+    LegHit,
+    SearchFilters,
+    SearchHit,
+    SearchMode,
+    SearchUnavailable,
+)
+
+logger = logging.getLogger("citewise.search.elastic")
+SCHEMA_VERSION = 1
+_SOURCE_FIELDS = [
+    "chunk_id", "document_id", "source_id", "title", "url", "mime_type", "modified_at", "heading_path",
+    "section_ordinal", "section_start", "section_end", "text",
+]
+
+
+def _mappings(embedding_model: str, dimensions: int) -> dict[str, Any]:
+    return {
+        "_meta": {"embedding_model": embedding_model, "dimensions": dimensions, "schema_version": SCHEMA_VERSION},
+        "dynamic": "strict",
+        "properties": {
+            "chunk_id": {"type": "keyword"},
+            "document_id": {"type": "keyword"},
+            "source_id": {"type": "keyword"},
+            "ordinal": {"type": "integer"},
+            "title": {"type": "text", "analyzer": "standard", "fields": {"raw": {"type": "keyword", "ignore_above": 512}}},
+            "url": {"type": "keyword", "index": False},
+            "mime_type": {"type": "keyword"},
+            "modified_at": {"type": "date"},
+            "heading_path": {"type": "keyword"},
+            "section_ordinal": {"type": "integer"},
+            "section_start": {"type": "integer", "index": False},
+            "section_end": {"type": "integer", "index": False},
+            # Shown and highlighted; BM25 runs on `terms`, the shared analysis chain's output.
+            "text": {"type": "text", "analyzer": "standard"},
+            "terms": {"type": "text", "analyzer": "standard", "similarity": "BM25"},
+            "content_hash": {"type": "keyword", "index": False},
+            "vector": {
+                "type": "dense_vector",
+                "dims": dimensions,
+                "index": True,
+                "similarity": "cosine",
+                "index_options": {"type": "hnsw", "m": 16, "ef_construction": 100},
+            },
+            "acl_principals": {"type": "keyword"},
+            "acl_public": {"type": "boolean"},
+            "acl_status": {"type": "keyword"},
+        },
+    }
+
+
+def visibility_filter(principals: frozenset[str]) -> dict[str, Any]:
+    """Readable iff ACL status is ok and the chunk is public or shares a principal with the asker."""
+    readable: list[dict[str, Any]] = [{"term": {"acl_public": True}}]
+    if principals:
+        readable.append({"terms": {"acl_principals": sorted(principals)}})
+    return {"bool": {"filter": [{"term": {"acl_status": "ok"}}], "should": readable, "minimum_should_match": 1}}
+
+
+class ElasticsearchBackend:
+    name = "elasticsearch"
+
+    def __init__(
+        self,
+        url: str,
+        index_name: str,
+        *,
+        api_key: str | None = None,
+        timeout_s: float = 30.0,
+        shards: int = 1,
+        replicas: int = 0,
+    ) -> None:
+        self.url = url
+        self.index_name = index_name
+        self.shards = shards
+        self.replicas = replicas
+        self.client = Elasticsearch(url, api_key=api_key, request_timeout=timeout_s, max_retries=2,
+                                    retry_on_timeout=True)
+
+    @contextmanager
+    def _errors(self, action: str) -> Iterator[None]:
+        try:
+            yield
+        except (IndexModelMismatch, NotFoundError):
+            raise
+        except (ApiError, TransportError, helpers.BulkIndexError) as exc:
+            raise SearchUnavailable(f"Elasticsearch at {self.url} failed to {action}: {exc}") from exc
+
+    # -- index lifecycle ---------------------------------------------------------------------
+    def _physical_indices(self) -> list[str]:
+        try:
+            return sorted(self.client.indices.get_alias(name=self.index_name).body)
+        except NotFoundError:
+            return []
+
+    def _meta(self) -> dict[str, Any] | None:
+        try:
+            mapping = self.client.indices.get_mapping(index=self.index_name).body
+        except NotFoundError:
+            return None
+        return next(iter(mapping.values()))["mappings"].get("_meta", {})
+
+    def ensure_index(self, embedding_model: str, dimensions: int) -> None:
+        with self._errors("create the index"):
+            if self._meta() is None:
+                self.create_version(embedding_model, dimensions, make_current=True)
+            self._check_model(embedding_model)
+
+    def create_version(self, embedding_model: str, dimensions: int, *, make_current: bool) -> str:
+        """A new physical index `<alias>-v<N>`; re-indexing fills one and then moves the alias to it."""
+        existing = self.client.indices.get(index=f"{self.index_name}-v*", expand_wildcards="all").body
+        versions = [int(name.rsplit("-v", 1)[1]) for name in existing if name.rsplit("-v", 1)[1].isdigit()]
+        physical = f"{self.index_name}-v{max(versions, default=0) + 1}"
+        body: dict[str, Any] = {
+            "settings": {
+                "number_of_shards": self.shards,
+                "number_of_replicas": self.replicas,
+                "refresh_interval": "-1",
+            },
+            "mappings": _mappings(embedding_model, dimensions),
+        }
+        if make_current:
+            body["aliases"] = {self.index_name: {"is_write_index": True}}
+        self.client.indices.create(index=physical, **body)
+        self.client.cluster.health(index=physical, wait_for_status="yellow", timeout="30s")
+        logger.info("created index %s for model %s", physical, embedding_model)
+        return physical
+
+    def _check_model(self, embedding_model: str) -> None:
+        meta = self._meta()
+        if meta is None:
+            raise IndexModelMismatch(f"index {self.index_name!r} does not exist yet; ingest documents first")
+        if meta.get("embedding_model") != embedding_model:
+            raise IndexModelMismatch(
+                f"index {self.index_name!r} holds vectors from {meta.get('embedding_model')!r}, not "
+                f"{embedding_model!r}; re-index with `manage.py reindex` instead of mixing models"
+            )
+
+    def index_info(self) -> IndexInfo | None:
+        with self._errors("read index information"):
+            meta = self._meta()
+            if meta is None:
+                return None
+            count = self.client.count(index=self.index_name)["count"]
+            return IndexInfo(meta["embedding_model"], int(meta["dimensions"]), count,
+                             ",".join(self._physical_indices()))
+
+    def drop(self) -> None:
+        with self._errors("drop the index"):
+            for physical in self._physical_indices():
+                self.client.indices.delete(index=physical)
+            self.client.indices.delete(index=f"{self.index_name}-v*", expand_wildcards="all", allow_no_indices=True)
+
+    # -- writes --------------------------------------------------------------------------------
+    def _chunk_ids(self, document_ids: Sequence[str]) -> Iterator[tuple[str, str]]:
+        for hit in helpers.scan(
+            self.client, index=self.index_name, _source=False,
+            query={"terms": {"document_id": list(document_ids)}}, size=1000, docvalue_fields=["document_id"],
+        ):
+            yield hit["_id"], hit["fields"]["document_id"][0]
+
+    def replace_documents(self, batch: Sequence[DocumentChunks], *, embedding_model: str) -> None:
+        with self._errors("index documents"):
+            self._check_model(embedding_model)
+            new_ids = {c.chunk_id for item in batch for c in item.chunks}
+            stale = [cid for cid, _ in self._chunk_ids([i.document.document_id for i in batch]) if cid not in new_ids]
+            actions: list[dict[str, Any]] = [
+                {"_op_type": "delete", "_index": self.index_name, "_id": chunk_id} for chunk_id in stale
+            ]
+            for item in batch:
+                document = item.document
+                for chunk, vector, terms in zip(item.chunks, item.vectors, item.analyzed_texts, strict=True):
+                    actions.append({
+                        "_op_type": "index", "_index": self.index_name, "_id": chunk.chunk_id,
+                        "_source": {
+                            "chunk_id": chunk.chunk_id, "document_id": document.document_id,
+                            "source_id": document.source_id, "ordinal": chunk.ordinal, "title": document.title,
+                            "url": document.url, "mime_type": document.mime_type,
+                            "modified_at": document.modified_at.isoformat() if document.modified_at else None,
+                            "heading_path": list(chunk.heading_path), "section_ordinal": chunk.section_ordinal,
+                            "section_start": chunk.section_start, "section_end": chunk.section_end,
+                            "text": chunk.text, "terms": terms, "content_hash": chunk.content_hash,
+                            "vector": np.asarray(vector, dtype=np.float32).tolist(),
+                            "acl_principals": sorted(document.acl.principals),
+                            "acl_public": document.acl.public, "acl_status": document.acl.status,
+                        },
+                    })
+            helpers.bulk(self.client, actions, chunk_size=500, max_retries=3, raise_on_error=True)
+            self.client.indices.refresh(index=self.index_name)
+
+    def delete_documents(self, document_ids: Sequence[str]) -> None:
+        if not document_ids:
+            return
+        with self._errors("delete documents"):
+            if self._meta() is None:
+                return
+            actions = [{"_op_type": "delete", "_index": self.index_name, "_id": cid}
+                       for cid, _ in self._chunk_ids(document_ids)]
+            helpers.bulk(self.client, actions, chunk_size=1000, raise_on_error=False)
+            self.client.indices.refresh(index=self.index_name)
+
+    def document_ids(self) -> set[str]:
+        with self._errors("list documents"):
+            if self._meta() is None:
+                return set()
+            ids: set[str] = set()
+            after: dict[str, Any] | None = None
+            while True:
+                body: dict[str, Any] = {"size": 0, "aggs": {"docs": {"composite": {
+                    "size": 1000, "sources": [{"id": {"terms": {"field": "document_id"}}}],
+                    **({"after": after} if after else {}),
+                }}}}
+                result = self.client.search(index=self.index_name, **body)["aggregations"]["docs"]
+                ids.update(bucket["key"]["id"] for bucket in result["buckets"])
+                after = result.get("after_key")
+                if not result["buckets"] or after is None:
+                    return ids
+
+    # -- reads ---------------------------------------------------------------------------------
+    @staticmethod
+    def _filters(principals: frozenset[str], filters: SearchFilters) -> list[dict[str, Any]]:
+        clauses: list[dict[str, Any]] = [visibility_filter(principals)]
+        for field, values in (("source_id", filters.source_ids), ("mime_type", filters.mime_types),
+                              ("document_id", filters.document_ids)):
+            if values:
+                clauses.append({"terms": {field: list(values)}})
+        date_range: dict[str, str] = {}
+        if filters.modified_after:
+            date_range["gte"] = filters.modified_after.isoformat()
+        if filters.modified_before:
+            date_range["lt"] = filters.modified_before.isoformat()
+        if date_range:
+            clauses.append({"range": {"modified_at": date_range}})
+        return clauses
+
+    def search(
+        self,
+        *,
+        principals: frozenset[str],
+        query: str,
+        analyzed_query: str,
+        query_vector: np.ndarray | None,
+        embedding_model: str,
+        mode: SearchMode,
+        filters: SearchFilters,
+        limit: int,
+        fusion: FusionConfig,
+    ) -> list[SearchHit]:
+        with self._errors("search"):
+            meta = self._meta()
+            if meta is None:
+                return []
+            if mode != SearchMode.BM25:
+                self._check_model(embedding_model)
+                if query_vector is None:
+                    raise ValueError("dense and hybrid search need a query vector")
+            depth = max(limit, fusion.candidates_per_leg)
+            clauses = self._filters(principals, filters)
+            searches: list[dict[str, Any]] = []
+            legs: list[str] = []
+            results: dict[str, list[LegHit]] = {"bm25": [], "dense": []}
+            if mode != SearchMode.DENSE and analyzed_query:
+                legs.append("bm25")
+                searches += [{"index": self.index_name}, {
+                    "size": depth, "_source": _SOURCE_FIELDS, "track_total_hits": False,
+                    "query": {"bool": {"must": {"match": {"terms": analyzed_query}}, "filter": clauses}},
+                    "highlight": {"fields": {"text": {"fragment_size": 240, "number_of_fragments": 1}},
+                                  "highlight_query": {"match": {"text": query}},
+                                  "pre_tags": [PRE_TAG], "post_tags": [POST_TAG], "encoder": "html"},
+                    "sort": ["_score", {"chunk_id": "asc"}],
+                }]
+            if mode != SearchMode.BM25:
+                legs.append("dense")
+                searches += [{"index": self.index_name}, {
+                    "size": depth, "_source": _SOURCE_FIELDS, "track_total_hits": False,
+                    "knn": {"field": "vector", "query_vector": np.asarray(query_vector, dtype=np.float32).tolist(),
+                            "k": depth, "num_candidates": max(depth, fusion.knn_num_candidates),
+                            "filter": clauses},
+                }]
+            responses = self.client.msearch(searches=searches)["responses"] if searches else []
+            by_id: dict[str, dict[str, Any]] = {}
+            for leg, response in zip(legs, responses, strict=True):
+                if "error" in response:
+                    raise SearchUnavailable(f"Elasticsearch {leg} search failed: {response['error']}")
+                leg_hits = []
+                for hit in response["hits"]["hits"]:
+                    source = hit["_source"]
+                    stored = by_id.setdefault(source["chunk_id"], source)
+                    if "highlight" in hit:
+                        stored["_highlight"] = hit["highlight"]["text"][0]
+                    leg_hits.append(LegHit(source["chunk_id"], float(hit["_score"])))
+                results[leg] = leg_hits
+            if mode == SearchMode.HYBRID:
+                fused = fuse(results["bm25"], results["dense"], fusion)
+            else:
+                fused = single_leg(results[mode.value], mode.value)
+            return [self._hit(by_id[f.chunk_id], f, query) for f in fused[:limit]]
+
+    @staticmethod
+    def _hit(source: dict[str, Any], fused: Any, query: str) -> SearchHit:
+        modified = source.get("modified_at")
+        return SearchHit(
+            chunk_id=source["chunk_id"], document_id=source["document_id"], source_id=source["source_id"],
+            title=source["title"], url=source["url"], mime_type=source["mime_type"],
+            modified_at=datetime.fromisoformat(modified) if modified else None,
+            heading_path=tuple(source["heading_path"]), section_ordinal=source["section_ordinal"],
+            text=source["text"], score=fused.score, bm25_rank=fused.bm25_rank, dense_rank=fused.dense_rank,
+            highlight=source.get("_highlight") or highlight(source["text"], query),
+        )
+
+    def section_chunks(
+        self, document_id: str, section_ordinal: int, *, principals: frozenset[str]
+    ) -> list[tuple[str, int, int]]:
+        with self._errors("read a section"):
+            if self._meta() is None:
+                return []
+            response = self.client.search(
+                index=self.index_name, size=1000, _source=["text", "section_start", "section_end"],
+                query={"bool": {"filter": [
+                    {"term": {"document_id": document_id}}, {"term": {"section_ordinal": section_ordinal}},
+                    visibility_filter(principals),
+                ]}},
+                sort=[{"ordinal": "asc"}],
+            )
+            return [(h["_source"]["text"], h["_source"]["section_start"], h["_source"]["section_end"])
+                    for h in response["hits"]["hits"]]
+
+

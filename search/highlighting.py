@@ -1,0 +1,39 @@
+"""Snippets with query terms marked, matched on stems so 'policies' marks 'policy'."""
+
+from __future__ import annotations
+
+import html
+import re
+
+from search.analysis import analyze
+
+_WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)*", re.UNICODE)
+PRE_TAG, POST_TAG = "<em>", "</em>"
+
+
+def highlight(text: str, query: str, *, fragment_chars: int = 240) -> str:
+    """An HTML-escaped fragment of `text` around the first query-term match, terms wrapped in <em>.
+
+    Returns "" when no query term occurs, like Elasticsearch's highlighter does.
+    """
+    query_stems = set(analyze(query))
+    if not query_stems:
+        return ""
+    matches = [m for m in _WORD.finditer(text) if set(analyze(m.group(0))) & query_stems]
+    if not matches:
+        return ""
+    first = matches[0].start()
+    start = max(0, first - fragment_chars // 3)
+    if start:
+        space = text.find(" ", start)
+        start = space + 1 if 0 <= space < first else start
+    end = min(len(text), start + fragment_chars)
+    parts, cursor = [], start
+    for match in matches:
+        if match.start() < start or match.end() > end:
+            continue
+        parts.append(html.escape(text[cursor:match.start()]))
+        parts.append(PRE_TAG + html.escape(match.group(0)) + POST_TAG)
+        cursor = match.end()
+    parts.append(html.escape(text[cursor:end]))
+    return "".join(parts).strip()

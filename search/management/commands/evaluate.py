@@ -1,0 +1,59 @@
+"""manage.py evaluate --dataset DIR — nDCG@10, Recall@100 and MRR@10 on BEIR-format data."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+
+from connectors import services as connector_services
+from connectors.models import Document
+from search.evaluation import evaluate
+from search.services import fusion_config, get_backend
+from search.types import IndexModelMismatch, SearchMode, SearchUnavailable
+
+
+class Command(BaseCommand):
+    help = "Ingest a BEIR dataset into its own index and score retrieval on the judged queries."
+
+    def add_arguments(self, parser) -> None:  # noqa: ANN001
+        parser.add_argument("--dataset", required=True, type=Path)
+        parser.add_argument("--backend", choices=["embedded", "elasticsearch"], default="embedded")
+        parser.add_argument("--mode", choices=[m.value for m in SearchMode], default=SearchMode.HYBRID.value)
+        parser.add_argument("--split", default="test")
+        parser.add_argument("--fusion", choices=["rrf", "linear"], default=None)
+        parser.add_argument("--rrf-k", type=int, default=None)
+        parser.add_argument("--bm25-weight", type=float, default=None)
+        parser.add_argument("--dense-weight", type=float, default=None)
+        parser.add_argument("--candidates", type=int, default=None, help="candidates per retrieval leg")
+        parser.add_argument("--json", action="store_true", help="print one JSON object")
+
+    def handle(self, *args, **options) -> None:
+        dataset: Path = options["dataset"].resolve()
+        for required in ("corpus.jsonl", "queries.jsonl", f"qrels/{options['split']}.tsv"):
+            if not (dataset / required).exists():
+                raise CommandError(f"{dataset} is not a BEIR dataset: {required} is missing")
+        index_name = f"eval-{dataset.name.lower()}"
+        progress = not options["json"]
+        try:
+            source = connector_services.ensure_source(
+                "beir", dataset, name=f"beir:{dataset.name}:{options['backend']}", index_name=index_name,
+                search_backend=options["backend"],
+            )
+            backend = get_backend(index_name, options["backend"])
+            report = connector_services.sync_source(source, progress=progress)
+            external_ids = dict(Document.objects.filter(source=source).values_list("id", "external_id"))
+            fusion = fusion_config(method=options["fusion"], rrf_k=options["rrf_k"],
+                                   bm25_weight=options["bm25_weight"], dense_weight=options["dense_weight"],
+                                   candidates_per_leg=options["candidates"] or 300)
+            result = evaluate(dataset, backend=backend, mode=SearchMode(options["mode"]), external_ids=external_ids,
+                              split=options["split"], fusion=fusion, progress=progress)
+        except (SearchUnavailable, IndexModelMismatch) as exc:
+            raise CommandError(str(exc)) from exc
+        if options["json"]:
+            self.stdout.write(json.dumps(result.as_dict()))
+        else:
+            self.stdout.write(f"ingest: {report.indexed} indexed, {report.unchanged} unchanged, "
+                              f"{report.embedded} chunks embedded in {report.seconds:.1f}s")
+            self.stdout.write(json.dumps(result.as_dict(), indent=2))

@@ -1,0 +1,47 @@
+"""Reads from the search index. Every read takes the asker's principals: there is no unfiltered path."""
+
+from __future__ import annotations
+
+from search.analysis import analyzed_text
+from search.backends import SearchBackend
+from search.chunking import merge_section_text
+from search.embeddings import get_embedder
+from search.metrics import SEARCHES, timed
+from search.services import fusion_config, get_backend
+from search.types import FusionConfig, SearchFilters, SearchHit, SearchMode
+
+
+def search(
+    query: str,
+    *,
+    principals: frozenset[str],
+    mode: SearchMode = SearchMode.HYBRID,
+    filters: SearchFilters | None = None,
+    limit: int = 10,
+    backend: SearchBackend | None = None,
+    fusion: FusionConfig | None = None,
+    timings: dict[str, float] | None = None,
+) -> list[SearchHit]:
+    if not isinstance(principals, frozenset):
+        raise TypeError("principals must be a frozenset of the asker's principals")
+    backend = backend or get_backend()
+    embedder = get_embedder()
+    query_vector = None
+    if mode != SearchMode.BM25:
+        with timed("embed_query", timings):
+            query_vector = embedder.embed_query(query)
+    with timed("retrieve", timings):
+        hits = backend.search(
+            principals=principals, query=query, analyzed_query=analyzed_text(query), query_vector=query_vector,
+            embedding_model=embedder.model_name, mode=mode, filters=filters or SearchFilters(), limit=limit,
+            fusion=fusion or fusion_config(),
+        )
+    SEARCHES.labels(backend.name, mode.value).inc()
+    return hits
+
+
+def expand_to_section(hit: SearchHit, *, principals: frozenset[str], backend: SearchBackend | None = None) -> str:
+    """The whole section a hit came from (parent-document retrieval), or "" if the asker may not read it."""
+    backend = backend or get_backend()
+    pieces = backend.section_chunks(hit.document_id, hit.section_ordinal, principals=principals)
+    return merge_section_text(pieces)

@@ -1,0 +1,138 @@
+"""Actions on the search index: chunk, embed (cached), write and delete documents."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from django.conf import settings
+
+from search.analysis import analyzed_text
+from search.backends import SearchBackend, create_backend
+from search.backends.base import DocumentChunks
+from search.chunking import ChunkingConfig, SectionLike, chunk_sections
+from search.embeddings import Embedder, get_embedder
+from search.metrics import CHUNKS_EMBEDDED, CHUNKS_INDEXED, EMBEDDING_CACHE_HITS, timed
+from search.models import EmbeddingCacheEntry
+from search.types import Chunk, FusionConfig, IndexedDocument
+
+logger = logging.getLogger("citewise.search")
+
+_backends: dict[tuple[str, str], SearchBackend] = {}
+_backends_lock = threading.Lock()
+
+
+def get_backend(index_name: str | None = None, kind: str | None = None) -> SearchBackend:
+    """The configured backend for an index (default: the main index), shared within the process."""
+    config = settings.CITEWISE
+    key = (kind or config["SEARCH_BACKEND"], index_name or config["INDEX_NAME"])
+    with _backends_lock:
+        if key not in _backends:
+            _backends[key] = create_backend(*key)
+        return _backends[key]
+
+
+def fusion_config(**overrides: object) -> FusionConfig:
+    config = settings.CITEWISE
+    values = {
+        "method": config["FUSION"], "rrf_k": config["RRF_K"], "bm25_weight": config["BM25_WEIGHT"],
+        "dense_weight": config["DENSE_WEIGHT"], "candidates_per_leg": config["CANDIDATES_PER_LEG"],
+        "knn_num_candidates": config["KNN_NUM_CANDIDATES"],
+    }
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return FusionConfig(**values)
+
+
+def chunking_config() -> ChunkingConfig:
+    return ChunkingConfig(settings.CITEWISE["CHUNK_MAX_TOKENS"], settings.CITEWISE["CHUNK_OVERLAP_TOKENS"])
+
+
+@dataclass(frozen=True)
+class DocumentToIndex:
+    document: IndexedDocument
+    sections: Sequence[SectionLike]
+
+
+@dataclass
+class IndexingStats:
+    documents: int = 0
+    chunks: int = 0
+    embedded: int = 0
+    embedding_cache_hits: int = 0
+    seconds: dict[str, float] = field(default_factory=dict)
+    chunks_per_document: dict[str, int] = field(default_factory=dict)
+
+
+def embed_cached(embedder: Embedder, texts: Sequence[str], hashes: Sequence[str]) -> tuple[np.ndarray, int, int]:
+    """Vectors for texts, embedding only those whose (model, content hash) is not cached yet.
+
+    Returns (vectors, embedded count, cache hit count).
+    """
+    vectors = np.zeros((len(texts), embedder.dimensions), dtype=np.float32)
+    cached: dict[str, bytes] = {}
+    unique_hashes = list(dict.fromkeys(hashes))
+    for start in range(0, len(unique_hashes), 500):
+        cached.update(EmbeddingCacheEntry.objects.filter(
+            model_name=embedder.model_name, content_hash__in=unique_hashes[start:start + 500],
+        ).values_list("content_hash", "vector"))
+    missing: dict[str, str] = {}
+    for i, digest in enumerate(hashes):
+        if digest in cached:
+            vectors[i] = np.frombuffer(bytes(cached[digest]), dtype="<f4")
+        else:
+            missing.setdefault(digest, texts[i])
+    if missing:
+        fresh = embedder.embed_documents(list(missing.values()))
+        by_hash = dict(zip(missing, fresh, strict=True))
+        EmbeddingCacheEntry.objects.bulk_create(
+            [EmbeddingCacheEntry(model_name=embedder.model_name, content_hash=digest, dimensions=embedder.dimensions,
+                                 vector=np.asarray(vector, dtype="<f4").tobytes()) for digest, vector in by_hash.items()],
+            ignore_conflicts=True, batch_size=500,
+        )
+        for i, digest in enumerate(hashes):
+            if digest in by_hash:
+                vectors[i] = by_hash[digest]
+    hits = sum(1 for digest in hashes if digest in cached)
+    CHUNKS_EMBEDDED.labels(embedder.model_name).inc(len(missing))
+    EMBEDDING_CACHE_HITS.labels(embedder.model_name).inc(hits)
+    return vectors, len(missing), hits
+
+
+def index_documents(items: Sequence[DocumentToIndex], *, backend: SearchBackend | None = None) -> IndexingStats:
+    """Chunk, embed and write documents, replacing whatever the index held for each of them."""
+    backend = backend or get_backend()
+    stats = IndexingStats(documents=len(items))
+    if not items:
+        return stats
+    embedder = get_embedder()
+    backend.ensure_index(embedder.model_name, embedder.dimensions)
+    config = chunking_config()
+    per_document: list[list[Chunk]] = []
+    with timed("chunk", stats.seconds):
+        for item in items:
+            doc = item.document
+            per_document.append(chunk_sections(doc.document_id, doc.title, item.sections, embedder.count_tokens, config))
+    inputs = [c.embedding_input(item.document.title) for item, chunks in zip(items, per_document) for c in chunks]
+    hashes = [c.content_hash for chunks in per_document for c in chunks]
+    with timed("embed", stats.seconds):
+        vectors, stats.embedded, stats.embedding_cache_hits = embed_cached(embedder, inputs, hashes)
+    with timed("analyze", stats.seconds):
+        terms = [analyzed_text(text) for text in inputs]
+    batch, offset = [], 0
+    for item, chunks in zip(items, per_document, strict=True):
+        batch.append(DocumentChunks(item.document, chunks, vectors[offset:offset + len(chunks)],
+                                    terms[offset:offset + len(chunks)]))
+        offset += len(chunks)
+    with timed("index", stats.seconds):
+        backend.replace_documents(batch, embedding_model=embedder.model_name)
+    stats.chunks = offset
+    stats.chunks_per_document = {item.document.document_id: len(c) for item, c in zip(items, per_document)}
+    CHUNKS_INDEXED.labels(backend.name).inc(offset)
+    return stats
+
+
+def delete_documents(document_ids: Sequence[str], *, backend: SearchBackend | None = None) -> None:
+    (backend or get_backend()).delete_documents(list(document_ids))

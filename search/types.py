@@ -1,0 +1,136 @@
+"""Values that cross the SearchBackend boundary: what is indexed, what is asked, what comes back."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+
+class SearchMode(StrEnum):
+    BM25 = "bm25"
+    DENSE = "dense"
+    HYBRID = "hybrid"
+
+
+@dataclass(frozen=True)
+class DocumentAcl:
+    """Read permissions copied onto every chunk of a document. Anything but status ok hides it."""
+
+    principals: frozenset[str] = frozenset()
+    public: bool = False
+    status: str = "unknown"
+
+    @classmethod
+    def public_ok(cls) -> DocumentAcl:
+        return cls(public=True, status="ok")
+
+
+@dataclass(frozen=True)
+class IndexedDocument:
+    """Document-level fields every chunk carries, so a hit needs no second lookup."""
+
+    document_id: str
+    source_id: str
+    title: str
+    url: str
+    mime_type: str
+    modified_at: datetime | None
+    acl: DocumentAcl = field(default_factory=DocumentAcl.public_ok)
+
+
+@dataclass(frozen=True)
+class Chunk:
+    chunk_id: str
+    document_id: str
+    ordinal: int
+    text: str
+    heading_path: tuple[str, ...]
+    section_ordinal: int
+    # Character span of `text` inside its section, so neighbouring chunks can be merged back.
+    section_start: int
+    section_end: int
+    content_hash: str
+
+    def embedding_input(self, title: str) -> str:
+        context = " > ".join(p for p in (title, *self.heading_path) if p)
+        return f"{context}\n{self.text}" if context else self.text
+
+
+@dataclass(frozen=True)
+class SearchFilters:
+    source_ids: tuple[str, ...] = ()
+    mime_types: tuple[str, ...] = ()
+    modified_after: datetime | None = None
+    modified_before: datetime | None = None
+    document_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    chunk_id: str
+    document_id: str
+    source_id: str
+    title: str
+    url: str
+    mime_type: str
+    modified_at: datetime | None
+    heading_path: tuple[str, ...]
+    section_ordinal: int
+    text: str
+    score: float
+    bm25_rank: int | None
+    dense_rank: int | None
+    highlight: str
+
+    def as_dict(self) -> dict:
+        return {
+            "chunk_id": self.chunk_id,
+            "document_id": self.document_id,
+            "source_id": self.source_id,
+            "title": self.title,
+            "url": self.url,
+            "mime_type": self.mime_type,
+            "modified_at": self.modified_at.isoformat() if self.modified_at else None,
+            "heading_path": list(self.heading_path),
+            "section_ordinal": self.section_ordinal,
+            "text": self.text,
+            "score": self.score,
+            "bm25_rank": self.bm25_rank,
+            "dense_rank": self.dense_rank,
+            "highlight": self.highlight,
+        }
+
+
+@dataclass(frozen=True)
+class LegHit:
+    """One retrieval leg's result before fusion: a chunk id and its rank-ordered score."""
+
+    chunk_id: str
+    score: float
+
+
+@dataclass(frozen=True)
+class FusionConfig:
+    method: str = "rrf"  # rrf | linear
+    rrf_k: int = 60
+    bm25_weight: float = 1.0
+    dense_weight: float = 1.0
+    candidates_per_leg: int = 100
+    knn_num_candidates: int = 200
+
+
+@dataclass(frozen=True)
+class IndexInfo:
+    embedding_model: str
+    dimensions: int
+    chunk_count: int
+    physical_name: str
+
+
+class IndexModelMismatch(Exception):
+    """The index holds vectors from another embedding model; mixing them would make kNN meaningless."""
+
+
+class SearchUnavailable(Exception):
+    """The search backend could not be reached or answered with an error."""
