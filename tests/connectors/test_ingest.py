@@ -1,0 +1,94 @@
+"""Ingestion end to end (files → parse → chunk → embed → index) against both backends."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from connectors import services
+from connectors.models import Document
+from search import selectors
+from search.services import get_backend
+from search.types import SearchMode
+from tests.connectors.files import make_docx, make_pdf
+
+pytestmark = pytest.mark.django_db
+EVERYONE = frozenset()
+
+
+@pytest.fixture(params=["embedded", "elasticsearch"])
+def folder_source(request, tmp_path, isolated_index):
+    if request.param == "elasticsearch":
+        request.getfixturevalue("elasticsearch_node")
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "travel.md").write_text("# Travel\n\n## Hotels\n\nHotel nights are capped at 240 euros.\n")
+    (folder / "notes.txt").write_text("The cafeteria serves ramen on Thursdays.\n")
+    (folder / "security.html").write_text("<h1>Security</h1><p>Badges must be worn above the waist.</p>")
+    (folder / "incident.pdf").write_bytes(make_pdf("Incidents", [("Paging", "SEV1 pages the on-call within five "
+                                                                             "minutes.")]))
+    (folder / "laptops.docx").write_bytes(make_docx("Laptops", [(1, "Refresh", "Laptops are refreshed every "
+                                                                               "three years.")]))
+    (folder / "broken.pdf").write_bytes(b"%PDF-1.4 truncated nonsense")
+    (folder / "photo.png").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00")
+    source = services.ensure_source("filesystem", folder, index_name=f"test-ingest-{uuid.uuid4().hex[:8]}",
+                                    search_backend=request.param)
+    yield folder, source
+    get_backend(source.index_name, request.param).drop()
+
+
+def found(source, query):
+    backend = get_backend(source.index_name, source.search_backend)
+    return [h.document_id for h in selectors.search(query, principals=EVERYONE, mode=SearchMode.BM25, backend=backend)]
+
+
+def test_every_format_is_indexed_and_bad_files_are_recorded_without_stopping_the_run(folder_source):
+    folder, source = folder_source
+    report = services.sync_source(source)
+    assert (report.seen, report.indexed, report.failed) == (7, 5, 2)
+    errors = dict(Document.objects.filter(source=source, status="error").values_list("external_id", "error"))
+    assert errors["broken.pdf"].startswith("corrupt:")
+    assert errors["photo.png"].startswith("unsupported:")
+    indexed = Document.objects.filter(source=source, status="indexed")
+    assert {d.external_id for d in indexed} == {"travel.md", "notes.txt", "security.html", "incident.pdf",
+                                                "laptops.docx"}
+    assert all(d.chunk_count >= 1 and d.content_hash and d.indexed_at for d in indexed)
+    for query, name in [("hotel cap", "travel.md"), ("ramen", "notes.txt"), ("badges waist", "security.html"),
+                        ("SEV1 paging", "incident.pdf"), ("laptop refresh", "laptops.docx")]:
+        assert found(source, query)[0] == Document.objects.get(source=source, external_id=name).id
+
+
+def test_unchanged_files_do_no_work_and_changed_files_replace_their_chunks(folder_source):
+    folder, source = folder_source
+    services.sync_source(source)
+    again = services.sync_source(source)
+    assert (again.indexed, again.unchanged, again.embedded, again.chunks) == (0, 5, 0, 0)
+
+    (folder / "travel.md").write_text("# Travel\n\n## Trains\n\nFirst-class rail is allowed on trips over four hours.\n")
+    changed = services.sync_source(source)
+    assert (changed.indexed, changed.unchanged) == (1, 4)
+    travel_id = Document.objects.get(source=source, external_id="travel.md").id
+    assert found(source, "first-class rail")[0] == travel_id
+    assert travel_id not in found(source, "hotel capped euros")
+
+
+def test_a_removed_file_disappears_from_the_index(folder_source):
+    folder, source = folder_source
+    services.sync_source(source)
+    ramen_id = Document.objects.get(source=source, external_id="notes.txt").id
+    assert found(source, "ramen") == [ramen_id]
+    (folder / "notes.txt").unlink()
+    report = services.sync_source(source)
+    assert report.deleted == 1
+    assert found(source, "ramen") == []
+    assert not Document.objects.filter(id=ramen_id).exists()
+
+
+def test_an_oversized_file_is_refused_without_being_read(folder_source, settings):
+    folder, source = folder_source
+    settings.CITEWISE = {**settings.CITEWISE, "MAX_FILE_BYTES": 2000}
+    (folder / "huge.txt").write_text("lorem ipsum " * 1000)
+    report = services.sync_source(source)
+    assert ("huge.txt", "too_large: the file is 12,000 bytes; the limit is 2,000") in report.errors
+    assert report.indexed == 4  # the DOCX is over the tiny limit too; the rest still index

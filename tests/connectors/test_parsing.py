@@ -1,0 +1,90 @@
+from __future__ import annotations
+
+import pytest
+
+from connectors.parsing import DOCX, HTML, MARKDOWN, PDF, PLAIN_TEXT, ParseError, parse
+from tests.connectors.files import make_docx, make_pdf
+
+LIMIT = 1_000_000
+
+
+def test_markdown_sections_follow_the_heading_tree():
+    source = b"""# Remote work
+
+Intro paragraph.
+
+## Equipment
+
+- A laptop
+- A monitor stipend of 300 dollars
+
+### Returns
+
+Return equipment within 14 days.
+
+## Hours
+
+| Core | Hours |
+|------|-------|
+| EU   | 10-15 |
+"""
+    parsed = parse(source, MARKDOWN, max_bytes=LIMIT)
+    assert parsed.title == "Remote work"
+    paths = [s.heading_path for s in parsed.sections]
+    assert paths == [("Remote work",), ("Remote work", "Equipment"), ("Remote work", "Equipment", "Returns"),
+                     ("Remote work", "Hours")]
+    assert "- A monitor stipend of 300 dollars" in parsed.sections[1].text
+    assert "EU | 10-15" in parsed.sections[3].text
+
+
+def test_html_drops_scripts_and_keeps_headings():
+    source = b"""<html><head><title>Security awareness</title><script>alert('x')</script></head>
+    <body><nav>Home | About</nav><h1>Security awareness</h1><p>Report phishing to security@corp.</p>
+    <h2>Passwords</h2><ul><li>Use a password manager</li><li>Minimum 14 characters</li></ul></body></html>"""
+    parsed = parse(source, HTML, max_bytes=LIMIT)
+    assert parsed.title == "Security awareness"
+    assert [s.heading_path for s in parsed.sections] == [("Security awareness",), ("Security awareness", "Passwords")]
+    text = " ".join(s.text for s in parsed.sections)
+    assert "alert" not in text and "Home | About" not in text
+    assert "- Minimum 14 characters" in parsed.sections[1].text
+
+
+def test_pdf_text_is_extracted():
+    source = make_pdf("Incident response", [("Severity levels", "A SEV1 incident pages the on-call engineer within "
+                                             "five minutes.")])
+    parsed = parse(source, PDF, max_bytes=LIMIT)
+    assert parsed.title == "Incident response"
+    assert "SEV1 incident pages the on-call engineer" in " ".join(s.text for s in parsed.sections)
+
+
+def test_docx_headings_become_sections():
+    source = make_docx("Laptop policy", [(1, "Issuing", "Laptops are issued on day one."),
+                                         (2, "Replacement", "Replacement happens every three years.")])
+    parsed = parse(source, DOCX, max_bytes=LIMIT)
+    assert parsed.title == "Laptop policy"
+    assert [s.heading_path for s in parsed.sections] == [("Issuing",), ("Issuing", "Replacement")]
+    assert parsed.sections[1].text == "Replacement happens every three years."
+
+
+def test_plain_text_keeps_paragraphs_and_reads_windows_1252():
+    parsed = parse("Caf\xe9 opens at 8.\n\nIt closes at 17.".encode("cp1252"), PLAIN_TEXT, max_bytes=LIMIT)
+    assert parsed.sections[0].text == "Café opens at 8.\n\nIt closes at 17."
+
+
+@pytest.mark.parametrize(
+    ("content", "mime", "code"),
+    [
+        (b"%PDF-1.7\n1 0 obj << /Type /Catalog >> garbage", PDF, "corrupt"),
+        (b"PK\x03\x04 not really a zip", DOCX, "corrupt"),
+        (b"\x00\x01\x02\x03ELF binary", PLAIN_TEXT, "binary"),
+        (b"   \n\n  ", MARKDOWN, "empty"),
+        (b"<html><body><script>x()</script></body></html>", HTML, "empty"),
+        (b"x" * (LIMIT + 1), PLAIN_TEXT, "too_large"),
+        (b"GIF89a....", "image/gif", "unsupported"),
+    ],
+)
+def test_bad_files_raise_a_clear_error(content, mime, code):
+    with pytest.raises(ParseError) as caught:
+        parse(content, mime, max_bytes=LIMIT)
+    assert caught.value.code == code
+    assert str(caught.value).startswith(code + ": ")
