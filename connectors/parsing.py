@@ -96,11 +96,23 @@ def _paragraphs(text: str) -> list[str]:
     return [p.strip() for p in re.split(r"\n\s*\n", text.replace("\r\n", "\n")) if p.strip()]
 
 
+_UNDERLINE = re.compile(r"^\s*(=+|-+)\s*$")
+
+
 def parse_plain_text(content: bytes) -> ParsedDocument:
+    """Paragraphs; a line underlined with === or --- (setext style) starts a section, as in READMEs."""
     builder = _SectionBuilder()
+    title = ""
     for paragraph in _paragraphs(_decode_text(content)):
-        builder.block(re.sub(r"[ \t]*\n[ \t]*", "\n", paragraph))
-    return ParsedDocument(title="", sections=builder.finish())
+        lines = [line.strip() for line in paragraph.split("\n")]
+        while len(lines) >= 2 and _UNDERLINE.match(lines[1]) and len(lines[0]) <= 120:
+            level = 1 if lines[1].lstrip().startswith("=") else 2
+            if level == 1 and not title:
+                title = _clean(lines[0])
+            builder.heading(level, lines[0])
+            lines = lines[2:]
+        builder.block("\n".join(lines))
+    return ParsedDocument(title=title, sections=builder.finish())
 
 
 def parse_markdown(content: bytes) -> ParsedDocument:

@@ -66,6 +66,15 @@ def test_docx_headings_become_sections():
     assert parsed.sections[1].text == "Replacement happens every three years."
 
 
+def test_plain_text_underlined_headings_become_sections():
+    source = b"RUNBOOK: FAILOVER\n=================\n\nOwner: data team.\n\n1. ARCHITECTURE\n---------------\n\nThree nodes.\n"
+    parsed = parse(source, PLAIN_TEXT, max_bytes=LIMIT)
+    assert parsed.title == "RUNBOOK: FAILOVER"
+    assert [(s.heading_path, s.text) for s in parsed.sections] == [
+        (("RUNBOOK: FAILOVER",), "Owner: data team."), (("RUNBOOK: FAILOVER", "1. ARCHITECTURE"), "Three nodes."),
+    ]
+
+
 def test_plain_text_keeps_paragraphs_and_reads_windows_1252():
     parsed = parse("Caf\xe9 opens at 8.\n\nIt closes at 17.".encode("cp1252"), PLAIN_TEXT, max_bytes=LIMIT)
     assert parsed.sections[0].text == "Café opens at 8.\n\nIt closes at 17."

@@ -1,0 +1,30 @@
+# Citewise developer commands. `make demo` runs the product; `make test` runs every test.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+DEMO_ADDR ?= 127.0.0.1:8000
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+
+.PHONY: venv demo test services-start services-stop benchmarks
+
+venv:
+	@VENV=$(VENV) bash scripts/ensure-venv.sh
+
+# Embedded default: SQLite, in-process search, eager tasks, the bundled demo corpus; web app + admin.
+demo: venv
+	$(PY) manage.py migrate --no-input
+	$(PY) manage.py load_demo
+	$(PY) manage.py runserver $(DEMO_ADDR)
+
+services-start:
+	bash scripts/services.sh start
+
+services-stop:
+	bash scripts/services.sh stop
+
+# The whole suite, Elasticsearch and Redis included (started if they are not running).
+test: venv services-start
+	$(PY) -m pytest -p no:cacheprovider
+
+benchmarks: venv services-start
+	bash benchmarks/run_all.sh

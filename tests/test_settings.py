@@ -1,0 +1,31 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_check(env_overrides: dict[str, str]) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "DATABASE_URL", "CITEWISE_"))}
+    env.update(env_overrides, DJANGO_SETTINGS_MODULE="console.settings.production")
+    return subprocess.run([sys.executable, "manage.py", "check", "--deploy"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_production_settings_refuse_to_start_without_secrets():
+    result = run_check({})
+    assert result.returncode != 0
+    assert "DJANGO_SECRET_KEY" in result.stderr and "CITEWISE_ENCRYPTION_KEY" in result.stderr
+
+
+def test_production_settings_refuse_a_weak_secret_key():
+    result = run_check({"DJANGO_SECRET_KEY": "insecure-short", "DATABASE_URL": "sqlite:////tmp/x.sqlite3",
+                        "CITEWISE_ENCRYPTION_KEY": "k" * 44, "DJANGO_ALLOWED_HOSTS": "citewise.example"})
+    assert result.returncode != 0 and "at least 32 characters" in result.stderr
+
+
+def test_production_settings_start_with_their_secrets(tmp_path):
+    result = run_check({"DJANGO_SECRET_KEY": "s" * 50, "DATABASE_URL": f"sqlite:///{tmp_path}/db.sqlite3",
+                        "CITEWISE_ENCRYPTION_KEY": "k" * 44, "DJANGO_ALLOWED_HOSTS": "citewise.example"})
+    assert result.returncode == 0, result.stderr
