@@ -179,8 +179,9 @@ class ElasticsearchBackend:
     # -- writes --------------------------------------------------------------------------------
     def _chunk_ids(self, document_ids: Sequence[str]) -> Iterator[tuple[str, str]]:
         for hit in helpers.scan(
-            self.client, index=self.index_name, _source=False,
-            query={"terms": {"document_id": list(document_ids)}}, size=1000, docvalue_fields=["document_id"],
+            self.client, index=self.index_name, size=1000,
+            query={"query": {"terms": {"document_id": list(document_ids)}}, "_source": False,
+                   "docvalue_fields": ["document_id"]},
         ):
             yield hit["_id"], hit["fields"]["document_id"][0]
 
