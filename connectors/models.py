@@ -48,6 +48,8 @@ class Document(models.Model):
     content_hash = models.CharField(max_length=64, blank=True, help_text="sha256 of the source bytes last seen")
     indexed_hash = models.CharField(max_length=64, blank=True, help_text="sha256 of the bytes now in the index")
     embedding_model = models.CharField(max_length=300, blank=True)
+    # Model, chunking settings and pipeline version that produced the indexed chunks; a change re-indexes.
+    indexed_pipeline = models.CharField(max_length=400, blank=True)
     chunk_count = models.PositiveIntegerField(default=0)
     source_modified_at = models.DateTimeField(null=True, blank=True)
     indexed_at = models.DateTimeField(null=True, blank=True)

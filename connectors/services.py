@@ -78,8 +78,9 @@ def sync_source(source: Source, *, progress: bool = False, prune: bool = True) -
     report = IngestReport(source=source.name)
     connector = connector_for(source)
     backend = search_services.get_backend(source.index_name or None, source.search_backend or None)
-    # The name alone decides whether stored vectors are current; the model loads only if something is indexed.
+    # Settings alone decide whether stored chunks are current; the model loads only if something is indexed.
     model_name = settings.CITEWISE["EMBEDDING_MODEL"]
+    pipeline = search_services.pipeline_signature()
     max_bytes = settings.CITEWISE["MAX_FILE_BYTES"]
     batch_size = settings.CITEWISE["INGEST_BATCH_DOCUMENTS"]
     existing = {d.external_id: d for d in Document.objects.filter(source=source)}
@@ -101,7 +102,7 @@ def sync_source(source: Source, *, progress: bool = False, prune: bool = True) -
                 content_hash = hashlib.sha256(content).hexdigest()
                 document.content_hash = content_hash
                 if (document.status == Document.Status.INDEXED and document.indexed_hash == content_hash
-                        and document.embedding_model == model_name):
+                        and document.indexed_pipeline == pipeline):
                     report.unchanged += 1
                     continue
                 parsed = parse(content, item.mime_type, max_bytes=max_bytes)
@@ -126,7 +127,7 @@ def sync_source(source: Source, *, progress: bool = False, prune: bool = True) -
             report.embedding_cache_hits += stats.embedding_cache_hits
             for stage, seconds in stats.seconds.items():
                 report.stage_seconds[stage] = report.stage_seconds.get(stage, 0.0) + seconds
-            _record_indexed(pending, model_name, stats.chunks_per_document)
+            _record_indexed(pending, model_name, pipeline, stats.chunks_per_document)
             report.indexed += len(pending)
         bar.update(len(items[start:start + batch_size]))
     bar.close()
@@ -155,7 +156,7 @@ def _record_failure(document: Document, message: str, report: IngestReport) -> N
 
 
 def _record_indexed(
-    pending: Sequence[tuple[Document, object, str]], model_name: str, chunk_counts: dict[str, int]
+    pending: Sequence[tuple[Document, object, str]], model_name: str, pipeline: str, chunk_counts: dict[str, int]
 ) -> None:
     now = timezone.now()
     with transaction.atomic():
@@ -163,6 +164,7 @@ def _record_indexed(
             document.status = Document.Status.INDEXED
             document.indexed_hash = content_hash
             document.embedding_model = model_name
+            document.indexed_pipeline = pipeline
             document.indexed_at = now
             document.error = ""
             document.chunk_count = chunk_counts.get(document.id, 0)

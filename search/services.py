@@ -46,6 +46,16 @@ def fusion_config(**overrides: object) -> FusionConfig:
     return FusionConfig(**values)
 
 
+# Bump when parsing or chunking changes what the same bytes turn into, so everything re-indexes.
+PIPELINE_VERSION = 1
+
+
+def pipeline_signature() -> str:
+    config = settings.CITEWISE
+    return (f"{config['EMBEDDING_MODEL']}|chunk={config['CHUNK_MAX_TOKENS']}/{config['CHUNK_OVERLAP_TOKENS']}"
+            f"|v{PIPELINE_VERSION}")
+
+
 def chunking_config() -> ChunkingConfig:
     return ChunkingConfig(settings.CITEWISE["CHUNK_MAX_TOKENS"], settings.CITEWISE["CHUNK_OVERLAP_TOKENS"])
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from connectors import services as connector_services
@@ -27,6 +28,11 @@ class Command(BaseCommand):
         parser.add_argument("--bm25-weight", type=float, default=None)
         parser.add_argument("--dense-weight", type=float, default=None)
         parser.add_argument("--candidates", type=int, default=None, help="candidates per retrieval leg")
+        parser.add_argument(
+            "--unit", choices=["chunk", "document"], default="chunk",
+            help="'chunk' indexes with the configured chunking; 'document' makes each document one unit "
+                 "(the model truncates it), as the published BEIR baselines did",
+        )
         parser.add_argument("--json", action="store_true", help="print one JSON object")
 
     def handle(self, *args, **options) -> None:
@@ -35,10 +41,13 @@ class Command(BaseCommand):
             if not (dataset / required).exists():
                 raise CommandError(f"{dataset} is not a BEIR dataset: {required} is missing")
         index_name = f"eval-{dataset.name.lower()}"
+        if options["unit"] == "document":
+            index_name += "-whole"
+            settings.CITEWISE = {**settings.CITEWISE, "CHUNK_MAX_TOKENS": 1_000_000, "CHUNK_OVERLAP_TOKENS": 0}
         progress = not options["json"]
         try:
             source = connector_services.ensure_source(
-                "beir", dataset, name=f"beir:{dataset.name}:{options['backend']}", index_name=index_name,
+                "beir", dataset, name=f"beir:{index_name}:{options['backend']}", index_name=index_name,
                 search_backend=options["backend"],
             )
             backend = get_backend(index_name, options["backend"])
@@ -52,7 +61,7 @@ class Command(BaseCommand):
         except (SearchUnavailable, IndexModelMismatch) as exc:
             raise CommandError(str(exc)) from exc
         if options["json"]:
-            self.stdout.write(json.dumps(result.as_dict()))
+            self.stdout.write(json.dumps({**result.as_dict(), "unit": options["unit"]}))
         else:
             self.stdout.write(f"ingest: {report.indexed} indexed, {report.unchanged} unchanged, "
                               f"{report.embedded} chunks embedded in {report.seconds:.1f}s")
