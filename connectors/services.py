@@ -19,6 +19,7 @@ from connectors.models import Document, Source, document_id_for
 from connectors.parsing import ParseError, parse
 from connectors.sources import connector_for
 from search import services as search_services
+from search.backends import SearchBackend
 from search.types import DocumentAcl, IndexedDocument
 
 logger = logging.getLogger("citewise.connectors")
@@ -67,17 +68,21 @@ def _read(item: SourceItem, max_bytes: int) -> bytes:
         raise ParseError("unreadable", f"the file could not be read: {exc}") from exc
 
 
-def sync_source(source: Source, *, progress: bool = False, prune: bool = True) -> IngestReport:
+def sync_source(
+    source: Source, *, progress: bool = False, prune: bool = True, backend: SearchBackend | None = None,
+    force: bool = False,
+) -> IngestReport:
     """Bring the index in line with the source: new and changed items indexed, removed ones deleted.
 
     A file that cannot be parsed gets its error recorded and the run goes on. If the search
     index is unreachable the run stops with SearchUnavailable and nothing is marked indexed,
-    so the next run retries the same documents.
+    so the next run retries the same documents. `force` re-indexes unchanged documents too, into
+    `backend` when given (a staging index during a rebuild).
     """
     started = time.perf_counter()
     report = IngestReport(source=source.name)
     connector = connector_for(source)
-    backend = search_services.get_backend(source.index_name or None, source.search_backend or None)
+    backend = backend or search_services.get_backend(source.index_name or None, source.search_backend or None)
     # Settings alone decide whether stored chunks are current; the model loads only if something is indexed.
     model_name = settings.CITEWISE["EMBEDDING_MODEL"]
     pipeline = search_services.pipeline_signature()
@@ -101,7 +106,7 @@ def sync_source(source: Source, *, progress: bool = False, prune: bool = True) -
                 content = _read(item, max_bytes)
                 content_hash = hashlib.sha256(content).hexdigest()
                 document.content_hash = content_hash
-                if (document.status == Document.Status.INDEXED and document.indexed_hash == content_hash
+                if (not force and document.status == Document.Status.INDEXED and document.indexed_hash == content_hash
                         and document.indexed_pipeline == pipeline):
                     report.unchanged += 1
                     continue
@@ -171,7 +176,7 @@ def _record_indexed(
             document.save()
 
 
-def prune_missing(source: Source, seen_ids: set[str], *, backend: object | None = None) -> int:
+def prune_missing(source: Source, seen_ids: set[str], *, backend: SearchBackend | None = None) -> int:
     """Delete documents the source no longer has, from the index first and then from the database."""
     gone = list(Document.objects.filter(source=source).exclude(external_id__in=seen_ids).values_list("id", flat=True))
     if gone:
@@ -187,4 +192,23 @@ def ingest_paths(paths: Sequence[str | Path], *, progress: bool = False) -> list
         if not resolved.exists():
             raise FileNotFoundError(f"{path}: no such file or directory")
         reports.append(sync_source(ensure_source("filesystem", resolved), progress=progress))
+    return reports
+
+
+def rebuild_index(index_name: str = "", kind: str | None = None, *, progress: bool = False) -> list[IngestReport]:
+    """Re-index every source of an index into a fresh one with the current model and settings, then swap.
+
+    Searches keep using the old index until the swap, which is atomic on both backends.
+    """
+    from search.embeddings import get_embedder
+
+    config = settings.CITEWISE
+    kind = kind or config["SEARCH_BACKEND"]
+    live = search_services.get_backend(index_name or None, kind)
+    embedder = get_embedder()
+    staged = live.staging(embedder.model_name, embedder.dimensions)
+    pinned = [kind, ""] if kind == config["SEARCH_BACKEND"] else [kind]
+    sources = Source.objects.filter(index_name=index_name, search_backend__in=pinned)
+    reports = [sync_source(source, progress=progress, backend=staged, force=True) for source in sources]
+    live.promote(staged)
     return reports

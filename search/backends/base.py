@@ -74,3 +74,11 @@ class SearchBackend(Protocol):
     def drop(self) -> None:
         """Delete the index and everything in it."""
         ...
+
+    def staging(self, embedding_model: str, dimensions: int) -> SearchBackend:
+        """An empty, unsearched index to rebuild into (new model or settings) while this one serves."""
+        ...
+
+    def promote(self, staged: SearchBackend) -> None:
+        """Make a filled staging index the live one, atomically, and discard the old."""
+        ...

@@ -97,6 +97,7 @@ class ElasticsearchBackend:
     ) -> None:
         self.url = url
         self.index_name = index_name
+        self._options = {"api_key": api_key, "timeout_s": timeout_s, "shards": shards, "replicas": replicas}
         self.shards = shards
         self.replicas = replicas
         self.client = Elasticsearch(url, api_key=api_key, request_timeout=timeout_s, max_retries=2,
@@ -150,6 +151,20 @@ class ElasticsearchBackend:
         self.client.cluster.health(index=physical, wait_for_status="yellow", timeout="30s")
         logger.info("created index %s for model %s", physical, embedding_model)
         return physical
+
+    def staging(self, embedding_model: str, dimensions: int) -> ElasticsearchBackend:
+        with self._errors("create a staging index"):
+            physical = self.create_version(embedding_model, dimensions, make_current=False)
+        return ElasticsearchBackend(self.url, physical, **self._options)
+
+    def promote(self, staged: ElasticsearchBackend) -> None:
+        with self._errors("switch the alias to the rebuilt index"):
+            old = self._physical_indices()
+            actions = [{"remove": {"index": name, "alias": self.index_name}} for name in old]
+            actions.append({"add": {"index": staged.index_name, "alias": self.index_name, "is_write_index": True}})
+            self.client.indices.update_aliases(actions=actions)
+            for name in old:
+                self.client.indices.delete(index=name)
 
     def _check_model(self, embedding_model: str) -> None:
         meta = self._meta()

@@ -154,13 +154,33 @@ class EmbeddedBackend:
         return IndexInfo(self._meta("embedding_model"), int(self._meta("dimensions")), count, str(self.path))
 
     def drop(self) -> None:
+        self.drop_connection()
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+        self._matrix = None
+
+    def staging(self, embedding_model: str, dimensions: int) -> EmbeddedBackend:
+        staged = EmbeddedBackend(self.directory, f"{self.index_name}.staging")
+        staged.drop()
+        staged.ensure_index(embedding_model, dimensions)
+        return staged
+
+    def promote(self, staged: EmbeddedBackend) -> None:
+        # Fold the staged write-ahead log into its main file so one rename moves everything.
+        staged._connection().execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        staged.drop_connection()
+        self.drop_connection()
+        Path(staged.path).replace(self.path)
+        for suffix in ("-wal", "-shm"):
+            Path(f"{staged.path}{suffix}").unlink(missing_ok=True)
+            Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+        self._matrix = None
+
+    def drop_connection(self) -> None:
         connection = getattr(self._local, "connection", None)
         if connection is not None:
             connection.close()
             self._local.connection = None
-        for suffix in ("", "-wal", "-shm"):
-            Path(f"{self.path}{suffix}").unlink(missing_ok=True)
-        self._matrix = None
 
     # -- writes --------------------------------------------------------------------------------
     def replace_documents(self, batch: Sequence[DocumentChunks], *, embedding_model: str) -> None:
