@@ -27,4 +27,6 @@ test: venv services-start
 	$(PY) -m pytest -p no:cacheprovider
 
 benchmarks: venv services-start
-	bash benchmarks/run_all.sh
+	$(PY) benchmarks/ingest_scifact.py
+	$(PY) benchmarks/scifact_retrieval.py --var-dir var/bench -- --unit document
+	$(PY) benchmarks/scifact_retrieval.py --var-dir var/bench -- --unit chunk
