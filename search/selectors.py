@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from django.conf import settings
+
 from search.analysis import analyzed_text
 from search.backends import SearchBackend
 from search.chunking import merge_section_text
@@ -25,15 +27,15 @@ def search(
     if not isinstance(principals, frozenset):
         raise TypeError("principals must be a frozenset of the asker's principals")
     backend = backend or get_backend()
-    embedder = get_embedder()
+    embedding_model = settings.CITEWISE["EMBEDDING_MODEL"]
     query_vector = None
-    if mode != SearchMode.BM25:
+    if mode != SearchMode.BM25:  # BM25 alone never loads the model
         with timed("embed_query", timings):
-            query_vector = embedder.embed_query(query)
+            query_vector = get_embedder(embedding_model).embed_query(query)
     with timed("retrieve", timings):
         hits = backend.search(
             principals=principals, query=query, analyzed_query=analyzed_text(query), query_vector=query_vector,
-            embedding_model=embedder.model_name, mode=mode, filters=filters or SearchFilters(), limit=limit,
+            embedding_model=embedding_model, mode=mode, filters=filters or SearchFilters(), limit=limit,
             fusion=fusion or fusion_config(),
         )
     SEARCHES.labels(backend.name, mode.value).inc()
