@@ -18,8 +18,7 @@
 # Usage: scripts/check-compose.sh [compose-file]
 set -euo pipefail
 
-REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-CACHE="${CITEWISE_CACHE:-$REPO/.cache}"
+. "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 COMPOSE_FILE_PATH="${1:-$REPO/docker-compose.yml}"
 COMPOSE_V2_VERSION="${COMPOSE_V2_VERSION:-v2.40.3}"
 PLUGIN_DIR="$CACHE/docker/cli-plugins"

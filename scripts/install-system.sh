@@ -20,11 +20,7 @@
 #   CITEWISE_SKIP_APT  set to 1 to skip the apt step entirely
 set -euo pipefail
 
-REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-ES_VERSION="${ES_VERSION:-8.19.3}"
-CACHE="${CITEWISE_CACHE:-$REPO/.cache}"
-ES_USER="${CITEWISE_ES_USER:-citewise-es}"
-ES_HOME="$CACHE/elasticsearch-$ES_VERSION"
+. "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 ES_ARTIFACT="org.elasticsearch.distribution.integ-test-zip:elasticsearch:${ES_VERSION}:zip"
 
 APT_PACKAGES=(redis-server chromium chromium-driver fonts-liberation unzip curl acl docker-compose)

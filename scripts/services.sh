@@ -19,11 +19,7 @@
 #                       distribution rejects as unknown is dropped with a note
 set -euo pipefail
 
-REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-ES_VERSION="${ES_VERSION:-8.19.3}"
-CACHE="${CITEWISE_CACHE:-$REPO/.cache}"
-ES_USER="${CITEWISE_ES_USER:-citewise-es}"
-ES_HOME="$CACHE/elasticsearch-$ES_VERSION"
+. "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 ES_PORT="${ES_PORT:-9200}"
 ES_HEAP="${CITEWISE_ES_HEAP:-1g}"
 ES_START_TIMEOUT="${ES_START_TIMEOUT:-120}"

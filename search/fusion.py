@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from search.types import FusionConfig, LegHit
+from search.types import FusionConfig, LegHit, SearchMode
 
 
 @dataclass(frozen=True)
@@ -64,3 +64,10 @@ def single_leg(hits: Sequence[LegHit], leg: str) -> list[FusedHit]:
         FusedHit(h.chunk_id, h.score, rank if leg == "bm25" else None, rank if leg == "dense" else None)
         for rank, h in enumerate(hits, start=1)
     ]
+
+
+def rank(mode: SearchMode, bm25: Sequence[LegHit], dense: Sequence[LegHit], config: FusionConfig) -> list[FusedHit]:
+    """The final order for a search mode: fused legs for hybrid, the one leg otherwise."""
+    if mode == SearchMode.HYBRID:
+        return fuse(bm25, dense, config)
+    return single_leg(bm25, "bm25") if mode == SearchMode.BM25 else single_leg(dense, "dense")

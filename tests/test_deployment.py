@@ -22,7 +22,7 @@ def test_compose_ci_and_client_use_the_same_elasticsearch(elasticsearch_node):
     compose = (ROOT / "docker-compose.yml").read_text()
     compose_version = re.search(r"elasticsearch/elasticsearch:(\d+\.\d+\.\d+)", compose).group(1)
     ci_version = re.search(r'ES_VERSION="\$\{ES_VERSION:-(\d+\.\d+\.\d+)\}"',
-                           (ROOT / "scripts/install-system.sh").read_text()).group(1)
+                           (ROOT / "scripts/common.sh").read_text()).group(1)
     client = elasticsearch.Elasticsearch(elasticsearch_node)
     node_versions = {node["version"] for node in client.nodes.info()["nodes"].values()}
     assert compose_version == ci_version

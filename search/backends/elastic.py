@@ -18,7 +18,7 @@ import numpy as np
 from elasticsearch import ApiError, Elasticsearch, NotFoundError, TransportError, helpers
 
 from search.backends.base import DocumentChunks
-from search.fusion import fuse, single_leg
+from search.fusion import rank
 from search.highlighting import PRE_TAG, POST_TAG, highlight
 from search.types import (
     FusionConfig,
@@ -331,10 +331,7 @@ class ElasticsearchBackend:
                         stored["_highlight"] = hit["highlight"]["text"][0]
                     leg_hits.append(LegHit(source["chunk_id"], float(hit["_score"])))
                 results[leg] = leg_hits
-            if mode == SearchMode.HYBRID:
-                fused = fuse(results["bm25"], results["dense"], fusion)
-            else:
-                fused = single_leg(results[mode.value], mode.value)
+            fused = rank(mode, results["bm25"], results["dense"], fusion)
             return [self._hit(by_id[f.chunk_id], f, query) for f in fused[:limit]]
 
     @staticmethod

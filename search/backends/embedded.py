@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from search.backends.base import DocumentChunks
-from search.fusion import fuse, single_leg
+from search.fusion import rank
 from search.highlighting import highlight
 from search.types import (
     FusionConfig,
@@ -315,11 +315,7 @@ class EmbeddedBackend:
             if query_vector is None:
                 raise ValueError("dense and hybrid search need a query vector")
             dense = self._dense(query_vector, where, params, depth)
-        if mode == SearchMode.HYBRID:
-            fused = fuse(bm25, dense, fusion)
-        else:
-            fused = single_leg(bm25 if mode == SearchMode.BM25 else dense, mode.value)
-        return self._hydrate(fused[:limit], query)
+        return self._hydrate(rank(mode, bm25, dense, fusion)[:limit], query)
 
     def _hydrate(self, fused: list, query: str) -> list[SearchHit]:
         if not fused:

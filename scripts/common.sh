@@ -1,0 +1,8 @@
+# Sourced by the scripts beside it: where things live and which Elasticsearch CI runs.
+# shellcheck shell=bash
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+CACHE="${CITEWISE_CACHE:-$REPO/.cache}"
+# Keep in step with docker-compose.yml's image and the elasticsearch client's major version.
+ES_VERSION="${ES_VERSION:-8.19.3}"
+ES_USER="${CITEWISE_ES_USER:-citewise-es}"
+ES_HOME="$CACHE/elasticsearch-$ES_VERSION"
