@@ -13,6 +13,11 @@ from search.services import fusion_config, get_backend
 from search.types import FusionConfig, SearchFilters, SearchHit, SearchMode
 
 
+# A pasted log or document as a "query" must not become a 50,000-clause query.
+MAX_QUERY_CHARS = 4000
+MAX_QUERY_TERMS = 256
+
+
 def search(
     query: str,
     *,
@@ -26,6 +31,8 @@ def search(
 ) -> list[SearchHit]:
     if not isinstance(principals, frozenset):
         raise TypeError("principals must be a frozenset of the asker's principals")
+    query = query[:MAX_QUERY_CHARS]
+    terms = " ".join(analyzed_text(query).split()[:MAX_QUERY_TERMS])
     backend = backend or get_backend()
     embedding_model = settings.CITEWISE["EMBEDDING_MODEL"]
     query_vector = None
@@ -34,7 +41,7 @@ def search(
             query_vector = get_embedder(embedding_model).embed_query(query)
     with timed("retrieve", timings):
         hits = backend.search(
-            principals=principals, query=query, analyzed_query=analyzed_text(query), query_vector=query_vector,
+            principals=principals, query=query, analyzed_query=terms, query_vector=query_vector,
             embedding_model=embedding_model, mode=mode, filters=filters or SearchFilters(), limit=limit,
             fusion=fusion or fusion_config(),
         )

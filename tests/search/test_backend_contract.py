@@ -179,3 +179,12 @@ def test_empty_index_and_empty_query_return_nothing(backend):
     assert search(backend, "anything at all", SearchMode.HYBRID) == []
     index_documents(CORPUS[:1], backend=backend)
     assert search(backend, "the of and", SearchMode.BM25) == []
+
+
+@pytest.mark.parametrize("query", [
+    'NEAR(hotel) AND "unbalanced OR * ^ -vpn', "hotel " * 5000, "\x00\ufffd😀 </em><script>", "   ",
+])
+def test_hostile_queries_return_results_or_nothing_never_an_error(loaded, query):
+    for mode in SearchMode:
+        hits = search(loaded, query, mode)
+        assert all("<script>" not in h.highlight for h in hits)
