@@ -40,6 +40,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
     "connectors",
     "search",
     "bot",
@@ -96,6 +98,13 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.TokenAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Citewise API",
+    "DESCRIPTION": "Ask questions and get answers with verified citations; search the index; give feedback.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
 }
 
 # --- Celery: eager (in-process) unless a broker is configured -------------------------------
@@ -130,6 +139,27 @@ CITEWISE = {
     "CANDIDATES_PER_LEG": env_int("CITEWISE_CANDIDATES_PER_LEG", 100),
     "KNN_NUM_CANDIDATES": env_int("CITEWISE_KNN_NUM_CANDIDATES", 200),
     "INGEST_BATCH_DOCUMENTS": env_int("CITEWISE_INGEST_BATCH_DOCUMENTS", 64),
+    # Answering: rerank the fused candidates, give the best passages to a composer, check citations.
+    "RERANKER": os.environ.get("CITEWISE_RERANKER", "none"),  # none | cross-encoder | cohere
+    "RERANK_MODEL": os.environ.get("CITEWISE_RERANK_MODEL", "cross-encoder/ms-marco-MiniLM-L6-v2"),
+    "RERANK_CANDIDATES": env_int("CITEWISE_RERANK_CANDIDATES", 50),
+    "ANSWER_PASSAGES": env_int("CITEWISE_ANSWER_PASSAGES", 5),
+    # Refuse unless the best passage sentence scores at least this (docs/answering.md: calibration).
+    "ANSWER_THRESHOLD": env_float("CITEWISE_ANSWER_THRESHOLD", 0.65),
+    "COMPOSER": os.environ.get("CITEWISE_COMPOSER", "extractive"),  # extractive | cohere | openai
+    "LLM_TIMEOUT_S": env_float("CITEWISE_LLM_TIMEOUT_S", 20.0),
+    "LLM_MAX_RETRIES": env_int("CITEWISE_LLM_MAX_RETRIES", 2),
+    "LLM_MAX_INPUT_TOKENS": env_int("CITEWISE_LLM_MAX_INPUT_TOKENS", 6000),
+    "LLM_MAX_OUTPUT_TOKENS": env_int("CITEWISE_LLM_MAX_OUTPUT_TOKENS", 600),
+    "LLM_USD_PER_1K_INPUT_TOKENS": env_float("CITEWISE_LLM_USD_PER_1K_INPUT_TOKENS", 0.0),
+    "LLM_USD_PER_1K_OUTPUT_TOKENS": env_float("CITEWISE_LLM_USD_PER_1K_OUTPUT_TOKENS", 0.0),
+    "COHERE_API_KEY": os.environ.get("COHERE_API_KEY", ""),
+    "COHERE_BASE_URL": os.environ.get("COHERE_BASE_URL", "https://api.cohere.com"),
+    "COHERE_CHAT_MODEL": os.environ.get("COHERE_CHAT_MODEL", "command-a-03-2025"),
+    "COHERE_RERANK_MODEL": os.environ.get("COHERE_RERANK_MODEL", "rerank-v3.5"),
+    "OPENAI_BASE_URL": os.environ.get("OPENAI_BASE_URL", "http://127.0.0.1:11434/v1"),
+    "OPENAI_API_KEY": os.environ.get("OPENAI_API_KEY", ""),
+    "OPENAI_MODEL": os.environ.get("OPENAI_MODEL", "llama3.1:8b"),
 }
 
 LOG_LEVEL = os.environ.get("CITEWISE_LOG_LEVEL", "INFO")
