@@ -13,8 +13,9 @@ from ir_measures import MRR, R, nDCG
 from tqdm import tqdm
 
 from search import selectors
+from search.answering.types import Reranker
 from search.backends import SearchBackend
-from search.types import FusionConfig, SearchMode
+from search.types import FusionConfig, SearchHit, SearchMode
 
 MEASURES = {"ndcg@10": nDCG @ 10, "recall@100": R @ 100, "mrr@10": MRR @ 10}
 
@@ -27,10 +28,11 @@ class EvaluationResult:
     queries: int
     metrics: dict[str, float]
     seconds: float
+    reranker: str = "none"
 
     def as_dict(self) -> dict:
-        return {"dataset": self.dataset, "backend": self.backend, "mode": self.mode, "queries": self.queries,
-                **self.metrics, "seconds": round(self.seconds, 2)}
+        return {"dataset": self.dataset, "backend": self.backend, "mode": self.mode, "reranker": self.reranker,
+                "queries": self.queries, **self.metrics, "seconds": round(self.seconds, 2)}
 
 
 def load_qrels(dataset: Path, split: str) -> dict[str, dict[str, int]]:
@@ -65,11 +67,14 @@ def evaluate(
     fusion: FusionConfig,
     depth: int = 100,
     progress: bool = False,
+    reranker: Reranker | None = None,
+    rerank_candidates: int = 50,
 ) -> EvaluationResult:
     """Run each judged query as an anonymous public reader and score the document ranking.
 
     Hits are chunks; a document ranks where its best chunk ranks. `external_ids` maps our
-    document ids back to the dataset's ids.
+    document ids back to the dataset's ids. With a `reranker`, the top `rerank_candidates` chunks
+    of each query are reordered by it before documents are ranked; the rest keep the fused order.
     """
     qrels = load_qrels(dataset, split)
     queries = load_queries(dataset, set(qrels))
@@ -78,6 +83,8 @@ def evaluate(
     for query_id, text in tqdm(sorted(queries.items()), desc=f"evaluate {mode.value}", disable=not progress):
         hits = selectors.search(text, principals=frozenset(), mode=mode, limit=depth * 3, backend=backend,
                                 fusion=fusion)
+        if reranker is not None:
+            hits = rerank_head(reranker, text, hits, rerank_candidates)
         ranking: dict[str, float] = {}
         for hit in hits:
             doc_id = external_ids.get(hit.document_id)
@@ -90,4 +97,11 @@ def evaluate(
     judged = {q: docs for q, docs in qrels.items() if q in queries}
     aggregate = ir_measures.calc_aggregate(list(MEASURES.values()), judged, run)
     metrics = {name: round(float(aggregate[measure]), 4) for name, measure in MEASURES.items()}
-    return EvaluationResult(dataset.name, backend.name, mode.value, len(queries), metrics, seconds)
+    return EvaluationResult(dataset.name, backend.name, mode.value, len(queries), metrics, seconds,
+                            reranker=reranker.name if reranker is not None else "none")
+
+
+def rerank_head(reranker: Reranker, query: str, hits: list[SearchHit], candidates: int) -> list[SearchHit]:
+    """The first `candidates` hits in the reranker's order, then the others in their fused order."""
+    head, tail = hits[:candidates], hits[candidates:]
+    return [hit for hit, _ in reranker.rerank(query, head, top_n=len(head))] + tail

@@ -77,6 +77,14 @@ def support(sentence: str, passage: Passage) -> float:
     return len(terms & context) / len(terms)
 
 
+def _joint_support(sentence: str, passages: Sequence[Passage]) -> bool:
+    terms = set(analyze(sentence))
+    context: set[str] = set()
+    for passage in passages:
+        context |= set(analyze(" ".join((passage.hit.title, *passage.hit.heading_path, passage.text))))
+    return bool(terms) and len(terms & context) / len(terms) >= SUPPORT_THRESHOLD
+
+
 def _sentences(text: str) -> list[str]:
     # Markers often sit after the full stop ("… night. [2]"); attach them to the sentence before.
     text = re.sub(r"([.!?])((?:\s*[\[【][\d,\s]{1,20}[\]】])+)", r"\2\1", text)
@@ -105,6 +113,8 @@ def verify(composition: Composition, passages: Sequence[Passage]) -> VerifiedAns
         if not body:
             continue
         supported = [n for n in cited if support(body, by_number[n]) >= SUPPORT_THRESHOLD]
+        if not supported and len(cited) > 1 and _joint_support(body, [by_number[n] for n in cited]):
+            supported = cited  # a sentence joining facts from several cited passages
         removed += len(cited) - len(supported)
         if not supported:
             # Uncited or unsupported: keep it only if some given passage supports it, and cite that one.

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from django.conf import settings
 
-from search.answering.types import Reranker, RerankerError
+from search.answering.types import ComposerError, Reranker, RerankerError
 from search.types import SearchHit
 
 logger = logging.getLogger("citewise.answering.rerank")
@@ -63,19 +63,27 @@ class CohereReranker:
 
         self.model = model
         self.max_retries = max_retries
+        self.timeout_s = timeout_s
         self._client = cohere.ClientV2(api_key=api_key, base_url=base_url, timeout=timeout_s)
 
     def rerank(self, query: str, hits: Sequence[SearchHit], *, top_n: int) -> list[tuple[SearchHit, float]]:
         if not hits:
             return []
+        from search.answering.llm import call_with_retries, describe_cohere_failure
+
         try:
-            response = self._client.rerank(
-                model=self.model, query=query, documents=[passage_text(h) for h in hits], top_n=min(top_n, len(hits)),
-                request_options={"max_retries": self.max_retries},
+            # One retry policy for every provider call: bounded, honouring Retry-After, capped waits.
+            response = call_with_retries(
+                lambda: self._client.rerank(
+                    model=self.model, query=query, documents=[passage_text(h) for h in hits],
+                    top_n=min(top_n, len(hits)), request_options={"timeout": self.timeout_s, "max_retries": 0},
+                ),
+                describe=lambda exc: describe_cohere_failure(exc, self.timeout_s), max_retries=self.max_retries,
+                what="Cohere rerank",
             )
             return [(hits[r.index], float(r.relevance_score)) for r in response.results]
-        except Exception as exc:  # noqa: BLE001 - any provider failure keeps the fused order
-            raise RerankerError(f"{exc.__class__.__name__}: {exc}") from exc
+        except (ComposerError, AttributeError, IndexError, TypeError) as exc:
+            raise RerankerError(str(exc)) from exc
 
 
 def get_reranker(name: str | None = None) -> Reranker:

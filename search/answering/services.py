@@ -126,13 +126,13 @@ def ask(
             decision = judge(search_query, passages)
         verified: VerifiedAnswer | None = None
         if decision.answerable:
-            composer = get_composer()
             with timed("compose", timings):
+                composer_name = settings.CITEWISE["COMPOSER"]
                 try:
-                    composition = composer.compose(question, passages, history=history)
-                except ComposerError as exc:
-                    logger.warning("composer %s failed, falling back to extractive: %s", composer.name, exc)
-                    record.fallback_reason = f"composer {composer.name} failed: {exc}"
+                    composition = get_composer(composer_name).compose(question, passages, history=history)
+                except (ComposerError, ImportError) as exc:
+                    logger.warning("composer %s failed, falling back to extractive: %s", composer_name, exc)
+                    record.fallback_reason = f"composer {composer_name} failed: {exc}"
                     composition = ExtractiveComposer().compose(question, passages, history=history)
             record.composer = composition.composer
             record.prompt_version = PROMPT_VERSION if composition.composer != "extractive" else ""

@@ -91,3 +91,11 @@ def test_no_answer_ever_cites_a_passage_the_composer_did_not_receive(parts, give
     assert [c.number for c in verified.citations] == list(range(1, len(verified.citations) + 1))
     if verified.citations:
         assert cited[0] == 1
+
+
+def test_a_sentence_joining_two_cited_passages_keeps_both_citations():
+    composed = Composition("Hotel stays are capped at 240 euros and parents receive sixteen weeks of leave [1][3].",
+                           "test")
+    verified = verify(composed, PASSAGES)
+    assert verified.text.endswith("[1][2].")
+    assert [c.document_id for c in verified.citations] == ["doc1", "doc3"]

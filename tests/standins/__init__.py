@@ -1,0 +1,193 @@
+"""Local HTTP stand-ins for the LLM providers, so composer and reranker tests never leave 127.0.0.1.
+
+Each stand-in is a stdlib ThreadingHTTPServer on an ephemeral port that speaks one provider's documented
+wire format. Tests script what the next requests get (a normal reply, a hang, a 429 with Retry-After, a
+500, malformed JSON) and read back every request it received, with arrival times, to assert what was
+sent (prompt, documents) and how the client retried.
+
+    with OpenAIStandIn() as server:
+        server.script(CHAT_COMPLETIONS, status(429, retry_after=1), completion("Hotels cost 240 euros [1]."))
+        ...
+        assert len(server.requests_to(CHAT_COMPLETIONS)) == 2
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    method: str
+    path: str
+    headers: dict[str, str]  # lower-cased names
+    body: bytes
+    at: float  # time.monotonic() when the request had been read
+
+    @property
+    def json(self) -> Any:
+        return json.loads(self.body.decode("utf-8"))
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What the stand-in sends back: a JSON-able body or raw bytes, after an optional delay."""
+
+    status: int = 200
+    body: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
+    delay_s: float = 0.0
+
+    def encoded(self) -> bytes:
+        if isinstance(self.body, bytes):
+            return self.body
+        if isinstance(self.body, str):
+            return self.body.encode("utf-8")
+        return json.dumps(self.body).encode("utf-8")
+
+
+# A scripted step: a fixed Reply, or a function of the request (to echo what was sent).
+Step = Reply | Callable[[RecordedRequest], Reply]
+
+
+def status(code: int, body: Any = None, *, retry_after: float | str | None = None) -> Reply:
+    """An HTTP error reply; `retry_after` sets the Retry-After header (seconds)."""
+    headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
+    return Reply(code, body if body is not None else {"message": f"stand-in error {code}"}, headers)
+
+
+def malformed() -> Reply:
+    """A 200 whose JSON body is cut off half way."""
+    return Reply(200, b'{"id": "broken", "message": {"role": "assistant", "content": [{"type": "te')
+
+
+def hang(seconds: float, then: Step | None = None) -> Step:
+    """Answer only after `seconds` (longer than the client's timeout), then `then` or a 200 {}."""
+
+    def step(request: RecordedRequest) -> Reply:
+        reply = (then(request) if callable(then) else then) if then is not None else Reply(200, {})
+        return Reply(reply.status, reply.body, reply.headers, delay_s=seconds)
+
+    return step
+
+
+class StandInServer:
+    """A scriptable HTTP server on 127.0.0.1 (port 0). Subclasses give each path a default behaviour."""
+
+    def __init__(self) -> None:
+        self.requests: list[RecordedRequest] = []
+        self._scripts: dict[str, deque[Step]] = {}
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # Behaviour -----------------------------------------------------------------------------------
+
+    def default(self, request: RecordedRequest) -> Reply:
+        """The reply when no step is scripted for the path; subclasses answer their own routes."""
+        return Reply(404, {"message": f"no route for {request.method} {request.path}"})
+
+    def script(self, path: str, *steps: Step) -> None:
+        """Queue replies for the next requests to `path`, one step per request; then the default again."""
+        with self._lock:
+            self._scripts.setdefault(path, deque()).extend(steps)
+
+    def always(self, path: str, step: Step, times: int = 100) -> None:
+        self.script(path, *([step] * times))
+
+    def requests_to(self, path: str) -> list[RecordedRequest]:
+        with self._lock:
+            return [r for r in self.requests if r.path == path]
+
+    def _respond(self, request: RecordedRequest) -> Reply:
+        with self._lock:
+            self.requests.append(request)
+            queue = self._scripts.get(request.path)
+            step = queue.popleft() if queue else None
+        if step is None:
+            return self.default(request)
+        return step(request) if callable(step) else step
+
+    # Lifecycle -----------------------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        assert self._server is not None, "start() the stand-in first"
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self) -> StandInServer:
+        stand_in = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _handle(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                path = self.path.split("?", 1)[0]
+                request = RecordedRequest(self.command, path, {k.lower(): v for k, v in self.headers.items()},
+                                          body, time.monotonic())
+                try:
+                    reply = stand_in._respond(request)
+                except Exception as exc:  # noqa: BLE001 - a broken script answers 599, visibly
+                    reply = Reply(599, {"message": f"stand-in script failed: {exc!r}"})
+                if reply.delay_s and stand_in._stopping.wait(reply.delay_s):
+                    return  # shutting down: drop the connection
+                payload = reply.encoded()
+                try:
+                    self.send_response(reply.status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(payload)))
+                    for name, value in reply.headers.items():
+                        self.send_header(name, value)
+                    self.end_headers()
+                    self.wfile.write(payload)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up (timeout) before the reply
+
+            do_POST = do_GET = _handle
+
+            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet
+                pass
+
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        server.daemon_threads = True
+        server.block_on_close = False
+        self._server = server
+        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True,
+                                        name=f"{type(self).__name__}-{server.server_address[1]}")
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def __enter__(self):  # noqa: ANN204
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+def words(text: str) -> set[str]:
+    return {w.strip(".,;:!?()[]\"'").lower() for w in text.split()} - {""}
+
+
+def overlap_scores(query: str, documents: Iterable[str]) -> list[float]:
+    """A deterministic stand-in relevance: the share of query words each document contains."""
+    wanted = words(query)
+    return [len(wanted & words(d)) / len(wanted) if wanted else 0.0 for d in documents]

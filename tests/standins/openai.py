@@ -1,0 +1,63 @@
+"""A stand-in for an OpenAI-compatible chat completions API: POST /v1/chat/completions.
+
+Response shape follows the OpenAI API reference (the chat completion object): id, object
+"chat.completion", created, model, choices[{index, message{role, content}, finish_reason}],
+usage{prompt_tokens, completion_tokens, total_tokens}; errors are {"error": {message, type, param, code}}.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+from tests.standins import RecordedRequest, Reply, StandInServer, Step
+
+CHAT_COMPLETIONS = "/v1/chat/completions"
+
+
+def _estimate_tokens(text: str) -> int:
+    return max(1, len(text) // 4)
+
+
+def error_body(message: str, kind: str = "server_error", code: str | None = None) -> dict:
+    return {"error": {"message": message, "type": kind, "param": None, "code": code}}
+
+
+def completion_body(content: str | None, request: dict, *, prompt_tokens: int | None = None,
+                    completion_tokens: int | None = None, finish_reason: str = "stop") -> dict:
+    prompt = "\n".join(str(m.get("content", "")) for m in request.get("messages", []) if isinstance(m, dict))
+    prompt_tokens = prompt_tokens if prompt_tokens is not None else _estimate_tokens(prompt)
+    completion_tokens = completion_tokens if completion_tokens is not None else _estimate_tokens(content or "")
+    return {
+        "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": request.get("model", "stand-in"),
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": content, "refusal": None},
+                     "logprobs": None, "finish_reason": finish_reason}],
+        "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                  "total_tokens": prompt_tokens + completion_tokens},
+    }
+
+
+def completion(content: str | None, **kwargs: object) -> Step:
+    """Reply with `content` as the assistant message."""
+    return lambda request: Reply(200, completion_body(content, request.json, **kwargs))
+
+
+class OpenAIStandIn(StandInServer):
+    """Unscripted, it answers NOT_FOUND (a valid reply that says the passages do not answer)."""
+
+    def default(self, request: RecordedRequest) -> Reply:
+        if request.method != "POST" or request.path != CHAT_COMPLETIONS:
+            return Reply(404, error_body(f"Unknown request URL: {request.method} {request.path}",
+                                         "invalid_request_error", "unknown_url"))
+        if not request.headers.get("authorization", "").startswith("Bearer "):
+            return Reply(401, error_body("You didn't provide an API key.", "invalid_request_error"))
+        try:
+            body = request.json
+        except ValueError:
+            return Reply(400, error_body("We could not parse the JSON body of your request.", "invalid_request_error"))
+        if "model" not in body or not body.get("messages"):
+            return Reply(400, error_body("model and messages are required", "invalid_request_error"))
+        return Reply(200, completion_body("NOT_FOUND", body))
