@@ -1,11 +1,17 @@
 from django.contrib import admin
-from django.urls import path
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
 
 from console import views
 
 urlpatterns = [
     path("", views.search_page, name="search"),
+    path("chat/", views.chat_page, name="chat"),
+    path("chat/stream", views.chat_stream, name="chat-stream"),
+    path("api/v1/", include("search.urls")),
     path("healthz", views.health, name="health"),
     path("metrics", views.metrics, name="metrics"),
+    path("accounts/login/", auth_views.LoginView.as_view(template_name="console/login.html"), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
 ]

@@ -1,16 +1,31 @@
-"""The web pages the console serves beside the admin: a search page, health and metrics."""
+"""The web pages the console serves beside the admin: a search page, the chat, health and metrics."""
 
 from __future__ import annotations
 
+import json
+import logging
+import re
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
 from django.conf import settings
+from django.contrib.auth.decorators import login_required
 from django.db import connection
-from django.http import HttpRequest, HttpResponse, HttpResponseForbidden, JsonResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseForbidden, JsonResponse, StreamingHttpResponse
 from django.shortcuts import render
+from django.views.decorators.http import require_GET
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from search import selectors
+from search.answering import services as answering
+from search.identity import principals_for
+from search.models import Feedback
 from search.services import get_backend
-from search.types import SearchMode, SearchUnavailable
+from search.types import IndexModelMismatch, SearchMode, SearchUnavailable
+
+logger = logging.getLogger("citewise.chat")
+SEARCH_UNAVAILABLE = "Search is unavailable right now; please try again in a moment."
 
 
 def search_page(request: HttpRequest) -> HttpResponse:
@@ -18,11 +33,92 @@ def search_page(request: HttpRequest) -> HttpResponse:
     hits, error = [], ""
     if query:
         try:
-            # Until identities arrive (issue 4) every reader sees public documents only.
-            hits = selectors.search(query, principals=frozenset(), mode=SearchMode.HYBRID, limit=10)
+            hits = selectors.search(query, principals=principals_for(request.user), mode=SearchMode.HYBRID, limit=10)
         except SearchUnavailable as exc:
             error = f"Search is unavailable right now: {exc}"
     return render(request, "console/search.html", {"query": query, "hits": hits, "error": error})
+
+
+@login_required
+@require_GET
+def chat_page(request: HttpRequest) -> HttpResponse:
+    return render(request, "console/chat.html", {
+        "reasons": Feedback.Reason.choices, "max_question_chars": answering.MAX_QUESTION_CHARS,
+    })
+
+
+# Answer text goes out in pieces of about this many characters, split at whitespace.
+STREAM_PIECE_CHARS = 24
+
+
+def answer_pieces(text: str, size: int = STREAM_PIECE_CHARS) -> list[str]:
+    """Split text at word boundaries into pieces of at least `size` characters; joined, they are `text` exactly."""
+    pieces, current = [], ""
+    for word in re.findall(r"\S+\s*|\s+", text):
+        current += word
+        if len(current) >= size:
+            pieces.append(current)
+            current = ""
+    if current:
+        pieces.append(current)
+    return pieces
+
+
+def _event(name: str, data: Any) -> bytes:
+    # JSON keeps every payload on one line, so no data: line can be split by a newline in the answer.
+    return f"event: {name}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n".encode()
+
+
+def _answer_events(request: HttpRequest, question: str, conversation_id: uuid.UUID | None) -> Iterator[bytes]:
+    yield b": thinking\n\n"  # sent at once, so the browser knows the request is under way
+    try:
+        result = answering.ask(question, principals=principals_for(request.user), user=request.user,
+                               conversation_id=conversation_id, surface="web")
+    except answering.InvalidQuestion as exc:
+        yield _event("error", {"status": 400, "message": str(exc)})
+        return
+    except SearchUnavailable as exc:
+        logger.warning("chat: search unavailable: %s", exc)
+        yield _event("error", {"status": 503, "message": SEARCH_UNAVAILABLE})
+        return
+    except IndexModelMismatch as exc:
+        logger.warning("chat: index not ready: %s", exc)
+        yield _event("error", {"status": 503, "message": "The search index is not ready yet."})
+        return
+    except Exception:  # noqa: BLE001 - the response has started: report in the stream, not as a 500
+        logger.exception("chat: answering failed")
+        yield _event("error", {"status": 500, "message": "Something went wrong while answering."})
+        return
+    data = result.as_dict()
+    yield _event("meta", {key: data[key] for key in ("answer_id", "conversation_id", "question", "search_query",
+                                                      "refused", "composer")})
+    for piece in answer_pieces(data["answer"]):
+        yield _event("token", {"text": piece})
+    yield _event("citations", {"citations": data["citations"], "nearest_documents": data["nearest_documents"],
+                               "refused": data["refused"]})
+    yield _event("done", {"answer_id": data["answer_id"], "timings_ms": data["timings_ms"]})
+
+
+@require_GET
+def chat_stream(request: HttpRequest) -> HttpResponse:
+    """Server-Sent Events: meta, token... (the answer in pieces), citations, done; or one error event."""
+    if not request.user.is_authenticated:
+        return HttpResponse("sign in first", status=401, content_type="text/plain")
+    # A GET that records a question: refuse it when another site made the browser send it.
+    if request.headers.get("Sec-Fetch-Site") == "cross-site":
+        return HttpResponseForbidden("cross-site requests are refused")
+    question = request.GET.get("q", "")
+    raw_conversation = request.GET.get("conversation_id", "").strip()
+    try:
+        conversation_id = uuid.UUID(raw_conversation) if raw_conversation else None
+    except ValueError:
+        events: Iterator[bytes] = iter([_event("error", {"status": 400, "message": "unknown conversation"})])
+    else:
+        events = _answer_events(request, question, conversation_id)
+    response = StreamingHttpResponse(events, content_type="text/event-stream; charset=utf-8")
+    response["Cache-Control"] = "no-cache, no-store"
+    response["X-Accel-Buffering"] = "no"  # nginx: pass each event on as it comes
+    return response
 
 
 def health(request: HttpRequest) -> JsonResponse:

@@ -40,6 +40,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "drf_spectacular_sidecar",
     "rest_framework.authtoken",
     "drf_spectacular",
     "connectors",
@@ -105,7 +106,14 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Ask questions and get answers with verified citations; search the index; give feedback.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    # The docs UI's assets are served from the package, not a CDN: works offline and behind firewalls.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "chat"
+LOGOUT_REDIRECT_URL = "login"
 
 # --- Celery: eager (in-process) unless a broker is configured -------------------------------
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "")

@@ -10,6 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 
 from search import selectors
 from search.answering.answerability import judge
@@ -21,7 +22,7 @@ from search.answering.rewrite import rewrite_query
 from search.answering.types import ComposerError, Passage, RerankerError, Turn
 from search.metrics import timed
 from search.models import Answer, Conversation
-from search.types import SearchMode, SearchUnavailable
+from search.types import IndexModelMismatch, SearchMode, SearchUnavailable
 
 logger = logging.getLogger("citewise.answering")
 MAX_QUESTION_CHARS = 2000
@@ -67,7 +68,7 @@ def _conversation(conversation_id: uuid.UUID | str | None, user: Any, surface: s
     try:
         # A conversation is only ever continued by the person who started it.
         return Conversation.objects.get(id=conversation_id, user=owner)
-    except (Conversation.DoesNotExist, ValueError, TypeError) as exc:
+    except (Conversation.DoesNotExist, ValueError, TypeError, ValidationError) as exc:
         raise InvalidQuestion("unknown conversation") from exc
 
 
@@ -148,7 +149,7 @@ def ask(
             record.text = verified.text
             citations, nearest = verified.citations, []
         record.citations = [c.as_dict() for c in citations]
-    except SearchUnavailable as exc:
+    except (SearchUnavailable, IndexModelMismatch) as exc:
         record.status, record.error = "failed", str(exc)
         record.timings = {k: round(v * 1000, 1) for k, v in timings.items()}
         record.save()

@@ -1,0 +1,164 @@
+"""The HTTP API (/api/v1): ask, search, feedback. Thin views: validate, call one service, shape the reply.
+
+Who is asking comes from authentication only (an API token or the browser session), never from the body.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
+from rest_framework import status
+from rest_framework.authentication import SessionAuthentication, TokenAuthentication
+from rest_framework.parsers import JSONParser
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from search import selectors
+from search.answering import services as answering
+from search.answering.feedback import AnswerNotFound, FeedbackError, record_feedback
+from search.identity import principals_for
+from search.serializers import (
+    AnswerSerializer,
+    AskRequestSerializer,
+    ErrorSerializer,
+    FeedbackRequestSerializer,
+    FeedbackSerializer,
+    SearchFiltersSerializer,
+    SearchRequestSerializer,
+    SearchResponseSerializer,
+)
+from search.types import IndexModelMismatch, SearchMode, SearchUnavailable
+
+logger = logging.getLogger("citewise.api")
+
+SEARCH_UNAVAILABLE = "Search is unavailable right now; please try again in a moment."
+INDEX_NOT_READY = "The search index is not ready (nothing has been ingested yet, or it is being rebuilt)."
+
+
+class AnyContentTypeJSONParser(JSONParser):
+    """Every body is read as JSON, whatever its Content-Type: a form or plain-text body is a 400, not a 415."""
+
+    media_type = "*/*"
+
+
+def _error(message: str, code: int) -> Response:
+    return Response({"detail": message}, status=code)
+
+
+ERRORS = {
+    400: OpenApiResponse(ErrorSerializer, description="Invalid input: the body names the field and the problem."),
+    401: OpenApiResponse(ErrorSerializer, description="No or invalid credentials."),
+}
+
+
+class ApiView(APIView):
+    # Token first, so that a request without credentials gets 401 with `WWW-Authenticate: Token`.
+    authentication_classes = [TokenAuthentication, SessionAuthentication]
+    permission_classes = [IsAuthenticated]
+    parser_classes = [AnyContentTypeJSONParser]
+
+
+class AskView(ApiView):
+    @extend_schema(
+        operation_id="ask",
+        summary="Ask a question",
+        description=(
+            "Answers from the documents you may read, with [n] markers pointing at `citations`, or refuses "
+            "(`refused: true`) and lists the nearest documents. Every question is recorded, including ones "
+            "that fail. Send the returned `conversation_id` with a follow-up to keep its context."
+        ),
+        request={"application/json": AskRequestSerializer},
+        responses={
+            200: AnswerSerializer, **ERRORS,
+            503: OpenApiResponse(ErrorSerializer, description="Search is unavailable; the question was recorded."),
+        },
+        examples=[OpenApiExample("question", value={"question": "How many vacation days do I get?"},
+                                 request_only=True)],
+        tags=["answers"],
+    )
+    def post(self, request: Request) -> Response:
+        body = AskRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        try:
+            result = answering.ask(
+                body.validated_data["question"], principals=principals_for(request.user), user=request.user,
+                conversation_id=body.validated_data.get("conversation_id"), surface="api",
+            )
+        except answering.InvalidQuestion as exc:
+            return _error(str(exc), status.HTTP_400_BAD_REQUEST)
+        except SearchUnavailable as exc:
+            logger.warning("ask failed, search unavailable: %s", exc)
+            return _error(SEARCH_UNAVAILABLE, status.HTTP_503_SERVICE_UNAVAILABLE)
+        except IndexModelMismatch as exc:
+            logger.warning("ask failed, index not ready: %s", exc)
+            return _error(INDEX_NOT_READY, status.HTTP_503_SERVICE_UNAVAILABLE)
+        return Response(result.as_dict())
+
+
+class SearchView(ApiView):
+    @extend_schema(
+        operation_id="search",
+        summary="Search passages",
+        description="The best-matching passages among the documents you may read, without composing an answer.",
+        request={"application/json": SearchRequestSerializer},
+        responses={
+            200: SearchResponseSerializer, **ERRORS,
+            503: OpenApiResponse(ErrorSerializer, description="Search is unavailable."),
+        },
+        examples=[OpenApiExample("query", value={"query": "on-call escalation", "mode": "hybrid", "limit": 5,
+                                                 "filters": {"modified_after": "2024-01-01T00:00:00Z"}},
+                                 request_only=True)],
+        tags=["search"],
+    )
+    def post(self, request: Request) -> Response:
+        body = SearchRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        query = data["query"].strip()
+        mode = SearchMode(data["mode"])
+        try:
+            hits = selectors.search(query, principals=principals_for(request.user), mode=mode,
+                                    filters=SearchFiltersSerializer.to_filters(data.get("filters")),
+                                    limit=data["limit"])
+        except SearchUnavailable as exc:
+            logger.warning("search failed, search unavailable: %s", exc)
+            return _error(SEARCH_UNAVAILABLE, status.HTTP_503_SERVICE_UNAVAILABLE)
+        except IndexModelMismatch as exc:
+            logger.warning("search failed, index not ready: %s", exc)
+            return _error(INDEX_NOT_READY, status.HTTP_503_SERVICE_UNAVAILABLE)
+        return Response({"query": query, "mode": mode.value, "hits": [hit.as_dict() for hit in hits]})
+
+
+class FeedbackView(ApiView):
+    @extend_schema(
+        operation_id="answer_feedback",
+        summary="Give feedback on an answer",
+        description=(
+            "Thumbs up or down, or flag the answer for review (a flag needs a `reason`). Only the person who "
+            "asked may give feedback on an answer; any other answer id is a 404."
+        ),
+        request={"application/json": FeedbackRequestSerializer},
+        responses={
+            201: FeedbackSerializer, **ERRORS,
+            404: OpenApiResponse(ErrorSerializer, description="No such answer among yours."),
+        },
+        examples=[OpenApiExample("flag", value={"kind": "flag", "reason": "wrong", "comment": "Policy changed in May."},
+                                 request_only=True)],
+        tags=["answers"],
+    )
+    def post(self, request: Request, answer_id: uuid.UUID) -> Response:
+        body = FeedbackRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        try:
+            feedback = record_feedback(answer_id, request.user, data["kind"], data.get("reason", ""),
+                                       data.get("comment", ""))
+        except AnswerNotFound:
+            return _error("unknown answer", status.HTTP_404_NOT_FOUND)
+        except FeedbackError as exc:
+            return _error(str(exc), status.HTTP_400_BAD_REQUEST)
+        return Response(FeedbackSerializer(feedback).data, status=status.HTTP_201_CREATED)

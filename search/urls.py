@@ -1,0 +1,18 @@
+"""/api/v1: the HTTP API, its OpenAPI schema and the docs UI."""
+
+from __future__ import annotations
+
+from django.urls import path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from search import api
+
+app_name = "api"
+
+urlpatterns = [
+    path("ask", api.AskView.as_view(), name="ask"),
+    path("search", api.SearchView.as_view(), name="search"),
+    path("answers/<uuid:answer_id>/feedback", api.FeedbackView.as_view(), name="feedback"),
+    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
+]
