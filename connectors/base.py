@@ -18,6 +18,14 @@ class Permissions:
 
 
 PUBLIC = Permissions(public=True, status="ok")
+UNKNOWN = Permissions()
+
+
+@dataclass(frozen=True)
+class SourceGroup:
+    principal: str
+    name: str
+    members: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -45,4 +53,9 @@ class Connector(Protocol):
         ...
 
     def fetch_permissions(self, external_id: str) -> Permissions:
+        """Who may read the item now; status "unknown" or "error" when the source cannot say."""
+        ...
+
+    def list_groups(self) -> Iterator[SourceGroup]:
+        """The source's groups and their direct members (users or other groups), for membership sync."""
         ...

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
+from django.conf import settings
 from django.db import models
 
 
@@ -20,6 +21,9 @@ class Source(models.Model):
     index_name = models.CharField(max_length=200, blank=True, default="")
     # Blank means the configured backend; evaluation pins a dataset copy to each backend it measures.
     search_backend = models.CharField(max_length=32, blank=True, default="")
+    # Connector options, e.g. {"public": true} for a folder everyone may read.
+    config = models.JSONField(default=dict, blank=True)
+    permissions_synced_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     last_synced_at = models.DateTimeField(null=True, blank=True)
 
@@ -55,6 +59,11 @@ class Document(models.Model):
     indexed_at = models.DateTimeField(null=True, blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     error = models.TextField(blank=True)
+    # Who may read it, as the source says. Anything but acl_status "ok" hides it from everyone.
+    acl_principals = models.JSONField(default=list, blank=True)
+    acl_public = models.BooleanField(default=False)
+    acl_status = models.CharField(max_length=16, default="unknown")
+    acl_hash = models.CharField(max_length=64, blank=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["source", "external_id"], name="unique_external_id_per_source")]
@@ -62,3 +71,45 @@ class Document(models.Model):
 
     def __str__(self) -> str:
         return self.title or self.external_id
+
+
+class ExternalIdentity(models.Model):
+    """An identity of a Citewise user in another system, as the namespaced principal that system's ACLs use.
+
+    e.g. `email:alice@corp.com`, `slack:T024BE7LD:user:U12345`, `teams:<tenant>:user:<aad object id>`,
+    `gdrive:user:10423`. Linked by an admin or by a verified sign-in, never from request parameters.
+    """
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="identities")
+    principal = models.CharField(max_length=500, unique=True)
+    # Guests and contractors from outside the organisation: never "everyone except external".
+    is_external = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.principal
+
+
+class Group(models.Model):
+    """A group as a source knows it (`spo:<tenant>:group:<id>`, `group:engineering`); synced apart from content."""
+
+    principal = models.CharField(max_length=500, unique=True)
+    name = models.CharField(max_length=300, blank=True)
+    source = models.ForeignKey(Source, null=True, blank=True, on_delete=models.CASCADE, related_name="groups")
+    synced_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return self.name or self.principal
+
+
+class GroupMembership(models.Model):
+    """`member` is a user principal or another group's principal: groups nest to any depth, cycles allowed."""
+
+    group = models.ForeignKey(Group, on_delete=models.CASCADE, related_name="memberships")
+    member = models.CharField(max_length=500, db_index=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["group", "member"], name="unique_group_member")]
+
+    def __str__(self) -> str:
+        return f"{self.member} ∈ {self.group.principal}"

@@ -28,6 +28,7 @@ logger = logging.getLogger("citewise.chat")
 SEARCH_UNAVAILABLE = "Search is unavailable right now; please try again in a moment."
 
 
+@login_required
 def search_page(request: HttpRequest) -> HttpResponse:
     query = request.GET.get("q", "").strip()[:1000]
     hits, error = [], ""

@@ -56,14 +56,14 @@ def test_evaluate_rejects_a_folder_that_is_not_a_beir_dataset(tmp_path):
 def test_ingest_then_search_json(tmp_path, capsys, isolated_index):
     (tmp_path / "kitchen.md").write_text("# Kitchen\n\nThe espresso machine is descaled every Friday.\n")
     (tmp_path / "parking.txt").write_text("Visitor parking is on level minus two.\n")
-    call_command("ingest", str(tmp_path), json=True, no_progress=True)
+    call_command("ingest", str(tmp_path), json=True, no_progress=True, public=True)
     summary = json.loads(capsys.readouterr().out)[0]
     assert (summary["indexed"], summary["failed"], summary["embedded"]) == (2, 0, 2)
     call_command("search", "when is the coffee machine cleaned", json=True, limit=1)
     hits = json.loads(capsys.readouterr().out)["hits"]
     assert hits[0]["title"] == "Kitchen" and "descaled every Friday" in hits[0]["text"]
 
-    call_command("ingest", str(tmp_path), json=True, no_progress=True)
+    call_command("ingest", str(tmp_path), json=True, no_progress=True, public=True)
     again = json.loads(capsys.readouterr().out)[0]
     assert (again["indexed"], again["unchanged"], again["embedded"]) == (0, 2, 0)
 

@@ -14,7 +14,7 @@ def connector_for(source: Source) -> Connector:
     from connectors.sources.filesystem import FilesystemConnector
 
     if source.kind == "filesystem":
-        return FilesystemConnector(source.location)
+        return FilesystemConnector(source.location, public=bool(source.config.get("public")))
     if source.kind == "beir":
         return BeirCorpusConnector(source.location)
     raise ValueError(f"no connector for source kind {source.kind!r}")

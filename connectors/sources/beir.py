@@ -6,7 +6,7 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
-from connectors.base import PUBLIC, Permissions, SourceItem
+from connectors.base import PUBLIC, Permissions, SourceGroup, SourceItem
 
 
 class BeirCorpusConnector:
@@ -37,4 +37,8 @@ class BeirCorpusConnector:
             yield item.external_id
 
     def fetch_permissions(self, external_id: str) -> Permissions:
+        # Benchmark corpora are public by construction.
         return PUBLIC
+
+    def list_groups(self) -> Iterator[SourceGroup]:
+        return iter(())

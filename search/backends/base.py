@@ -10,6 +10,7 @@ import numpy as np
 
 from search.types import (
     Chunk,
+    DocumentAcl,
     FusionConfig,
     IndexedDocument,
     IndexInfo,
@@ -41,6 +42,10 @@ class SearchBackend(Protocol):
 
     def replace_documents(self, batch: Sequence[DocumentChunks], *, embedding_model: str) -> None:
         """Atomically swap each document's chunks for the given ones; visible to search on return."""
+        ...
+
+    def update_acls(self, acls: Sequence[tuple[str, DocumentAcl]]) -> None:
+        """Replace the ACL of documents already indexed, without touching text or vectors; visible on return."""
         ...
 
     def delete_documents(self, document_ids: Sequence[str]) -> None:

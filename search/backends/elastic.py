@@ -21,6 +21,7 @@ from search.backends.base import DocumentChunks
 from search.fusion import rank
 from search.highlighting import PRE_TAG, POST_TAG, highlight
 from search.types import (
+    DocumentAcl,
     FusionConfig,
     IndexInfo,
     IndexModelMismatch,
@@ -227,6 +228,24 @@ class ElasticsearchBackend:
                         },
                     })
             helpers.bulk(self.client, actions, chunk_size=500, max_retries=3, raise_on_error=True)
+            self.client.indices.refresh(index=self.index_name)
+
+    def update_acls(self, acls: Sequence[tuple[str, DocumentAcl]]) -> None:
+        if not acls:
+            return
+        with self._errors("update document permissions"):
+            if self._meta() is None:
+                return
+            by_document = dict(acls)
+            # Partial-document updates: no scripts, so this works without the painless module.
+            actions = [
+                {"_op_type": "update", "_index": self.index_name, "_id": chunk_id, "doc": {
+                    "acl_principals": sorted(by_document[document_id].principals),
+                    "acl_public": by_document[document_id].public, "acl_status": by_document[document_id].status,
+                }}
+                for chunk_id, document_id in self._chunk_ids(list(by_document))
+            ]
+            helpers.bulk(self.client, actions, chunk_size=1000, max_retries=3, raise_on_error=True)
             self.client.indices.refresh(index=self.index_name)
 
     def delete_documents(self, document_ids: Sequence[str]) -> None:

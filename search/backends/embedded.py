@@ -21,6 +21,7 @@ from search.backends.base import DocumentChunks
 from search.fusion import rank
 from search.highlighting import highlight
 from search.types import (
+    DocumentAcl,
     FusionConfig,
     IndexedDocument,
     IndexInfo,
@@ -220,6 +221,20 @@ class EmbeddedBackend:
             "(SELECT value FROM json_each(?)))", (ids,)
         )
         connection.execute("DELETE FROM documents WHERE document_id IN (SELECT value FROM json_each(?))", (ids,))
+
+    def update_acls(self, acls: Sequence[tuple[str, DocumentAcl]]) -> None:
+        if not acls or not self.path.exists():
+            return
+        with self._transaction() as connection:
+            for document_id, acl in acls:
+                connection.execute("UPDATE documents SET acl_public = ?, acl_status = ? WHERE document_id = ?",
+                                   (int(acl.public), acl.status, document_id))
+                connection.execute("DELETE FROM document_principals WHERE document_id = ?", (document_id,))
+                connection.executemany(
+                    "INSERT INTO document_principals(document_id, principal) SELECT ?, ? "
+                    "WHERE EXISTS (SELECT 1 FROM documents WHERE document_id = ?)",
+                    [(document_id, p, document_id) for p in sorted(acl.principals)],
+                )
 
     def delete_documents(self, document_ids: Sequence[str]) -> None:
         if not self.path.exists():

@@ -33,7 +33,7 @@ def test_follow_ups_are_answered_in_context_and_recorded(isolated_index, tmp_pat
         "# PTO\n\n## Accrual\n\nNew employees accrue fifteen PTO days per year. After three years of service, "
         "employees accrue twenty PTO days per year.\n\n## Carry-over\n\nUp to five unused days carry over.\n")
     (tmp_path / "parking.md").write_text("# Parking\n\nThe garage on Lovejoy Street has forty bike racks.\n")
-    connector_services.sync_source(connector_services.ensure_source("filesystem", tmp_path))
+    connector_services.sync_source(connector_services.ensure_source("filesystem", tmp_path, config={"public": True}))
     user = get_user_model().objects.create_user("ana")
     first = ask("How many PTO days do new employees get per year?", principals=frozenset(), user=user)
     assert not first.refused and "fifteen" in first.text

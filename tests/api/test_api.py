@@ -34,7 +34,7 @@ def corpus(tmp_path, isolated_index):
                                        "facilities team.\n")
     (folder / "travel.md").write_text("# Travel policy\n\n## Hotels\n\nHotel stays are capped at 240 euros per "
                                       "night. Book hotels through the travel desk.\n")
-    report = connectors.sync_source(connectors.ensure_source("filesystem", folder))
+    report = connectors.sync_source(connectors.ensure_source("filesystem", folder, config={"public": True}))
     assert (report.indexed, report.failed) == (2, 0)
     return folder
 
@@ -344,7 +344,9 @@ def test_chat_needs_a_signed_in_user(client, alice):
     assert not Answer.objects.exists()
 
 
-def test_the_search_page_links_to_the_chat(client):
+def test_the_search_page_needs_sign_in_and_links_to_the_chat(client, alice):
+    assert client.get("/")["Location"].startswith("/accounts/login/")
+    client.force_login(alice)
     response = client.get("/")
     assert response.status_code == 200 and 'href="/chat/"' in response.content.decode()
 

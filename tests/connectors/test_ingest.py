@@ -33,7 +33,7 @@ def folder_source(request, tmp_path, isolated_index):
     (folder / "broken.pdf").write_bytes(b"%PDF-1.4 truncated nonsense")
     (folder / "photo.png").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00")
     source = services.ensure_source("filesystem", folder, index_name=f"test-ingest-{uuid.uuid4().hex[:8]}",
-                                    search_backend=request.param)
+                                    search_backend=request.param, config={"public": True})
     yield folder, source
     get_backend(source.index_name, request.param).drop()
 

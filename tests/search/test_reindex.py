@@ -24,7 +24,7 @@ def test_reindex_moves_an_index_to_a_new_model(kind, tmp_path, settings, isolate
     folder = tmp_path / "docs"
     folder.mkdir()
     (folder / "gym.md").write_text("# Gym\n\nThe rooftop gym opens at six in the morning.\n")
-    services.sync_source(services.ensure_source("filesystem", folder))
+    services.sync_source(services.ensure_source("filesystem", folder, config={"public": True}))
     backend = get_backend()
     before = backend.index_info()
 

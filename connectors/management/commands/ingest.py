@@ -18,6 +18,9 @@ class Command(BaseCommand):
         parser.add_argument("--format", choices=["files", "beir"], default="files",
                             help="'beir' reads a BEIR corpus.jsonl (or a directory holding one)")
         parser.add_argument("--index", default="", help="index name (default: the main index)")
+        parser.add_argument("--public", action="store_true",
+                            help="everyone signed in may read these files (otherwise .citewise-acl.json decides; "
+                                 "files it does not cover are visible to nobody)")
         parser.add_argument("--json", action="store_true", help="print the summary as JSON")
         parser.add_argument("--no-progress", action="store_true")
 
@@ -30,8 +33,10 @@ class Command(BaseCommand):
 
                 if not Path(path).exists():
                     raise CommandError(f"{path}: no such file or directory")
-                source = services.ensure_source(kind, path, index_name=options["index"])
+                source = services.ensure_source(kind, path, index_name=options["index"],
+                                                config={"public": True} if options["public"] else None)
                 reports.append(services.sync_source(source, progress=not options["no_progress"]))
+                services.sync_permissions(source)
         except (SearchUnavailable, IndexModelMismatch) as exc:
             raise CommandError(str(exc)) from exc
         if options["json"]:

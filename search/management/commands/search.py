@@ -1,13 +1,15 @@
-"""manage.py search "query" — what an anonymous reader of public documents would find."""
+"""manage.py search "query" [--as USER] — what a reader would find; without --as, public documents only."""
 
 from __future__ import annotations
 
 import json
 from datetime import datetime
 
+from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
 from search import selectors
+from search.identity import principals_for
 from search.services import get_backend
 from search.types import IndexModelMismatch, SearchFilters, SearchMode, SearchUnavailable
 
@@ -30,6 +32,8 @@ class Command(BaseCommand):
         parser.add_argument("--type", action="append", default=[], dest="mime_types", help="MIME type (repeatable)")
         parser.add_argument("--after", type=_date, default=None, help="modified on or after (ISO date)")
         parser.add_argument("--before", type=_date, default=None, help="modified before (ISO date)")
+        parser.add_argument("--as", dest="as_user", default=None, metavar="USER",
+                            help="search as this user (their expanded principals); default: public documents only")
         parser.add_argument("--json", action="store_true")
 
     def handle(self, *args, **options) -> None:
@@ -37,9 +41,15 @@ class Command(BaseCommand):
             raise CommandError("the query is empty")
         filters = SearchFilters(source_ids=tuple(options["source"]), mime_types=tuple(options["mime_types"]),
                                 modified_after=options["after"], modified_before=options["before"])
+        principals = frozenset()
+        if options["as_user"]:
+            user = get_user_model().objects.filter(username=options["as_user"]).first()
+            if user is None:
+                raise CommandError(f"no user named {options['as_user']!r}")
+            principals = principals_for(user)
         try:
             hits = selectors.search(
-                options["query"], principals=frozenset(), mode=SearchMode(options["mode"]), filters=filters,
+                options["query"], principals=principals, mode=SearchMode(options["mode"]), filters=filters,
                 limit=options["limit"], backend=get_backend(options["index"], options["backend"]),
             )
         except (SearchUnavailable, IndexModelMismatch) as exc:

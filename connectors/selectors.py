@@ -1,0 +1,51 @@
+"""Reads about who may see what: a user's expanded principals, computed at query time."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from connectors.models import ExternalIdentity, GroupMembership
+
+EVERYONE_EXCEPT_EXTERNAL = "org:everyone-except-external"
+
+
+def local_principal(username: str) -> str:
+    """The principal an ACL manifest uses to name a Citewise user directly."""
+    return f"citewise:user:{username}"
+
+
+def domain_principal(domain: str) -> str:
+    """'Anyone in <domain>' as a source shares it (Google Drive domain sharing, SharePoint org links)."""
+    return f"domain:{domain.lower()}"
+
+
+def own_principals(user: Any) -> set[str]:
+    """The user's direct principals: linked identities and the pseudo-principals they imply."""
+    identities = list(ExternalIdentity.objects.filter(user=user).values_list("principal", "is_external"))
+    principals = {local_principal(user.get_username())} | {principal for principal, _ in identities}
+    for principal, is_external in identities:
+        if principal.startswith("email:") and "@" in principal and not is_external:
+            principals.add(domain_principal(principal.rsplit("@", 1)[1]))
+    if not any(is_external for _, is_external in identities):
+        principals.add(EVERYONE_EXCEPT_EXTERNAL)
+    return principals
+
+
+def expand_groups(principals: set[str]) -> frozenset[str]:
+    """Add every group the principals belong to, through any depth of nesting; cycles end the walk."""
+    seen = set(principals)
+    frontier = set(principals)
+    while frontier:
+        parents = set(
+            GroupMembership.objects.filter(member__in=frontier).values_list("group__principal", flat=True)
+        ) - seen
+        seen |= parents
+        frontier = parents
+    return frozenset(seen)
+
+
+def expanded_principals(user: Any) -> frozenset[str]:
+    """Everything `user` reads as, for filtering search. Anonymous and inactive users have none."""
+    if user is None or not getattr(user, "is_authenticated", False) or not getattr(user, "is_active", True):
+        return frozenset()
+    return expand_groups(own_principals(user))
