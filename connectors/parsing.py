@@ -111,8 +111,24 @@ def parse_plain_text(content: bytes) -> ParsedDocument:
                 title = _clean(lines[0])
             builder.heading(level, lines[0])
             lines = lines[2:]
-        builder.block("\n".join(lines))
+        builder.block(_unwrap(lines))
     return ParsedDocument(title=title, sections=builder.finish())
+
+
+_ITEM_START = re.compile(r"^(?:[-*•+]\s|\d{1,3}[.)]\s|[a-z][.)]\s|\|)")
+_COLUMNS = re.compile(r"\S {2,}\S|\t|\|")
+
+
+def _unwrap(lines: list[str]) -> str:
+    """Join hard-wrapped lines into one line per paragraph; list items and aligned columns keep their breaks."""
+    out: list[str] = []
+    for line in lines:
+        if out and line and not _ITEM_START.match(line) and not _COLUMNS.search(line) \
+                and not _COLUMNS.search(out[-1]):
+            out[-1] = f"{out[-1]} {line}"
+        else:
+            out.append(line)
+    return "\n".join(out)
 
 
 def parse_markdown(content: bytes) -> ParsedDocument:

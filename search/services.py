@@ -47,7 +47,7 @@ def fusion_config(**overrides: object) -> FusionConfig:
 
 
 # Bump when parsing or chunking changes what the same bytes turn into, so everything re-indexes.
-PIPELINE_VERSION = 1
+PIPELINE_VERSION = 2
 
 
 def pipeline_signature() -> str:

@@ -97,3 +97,15 @@ def test_bad_files_raise_a_clear_error(content, mime, code):
         parse(content, mime, max_bytes=LIMIT)
     assert caught.value.code == code
     assert str(caught.value).startswith(code + ": ")
+
+
+def test_plain_text_hard_wrapped_lines_are_joined_but_lists_and_columns_kept():
+    source = (b"Kestrel pays semi-monthly: on the 15th and on the last day of each month,\n"
+              b"24 paychecks a year.\n\n- First item that wraps\n  onto a second line\n- Second item\n\n"
+              b"prod-us   pg-a, pg-b\nprod-eu   pg-c, pg-d\n")
+    parsed = parse(source, PLAIN_TEXT, max_bytes=LIMIT)
+    assert parsed.sections[0].text.split("\n\n") == [
+        "Kestrel pays semi-monthly: on the 15th and on the last day of each month, 24 paychecks a year.",
+        "- First item that wraps onto a second line\n- Second item",
+        "prod-us   pg-a, pg-b\nprod-eu   pg-c, pg-d",
+    ]
