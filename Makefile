@@ -5,7 +5,7 @@ DEMO_ADDR ?= 127.0.0.1:8000
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: venv demo test services-start services-stop benchmarks
+.PHONY: venv demo test system services-start services-stop benchmarks
 
 venv:
 	@VENV=$(VENV) bash scripts/ensure-venv.sh
@@ -16,7 +16,11 @@ demo: venv
 	$(PY) manage.py load_demo
 	$(PY) manage.py runserver $(DEMO_ADDR)
 
-services-start:
+# Java check, Elasticsearch zip, Redis, Chromium: idempotent, a fraction of a second once installed.
+system:
+	bash scripts/install-system.sh
+
+services-start: system
 	bash scripts/services.sh start
 
 services-stop:
