@@ -20,6 +20,7 @@ from connectors.models import Document, Group, GroupMembership, Source, document
 from connectors.parsing import ParseError, parse
 from connectors.sources import connector_for
 from search import services as search_services
+from search.answering.services import bump_index_version
 from search.backends import SearchBackend
 from search.types import DocumentAcl, IndexedDocument
 
@@ -159,6 +160,7 @@ def sync_source(
             for stage, seconds in stats.seconds.items():
                 report.stage_seconds[stage] = report.stage_seconds.get(stage, 0.0) + seconds
             _record_indexed(pending, model_name, pipeline, stats.chunks_per_document)
+            bump_index_version()
             report.indexed += len(pending)
         bar.update(len(items[start:start + batch_size]))
     bar.close()
@@ -208,6 +210,7 @@ def prune_missing(source: Source, seen_ids: set[str], *, backend: SearchBackend 
     if gone:
         search_services.delete_documents(gone, backend=backend)
         Document.objects.filter(id__in=gone).delete()
+        bump_index_version()
     return len(gone)
 
 
@@ -237,6 +240,7 @@ def rebuild_index(index_name: str = "", kind: str | None = None, *, progress: bo
     sources = Source.objects.filter(index_name=index_name, search_backend__in=pinned)
     reports = [sync_source(source, progress=progress, backend=staged, force=True) for source in sources]
     live.promote(staged)
+    bump_index_version()
     return reports
 
 
@@ -247,6 +251,7 @@ class PermissionSyncReport:
     changed: int = 0
     groups: int = 0
     memberships: int = 0
+    deleted: int = 0
     seconds: float = 0.0
 
     def as_dict(self) -> dict:
@@ -281,6 +286,8 @@ def sync_permissions(source: Source, *, backend: SearchBackend | None = None) ->
     report.groups, report.memberships = sync_groups(source)
     connector = connector_for(source)
     backend = backend or search_services.get_backend(source.index_name or None, source.search_backend or None)
+    # Items gone from the source are gone from search now, not at the next content sync.
+    report.deleted = prune_missing(source, set(connector.list_ids()), backend=backend)
     changed: list[tuple[Document, Permissions]] = []
     for document in Document.objects.filter(source=source).only("id", "external_id", "acl_hash", "indexed_hash"):
         report.checked += 1
@@ -294,6 +301,7 @@ def sync_permissions(source: Source, *, backend: SearchBackend | None = None) ->
             for document, permissions in batch:
                 _apply_acl(document, permissions)
                 document.save(update_fields=["acl_principals", "acl_public", "acl_status", "acl_hash"])
+        bump_index_version()
     report.changed = len(changed)
     source.permissions_synced_at = timezone.now()
     source.save(update_fields=["permissions_synced_at"])

@@ -8,6 +8,7 @@ urlpatterns = [
     path("", views.search_page, name="search"),
     path("chat/", views.chat_page, name="chat"),
     path("chat/stream", views.chat_stream, name="chat-stream"),
+    path("documents/<str:document_id>/open", views.open_document, name="open-document"),
     path("api/v1/", include("search.urls")),
     path("healthz", views.health, name="health"),
     path("metrics", views.metrics, name="metrics"),

@@ -12,11 +12,20 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.db import connection
-from django.http import HttpRequest, HttpResponse, HttpResponseForbidden, JsonResponse, StreamingHttpResponse
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseForbidden,
+    HttpResponseRedirect,
+    JsonResponse,
+    StreamingHttpResponse,
+)
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from console import audit
 from search import selectors
 from search.answering import services as answering
 from search.identity import principals_for
@@ -145,3 +154,25 @@ def metrics(request: HttpRequest) -> HttpResponse:
     ):
         return HttpResponseForbidden("metrics are for staff or local scrapers")
     return HttpResponse(generate_latest(), content_type=CONTENT_TYPE_LATEST)
+
+
+class SourceRedirect(HttpResponseRedirect):
+    # Filesystem sources link to file:// URLs; anything but these schemes is not followed.
+    allowed_schemes = ["http", "https", "file"]
+
+
+@login_required
+@require_GET
+def open_document(request: HttpRequest, document_id: str) -> HttpResponse:
+    """Redirect to a document at its source, only if the signed-in user may read it now; else 404, never 403."""
+    try:
+        hit = selectors.readable_document(document_id, principals_for(request.user))
+    except SearchUnavailable:
+        return HttpResponse(SEARCH_UNAVAILABLE, status=503, content_type="text/plain")
+    scheme = hit.url.split(":", 1)[0].lower() if hit and ":" in hit.url else ""
+    followable = hit is not None and scheme in SourceRedirect.allowed_schemes
+    audit.record(request.user, "document.open", object_type="connectors.document", object_id=document_id[:100],
+                 surface="web", detail={"visible": hit is not None, "redirected": followable})
+    if not followable:
+        raise Http404("unknown document")
+    return SourceRedirect(hit.url)

@@ -8,8 +8,8 @@ from __future__ import annotations
 import logging
 import uuid
 
-from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
-from rest_framework import status
+from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import serializers, status
 from rest_framework.authentication import SessionAuthentication, TokenAuthentication
 from rest_framework.parsers import JSONParser
 from rest_framework.permissions import IsAuthenticated
@@ -17,8 +17,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from connectors.models import Source
+from console import audit
 from search import selectors
 from search.answering import services as answering
+from search.answering.citations import _SOURCE_TYPES
 from search.answering.feedback import AnswerNotFound, FeedbackError, record_feedback
 from search.identity import principals_for
 from search.serializers import (
@@ -31,7 +34,7 @@ from search.serializers import (
     SearchRequestSerializer,
     SearchResponseSerializer,
 )
-from search.types import IndexModelMismatch, SearchMode, SearchUnavailable
+from search.types import IndexModelMismatch, SearchHit, SearchMode, SearchUnavailable
 
 logger = logging.getLogger("citewise.api")
 
@@ -162,3 +165,54 @@ class FeedbackView(ApiView):
         except FeedbackError as exc:
             return _error(str(exc), status.HTTP_400_BAD_REQUEST)
         return Response(FeedbackSerializer(feedback).data, status=status.HTTP_201_CREATED)
+
+
+def document_summary(hit: SearchHit) -> dict:
+    """What a source link shows: from the index entry the permission check found, plus the source's kind."""
+    kind = Source.objects.filter(pk=int(hit.source_id)).values_list("kind", flat=True).first() \
+        if hit.source_id.isdigit() else None
+    return {
+        "document_id": hit.document_id, "title": hit.title, "url": hit.url,
+        "source_type": _SOURCE_TYPES.get(hit.mime_type, hit.mime_type), "mime_type": hit.mime_type,
+        "source_kind": kind or "", "modified_at": hit.modified_at.isoformat() if hit.modified_at else None,
+    }
+
+
+DocumentSerializer = inline_serializer("Document", {
+    "document_id": serializers.CharField(),
+    "title": serializers.CharField(),
+    "url": serializers.CharField(help_text="Where the document lives in its source system."),
+    "source_type": serializers.CharField(help_text="What kind of document it is, as citations name it (e.g. PDF)."),
+    "mime_type": serializers.CharField(),
+    "source_kind": serializers.CharField(help_text="The connector it came from (e.g. filesystem)."),
+    "modified_at": serializers.DateTimeField(allow_null=True),
+})
+
+
+class DocumentView(ApiView):
+    @extend_schema(
+        operation_id="document",
+        summary="A document's source link",
+        description=(
+            "Title, URL, type and modification date of a document you may read now, checked against the "
+            "search index's permissions at the time of the request. A document you may not read is a 404, "
+            "exactly like one that does not exist."
+        ),
+        responses={
+            200: DocumentSerializer, 401: ERRORS[401],
+            404: OpenApiResponse(ErrorSerializer, description="No such document among those you may read."),
+            503: OpenApiResponse(ErrorSerializer, description="Search is unavailable."),
+        },
+        tags=["documents"],
+    )
+    def get(self, request: Request, document_id: str) -> Response:
+        try:
+            hit = selectors.readable_document(document_id, principals_for(request.user))
+        except SearchUnavailable as exc:
+            logger.warning("document lookup failed, search unavailable: %s", exc)
+            return _error(SEARCH_UNAVAILABLE, status.HTTP_503_SERVICE_UNAVAILABLE)
+        audit.record(request.user, "document.view", object_type="connectors.document", object_id=document_id[:100],
+                     surface="api", detail={"visible": hit is not None})
+        if hit is None:
+            return _error("unknown document", status.HTTP_404_NOT_FOUND)
+        return Response(document_summary(hit))

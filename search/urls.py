@@ -13,6 +13,7 @@ urlpatterns = [
     path("ask", api.AskView.as_view(), name="ask"),
     path("search", api.SearchView.as_view(), name="search"),
     path("answers/<uuid:answer_id>/feedback", api.FeedbackView.as_view(), name="feedback"),
+    path("documents/<str:document_id>", api.DocumentView.as_view(), name="document"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
 ]

@@ -121,6 +121,34 @@ CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", not CELERY_BROKE
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_RESULT_BACKEND = os.environ.get("CELERY_RESULT_BACKEND", "") or None
 
+# Scheduled syncs (`celery -A console beat`). Permission-only syncs are cheap and run often; a content sync
+# re-reads every item. A revoked permission is visible at most one interval plus one sync's duration after
+# the source changes (docs/acl.md: maximum staleness). 0 turns a schedule off.
+PERMISSION_SYNC_INTERVAL_S = env_int("CITEWISE_PERMISSION_SYNC_INTERVAL_S", 300)
+CONTENT_SYNC_INTERVAL_S = env_int("CITEWISE_CONTENT_SYNC_INTERVAL_S", 3600)
+CELERY_BEAT_SCHEDULE = {
+    name: {"task": task, "schedule": float(interval), "options": {"expires": float(interval)}}
+    for name, task, interval in (
+        ("sync-all-permissions", "connectors.sync_all_permissions", PERMISSION_SYNC_INTERVAL_S),
+        ("sync-all-sources", "connectors.sync_all_sources", CONTENT_SYNC_INTERVAL_S),
+    )
+    if interval > 0
+}
+
+# --- Cache: answers (keyed by the asker's principals and the index version) --------------------
+# Local memory by default (one process); set CITEWISE_CACHE_URL=redis://host:6379/1 to share it between
+# web processes and workers, so a sync anywhere invalidates cached answers everywhere at once.
+CITEWISE_CACHE_URL = os.environ.get("CITEWISE_CACHE_URL", "")
+CACHES = {
+    "default": (
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CITEWISE_CACHE_URL,
+         "KEY_PREFIX": "citewise"}
+        if CITEWISE_CACHE_URL
+        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "citewise",
+              "OPTIONS": {"MAX_ENTRIES": 5000}}
+    )
+}
+
 # --- Citewise ------------------------------------------------------------------------------
 CITEWISE = {
     # "embedded" (SQLite FTS5 + in-process vectors) or "elasticsearch".
@@ -168,6 +196,11 @@ CITEWISE = {
     "OPENAI_BASE_URL": os.environ.get("OPENAI_BASE_URL", "http://127.0.0.1:11434/v1"),
     "OPENAI_API_KEY": os.environ.get("OPENAI_API_KEY", ""),
     "OPENAI_MODEL": os.environ.get("OPENAI_MODEL", "llama3.1:8b"),
+    # Identical questions (same rewritten query, settings, principals and index version) within this many
+    # seconds are answered from the cache, still recorded and audited; 0 turns the answer cache off.
+    "ANSWER_CACHE_TTL_S": env_int("CITEWISE_ANSWER_CACHE_TTL_S", 300),
+    "PERMISSION_SYNC_INTERVAL_S": PERMISSION_SYNC_INTERVAL_S,
+    "CONTENT_SYNC_INTERVAL_S": CONTENT_SYNC_INTERVAL_S,
 }
 
 LOG_LEVEL = os.environ.get("CITEWISE_LOG_LEVEL", "INFO")

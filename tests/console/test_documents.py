@@ -1,0 +1,101 @@
+"""Source links: a document's details, or a redirect to it, only for someone who may read it now."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from connectors import services as connectors
+from console.models import AuditEvent
+from search import selectors
+from search import services as search_services
+from search.identity import principals_for
+from tests.console.conftest import auth, finance_document, index_corpus, public_document, write_corpus, write_manifest
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(params=["embedded", "elasticsearch"])
+def main_index(request, settings, tmp_path):
+    """The configured main index on each backend, fresh and dropped afterwards."""
+    if request.param == "elasticsearch":
+        request.getfixturevalue("elasticsearch_node")
+    settings.CITEWISE = {**settings.CITEWISE, "SEARCH_BACKEND": request.param,
+                         "EMBEDDED_INDEX_DIR": tmp_path / "index", "INDEX_NAME": f"test-docs-{uuid.uuid4().hex[:8]}"}
+    search_services._backends.clear()
+    yield request.param
+    for backend in search_services._backends.values():
+        backend.drop()
+    search_services._backends.clear()
+
+
+@pytest.fixture
+def indexed(tmp_path, main_index):
+    folder = write_corpus(tmp_path / "docs")
+    return folder, index_corpus(folder)
+
+
+def document_url(document_id: str) -> str:
+    return f"/api/v1/documents/{document_id}"
+
+
+def test_readable_document_follows_the_index_acl(indexed, alice, bob):
+    _, source = indexed
+    budget = finance_document(source)
+    hit = selectors.readable_document(budget.id, principals_for(alice))
+    assert hit is not None and (hit.document_id, hit.title) == (budget.id, "Travel budget")
+    assert selectors.readable_document(budget.id, principals_for(bob)) is None
+    assert selectors.readable_document(budget.id, frozenset()) is None
+    assert selectors.readable_document(public_document(source).id, frozenset()) is not None
+    assert selectors.readable_document("0" * 32, principals_for(alice)) is None
+    with pytest.raises(TypeError):
+        selectors.readable_document(budget.id, set(principals_for(alice)))
+
+
+def test_the_documents_endpoint_is_200_when_readable_and_404_otherwise(client, indexed, alice, bob):
+    folder, source = indexed
+    budget = finance_document(source)
+
+    response = client.get(document_url(budget.id), headers=auth(alice))
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert body == {"document_id": budget.id, "title": "Travel budget", "url": budget.url,
+                    "source_type": "Markdown", "mime_type": "text/markdown", "source_kind": "filesystem",
+                    "modified_at": budget.source_modified_at.isoformat()}
+
+    # Forbidden looks exactly like missing: 404 with the same body, never 403.
+    forbidden = client.get(document_url(budget.id), headers=auth(bob))
+    missing = client.get(document_url("f" * 32), headers=auth(bob))
+    assert (forbidden.status_code, forbidden.json()) == (missing.status_code, missing.json()) == (
+        404, {"detail": "unknown document"})
+    assert client.get(document_url(public_document(source).id), headers=auth(bob)).status_code == 200
+    assert client.get(document_url(budget.id)).status_code == 401
+
+    # Revoked at the source, visible to nobody after the next permission sync.
+    write_manifest(folder, finance_members=[])
+    connectors.sync_permissions(source)
+    assert client.get(document_url(budget.id), headers=auth(alice)).status_code == 404
+
+    seen = [(e.actor.username, e.detail["visible"]) for e in AuditEvent.objects.filter(
+        action="document.view", object_id=budget.id).order_by("id")]
+    assert seen == [("alice", True), ("bob", False), ("alice", False)]
+
+
+def test_open_redirects_to_the_source_only_when_readable(client, indexed, alice, bob):
+    _, source = indexed
+    budget = finance_document(source)
+    url = f"/documents/{budget.id}/open"
+
+    anonymous = client.get(url)
+    assert anonymous.status_code == 302 and anonymous["Location"].startswith("/accounts/login/")
+
+    client.force_login(alice)
+    response = client.get(url)
+    assert response.status_code == 302 and response["Location"] == budget.url and budget.url.startswith("file://")
+
+    client.force_login(bob)
+    assert client.get(url).status_code == 404
+    assert client.get("/documents/not-a-document/open").status_code == 404
+    events = AuditEvent.objects.filter(action="document.open", object_id=budget.id).order_by("id")
+    assert [(e.actor.username, e.detail["visible"]) for e in events] == [("alice", True), ("bob", False)]

@@ -1,0 +1,240 @@
+"""Scheduled permission sync: the Celery tasks on a real worker and Redis broker, the command, the schedule."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+from django.conf import settings as django_settings
+from django.core.cache import cache
+from django.core.management import CommandError, call_command
+
+from connectors import tasks
+from connectors.models import Document, Source
+from console.celery import app as celery_app
+from search import selectors
+from search.answering import services as answering
+from search.identity import principals_for
+from search.models import Answer
+from search.types import SearchMode
+from tests.console.conftest import (
+    BUDGET_QUESTION,
+    finance_document,
+    index_corpus,
+    make_user,
+    write_corpus,
+    write_manifest,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+BROKER_URL = "redis://127.0.0.1:6379/15"
+
+
+def visible_documents(user) -> set[str]:
+    hits = selectors.search("travel budget espresso", principals=principals_for(user), mode=SearchMode.BM25,
+                            limit=20)
+    return {hit.document_id for hit in hits}
+
+
+# -- the management command and the schedule -------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_sync_permissions_command_revokes(tmp_path, isolated_index, capsys):
+    folder = write_corpus(tmp_path / "docs")
+    source = index_corpus(folder)
+    alice = make_user("alice")
+    budget = finance_document(source).id
+    assert budget in visible_documents(alice)
+
+    write_manifest(folder, finance_members=["email:alice@corp.example"], finance_readers=["group:executives"])
+    call_command("sync_permissions", "--source", str(source.id))
+    assert "1 changed" in capsys.readouterr().out
+    assert budget not in visible_documents(alice)
+    assert Document.objects.get(id=budget).acl_principals == ["group:executives"]
+    call_command("sync_permissions")  # every source: nothing left to change
+    assert "0 changed" in capsys.readouterr().out
+    with pytest.raises(CommandError, match="no such source: 999999"):
+        call_command("sync_permissions", "--source", "999999")
+
+
+@pytest.mark.django_db
+def test_the_tasks_run_eagerly_without_a_broker(tmp_path, isolated_index):
+    folder = write_corpus(tmp_path / "docs")
+    source = index_corpus(folder)
+    Source.objects.create(name="eval", kind="beir", location="/nowhere")
+    write_manifest(folder, finance_members=[])
+    assert tasks.sync_all_permissions.delay().get() == [source.id]
+    assert tasks.sync_permissions.delay(987654).get() == {"source_id": 987654, "skipped": "no such source"}
+    assert Document.objects.get(id=finance_document(source).id).acl_hash
+    assert not visible_documents(make_user("alice")) & {finance_document(source).id}
+
+
+def test_the_beat_schedule_runs_both_syncs_at_their_intervals():
+    schedule = django_settings.CELERY_BEAT_SCHEDULE
+    assert schedule["sync-all-permissions"]["task"] == "connectors.sync_all_permissions"
+    assert schedule["sync-all-permissions"]["schedule"] == django_settings.CITEWISE["PERMISSION_SYNC_INTERVAL_S"]
+    assert schedule["sync-all-sources"]["task"] == "connectors.sync_all_sources"
+    assert schedule["sync-all-sources"]["schedule"] == django_settings.CITEWISE["CONTENT_SYNC_INTERVAL_S"]
+    celery_app.loader.import_default_modules()
+    assert {"connectors.sync_permissions", "connectors.sync_all_permissions", "connectors.sync_source",
+            "connectors.sync_all_sources"} <= set(celery_app.tasks)
+
+
+def test_sync_intervals_come_from_the_environment():
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "CITEWISE_"))}
+    env.update(DJANGO_SETTINGS_MODULE="console.settings.test", CITEWISE_PERMISSION_SYNC_INTERVAL_S="60",
+               CITEWISE_CONTENT_SYNC_INTERVAL_S="0")
+    code = ("import django; django.setup(); from django.conf import settings as s; "
+            "print(sorted((k, v['schedule']) for k, v in s.CELERY_BEAT_SCHEDULE.items()))")
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[('sync-all-permissions', 60.0)]"
+
+
+# -- a real worker on the real Redis broker ---------------------------------------------------------------
+
+
+@pytest.fixture
+def shared_database(tmp_path, django_db_blocker):
+    """A file-based SQLite database that this process and a worker process both use."""
+    from django.db import connections
+    from django.db.backends.sqlite3.base import DatabaseWrapper
+
+    path = tmp_path / "shared.sqlite3"
+    env = worker_environment(path, tmp_path, index_dir=tmp_path / "unused", index_name="unused")
+    migrate = subprocess.run([sys.executable, "manage.py", "migrate", "--noinput"], cwd=ROOT, env=env,
+                             capture_output=True, text=True, timeout=300)
+    assert migrate.returncode == 0, migrate.stderr
+    original = connections["default"]
+    shared = DatabaseWrapper({**original.settings_dict, "NAME": str(path)}, "default")
+    with django_db_blocker.unblock():
+        connections["default"] = shared
+        try:
+            yield path
+        finally:
+            shared.close()
+            connections["default"] = original
+
+
+def worker_environment(database: Path, tmp_path: Path, *, index_dir: Path, index_name: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "DATABASE_URL", "CITEWISE_", "CELERY_"))}
+    env.update(
+        DJANGO_SETTINGS_MODULE="console.settings.local", DATABASE_URL=f"sqlite:///{database}",
+        CITEWISE_VAR_DIR=str(tmp_path / "var"), CITEWISE_SEARCH_BACKEND="embedded",
+        CITEWISE_EMBEDDED_INDEX_DIR=str(index_dir), CITEWISE_INDEX_NAME=index_name,
+        CELERY_BROKER_URL=BROKER_URL, CELERY_RESULT_BACKEND=BROKER_URL,
+        HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", PYTHONUNBUFFERED="1",
+    )
+    return env
+
+
+def _reset_celery_connections() -> None:
+    if celery_app._pool is not None:
+        celery_app._pool.force_close_all()
+    celery_app._pool = None
+    celery_app.amqp._producer_pool = None
+    celery_app._backend_cache = None  # the result backend, cached per app or per thread
+    celery_app._local.__dict__.pop("backend", None)
+
+
+@pytest.fixture
+def redis_celery():
+    """This process sends tasks to Redis (db 15) on a queue of its own, instead of running them eagerly."""
+    import redis
+
+    queue = f"citewise-test-{uuid.uuid4().hex[:8]}"
+    client = redis.Redis.from_url(BROKER_URL)
+    client.ping()
+    saved = {key: celery_app.conf[key] for key in ("broker_url", "result_backend", "task_always_eager",
+                                                    "task_default_queue")}
+    _reset_celery_connections()
+    celery_app.conf.update(broker_url=BROKER_URL, result_backend=BROKER_URL, task_always_eager=False,
+                           task_default_queue=queue)
+    try:
+        yield queue
+    finally:
+        _reset_celery_connections()
+        celery_app.conf.update(saved)
+        for key in [queue.encode(), *client.scan_iter(match=f"_kombu.*{queue}*")]:
+            client.delete(key)
+        client.close()
+
+
+@pytest.mark.slow
+def test_a_celery_worker_on_redis_revokes_access_with_sync_permissions(tmp_path, settings, shared_database,
+                                                                       redis_celery):
+    index_dir, index_name = tmp_path / "index", f"test-celery-{uuid.uuid4().hex[:8]}"
+    settings.CITEWISE = {**settings.CITEWISE, "SEARCH_BACKEND": "embedded", "EMBEDDED_INDEX_DIR": index_dir,
+                         "INDEX_NAME": index_name}
+    from search import services as search_services
+
+    search_services._backends.clear()
+    cache.clear()
+    folder = write_corpus(tmp_path / "docs")
+    source = index_corpus(folder)
+    alice = make_user("alice")
+    budget = finance_document(source).id
+    assert budget in visible_documents(alice)
+    first = answering.ask(BUDGET_QUESTION, principals=principals_for(alice), user=alice)
+    assert {c.document_id for c in first.citations} == {budget}
+    cached = answering.ask(BUDGET_QUESTION, principals=principals_for(alice), user=alice)
+    assert Answer.objects.get(id=cached.answer_id).timings["cache"] == "hit"
+
+    env = worker_environment(shared_database, tmp_path, index_dir=index_dir, index_name=index_name)
+    log = (tmp_path / "worker.log").open("w+")
+    worker = subprocess.Popen(
+        [str(Path(sys.executable).with_name("celery")), "-A", "console", "worker", "--pool=solo", "-Q", redis_celery,
+         "--loglevel=INFO", "--without-gossip", "--without-mingle", "--without-heartbeat", "--hostname",
+         f"{redis_celery}@%h"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    try:
+        # The source takes alice's access away; the worker's permission sync carries it into the index.
+        write_manifest(folder, finance_members=[])
+        result = tasks.sync_permissions.delay(source.id)
+        report = result.get(timeout=180)
+        result.forget()
+    finally:
+        worker.terminate()
+        try:
+            worker.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait(timeout=30)
+        log.seek(0)
+        worker_log = log.read()
+        log.close()
+    assert "connectors.sync_permissions" in worker_log and "succeeded" in worker_log, worker_log
+    assert report["source"] == source.name and report["checked"] == 2 and report["memberships"] == 0
+    assert Source.objects.get(id=source.id).permissions_synced_at is not None
+    assert budget not in visible_documents(alice)
+    # The cached answer that cited the budget is not served again, although the worker's cache is its own.
+    after = answering.ask(BUDGET_QUESTION, principals=principals_for(alice), user=alice)
+    assert Answer.objects.get(id=after.answer_id).timings["cache"] == "miss"
+    assert after.refused and "40,000" not in after.text
+    search_services._backends.clear()
+
+
+@pytest.mark.django_db
+def test_permission_sync_removes_documents_deleted_at_the_source(tmp_path, isolated_index):
+    from connectors import services as connector_services
+    from connectors.models import Document
+    from search import selectors
+    from search.types import SearchMode
+
+    (tmp_path / "a.md").write_text("# Alpha\n\nThe quokka budget is forty dollars.\n")
+    (tmp_path / ".citewise-acl.json").write_text('{"rules": [{"paths": ["*"], "public": true}]}')
+    source = connector_services.ensure_source("filesystem", tmp_path)
+    connector_services.sync_source(source)
+    assert selectors.search("quokka", principals=frozenset(), mode=SearchMode.BM25)
+    (tmp_path / "a.md").unlink()
+    report = connector_services.sync_permissions(source)
+    assert report.deleted == 1
+    assert selectors.search("quokka", principals=frozenset(), mode=SearchMode.BM25) == []
+    assert not Document.objects.filter(source=source).exists()
