@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from connectors.base import normalize_principal
 from connectors.models import ExternalIdentity, GroupMembership
 
 EVERYONE_EXCEPT_EXTERNAL = "org:everyone-except-external"
@@ -21,7 +22,8 @@ def domain_principal(domain: str) -> str:
 
 def own_principals(user: Any) -> set[str]:
     """The user's direct principals: linked identities and the pseudo-principals they imply."""
-    identities = list(ExternalIdentity.objects.filter(user=user).values_list("principal", "is_external"))
+    identities = [(normalize_principal(principal), is_external) for principal, is_external in
+                  ExternalIdentity.objects.filter(user=user).values_list("principal", "is_external")]
     principals = {local_principal(user.get_username())} | {principal for principal, _ in identities}
     for principal, is_external in identities:
         if principal.startswith("email:") and "@" in principal and not is_external:

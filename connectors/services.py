@@ -260,7 +260,11 @@ class PermissionSyncReport:
 
 def sync_groups(source: Source) -> tuple[int, int]:
     """Replace the source's groups and direct memberships with what the source says now."""
-    groups = list(connector_for(source).list_groups())
+    try:
+        groups = list(connector_for(source).list_groups())
+    except ValueError as exc:  # an unreadable group listing keeps the last good memberships
+        logger.error("group sync skipped for %s: %s", source.name, exc)
+        return 0, 0
     with transaction.atomic():
         Group.objects.filter(source=source).exclude(principal__in=[g.principal for g in groups]).delete()
         memberships = 0

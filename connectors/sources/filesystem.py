@@ -29,7 +29,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from connectors.base import PUBLIC, UNKNOWN, Permissions, SourceGroup, SourceItem
+from connectors.base import PUBLIC, UNKNOWN, Permissions, SourceGroup, SourceItem, normalize_principal
 
 mimetypes.add_type("text/markdown", ".md")
 mimetypes.add_type("text/markdown", ".markdown")
@@ -96,8 +96,9 @@ class FilesystemConnector:
             manifest = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise ManifestError(f"{path}: {exc}") from exc
-        if not isinstance(manifest, dict) or not isinstance(manifest.get("rules", []), list):
-            raise ManifestError(f"{path}: expected an object with a list of rules")
+        problem = _manifest_problem(manifest)
+        if problem:
+            raise ManifestError(f"{path}: {problem}")
         return manifest
 
     def fetch_permissions(self, external_id: str) -> Permissions:
@@ -111,19 +112,49 @@ class FilesystemConnector:
             return UNKNOWN
         decisive = manifest.get("default")
         for rule in manifest.get("rules", []):
-            if any(fnmatch.fnmatchcase(external_id, pattern) for pattern in rule.get("paths", [])):
+            if any(fnmatch.fnmatchcase(external_id, pattern) for pattern in rule["paths"]):
                 decisive = rule
         if not decisive:
             return UNKNOWN
-        if not isinstance(decisive.get("principals", []), list):
-            return Permissions(status="error")
-        return Permissions(principals=frozenset(map(str, decisive.get("principals", []))),
-                           public=bool(decisive.get("public")), status="ok")
+        if _grant_problem(decisive, "rule"):
+            return Permissions(status="error")  # a malformed grant decides nothing but "hidden"
+        return Permissions(principals=frozenset(normalize_principal(p) for p in decisive.get("principals", [])),
+                           public=decisive.get("public") is True, status="ok")
 
     def list_groups(self) -> Iterator[SourceGroup]:
-        try:
-            manifest = self._manifest or {}
-        except ManifestError:
-            return
+        """Raises ManifestError for an unreadable manifest, so the last good memberships are kept."""
+        manifest = self._manifest or {}
         for principal, members in (manifest.get("groups") or {}).items():
-            yield SourceGroup(principal=principal, name=principal.rsplit(":", 1)[-1], members=tuple(members))
+            yield SourceGroup(principal=normalize_principal(principal), name=principal.rsplit(":", 1)[-1],
+                              members=tuple(normalize_principal(m) for m in members))
+
+
+def _is_strings(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(item, str) for item in value)
+
+
+def _grant_problem(grant: dict[str, Any], where: str) -> str:
+    if "principals" in grant and not _is_strings(grant["principals"]):
+        return f"{where}: principals must be a list of strings"
+    if "public" in grant and not isinstance(grant["public"], bool):
+        return f"{where}: public must be true or false"
+    return ""
+
+
+def _manifest_problem(manifest: Any) -> str:
+    """Why a manifest cannot be trusted as a whole, or "" if it can; then every file's status is error."""
+    if not isinstance(manifest, dict):
+        return "expected a JSON object"
+    groups = manifest.get("groups", {})
+    if not isinstance(groups, dict) or not all(isinstance(k, str) and _is_strings(v) for k, v in groups.items()):
+        return "groups must map each group principal to a list of member principals"
+    rules = manifest.get("rules", [])
+    if not isinstance(rules, list):
+        return "rules must be a list"
+    # Which files a rule covers must be certain; a bad grant only hides the files it decides.
+    for number, rule in enumerate(rules, start=1):
+        if not isinstance(rule, dict) or not _is_strings(rule.get("paths")) or not rule["paths"]:
+            return f"rule {number}: expected an object with a non-empty list of path patterns"
+    if manifest.get("default") is not None and not isinstance(manifest["default"], dict):
+        return "default must be an object"
+    return ""
