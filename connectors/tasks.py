@@ -54,3 +54,14 @@ def sync_all_permissions() -> list[int]:
     for source_id in source_ids:
         sync_permissions.delay(source_id)
     return source_ids
+
+
+@shared_task(name="connectors.sync_groups", acks_late=True, autoretry_for=(ConnectionError,), retry_backoff=True,
+             max_retries=5)
+def sync_groups(source_id: int) -> dict:
+    """Group and membership sync alone: takes effect at the next query, since principals expand then."""
+    source = Source.objects.filter(pk=source_id).first()
+    if source is None:
+        return {"source_id": source_id, "skipped": "no such source"}
+    groups, memberships = services.sync_groups(source)
+    return {"source_id": source_id, "groups": groups, "memberships": memberships}

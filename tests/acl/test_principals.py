@@ -36,3 +36,19 @@ def test_cycles_end_and_external_users_are_not_everyone_except_external():
     user.is_active = False
     user.save()
     assert expanded_principals(user) == frozenset()
+
+
+def test_the_group_sync_task_alone_changes_access_at_the_next_query(tmp_path):
+    from connectors import services, tasks
+
+    (tmp_path / ".citewise-acl.json").write_text('{"groups": {"group:ops": ["email:ana@corp.example"]}, '
+                                                 '"rules": [{"paths": ["*"], "principals": ["group:ops"]}]}')
+    source = services.ensure_source("filesystem", tmp_path)
+    user = get_user_model().objects.create_user("ana")
+    ExternalIdentity.objects.create(user=user, principal="email:ana@corp.example")
+    assert "group:ops" not in expanded_principals(user)
+    assert tasks.sync_groups.delay(source.id).get() == {"source_id": source.id, "groups": 1, "memberships": 1}
+    assert "group:ops" in expanded_principals(user)
+    (tmp_path / ".citewise-acl.json").write_text('{"groups": {"group:ops": []}, "rules": []}')
+    tasks.sync_groups.delay(source.id).get()
+    assert "group:ops" not in expanded_principals(user)
