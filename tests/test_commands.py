@@ -8,32 +8,12 @@ import uuid
 import pytest
 from django.core.management import CommandError, call_command
 
-from connectors.models import Source
-from search.services import get_backend
 
 pytestmark = pytest.mark.django_db
 
-CORPUS = [
-    {"_id": "d1", "title": "Volcanic soils", "text": "Andisols form from volcanic ash and hold water well."},
-    {"_id": "d2", "title": "Coral bleaching", "text": "Marine heatwaves expel the algae that feed coral reefs."},
-    {"_id": "d3", "title": "Permafrost", "text": "Thawing permafrost releases methane stored for millennia."},
-    {"_id": "d4", "title": "Tidal energy", "text": "Barrages convert the rise and fall of tides into power."},
-]
-QUERIES = [{"_id": "q1", "text": "why do reefs bleach in heatwaves"}, {"_id": "q2", "text": "methane from thawing"},
-           {"_id": "q3", "text": "an unjudged query"}]
-QRELS = "query-id\tcorpus-id\tscore\nq1\td2\t1\nq2\td3\t1\n"
-
-
 @pytest.fixture
-def dataset(tmp_path):
-    root = tmp_path / f"tiny{uuid.uuid4().hex[:6]}"
-    (root / "qrels").mkdir(parents=True)
-    (root / "corpus.jsonl").write_text("\n".join(json.dumps(d) for d in CORPUS) + "\n")
-    (root / "queries.jsonl").write_text("\n".join(json.dumps(q) for q in QUERIES) + "\n")
-    (root / "qrels" / "test.tsv").write_text(QRELS)
-    yield root
-    for source in Source.objects.filter(kind="beir"):
-        get_backend(source.index_name, source.search_backend).drop()
+def dataset(tiny_beir_dataset):
+    return tiny_beir_dataset
 
 
 @pytest.mark.parametrize("backend", ["embedded", "elasticsearch"])

@@ -9,17 +9,14 @@ from __future__ import annotations
 
 import json
 import math
-import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from django.core.management import CommandError, call_command
 
-from connectors.models import Source
 from search.answering.rerankers import CrossEncoderReranker, NoReranker, get_reranker
 from search.evaluation import rerank_head
-from search.services import get_backend
 from search.types import SearchHit
 
 QUERY = "how many days of paid leave do parents get"
@@ -112,26 +109,9 @@ def test_rerank_head_reorders_only_the_candidates(tiny_cross_encoder):
 
 # manage.py evaluate --reranker -------------------------------------------------------------------
 
-CORPUS = [
-    {"_id": "d1", "title": "Volcanic soils", "text": "Andisols form from volcanic ash and hold water well."},
-    {"_id": "d2", "title": "Coral bleaching", "text": "Marine heatwaves expel the algae that feed coral reefs."},
-    {"_id": "d3", "title": "Permafrost", "text": "Thawing permafrost releases methane stored for millennia."},
-    {"_id": "d4", "title": "Tidal energy", "text": "Barrages convert the rise and fall of tides into power."},
-]
-QUERIES = [{"_id": "q1", "text": "why do reefs bleach in heatwaves"}, {"_id": "q2", "text": "methane from thawing"}]
-QRELS = "query-id\tcorpus-id\tscore\nq1\td2\t1\nq2\td3\t1\n"
-
-
 @pytest.fixture
-def dataset(tmp_path):
-    root = tmp_path / f"rerank{uuid.uuid4().hex[:6]}"
-    (root / "qrels").mkdir(parents=True)
-    (root / "corpus.jsonl").write_text("\n".join(json.dumps(d) for d in CORPUS) + "\n")
-    (root / "queries.jsonl").write_text("\n".join(json.dumps(q) for q in QUERIES) + "\n")
-    (root / "qrels" / "test.tsv").write_text(QRELS)
-    yield root
-    for source in Source.objects.filter(kind="beir"):
-        get_backend(source.index_name, source.search_backend).drop()
+def dataset(tiny_beir_dataset):
+    return tiny_beir_dataset
 
 
 @pytest.fixture
@@ -157,7 +137,8 @@ def test_evaluate_with_the_cross_encoder_reranker(dataset, capsys, isolated_inde
     assert result["reranker"] == "cross-encoder" and result["queries"] == 2
     assert all(0.0 <= result[m] <= 1.0 for m in ("ndcg@10", "recall@100", "mrr@10"))
     assert result["recall@100"] == 1.0  # reranking reorders, it never drops a document
-    assert sorted(q for q, _, _ in rerank_calls) == sorted(q["text"] for q in QUERIES)
+    judged = ["why do reefs bleach in heatwaves", "methane from thawing"]  # evaluate asks judged queries only
+    assert sorted(q for q, _, _ in rerank_calls) == sorted(judged)
     assert all(n == top_n and 1 <= n <= 3 for _, n, top_n in rerank_calls)
 
 
