@@ -1,0 +1,59 @@
+"""The web chat in a real browser: sign in, ask, see the streamed answer with numbered sources, give feedback."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth import get_user_model
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions as ready
+from selenium.webdriver.support.ui import WebDriverWait
+
+from connectors import services as connector_services
+from search.models import Feedback
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def browser(tmp_path):
+    options = webdriver.ChromeOptions()
+    options.binary_location = "/usr/bin/chromium"
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--disable-quic", f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1200,900"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+    driver.set_page_load_timeout(60)
+    yield driver
+    driver.quit()
+
+
+def test_an_employee_signs_in_asks_and_rates_the_answer(browser, live_server, isolated_index, tmp_path):
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "gym.md").write_text(
+        "# Gym\n\n## Opening hours\n\nThe rooftop gym opens at six in the morning and closes at ten at night.\n")
+    (tmp_path / "docs" / "parking.md").write_text("# Parking\n\nVisitor parking is on level minus two.\n")
+    connector_services.sync_source(connector_services.ensure_source("filesystem", tmp_path / "docs",
+                                                                    config={"public": True}))
+    get_user_model().objects.create_user("erin", password="a long demo password")
+    wait = WebDriverWait(browser, 60)
+
+    browser.get(f"{live_server.url}/chat/")
+    wait.until(ready.presence_of_element_located((By.NAME, "username"))).send_keys("erin")
+    browser.find_element(By.NAME, "password").send_keys("a long demo password")
+    browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+
+    wait.until(ready.presence_of_element_located((By.ID, "question"))).send_keys("When does the gym open?")
+    browser.find_element(By.ID, "ask-button").click()
+    marker = wait.until(ready.presence_of_element_located((By.CSS_SELECTOR, "#thread a.cite")))
+    assert marker.text == "[1]"
+    sources = browser.find_elements(By.CSS_SELECTOR, "#thread ol.sources li")
+    assert sources and "Gym" in sources[0].text
+    assert "six in the morning" in browser.find_element(By.ID, "thread").text
+
+    browser.find_element(By.CSS_SELECTOR, "#thread button[title=Helpful]").click()
+    wait.until(ready.text_to_be_present_in_element((By.CSS_SELECTOR, "#thread .feedback .status"), "Thanks"))
+    assert Feedback.objects.get().kind == "up"
+    browser.save_screenshot(str(tmp_path / "chat.png"))
