@@ -10,6 +10,7 @@ urlpatterns = [
     path("chat/stream", views.chat_stream, name="chat-stream"),
     path("documents/<str:document_id>/open", views.open_document, name="open-document"),
     path("api/v1/", include("search.urls")),
+    path("", include("bot.urls")),
     path("healthz", views.health, name="health"),
     path("metrics", views.metrics, name="metrics"),
     path("accounts/login/", auth_views.LoginView.as_view(template_name="console/login.html"), name="login"),

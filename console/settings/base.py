@@ -204,6 +204,16 @@ CITEWISE = {
     "CONTENT_SYNC_INTERVAL_S": CONTENT_SYNC_INTERVAL_S,
 }
 
+# Slack bot (bot/slack, README "Slack"): the app's credentials, and where its Web API lives (tests point it at a
+# local stand-in). SLACK_CONSOLE_URL, if set, makes source links open documents through the console.
+SLACK_SIGNING_SECRET = os.environ.get("SLACK_SIGNING_SECRET", "")
+SLACK_BOT_TOKEN = os.environ.get("SLACK_BOT_TOKEN", "")
+SLACK_APP_TOKEN = os.environ.get("SLACK_APP_TOKEN", "")  # xapp-…, Socket Mode only
+SLACK_API_BASE_URL = os.environ.get("SLACK_API_BASE_URL", "https://slack.com/api/")
+SLACK_API_TIMEOUT_S = env_int("SLACK_API_TIMEOUT_S", 30)
+SLACK_USER_CACHE_TTL_S = env_int("SLACK_USER_CACHE_TTL_S", 3600)
+SLACK_CONSOLE_URL = os.environ.get("SLACK_CONSOLE_URL", "")
+
 LOG_LEVEL = os.environ.get("CITEWISE_LOG_LEVEL", "INFO")
 LOGGING = {
     "version": 1,

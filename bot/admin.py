@@ -1,0 +1,22 @@
+from django.contrib import admin
+
+from bot.models import ProcessedEvent, SlackChannelSettings
+
+
+@admin.register(SlackChannelSettings)
+class SlackChannelSettingsAdmin(admin.ModelAdmin):
+    list_display = ("__str__", "team_id", "channel_id", "enabled", "respond_only_when_mentioned", "visibility")
+    list_filter = ("enabled", "visibility")
+    search_fields = ("name", "channel_id", "team_id")
+    readonly_fields = ("updated_at", "updated_by")
+
+    def save_model(self, request, obj, form, change):
+        obj.updated_by = request.user
+        super().save_model(request, obj, form, change)
+
+
+@admin.register(ProcessedEvent)
+class ProcessedEventAdmin(admin.ModelAdmin):
+    list_display = ("platform", "event_id", "status", "attempts", "updated_at")
+    list_filter = ("platform", "status")
+    readonly_fields = ("platform", "event_id", "status", "attempts", "error", "created_at", "updated_at")

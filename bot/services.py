@@ -1,0 +1,201 @@
+"""The platform-neutral messaging core: question in, answer out; feedback; flags; identity; threads; de-duplication.
+
+Platform modules (bot/slack, later bot/teams) translate their events into these calls and render the results;
+they never touch the search index or other apps' models themselves.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from bot.models import ProcessedEvent, ThreadConversation
+from connectors.base import normalize_principal
+from connectors.models import ExternalIdentity
+from search.answering.feedback import AnswerNotFound, FeedbackError, record_feedback
+from search.answering.services import AnswerResult, InvalidQuestion, ask
+from search.identity import principals_for
+from search.models import Feedback
+from search.types import SearchUnavailable
+
+logger = logging.getLogger("citewise.bot")
+
+# A "processing" claim older than this is taken to have died with its worker; a retry may answer again.
+STALE_CLAIM = timedelta(minutes=5)
+
+SCOPE_PERSONAL = "personal"   # the asker's permissions (DM, or ephemeral in a channel)
+SCOPE_CHANNEL = "channel"     # documents every member of the channel can read
+
+EmailLookup = Callable[[str], "str | None"]
+
+
+@dataclass(frozen=True)
+class Asker:
+    platform: str
+    team_id: str
+    user_id: str
+    user: Any = None  # the Citewise user, or None when the platform user is not linked
+
+    @property
+    def linked(self) -> bool:
+        return self.user is not None
+
+
+@dataclass
+class BotAnswer:
+    result: AnswerResult
+    asker: Asker
+    scope: str
+    members_unlinked: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class BotError(Exception):
+    """A failure to report to the asker as a short, friendly message (`user_message`)."""
+
+    def __init__(self, user_message: str, *, retryable: bool = False):
+        super().__init__(user_message)
+        self.user_message = user_message
+        # A retry of the same platform event may succeed (search was down): the event is not marked done.
+        self.retryable = retryable
+
+
+# -- identity ----------------------------------------------------------------------------------------
+
+def platform_principal(platform: str, team_id: str, user_id: str) -> str:
+    return f"{platform}:{team_id}:user:{user_id}"
+
+
+def resolve_user(platform: str, team_id: str, user_id: str, email_lookup: EmailLookup | None = None) -> Asker:
+    """The Citewise user behind a platform user: a linked platform identity, else their verified email."""
+    identity = (ExternalIdentity.objects.select_related("user")
+                .filter(principal=platform_principal(platform, team_id, user_id)).first())
+    if identity is None and email_lookup is not None:
+        email = email_lookup(user_id)
+        if email:
+            identity = (ExternalIdentity.objects.select_related("user")
+                        .filter(principal=normalize_principal(f"email:{email}")).first())
+    user = identity.user if identity is not None and identity.user.is_active else None
+    return Asker(platform, team_id, user_id, user)
+
+
+def asker_principals(asker: Asker) -> frozenset[str]:
+    """An unlinked asker reads as nobody: public documents only."""
+    return principals_for(asker.user) if asker.user is not None else frozenset()
+
+
+def shared_principals(askers: Iterable[Asker]) -> tuple[frozenset[str], int]:
+    """Principals every one of `askers` holds, and how many are unlinked.
+
+    A document is readable by everyone in the group if it is public or its ACL names one of these principals,
+    since every member then holds that principal. Any unlinked member makes this empty: public documents only.
+    """
+    shared: frozenset[str] | None = None
+    unlinked = 0
+    for asker in askers:
+        principals = asker_principals(asker)
+        if not asker.linked:
+            unlinked += 1
+        shared = principals if shared is None else shared & principals
+    return shared or frozenset(), unlinked
+
+
+# -- threads -----------------------------------------------------------------------------------------
+
+def _thread_conversation(asker: Asker, channel_id: str, thread_id: str, scope: str) -> ThreadConversation | None:
+    return (ThreadConversation.objects.select_related("conversation")
+            .filter(platform=asker.platform, team_id=asker.team_id, channel_id=channel_id, thread_id=thread_id,
+                    platform_user_id=asker.user_id, scope=scope).first())
+
+
+def answer_question(
+    asker: Asker,
+    *,
+    channel_id: str,
+    thread_id: str,
+    text: str,
+    scope: str = SCOPE_PERSONAL,
+    principals: frozenset[str] | None = None,
+    members_unlinked: int = 0,
+) -> BotAnswer:
+    """Answer `text` for `asker` in a thread; a follow-up in the same thread continues its conversation.
+
+    `principals` overrides the asker's own (a channel-safe answer passes the members' shared principals).
+    Raises BotError with a message fit for the asker.
+    """
+    if principals is None:
+        principals = asker_principals(asker)
+    mapping = _thread_conversation(asker, channel_id, thread_id, scope)
+    conversation_id = mapping.conversation_id if mapping else None
+    if mapping is not None and mapping.conversation.user_id != (asker.user.pk if asker.user else None):
+        conversation_id = None  # the account link changed since: start afresh rather than fail
+    try:
+        result = ask(text, principals=principals, user=asker.user, conversation_id=conversation_id,
+                     surface=asker.platform)
+    except InvalidQuestion as exc:
+        raise BotError(f"I can't answer that: {exc}.") from exc
+    except SearchUnavailable as exc:
+        raise BotError("Search is unavailable right now; please try again in a few minutes.", retryable=True) from exc
+    if mapping is None:
+        try:
+            with transaction.atomic():
+                ThreadConversation.objects.create(
+                    platform=asker.platform, team_id=asker.team_id, channel_id=channel_id, thread_id=thread_id,
+                    platform_user_id=asker.user_id, scope=scope, conversation_id=result.conversation_id)
+        except IntegrityError:
+            pass  # a concurrent first question in the same thread won; later follow-ups use that one
+    elif mapping.conversation_id != result.conversation_id:
+        ThreadConversation.objects.filter(pk=mapping.pk).update(conversation_id=result.conversation_id)
+    return BotAnswer(result=result, asker=asker, scope=scope, members_unlinked=members_unlinked)
+
+
+# -- feedback ----------------------------------------------------------------------------------------
+
+def give_feedback(asker: Asker, answer_id: str, kind: str, reason: str = "", comment: str = "") -> Feedback:
+    """Record feedback from the asker of an answer. Raises BotError with a message for the user."""
+    if asker.user is None:
+        raise BotError("Link your account to Citewise to give feedback on answers.")
+    try:
+        return record_feedback(answer_id, asker.user, kind, reason=reason, comment=comment)
+    except AnswerNotFound as exc:
+        raise BotError("Only the person who asked can give feedback on this answer.") from exc
+    except FeedbackError as exc:
+        raise BotError(f"That feedback could not be recorded: {exc}.") from exc
+
+
+def flag_reasons() -> list[tuple[str, str]]:
+    return [(value, str(label)) for value, label in Feedback.Reason.choices]
+
+
+# -- de-duplication ----------------------------------------------------------------------------------
+
+def claim_event(platform: str, event_id: str) -> bool:
+    """True if this worker should handle the event: first delivery, or a retry of one that failed or died."""
+    try:
+        with transaction.atomic():
+            ProcessedEvent.objects.create(platform=platform, event_id=event_id)
+        return True
+    except IntegrityError:
+        pass
+    stale = timezone.now() - STALE_CLAIM
+    rows = ProcessedEvent.objects.filter(platform=platform, event_id=event_id)
+    retryable = (rows.filter(status=ProcessedEvent.Status.FAILED)
+                 | rows.filter(status=ProcessedEvent.Status.PROCESSING, updated_at__lt=stale))
+    # A conditional update: of two concurrent retries only one sees the row still retryable.
+    taken = ProcessedEvent.objects.filter(pk__in=retryable.values("pk")).update(
+        status=ProcessedEvent.Status.PROCESSING, attempts=F("attempts") + 1, error="", updated_at=timezone.now())
+    return taken == 1
+
+
+def finish_event(platform: str, event_id: str, *, error: str = "") -> None:
+    """Mark a claimed event done (answer posted) or failed (a retry may answer it)."""
+    status = ProcessedEvent.Status.FAILED if error else ProcessedEvent.Status.DONE
+    ProcessedEvent.objects.filter(platform=platform, event_id=event_id).update(
+        status=status, error=error[:2000], updated_at=timezone.now())

@@ -1,0 +1,229 @@
+"""Slack listeners (shared by HTTP and Socket Mode) and the background answer: translate, call bot.services, render."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from typing import Any
+
+from django.conf import settings
+from django.core.cache import cache
+from slack_bolt import App
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+
+from bot import selectors, services
+from bot.services import SCOPE_CHANNEL, SCOPE_PERSONAL, BotError
+from bot.slack import render
+
+logger = logging.getLogger("citewise.bot.slack")
+PLATFORM = "slack"
+PROGRESS_REACTION = "eyes"
+FAILURE_MESSAGE = ("Sorry, something went wrong while answering. Please try again; if it keeps happening, tell your"
+                   " admin (ref {ref}).")
+MENTION = re.compile(r"<@([UW][A-Z0-9]+)(\|[^>]*)?>")
+MAX_CHANNEL_MEMBERS = 2000
+
+
+# -- listeners (ack path: translate and enqueue only) ------------------------------------------------
+
+def _answerable(event: dict[str, Any], bot_user_id: str | None) -> bool:
+    if event.get("bot_id") or event.get("subtype") not in (None, "thread_broadcast", "file_share"):
+        return False  # other bots, our own messages, edits and deletions
+    user = event.get("user")
+    return bool(user) and user != bot_user_id and bool((event.get("text") or "").strip())
+
+
+def _enqueue(body: dict[str, Any], event: dict[str, Any], context: Any, *, mentioned: bool) -> None:
+    from bot.tasks import answer_slack_event
+
+    if not _answerable(event, context.bot_user_id):
+        return
+    answer_slack_event.delay({
+        "event_id": body.get("event_id") or f"{event.get('channel')}:{event.get('ts')}",
+        "team_id": body.get("team_id") or context.team_id or event.get("team", ""),
+        "bot_user_id": context.bot_user_id or "",
+        "mentioned": mentioned,
+        "event": {k: event.get(k) for k in ("type", "user", "text", "ts", "thread_ts", "channel", "channel_type")},
+    })
+
+
+def _team(body: dict[str, Any]) -> str:
+    return (body.get("team") or {}).get("id") or (body.get("user") or {}).get("team_id", "")
+
+
+def _channel(body: dict[str, Any]) -> str:
+    return (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id", "")
+
+
+def register(app: App) -> None:
+    @app.event("app_mention")
+    def on_mention(body, event, context):
+        _enqueue(body, event, context, mentioned=True)
+
+    @app.event("message")
+    def on_message(body, event, context):
+        # DMs always; channel messages only where an admin turned "respond only when mentioned" off, and then
+        # not those that mention the bot (app_mention answers them).
+        if event.get("channel_type") != "im" and f"<@{context.bot_user_id}" in (event.get("text") or ""):
+            return
+        _enqueue(body, event, context, mentioned=False)
+
+    @app.action(re.compile(r"^feedback_(up|down)$"))
+    def on_feedback(ack, body, action, client):
+        ack()
+        kind = "up" if action["action_id"] == "feedback_up" else "down"
+        user_id, team_id = body["user"]["id"], _team(body)
+        asker = services.resolve_user(PLATFORM, team_id, user_id, email_lookup(client, team_id))
+        try:
+            services.give_feedback(asker, action.get("value", ""), kind)
+            message = "Thanks, your feedback was recorded."
+        except BotError as exc:
+            message = exc.user_message
+        _notify(client, _channel(body), user_id, message)
+
+    @app.action("flag")
+    def on_flag(ack, body, action, client):
+        ack()
+        view = render.flag_modal(action.get("value", ""), _channel(body))
+        client.views_open(trigger_id=body["trigger_id"], view=view)
+
+    @app.view(render.FLAG_CALLBACK_ID)
+    def on_flag_submitted(ack, body, view, client):
+        values = view["state"]["values"]
+        reason = ((values.get("reason", {}).get("reason") or {}).get("selected_option") or {}).get("value", "")
+        comment = (values.get("comment", {}).get("comment") or {}).get("value") or ""
+        meta = json.loads(view.get("private_metadata") or "{}")
+        user_id, team_id = body["user"]["id"], _team(body)
+        asker = services.resolve_user(PLATFORM, team_id, user_id, email_lookup(client, team_id))
+        try:
+            services.give_feedback(asker, meta.get("answer_id", ""), "flag", reason=reason, comment=comment)
+        except BotError as exc:
+            ack(response_action="errors", errors={"reason" if not reason else "comment": exc.user_message[:150]})
+            return
+        ack()
+
+
+def _notify(client: WebClient, channel: str, user: str, message: str) -> None:
+    try:
+        client.chat_postEphemeral(channel=channel, user=user, text=message)
+    except SlackApiError:
+        logger.warning("could not tell slack user %s in %s: %s", user, channel, message)
+
+
+# -- identity lookups through the Web API ------------------------------------------------------------
+
+def user_info(client: WebClient, team_id: str, user_id: str) -> dict[str, Any]:
+    """{"email", "is_bot"} from users.info, cached; {} when Slack will not say."""
+    key = f"citewise:slack:user:{team_id}:{user_id}"
+    cached = cache.get(key)
+    if isinstance(cached, dict):
+        return cached
+    try:
+        user = client.users_info(user=user_id)["user"]
+    except (SlackApiError, KeyError):
+        logger.warning("users.info failed for %s/%s", team_id, user_id, exc_info=True)
+        return {}
+    info = {"email": (user.get("profile") or {}).get("email") or "",
+            "is_bot": bool(user.get("is_bot")) or user.get("id") == "USLACKBOT", "deleted": bool(user.get("deleted"))}
+    cache.set(key, info, timeout=int(settings.SLACK_USER_CACHE_TTL_S))
+    return info
+
+
+def email_lookup(client: WebClient, team_id: str):
+    def lookup(user_id: str) -> str | None:
+        return user_info(client, team_id, user_id).get("email") or None
+    return lookup
+
+
+def channel_members(client: WebClient, channel: str) -> list[str]:
+    members: list[str] = []
+    cursor = None
+    while len(members) < MAX_CHANNEL_MEMBERS:
+        page = client.conversations_members(channel=channel, cursor=cursor, limit=200)
+        members.extend(page.get("members") or [])
+        cursor = (page.get("response_metadata") or {}).get("next_cursor")
+        if not cursor:
+            return members
+    raise BotError("This channel is too large for answers everyone can read; ask me in a DM instead.")
+
+
+# -- the background answer ---------------------------------------------------------------------------
+
+def _react(client: WebClient, method: str, channel: str, ts: str) -> None:
+    try:
+        getattr(client, method)(channel=channel, timestamp=ts, name=PROGRESS_REACTION)
+    except SlackApiError as exc:
+        logger.debug("%s failed: %s", method, exc)
+
+
+def process_event(payload: dict[str, Any], client: WebClient | None = None) -> str:
+    """Answer one question event, at most once per event_id. Returns what happened (for tests and logs)."""
+    from bot.slack.app import make_client
+
+    event_id, team_id, event = payload["event_id"], payload["team_id"], payload["event"]
+    channel, user_id, ts = event["channel"], event["user"], event["ts"]
+    thread = event.get("thread_ts") or ts
+    is_dm = event.get("channel_type") == "im"
+    ids = f"event={event_id} team={team_id} channel={channel} user={user_id} ts={ts}"
+    channel_settings = None if is_dm else selectors.slack_channel_settings(team_id, channel)
+    if channel_settings is not None and (not channel_settings.enabled or (
+            not payload.get("mentioned") and channel_settings.respond_only_when_mentioned)):
+        return "ignored"
+    if not services.claim_event(PLATFORM, event_id):
+        logger.info("slack event already handled, ignoring the retry: %s", ids)
+        return "duplicate"
+    client = client or make_client()
+    ephemeral = channel_settings is not None and channel_settings.visibility == selectors.EPHEMERAL
+    bot_user_id = payload.get("bot_user_id") or ""
+    text = MENTION.sub(lambda m: "" if m.group(1) == bot_user_id else m.group(0), event.get("text") or "").strip()
+
+    def post(message_text: str, blocks: list[dict[str, Any]]) -> None:
+        if ephemeral:
+            client.chat_postEphemeral(channel=channel, user=user_id, thread_ts=thread, text=message_text, blocks=blocks)
+        else:
+            client.chat_postMessage(channel=channel, thread_ts=thread, text=message_text, blocks=blocks,
+                                    unfurl_links=False, unfurl_media=False)
+
+    _react(client, "reactions_add", channel, ts)
+    try:
+        lookup = email_lookup(client, team_id)
+        asker = services.resolve_user(PLATFORM, team_id, user_id, lookup)
+        if channel_settings is not None and channel_settings.visibility == selectors.CHANNEL_SAFE:
+            member_ids = {m for m in channel_members(client, channel) if m != bot_user_id} | {user_id}
+            members = [services.resolve_user(PLATFORM, team_id, m, lookup) for m in sorted(member_ids)
+                       if m == user_id or not user_info(client, team_id, m).get("is_bot")]
+            principals, unlinked = services.shared_principals(members)
+            answer = services.answer_question(asker, channel_id=channel, thread_id=thread, text=text,
+                                              scope=SCOPE_CHANNEL, principals=principals, members_unlinked=unlinked)
+        else:
+            answer = services.answer_question(asker, channel_id=channel, thread_id=thread, text=text,
+                                              scope=SCOPE_PERSONAL)
+        message_text, blocks = render.answer_blocks(answer, ephemeral=ephemeral,
+                                                    console_url=settings.SLACK_CONSOLE_URL)
+        post(message_text, blocks)
+    except BotError as exc:
+        logger.warning("slack question not answered (%s): %s", exc.user_message, ids)
+        outcome = _post_failure(post, exc.user_message, ids)
+        services.finish_event(PLATFORM, event_id, error=exc.user_message if exc.retryable else "")
+        return outcome
+    except Exception as exc:  # noqa: BLE001 - every failure becomes a friendly message and a log line
+        logger.exception("slack answer failed: %s", ids)
+        _post_failure(post, FAILURE_MESSAGE.format(ref=event_id), ids)
+        services.finish_event(PLATFORM, event_id, error=f"{type(exc).__name__}: {exc}")
+        return "failed"
+    finally:
+        _react(client, "reactions_remove", channel, ts)
+    services.finish_event(PLATFORM, event_id)
+    logger.info("slack question answered: %s answer=%s", ids, answer.result.answer_id)
+    return "answered"
+
+
+def _post_failure(post, message: str, ids: str) -> str:
+    try:
+        post(message, render.message_blocks(message))
+        return "explained"
+    except Exception:  # noqa: BLE001
+        logger.exception("could not post the failure message either: %s", ids)
+        return "failed"

@@ -1,0 +1,237 @@
+"""The Slack bot end to end: signed requests to the Django app, every Web API call recorded by a local stand-in."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+
+from bot.models import ProcessedEvent, SlackChannelSettings, ThreadConversation
+from connectors.models import Document, ExternalIdentity
+from search.identity import principals_for
+from search.models import Answer, Feedback
+from tests.bot.conftest import TEAM, dm, mention
+
+pytestmark = pytest.mark.django_db
+QUESTION = "How much extra pay do I get for a week of on-call?"
+SLACK_IDS = {"alice": "UALICE", "ben": "UBEN", "chris": "UCHRIS"}
+
+
+@pytest.fixture
+def demo(isolated_index, slack):
+    call_command("load_demo", no_admin=True)
+    users = get_user_model().objects
+    # alice and ben are linked by Slack identity; chris is found through the email users.info reports.
+    for name in ("alice", "ben"):
+        ExternalIdentity.objects.create(user=users.get(username=name), principal=f"slack:{TEAM}:user:{SLACK_IDS[name]}")
+    slack.emails["UCHRIS"] = "Chris@northbridge-contracting.example"
+    slack.emails["UNOBODY"] = "nobody@elsewhere.example"
+    return slack
+
+
+def blocks_text(blocks: list[dict]) -> str:
+    out = []
+    for block in blocks:
+        if "text" in block:
+            out.append(block["text"]["text"])
+        for element in block.get("elements", []):
+            out.append((element.get("text") or {}).get("text", "") if isinstance(element.get("text"), dict)
+                       else element.get("text", ""))
+    return "\n".join(out)
+
+
+def buttons(blocks: list[dict]) -> dict[str, str]:
+    return {e["action_id"]: e["value"] for b in blocks if b["type"] == "actions" for e in b["elements"]}
+
+
+def test_url_verification(slack, sender):
+    body = json.dumps({"token": "x", "challenge": "c-123", "type": "url_verification"})
+    response = sender.raw(body, "application/json")
+    assert response.status_code == 200
+    assert "c-123" in response.content.decode()
+
+
+def test_mention_gets_a_threaded_ephemeral_answer_with_citations_and_buttons(demo, sender):
+    response = sender.post_event(mention("UALICE", QUESTION, ts="100.000001"))
+    assert response.status_code == 200
+    [post] = demo.posts()
+    assert post["method"] == "chat.postEphemeral"  # the default channel mode
+    body = post["body"]
+    assert body["thread_ts"] == "100.000001" and body["channel"] == "C1" and body["user"] == "UALICE"
+    text = blocks_text(body["blocks"])
+    assert "$400 per week" in text and "*Sources*" in text and "[1]" in text
+    assert "visible only to you" in text
+    answer = Answer.objects.get()
+    assert buttons(body["blocks"]) == {"feedback_up": str(answer.id), "feedback_down": str(answer.id),
+                                       "flag": str(answer.id)}
+    assert answer.user.username == "alice" and answer.surface == "slack"
+    # Work under way was shown and then cleared.
+    assert demo.of("reactions.add") and demo.of("reactions.remove")
+
+
+def test_dm_answers_in_the_dm_with_the_askers_permissions(demo, sender):
+    sender.post_event(dm("UBEN", QUESTION, ts="200.000001"))
+    [post] = demo.posts()
+    assert post["method"] == "chat.postMessage" and post["body"]["channel"] == "D1"
+    assert post["body"]["thread_ts"] == "200.000001"
+    text = blocks_text(post["body"]["blocks"])
+    assert "stipend" in text and "$400" not in text
+
+
+def test_follow_up_in_a_thread_continues_the_conversation(demo, sender):
+    sender.post_event(mention("UALICE", QUESTION, ts="300.000001"))
+    sender.post_event(mention("UALICE", "And who approves it?", ts="300.000002", thread_ts="300.000001"))
+    first, second = Answer.objects.order_by("created_at")
+    assert first.conversation_id == second.conversation_id
+    assert ThreadConversation.objects.count() == 1
+    assert all(p["body"]["thread_ts"] == "300.000001" for p in demo.posts())
+
+
+def test_thumbs_up_is_recorded(demo, sender):
+    sender.post_event(mention("UALICE", QUESTION, ts="400.000001"))
+    answer = Answer.objects.get()
+    response = sender.post_payload({
+        "type": "block_actions", "team": {"id": TEAM}, "user": {"id": "UALICE", "team_id": TEAM},
+        "channel": {"id": "C1"}, "container": {"type": "message", "channel_id": "C1", "is_ephemeral": True},
+        "trigger_id": "t1", "actions": [{"action_id": "feedback_up", "block_id": "citewise_feedback",
+                                         "value": str(answer.id), "type": "button"}]})
+    assert response.status_code == 200
+    feedback = Feedback.objects.get()
+    assert feedback.kind == "up" and feedback.user.username == "alice" and feedback.answer_id == answer.id
+    assert "recorded" in demo.posts()[-1]["body"]["text"]
+
+
+def test_flag_opens_a_modal_and_the_submission_is_stored(demo, sender):
+    sender.post_event(mention("UALICE", QUESTION, ts="500.000001"))
+    answer = Answer.objects.get()
+    sender.post_payload({
+        "type": "block_actions", "team": {"id": TEAM}, "user": {"id": "UALICE", "team_id": TEAM},
+        "channel": {"id": "C1"}, "trigger_id": "trigger-9",
+        "actions": [{"action_id": "flag", "block_id": "citewise_feedback", "value": str(answer.id),
+                     "type": "button"}]})
+    [opened] = demo.of("views.open")
+    assert opened["body"]["trigger_id"] == "trigger-9"
+    view = opened["body"]["view"]
+    assert view["callback_id"] == "citewise_flag"
+    response = sender.post_payload({
+        "type": "view_submission", "team": {"id": TEAM}, "user": {"id": "UALICE", "team_id": TEAM},
+        "view": {"id": "V1", "type": "modal", "callback_id": "citewise_flag",
+                 "private_metadata": view["private_metadata"],
+                 "state": {"values": {"reason": {"reason": {"type": "static_select",
+                                                            "selected_option": {"value": "wrong"}}},
+                                      "comment": {"comment": {"type": "plain_text_input", "value": "Out of date"}}}}}})
+    assert response.status_code == 200
+    flag = Feedback.objects.get()
+    assert (flag.kind, flag.reason, flag.comment, flag.user.username) == ("flag", "wrong", "Out of date", "alice")
+
+
+def test_a_resent_event_is_answered_once(demo, sender):
+    event = mention("UALICE", QUESTION, ts="600.000001")
+    sender.post_event(event, event_id="EvSAME")
+    response = sender.post_event(event, event_id="EvSAME",
+                                 headers={"HTTP_X_SLACK_RETRY_NUM": "1", "HTTP_X_SLACK_RETRY_REASON": "http_timeout"})
+    assert response.status_code == 200
+    assert len(demo.posts()) == 1 and Answer.objects.count() == 1
+    assert ProcessedEvent.objects.get().status == "done"
+
+
+def test_a_retry_after_a_failed_first_attempt_still_answers(demo, sender, settings):
+    from search import services as search_services
+
+    working = settings.CITEWISE
+    # A real outage: the configured search backend is an Elasticsearch node that does not answer.
+    settings.CITEWISE = {**working, "SEARCH_BACKEND": "elasticsearch", "ELASTICSEARCH_URL": "http://127.0.0.1:9",
+                         "ELASTICSEARCH_TIMEOUT_S": 2}
+    search_services._backends.clear()
+    event = mention("UALICE", QUESTION, ts="650.000001")
+    sender.post_event(event, event_id="EvFLAKY")
+    [apology] = demo.posts()
+    assert "unavailable" in apology["body"]["text"]
+    assert ProcessedEvent.objects.get().status == "failed"
+    settings.CITEWISE = working
+    search_services._backends.clear()
+    sender.post_event(event, event_id="EvFLAKY", headers={"HTTP_X_SLACK_RETRY_NUM": "1"})
+    assert "$400 per week" in blocks_text(demo.posts()[-1]["body"]["blocks"])
+    assert ProcessedEvent.objects.get().status == "done"
+
+
+@pytest.mark.parametrize("how", ["forged", "stale"])
+def test_bad_signatures_are_refused_before_any_retrieval(demo, sender, how):
+    kwargs = {"secret": "not-the-secret"} if how == "forged" else {"timestamp": int(time.time()) - 600}
+    response = sender.post_event(mention("UALICE", QUESTION, ts="700.000001"), **kwargs)
+    assert response.status_code == 401
+    assert Answer.objects.count() == 0 and ProcessedEvent.objects.count() == 0 and demo.posts() == []
+
+
+def test_a_rate_limited_post_is_retried_after_retry_after(demo, sender, settings):
+    SlackChannelSettings.objects.create(team_id=TEAM, channel_id="C1", visibility="channel_safe")
+    demo.members["C1"] = ["UALICE", "UBOT"]
+    demo.rate_limit_once.add("chat.postMessage")
+    started = time.monotonic()
+    sender.post_event(mention("UALICE", QUESTION, ts="800.000001"))
+    attempts = demo.of("chat.postMessage", ok_only=False)
+    assert [a["status"] for a in attempts] == [429, 200]
+    assert len(demo.posts()) == 1
+    assert attempts[1]["at"] - attempts[0]["at"] >= 0.9 and time.monotonic() - started >= 1
+
+
+def test_two_users_in_one_channel_get_different_ephemeral_answers(demo, sender):
+    sender.post_event(mention("UALICE", QUESTION, ts="900.000001"))
+    sender.post_event(mention("UCHRIS", QUESTION, ts="900.000002"))
+    alice, chris = demo.posts()
+    assert alice["method"] == chris["method"] == "chat.postEphemeral"
+    assert (alice["body"]["user"], chris["body"]["user"]) == ("UALICE", "UCHRIS")
+    assert "$400 per week" in blocks_text(alice["body"]["blocks"])
+    chris_text = blocks_text(chris["body"]["blocks"])
+    assert "$400" not in chris_text and "couldn't find an answer" in chris_text
+    assert Answer.objects.get(question=QUESTION, user__username="chris").refused
+
+
+def test_unknown_user_gets_public_documents_and_a_hint(demo, sender):
+    sender.post_event(dm("UNOBODY", QUESTION, ts="950.000001"))
+    text = blocks_text(demo.posts()[0]["body"]["blocks"])
+    assert "$400" not in text and "link" in text and "public documents only" in text
+
+
+def test_channel_safe_never_cites_what_a_member_cannot_read(demo, sender):
+    SlackChannelSettings.objects.create(team_id=TEAM, channel_id="C2", visibility="channel_safe")
+    demo.members["C2"] = ["UALICE", "UBEN", "UBOT"]
+    sender.post_event(mention("UALICE", QUESTION, ts="990.000001", channel="C2"))
+    sender.post_event(mention("UBEN", "What is the travel policy for hotels?", ts="990.000002", channel="C2"))
+    posts = demo.posts()
+    assert [p["method"] for p in posts] == ["chat.postMessage", "chat.postMessage"]
+    assert all("everyone in this channel can read" in blocks_text(p["body"]["blocks"]) for p in posts)
+    members = [get_user_model().objects.get(username=n) for n in ("alice", "ben")]
+    cited = [c["document_id"] for a in Answer.objects.all() for c in a.citations]
+    for document in Document.objects.filter(id__in=cited):
+        for member in members:
+            assert document.acl_public or set(document.acl_principals) & principals_for(member), (document, member)
+    assert "$400" not in blocks_text(posts[0]["body"]["blocks"])
+
+
+def test_bot_messages_are_ignored(demo, sender):
+    sender.post_event({"type": "message", "channel_type": "im", "bot_id": "BOTHER", "user": "UOTHER",
+                       "text": QUESTION, "ts": "1.1", "channel": "D9"})
+    sender.post_event({"type": "message", "channel_type": "im", "user": "UBOT", "text": QUESTION, "ts": "1.2",
+                       "channel": "D9"})
+    assert demo.posts() == [] and Answer.objects.count() == 0
+
+
+def test_channel_settings_disable_and_unmentioned_messages(demo, sender):
+    SlackChannelSettings.objects.create(team_id=TEAM, channel_id="COFF", enabled=False)
+    SlackChannelSettings.objects.create(team_id=TEAM, channel_id="COPEN", respond_only_when_mentioned=False)
+    sender.post_event(mention("UALICE", QUESTION, ts="1100.000001", channel="COFF"))
+    plain = {"type": "message", "channel_type": "channel", "user": "UALICE", "text": QUESTION}
+    sender.post_event({**plain, "ts": "1100.000002", "channel": "C1"})  # default: mentions only
+    assert demo.posts() == []
+    sender.post_event({**plain, "ts": "1100.000003", "channel": "COPEN"})
+    [post] = demo.posts()
+    assert post["body"]["channel"] == "COPEN" and post["method"] == "chat.postEphemeral"
+
+
+def test_slack_events_is_unavailable_until_configured(client, settings):
+    settings.SLACK_SIGNING_SECRET = ""
+    assert client.post("/slack/events", data="{}", content_type="application/json").status_code == 503
