@@ -324,6 +324,14 @@ class EmbeddedBackend:
         if not self.path.exists() or self._meta("embedding_model") is None:
             return []
         where, params = self._filter_sql(principals, filters)
+        if mode == SearchMode.HYBRID:
+            # Evaluate the asker's filter once and let both legs read the result.
+            connection = self._connection()
+            connection.execute("CREATE TEMP TABLE IF NOT EXISTS visible_chunks (rowid INTEGER PRIMARY KEY)")
+            connection.execute("DELETE FROM temp.visible_chunks")
+            connection.execute("INSERT INTO temp.visible_chunks SELECT c.rowid FROM chunks c JOIN documents d "
+                               f"ON d.document_id = c.document_id WHERE {where}", params)
+            where, params = "c.rowid IN (SELECT rowid FROM temp.visible_chunks)", []
         depth = max(limit, fusion.candidates_per_leg)
         bm25 = self._bm25(analyzed_query, where, params, depth) if mode != SearchMode.DENSE else []
         dense: list[LegHit] = []
