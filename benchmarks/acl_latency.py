@@ -26,14 +26,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "console.settings.local")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("CITEWISE_VAR_DIR", tempfile.mkdtemp(prefix="citewise-bench-acl-"))
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def main() -> None:
@@ -45,6 +41,7 @@ def main() -> None:
     args = parser.parse_args()
 
     import django
+    from ask_latency import percentile
 
     django.setup()
     from django.contrib.auth import get_user_model

@@ -71,6 +71,16 @@ def stage_medians(rows: list[dict]) -> dict[str, float]:
     return {stage: round(percentile(values, 0.5), 1) for stage, values in stages.items()}
 
 
+def stop_server(server: subprocess.Popen | None) -> None:
+    if server is None:
+        return
+    server.terminate()
+    try:
+        server.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        server.kill()
+
+
 def start_server(kind: str, port: int, env: dict[str, str], log: Path) -> subprocess.Popen:
     if kind == "gunicorn":
         command = [sys.executable, "-m", "gunicorn", "console.wsgi:application",
@@ -156,12 +166,7 @@ def main() -> None:
                                  "expected_found": bool(expected) and expected.lower() in body["answer"].lower(),
                                  "stages": body["timings_ms"]})
     finally:
-        if server is not None:
-            server.terminate()
-            try:
-                server.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                server.kill()
+        stop_server(server)
         if not args.keep:
             shutil.rmtree(var_dir, ignore_errors=True)
 

@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from ask_latency import free_port, load, manage, start_server, summarize, wait_until_up  # noqa: E402
+from ask_latency import free_port, load, manage, start_server, stop_server, summarize, wait_until_up  # noqa: E402
 from tests.bot.slack_standin import SlackStandIn  # noqa: E402
 
 SECRET = "bench-signing-secret"
@@ -110,12 +110,7 @@ def main() -> None:
                 for item in questions:
                     rows.append({"round": round_number, "set": name, "ms": one(item["question"])})
     finally:
-        if server is not None:
-            server.terminate()
-            try:
-                server.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                server.kill()
+        stop_server(server)
         standin.stop()
         shutil.rmtree(var_dir, ignore_errors=True)
 

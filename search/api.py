@@ -21,7 +21,7 @@ from connectors.models import Source
 from console import audit
 from search import selectors
 from search.answering import services as answering
-from search.answering.citations import _SOURCE_TYPES
+from search.answering.citations import source_type
 from search.answering.feedback import AnswerNotFound, FeedbackError, record_feedback
 from search.identity import principals_for
 from search.serializers import (
@@ -173,7 +173,7 @@ def document_summary(hit: SearchHit) -> dict:
         if hit.source_id.isdigit() else None
     return {
         "document_id": hit.document_id, "title": hit.title, "url": hit.url,
-        "source_type": _SOURCE_TYPES.get(hit.mime_type, hit.mime_type), "mime_type": hit.mime_type,
+        "source_type": source_type(hit.mime_type), "mime_type": hit.mime_type,
         "source_kind": kind or "", "modified_at": hit.modified_at.isoformat() if hit.modified_at else None,
     }
 

@@ -24,6 +24,11 @@ _SOURCE_TYPES = {
 }
 
 
+def source_type(mime_type: str) -> str:
+    """What a reader calls a document of this MIME type."""
+    return _SOURCE_TYPES.get(mime_type, mime_type)
+
+
 def heading_anchor(heading: str) -> str:
     """GitHub/Markdown-style anchor for a heading, for deep links into a section."""
     slug = re.sub(r"[^\w\- ]", "", heading.strip().lower())
@@ -50,7 +55,7 @@ class Citation:
         if hit.heading_path and hit.mime_type in ("text/markdown", "text/html") and "#" not in url:
             url = f"{url}#{heading_anchor(hit.heading_path[-1])}"
         return cls(number=number, document_id=hit.document_id, chunk_id=hit.chunk_id, title=hit.title, url=url,
-                   source_type=_SOURCE_TYPES.get(hit.mime_type, hit.mime_type), mime_type=hit.mime_type,
+                   source_type=source_type(hit.mime_type), mime_type=hit.mime_type,
                    modified_at=hit.modified_at, heading_path=hit.heading_path, snippet=passage.text[:300])
 
     def as_dict(self) -> dict[str, Any]:
