@@ -1,12 +1,12 @@
 from django.contrib import admin
 
-from bot.models import ProcessedEvent, SlackChannelSettings
+from bot.models import ProcessedEvent, ChannelSettings
 
 
-@admin.register(SlackChannelSettings)
-class SlackChannelSettingsAdmin(admin.ModelAdmin):
-    list_display = ("__str__", "team_id", "channel_id", "enabled", "respond_only_when_mentioned", "visibility")
-    list_filter = ("enabled", "visibility")
+@admin.register(ChannelSettings)
+class ChannelSettingsAdmin(admin.ModelAdmin):
+    list_display = ("__str__", "platform", "team_id", "channel_id", "enabled", "respond_only_when_mentioned", "visibility")
+    list_filter = ("platform", "enabled", "visibility")
     search_fields = ("name", "channel_id", "team_id")
     readonly_fields = ("updated_at", "updated_by")
 

@@ -7,7 +7,7 @@ from django.db import models
 
 
 class ProcessedEvent(models.Model):
-    """A platform event (Slack `event_id`) claimed by a worker; the unique constraint makes retries answer once.
+    """A platform event (Slack `event_id`, Teams activity) claimed by a worker; the unique constraint makes retries answer once.
 
     `status` is "processing" while an answer is being prepared, "done" once it was posted and "failed" when the
     attempt gave up: a platform retry of a failed event is answered again, one of a done event never is.
@@ -38,12 +38,14 @@ class ThreadConversation(models.Model):
 
     platform = models.CharField(max_length=16)
     team_id = models.CharField(max_length=64)
-    channel_id = models.CharField(max_length=64)
-    thread_id = models.CharField(max_length=200)
+    channel_id = models.CharField(max_length=255)
+    thread_id = models.CharField(max_length=255)
     platform_user_id = models.CharField(max_length=64)
     scope = models.CharField(max_length=16)
     conversation = models.ForeignKey("search.Conversation", on_delete=models.CASCADE, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
+    # Chats without threads (a Teams personal chat) start a fresh conversation after a quiet spell.
+    last_used_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(
@@ -51,13 +53,21 @@ class ThreadConversation(models.Model):
             name="unique_thread_conversation")]
 
 
-class SlackChannelSettings(models.Model):
+class ChannelSettings(models.Model):
+    """An admin's rules for one chat channel: whether the bot answers there, and who may see the answer."""
+
+    class Platform(models.TextChoices):
+        SLACK = "slack", "Slack"
+        TEAMS = "teams", "Microsoft Teams"
+
     class Visibility(models.TextChoices):
-        EPHEMERAL = "ephemeral", "Only the asker sees the answer, with their permissions"
+        # The stored value predates Teams; on Teams a private answer goes to the asker's 1:1 chat with the bot.
+        EPHEMERAL = "ephemeral", "Privately to the asker, with their permissions"
         CHANNEL_SAFE = "channel_safe", "Everyone sees it, from documents every member can read"
 
-    team_id = models.CharField(max_length=64)
-    channel_id = models.CharField(max_length=64)
+    platform = models.CharField(max_length=16, choices=Platform.choices, default=Platform.SLACK)
+    team_id = models.CharField(max_length=64, help_text="Slack workspace id, or the Teams team id")
+    channel_id = models.CharField(max_length=255, help_text="Slack channel id (C…), or the Teams channel id (19:…)")
     name = models.CharField(max_length=200, blank=True, help_text="for the admin's reference only")
     enabled = models.BooleanField(default=True)
     respond_only_when_mentioned = models.BooleanField(default=True)
@@ -67,9 +77,10 @@ class SlackChannelSettings(models.Model):
                                    related_name="+")
 
     class Meta:
-        verbose_name = "Slack channel settings"
-        verbose_name_plural = "Slack channel settings"
-        constraints = [models.UniqueConstraint(fields=["team_id", "channel_id"], name="unique_slack_channel")]
+        verbose_name = "channel settings"
+        verbose_name_plural = "channel settings"
+        constraints = [models.UniqueConstraint(fields=["platform", "team_id", "channel_id"],
+                                               name="unique_channel_per_platform")]
 
     def __str__(self) -> str:
-        return self.name or f"{self.team_id}/{self.channel_id}"
+        return self.name or f"{self.get_platform_display()} {self.team_id}/{self.channel_id}"

@@ -1,6 +1,6 @@
 """The platform-neutral messaging core: question in, answer out; feedback; flags; identity; threads; de-duplication.
 
-Platform modules (bot/slack, later bot/teams) translate their events into these calls and render the results;
+Platform modules (bot/slack, bot/teams) translate their events into these calls and render the results;
 they never touch the search index or other apps' models themselves.
 """
 
@@ -33,7 +33,12 @@ STALE_CLAIM = timedelta(minutes=5)
 SCOPE_PERSONAL = "personal"   # the asker's permissions (DM, or ephemeral in a channel)
 SCOPE_CHANNEL = "channel"     # documents every member of the channel can read
 
-EmailLookup = Callable[[str], "str | None"]
+# A platform user id → the verified address(es) the platform knows them by (Teams: email and UPN).
+EmailLookup = Callable[[str], "str | Iterable[str] | None"]
+
+
+class IdentityLookupFailed(Exception):
+    """The platform could not tell who the user is right now (its directory API failed)."""
 
 
 @dataclass(frozen=True)
@@ -42,6 +47,7 @@ class Asker:
     team_id: str
     user_id: str
     user: Any = None  # the Citewise user, or None when the platform user is not linked
+    lookup_failed: bool = False  # unlinked because the platform's directory could not be asked, not by choice
 
     @property
     def linked(self) -> bool:
@@ -74,16 +80,27 @@ def platform_principal(platform: str, team_id: str, user_id: str) -> str:
 
 
 def resolve_user(platform: str, team_id: str, user_id: str, email_lookup: EmailLookup | None = None) -> Asker:
-    """The Citewise user behind a platform user: a linked platform identity, else their verified email."""
+    """The Citewise user behind a platform user: a linked platform identity, else their verified email.
+
+    A failing directory lookup leaves the asker unlinked (public documents only) with `lookup_failed` set,
+    so the answer can say why instead of the question failing.
+    """
     identity = (ExternalIdentity.objects.select_related("user")
                 .filter(principal=platform_principal(platform, team_id, user_id)).first())
+    lookup_failed = False
     if identity is None and email_lookup is not None:
-        email = email_lookup(user_id)
-        if email:
-            identity = (ExternalIdentity.objects.select_related("user")
-                        .filter(principal=normalize_principal(f"email:{email}")).first())
+        try:
+            found = email_lookup(user_id)
+        except IdentityLookupFailed:
+            logger.warning("identity lookup failed for %s user %s/%s", platform, team_id, user_id, exc_info=True)
+            found, lookup_failed = None, True
+        addresses = [found] if isinstance(found, str) else list(found or ())
+        principals = [normalize_principal(f"email:{address}") for address in addresses if address]
+        if principals:
+            identity = (ExternalIdentity.objects.select_related("user").filter(principal__in=principals)
+                        .order_by("id").first())
     user = identity.user if identity is not None and identity.user.is_active else None
-    return Asker(platform, team_id, user_id, user)
+    return Asker(platform, team_id, user_id, user, lookup_failed=lookup_failed)
 
 
 def asker_principals(asker: Asker) -> frozenset[str]:
@@ -124,10 +141,12 @@ def answer_question(
     scope: str = SCOPE_PERSONAL,
     principals: frozenset[str] | None = None,
     members_unlinked: int = 0,
+    fresh_after: timedelta | None = None,
 ) -> BotAnswer:
     """Answer `text` for `asker` in a thread; a follow-up in the same thread continues its conversation.
 
     `principals` overrides the asker's own (a channel-safe answer passes the members' shared principals).
+    `fresh_after`: for chats without threads, a question after this much quiet starts a new conversation.
     Raises BotError with a message fit for the asker.
     """
     if principals is None:
@@ -136,6 +155,8 @@ def answer_question(
     conversation_id = mapping.conversation_id if mapping else None
     if mapping is not None and mapping.conversation.user_id != (asker.user.pk if asker.user else None):
         conversation_id = None  # the account link changed since: start afresh rather than fail
+    if mapping is not None and fresh_after is not None and mapping.last_used_at < timezone.now() - fresh_after:
+        conversation_id = None
     try:
         result = ask(text, principals=principals, user=asker.user, conversation_id=conversation_id,
                      surface=asker.platform)
@@ -151,8 +172,9 @@ def answer_question(
                     platform_user_id=asker.user_id, scope=scope, conversation_id=result.conversation_id)
         except IntegrityError:
             pass  # a concurrent first question in the same thread won; later follow-ups use that one
-    elif mapping.conversation_id != result.conversation_id:
-        ThreadConversation.objects.filter(pk=mapping.pk).update(conversation_id=result.conversation_id)
+    else:
+        ThreadConversation.objects.filter(pk=mapping.pk).update(conversation_id=result.conversation_id,
+                                                                last_used_at=timezone.now())
     return BotAnswer(result=result, asker=asker, scope=scope, members_unlinked=members_unlinked)
 
 

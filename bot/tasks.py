@@ -12,3 +12,10 @@ def answer_slack_event(payload: dict[str, Any]) -> str:
     from bot.slack.handlers import process_event
 
     return process_event(payload)
+
+
+@shared_task(name="bot.answer_teams_activity")
+def answer_teams_activity(payload: dict[str, Any]) -> str:
+    from bot.teams.handlers import process_activity
+
+    return process_activity(payload)

@@ -30,3 +30,25 @@ def test_compose_ci_and_client_use_the_same_elasticsearch(elasticsearch_node):
     assert elasticsearch.__versionstr__.split(".")[0] == ci_version.split(".")[0]
     for service in ("web", "worker", "beat", "postgres", "redis", "elasticsearch"):
         assert re.search(rf"^  {service}:", compose, re.M), f"{service} missing from docker-compose.yml"
+
+
+def test_the_compose_environment_satisfies_the_production_settings():
+    # The app containers get exactly x-app-environment (defaults applied, required values from .env).
+    import os
+    import sys
+
+    import yaml
+
+    environment = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["x-app-environment"]
+    required = {"DJANGO_SECRET_KEY": "s" * 50, "CITEWISE_ENCRYPTION_KEY": "k" * 44, "POSTGRES_PASSWORD": "pw"}
+
+    def resolve(value: str) -> str:
+        value = re.sub(r"\$\{(\w+):-([^}]*)\}", lambda m: m.group(2), str(value))
+        return re.sub(r"\$\{(\w+):\?[^}]*\}", lambda m: required[m.group(1)], value)
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "DATABASE_URL", "CITEWISE_",
+                                                                     "TEAMS_"))}
+    env.update({name: resolve(value) for name, value in environment.items()})
+    result = subprocess.run([sys.executable, "manage.py", "check", "--deploy"], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]

@@ -167,7 +167,7 @@ def process_event(payload: dict[str, Any], client: WebClient | None = None) -> s
     thread = event.get("thread_ts") or ts
     is_dm = event.get("channel_type") == "im"
     ids = f"event={event_id} team={team_id} channel={channel} user={user_id} ts={ts}"
-    channel_settings = None if is_dm else selectors.slack_channel_settings(team_id, channel)
+    channel_settings = None if is_dm else selectors.channel_policy(PLATFORM, team_id, channel)
     if channel_settings is not None and (not channel_settings.enabled or (
             not payload.get("mentioned") and channel_settings.respond_only_when_mentioned)):
         return "ignored"

@@ -28,6 +28,11 @@ def env_float(name: str, default: float) -> float:
     return default if raw in (None, "") else float(raw)
 
 
+def env_list(name: str, default: list[str]) -> list[str]:
+    raw = os.environ.get(name)
+    return default if raw in (None, "") else [item.strip() for item in raw.split(",") if item.strip()]
+
+
 SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "insecure-local-development-key-change-me")
 DEBUG = env_bool("DJANGO_DEBUG", False)
 ALLOWED_HOSTS = [h for h in os.environ.get("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]").split(",") if h]
@@ -213,6 +218,34 @@ SLACK_API_BASE_URL = os.environ.get("SLACK_API_BASE_URL", "https://slack.com/api
 SLACK_API_TIMEOUT_S = env_int("SLACK_API_TIMEOUT_S", 30)
 SLACK_USER_CACHE_TTL_S = env_int("SLACK_USER_CACHE_TTL_S", 3600)
 SLACK_CONSOLE_URL = os.environ.get("SLACK_CONSOLE_URL", "")
+
+# Microsoft Teams bot (bot/teams, README "Microsoft Teams"). An empty TEAMS_APP_ID turns Bot Framework
+# authentication off, so it is accepted only with DEBUG on (local Bot Framework Emulator); production settings
+# refuse to start without one unless TEAMS_ENABLED=false. The OpenID, token and issuer settings exist for
+# sovereign clouds and for tests, which point them at local stand-ins.
+TEAMS_ENABLED = env_bool("TEAMS_ENABLED", True)
+TEAMS_APP_ID = os.environ.get("TEAMS_APP_ID", "")
+TEAMS_APP_PASSWORD = os.environ.get("TEAMS_APP_PASSWORD", "")
+TEAMS_APP_TENANT_ID = os.environ.get("TEAMS_APP_TENANT_ID", "")  # single-tenant bots only
+TEAMS_OPENID_METADATA_URL = os.environ.get(
+    "TEAMS_OPENID_METADATA_URL", "https://login.botframework.com/v1/.well-known/openidconfiguration")
+TEAMS_EMULATOR_OPENID_METADATA_URL = os.environ.get(
+    "TEAMS_EMULATOR_OPENID_METADATA_URL",
+    "https://login.microsoftonline.com/botframework.com/v2.0/.well-known/openid-configuration")
+TEAMS_TOKEN_ISSUER = os.environ.get("TEAMS_TOKEN_ISSUER", "https://api.botframework.com")
+# {tenant} becomes TEAMS_APP_TENANT_ID, or "botframework.com" for multi-tenant bots.
+TEAMS_TOKEN_URL = os.environ.get("TEAMS_TOKEN_URL", "https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token")
+TEAMS_OAUTH_SCOPE = os.environ.get("TEAMS_OAUTH_SCOPE", "https://api.botframework.com")
+# Replies go only to these serviceUrl hosts ("*.example.com" matches subdomains); https is required except on
+# loopback addresses.
+TEAMS_ALLOWED_SERVICE_HOSTS = env_list("TEAMS_ALLOWED_SERVICE_HOSTS", [
+    "smba.trafficmanager.net", "smba.infra.gcc.teams.microsoft.com", "smba.infra.gov.teams.microsoft.us",
+    "smba.infra.dod.teams.microsoft.us"])
+TEAMS_HTTP_TIMEOUT_S = env_int("TEAMS_HTTP_TIMEOUT_S", 20)
+TEAMS_USER_CACHE_TTL_S = env_int("TEAMS_USER_CACHE_TTL_S", 3600)
+# A personal or group chat has no threads: a question after this many quiet minutes starts a new conversation.
+TEAMS_CHAT_IDLE_MINUTES = env_int("TEAMS_CHAT_IDLE_MINUTES", 30)
+TEAMS_CONSOLE_URL = os.environ.get("TEAMS_CONSOLE_URL", SLACK_CONSOLE_URL)
 
 LOG_LEVEL = os.environ.get("CITEWISE_LOG_LEVEL", "INFO")
 LOGGING = {

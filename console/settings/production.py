@@ -13,6 +13,13 @@ if _missing:
 if os.environ["DJANGO_SECRET_KEY"].startswith("insecure") or len(os.environ["DJANGO_SECRET_KEY"]) < 32:
     raise ImproperlyConfigured("DJANGO_SECRET_KEY must be a random value of at least 32 characters")
 
+# An empty app id switches Bot Framework authentication off: anyone could post activities as any user.
+if TEAMS_ENABLED and not TEAMS_APP_ID:  # noqa: F405
+    raise ImproperlyConfigured("TEAMS_APP_ID is empty: set the Azure Bot's app id (and TEAMS_APP_PASSWORD), or set"
+                               " TEAMS_ENABLED=false to run without the Teams bot")
+if TEAMS_ENABLED and not TEAMS_APP_PASSWORD:  # noqa: F405
+    raise ImproperlyConfigured("TEAMS_APP_PASSWORD is empty: the Teams bot cannot sign its replies without it")
+
 DEBUG = False
 SESSION_COOKIE_SECURE = True
 CSRF_COOKIE_SECURE = True

@@ -94,6 +94,34 @@ def test_socket_mode_command_imports_and_needs_an_app_token(settings):
         call_command("slack_socket_mode")
 
 
+def _imports(path: Path) -> list[str]:
+    names = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.extend(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            names.append(node.module or "")
+    return names
+
+
+def test_the_teams_module_only_talks_to_the_core():
+    for path in (BOT / "teams").rglob("*.py"):
+        assert ".objects." not in path.read_text(), path
+        for name in _imports(path):
+            assert not name.startswith(("search", "connectors")), (path, name)
+
+
+def test_botbuilder_is_imported_only_inside_bot_teams():
+    # Microsoft archived botbuilder-python: a move to the Agents SDK must touch bot/teams/ only.
+    root = BOT.parent
+    for package in ("bot", "console", "search", "connectors", "benchmarks"):
+        for path in (root / package).rglob("*.py"):
+            if (BOT / "teams") in path.parents:
+                continue
+            for name in _imports(path):
+                assert not name.startswith(("botbuilder", "botframework")), (path, name)
+
+
 def test_the_slack_module_only_talks_to_the_core():
     for path in (BOT / "slack").rglob("*.py"):
         source = path.read_text()

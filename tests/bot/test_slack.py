@@ -9,7 +9,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 
-from bot.models import ProcessedEvent, SlackChannelSettings, ThreadConversation
+from bot.models import ProcessedEvent, ChannelSettings, ThreadConversation
 from connectors.models import Document, ExternalIdentity
 from search.identity import principals_for
 from search.models import Answer, Feedback
@@ -167,7 +167,7 @@ def test_bad_signatures_are_refused_before_any_retrieval(demo, sender, how):
 
 
 def test_a_rate_limited_post_is_retried_after_retry_after(demo, sender, settings):
-    SlackChannelSettings.objects.create(team_id=TEAM, channel_id="C1", visibility="channel_safe")
+    ChannelSettings.objects.create(team_id=TEAM, channel_id="C1", visibility="channel_safe")
     demo.members["C1"] = ["UALICE", "UBOT"]
     demo.rate_limit_once.add("chat.postMessage")
     started = time.monotonic()
@@ -197,7 +197,7 @@ def test_unknown_user_gets_public_documents_and_a_hint(demo, sender):
 
 
 def test_channel_safe_never_cites_what_a_member_cannot_read(demo, sender):
-    SlackChannelSettings.objects.create(team_id=TEAM, channel_id="C2", visibility="channel_safe")
+    ChannelSettings.objects.create(team_id=TEAM, channel_id="C2", visibility="channel_safe")
     demo.members["C2"] = ["UALICE", "UBEN", "UBOT"]
     sender.post_event(mention("UALICE", QUESTION, ts="990.000001", channel="C2"))
     sender.post_event(mention("UBEN", "What is the travel policy for hotels?", ts="990.000002", channel="C2"))
@@ -221,8 +221,8 @@ def test_bot_messages_are_ignored(demo, sender):
 
 
 def test_channel_settings_disable_and_unmentioned_messages(demo, sender):
-    SlackChannelSettings.objects.create(team_id=TEAM, channel_id="COFF", enabled=False)
-    SlackChannelSettings.objects.create(team_id=TEAM, channel_id="COPEN", respond_only_when_mentioned=False)
+    ChannelSettings.objects.create(team_id=TEAM, channel_id="COFF", enabled=False)
+    ChannelSettings.objects.create(team_id=TEAM, channel_id="COPEN", respond_only_when_mentioned=False)
     sender.post_event(mention("UALICE", QUESTION, ts="1100.000001", channel="COFF"))
     plain = {"type": "message", "channel_type": "channel", "user": "UALICE", "text": QUESTION}
     sender.post_event({**plain, "ts": "1100.000002", "channel": "C1"})  # default: mentions only

@@ -1,0 +1,268 @@
+"""Bot Framework authentication, outbound credentials and the serviceUrl allowlist, all from settings.
+
+Incoming activities are validated by botframework-connector's JWT validation (signature against the OpenID
+metadata's keys, channel endorsement, issuer, audience = our app id, expiry, serviceurl claim = the activity's
+serviceUrl). What is ours: the metadata URLs come from settings, metadata is fetched with a timeout, outbound
+tokens come from a configurable OAuth2 token endpoint, and no connector client is ever built for a serviceUrl
+outside the allowlist.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import threading
+import time
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+from botbuilder.schema import Activity
+from botframework.connector.aio import ConnectorClient
+from botframework.connector.auth import (
+    AppCredentials,
+    AuthenticateRequestResult,
+    AuthenticationConfiguration,
+    BotFrameworkAuthentication,
+    BotFrameworkAuthenticationFactory,
+    ClaimsIdentity,
+    ConnectorFactory,
+    MicrosoftAppCredentials,
+    ServiceClientCredentialsFactory,
+    UserTokenClient,
+)
+from botframework.connector.auth.jwt_token_extractor import JwtTokenExtractor, _OpenIdMetadata
+from django.conf import settings
+from urllib3.util.retry import Retry
+
+logger = logging.getLogger("citewise.bot.teams")
+
+MAX_RETRY_AFTER_S = 30  # a longer Retry-After is not waited for: the reply fails and is logged instead
+
+
+class TeamsNotConfigured(RuntimeError):
+    pass
+
+
+class ServiceUrlNotAllowed(PermissionError):
+    pass
+
+
+class AuthenticationUnavailable(RuntimeError):
+    """The OpenID metadata could not be fetched, so no token can be verified right now."""
+
+
+# -- serviceUrl allowlist ----------------------------------------------------------------------------
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return False  # a name can resolve anywhere; only literal loopback addresses may use plain http
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def service_url_allowed(url: str | None) -> bool:
+    """True if replies may be sent to `url`: https to an allow-listed host (plain http only on loopback)."""
+    try:
+        parts = urlsplit(url or "")
+        host = (parts.hostname or "").lower().rstrip(".")
+    except ValueError:
+        return False
+    if not host or parts.username or parts.password:
+        return False
+    if parts.scheme != "https" and not (parts.scheme == "http" and _is_loopback(host)):
+        return False
+    for pattern in settings.TEAMS_ALLOWED_SERVICE_HOSTS:
+        pattern = pattern.lower().strip()
+        if pattern.startswith("*.") and host.endswith(pattern[1:]) and len(host) > len(pattern) - 1:
+            return True
+        if host == pattern:
+            return True
+    return False
+
+
+# -- outbound credentials ----------------------------------------------------------------------------
+
+class ClientCredentials(AppCredentials):
+    """Bearer tokens for the Bot Connector from an OAuth2 client-credentials grant at TEAMS_TOKEN_URL.
+
+    botbuilder's MicrosoftAppCredentials goes through msal, which accepts only https authorities and asks
+    login.microsoftonline.com for instance discovery: a sovereign or private cloud's token endpoint (or a local
+    stand-in) could not be configured. The grant itself is the documented one, so this stays small.
+    """
+
+    _tokens: dict[tuple[str, str, str], tuple[str, float]] = {}
+    _lock = threading.Lock()
+
+    def __init__(self, app_id: str, password: str, token_url: str, oauth_scope: str):
+        super().__init__(app_id=app_id, oauth_scope=oauth_scope)
+        self.microsoft_app_password = password
+        self.token_url = token_url
+
+    def get_access_token(self, force_refresh: bool = False) -> str:
+        scope = self.oauth_scope if self.oauth_scope.endswith("/.default") else f"{self.oauth_scope}/.default"
+        key = (self.token_url, self.microsoft_app_id, scope)
+        with self._lock:
+            cached = self._tokens.get(key)
+            if cached and not force_refresh and cached[1] > time.monotonic():
+                return cached[0]
+        try:
+            response = requests.post(self.token_url, timeout=settings.TEAMS_HTTP_TIMEOUT_S, data={
+                "grant_type": "client_credentials", "client_id": self.microsoft_app_id,
+                "client_secret": self.microsoft_app_password, "scope": scope})
+            body = response.json()
+        except (requests.RequestException, ValueError) as exc:
+            raise PermissionError(f"could not get a Bot Framework token from {self.token_url}: {exc}") from exc
+        if response.status_code != 200 or "access_token" not in body:
+            raise PermissionError(f"the token endpoint refused the app's credentials: {response.status_code} "
+                                  f"{body.get('error', '')} {body.get('error_description', '')[:200]}")
+        # Renew five minutes early so a token never expires in flight.
+        expires_at = time.monotonic() + max(int(body.get("expires_in", 3600)) - 300, 30)
+        with self._lock:
+            self._tokens[key] = (body["access_token"], expires_at)
+        return body["access_token"]
+
+
+class ClientCredentialsFactory(ServiceClientCredentialsFactory):
+    def __init__(self, app_id: str, password: str, token_url: str):
+        self.app_id, self.password, self.token_url = app_id, password, token_url
+
+    async def is_valid_app_id(self, app_id: str) -> bool:
+        return bool(self.app_id) and app_id == self.app_id
+
+    async def is_authentication_disabled(self) -> bool:
+        return not self.app_id
+
+    async def create_credentials(self, app_id: str, oauth_scope: str, login_endpoint: str,
+                                 validate_authority: bool) -> AppCredentials:
+        if not self.app_id:
+            return MicrosoftAppCredentials.empty()  # local Emulator with DEBUG on: unsigned replies
+        if app_id != self.app_id:
+            raise PermissionError("credentials requested for another app id")
+        return ClientCredentials(self.app_id, self.password, self.token_url, oauth_scope)
+
+
+# -- connector clients: allowlist, timeout, 429 ------------------------------------------------------
+
+class _CappedRetry(Retry):
+    """urllib3's Retry, honouring Retry-After up to MAX_RETRY_AFTER_S."""
+
+    BACKOFF_MAX = 10  # msrest still reads this urllib3 1.x attribute when it logs its retry settings
+
+    def get_retry_after(self, response: Any) -> float | None:
+        retry_after = super().get_retry_after(response)
+        return None if retry_after is None else min(retry_after, MAX_RETRY_AFTER_S)
+
+
+def _tune_retries(policy: Retry) -> None:
+    """Retry 429 (after Retry-After) and gateway errors, for every method.
+
+    msrest retries only 5xx, and under urllib3 2 never a POST; Teams throttles bots with 429 + Retry-After, and a
+    throttled request was not processed, so it is safe to send again. The client's HTTP session already holds
+    this Retry object (msrest builds the session with the client), so it is changed in place.
+    """
+    policy.__class__ = _CappedRetry
+    policy.total, policy.connect, policy.read, policy.status = 3, 2, 0, 3
+    policy.backoff_factor = 0.5
+    policy.allowed_methods = None
+    policy.status_forcelist = frozenset({429, 502, 503, 504})
+    policy.respect_retry_after_header = True
+    policy.raise_on_status = False
+
+
+class _GuardedConnectorFactory(ConnectorFactory):
+    def __init__(self, inner: ConnectorFactory):
+        self._inner = inner
+
+    async def create(self, service_url: str, audience: str = None) -> ConnectorClient:
+        if not service_url_allowed(service_url):
+            raise ServiceUrlNotAllowed(f"serviceUrl {service_url!r} is not in TEAMS_ALLOWED_SERVICE_HOSTS")
+        client = await self._inner.create(service_url, audience)
+        client.config.connection.timeout = settings.TEAMS_HTTP_TIMEOUT_S
+        _tune_retries(client.config.retry_policy.policy)
+        return client
+
+
+class GuardedAuthentication(BotFrameworkAuthentication):
+    """The library's authentication, with every connector it hands out guarded by the allowlist."""
+
+    def __init__(self, inner: BotFrameworkAuthentication):
+        self._inner = inner
+
+    async def authenticate_request(self, activity: Activity, auth_header: str) -> AuthenticateRequestResult:
+        result = await self._inner.authenticate_request(activity, auth_header)
+        result.connector_factory = _GuardedConnectorFactory(result.connector_factory)
+        return result
+
+    async def authenticate_streaming_request(self, auth_header: str, channel_id_header: str):
+        raise PermissionError("streaming (Direct Line ASE) is not supported")
+
+    def create_connector_factory(self, claims_identity: ClaimsIdentity) -> ConnectorFactory:
+        return _GuardedConnectorFactory(self._inner.create_connector_factory(claims_identity))
+
+    async def create_user_token_client(self, claims_identity: ClaimsIdentity) -> UserTokenClient:
+        return await self._inner.create_user_token_client(claims_identity)
+
+    def create_bot_framework_client(self):
+        raise NotImplementedError("Citewise does not call skills")
+
+    def get_originating_audience(self) -> str:
+        return self._inner.get_originating_audience()
+
+    async def authenticate_channel_request(self, auth_header: str) -> ClaimsIdentity:
+        return await self._inner.authenticate_channel_request(auth_header)
+
+
+# -- OpenID metadata with a timeout ------------------------------------------------------------------
+
+class _TimedOpenIdMetadata(_OpenIdMetadata):
+    """The library's metadata cache (keys refreshed daily, or hourly on an unknown key id), with timeouts:
+    its own fetch has none, so a hanging metadata endpoint would hold every request thread."""
+
+    async def _refresh(self):
+        timeout = settings.TEAMS_HTTP_TIMEOUT_S
+        try:
+            response = requests.get(self.url, timeout=timeout)
+            response.raise_for_status()
+            keys = requests.get(response.json()["jwks_uri"], timeout=timeout)
+            keys.raise_for_status()
+            self.keys = keys.json()["keys"]
+        except (requests.RequestException, ValueError, KeyError) as exc:
+            raise AuthenticationUnavailable(f"OpenID metadata at {self.url} could not be read: {exc}") from exc
+        self.last_updated = datetime.now()  # naive, as the library compares it
+
+
+def _install_metadata(url: str) -> None:
+    current = JwtTokenExtractor.metadataCache.get(url)
+    if not isinstance(current, _TimedOpenIdMetadata):
+        JwtTokenExtractor.metadataCache[url] = _TimedOpenIdMetadata(url)
+
+
+def build_authentication() -> GuardedAuthentication:
+    """Authentication for the current settings. Raises TeamsNotConfigured when it must not run."""
+    if not settings.TEAMS_ENABLED:
+        raise TeamsNotConfigured("the Teams bot is turned off (TEAMS_ENABLED=false)")
+    if not settings.TEAMS_APP_ID and not settings.DEBUG:
+        raise TeamsNotConfigured("set TEAMS_APP_ID and TEAMS_APP_PASSWORD (an empty app id is accepted only with "
+                                 "DJANGO_DEBUG on, for the local Bot Framework Emulator)")
+    for url in (settings.TEAMS_OPENID_METADATA_URL, settings.TEAMS_EMULATOR_OPENID_METADATA_URL):
+        _install_metadata(url)
+    tenant = settings.TEAMS_APP_TENANT_ID or "botframework.com"
+    token_url = settings.TEAMS_TOKEN_URL.replace("{tenant}", tenant)
+    inner = BotFrameworkAuthenticationFactory.create(
+        channel_service="",
+        validate_authority=True,
+        to_channel_from_bot_login_url=token_url,
+        to_channel_from_bot_oauth_scope=settings.TEAMS_OAUTH_SCOPE,
+        to_bot_from_channel_token_issuer=settings.TEAMS_TOKEN_ISSUER,
+        oauth_url="https://api.botframework.com",
+        to_bot_from_channel_open_id_metadata_url=settings.TEAMS_OPENID_METADATA_URL,
+        to_bot_from_emulator_open_id_metadata_url=settings.TEAMS_EMULATOR_OPENID_METADATA_URL,
+        caller_id="",
+        credential_factory=ClientCredentialsFactory(settings.TEAMS_APP_ID, settings.TEAMS_APP_PASSWORD, token_url),
+        auth_configuration=AuthenticationConfiguration(),
+    )
+    return GuardedAuthentication(inner)

@@ -1,0 +1,559 @@
+"""Local stand-ins for the Microsoft services a Teams bot talks to, so Teams tests never leave 127.0.0.1.
+
+BotFrameworkIdentityStandIn plays two Microsoft identity hosts:
+
+* login.botframework.com: the OpenID metadata document (/v1/.well-known/openidconfiguration) and the JWKS it
+  points at (/v1/.well-known/keys), whose keys carry Bot Framework's "endorsements" (the channel ids a key may
+  sign for). `channel_token()` mints the RS256 JWT the Bot Connector puts in `Authorization: Bearer ...` when it
+  POSTs an activity to the bot (claims serviceurl, nbf, exp, iss, aud) -- valid, expired, wrongly addressed,
+  signed by an unpublished key, or signed by a key not endorsed for the channel.
+* login.microsoftonline.com: the OAuth2 v2.0 token endpoint (/{tenant}/oauth2/v2.0/token) where the bot trades
+  its app id and password for the bearer token it sends to the Connector (client-credentials grant).
+
+ConnectorStandIn plays the Teams Bot Connector at a serviceUrl (Bot Framework REST API v3, /v3/conversations...):
+create a conversation, send and reply to activities, update an activity, and look members up (one, all, paged),
+with the Connector's ErrorResponse bodies ({"error": {"code", "message"}}) for refusals, throttling and outages.
+
+Both are stdlib ThreadingHTTPServers on an ephemeral port; tests point the bot's settings at them and read back
+every request they received, so nothing in the bot is patched.
+
+    with BotFrameworkIdentityStandIn(app_id=APP_ID, app_password="pw") as identity, \\
+            ConnectorStandIn(tenant_id=TENANT, accepted_tokens=lambda: identity.issued_tokens) as connector:
+        connector.add_member("a:personal-1", id="29:alice", aad_object_id=ALICE_AAD, name="Alice A", email=...)
+        token = identity.channel_token(service_url=connector.service_url)
+        ...
+        assert connector.messages()[0]["_conversation"] == "a:personal-1"
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import itertools
+import json
+import secrets
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Self
+from urllib.parse import parse_qs, quote, unquote, urlsplit
+
+import jwt
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
+
+BOT_FRAMEWORK_ISSUER = "https://api.botframework.com"
+OPENID_METADATA_PATH = "/v1/.well-known/openidconfiguration"
+JWKS_PATH = "/v1/.well-known/keys"
+SIGNING_KID = "bf-key-1"
+OTHER_CHANNEL_KID = "bf-key-other-channel"
+UNPUBLISHED_KID = "bf-unknown"
+
+# Route families a test can script with ConnectorStandIn.rate_limit_once; "members" covers all three lookups.
+MEMBER_ROUTES = frozenset({"member", "members", "pagedmembers"})
+
+
+# Shared HTTP plumbing ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Reply:
+    status: int
+    body: Any = None  # JSON-able; None sends an empty body
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class _JsonHTTPServer:
+    """A ThreadingHTTPServer on 127.0.0.1:0 whose handler hands every request to `_dispatch`."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    def _dispatch(self, method: str, target: str, headers: dict[str, str], body: bytes) -> _Reply:
+        raise NotImplementedError
+
+    @property
+    def base_url(self) -> str:
+        assert self._server is not None, "start() the stand-in first"
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def start(self) -> Self:
+        stand_in = self
+
+        class Handler(BaseHTTPRequestHandler):
+            # HTTP/1.1 keeps aiohttp/requests connection pools happy; every reply carries Content-Length.
+            protocol_version = "HTTP/1.1"
+
+            def _handle(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                try:
+                    reply = stand_in._dispatch(self.command, self.path, headers, body)
+                except Exception as exc:  # noqa: BLE001 - a stand-in bug answers 599, visibly
+                    reply = _Reply(599, {"error": {"code": "StandInBroken", "message": repr(exc)}})
+                payload = b"" if reply.body is None else json.dumps(reply.body).encode("utf-8")
+                try:
+                    self.send_response(reply.status)
+                    if reply.body is not None:
+                        self.send_header("Content-Type", "application/json; charset=utf-8")
+                    self.send_header("Content-Length", str(len(payload)))
+                    for name, value in reply.headers.items():
+                        self.send_header(name, value)
+                    self.end_headers()
+                    self.wfile.write(payload)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up before the reply
+
+            do_GET = do_POST = do_PUT = do_DELETE = _handle
+
+            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet
+                pass
+
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        server.daemon_threads = True
+        server.block_on_close = False
+        self._server = server
+        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True,
+                                        name=f"{type(self).__name__}-{server.server_address[1]}")
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _b64url_uint(value: int) -> str:
+    return _b64url(value.to_bytes((value.bit_length() + 7) // 8, "big"))
+
+
+# login.botframework.com + login.microsoftonline.com ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class IdentityRequest:
+    method: str
+    path: str  # without the query string
+    query: dict[str, str]
+    headers: dict[str, str]  # lower-cased names
+    body: bytes
+    at: float  # time.monotonic() when the request had been read
+
+    @property
+    def form(self) -> dict[str, str]:
+        return {k: v[0] for k, v in parse_qs(self.body.decode("utf-8")).items()}
+
+
+@dataclass(frozen=True)
+class _SigningKey:
+    kid: str
+    private_key: rsa.RSAPrivateKey
+    certificate_der: bytes
+    endorsements: tuple[str, ...]
+
+    @property
+    def x5t(self) -> str:
+        # Bot Framework's x5t is the base64url SHA-1 thumbprint of the key's X.509 certificate.
+        return _b64url(hashlib.sha1(self.certificate_der).digest())  # noqa: S324 - a thumbprint, not security
+
+    def jwk(self) -> dict[str, Any]:
+        numbers = self.private_key.public_key().public_numbers()
+        return {"kty": "RSA", "use": "sig", "kid": self.kid, "x5t": self.x5t, "n": _b64url_uint(numbers.n),
+                "e": _b64url_uint(numbers.e), "x5c": [base64.b64encode(self.certificate_der).decode("ascii")],
+                "endorsements": list(self.endorsements)}
+
+
+def _make_signing_key(kid: str, endorsements: Iterable[str]) -> _SigningKey:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "login.botframework.com")])
+    now = dt.datetime.now(dt.UTC)
+    certificate = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+                   .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(days=1))
+                   .not_valid_after(now + dt.timedelta(days=365)).sign(key, hashes.SHA256()))
+    return _SigningKey(kid, key, certificate.public_bytes(serialization.Encoding.DER),
+                       tuple(dict.fromkeys(endorsements)))
+
+
+def _aad_error(error: str, code: int, description: str) -> dict[str, Any]:
+    """Microsoft Entra ID's OAuth2 error body."""
+    trace, correlation = str(uuid.uuid4()), str(uuid.uuid4())
+    return {"error": error,
+            "error_description": f"AADSTS{code}: {description} Trace ID: {trace} Correlation ID: {correlation} "
+                                 f"Timestamp: {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M:%SZ}",
+            "error_codes": [code], "timestamp": f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M:%SZ}",
+            "trace_id": trace, "correlation_id": correlation,
+            "error_uri": f"https://login.microsoftonline.com/error?code={code}"}
+
+
+class BotFrameworkIdentityStandIn(_JsonHTTPServer):
+    """The Bot Framework OpenID metadata + JWKS, and the Entra ID token endpoint, for one bot registration.
+
+    Keys: "bf-key-1" (published, endorsed for `channel_id`), "bf-key-other-channel" (published, endorsed only for
+    other channels) and "bf-unknown" (never published: sign with it to forge a token).
+    """
+
+    def __init__(self, *, app_id: str, app_password: str, channel_id: str = "msteams") -> None:
+        super().__init__()
+        self.app_id, self.app_password, self.channel_id = app_id, app_password, channel_id
+        self.requests: list[IdentityRequest] = []
+        self.issued_tokens: list[str] = []
+        self.fail_metadata = False  # metadata and keys answer 503 while set
+        others = [c for c in ("webchat", "directline", "emulator", "skype", "slack") if c != channel_id]
+        self._keys: dict[str, _SigningKey] = {
+            SIGNING_KID: _make_signing_key(SIGNING_KID, [channel_id, *others[:3]]),
+            OTHER_CHANNEL_KID: _make_signing_key(OTHER_CHANNEL_KID, others),
+            UNPUBLISHED_KID: _make_signing_key(UNPUBLISHED_KID, [channel_id]),
+        }
+        self._published = (SIGNING_KID, OTHER_CHANNEL_KID)
+
+    # URLs ---------------------------------------------------------------------------------------------------
+
+    @property
+    def openid_metadata_url(self) -> str:
+        return self.base_url + OPENID_METADATA_PATH
+
+    @property
+    def jwks_url(self) -> str:
+        return self.base_url + JWKS_PATH
+
+    def token_url(self, tenant: str = "botframework.com") -> str:
+        return f"{self.base_url}/{quote(tenant, safe='')}/oauth2/v2.0/token"
+
+    # Tokens -------------------------------------------------------------------------------------------------
+
+    def jwks(self) -> dict[str, Any]:
+        return {"keys": [self._keys[kid].jwk() for kid in self._published]}
+
+    def channel_token(self, *, service_url: str, audience: str | None = None,
+                      issuer: str = BOT_FRAMEWORK_ISSUER, kid: str = SIGNING_KID, expires_in: int = 3600,
+                      not_before_offset: int = -60, sign_with: str | None = None,
+                      extra_claims: dict[str, Any] | None = None, include_service_url: bool = True) -> str:
+        """The JWT the Bot Connector sends the bot with an activity; `kid` names the key in the header,
+        `sign_with` the key that really signs (default: `kid`, or the unpublished key if `kid` is unknown)."""
+        signer = self._keys[sign_with or (kid if kid in self._keys else UNPUBLISHED_KID)]
+        now = int(time.time())
+        claims: dict[str, Any] = {}
+        if include_service_url:
+            claims["serviceurl"] = service_url
+        claims.update({"nbf": now + not_before_offset, "exp": now + expires_in, "iss": issuer,
+                       "aud": self.app_id if audience is None else audience})
+        claims.update(extra_claims or {})
+        x5t = self._keys[kid].x5t if kid in self._keys else signer.x5t
+        return jwt.encode(claims, signer.private_key, algorithm="RS256",
+                          headers={"typ": "JWT", "kid": kid, "x5t": x5t})
+
+    def public_key(self, kid: str = SIGNING_KID) -> rsa.RSAPublicKey:
+        return self._keys[kid].private_key.public_key()
+
+    # Recording ----------------------------------------------------------------------------------------------
+
+    def requests_to(self, path_prefix: str) -> list[IdentityRequest]:
+        with self._lock:
+            return [r for r in self.requests if r.path.startswith(path_prefix)]
+
+    # HTTP ---------------------------------------------------------------------------------------------------
+
+    def _dispatch(self, method: str, target: str, headers: dict[str, str], body: bytes) -> _Reply:
+        parts = urlsplit(target)
+        request = IdentityRequest(method, parts.path, {k: v[0] for k, v in parse_qs(parts.query).items()},
+                                  headers, body, time.monotonic())
+        with self._lock:
+            self.requests.append(request)
+        path = parts.path
+        if path in (OPENID_METADATA_PATH, JWKS_PATH):
+            if method != "GET":
+                return _Reply(405, {"error": "method_not_allowed"})
+            if self.fail_metadata:
+                return _Reply(503, {"error": "service_unavailable"})
+            if path == JWKS_PATH:
+                return _Reply(200, self.jwks())
+            return _Reply(200, {"issuer": BOT_FRAMEWORK_ISSUER,
+                                "authorization_endpoint": "https://invalid.botframework.com",
+                                "jwks_uri": self.jwks_url,
+                                "id_token_signing_alg_values_supported": ["RS256"],
+                                "token_endpoint_auth_methods_supported": ["private_key_jwt"]})
+        segments = path.strip("/").split("/")
+        if len(segments) == 4 and segments[1:] == ["oauth2", "v2.0", "token"]:
+            if method != "POST":
+                return _Reply(405, _aad_error("invalid_request", 900561,
+                                              "The endpoint only accepts POST requests."))
+            return self._token(request.form)
+        return _Reply(404, {"error": "not_found", "error_description": f"no route for {method} {path}"})
+
+    def _token(self, form: dict[str, str]) -> _Reply:
+        if form.get("grant_type") != "client_credentials":
+            return _Reply(400, _aad_error("unsupported_grant_type", 70003,
+                                          "The app requested an unsupported grant type."))
+        if not form.get("scope"):
+            return _Reply(400, _aad_error("invalid_request", 900144,
+                                          "The request body must contain the following parameter: 'scope'."))
+        if not form["scope"].endswith("/.default"):
+            return _Reply(400, _aad_error("invalid_scope", 1002012,
+                                          f"The provided value for scope {form['scope']} is not valid. Client "
+                                          "credential flows must have a scope value with /.default suffixed."))
+        if form.get("client_id") != self.app_id:
+            return _Reply(400, _aad_error("unauthorized_client", 700016,
+                                          f"Application with identifier '{form.get('client_id')}' was not found "
+                                          "in the directory 'Bot Framework'."))
+        if form.get("client_secret") != self.app_password:
+            return _Reply(401, _aad_error("invalid_client", 7000215, "Invalid client secret provided."))
+        token = secrets.token_urlsafe(48)
+        with self._lock:
+            self.issued_tokens.append(token)
+        return _Reply(200, {"token_type": "Bearer", "expires_in": 3599, "ext_expires_in": 3599,
+                            "access_token": token})
+
+
+# Teams Bot Connector (serviceUrl) ------------------------------------------------------------------------------
+
+
+@dataclass
+class ConnectorCall:
+    method: str
+    path: str  # percent-decoded, without the query string
+    route: str  # create, send, reply, update, delete, member, members, pagedmembers, unknown
+    conversation_id: str | None
+    activity_id: str | None
+    member_id: str | None
+    query: dict[str, str]
+    body: Any  # parsed JSON, or None when there was no (valid) JSON body
+    headers: dict[str, str]  # lower-cased names
+    at: float  # time.monotonic() when the request had been read
+    status: int = 0
+    response: Any = None
+
+
+def _connector_error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> _Reply:
+    return _Reply(status, {"error": {"code": code, "message": message}}, headers or {})
+
+
+class ConnectorStandIn(_JsonHTTPServer):
+    """The Bot Connector a Teams serviceUrl points at; all routes live under /teams/ like a regional Teams URL.
+
+    Scripting: `refuse_create_conversation` (403 on create), `fail_members` (500 on every member lookup),
+    `rate_limit_once` (route names -- "send", "reply", "update", "create", "members" or a single member route --
+    whose next call answers 429 with Retry-After: 1).
+    """
+
+    PREFIX = "/teams/"
+
+    def __init__(self, *, tenant_id: str, accepted_tokens: Callable[[], Iterable[str]] | None = None) -> None:
+        super().__init__()
+        self.tenant_id = tenant_id
+        self.accepted_tokens = accepted_tokens
+        self.calls: list[ConnectorCall] = []
+        self.created_conversations: list[dict[str, Any]] = []  # {"id", "parameters"}
+        self.refuse_create_conversation = False
+        self.fail_members = False
+        self.rate_limit_once: set[str] = set()
+        self._members: dict[str, list[dict[str, Any]]] = {}
+        # Teams activity ids look like millisecond timestamps; a counter keeps them unique and ordered.
+        self._activity_ids = itertools.count(int(time.time() * 1000))
+        self._conversation_ids = itertools.count(1)
+
+    @property
+    def service_url(self) -> str:
+        return self.base_url + self.PREFIX
+
+    # Members ------------------------------------------------------------------------------------------------
+
+    def add_member(self, conversation_id: str, *, id: str, aad_object_id: str, name: str,  # noqa: A002
+                   email: str = "", upn: str = "") -> dict[str, Any]:
+        """Register a member (TeamsChannelAccount) of a personal chat, team or channel; returns its JSON."""
+        given, _, surname = name.partition(" ")
+        member = {"id": id, "name": name, "aadObjectId": aad_object_id, "email": email,
+                  "userPrincipalName": upn or email, "givenName": given, "surname": surname,
+                  "tenantId": self.tenant_id, "userRole": "user"}
+        with self._lock:
+            members = self._members.setdefault(conversation_id, [])
+            members[:] = [m for m in members if m["id"] != id] + [member]
+        return dict(member)
+
+    def members_of(self, conversation_id: str) -> list[dict[str, Any]]:
+        # A channel thread id ("19:...@thread.tacv2;messageid=123") shares its channel's ("19:...@thread.tacv2").
+        base = conversation_id.split(";", 1)[0]
+        with self._lock:
+            found = list(self._members.get(conversation_id, []))
+            if base != conversation_id:
+                found += [m for m in self._members.get(base, []) if m["id"] not in {f["id"] for f in found}]
+        return [dict(m) for m in found]
+
+    def _find_member(self, conversation_id: str, member_id: str) -> dict[str, Any] | None:
+        # Teams resolves a member by its 29: id or by its AAD object id (a GUID, any case).
+        for member in self.members_of(conversation_id):
+            if member["id"] == member_id or member["aadObjectId"].lower() == member_id.lower():
+                return member
+        return None
+
+    def _known_member(self, account: dict[str, Any]) -> dict[str, Any] | None:
+        wanted = {str(account.get("id") or "").lower(), str(account.get("aadObjectId") or "").lower()} - {""}
+        with self._lock:
+            for members in self._members.values():
+                for member in members:
+                    if {member["id"].lower(), member["aadObjectId"].lower()} & wanted:
+                        return dict(member)
+        return None
+
+    # Recording ----------------------------------------------------------------------------------------------
+
+    def calls_to(self, *routes: str, ok_only: bool = False) -> list[ConnectorCall]:
+        with self._lock:
+            return [c for c in self.calls
+                    if (not routes or c.route in routes) and (not ok_only or 200 <= c.status < 300)]
+
+    def activities(self, type: str | None = None, ok_only: bool = True) -> list[dict[str, Any]]:  # noqa: A002
+        """Activities the bot sent or replied with, in order; each a copy of the body plus "_conversation",
+        "_reply_to" (the activity id replied to, or None) and "_id" (the id the stand-in gave it, if accepted)."""
+        found = []
+        for call in self.calls_to("send", "reply", ok_only=ok_only):
+            if not isinstance(call.body, dict) or (type is not None and call.body.get("type") != type):
+                continue
+            found.append({**call.body, "_conversation": call.conversation_id, "_reply_to": call.activity_id,
+                          "_id": call.response.get("id") if isinstance(call.response, dict) else None})
+        return found
+
+    def messages(self) -> list[dict[str, Any]]:
+        return self.activities("message")
+
+    def typing(self) -> list[dict[str, Any]]:
+        return self.activities("typing")
+
+    def updates(self, ok_only: bool = True) -> list[dict[str, Any]]:
+        """Activity bodies the bot PUT over earlier ones, with "_conversation" and "_id" (the activity updated)."""
+        return [{**call.body, "_conversation": call.conversation_id, "_id": call.activity_id}
+                for call in self.calls_to("update", ok_only=ok_only) if isinstance(call.body, dict)]
+
+    # HTTP ---------------------------------------------------------------------------------------------------
+
+    def _dispatch(self, method: str, target: str, headers: dict[str, str], body: bytes) -> _Reply:
+        parts = urlsplit(target)
+        raw_path = parts.path
+        # A trailing slash ("/v3/conversations/") names the same resource as without one.
+        segments = [unquote(s) for s in raw_path[len(self.PREFIX):].rstrip("/").split("/")] \
+            if raw_path.startswith(self.PREFIX) else []
+        route, conversation_id, activity_id, member_id = self._route(method, segments)
+        try:
+            parsed = json.loads(body.decode("utf-8")) if body else None
+            bad_json = False
+        except (UnicodeDecodeError, ValueError):
+            parsed, bad_json = None, True
+        call = ConnectorCall(method, self.PREFIX + "/".join(segments) if segments else raw_path, route,
+                             conversation_id, activity_id, member_id,
+                             {k: v[0] for k, v in parse_qs(parts.query).items()}, parsed, headers, time.monotonic())
+        with self._lock:
+            self.calls.append(call)
+        reply = self._answer(call, bad_json)
+        call.status, call.response = reply.status, reply.body
+        return reply
+
+    @staticmethod
+    def _route(method: str, segments: list[str]) -> tuple[str, str | None, str | None, str | None]:
+        if len(segments) < 2 or segments[:2] != ["v3", "conversations"]:
+            return "unknown", None, None, None
+        rest = segments[2:]
+        if not rest and method == "POST":
+            return "create", None, None, None
+        if len(rest) == 2 and rest[1] == "activities" and method == "POST":
+            return "send", rest[0], None, None
+        if len(rest) == 3 and rest[1] == "activities":
+            route = {"POST": "reply", "PUT": "update", "DELETE": "delete"}.get(method, "unknown")
+            return route, rest[0], rest[2], None
+        if len(rest) == 2 and rest[1] in ("members", "pagedmembers") and method == "GET":
+            return rest[1], rest[0], None, None
+        if len(rest) == 3 and rest[1] == "members" and method == "GET":
+            return "member", rest[0], None, rest[2]
+        return "unknown", rest[0] if rest else None, None, None
+
+    def _authorized(self, headers: dict[str, str]) -> bool:
+        if self.accepted_tokens is None:
+            return True
+        scheme, _, token = headers.get("authorization", "").partition(" ")
+        return scheme.lower() == "bearer" and bool(token) and token in set(self.accepted_tokens())
+
+    def _take_rate_limit(self, route: str) -> bool:
+        with self._lock:
+            for name in (route, "members" if route in MEMBER_ROUTES else None):
+                if name in self.rate_limit_once:
+                    self.rate_limit_once.discard(name)
+                    return True
+        return False
+
+    def _answer(self, call: ConnectorCall, bad_json: bool) -> _Reply:
+        if call.route == "unknown":
+            return _connector_error(404, "NotFound", f"No route for {call.method} {call.path}")
+        if not self._authorized(call.headers):
+            return _connector_error(401, "Unauthorized", "Authorization has been denied for this request.")
+        if self._take_rate_limit(call.route):
+            return _connector_error(429, "Throttled", "Too many requests; retry after the given delay.",
+                                    {"Retry-After": "1"})
+        if bad_json or (call.route in ("create", "send", "reply", "update") and not isinstance(call.body, dict)):
+            return _connector_error(400, "BadSyntax", "The request body is not a JSON object.")
+        if call.route in MEMBER_ROUTES:
+            if self.fail_members:
+                return _connector_error(500, "ServiceError", "Unknown error while fetching members.")
+            return self._members_reply(call)
+        if call.route == "create":
+            return self._create(call.body)
+        if call.route in ("send", "reply"):
+            return _Reply(201, {"id": str(next(self._activity_ids))})
+        if call.route == "update":
+            return _Reply(200, {"id": call.activity_id})
+        return _Reply(200, None)  # delete
+
+    def _create(self, parameters: dict[str, Any]) -> _Reply:
+        if self.refuse_create_conversation:
+            return _connector_error(403, "Forbidden", "The bot is not installed for this user or is blocked.")
+        conversation_id = f"a:personal-{next(self._conversation_ids)}"
+        for account in parameters.get("members") or []:
+            if isinstance(account, dict) and (known := self._known_member(account)) is not None:
+                self.add_member(conversation_id, id=known["id"], aad_object_id=known["aadObjectId"],
+                                name=known["name"], email=known["email"], upn=known["userPrincipalName"])
+        with self._lock:
+            self.created_conversations.append({"id": conversation_id, "parameters": parameters})
+        return _Reply(201, {"id": conversation_id, "serviceUrl": self.service_url, "activityId": ""})
+
+    def _members_reply(self, call: ConnectorCall) -> _Reply:
+        assert call.conversation_id is not None
+        if call.route == "member":
+            member = self._find_member(call.conversation_id, call.member_id or "")
+            if member is None:
+                return _connector_error(404, "MemberNotFoundInConversation",
+                                        "The specified user was not found in the conversation.")
+            return _Reply(200, member)
+        members = self.members_of(call.conversation_id)
+        if call.route == "members":
+            return _Reply(200, members)
+        try:
+            page_size = int(call.query.get("pageSize") or 100)
+            start = int(call.query["continuationToken"].removeprefix("ct-")) if "continuationToken" in call.query \
+                else 0
+        except ValueError:
+            return _connector_error(400, "BadArgument", "Invalid pageSize or continuationToken.")
+        if page_size < 1 or start < 0:
+            return _connector_error(400, "BadArgument", "Invalid pageSize or continuationToken.")
+        page: dict[str, Any] = {"members": members[start:start + page_size]}
+        if start + page_size < len(members):
+            page["continuationToken"] = f"ct-{start + page_size}"
+        return _Reply(200, page)

@@ -1,0 +1,472 @@
+"""The Teams bot end to end: activities with Bot Framework JWTs posted to the Django app, tokens checked against a
+local OpenID/JWKS stand-in, and every Bot Connector call (replies, typing, member lookups) recorded by a local
+connector-service stand-in."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import timedelta
+import json
+import time
+from types import SimpleNamespace
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.cache import cache
+from django.core.management import call_command
+
+from bot.models import ChannelSettings, ProcessedEvent, ThreadConversation
+from connectors.models import Document, ExternalIdentity
+from search.identity import principals_for
+from search.models import Answer, Feedback
+from tests.bot.teams_standin import BotFrameworkIdentityStandIn, ConnectorStandIn
+
+pytestmark = pytest.mark.django_db
+
+APP_ID = "5c8b7f54-2d61-4d1a-9d0c-4f1f1b1e2a33"
+APP_PASSWORD = "teams-test-client-secret"
+TENANT = "0d7b2a3c-1f4e-4b5a-8c9d-6e7f8a9b0c1d"
+BOT = f"28:{APP_ID}"
+TEAM = "19:kestrel-team@thread.tacv2"
+CHANNEL = "19:general@thread.tacv2"
+QUESTION = "How much extra pay do I get for a week of on-call?"
+# Teams user id, AAD object id, display name, email, UPN.
+USERS = {
+    "alice": ("29:1alice", "a11ce000-0000-4000-8000-000000000001", "Alice Example", "alice@kestrelrobotics.com",
+              "alice@kestrelrobotics.com"),
+    # Ben's mailbox address is not in the directory response; his UPN is (different case) his email.
+    "ben": ("29:1ben", "b0000000-0000-4000-8000-000000000002", "Ben Example", "", "Ben@KestrelRobotics.com"),
+    "chris": ("29:1chris", "c0000000-0000-4000-8000-000000000003", "Chris Contractor",
+              "Chris@northbridge-contracting.example", "chris_northbridge#EXT#@kestrel.onmicrosoft.com"),
+    "nobody": ("29:1nobody", "d0000000-0000-4000-8000-000000000004", "Alice Example",  # same display name as Alice
+               "nobody@elsewhere.example", "nobody@elsewhere.example"),
+}
+_ids = itertools.count(1000)
+
+
+@pytest.fixture
+def teams(settings):
+    identity = BotFrameworkIdentityStandIn(app_id=APP_ID, app_password=APP_PASSWORD).start()
+    connector = ConnectorStandIn(tenant_id=TENANT, accepted_tokens=lambda: identity.issued_tokens).start()
+    settings.TEAMS_ENABLED = True
+    settings.TEAMS_APP_ID, settings.TEAMS_APP_PASSWORD, settings.TEAMS_APP_TENANT_ID = APP_ID, APP_PASSWORD, ""
+    settings.TEAMS_OPENID_METADATA_URL = identity.openid_metadata_url
+    settings.TEAMS_EMULATOR_OPENID_METADATA_URL = identity.openid_metadata_url
+    settings.TEAMS_TOKEN_URL = identity.token_url("{tenant}")
+    settings.TEAMS_ALLOWED_SERVICE_HOSTS = ["127.0.0.1"]
+    settings.TEAMS_CONSOLE_URL = ""
+    cache.clear()
+    yield SimpleNamespace(identity=identity, connector=connector)
+    connector.stop()
+    identity.stop()
+    cache.clear()
+
+
+@pytest.fixture
+def demo(isolated_index, teams):
+    call_command("load_demo", no_admin=True)
+    # Alice is linked by her AAD identity; Ben and Chris are found through the members endpoint (UPN, email).
+    alice = get_user_model().objects.get(username="alice")
+    ExternalIdentity.objects.create(user=alice, principal=f"teams:{TENANT}:user:{USERS['alice'][1]}")
+    for name, (user_id, aad, display, email, upn) in USERS.items():
+        for conversation in (personal_conversation(name), TEAM):
+            teams.connector.add_member(conversation, id=user_id, aad_object_id=aad, name=display, email=email,
+                                       upn=upn)
+    return teams
+
+
+def personal_conversation(name: str) -> str:
+    return f"a:1personal-{name}"
+
+
+def account(name: str) -> dict:
+    user_id, aad, display, _email, _upn = USERS[name]
+    return {"id": user_id, "name": display, "aadObjectId": aad}
+
+
+def personal_message(teams, name: str, text: str, **extra) -> dict:
+    return {
+        "type": "message", "id": str(next(_ids)), "channelId": "msteams", "serviceUrl": teams.connector.service_url,
+        "timestamp": "2026-11-21T12:00:00.000Z", "from": account(name), "recipient": {"id": BOT, "name": "Citewise"},
+        "conversation": {"id": personal_conversation(name), "conversationType": "personal", "tenantId": TENANT},
+        "channelData": {"tenant": {"id": TENANT}}, "text": text, "textFormat": "plain", "locale": "en-US",
+        **extra}
+
+
+def channel_mention(teams, name: str, text: str, *, thread: str | None = None, channel: str = CHANNEL) -> dict:
+    activity_id = str(next(_ids))
+    return {
+        "type": "message", "id": activity_id, "channelId": "msteams", "serviceUrl": teams.connector.service_url,
+        "from": account(name), "recipient": {"id": BOT, "name": "Citewise"},
+        "conversation": {"id": f"{channel};messageid={thread or activity_id}", "conversationType": "channel",
+                         "isGroup": True, "tenantId": TENANT},
+        "text": f"<at>Citewise</at> {text}", "textFormat": "plain",
+        "entities": [{"type": "mention", "text": "<at>Citewise</at>", "mentioned": {"id": BOT, "name": "Citewise"}}],
+        "channelData": {"teamsChannelId": channel, "teamsTeamId": TEAM, "channel": {"id": channel},
+                        "team": {"id": TEAM}, "tenant": {"id": TENANT}},
+    }
+
+
+def send(client, teams, activity: dict, *, token: str | None = None, header: str | None = None):
+    if header is None:
+        header = "Bearer " + (token or teams.identity.channel_token(service_url=activity["serviceUrl"]))
+    extra = {"HTTP_AUTHORIZATION": header} if header else {}
+    return client.post("/api/teams/messages", data=json.dumps(activity), content_type="application/json", **extra)
+
+
+def card_of(activity: dict) -> dict:
+    [attachment] = activity["attachments"]
+    assert attachment["contentType"] == "application/vnd.microsoft.card.adaptive"
+    return attachment["content"]
+
+
+def card_text(card: dict) -> str:
+    return "\n".join(block.get("text", "") for block in card["body"])
+
+
+def actions(card: dict) -> dict:
+    out = {}
+    for action in card["actions"]:
+        if action["type"] == "Action.Execute":
+            out[f"{action['verb']}:{action['data'].get('kind', '')}"] = action["data"]["answer_id"]
+        elif action["type"] == "Action.ShowCard":
+            [send_flag] = action["card"]["actions"]
+            out[f"show:{action['title']}"] = send_flag["data"]["answer_id"]
+    return out
+
+
+def invoke(teams, name: str, verb: str, data: dict, *, conversation: str | None = None) -> dict:
+    return {
+        "type": "invoke", "name": "adaptiveCard/action", "id": str(next(_ids)), "channelId": "msteams",
+        "serviceUrl": teams.connector.service_url, "from": account(name), "recipient": {"id": BOT, "name": "Citewise"},
+        "conversation": {"id": conversation or personal_conversation(name), "conversationType": "personal",
+                         "tenantId": TENANT},
+        "channelData": {"tenant": {"id": TENANT}},
+        "value": {"action": {"type": "Action.Execute", "verb": verb, "data": data}, "trigger": "manual"},
+    }
+
+
+# -- answering ---------------------------------------------------------------------------------------
+
+def test_personal_question_gets_a_card_with_citations_after_a_typing_indicator(demo, client):
+    activity = personal_message(demo, "alice", QUESTION)
+    response = send(client, demo, activity)
+    assert response.status_code == 200
+    sent = demo.connector.activities()
+    assert [a["type"] for a in sent] == ["typing", "message"]
+    reply = sent[1]
+    assert reply["_conversation"] == personal_conversation("alice") and reply["_reply_to"] == activity["id"]
+    card = card_of(reply)
+    text = card_text(card)
+    assert "$400 per week" in text and "Sources" in text and "[1]" in text
+    answer = Answer.objects.get()
+    assert answer.user.username == "alice" and answer.surface == "teams"
+    assert set(actions(card).values()) == {str(answer.id)}
+    assert set(actions(card)) == {"citewise.feedback:up", "citewise.feedback:down", "show:Flag"}
+    # Replies carry the bot's token from the (stand-in) Microsoft identity platform.
+    reply_call = demo.connector.calls_to("reply", ok_only=True)[-1]
+    assert reply_call.headers["authorization"] == f"Bearer {demo.identity.issued_tokens[-1]}"
+
+
+def test_two_users_with_different_permissions_get_different_answers(demo, client):
+    send(client, demo, personal_message(demo, "alice", QUESTION))
+    send(client, demo, personal_message(demo, "chris", QUESTION))
+    alice, chris = demo.connector.messages()
+    assert alice["_conversation"] == personal_conversation("alice")
+    assert chris["_conversation"] == personal_conversation("chris")
+    assert "$400 per week" in card_text(card_of(alice))
+    chris_text = card_text(card_of(chris))
+    assert "$400" not in chris_text and "couldn't find an answer" in chris_text
+    assert Answer.objects.get(user__username="chris").refused
+
+
+def test_identity_comes_from_the_aad_object_id_and_the_members_endpoint_not_the_display_name(demo, client):
+    # "nobody" shares Alice's display name; only the AAD object id and the directory's addresses count.
+    send(client, demo, personal_message(demo, "nobody", QUESTION))
+    text = card_text(card_of(demo.connector.messages()[0]))
+    assert "$400" not in text and "public documents only" in text and "link your Teams account" in text
+    assert Answer.objects.get().user is None
+    # Ben is found by his UPN (case-insensitively), looked up once and then cached.
+    send(client, demo, personal_message(demo, "ben", QUESTION))
+    send(client, demo, personal_message(demo, "ben", "And who approves it?"))
+    assert Answer.objects.filter(user__username="ben").count() == 2
+    ben_lookups = [c for c in demo.connector.calls_to("member") if c.member_id == USERS["ben"][0]]
+    assert len(ben_lookups) == 1
+
+
+def test_follow_up_in_a_personal_chat_continues_the_conversation(demo, client):
+    send(client, demo, personal_message(demo, "alice", QUESTION))
+    send(client, demo, personal_message(demo, "alice", "And who approves it?"))
+    first, second = Answer.objects.order_by("created_at")
+    assert first.conversation_id == second.conversation_id
+    assert second.search_query != "And who approves it?"  # rewritten with the conversation as context
+    assert ThreadConversation.objects.count() == 1
+
+
+def test_a_quiet_personal_chat_starts_a_new_conversation(demo, client, settings):
+    send(client, demo, personal_message(demo, "alice", QUESTION))
+    ThreadConversation.objects.update(last_used_at=ThreadConversation.objects.get().last_used_at
+                                      - timedelta(minutes=settings.TEAMS_CHAT_IDLE_MINUTES + 1))
+    send(client, demo, personal_message(demo, "alice", "What is the travel policy for hotels?"))
+    first, second = Answer.objects.order_by("created_at")
+    assert first.conversation_id != second.conversation_id
+
+
+def test_channel_mention_is_answered_privately_by_default(demo, client):
+    activity = channel_mention(demo, "alice", QUESTION)
+    assert send(client, demo, activity).status_code == 200
+    [created] = demo.connector.calls_to("create", ok_only=True)
+    assert [m["id"] for m in created.body["members"]] == [USERS["alice"][0]]
+    assert created.body["channelData"]["tenant"]["id"] == TENANT and created.body["isGroup"] is False
+    private = [m for m in demo.connector.messages() if m["_conversation"] == created.response["id"]]
+    in_thread = [m for m in demo.connector.messages() if m["_conversation"] == activity["conversation"]["id"]]
+    [card_message] = private
+    assert "$400 per week" in card_text(card_of(card_message))
+    assert "visible only to you" in card_text(card_of(card_message))
+    [note] = in_thread
+    assert note["_reply_to"] == activity["id"] and "private chat" in note["text"]
+    assert "$400" not in json.dumps(note)
+    assert Answer.objects.get().user.username == "alice"
+
+
+def test_private_answer_that_cannot_be_delivered_is_not_shown_in_the_channel(demo, client):
+    demo.connector.refuse_create_conversation = True
+    activity = channel_mention(demo, "alice", QUESTION)
+    send(client, demo, activity)
+    [note] = demo.connector.messages()
+    assert note["_conversation"] == activity["conversation"]["id"] and "personal chat" in note["text"]
+    assert "attachments" not in note or not note["attachments"]
+
+
+def test_channel_safe_channel_answers_in_the_thread_from_what_every_member_can_read(demo, client):
+    ChannelSettings.objects.create(platform="teams", team_id=TEAM, channel_id=CHANNEL, visibility="channel_safe")
+    first = channel_mention(demo, "alice", QUESTION)
+    send(client, demo, first)
+    follow_up = channel_mention(demo, "alice", "And who approves it?", thread=first["id"])
+    send(client, demo, follow_up)
+    replies = demo.connector.messages()
+    assert [r["_conversation"] for r in replies] == [first["conversation"]["id"]] * 2
+    assert demo.connector.calls_to("create") == []
+    texts = [card_text(card_of(r)) for r in replies]
+    assert all("everyone in this channel can read" in t for t in texts)
+    assert "$400" not in texts[0]  # Chris, an outside contractor, is a member of this team
+    members = [get_user_model().objects.get(username=n) for n in ("alice", "ben", "chris")]
+    cited = [c["document_id"] for a in Answer.objects.all() for c in a.citations]
+    for document in Document.objects.filter(id__in=cited):
+        for member in members:
+            assert document.acl_public or set(document.acl_principals) & principals_for(member), (document, member)
+    first_answer, second_answer = Answer.objects.order_by("created_at")
+    assert first_answer.conversation_id == second_answer.conversation_id  # the thread is the conversation
+    assert demo.connector.calls_to("pagedmembers", ok_only=True)
+
+
+def test_channel_settings_can_turn_the_bot_off(demo, client):
+    ChannelSettings.objects.create(platform="teams", team_id=TEAM, channel_id=CHANNEL, enabled=False)
+    assert send(client, demo, channel_mention(demo, "alice", QUESTION)).status_code == 200
+    assert demo.connector.activities() == [] and Answer.objects.count() == 0
+
+
+def test_members_lookup_failure_gives_a_public_only_answer_with_a_hint(demo, client):
+    demo.connector.fail_members = True
+    assert send(client, demo, personal_message(demo, "ben", QUESTION)).status_code == 200
+    [reply] = demo.connector.messages()
+    text = card_text(card_of(reply))
+    assert "could not tell me who you are" in text and "public documents only" in text
+    answer = Answer.objects.get()
+    assert answer.user is None
+    assert all(Document.objects.get(id=c["document_id"]).acl_public for c in answer.citations)
+    assert ProcessedEvent.objects.get().status == "done"
+    # Once the directory answers again, Ben gets his own permissions (nothing cached from the failure).
+    demo.connector.fail_members = False
+    send(client, demo, personal_message(demo, "ben", QUESTION))
+    assert Answer.objects.filter(user__username="ben").count() == 1
+
+
+def test_channel_member_list_failure_falls_back_to_public_documents(demo, client):
+    ChannelSettings.objects.create(platform="teams", team_id=TEAM, channel_id=CHANNEL, visibility="channel_safe")
+    send(client, demo, personal_message(demo, "alice", "warm the member cache"))
+    demo.connector.fail_members = True
+    send(client, demo, channel_mention(demo, "alice", QUESTION))
+    reply = demo.connector.messages()[-1]
+    text = card_text(card_of(reply))
+    assert "could not list this channel's members" in text and "$400" not in text
+    answer = Answer.objects.filter(question=QUESTION).get()
+    assert all(Document.objects.get(id=c["document_id"]).acl_public for c in answer.citations)
+
+
+def test_a_redelivered_activity_is_answered_once(demo, client):
+    activity = personal_message(demo, "alice", QUESTION)
+    send(client, demo, activity)
+    send(client, demo, activity)
+    assert len(demo.connector.messages()) == 1 and Answer.objects.count() == 1
+    assert ProcessedEvent.objects.get(platform="teams").status == "done"
+
+
+def test_a_throttled_reply_is_retried_after_retry_after(demo, client):
+    demo.connector.rate_limit_once.add("reply")
+    send(client, demo, personal_message(demo, "alice", QUESTION))
+    attempts = demo.connector.calls_to("reply")
+    assert [a.status for a in attempts] == [429, 201, 201]
+    assert attempts[0].body == attempts[1].body  # the same activity, sent again
+    assert attempts[1].at - attempts[0].at >= 0.9  # Retry-After: 1
+    assert "$400 per week" in card_text(card_of(demo.connector.messages()[0]))
+
+
+def test_search_outage_is_explained_and_a_redelivery_answers(demo, client, settings):
+    from search import services as search_services
+
+    working = settings.CITEWISE
+    settings.CITEWISE = {**working, "SEARCH_BACKEND": "elasticsearch", "ELASTICSEARCH_URL": "http://127.0.0.1:9",
+                         "ELASTICSEARCH_TIMEOUT_S": 2}
+    search_services._backends.clear()
+    activity = personal_message(demo, "alice", QUESTION)
+    send(client, demo, activity)
+    [apology] = demo.connector.messages()
+    assert "unavailable" in apology["text"]
+    assert ProcessedEvent.objects.get().status == "failed"
+    settings.CITEWISE = working
+    search_services._backends.clear()
+    send(client, demo, activity)
+    assert "$400 per week" in card_text(card_of(demo.connector.messages()[-1]))
+
+
+# -- feedback ----------------------------------------------------------------------------------------
+
+def _answer_card(demo, client, name="alice") -> tuple[dict, Answer]:
+    send(client, demo, personal_message(demo, name, QUESTION))
+    return card_of(demo.connector.messages()[-1]), Answer.objects.latest("created_at")
+
+
+def test_thumbs_up_from_the_card_is_recorded(demo, client):
+    card, answer = _answer_card(demo, client)
+    [up] = [a for a in card["actions"] if a.get("data", {}).get("kind") == "up"]
+    response = send(client, demo, invoke(demo, "alice", up["verb"], up["data"]))
+    assert response.status_code == 200
+    body = response.json()
+    assert body["statusCode"] == 200 and body["type"] == "application/vnd.microsoft.activity.message"
+    assert "recorded" in body["value"]
+    feedback = Feedback.objects.get()
+    assert (feedback.kind, feedback.user.username, feedback.answer_id) == ("up", "alice", answer.id)
+
+
+def test_flag_with_reason_and_comment_reaches_the_review_queue(demo, client):
+    card, answer = _answer_card(demo, client)
+    [show] = [a for a in card["actions"] if a["type"] == "Action.ShowCard"]
+    reasons = {c["value"] for c in show["card"]["body"][0]["choices"]}
+    assert reasons == {"wrong", "missing_citation", "harmful", "other"}
+    [send_flag] = show["card"]["actions"]
+    no_reason = send(client, demo, invoke(demo, "alice", send_flag["verb"], send_flag["data"]))
+    assert "Choose what is wrong" in no_reason.json()["value"] and Feedback.objects.count() == 0
+    # Teams merges the inputs' values into the action's data.
+    data = {**send_flag["data"], "reason": "wrong", "comment": "Out of date since March"}
+    response = send(client, demo, invoke(demo, "alice", send_flag["verb"], data))
+    assert "flagged" in response.json()["value"]
+    flag = Feedback.objects.get()
+    assert (flag.kind, flag.reason, flag.comment, flag.user.username) == ("flag", "wrong", "Out of date since March",
+                                                                          "alice")
+    assert flag.answer_id == answer.id
+
+
+def test_action_submit_fallback_and_other_users_feedback(demo, client):
+    card, answer = _answer_card(demo, client)
+    [down] = [a for a in card["actions"] if a.get("data", {}).get("kind") == "down"]
+    submit = personal_message(demo, "alice", "", value=down["fallback"]["data"])
+    send(client, demo, submit)
+    assert Feedback.objects.get().kind == "down"
+    assert "recorded" in demo.connector.messages()[-1]["text"]
+    # Someone else cannot rate Alice's answer.
+    response = send(client, demo, invoke(demo, "chris", down["verb"], down["data"]))
+    assert "Only the person who asked" in response.json()["value"] and Feedback.objects.count() == 1
+
+
+# -- security ----------------------------------------------------------------------------------------
+
+FORGERIES = {
+    "forged signature": lambda ident, url: ident.channel_token(service_url=url, sign_with="bf-unknown"),
+    "unknown key": lambda ident, url: ident.channel_token(service_url=url, kid="bf-unknown"),
+    "key not endorsed for Teams": lambda ident, url: ident.channel_token(service_url=url, kid="bf-key-other-channel"),
+    "expired": lambda ident, url: ident.channel_token(service_url=url, expires_in=-3600),
+    "wrong audience": lambda ident, url: ident.channel_token(service_url=url, audience="another-bots-app-id"),
+    "wrong issuer": lambda ident, url: ident.channel_token(service_url=url, issuer="https://evil.example"),
+    "serviceUrl mismatch": lambda ident, url: ident.channel_token(service_url="http://127.0.0.1:9/elsewhere/"),
+    "no serviceurl claim": lambda ident, url: ident.channel_token(service_url=url, include_service_url=False),
+    "not a JWT": lambda ident, url: "not-a-jwt",
+}
+
+
+@pytest.mark.parametrize("case", [*FORGERIES, "no header", "basic auth"])
+def test_bad_tokens_are_refused_with_401_before_any_work(teams, client, case, isolated_index):
+    demo = teams
+    activity = personal_message(demo, "alice", QUESTION)
+    if case == "no header":
+        response = send(client, demo, activity, header="")
+    elif case == "basic auth":
+        response = send(client, demo, activity, header="Basic YWxpY2U6cGFzc3dvcmQ=")
+    else:
+        response = send(client, demo, activity, token=FORGERIES[case](demo.identity, activity["serviceUrl"]))
+    assert response.status_code == 401, response.content
+    assert Answer.objects.count() == 0 and ProcessedEvent.objects.count() == 0
+    assert demo.connector.calls == []
+
+
+def test_feedback_with_a_forged_token_is_not_recorded(demo, client):
+    _card, answer = _answer_card(demo, client)
+    activity = invoke(demo, "alice", "citewise.feedback", {"kind": "down", "answer_id": str(answer.id)})
+    token = demo.identity.channel_token(service_url=activity["serviceUrl"], sign_with="bf-unknown")
+    assert send(client, demo, activity, token=token).status_code == 401
+    assert Feedback.objects.count() == 0
+
+
+def test_service_url_off_the_allowlist_gets_nothing_posted(teams, client, isolated_index):
+    demo = teams
+    # A validly signed activity whose serviceUrl (and serviceurl claim) names a host that is not allow-listed.
+    activity = personal_message(demo, "alice", QUESTION)
+    activity["serviceUrl"] = activity["serviceUrl"].replace("127.0.0.1", "localhost")
+    response = send(client, demo, activity)
+    assert response.status_code == 403
+    assert demo.connector.calls == [] and Answer.objects.count() == 0
+
+
+def test_the_allowlist_rule():
+    from bot.teams.auth import service_url_allowed
+
+    from django.test import override_settings
+
+    with override_settings(TEAMS_ALLOWED_SERVICE_HOSTS=["127.0.0.1"]):
+        assert service_url_allowed("http://127.0.0.1:8/teams/")  # plain http only for a loopback address
+        assert not service_url_allowed("http://localhost:8/teams/")
+    with override_settings(TEAMS_ALLOWED_SERVICE_HOSTS=["smba.trafficmanager.net", "*.botframework.com"]):
+        assert service_url_allowed("https://smba.trafficmanager.net/amer/")
+        assert service_url_allowed("https://europe.webchat.botframework.com/")
+        assert not service_url_allowed("http://smba.trafficmanager.net/amer/")  # https only off loopback
+        assert not service_url_allowed("https://smba.trafficmanager.net.evil.example/")
+        assert not service_url_allowed("https://evilbotframework.com/")
+        assert not service_url_allowed("https://botframework.com@evil.example/")
+        assert not service_url_allowed("https://user:pw@smba.trafficmanager.net/")
+        assert not service_url_allowed("")
+        assert not service_url_allowed(None)
+
+
+def test_unreadable_openid_metadata_is_503_and_runs_nothing(settings, teams, client, isolated_index):
+    settings.TEAMS_OPENID_METADATA_URL = "http://127.0.0.1:9/v1/.well-known/openidconfiguration"
+    activity = personal_message(teams, "alice", QUESTION)
+    response = send(client, teams, activity)
+    assert response.status_code == 503
+    assert Answer.objects.count() == 0 and teams.connector.calls == []
+
+
+@pytest.mark.parametrize("body", ["not json", "[1, 2]", json.dumps({"type": "message"}), ""])
+def test_malformed_requests_are_400(teams, client, body):
+    response = client.post("/api/teams/messages", data=body, content_type="application/json",
+                           HTTP_AUTHORIZATION="Bearer x")
+    assert response.status_code == 400
+    assert "error" in response.json()
+
+
+def test_no_app_id_outside_debug_is_503_not_anonymous(teams, client, settings):
+    settings.TEAMS_APP_ID = ""
+    settings.DEBUG = False
+    activity = personal_message(teams, "alice", QUESTION)
+    response = client.post("/api/teams/messages", data=json.dumps(activity), content_type="application/json")
+    assert response.status_code == 503 and "TEAMS_APP_ID" in response.json()["error"]
+    assert teams.connector.calls == []
