@@ -15,7 +15,13 @@ from botbuilder.core import CloudAdapterBase, TurnContext
 from botbuilder.schema import Activity
 from django.conf import settings
 
-from bot.teams.auth import AuthenticationUnavailable, TeamsNotConfigured, build_authentication, service_url_allowed
+from bot.teams.auth import (
+    AuthenticationUnavailable,
+    TeamsNotConfigured,
+    build_authentication,
+    service_url_allowed,
+    tenant_allowed,
+)
 
 logger = logging.getLogger("citewise.bot.teams")
 _lock = threading.Lock()
@@ -81,6 +87,11 @@ async def receive(activity: Activity, auth_header: str | None, raw_activity: dic
     if not service_url_allowed(activity.service_url):
         logger.warning("teams activity refused, serviceUrl not allowed: %s", activity.service_url)
         return Reply(403, {"error": "serviceUrl not allowed"})
+    tenant = ((activity.channel_data or {}).get("tenant") or {}).get("id") if isinstance(
+        activity.channel_data, dict) else None
+    if not tenant_allowed(tenant):
+        logger.warning("teams activity refused, tenant not allowed: %s", tenant)
+        return Reply(403, {"error": "tenant not allowed"})
     invoke = await adapter.process_activity(authenticated, activity, CitewiseTeamsBot(raw_activity).on_turn)
     if invoke is None:
         return Reply(200)

@@ -84,6 +84,12 @@ def service_url_allowed(url: str | None) -> bool:
     return False
 
 
+def tenant_allowed(tenant_id: str | None) -> bool:
+    allowed = settings.TEAMS_ALLOWED_TENANT_IDS or ([settings.TEAMS_APP_TENANT_ID] if settings.TEAMS_APP_TENANT_ID
+                                                     else [])
+    return not allowed or (tenant_id or "").lower() in {t.lower() for t in allowed}
+
+
 # -- outbound credentials ----------------------------------------------------------------------------
 
 class ClientCredentials(AppCredentials):

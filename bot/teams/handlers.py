@@ -36,6 +36,8 @@ PLATFORM = "teams"
 FAILURE_MESSAGE = ("Sorry, something went wrong while answering. Please try again; if it keeps happening, tell your"
                    " admin (ref {ref}).")
 HELP_MESSAGE = "Ask me a question about your company's documents, and I'll answer with numbered sources."
+WELCOME_MESSAGE = ("Hi! I'm Citewise. Ask me anything about your company's documents: I answer with numbered sources,"
+                   " using only what you are allowed to read. Rate answers with 👍 / 👎, or flag a wrong one.")
 MAX_CHANNEL_MEMBERS = 2000
 MEMBERS_PAGE_SIZE = 200
 MAX_KEY = 255
@@ -199,6 +201,11 @@ class CitewiseTeamsBot(TeamsActivityHandler):
             return
         await sync_to_async(_enqueue)({"activity": self.raw_activity or activity.serialize(),
                                        "app_id": settings.TEAMS_APP_ID})
+
+    async def on_installation_update_add(self, turn_context: TurnContext) -> None:
+        # Only a personal install greets: a welcome in every channel it is added to would be noise.
+        if _conversation_type(turn_context.activity) == "personal":
+            await turn_context.send_activity(MessageFactory.text(WELCOME_MESSAGE))
 
     async def on_invoke_activity(self, turn_context: TurnContext) -> InvokeResponse | None:
         activity = turn_context.activity

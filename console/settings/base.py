@@ -241,6 +241,9 @@ TEAMS_OAUTH_SCOPE = os.environ.get("TEAMS_OAUTH_SCOPE", "https://api.botframewor
 TEAMS_ALLOWED_SERVICE_HOSTS = env_list("TEAMS_ALLOWED_SERVICE_HOSTS", [
     "smba.trafficmanager.net", "smba.infra.gcc.teams.microsoft.com", "smba.infra.gov.teams.microsoft.us",
     "smba.infra.dod.teams.microsoft.us"])
+# Tenants whose users may ask; empty means the bot's own tenant for a single-tenant bot, any tenant otherwise.
+# Another tenant's admin controls its users' directory attributes (an email address is not proof there).
+TEAMS_ALLOWED_TENANT_IDS = env_list("TEAMS_ALLOWED_TENANT_IDS", [])
 TEAMS_HTTP_TIMEOUT_S = env_int("TEAMS_HTTP_TIMEOUT_S", 20)
 TEAMS_USER_CACHE_TTL_S = env_int("TEAMS_USER_CACHE_TTL_S", 3600)
 # A personal or group chat has no threads: a question after this many quiet minutes starts a new conversation.

@@ -330,6 +330,16 @@ def test_search_outage_is_explained_and_a_redelivery_answers(demo, client, setti
     assert "$400 per week" in card_text(card_of(demo.connector.messages()[-1]))
 
 
+def test_a_personal_install_is_greeted_and_an_empty_message_gets_help(teams, client, isolated_index):
+    install = {**personal_message(teams, "alice", ""), "type": "installationUpdate", "action": "add"}
+    del install["text"]
+    assert send(client, teams, install).status_code == 200
+    assert send(client, teams, personal_message(teams, "alice", "  <p>&nbsp;</p> ")).status_code == 200
+    welcome, help_message = teams.connector.messages()
+    assert "I'm Citewise" in welcome["text"] and "Ask me a question" in help_message["text"]
+    assert Answer.objects.count() == 0
+
+
 # -- feedback ----------------------------------------------------------------------------------------
 
 def _answer_card(demo, client, name="alice") -> tuple[dict, Answer]:
@@ -425,6 +435,17 @@ def test_service_url_off_the_allowlist_gets_nothing_posted(teams, client, isolat
     response = send(client, demo, activity)
     assert response.status_code == 403
     assert demo.connector.calls == [] and Answer.objects.count() == 0
+
+
+def test_activities_from_other_tenants_are_refused_when_tenants_are_restricted(demo, client, settings):
+    settings.TEAMS_ALLOWED_TENANT_IDS = ["11111111-2222-4333-8444-555555555555"]
+    response = send(client, demo, personal_message(demo, "alice", QUESTION))
+    assert response.status_code == 403
+    assert demo.connector.calls == [] and Answer.objects.count() == 0
+    # A single-tenant bot accepts its own tenant only, without listing it again.
+    settings.TEAMS_ALLOWED_TENANT_IDS, settings.TEAMS_APP_TENANT_ID = [], TENANT.upper()
+    assert send(client, demo, personal_message(demo, "alice", QUESTION)).status_code == 200
+    assert "$400 per week" in card_text(card_of(demo.connector.messages()[0]))
 
 
 def test_the_allowlist_rule():
