@@ -437,6 +437,18 @@ def test_service_url_off_the_allowlist_gets_nothing_posted(teams, client, isolat
     assert demo.connector.calls == [] and Answer.objects.count() == 0
 
 
+def test_no_connector_is_ever_built_for_a_service_url_off_the_allowlist(teams, isolated_index):
+    # Defence in depth: even a queued answer task carrying a foreign serviceUrl cannot post there.
+    from bot.teams.auth import ServiceUrlNotAllowed
+    from bot.teams.handlers import process_activity
+
+    activity = personal_message(teams, "alice", QUESTION)
+    activity["serviceUrl"] = activity["serviceUrl"].replace("127.0.0.1", "localhost")
+    with pytest.raises(ServiceUrlNotAllowed):
+        process_activity({"activity": activity, "app_id": APP_ID})
+    assert teams.connector.calls == [] and Answer.objects.count() == 0
+
+
 def test_activities_from_other_tenants_are_refused_when_tenants_are_restricted(demo, client, settings):
     settings.TEAMS_ALLOWED_TENANT_IDS = ["11111111-2222-4333-8444-555555555555"]
     response = send(client, demo, personal_message(demo, "alice", QUESTION))
