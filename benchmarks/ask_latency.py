@@ -63,6 +63,46 @@ def summarize(values_ms: list[float]) -> dict[str, float]:
             "max_ms": round(max(values_ms), 1)}
 
 
+def machine() -> str:
+    return f"{platform.node()} {os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}"
+
+
+WARMUP_QUESTION = "Warm-up question {i}: who looks after the office plants on weekends?"
+
+
+def replay(sets: dict[str, list[dict]], rounds: int, warmup: int, one) -> list[dict]:
+    """Send `warmup` throwaway questions, then every question of `sets`, `rounds` times, one at a time.
+
+    `one(question)` returns the measurements (a dict with at least "ms") that become the row.
+    """
+    for i in range(warmup):
+        one(WARMUP_QUESTION.format(i=i))
+    return [{"round": round_number, "set": name, **one(item["question"])}
+            for round_number in range(1, rounds + 1) for name, questions in sets.items() for item in questions]
+
+
+def chat_bot_summary(benchmark: str, script: str, args: argparse.Namespace, demo: str,
+                     sets: dict[str, list[dict]], rows: list[dict], **extra: object) -> dict:
+    """The shared summary of the chat-bot latency benchmarks, written to args.output and printed."""
+    summary = {
+        "benchmark": benchmark,
+        "date": datetime.now(tz=UTC).date().isoformat(),
+        "machine": machine(),
+        "command": " ".join([f"python benchmarks/{script}", *sys.argv[1:]]),
+        "server": args.server, "celery": "eager (no broker)", "answer_cache_ttl_s": args.cache_ttl,
+        "rounds": args.rounds, "warmup": args.warmup, "demo_corpus": demo,
+        "questions": {name: len(questions) for name, questions in sets.items()},
+        "overall": summarize([r["ms"] for r in rows]),
+        "first_round": summarize([r["ms"] for r in rows if r["round"] == 1]),
+        **extra,
+        **{name: summarize([r["ms"] for r in rows if r["set"] == name]) for name in sets},
+    }
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(summary, indent=2) + "\n")
+    print(json.dumps(summary, indent=2))
+    return summary
+
+
 def stage_medians(rows: list[dict]) -> dict[str, float]:
     stages: dict[str, list[float]] = {}
     for row in rows:
@@ -173,7 +213,7 @@ def main() -> None:
     summary = {
         "benchmark": "POST /api/v1/ask, sequential, client-side wall time",
         "date": datetime.now(tz=UTC).date().isoformat(),
-        "machine": f"{platform.node()} {os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}",
+        "machine": machine(),
         "command": " ".join(["python benchmarks/ask_latency.py", *sys.argv[1:]]),
         "server": args.server, "backend": args.backend, "composer": args.composer, "rounds": args.rounds,
         "warmup_requests": args.warmup, "demo_corpus": demo,

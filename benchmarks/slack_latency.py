@@ -20,21 +20,27 @@ import hashlib
 import hmac
 import json
 import os
-import platform
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
-from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from ask_latency import free_port, load, manage, start_server, stop_server, summarize, wait_until_up  # noqa: E402
+from ask_latency import (  # noqa: E402
+    chat_bot_summary,
+    free_port,
+    load,
+    manage,
+    replay,
+    start_server,
+    stop_server,
+    wait_until_up,
+)
 from tests.bot.slack_standin import SlackStandIn  # noqa: E402
 
 SECRET = "bench-signing-secret"
@@ -103,33 +109,14 @@ def main() -> None:
                 time.sleep(0.002)
             raise SystemExit(f"no chat.postMessage for {question!r}:\n{log.read_text()[-3000:]}")
 
-        for i in range(args.warmup):
-            one(f"Warm-up question {i}: who looks after the office plants on weekends?")
-        for round_number in range(1, args.rounds + 1):
-            for name, questions in sets.items():
-                for item in questions:
-                    rows.append({"round": round_number, "set": name, "ms": one(item["question"])})
+        rows = replay(sets, args.rounds, args.warmup, lambda question: {"ms": one(question)})
     finally:
         stop_server(server)
         standin.stop()
         shutil.rmtree(var_dir, ignore_errors=True)
 
-    summary = {
-        "benchmark": "signed Slack message.im event → answer chat.postMessage at the Web API stand-in, sequential",
-        "date": datetime.now(tz=UTC).date().isoformat(),
-        "machine": f"{platform.node()} {os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}",
-        "command": " ".join(["python benchmarks/slack_latency.py", *sys.argv[1:]]),
-        "server": args.server, "celery": "eager (no broker)", "answer_cache_ttl_s": args.cache_ttl,
-        "rounds": args.rounds, "warmup_events": args.warmup, "demo_corpus": demo,
-        "questions": {name: len(questions) for name, questions in sets.items()},
-        "overall": summarize([r["ms"] for r in rows]),
-        "first_round": summarize([r["ms"] for r in rows if r["round"] == 1]),
-        **{name: summarize([r["ms"] for r in rows if r["set"] == name]) for name in sets},
-    }
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(summary, indent=2) + "\n")
-    print(json.dumps(summary, indent=2))
-
+    chat_bot_summary("signed Slack message.im event → answer chat.postMessage at the Web API stand-in, sequential",
+                     "slack_latency.py", args, demo, sets, rows)
 
 if __name__ == "__main__":
     main()

@@ -21,20 +21,28 @@ import argparse
 import itertools
 import json
 import os
-import platform
 import shutil
 import sys
 import tempfile
 import time
 import urllib.request
-from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from ask_latency import free_port, load, manage, start_server, stop_server, summarize, wait_until_up  # noqa: E402
+from ask_latency import (  # noqa: E402
+    chat_bot_summary,
+    free_port,
+    load,
+    manage,
+    replay,
+    start_server,
+    stop_server,
+    summarize,
+    wait_until_up,
+)
 from tests.bot.teams_standin import BotFrameworkIdentityStandIn, ConnectorStandIn  # noqa: E402
 
 APP_ID = "0b0e5a1c-7d2f-4c59-9a8e-3f1d2c4b5a6e"
@@ -74,7 +82,7 @@ def main() -> None:
            "TEAMS_ENABLED": "true", "TEAMS_APP_ID": APP_ID, "TEAMS_APP_PASSWORD": APP_PASSWORD,
            "TEAMS_OPENID_METADATA_URL": identity.openid_metadata_url,
            "TEAMS_EMULATOR_OPENID_METADATA_URL": identity.openid_metadata_url,
-           "TEAMS_TOKEN_URL": identity.token_url("{tenant}"), "TEAMS_ALLOWED_SERVICE_HOSTS": "127.0.0.1",
+           "TEAMS_TOKEN_URL": identity.url + "/{tenant}/oauth2/v2.0/token", "TEAMS_ALLOWED_SERVICE_HOSTS": "127.0.0.1",
            "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     sets = {"answerable": load("answerable.jsonl"), "unanswerable": load("unanswerable.jsonl")}
     server = None
@@ -93,7 +101,7 @@ def main() -> None:
         server = start_server(args.server, port, env, log)
         wait_until_up(base, server, log)
 
-        def one(question: str) -> tuple[float, float]:
+        def one(question: str) -> dict[str, float]:
             activity_id = str(next(ids))
             data, token = activity(identity, connector, activity_id, question)
             request = urllib.request.Request(f"{base}/api/teams/messages", data=data, method="POST", headers={
@@ -107,41 +115,21 @@ def main() -> None:
                 typing = [c for c in replies if (c.body or {}).get("type") == "typing"]
                 cards = [c for c in replies if (c.body or {}).get("attachments")]
                 if cards:
-                    return ((typing[0].at - started) * 1000 if typing else float("nan"),
-                            (cards[0].at - started) * 1000)
+                    return {"ms": (cards[0].at - started) * 1000,
+                            "typing_ms": (typing[0].at - started) * 1000 if typing else float("nan")}
                 time.sleep(0.002)
             raise SystemExit(f"no answer card for {question!r}:\n{log.read_text()[-3000:]}")
 
-        for i in range(args.warmup):
-            one(f"Warm-up question {i}: who looks after the office plants on weekends?")
-        for round_number in range(1, args.rounds + 1):
-            for name, questions in sets.items():
-                for item in questions:
-                    typing_ms, card_ms = one(item["question"])
-                    rows.append({"round": round_number, "set": name, "ms": card_ms, "typing_ms": typing_ms})
+        rows = replay(sets, args.rounds, args.warmup, one)
     finally:
         stop_server(server)
         connector.stop()
         identity.stop()
         shutil.rmtree(var_dir, ignore_errors=True)
 
-    summary = {
-        "benchmark": "authenticated Teams message activity → Adaptive Card reply at the connector stand-in, sequential",
-        "date": datetime.now(tz=UTC).date().isoformat(),
-        "machine": f"{platform.node()} {os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}",
-        "command": " ".join(["python benchmarks/teams_latency.py", *sys.argv[1:]]),
-        "server": args.server, "celery": "eager (no broker)", "answer_cache_ttl_s": args.cache_ttl,
-        "rounds": args.rounds, "warmup_activities": args.warmup, "demo_corpus": demo,
-        "questions": {name: len(questions) for name, questions in sets.items()},
-        "overall": summarize([r["ms"] for r in rows]),
-        "first_round": summarize([r["ms"] for r in rows if r["round"] == 1]),
-        "typing_indicator": summarize([r["typing_ms"] for r in rows]),
-        **{name: summarize([r["ms"] for r in rows if r["set"] == name]) for name in sets},
-    }
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(summary, indent=2) + "\n")
-    print(json.dumps(summary, indent=2))
-
+    chat_bot_summary("authenticated Teams message activity → Adaptive Card reply at the connector stand-in, "
+                     "sequential", "teams_latency.py", args, demo, sets, rows,
+                     typing_indicator=summarize([r["typing_ms"] for r in rows]))
 
 if __name__ == "__main__":
     main()

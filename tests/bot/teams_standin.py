@@ -38,15 +38,16 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Self
-from urllib.parse import parse_qs, quote, unquote, urlsplit
+from typing import Any
+from urllib.parse import quote, unquote
 
 import jwt
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
+
+from tests.standins import RecordedRequest, Reply, StandInServer
 
 BOT_FRAMEWORK_ISSUER = "https://api.botframework.com"
 OPENID_METADATA_PATH = "/v1/.well-known/openidconfiguration"
@@ -59,88 +60,6 @@ UNPUBLISHED_KID = "bf-unknown"
 MEMBER_ROUTES = frozenset({"member", "members", "pagedmembers"})
 
 
-# Shared HTTP plumbing ------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Reply:
-    status: int
-    body: Any = None  # JSON-able; None sends an empty body
-    headers: dict[str, str] = field(default_factory=dict)
-
-
-class _JsonHTTPServer:
-    """A ThreadingHTTPServer on 127.0.0.1:0 whose handler hands every request to `_dispatch`."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-
-    def _dispatch(self, method: str, target: str, headers: dict[str, str], body: bytes) -> _Reply:
-        raise NotImplementedError
-
-    @property
-    def base_url(self) -> str:
-        assert self._server is not None, "start() the stand-in first"
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    def start(self) -> Self:
-        stand_in = self
-
-        class Handler(BaseHTTPRequestHandler):
-            # HTTP/1.1 keeps aiohttp/requests connection pools happy; every reply carries Content-Length.
-            protocol_version = "HTTP/1.1"
-
-            def _handle(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else b""
-                headers = {k.lower(): v for k, v in self.headers.items()}
-                try:
-                    reply = stand_in._dispatch(self.command, self.path, headers, body)
-                except Exception as exc:  # noqa: BLE001 - a stand-in bug answers 599, visibly
-                    reply = _Reply(599, {"error": {"code": "StandInBroken", "message": repr(exc)}})
-                payload = b"" if reply.body is None else json.dumps(reply.body).encode("utf-8")
-                try:
-                    self.send_response(reply.status)
-                    if reply.body is not None:
-                        self.send_header("Content-Type", "application/json; charset=utf-8")
-                    self.send_header("Content-Length", str(len(payload)))
-                    for name, value in reply.headers.items():
-                        self.send_header(name, value)
-                    self.end_headers()
-                    self.wfile.write(payload)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass  # the client gave up before the reply
-
-            do_GET = do_POST = do_PUT = do_DELETE = _handle
-
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet
-                pass
-
-        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        server.daemon_threads = True
-        server.block_on_close = False
-        self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True,
-                                        name=f"{type(self).__name__}-{server.server_address[1]}")
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-
 def _b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
@@ -150,20 +69,6 @@ def _b64url_uint(value: int) -> str:
 
 
 # login.botframework.com + login.microsoftonline.com ------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class IdentityRequest:
-    method: str
-    path: str  # without the query string
-    query: dict[str, str]
-    headers: dict[str, str]  # lower-cased names
-    body: bytes
-    at: float  # time.monotonic() when the request had been read
-
-    @property
-    def form(self) -> dict[str, str]:
-        return {k: v[0] for k, v in parse_qs(self.body.decode("utf-8")).items()}
 
 
 @dataclass(frozen=True)
@@ -207,7 +112,7 @@ def _aad_error(error: str, code: int, description: str) -> dict[str, Any]:
             "error_uri": f"https://login.microsoftonline.com/error?code={code}"}
 
 
-class BotFrameworkIdentityStandIn(_JsonHTTPServer):
+class BotFrameworkIdentityStandIn(StandInServer):
     """The Bot Framework OpenID metadata + JWKS, and the Entra ID token endpoint, for one bot registration.
 
     Keys: "bf-key-1" (published, endorsed for `channel_id`), "bf-key-other-channel" (published, endorsed only for
@@ -217,7 +122,6 @@ class BotFrameworkIdentityStandIn(_JsonHTTPServer):
     def __init__(self, *, app_id: str, app_password: str, channel_id: str = "msteams") -> None:
         super().__init__()
         self.app_id, self.app_password, self.channel_id = app_id, app_password, channel_id
-        self.requests: list[IdentityRequest] = []
         self.issued_tokens: list[str] = []
         self.fail_metadata = False  # metadata and keys answer 503 while set
         others = [c for c in ("webchat", "directline", "emulator", "skype", "slack") if c != channel_id]
@@ -232,14 +136,14 @@ class BotFrameworkIdentityStandIn(_JsonHTTPServer):
 
     @property
     def openid_metadata_url(self) -> str:
-        return self.base_url + OPENID_METADATA_PATH
+        return self.url + OPENID_METADATA_PATH
 
     @property
     def jwks_url(self) -> str:
-        return self.base_url + JWKS_PATH
+        return self.url + JWKS_PATH
 
     def token_url(self, tenant: str = "botframework.com") -> str:
-        return f"{self.base_url}/{quote(tenant, safe='')}/oauth2/v2.0/token"
+        return f"{self.url}/{quote(tenant, safe='')}/oauth2/v2.0/token"
 
     # Tokens -------------------------------------------------------------------------------------------------
 
@@ -269,27 +173,18 @@ class BotFrameworkIdentityStandIn(_JsonHTTPServer):
 
     # Recording ----------------------------------------------------------------------------------------------
 
-    def requests_to(self, path_prefix: str) -> list[IdentityRequest]:
-        with self._lock:
-            return [r for r in self.requests if r.path.startswith(path_prefix)]
-
     # HTTP ---------------------------------------------------------------------------------------------------
 
-    def _dispatch(self, method: str, target: str, headers: dict[str, str], body: bytes) -> _Reply:
-        parts = urlsplit(target)
-        request = IdentityRequest(method, parts.path, {k: v[0] for k, v in parse_qs(parts.query).items()},
-                                  headers, body, time.monotonic())
-        with self._lock:
-            self.requests.append(request)
-        path = parts.path
+    def default(self, request: RecordedRequest) -> Reply:
+        method, path = request.method, request.path
         if path in (OPENID_METADATA_PATH, JWKS_PATH):
             if method != "GET":
-                return _Reply(405, {"error": "method_not_allowed"})
+                return Reply(405, {"error": "method_not_allowed"})
             if self.fail_metadata:
-                return _Reply(503, {"error": "service_unavailable"})
+                return Reply(503, {"error": "service_unavailable"})
             if path == JWKS_PATH:
-                return _Reply(200, self.jwks())
-            return _Reply(200, {"issuer": BOT_FRAMEWORK_ISSUER,
+                return Reply(200, self.jwks())
+            return Reply(200, {"issuer": BOT_FRAMEWORK_ISSUER,
                                 "authorization_endpoint": "https://invalid.botframework.com",
                                 "jwks_uri": self.jwks_url,
                                 "id_token_signing_alg_values_supported": ["RS256"],
@@ -297,32 +192,32 @@ class BotFrameworkIdentityStandIn(_JsonHTTPServer):
         segments = path.strip("/").split("/")
         if len(segments) == 4 and segments[1:] == ["oauth2", "v2.0", "token"]:
             if method != "POST":
-                return _Reply(405, _aad_error("invalid_request", 900561,
+                return Reply(405, _aad_error("invalid_request", 900561,
                                               "The endpoint only accepts POST requests."))
             return self._token(request.form)
-        return _Reply(404, {"error": "not_found", "error_description": f"no route for {method} {path}"})
+        return Reply(404, {"error": "not_found", "error_description": f"no route for {method} {path}"})
 
-    def _token(self, form: dict[str, str]) -> _Reply:
+    def _token(self, form: dict[str, str]) -> Reply:
         if form.get("grant_type") != "client_credentials":
-            return _Reply(400, _aad_error("unsupported_grant_type", 70003,
+            return Reply(400, _aad_error("unsupported_grant_type", 70003,
                                           "The app requested an unsupported grant type."))
         if not form.get("scope"):
-            return _Reply(400, _aad_error("invalid_request", 900144,
+            return Reply(400, _aad_error("invalid_request", 900144,
                                           "The request body must contain the following parameter: 'scope'."))
         if not form["scope"].endswith("/.default"):
-            return _Reply(400, _aad_error("invalid_scope", 1002012,
+            return Reply(400, _aad_error("invalid_scope", 1002012,
                                           f"The provided value for scope {form['scope']} is not valid. Client "
                                           "credential flows must have a scope value with /.default suffixed."))
         if form.get("client_id") != self.app_id:
-            return _Reply(400, _aad_error("unauthorized_client", 700016,
+            return Reply(400, _aad_error("unauthorized_client", 700016,
                                           f"Application with identifier '{form.get('client_id')}' was not found "
                                           "in the directory 'Bot Framework'."))
         if form.get("client_secret") != self.app_password:
-            return _Reply(401, _aad_error("invalid_client", 7000215, "Invalid client secret provided."))
+            return Reply(401, _aad_error("invalid_client", 7000215, "Invalid client secret provided."))
         token = secrets.token_urlsafe(48)
         with self._lock:
             self.issued_tokens.append(token)
-        return _Reply(200, {"token_type": "Bearer", "expires_in": 3599, "ext_expires_in": 3599,
+        return Reply(200, {"token_type": "Bearer", "expires_in": 3599, "ext_expires_in": 3599,
                             "access_token": token})
 
 
@@ -345,11 +240,11 @@ class ConnectorCall:
     response: Any = None
 
 
-def _connector_error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> _Reply:
-    return _Reply(status, {"error": {"code": code, "message": message}}, headers or {})
+def _connector_error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Reply:
+    return Reply(status, {"error": {"code": code, "message": message}}, headers or {})
 
 
-class ConnectorStandIn(_JsonHTTPServer):
+class ConnectorStandIn(StandInServer):
     """The Bot Connector a Teams serviceUrl points at; all routes live under /teams/ like a regional Teams URL.
 
     Scripting: `refuse_create_conversation` (403 on create), `fail_members` (500 on every member lookup),
@@ -375,7 +270,7 @@ class ConnectorStandIn(_JsonHTTPServer):
 
     @property
     def service_url(self) -> str:
-        return self.base_url + self.PREFIX
+        return self.url + self.PREFIX
 
     # Members ------------------------------------------------------------------------------------------------
 
@@ -447,9 +342,8 @@ class ConnectorStandIn(_JsonHTTPServer):
 
     # HTTP ---------------------------------------------------------------------------------------------------
 
-    def _dispatch(self, method: str, target: str, headers: dict[str, str], body: bytes) -> _Reply:
-        parts = urlsplit(target)
-        raw_path = parts.path
+    def default(self, request: RecordedRequest) -> Reply:
+        method, raw_path, headers, body = request.method, request.path, request.headers, request.body
         # A trailing slash ("/v3/conversations/") names the same resource as without one.
         segments = [unquote(s) for s in raw_path[len(self.PREFIX):].rstrip("/").split("/")] \
             if raw_path.startswith(self.PREFIX) else []
@@ -461,7 +355,7 @@ class ConnectorStandIn(_JsonHTTPServer):
             parsed, bad_json = None, True
         call = ConnectorCall(method, self.PREFIX + "/".join(segments) if segments else raw_path, route,
                              conversation_id, activity_id, member_id,
-                             {k: v[0] for k, v in parse_qs(parts.query).items()}, parsed, headers, time.monotonic())
+                             request.query, parsed, headers, request.at)
         with self._lock:
             self.calls.append(call)
         reply = self._answer(call, bad_json)
@@ -500,7 +394,7 @@ class ConnectorStandIn(_JsonHTTPServer):
                     return True
         return False
 
-    def _answer(self, call: ConnectorCall, bad_json: bool) -> _Reply:
+    def _answer(self, call: ConnectorCall, bad_json: bool) -> Reply:
         if call.route == "unknown":
             return _connector_error(404, "NotFound", f"No route for {call.method} {call.path}")
         if not self._authorized(call.headers):
@@ -517,12 +411,12 @@ class ConnectorStandIn(_JsonHTTPServer):
         if call.route == "create":
             return self._create(call.body)
         if call.route in ("send", "reply"):
-            return _Reply(201, {"id": str(next(self._activity_ids))})
+            return Reply(201, {"id": str(next(self._activity_ids))})
         if call.route == "update":
-            return _Reply(200, {"id": call.activity_id})
-        return _Reply(200, None)  # delete
+            return Reply(200, {"id": call.activity_id})
+        return Reply(200, None)  # delete
 
-    def _create(self, parameters: dict[str, Any]) -> _Reply:
+    def _create(self, parameters: dict[str, Any]) -> Reply:
         if self.refuse_create_conversation:
             return _connector_error(403, "Forbidden", "The bot is not installed for this user or is blocked.")
         conversation_id = f"a:personal-{next(self._conversation_ids)}"
@@ -532,19 +426,19 @@ class ConnectorStandIn(_JsonHTTPServer):
                                 name=known["name"], email=known["email"], upn=known["userPrincipalName"])
         with self._lock:
             self.created_conversations.append({"id": conversation_id, "parameters": parameters})
-        return _Reply(201, {"id": conversation_id, "serviceUrl": self.service_url, "activityId": ""})
+        return Reply(201, {"id": conversation_id, "serviceUrl": self.service_url, "activityId": ""})
 
-    def _members_reply(self, call: ConnectorCall) -> _Reply:
+    def _members_reply(self, call: ConnectorCall) -> Reply:
         assert call.conversation_id is not None
         if call.route == "member":
             member = self._find_member(call.conversation_id, call.member_id or "")
             if member is None:
                 return _connector_error(404, "MemberNotFoundInConversation",
                                         "The specified user was not found in the conversation.")
-            return _Reply(200, member)
+            return Reply(200, member)
         members = self.members_of(call.conversation_id)
         if call.route == "members":
-            return _Reply(200, members)
+            return Reply(200, members)
         try:
             page_size = int(call.query.get("pageSize") or 100)
             start = int(call.query["continuationToken"].removeprefix("ct-")) if "continuationToken" in call.query \
@@ -556,4 +450,4 @@ class ConnectorStandIn(_JsonHTTPServer):
         page: dict[str, Any] = {"members": members[start:start + page_size]}
         if start + page_size < len(members):
             page["continuationToken"] = f"ct-{start + page_size}"
-        return _Reply(200, page)
+        return Reply(200, page)

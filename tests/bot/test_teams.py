@@ -52,7 +52,7 @@ def teams(settings):
     settings.TEAMS_APP_ID, settings.TEAMS_APP_PASSWORD, settings.TEAMS_APP_TENANT_ID = APP_ID, APP_PASSWORD, ""
     settings.TEAMS_OPENID_METADATA_URL = identity.openid_metadata_url
     settings.TEAMS_EMULATOR_OPENID_METADATA_URL = identity.openid_metadata_url
-    settings.TEAMS_TOKEN_URL = identity.token_url("{tenant}")
+    settings.TEAMS_TOKEN_URL = identity.url + "/{tenant}/oauth2/v2.0/token"
     settings.TEAMS_ALLOWED_SERVICE_HOSTS = ["127.0.0.1"]
     settings.TEAMS_CONSOLE_URL = ""
     cache.clear()
@@ -166,6 +166,10 @@ def test_personal_question_gets_a_card_with_citations_after_a_typing_indicator(d
     # Replies carry the bot's token from the (stand-in) Microsoft identity platform.
     reply_call = demo.connector.calls_to("reply", ok_only=True)[-1]
     assert reply_call.headers["authorization"] == f"Bearer {demo.identity.issued_tokens[-1]}"
+    # A multi-tenant bot gets its token from the botframework.com tenant, with its own app id and secret.
+    [token_request] = demo.identity.requests_to("/botframework.com/oauth2/v2.0/token")
+    assert token_request.form["client_id"] == APP_ID and token_request.form["client_secret"] == APP_PASSWORD
+    assert token_request.form["scope"] == "https://api.botframework.com/.default"
 
 
 def test_two_users_with_different_permissions_get_different_answers(demo, client):
@@ -458,6 +462,7 @@ def test_activities_from_other_tenants_are_refused_when_tenants_are_restricted(d
     settings.TEAMS_ALLOWED_TENANT_IDS, settings.TEAMS_APP_TENANT_ID = [], TENANT.upper()
     assert send(client, demo, personal_message(demo, "alice", QUESTION)).status_code == 200
     assert "$400 per week" in card_text(card_of(demo.connector.messages()[0]))
+    assert demo.identity.requests_to(f"/{TENANT.upper()}/oauth2/v2.0/token")  # the tenant's own token endpoint
 
 
 def test_the_allowlist_rule():

@@ -21,19 +21,25 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 
 @dataclass(frozen=True)
 class RecordedRequest:
     method: str
-    path: str
+    path: str  # as sent (still percent-encoded), without the query string
     headers: dict[str, str]  # lower-cased names
     body: bytes
     at: float  # time.monotonic() when the request had been read
+    query: dict[str, str] = field(default_factory=dict)
 
     @property
     def json(self) -> Any:
         return json.loads(self.body.decode("utf-8"))
+
+    @property
+    def form(self) -> dict[str, str]:
+        return {k: v[0] for k, v in parse_qs(self.body.decode("utf-8")).items()}
 
 
 @dataclass(frozen=True)
@@ -46,6 +52,8 @@ class Reply:
     delay_s: float = 0.0
 
     def encoded(self) -> bytes:
+        if self.body is None:
+            return b""
         if isinstance(self.body, bytes):
             return self.body
         if isinstance(self.body, str):
@@ -133,9 +141,10 @@ class StandInServer:
             def _handle(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
-                path = self.path.split("?", 1)[0]
-                request = RecordedRequest(self.command, path, {k.lower(): v for k, v in self.headers.items()},
-                                          body, time.monotonic())
+                target = urlsplit(self.path)
+                request = RecordedRequest(self.command, target.path, {k.lower(): v for k, v in self.headers.items()},
+                                          body, time.monotonic(),
+                                          {k: v[0] for k, v in parse_qs(target.query).items()})
                 try:
                     reply = stand_in._respond(request)
                 except Exception as exc:  # noqa: BLE001 - a broken script answers 599, visibly
@@ -154,7 +163,7 @@ class StandInServer:
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client gave up (timeout) before the reply
 
-            do_POST = do_GET = _handle
+            do_POST = do_GET = do_PUT = do_DELETE = _handle
 
             def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet
                 pass
