@@ -63,6 +63,24 @@ def summarize(values_ms: list[float]) -> dict[str, float]:
             "max_ms": round(max(values_ms), 1)}
 
 
+def start_demo_deployment(env: dict[str, str], server_kind: str,
+                          linked_principal: str) -> tuple[str, subprocess.Popen, str, Path]:
+    """Migrate, load the demo corpus, link demo employee alice to `linked_principal` (her chat identity) and
+    start the server in env's CITEWISE_VAR_DIR. Returns (load_demo's summary line, server, base URL, log)."""
+    manage(env, "migrate", "--no-input", "-v0")
+    demo = manage(env, "load_demo", "--no-admin").strip().splitlines()[-1]
+    manage(env, "shell", "-c", (
+        "from django.contrib.auth import get_user_model; from connectors.models import ExternalIdentity; "
+        "ExternalIdentity.objects.create(user=get_user_model().objects.get(username='alice'), "
+        f"principal={linked_principal!r})"))
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    log = Path(env["CITEWISE_VAR_DIR"]) / "server.log"
+    server = start_server(server_kind, port, env, log)
+    wait_until_up(base, server, log)
+    return demo, server, base, log
+
+
 def machine() -> str:
     return f"{platform.node()} {os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}"
 

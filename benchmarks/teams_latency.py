@@ -34,14 +34,11 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from ask_latency import (  # noqa: E402
     chat_bot_summary,
-    free_port,
     load,
-    manage,
     replay,
-    start_server,
+    start_demo_deployment,
     stop_server,
     summarize,
-    wait_until_up,
 )
 from tests.bot.teams_standin import BotFrameworkIdentityStandIn, ConnectorStandIn  # noqa: E402
 
@@ -89,17 +86,7 @@ def main() -> None:
     rows: list[dict] = []
     ids = itertools.count(1)
     try:
-        manage(env, "migrate", "--no-input", "-v0")
-        demo = manage(env, "load_demo", "--no-admin").strip().splitlines()[-1]
-        manage(env, "shell", "-c", (
-            "from django.contrib.auth import get_user_model; from connectors.models import ExternalIdentity; "
-            f"ExternalIdentity.objects.create(user=get_user_model().objects.get(username='alice'), "
-            f"principal='teams:{TENANT}:user:{AAD}')"))
-        port = free_port()
-        base = f"http://127.0.0.1:{port}"
-        log = var_dir / "server.log"
-        server = start_server(args.server, port, env, log)
-        wait_until_up(base, server, log)
+        demo, server, base, log = start_demo_deployment(env, args.server, f"teams:{TENANT}:user:{AAD}")
 
         def one(question: str) -> dict[str, float]:
             activity_id = str(next(ids))
