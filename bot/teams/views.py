@@ -40,6 +40,9 @@ def messages(request: HttpRequest) -> HttpResponse:
         return _error(400, f"the body is not a Bot Framework activity: {exc}")
     if not activity.type or not activity.service_url or not (activity.conversation and activity.conversation.id):
         return _error(400, "the activity needs type, serviceUrl and conversation.id")
+    if activity.type in ("message", "invoke") and not (activity.from_property and activity.from_property.id
+                                                        and activity.recipient and activity.recipient.id):
+        return _error(400, "a message or invoke activity needs from.id and recipient.id")
     reply = async_to_sync(receive)(activity, auth_header, data)
     if reply.body is None:
         return HttpResponse(status=reply.status)

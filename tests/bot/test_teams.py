@@ -493,7 +493,11 @@ def test_unreadable_openid_metadata_is_503_and_runs_nothing(settings, teams, cli
     assert Answer.objects.count() == 0 and teams.connector.calls == []
 
 
-@pytest.mark.parametrize("body", ["not json", "[1, 2]", json.dumps({"type": "message"}), ""])
+NO_SENDER = json.dumps({"type": "message", "serviceUrl": "http://127.0.0.1:9/teams/", "text": "hi",
+                        "conversation": {"id": "a:1x"}, "recipient": {"id": BOT}})
+
+
+@pytest.mark.parametrize("body", ["not json", "[1, 2]", json.dumps({"type": "message"}), "", NO_SENDER])
 def test_malformed_requests_are_400(teams, client, body):
     response = client.post("/api/teams/messages", data=body, content_type="application/json",
                            HTTP_AUTHORIZATION="Bearer x")
