@@ -16,6 +16,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from bot.metrics import BOT_ANSWER_SECONDS, BOT_EVENTS
 from bot.models import ProcessedEvent, ThreadConversation
 from connectors.base import normalize_principal
 from connectors.models import ExternalIdentity
@@ -158,8 +159,9 @@ def answer_question(
     if mapping is not None and fresh_after is not None and mapping.last_used_at < timezone.now() - fresh_after:
         conversation_id = None
     try:
-        result = ask(text, principals=principals, user=asker.user, conversation_id=conversation_id,
-                     surface=asker.platform)
+        with BOT_ANSWER_SECONDS.labels(asker.platform).time():
+            result = ask(text, principals=principals, user=asker.user, conversation_id=conversation_id,
+                         surface=asker.platform)
     except InvalidQuestion as exc:
         raise BotError(f"I can't answer that: {exc}.") from exc
     except SearchUnavailable as exc:
@@ -213,11 +215,14 @@ def claim_event(platform: str, event_id: str) -> bool:
     # A conditional update: of two concurrent retries only one sees the row still retryable.
     taken = ProcessedEvent.objects.filter(pk__in=retryable.values("pk")).update(
         status=ProcessedEvent.Status.PROCESSING, attempts=F("attempts") + 1, error="", updated_at=timezone.now())
+    if taken != 1:
+        BOT_EVENTS.labels(platform, "duplicate").inc()
     return taken == 1
 
 
 def finish_event(platform: str, event_id: str, *, error: str = "") -> None:
     """Mark a claimed event done (answer posted) or failed (a retry may answer it)."""
     status = ProcessedEvent.Status.FAILED if error else ProcessedEvent.Status.DONE
+    BOT_EVENTS.labels(platform, status).inc()
     ProcessedEvent.objects.filter(platform=platform, event_id=event_id).update(
         status=status, error=error[:2000], updated_at=timezone.now())

@@ -298,12 +298,21 @@ def test_channel_member_list_failure_falls_back_to_public_documents(demo, client
     assert all(Document.objects.get(id=c["document_id"]).acl_public for c in answer.citations)
 
 
+def _events(outcome: str) -> float:
+    from prometheus_client import REGISTRY
+
+    return REGISTRY.get_sample_value("citewise_bot_events_total", {"platform": "teams", "outcome": outcome}) or 0.0
+
+
 def test_a_redelivered_activity_is_answered_once(demo, client):
+    done, duplicate = _events("done"), _events("duplicate")
     activity = personal_message(demo, "alice", QUESTION)
     send(client, demo, activity)
     send(client, demo, activity)
     assert len(demo.connector.messages()) == 1 and Answer.objects.count() == 1
     assert ProcessedEvent.objects.get(platform="teams").status == "done"
+    assert (_events("done") - done, _events("duplicate") - duplicate) == (1, 1)
+    assert 'citewise_bot_answer_seconds_count{platform="teams"}' in client.get("/metrics").content.decode()
 
 
 def test_a_throttled_reply_is_retried_after_retry_after(demo, client):
