@@ -24,13 +24,14 @@ MAX_COMMENT_CHARS = 3000
 FEEDBACK_VERB = "citewise.feedback"
 FLAG_VERB = "citewise.flag"
 _LINK_SYNTAX = re.compile(r"\]\s*\(")
+_TAG_OR_AUTOLINK = re.compile(r"<(?=[A-Za-z/!])")
 
 
 def plain(text: str) -> str:
     """Text that Teams' Markdown cannot turn into a link or an image."""
     text = _LINK_SYNTAX.sub("] (", text or "")
-    # A bare "<https://…>" autolink or HTML-ish tag is shown literally rather than interpreted.
-    return text.replace("<", "‹").replace(">", "›")
+    # "<https://…>" autolinks and tags such as <at> are shown literally; "x < 5" is left alone.
+    return _TAG_OR_AUTOLINK.sub("‹", text)
 
 
 def truncate(text: str, limit: int) -> str:
