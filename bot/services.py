@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -61,7 +61,7 @@ class BotAnswer:
     asker: Asker
     scope: str
     members_unlinked: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
+    members_lookup_failed: bool = False  # channel-safe: the member list could not be read, public documents only
 
 
 class BotError(Exception):

@@ -201,7 +201,7 @@ def process_event(payload: dict[str, Any], client: WebClient | None = None) -> s
             answer = services.answer_question(asker, channel_id=channel, thread_id=thread, text=text,
                                               scope=SCOPE_PERSONAL)
         message_text, blocks = render.answer_blocks(answer, ephemeral=ephemeral,
-                                                    console_url=settings.SLACK_CONSOLE_URL)
+                                                    console_url=settings.CONSOLE_URL)
         post(message_text, blocks)
     except BotError as exc:
         logger.warning("slack question not answered (%s): %s", exc.user_message, ids)

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import json
 from typing import Any
-from urllib.parse import quote
 
-from bot import services
-from bot.services import SCOPE_CHANNEL, BotAnswer
+from bot import messages, services
+from bot.services import BotAnswer
 
 SECTION_LIMIT = 3000   # characters of text in one section block
 MAX_ANSWER_SECTIONS = 4
@@ -31,19 +30,16 @@ def truncate(text: str, limit: int) -> str:
     return cut + "…"
 
 
-def _link(url: str, title: str, document_id: str, console_url: str) -> str:
-    title = escape(title or "Untitled").replace("|", "¦")
-    if console_url:
-        url = f"{console_url.rstrip('/')}/documents/{quote(document_id, safe='')}/open"
-    if not url.startswith(("https://", "http://")):
-        return f"*{title}*"
-    return f"<{escape(url).replace('|', '%7C')}|{title}>"
+def _link(citation: Any, console_url: str) -> str:
+    title = escape(citation.title or "Untitled").replace("|", "¦")
+    url = messages.source_url(citation, console_url)
+    return f"<{escape(url).replace('|', '%7C')}|{title}>" if url else f"*{title}*"
 
 
 def source_lines(citations: list[Any], console_url: str = "") -> str:
     lines = []
     for citation in citations:
-        parts = [f"[{citation.number}] {_link(citation.url, citation.title, citation.document_id, console_url)}"]
+        parts = [f"[{citation.number}] {_link(citation, console_url)}"]
         if citation.source_type:
             parts.append(escape(citation.source_type))
         if citation.modified_at:
@@ -73,21 +69,6 @@ def _sections(text: str) -> list[dict[str, Any]]:
     return [{"type": "section", "text": {"type": "mrkdwn", "text": chunk or " "}} for chunk in chunks]
 
 
-def scope_note(answer: BotAnswer, *, ephemeral: bool) -> str:
-    if answer.scope == SCOPE_CHANNEL:
-        note = "Answered from documents everyone in this channel can read."
-        if answer.members_unlinked:
-            note += " Some members aren't linked to Citewise, so only public documents were used."
-    elif ephemeral:
-        note = "Answered with your permissions, visible only to you."
-    else:
-        note = "Answered with your permissions."
-    if not answer.asker.linked:
-        note += (" I don't know your Citewise account yet, so I searched public documents only: ask an admin to link"
-                 " your Slack account, or use the same email address in Slack and Citewise.")
-    return note
-
-
 def answer_blocks(answer: BotAnswer, *, ephemeral: bool, console_url: str = "") -> tuple[str, list[dict[str, Any]]]:
     """(notification text, blocks) for an answer."""
     result = answer.result
@@ -101,7 +82,7 @@ def answer_blocks(answer: BotAnswer, *, ephemeral: bool, console_url: str = "") 
             "*Nearest documents* (they may help, but do not answer it)\n"
             + source_lines(result.nearest, console_url), SECTION_LIMIT)}})
     blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": truncate(
-        escape(scope_note(answer, ephemeral=ephemeral)), SECTION_LIMIT)}]})
+        escape(messages.scope_note(answer, private=ephemeral, platform_name="Slack")), SECTION_LIMIT)}]})
     answer_id = str(result.answer_id)
     blocks.append({"type": "actions", "block_id": "citewise_feedback", "elements": [
         {"type": "button", "action_id": "feedback_up", "value": answer_id,

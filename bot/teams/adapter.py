@@ -70,7 +70,7 @@ class Reply:
     body: Any = None
 
 
-async def receive(activity: Activity, auth_header: str | None, raw_activity: dict[str, Any] | None = None) -> Reply:
+async def receive(activity: Activity, auth_header: str | None, raw_activity: dict[str, Any]) -> Reply:
     """Authenticate an incoming activity and run the bot on it. Nothing runs for a request that fails here."""
     from bot.teams.handlers import CitewiseTeamsBot
 

@@ -123,7 +123,13 @@ async def member_addresses(turn_context: TurnContext, account: Any) -> list[str]
 
 
 async def resolve_asker(turn_context: TurnContext) -> Asker:
+    """The Citewise user behind the activity's sender; the members endpoint is asked only when the AAD identity
+    is not linked."""
     activity = turn_context.activity
+    tenant, key = tenant_id(activity), user_key(activity.from_property)
+    asker = await sync_to_async(services.resolve_user)(PLATFORM, tenant, key)
+    if asker.linked:
+        return asker
     failure: IdentityLookupFailed | None = None
     addresses: list[str] = []
     try:
@@ -136,8 +142,7 @@ async def resolve_asker(turn_context: TurnContext) -> Asker:
             raise failure
         return addresses
 
-    return await sync_to_async(services.resolve_user)(
-        PLATFORM, tenant_id(activity), user_key(activity.from_property), lookup)
+    return await sync_to_async(services.resolve_user)(PLATFORM, tenant, key, lookup)
 
 
 async def channel_principals(turn_context: TurnContext, asker: Asker) -> tuple[frozenset[str], int, bool]:
@@ -182,7 +187,7 @@ def _enqueue(payload: dict[str, Any]) -> None:
 
 
 class CitewiseTeamsBot(TeamsActivityHandler):
-    def __init__(self, raw_activity: dict[str, Any] | None = None):
+    def __init__(self, raw_activity: dict[str, Any]):
         # The activity as received: botbuilder's serialize() drops properties the queue must keep (mention
         # entities' details, conversation.tenantId).
         self.raw_activity = raw_activity
@@ -199,8 +204,7 @@ class CitewiseTeamsBot(TeamsActivityHandler):
             if _conversation_type(activity) == "personal" or mentions_bot(activity):
                 await turn_context.send_activity(MessageFactory.text(HELP_MESSAGE))
             return
-        await sync_to_async(_enqueue)({"activity": self.raw_activity or activity.serialize(),
-                                       "app_id": settings.TEAMS_APP_ID})
+        await sync_to_async(_enqueue)({"activity": self.raw_activity, "app_id": settings.TEAMS_APP_ID})
 
     async def on_installation_update_add(self, turn_context: TurnContext) -> None:
         # Only a personal install greets: a welcome in every channel it is added to would be noise.
@@ -263,7 +267,7 @@ async def _process_activity(payload: dict[str, Any]) -> str:
 
 
 def _card_activity(answer: BotAnswer, *, private_in_chat: bool = False) -> Activity:
-    card = render.answer_card(answer, console_url=settings.TEAMS_CONSOLE_URL, private_in_chat=private_in_chat)
+    card = render.answer_card(answer, console_url=settings.CONSOLE_URL, private_in_chat=private_in_chat)
     return Activity(type=ActivityTypes.message, summary=render.summary(answer),
                     attachments=[render.card_attachment(card)])
 
@@ -291,44 +295,41 @@ async def answer_turn(turn_context: TurnContext) -> str:
     conversation_type = _conversation_type(activity)
     ids = (f"activity={activity.id} conversation={activity.conversation.id} tenant={tenant_id(activity)} "
            f"user={user_key(activity.from_property)}")
+    team_key, channel = _channel(activity)
     policy = None
     if conversation_type != "personal":
-        policy = await sync_to_async(selectors.channel_policy)(PLATFORM, *_channel(activity))
+        policy = await sync_to_async(selectors.channel_policy)(PLATFORM, team_key, channel)
         if not policy.enabled or (policy.respond_only_when_mentioned and not mentions_bot(activity)):
             return "ignored"
     event = event_id(activity)
     if not await sync_to_async(services.claim_event)(PLATFORM, event):
         logger.info("teams activity already handled, ignoring the redelivery: %s", ids)
         return "duplicate"
-    channel_key, thread_key = _key(_channel(activity)[1]), _key(activity.conversation.id)
+    channel_safe = policy is not None and policy.visibility == selectors.CHANNEL_SAFE
+    # A channel answer that is not channel-safe goes to the asker's 1:1 chat.
+    private = policy is not None and not channel_safe
     # Personal and group chats have no threads: after a quiet spell a question starts a new conversation.
     fresh_after = None if conversation_type == "channel" else timedelta(minutes=settings.TEAMS_CHAT_IDLE_MINUTES)
-    text = question_text(activity)
     try:
         await _send_typing(turn_context)
         asker = await resolve_asker(turn_context)
-        if policy is not None and policy.visibility == selectors.CHANNEL_SAFE:
-            principals, unlinked, failed = await channel_principals(turn_context, asker)
-            answer = await sync_to_async(services.answer_question)(
-                asker, channel_id=channel_key, thread_id=thread_key, text=text, scope=SCOPE_CHANNEL,
-                principals=principals, members_unlinked=unlinked, fresh_after=fresh_after)
-            answer.extra["members_lookup_failed"] = failed
-            await turn_context.send_activity(_card_activity(answer))
-        elif policy is not None:
-            answer = await sync_to_async(services.answer_question)(
-                asker, channel_id=channel_key, thread_id=thread_key, text=text, scope=SCOPE_PERSONAL,
-                fresh_after=fresh_after)
-            if await _send_privately(turn_context, _card_activity(answer, private_in_chat=True)):
-                note = "I've sent you the answer in a private chat, with your permissions."
-            else:
-                note = ("I couldn't message you privately, so the answer isn't shown here: ask me in a personal"
-                        " chat with Citewise instead.")
-            await turn_context.send_activity(MessageFactory.text(note))
+        principals, unlinked, members_failed = (await channel_principals(turn_context, asker) if channel_safe
+                                                else (None, 0, False))
+        answer = await sync_to_async(services.answer_question)(
+            asker, channel_id=_key(channel), thread_id=_key(activity.conversation.id), text=question_text(activity),
+            scope=SCOPE_CHANNEL if channel_safe else SCOPE_PERSONAL, principals=principals,
+            members_unlinked=unlinked, fresh_after=fresh_after)
+        answer.members_lookup_failed = members_failed
+        reply = _card_activity(answer, private_in_chat=private)
+        if not private:
+            await turn_context.send_activity(reply)
+        elif await _send_privately(turn_context, reply):
+            await turn_context.send_activity(MessageFactory.text(
+                "I've sent you the answer in a private chat, with your permissions."))
         else:
-            answer = await sync_to_async(services.answer_question)(
-                asker, channel_id=channel_key, thread_id=thread_key, text=text, scope=SCOPE_PERSONAL,
-                fresh_after=fresh_after)
-            await turn_context.send_activity(_card_activity(answer))
+            await turn_context.send_activity(MessageFactory.text(
+                "I couldn't message you privately, so the answer isn't shown here: ask me in a personal chat with"
+                " Citewise instead."))
     except BotError as exc:
         logger.warning("teams question not answered (%s): %s", exc.user_message, ids)
         outcome = await _send_failure(turn_context, exc.user_message, ids)

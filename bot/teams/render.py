@@ -11,8 +11,8 @@ import re
 from typing import Any
 from urllib.parse import quote
 
-from bot import services
-from bot.services import SCOPE_CHANNEL, BotAnswer
+from bot import messages, services
+from bot.services import BotAnswer
 
 CARD_VERSION = "1.4"  # Action.Execute (Universal Actions) needs 1.4
 # Teams refuses activities over about 28 KB; the card is kept well under it.
@@ -43,45 +43,20 @@ def _title(title: str) -> str:
     return plain(cleaned).replace("*", "\\*").replace("_", "\\_")
 
 
-def _url(url: str, document_id: str, console_url: str) -> str:
-    if console_url:
-        url = f"{console_url.rstrip('/')}/documents/{quote(document_id, safe='')}/open"
-    if not url.startswith(("https://", "http://")):
-        return ""
+def _url(citation: Any, console_url: str) -> str:
     # Parentheses and spaces would end the Markdown link early.
-    return quote(url, safe=":/?#&=%+@~,;!$'*-._[]")
+    return quote(messages.source_url(citation, console_url), safe=":/?#&=%+@~,;!$'*-._[]")
 
 
 def source_line(citation: Any, console_url: str = "") -> str:
     title = _title(citation.title)
-    url = _url(citation.url, citation.document_id, console_url)
+    url = _url(citation, console_url)
     parts = [f"[{citation.number}] " + (f"[{title}]({url})" if url else f"**{title}**")]
     if citation.source_type:
         parts.append(plain(citation.source_type))
     if citation.modified_at:
         parts.append(f"updated {citation.modified_at:%Y-%m-%d}")
     return " · ".join(parts)
-
-
-def scope_note(answer: BotAnswer, *, private_in_chat: bool = False) -> str:
-    if answer.scope == SCOPE_CHANNEL:
-        note = "Answered from documents everyone in this channel can read."
-        if answer.extra.get("members_lookup_failed"):
-            note += " Teams could not list this channel's members just now, so only public documents were used."
-        elif answer.members_unlinked:
-            note += " Some members aren't linked to Citewise, so only public documents were used."
-    elif private_in_chat:
-        note = "You asked in a channel; here is the answer with your permissions, visible only to you."
-    else:
-        note = "Answered with your permissions."
-    if not answer.asker.linked:
-        if answer.asker.lookup_failed:
-            note += (" Teams could not tell me who you are just now, so I searched public documents only; try"
-                     " again in a few minutes.")
-        else:
-            note += (" I don't know your Citewise account yet, so I searched public documents only: ask an admin"
-                     " to link your Teams account, or use the same email address in Teams and Citewise.")
-    return note
 
 
 def _text(text: str, **extra: Any) -> dict[str, Any]:
@@ -120,8 +95,8 @@ def answer_card(answer: BotAnswer, *, console_url: str = "", private_in_chat: bo
         body.extend(_text(source_line(c, console_url), spacing="Small") for c in listed[:MAX_SOURCES])
         if len(listed) > MAX_SOURCES:
             body.append(_text(f"…and {len(listed) - MAX_SOURCES} more", isSubtle=True, spacing="Small"))
-    body.append(_text(plain(scope_note(answer, private_in_chat=private_in_chat)), isSubtle=True, size="Small",
-                      spacing="Medium"))
+    note = messages.scope_note(answer, private=private_in_chat, platform_name="Teams")
+    body.append(_text(plain(note), isSubtle=True, size="Small", spacing="Medium"))
     card = {
         "type": "AdaptiveCard",
         "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",

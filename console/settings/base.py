@@ -35,7 +35,7 @@ def env_list(name: str, default: list[str]) -> list[str]:
 
 SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "insecure-local-development-key-change-me")
 DEBUG = env_bool("DJANGO_DEBUG", False)
-ALLOWED_HOSTS = [h for h in os.environ.get("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]").split(",") if h]
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -210,14 +210,16 @@ CITEWISE = {
 }
 
 # Slack bot (bot/slack, README "Slack"): the app's credentials, and where its Web API lives (tests point it at a
-# local stand-in). SLACK_CONSOLE_URL, if set, makes source links open documents through the console.
+# local stand-in).
 SLACK_SIGNING_SECRET = os.environ.get("SLACK_SIGNING_SECRET", "")
 SLACK_BOT_TOKEN = os.environ.get("SLACK_BOT_TOKEN", "")
 SLACK_APP_TOKEN = os.environ.get("SLACK_APP_TOKEN", "")  # xapp-…, Socket Mode only
 SLACK_API_BASE_URL = os.environ.get("SLACK_API_BASE_URL", "https://slack.com/api/")
 SLACK_API_TIMEOUT_S = env_int("SLACK_API_TIMEOUT_S", 30)
 SLACK_USER_CACHE_TTL_S = env_int("SLACK_USER_CACHE_TTL_S", 3600)
-SLACK_CONSOLE_URL = os.environ.get("SLACK_CONSOLE_URL", "")
+# The console's public URL: when set, the bots' source links open documents through it (/documents/<id>/open),
+# which checks the reader's permissions. SLACK_CONSOLE_URL is its earlier, Slack-only name.
+CONSOLE_URL = os.environ.get("CITEWISE_CONSOLE_URL") or os.environ.get("SLACK_CONSOLE_URL", "")
 
 # Microsoft Teams bot (bot/teams, README "Microsoft Teams"). An empty TEAMS_APP_ID turns Bot Framework
 # authentication off, so it is accepted only with DEBUG on (local Bot Framework Emulator); production settings
@@ -248,7 +250,6 @@ TEAMS_HTTP_TIMEOUT_S = env_int("TEAMS_HTTP_TIMEOUT_S", 20)
 TEAMS_USER_CACHE_TTL_S = env_int("TEAMS_USER_CACHE_TTL_S", 3600)
 # A personal or group chat has no threads: a question after this many quiet minutes starts a new conversation.
 TEAMS_CHAT_IDLE_MINUTES = env_int("TEAMS_CHAT_IDLE_MINUTES", 30)
-TEAMS_CONSOLE_URL = os.environ.get("TEAMS_CONSOLE_URL", SLACK_CONSOLE_URL)
 
 LOG_LEVEL = os.environ.get("CITEWISE_LOG_LEVEL", "INFO")
 LOGGING = {

@@ -27,7 +27,7 @@ def slack(settings):
     settings.SLACK_SIGNING_SECRET = SECRET
     settings.SLACK_BOT_TOKEN = "xoxb-test"
     settings.SLACK_API_BASE_URL = standin.base_url
-    settings.SLACK_CONSOLE_URL = ""
+    settings.CONSOLE_URL = ""
     cache.clear()
     yield standin
     standin.stop()

@@ -11,6 +11,7 @@ from types import SimpleNamespace
 import yaml
 
 from bot.services import SCOPE_CHANNEL, SCOPE_PERSONAL, Asker, BotAnswer
+from bot import messages
 from bot.slack import render
 
 BOT = Path(__file__).resolve().parents[2] / "bot"
@@ -59,13 +60,16 @@ def test_long_answers_stay_within_block_kit_limits():
 
 
 def test_scope_notes():
-    assert "visible only to you" in render.scope_note(_answer("a"), ephemeral=True)
-    assert render.scope_note(_answer("a"), ephemeral=False) == "Answered with your permissions."
+    def scope_note(answer, *, ephemeral):
+        return messages.scope_note(answer, private=ephemeral, platform_name="Slack")
+
+    assert "visible only to you" in scope_note(_answer("a"), ephemeral=True)
+    assert scope_note(_answer("a"), ephemeral=False) == "Answered with your permissions."
     channel = _answer("a", scope=SCOPE_CHANNEL)
     channel.members_unlinked = 2
-    assert "everyone in this channel can read" in render.scope_note(channel, ephemeral=False)
-    assert "only public documents" in render.scope_note(channel, ephemeral=False)
-    assert "link" in render.scope_note(_answer("a", user=None), ephemeral=True)
+    assert "everyone in this channel can read" in scope_note(channel, ephemeral=False)
+    assert "only public documents" in scope_note(channel, ephemeral=False)
+    assert "link" in scope_note(_answer("a", user=None), ephemeral=True)
 
 
 def test_flag_modal_offers_every_reason():

@@ -54,7 +54,7 @@ def teams(settings):
     settings.TEAMS_EMULATOR_OPENID_METADATA_URL = identity.openid_metadata_url
     settings.TEAMS_TOKEN_URL = identity.url + "/{tenant}/oauth2/v2.0/token"
     settings.TEAMS_ALLOWED_SERVICE_HOSTS = ["127.0.0.1"]
-    settings.TEAMS_CONSOLE_URL = ""
+    settings.CONSOLE_URL = ""
     cache.clear()
     yield SimpleNamespace(identity=identity, connector=connector)
     connector.stop()

@@ -9,6 +9,7 @@ from datetime import datetime, timezone
 from types import SimpleNamespace
 
 from bot.services import SCOPE_CHANNEL, SCOPE_PERSONAL, Asker, BotAnswer
+from bot import messages
 from bot.teams import render
 
 
@@ -58,15 +59,18 @@ def test_a_huge_answer_stays_within_teams_message_limits():
 def test_refusals_list_nearest_documents_and_notes_say_whose_permissions():
     refused = render.answer_card(_answer("I couldn't find an answer.", nearest=[_citation(1, "Close", "https://wiki.example/a")]))
     assert "Nearest documents" in json.dumps(refused)
-    assert "with your permissions" in render.scope_note(_answer("a"))
-    assert "visible only to you" in render.scope_note(_answer("a"), private_in_chat=True)
+    def scope_note(answer, private_in_chat=False):
+        return messages.scope_note(answer, private=private_in_chat, platform_name="Teams")
+
+    assert "with your permissions" in scope_note(_answer("a"))
+    assert "visible only to you" in scope_note(_answer("a"), private_in_chat=True)
     channel = _answer("a", scope=SCOPE_CHANNEL)
     channel.members_unlinked = 1
-    assert "only public documents" in render.scope_note(channel)
-    channel.extra["members_lookup_failed"] = True
-    assert "could not list this channel's members" in render.scope_note(channel)
-    assert "link your Teams account" in render.scope_note(_answer("a", user=None))
-    assert "could not tell me who you are" in render.scope_note(_answer("a", user=None, lookup_failed=True))
+    assert "only public documents" in scope_note(channel)
+    channel.members_lookup_failed = True
+    assert "could not list this channel's members" in scope_note(channel)
+    assert "link your Teams account" in scope_note(_answer("a", user=None))
+    assert "could not tell me who you are" in scope_note(_answer("a", user=None, lookup_failed=True))
 
 
 def test_feedback_actions_carry_the_answer_id_with_a_submit_fallback():
