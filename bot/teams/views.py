@@ -6,13 +6,10 @@ import json
 import logging
 
 from asgiref.sync import async_to_sync
-from botbuilder.schema import Activity
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
-
-from bot.teams.adapter import TeamsNotConfigured, check_configured, receive
 
 logger = logging.getLogger("citewise.bot.teams")
 
@@ -24,6 +21,11 @@ def _error(status: int, message: str) -> JsonResponse:
 @csrf_exempt
 @require_POST
 def messages(request: HttpRequest) -> HttpResponse:
+    # botbuilder takes over half a second to import: only processes that serve Teams pay for it.
+    from botbuilder.schema import Activity
+
+    from bot.teams.adapter import TeamsNotConfigured, check_configured, receive
+
     try:
         check_configured()
     except TeamsNotConfigured as exc:
