@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import json
-import logging
 
 from asgiref.sync import async_to_sync
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
-
-logger = logging.getLogger("citewise.bot.teams")
 
 
 def _error(status: int, message: str) -> JsonResponse:
