@@ -244,11 +244,18 @@ def parse_docx(content: bytes) -> ParsedDocument:
         document = docx.Document(io.BytesIO(content))
     except (PackageNotFoundError, zipfile.BadZipFile, KeyError, ValueError) as exc:
         raise ParseError("corrupt", f"the DOCX could not be read ({exc.__class__.__name__}: {exc})") from exc
+    from docx.table import Table
+
     title = _clean(document.core_properties.title or "")
     builder = _SectionBuilder()
-    for paragraph in document.paragraphs:
-        style = (paragraph.style.name if paragraph.style is not None else "") or ""
-        text = paragraph.text
+    # Paragraphs and tables interleaved, in document order, so a table lands under the heading it follows.
+    for block in document.iter_inner_content():
+        if isinstance(block, Table):
+            for row in block.rows:
+                builder.block(" | ".join(_clean(cell.text) for cell in row.cells))
+            continue
+        style = (block.style.name if block.style is not None else "") or ""
+        text = block.text
         if style == "Title":
             title = title or _clean(text)
         elif match := re.fullmatch(r"Heading (\d)", style):
@@ -257,9 +264,6 @@ def parse_docx(content: bytes) -> ParsedDocument:
             builder.block("- " + text)
         else:
             builder.block(text)
-    for table in document.tables:
-        for row in table.rows:
-            builder.block(" | ".join(_clean(cell.text) for cell in row.cells))
     return ParsedDocument(title=title, sections=builder.finish())
 
 

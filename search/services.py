@@ -47,7 +47,7 @@ def fusion_config(**overrides: object) -> FusionConfig:
 
 
 # Bump when parsing or chunking changes what the same bytes turn into, so everything re-indexes.
-PIPELINE_VERSION = 2
+PIPELINE_VERSION = 3  # 3: DOCX tables under the heading they follow
 
 
 def pipeline_signature() -> str:

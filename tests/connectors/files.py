@@ -21,15 +21,23 @@ def make_pdf(title: str, blocks: list[tuple[str, str]]) -> bytes:
     return bytes(pdf.output())
 
 
-def make_docx(title: str, blocks: list[tuple[int, str, str]]) -> bytes:
+def make_docx(title: str, blocks: list[tuple[int, str, str]],
+              tables: dict[int, list[list[str]]] | None = None) -> bytes:
+    """`tables` maps a block's position to rows placed right after that block's paragraph."""
     import docx
 
     document = docx.Document()
     document.core_properties.title = title
     document.add_heading(title, level=0)
-    for level, heading, text in blocks:
+    for position, (level, heading, text) in enumerate(blocks):
         document.add_heading(heading, level=level)
         document.add_paragraph(text)
+        rows = (tables or {}).get(position)
+        if rows:
+            table = document.add_table(rows=len(rows), cols=len(rows[0]))
+            for row, values in zip(table.rows, rows, strict=True):
+                for cell, value in zip(row.cells, values, strict=True):
+                    cell.text = value
     buffer = io.BytesIO()
     document.save(buffer)
     return buffer.getvalue()
