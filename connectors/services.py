@@ -6,16 +6,17 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 from tqdm import tqdm
 
-from connectors.base import Connector, Permissions, SourceItem
+from connectors.base import Connector, IncompleteListing, Permissions, SourceItem
 from connectors.models import Document, Group, GroupMembership, Source, document_id_for
 from connectors.parsing import ParseError, parse
 from connectors.sources import connector_for
@@ -25,6 +26,7 @@ from search.backends import SearchBackend
 from search.types import DocumentAcl, IndexedDocument
 
 logger = logging.getLogger("citewise.connectors")
+_T = TypeVar("_T")
 
 
 @dataclass
@@ -41,6 +43,8 @@ class IngestReport:
     seconds: float = 0.0
     stage_seconds: dict[str, float] = field(default_factory=dict)
     errors: list[tuple[str, str]] = field(default_factory=list)
+    # False when part of the source could not be listed (errors say where); nothing is pruned then.
+    listing_complete: bool = True
 
     def as_dict(self) -> dict:
         return {k: v for k, v in self.__dict__.items()}
@@ -94,12 +98,28 @@ def _read(item: SourceItem, max_bytes: int) -> bytes:
         raise ParseError("unreadable", f"the file could not be read: {exc}") from exc
 
 
+def _listed(listing: Iterable[_T]) -> tuple[list[_T], list[tuple[str, str]]]:
+    """Everything a connector listed, and where it could not list: (where, "code: message") pairs.
+
+    SourceUnavailable (nothing could be listed) propagates, so the caller stops before changing anything.
+    """
+    listed: list[_T] = []
+    try:
+        for entry in listing:
+            listed.append(entry)
+    except IncompleteListing as exc:
+        return listed, exc.problems
+    return listed, []
+
+
 def sync_source(
     source: Source, *, progress: bool = False, prune: bool = True, backend: SearchBackend | None = None,
     force: bool = False,
 ) -> IngestReport:
     """Bring the index in line with the source: new and changed items indexed, removed ones deleted.
 
+    A source that cannot be listed at all raises SourceUnavailable before anything changes; one listed
+    only in part is synced for what was listed and nothing is pruned (report.listing_complete is False).
     A file that cannot be parsed gets its error recorded and the run goes on. If the search
     index is unreachable the run stops with SearchUnavailable and nothing is marked indexed,
     so the next run retries the same documents. `force` re-indexes unchanged documents too, into
@@ -115,8 +135,10 @@ def sync_source(
     max_bytes = settings.CITEWISE["MAX_FILE_BYTES"]
     batch_size = settings.CITEWISE["INGEST_BATCH_DOCUMENTS"]
     existing = {d.external_id: d for d in Document.objects.filter(source=source)}
-    items = list(connector.load())
+    items, listing_problems = _listed(connector.load())
     report.seen = len(items)
+    report.listing_complete = not listing_problems
+    report.errors.extend(listing_problems)
     seen_ids: set[str] = set()
     bar = tqdm(total=len(items), desc=f"ingest {source.name}", unit="doc", disable=not progress, dynamic_ncols=True)
     for start in range(0, len(items), batch_size):
@@ -164,8 +186,11 @@ def sync_source(
             report.indexed += len(pending)
         bar.update(len(items[start:start + batch_size]))
     bar.close()
-    if prune:
+    if prune and report.listing_complete:
         report.deleted = prune_missing(source, seen_ids, backend=backend)
+    elif prune:
+        logger.warning("prune skipped for %s: the source could not be listed completely (%s)", source.name,
+                       "; ".join(f"{where}: {message}" for where, message in listing_problems))
     source.last_synced_at = timezone.now()
     source.save(update_fields=["last_synced_at"])
     report.seconds = time.perf_counter() - started
@@ -253,6 +278,9 @@ class PermissionSyncReport:
     memberships: int = 0
     deleted: int = 0
     seconds: float = 0.0
+    # As for IngestReport: a partial listing prunes nothing, and errors say where listing failed.
+    listing_complete: bool = True
+    errors: list[tuple[str, str]] = field(default_factory=list)
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -283,15 +311,22 @@ def sync_groups(source: Source) -> tuple[int, int]:
 def sync_permissions(source: Source, *, backend: SearchBackend | None = None) -> PermissionSyncReport:
     """Permission-only sync: groups and memberships, then each document's ACL where its hash changed.
 
-    Nothing is parsed or embedded; the index's ACL fields are updated by document id.
+    Nothing is parsed or embedded; the index's ACL fields are updated by document id. A source that cannot
+    be listed raises SourceUnavailable before groups or documents change.
     """
     started = time.perf_counter()
     report = PermissionSyncReport(source=source.name)
-    report.groups, report.memberships = sync_groups(source)
     connector = connector_for(source)
+    listed_ids, listing_problems = _listed(connector.list_ids())
+    report.groups, report.memberships = sync_groups(source)
     backend = backend or search_services.get_backend(source.index_name or None, source.search_backend or None)
     # Items gone from the source are gone from search now, not at the next content sync.
-    report.deleted = prune_missing(source, set(connector.list_ids()), backend=backend)
+    if listing_problems:
+        report.listing_complete = False
+        report.errors.extend(listing_problems)
+        logger.warning("prune skipped for %s: the source could not be listed completely", source.name)
+    else:
+        report.deleted = prune_missing(source, set(listed_ids), backend=backend)
     changed: list[tuple[Document, Permissions]] = []
     for document in Document.objects.filter(source=source).only("id", "external_id", "acl_hash", "indexed_hash"):
         report.checked += 1

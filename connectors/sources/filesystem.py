@@ -23,13 +23,23 @@ from __future__ import annotations
 import fnmatch
 import json
 import mimetypes
+import os
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from connectors.base import PUBLIC, UNKNOWN, Permissions, SourceGroup, SourceItem, normalize_principal
+from connectors.base import (
+    PUBLIC,
+    UNKNOWN,
+    IncompleteListing,
+    Permissions,
+    SourceGroup,
+    SourceItem,
+    SourceUnavailable,
+    normalize_principal,
+)
 
 mimetypes.add_type("text/markdown", ".md")
 mimetypes.add_type("text/markdown", ".markdown")
@@ -49,12 +59,50 @@ class FilesystemConnector:
         self.public = public
 
     def _files(self) -> Iterator[Path]:
+        """Every file under the root, in path order.
+
+        Raises SourceUnavailable when the root itself is missing or unreadable (an unmounted share looks like
+        that), and IncompleteListing after yielding the rest when a folder inside it cannot be listed: either
+        way a caller must not take the files it did not see as deleted.
+        """
         if self.root.is_file():
             yield self.root
             return
-        for path in sorted(self.root.rglob("*")):
-            if path.is_file() and not path.name.startswith(".") and path.name not in _SKIPPED_NAMES:
-                yield path
+        try:
+            listed, problems = self._walk()
+        except OSError as exc:
+            raise SourceUnavailable(
+                f"{self.root}: the folder does not exist or is not mounted ({exc.strerror or exc}); "
+                f"nothing was indexed and nothing was pruned"
+            ) from exc
+        yield from sorted(listed)
+        if problems:
+            raise IncompleteListing(problems)
+
+    def _walk(self) -> tuple[list[Path], list[tuple[str, str]]]:
+        files: list[Path] = []
+        problems: list[tuple[str, str]] = []
+        folders = [self.root]
+        while folders:
+            folder = folders.pop()
+            try:
+                with os.scandir(folder) as entries:
+                    listed = list(entries)
+            except OSError as exc:
+                if folder == self.root:
+                    raise
+                problems.append((self._external_id(folder), f"unreadable_folder: {exc.strerror or exc}"))
+                continue
+            for entry in listed:
+                path = Path(entry.path)
+                try:
+                    if entry.is_dir(follow_symlinks=False):
+                        folders.append(path)
+                    elif entry.is_file() and not entry.name.startswith(".") and entry.name not in _SKIPPED_NAMES:
+                        files.append(path)
+                except OSError as exc:
+                    problems.append((self._external_id(path), f"unreadable: {exc.strerror or exc}"))
+        return files, sorted(problems)
 
     def _external_id(self, path: Path) -> str:
         return path.name if self.root.is_file() else path.relative_to(self.root).as_posix()
