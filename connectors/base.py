@@ -32,6 +32,23 @@ def normalize_principal(principal: str) -> str:
 UNKNOWN = Permissions()
 
 
+class ItemError(Exception):
+    """An item that cannot be indexed; `code` is stable, the message is for admins.
+
+    `withdraw` says whatever the index holds for the item must go as well, because it was never the
+    source's to show (a file that now links outside the source folder), instead of staying as the last
+    good version.
+    """
+
+    def __init__(self, code: str, message: str, *, withdraw: bool = False) -> None:
+        super().__init__(message)
+        self.code = code
+        self.withdraw = withdraw
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.args[0]}"
+
+
 class SourceUnavailable(Exception):
     """The source cannot be listed at all (a missing or unmounted folder): the sync fails and nothing is pruned."""
 

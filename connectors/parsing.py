@@ -6,6 +6,8 @@ import io
 import re
 from dataclasses import dataclass, field
 
+from connectors.base import ItemError
+
 MARKDOWN = "text/markdown"
 PLAIN_TEXT = "text/plain"
 HTML = "text/html"
@@ -14,15 +16,11 @@ DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 SUPPORTED_MIME_TYPES = (MARKDOWN, PLAIN_TEXT, HTML, PDF, DOCX)
 
 
-class ParseError(Exception):
+class ParseError(ItemError):
     """A file that cannot be indexed; `code` is stable, the message is for admins."""
 
     def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-
-    def __str__(self) -> str:
-        return f"{self.code}: {self.args[0]}"
+        super().__init__(code, message)
 
 
 @dataclass

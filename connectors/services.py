@@ -16,7 +16,7 @@ from django.db import transaction
 from django.utils import timezone
 from tqdm import tqdm
 
-from connectors.base import Connector, IncompleteListing, Permissions, SourceItem
+from connectors.base import Connector, IncompleteListing, ItemError, Permissions, SourceItem
 from connectors.models import Document, Group, GroupMembership, Source, document_id_for
 from connectors.parsing import ParseError, parse
 from connectors.sources import connector_for
@@ -159,7 +159,9 @@ def sync_source(
                     report.unchanged += 1
                     continue
                 parsed = parse(content, item.mime_type, max_bytes=max_bytes)
-            except ParseError as exc:
+            except ItemError as exc:
+                if exc.withdraw:
+                    _withdraw(document, backend)
                 _record_failure(document, str(exc), report)
                 continue
             except Exception as exc:  # a parser library's own bug must not stop the run
@@ -200,6 +202,16 @@ def sync_source(
         report.deleted, report.chunks, report.embedded, report.embedding_cache_hits, report.seconds,
     )
     return report
+
+
+def _withdraw(document: Document, backend: SearchBackend) -> None:
+    """Take a document's chunks out of the index: what it held was never the source's to show."""
+    if document.indexed_hash or document.chunk_count:
+        search_services.delete_documents([document.id], backend=backend)
+        bump_index_version()
+    document.indexed_hash = document.embedding_model = document.indexed_pipeline = ""
+    document.chunk_count = 0
+    document.indexed_at = None
 
 
 def _record_failure(document: Document, message: str, report: IngestReport) -> None:
