@@ -133,6 +133,9 @@ def sync_source(
     model_name = settings.CITEWISE["EMBEDDING_MODEL"]
     pipeline = search_services.pipeline_signature()
     max_bytes = settings.CITEWISE["MAX_FILE_BYTES"]
+    limits = {"max_chars": settings.CITEWISE["MAX_EXTRACTED_CHARS"],
+              "max_uncompressed_bytes": settings.CITEWISE["MAX_UNCOMPRESSED_BYTES"],
+              "max_compression_ratio": settings.CITEWISE["MAX_COMPRESSION_RATIO"]}
     batch_size = settings.CITEWISE["INGEST_BATCH_DOCUMENTS"]
     existing = {d.external_id: d for d in Document.objects.filter(source=source)}
     items, listing_problems = _listed(connector.load())
@@ -158,7 +161,7 @@ def sync_source(
                         and document.indexed_pipeline == pipeline):
                     report.unchanged += 1
                     continue
-                parsed = parse(content, item.mime_type, max_bytes=max_bytes)
+                parsed = parse(content, item.mime_type, max_bytes=max_bytes, **limits)
             except ItemError as exc:
                 if exc.withdraw:
                     _withdraw(document, backend)
@@ -177,15 +180,22 @@ def sync_source(
             )
             pending.append((document, search_services.DocumentToIndex(indexed, parsed.sections), content_hash))
         if pending:
-            stats = search_services.index_documents([p[1] for p in pending], backend=backend)
+            stats = search_services.index_documents(
+                [p[1] for p in pending], backend=backend,
+                max_chunks_per_document=settings.CITEWISE["MAX_CHUNKS_PER_DOCUMENT"])
+            for document, _, _ in pending:
+                if document.id in stats.rejected:
+                    _record_failure(document, stats.rejected[document.id], report)
+            pending = [p for p in pending if p[0].id not in stats.rejected]
             report.chunks += stats.chunks
             report.embedded += stats.embedded
             report.embedding_cache_hits += stats.embedding_cache_hits
             for stage, seconds in stats.seconds.items():
                 report.stage_seconds[stage] = report.stage_seconds.get(stage, 0.0) + seconds
-            _record_indexed(pending, model_name, pipeline, stats.chunks_per_document)
-            bump_index_version()
-            report.indexed += len(pending)
+            if pending:
+                _record_indexed(pending, model_name, pipeline, stats.chunks_per_document)
+                bump_index_version()
+                report.indexed += len(pending)
         bar.update(len(items[start:start + batch_size]))
     bar.close()
     if prune and report.listing_complete:

@@ -173,6 +173,12 @@ CITEWISE = {
     "CHUNK_MAX_TOKENS": env_int("CITEWISE_CHUNK_MAX_TOKENS", 200),
     "CHUNK_OVERLAP_TOKENS": env_int("CITEWISE_CHUNK_OVERLAP_TOKENS", 40),
     "MAX_FILE_BYTES": env_int("CITEWISE_MAX_FILE_BYTES", 25 * 1024 * 1024),
+    # What one file may turn into, whatever its size on disk (decompression bombs): text extracted, chunks made,
+    # and for zip-based formats (DOCX) the parts' declared size and each large part's compression ratio.
+    "MAX_EXTRACTED_CHARS": env_int("CITEWISE_MAX_EXTRACTED_CHARS", 2_000_000),
+    "MAX_CHUNKS_PER_DOCUMENT": env_int("CITEWISE_MAX_CHUNKS_PER_DOCUMENT", 5_000),
+    "MAX_UNCOMPRESSED_BYTES": env_int("CITEWISE_MAX_UNCOMPRESSED_BYTES", 64 * 1024 * 1024),
+    "MAX_COMPRESSION_RATIO": env_float("CITEWISE_MAX_COMPRESSION_RATIO", 100.0),
     # Hybrid retrieval: weighted reciprocal rank fusion of the BM25 and kNN legs.
     "FUSION": os.environ.get("CITEWISE_FUSION", "rrf"),  # rrf | linear
     "RRF_K": env_int("CITEWISE_RRF_K", 60),

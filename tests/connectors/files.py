@@ -41,3 +41,29 @@ def make_docx(title: str, blocks: list[tuple[int, str, str]],
     buffer = io.BytesIO()
     document.save(buffer)
     return buffer.getvalue()
+
+
+def make_docx_bomb(filler: bytes, megabytes: int) -> bytes:
+    """A real DOCX whose document.xml gains `megabytes` MiB of a repeated filler paragraph, compressed about
+    1000:1: tens of kilobytes on disk. Written in pieces, so building it needs little memory."""
+    import zipfile
+
+    base = make_docx("Quarterly numbers", [(1, "Numbers", "Revenue grew in the third quarter.")])
+    out = io.BytesIO()
+    paragraph = b"<w:p><w:r><w:t xml:space=\"preserve\">" + filler + b"</w:t></w:r></w:p>"
+    piece = paragraph * (64 * 1024 // len(paragraph) + 1)
+    with zipfile.ZipFile(io.BytesIO(base)) as source, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as bomb:
+        for info in source.infolist():
+            data = source.read(info)
+            if info.filename != "word/document.xml":
+                bomb.writestr(info, data)
+                continue
+            head, tail = data.split(b"<w:sectPr", 1)
+            part_info = zipfile.ZipInfo("word/document.xml", date_time=info.date_time)
+            part_info.compress_type = zipfile.ZIP_DEFLATED
+            with bomb.open(part_info, "w", force_zip64=True) as part:
+                part.write(head)
+                for _ in range(megabytes * 1024 * 1024 // len(piece)):
+                    part.write(piece)
+                part.write(b"<w:sectPr" + tail)
+    return out.getvalue()
