@@ -59,6 +59,9 @@ class Document(models.Model):
     indexed_at = models.DateTimeField(null=True, blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     error = models.TextField(blank=True)
+    # sha256 of the bytes a worker is parsing now, saved before it starts; still set at the next sync means
+    # the worker died on them (killed, out of memory), so those bytes are recorded as failed and skipped.
+    parsing_hash = models.CharField(max_length=64, blank=True)
     # Who may read it, as the source says. Anything but acl_status "ok" hides it from everyone.
     acl_principals = models.JSONField(default=list, blank=True)
     acl_public = models.BooleanField(default=False)

@@ -161,14 +161,22 @@ def sync_source(
                         and document.indexed_pipeline == pipeline):
                     report.unchanged += 1
                     continue
+                if document.parsing_hash == content_hash:
+                    raise ItemError(WORKER_STOPPED, "the worker stopped while reading this file (killed, or out of "
+                                    "memory); it is skipped until the file changes")
+                _mark_parsing(document, content_hash, item.title)
                 parsed = parse(content, item.mime_type, max_bytes=max_bytes, **limits)
+                _clear_parsing(document)
             except ItemError as exc:
                 if exc.withdraw:
                     _withdraw(document, backend)
+                if exc.code != WORKER_STOPPED:
+                    document.parsing_hash = ""
                 _record_failure(document, str(exc), report)
                 continue
             except Exception as exc:  # a parser library's own bug must not stop the run
                 logger.exception("parser crashed on %s", item.external_id)
+                document.parsing_hash = ""
                 _record_failure(document, f"parse_failed: {exc.__class__.__name__}: {exc}", report)
                 continue
             document.title = (parsed.title or item.title)[:500]
@@ -212,6 +220,25 @@ def sync_source(
         report.deleted, report.chunks, report.embedded, report.embedding_cache_hits, report.seconds,
     )
     return report
+
+
+WORKER_STOPPED = "worker_stopped"
+
+
+def _mark_parsing(document: Document, content_hash: str, title: str) -> None:
+    """Note durably, before parsing, which bytes are being parsed: if the worker dies on them, the next sync knows."""
+    document.parsing_hash = content_hash
+    if document._state.adding:  # a new document's row is made now, pending and without chunks
+        document.title = title[:500]
+        document.save(force_insert=True)
+    else:
+        document.save(update_fields=["parsing_hash"])
+
+
+def _clear_parsing(document: Document) -> None:
+    # Parsing is done; a death while embedding the batch is not this file's fault.
+    document.parsing_hash = ""
+    Document.objects.filter(pk=document.pk).update(parsing_hash="")
 
 
 def _withdraw(document: Document, backend: SearchBackend) -> None:
