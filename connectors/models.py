@@ -26,6 +26,10 @@ class Source(models.Model):
     permissions_synced_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     last_synced_at = models.DateTimeField(null=True, blank=True)
+    # The content sync running now ("host:pid:token") and until when its lease holds unless renewed: one
+    # content sync per source at a time, taken with a conditional UPDATE (SQLite and PostgreSQL alike).
+    sync_lease_owner = models.CharField(max_length=300, blank=True)
+    sync_lease_expires_at = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
         return self.name

@@ -187,6 +187,9 @@ CITEWISE = {
     "CANDIDATES_PER_LEG": env_int("CITEWISE_CANDIDATES_PER_LEG", 100),
     "KNN_NUM_CANDIDATES": env_int("CITEWISE_KNN_NUM_CANDIDATES", 200),
     "INGEST_BATCH_DOCUMENTS": env_int("CITEWISE_INGEST_BATCH_DOCUMENTS", 64),
+    # One content sync per source at a time: its lease lasts this long unless renewed (it is, as the sync goes),
+    # so a sync whose worker vanished on another machine blocks the source at most this long.
+    "SYNC_LEASE_S": env_int("CITEWISE_SYNC_LEASE_S", 900),
     # Answering: rerank the fused candidates, give the best passages to a composer, check citations.
     "RERANKER": os.environ.get("CITEWISE_RERANKER", "none"),  # none | cross-encoder | cohere
     "RERANK_MODEL": os.environ.get("CITEWISE_RERANK_MODEL", "cross-encoder/ms-marco-MiniLM-L6-v2"),
