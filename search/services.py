@@ -114,7 +114,8 @@ def embed_cached(embedder: Embedder, texts: Sequence[str], hashes: Sequence[str]
 
 
 def index_documents(
-    items: Sequence[DocumentToIndex], *, backend: SearchBackend | None = None, max_chunks_per_document: int | None = None,
+    items: Sequence[DocumentToIndex], *, backend: SearchBackend | None = None,
+    max_chunks_per_document: int | None = None,
 ) -> IndexingStats:
     """Chunk, embed and write documents, replacing whatever the index held for each of them.
 

@@ -1,4 +1,4 @@
-"""A worker that dies on a file (killed, out of memory) leaves a mark, so the next sync records the file and skips it."""
+"""A worker that dies on a file (killed, out of memory) leaves a mark: the next sync records the file and skips it."""
 
 from __future__ import annotations
 
