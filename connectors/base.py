@@ -27,7 +27,40 @@ def normalize_principal(principal: str) -> str:
     if kind in ("email", "domain") and value:
         return f"{kind}:{value.lower()}"
     return principal
+
+
 UNKNOWN = Permissions()
+
+
+class ItemError(Exception):
+    """An item that cannot be indexed; `code` is stable, the message is for admins.
+
+    `withdraw` says whatever the index holds for the item must go as well, because it was never the
+    source's to show (a file that now links outside the source folder), instead of staying as the last
+    good version.
+    """
+
+    def __init__(self, code: str, message: str, *, withdraw: bool = False) -> None:
+        super().__init__(message)
+        self.code = code
+        self.withdraw = withdraw
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.args[0]}"
+
+
+class SourceUnavailable(Exception):
+    """The source cannot be listed at all (a missing or unmounted folder): the sync fails and nothing is pruned."""
+
+
+class IncompleteListing(Exception):
+    """Raised by `load` or `list_ids` after yielding every item it could, when part of the source could not be
+    listed. `problems` are (where, "code: message") pairs; items that may live where listing failed must not be
+    pruned, so a sync that meets this prunes nothing."""
+
+    def __init__(self, problems: list[tuple[str, str]]) -> None:
+        super().__init__("; ".join(f"{where}: {message}" for where, message in problems))
+        self.problems = problems
 
 
 @dataclass(frozen=True)
@@ -50,7 +83,7 @@ class SourceItem:
 
 class Connector(Protocol):
     def load(self) -> Iterator[SourceItem]:
-        """Every item the source holds now."""
+        """Every item the source holds now; SourceUnavailable or IncompleteListing when it cannot say."""
         ...
 
     def poll(self, cursor: str | None) -> tuple[Iterator[SourceItem], str]:
@@ -58,7 +91,7 @@ class Connector(Protocol):
         ...
 
     def list_ids(self) -> Iterator[str]:
-        """External ids of every item that still exists, for pruning deleted ones."""
+        """External ids of every item that still exists, for pruning deleted ones; raises as `load` does."""
         ...
 
     def fetch_permissions(self, external_id: str) -> Permissions:

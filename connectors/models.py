@@ -26,6 +26,10 @@ class Source(models.Model):
     permissions_synced_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     last_synced_at = models.DateTimeField(null=True, blank=True)
+    # The content sync running now ("host:pid:token") and until when its lease holds unless renewed: one
+    # content sync per source at a time, taken with a conditional UPDATE (SQLite and PostgreSQL alike).
+    sync_lease_owner = models.CharField(max_length=300, blank=True)
+    sync_lease_expires_at = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
         return self.name
@@ -59,6 +63,9 @@ class Document(models.Model):
     indexed_at = models.DateTimeField(null=True, blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     error = models.TextField(blank=True)
+    # sha256 of the bytes a worker is parsing now, saved before it starts; still set at the next sync means
+    # the worker died on them (killed, out of memory), so those bytes are recorded as failed and skipped.
+    parsing_hash = models.CharField(max_length=64, blank=True)
     # Who may read it, as the source says. Anything but acl_status "ok" hides it from everyone.
     acl_principals = models.JSONField(default=list, blank=True)
     acl_public = models.BooleanField(default=False)

@@ -1,10 +1,18 @@
-"""Turn source bytes into a title and heading-scoped sections, keeping the document's structure."""
+"""Turn source bytes into a title and heading-scoped sections, keeping the document's structure.
+
+What one file may turn into is limited (`ParseLimits`): a small file can expand enormously (a zip-based
+DOCX whose parts compress 1000:1, a PDF's compressed streams), so archives are checked before they are
+opened and extracted text is counted while it is extracted, stopping at the limit instead of after it.
+"""
 
 from __future__ import annotations
 
 import io
 import re
+import zipfile
 from dataclasses import dataclass, field
+
+from connectors.base import ItemError
 
 MARKDOWN = "text/markdown"
 PLAIN_TEXT = "text/plain"
@@ -14,15 +22,26 @@ DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 SUPPORTED_MIME_TYPES = (MARKDOWN, PLAIN_TEXT, HTML, PDF, DOCX)
 
 
-class ParseError(Exception):
+class ParseError(ItemError):
     """A file that cannot be indexed; `code` is stable, the message is for admins."""
 
     def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
+        super().__init__(code, message)
 
-    def __str__(self) -> str:
-        return f"{self.code}: {self.args[0]}"
+
+@dataclass(frozen=True)
+class ParseLimits:
+    """Defaults match the settings' (console/settings/base.py, CITEWISE_MAX_*)."""
+
+    max_bytes: int = 25 * 1024 * 1024
+    max_chars: int = 2_000_000
+    # Zip-based formats: the parts' declared sizes (zipfile never inflates past them) and each big part's ratio.
+    max_uncompressed_bytes: int = 64 * 1024 * 1024
+    max_compression_ratio: float = 100.0
+
+
+# A part this small may compress as well as it likes: it cannot expand to much.
+_RATIO_EXEMPT_BYTES = 1024 * 1024
 
 
 @dataclass
@@ -42,23 +61,37 @@ class ParsedDocument:
 
 
 class _SectionBuilder:
-    """Collects blocks under the current heading path."""
+    """Collects blocks under the current heading path, and stops the parse once the text passes `max_chars`."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_chars: int) -> None:
         self.sections: list[Section] = []
         self._path: list[tuple[int, str]] = []
         self._blocks: list[str] = []
+        self._max_chars = max_chars
+        self._chars = 0
+
+    def _count(self, text: str) -> None:
+        self._chars += len(text)
+        if self._chars > self._max_chars:
+            raise _too_much_text(self._max_chars)
 
     def heading(self, level: int, text: str) -> None:
         self._flush()
         while self._path and self._path[-1][0] >= level:
             self._path.pop()
-        self._path.append((level, _clean(text)))
+        heading = _clean(text)
+        self._count(heading)
+        self._path.append((level, heading))
 
     def block(self, text: str) -> None:
         text = text.strip()
         if text:
+            self._count(text)
             self._blocks.append(text)
+
+    @property
+    def has_text(self) -> bool:
+        return bool(self.sections or self._blocks)
 
     def _flush(self) -> None:
         if self._blocks:
@@ -68,6 +101,30 @@ class _SectionBuilder:
     def finish(self) -> list[Section]:
         self._flush()
         return self.sections
+
+
+def _too_much_text(max_chars: int) -> ParseError:
+    return ParseError("too_much_text", f"the file holds more than {max_chars:,} characters of text; the limit is "
+                      f"{max_chars:,} (CITEWISE_MAX_EXTRACTED_CHARS)")
+
+
+def _check_archive(content: bytes, limits: ParseLimits, kind: str) -> None:
+    """Refuse a zip-based file whose parts would expand too far, before any part is inflated."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(content)) as archive:
+            parts = archive.infolist()
+    except (zipfile.BadZipFile, ValueError, EOFError) as exc:
+        raise ParseError("corrupt", f"the {kind} could not be read ({exc.__class__.__name__}: {exc})") from exc
+    declared = sum(part.file_size for part in parts)
+    if declared > limits.max_uncompressed_bytes:
+        raise ParseError("uncompressed_too_large", f"the {kind}'s parts expand to {declared:,} bytes; the limit is "
+                         f"{limits.max_uncompressed_bytes:,} (CITEWISE_MAX_UNCOMPRESSED_BYTES)")
+    for part in parts:
+        ratio = part.file_size / max(part.compress_size, 1)
+        if part.file_size > _RATIO_EXEMPT_BYTES and ratio > limits.max_compression_ratio:
+            raise ParseError("compression_ratio", f"{part.filename} expands {ratio:,.0f} times ({part.compress_size:,} "
+                             f"to {part.file_size:,} bytes), as decompression bombs do; the limit is "
+                             f"{limits.max_compression_ratio:,.0f} (CITEWISE_MAX_COMPRESSION_RATIO)")
 
 
 def _clean(text: str) -> str:
@@ -99,9 +156,9 @@ def _paragraphs(text: str) -> list[str]:
 _UNDERLINE = re.compile(r"^\s*(=+|-+)\s*$")
 
 
-def parse_plain_text(content: bytes) -> ParsedDocument:
+def parse_plain_text(content: bytes, limits: ParseLimits = ParseLimits()) -> ParsedDocument:
     """Paragraphs; a line underlined with === or --- (setext style) starts a section, as in READMEs."""
-    builder = _SectionBuilder()
+    builder = _SectionBuilder(limits.max_chars)
     title = ""
     for paragraph in _paragraphs(_decode_text(content)):
         lines = [line.strip() for line in paragraph.split("\n")]
@@ -131,12 +188,12 @@ def _unwrap(lines: list[str]) -> str:
     return "\n".join(out)
 
 
-def parse_markdown(content: bytes) -> ParsedDocument:
+def parse_markdown(content: bytes, limits: ParseLimits = ParseLimits()) -> ParsedDocument:
     from markdown_it import MarkdownIt
 
     text = _decode_text(content)
     tokens = MarkdownIt("commonmark").enable("table").parse(text)
-    builder = _SectionBuilder()
+    builder = _SectionBuilder(limits.max_chars)
     title = ""
     heading_level: int | None = None
     list_depth = 0
@@ -186,7 +243,7 @@ _HTML_BLOCKS = ["p", "li", "pre", "blockquote", "td", "th", "dt", "dd", "figcapt
 _HTML_HEADINGS = ["h1", "h2", "h3", "h4", "h5", "h6"]
 
 
-def parse_html(content: bytes) -> ParsedDocument:
+def parse_html(content: bytes, limits: ParseLimits = ParseLimits()) -> ParsedDocument:
     from bs4 import BeautifulSoup
 
     soup = BeautifulSoup(_decode_text(content), "html.parser")
@@ -194,7 +251,7 @@ def parse_html(content: bytes) -> ParsedDocument:
         junk.decompose()
     title = _clean(soup.title.get_text()) if soup.title else ""
     body = soup.body or soup
-    builder = _SectionBuilder()
+    builder = _SectionBuilder(limits.max_chars)
     wanted = set(_HTML_BLOCKS) | set(_HTML_HEADINGS)
     for element in body.find_all(list(wanted)):
         if any(parent.name in wanted for parent in element.parents):
@@ -207,48 +264,73 @@ def parse_html(content: bytes) -> ParsedDocument:
         else:
             prefix = "- " if element.name == "li" else ""
             builder.block(prefix + element.get_text(" ", strip=True))
-    if not builder.sections and not builder._blocks:  # pages of bare text with no block tags
+    if not builder.has_text:  # pages of bare text with no block tags
         for paragraph in _paragraphs(body.get_text("\n")):
             builder.block(paragraph)
     return ParsedDocument(title=title, sections=builder.finish())
 
 
-def parse_pdf(content: bytes) -> ParsedDocument:
-    from pypdf import PdfReader
-    from pypdf.errors import PdfReadError
+_PDF_DECOMPRESSION_LIMITS = ("zlib_maximum_output_length", "lzw_maximum_output_length",
+                             "run_length_maximum_output_length", "brotli_maximum_output_length",
+                             "array_based_stream_maximum_output_length", "jbig2_maximum_output_length")
 
+
+def parse_pdf(content: bytes, limits: ParseLimits = ParseLimits()) -> ParsedDocument:
+    from pypdf import PdfReader, apply_configuration, get_configuration
+    from pypdf.errors import LimitReachedError, PdfReadError
+
+    # pypdf inflates each compressed stream up to limits of its own; hold them to ours where ours is lower.
+    current = get_configuration()
+    caps = {name: min(getattr(current, name), limits.max_uncompressed_bytes) for name in _PDF_DECOMPRESSION_LIMITS}
+    builder = _SectionBuilder(limits.max_chars)
     try:
-        reader = PdfReader(io.BytesIO(content))
-        if reader.is_encrypted:
-            raise ParseError("encrypted", "the PDF is encrypted")
-        pages = [page.extract_text() or "" for page in reader.pages]
-        title = (reader.metadata.title or "") if reader.metadata else ""
+        with apply_configuration(**caps):
+            reader = PdfReader(io.BytesIO(content))
+            if reader.is_encrypted:
+                raise ParseError("encrypted", "the PDF is encrypted")
+            # Page by page, so extraction stops at the text limit rather than after reading every page.
+            for page in reader.pages:
+                for paragraph in _paragraphs(page.extract_text() or ""):
+                    builder.block(re.sub(r"[ \t]*\n[ \t]*", " ", paragraph))
+            title = (reader.metadata.title or "") if reader.metadata else ""
     except ParseError:
         raise
+    except LimitReachedError as exc:
+        raise ParseError("uncompressed_too_large", f"a stream in the PDF expands past the limit of "
+                         f"{limits.max_uncompressed_bytes:,} bytes (CITEWISE_MAX_UNCOMPRESSED_BYTES) or one of "
+                         f"pypdf's own ({exc})") from exc
     except (PdfReadError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise ParseError("corrupt", f"the PDF could not be read ({exc.__class__.__name__}: {exc})") from exc
-    builder = _SectionBuilder()
-    for page_text in pages:
-        for paragraph in _paragraphs(page_text):
-            builder.block(re.sub(r"[ \t]*\n[ \t]*", " ", paragraph))
     return ParsedDocument(title=_clean(title), sections=builder.finish())
 
 
-def parse_docx(content: bytes) -> ParsedDocument:
-    import zipfile
-
+def parse_docx(content: bytes, limits: ParseLimits = ParseLimits()) -> ParsedDocument:
     import docx
+    from docx.enum.style import WD_STYLE_TYPE
     from docx.opc.exceptions import PackageNotFoundError
+    from docx.table import Table
 
+    _check_archive(content, limits, "DOCX")
     try:
         document = docx.Document(io.BytesIO(content))
     except (PackageNotFoundError, zipfile.BadZipFile, KeyError, ValueError) as exc:
         raise ParseError("corrupt", f"the DOCX could not be read ({exc.__class__.__name__}: {exc})") from exc
+    # Paragraph.style searches the styles part on every call (milliseconds each, minutes for a long
+    # document), so style names are looked up once; the fallback to the default is python-docx's own rule.
+    default = document.styles.default(WD_STYLE_TYPE.PARAGRAPH)
+    default_name = (default.name if default is not None else "") or ""
+    style_names = {style.style_id: style.name or "" for style in document.styles
+                   if style.type == WD_STYLE_TYPE.PARAGRAPH}
     title = _clean(document.core_properties.title or "")
-    builder = _SectionBuilder()
-    for paragraph in document.paragraphs:
-        style = (paragraph.style.name if paragraph.style is not None else "") or ""
-        text = paragraph.text
+    builder = _SectionBuilder(limits.max_chars)
+    # Paragraphs and tables interleaved, in document order, so a table lands under the heading it follows.
+    for block in document.iter_inner_content():
+        if isinstance(block, Table):
+            for row in block.rows:
+                builder.block(" | ".join(_clean(cell.text) for cell in row.cells))
+            continue
+        style = style_names.get(block._p.style, default_name)  # noqa: SLF001 - the paragraph's style id
+        text = block.text
         if style == "Title":
             title = title or _clean(text)
         elif match := re.fullmatch(r"Heading (\d)", style):
@@ -257,9 +339,6 @@ def parse_docx(content: bytes) -> ParsedDocument:
             builder.block("- " + text)
         else:
             builder.block(text)
-    for table in document.tables:
-        for row in table.rows:
-            builder.block(" | ".join(_clean(cell.text) for cell in row.cells))
     return ParsedDocument(title=title, sections=builder.finish())
 
 
@@ -272,8 +351,14 @@ _PARSERS = {
 }
 
 
-def parse(content: bytes, mime_type: str, *, max_bytes: int) -> ParsedDocument:
+def parse(
+    content: bytes, mime_type: str, *, max_bytes: int, max_chars: int = ParseLimits.max_chars,
+    max_uncompressed_bytes: int = ParseLimits.max_uncompressed_bytes,
+    max_compression_ratio: float = ParseLimits.max_compression_ratio,
+) -> ParsedDocument:
     """Parse one file; raises ParseError with a clear code for anything that cannot be indexed."""
+    limits = ParseLimits(max_bytes=max_bytes, max_chars=max_chars, max_uncompressed_bytes=max_uncompressed_bytes,
+                         max_compression_ratio=max_compression_ratio)
     parser = _PARSERS.get(mime_type)
     if parser is None:
         raise ParseError("unsupported", f"files of type {mime_type or 'unknown'} are not supported "
@@ -282,7 +367,7 @@ def parse(content: bytes, mime_type: str, *, max_bytes: int) -> ParsedDocument:
         raise ParseError("too_large", f"the file is {len(content):,} bytes; the limit is {max_bytes:,}")
     if not content.strip():
         raise ParseError("empty", "the file is empty")
-    parsed = parser(content)
+    parsed = parser(content, limits)
     if parsed.is_empty:
         raise ParseError("empty", "no text could be extracted from the file")
     return parsed

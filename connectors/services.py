@@ -5,17 +5,23 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
+import socket
 import time
-from collections.abc import Sequence
+import uuid
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
+from typing import TypeVar
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 from tqdm import tqdm
 
-from connectors.base import Connector, Permissions, SourceItem
+from connectors.base import Connector, IncompleteListing, ItemError, Permissions, SourceItem
 from connectors.models import Document, Group, GroupMembership, Source, document_id_for
 from connectors.parsing import ParseError, parse
 from connectors.sources import connector_for
@@ -25,6 +31,7 @@ from search.backends import SearchBackend
 from search.types import DocumentAcl, IndexedDocument
 
 logger = logging.getLogger("citewise.connectors")
+_T = TypeVar("_T")
 
 
 @dataclass
@@ -41,6 +48,8 @@ class IngestReport:
     seconds: float = 0.0
     stage_seconds: dict[str, float] = field(default_factory=dict)
     errors: list[tuple[str, str]] = field(default_factory=list)
+    # False when part of the source could not be listed (errors say where); nothing is pruned then.
+    listing_complete: bool = True
 
     def as_dict(self) -> dict:
         return {k: v for k, v in self.__dict__.items()}
@@ -94,17 +103,121 @@ def _read(item: SourceItem, max_bytes: int) -> bytes:
         raise ParseError("unreadable", f"the file could not be read: {exc}") from exc
 
 
+def _listed(listing: Iterable[_T]) -> tuple[list[_T], list[tuple[str, str]]]:
+    """Everything a connector listed, and where it could not list: (where, "code: message") pairs.
+
+    SourceUnavailable (nothing could be listed) propagates, so the caller stops before changing anything.
+    """
+    listed: list[_T] = []
+    try:
+        for entry in listing:
+            listed.append(entry)
+    except IncompleteListing as exc:
+        return listed, exc.problems
+    return listed, []
+
+
+class SyncInProgress(Exception):
+    """Another content sync of the source holds its lease, so this one did nothing (or stopped)."""
+
+
+@dataclass
+class _Lease:
+    """One content sync's hold on a source; renewed as the sync goes, released when it ends."""
+
+    source_id: int
+    owner: str
+    ttl: timedelta
+    renewed: float = field(default_factory=time.monotonic)
+
+    def keep(self) -> None:
+        """Renew once a third of the lease has passed; SyncInProgress if another sync took it over meanwhile."""
+        if time.monotonic() - self.renewed < self.ttl.total_seconds() / 3:
+            return
+        if not Source.objects.filter(pk=self.source_id, sync_lease_owner=self.owner).update(
+                sync_lease_expires_at=timezone.now() + self.ttl):
+            raise SyncInProgress(f"source {self.source_id}: this sync went longer than CITEWISE_SYNC_LEASE_S "
+                                 f"without renewing its lease and another sync took over; this one stopped")
+        self.renewed = time.monotonic()
+
+    def release(self) -> None:
+        Source.objects.filter(pk=self.source_id, sync_lease_owner=self.owner).update(
+            sync_lease_owner="", sync_lease_expires_at=None)
+
+
+def _holder_is_gone(holder: str) -> bool:
+    """Whether a lease holder ("host:pid:token") was a process on this machine that no longer exists."""
+    host, _, rest = holder.partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit() or int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, under another user
+        return False
+    return False
+
+
+def _take_lease(source: Source) -> _Lease:
+    """Hold the source for one content sync, or raise SyncInProgress.
+
+    A conditional UPDATE takes the lease only where it is free or expired, so two workers can never both
+    win, on SQLite or PostgreSQL. A holder that was killed on this machine is not waited out; one on
+    another machine is, until its lease expires.
+    """
+    ttl = timedelta(seconds=settings.CITEWISE["SYNC_LEASE_S"])
+    owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+    now = timezone.now()
+    claim = {"sync_lease_owner": owner, "sync_lease_expires_at": now + ttl}
+    rows = Source.objects.filter(pk=source.pk)
+    if rows.filter(Q(sync_lease_owner="") | Q(sync_lease_expires_at__lt=now)).update(**claim):
+        return _Lease(source.pk, owner, ttl)
+    holder, until = rows.values_list("sync_lease_owner", "sync_lease_expires_at").get()
+    if _holder_is_gone(holder) and rows.filter(sync_lease_owner=holder).update(**claim):
+        logger.warning("sync lease of %s taken over from %s, whose process is gone", source.name, holder)
+        return _Lease(source.pk, owner, ttl)
+    raise SyncInProgress(f"{source.name}: another sync of this source is running ({holder}, lease until "
+                         f"{until:%Y-%m-%d %H:%M:%S} UTC); this one was skipped")
+
+
 def sync_source(
     source: Source, *, progress: bool = False, prune: bool = True, backend: SearchBackend | None = None,
     force: bool = False,
 ) -> IngestReport:
     """Bring the index in line with the source: new and changed items indexed, removed ones deleted.
 
+    One content sync per source runs at a time: a second raises SyncInProgress and changes nothing.
+    A source that cannot be listed at all raises SourceUnavailable before anything changes; one listed
+    only in part is synced for what was listed and nothing is pruned (report.listing_complete is False).
     A file that cannot be parsed gets its error recorded and the run goes on. If the search
     index is unreachable the run stops with SearchUnavailable and nothing is marked indexed,
     so the next run retries the same documents. `force` re-indexes unchanged documents too, into
     `backend` when given (a staging index during a rebuild).
+
+    Only the fields a content sync owns are saved: a permission sync may write ACLs meanwhile.
     """
+    lease = _take_lease(source)
+    try:
+        return _sync_source(source, lease, progress=progress, prune=prune, backend=backend, force=force)
+    finally:
+        lease.release()
+
+
+@dataclass
+class _Pending:
+    document: Document
+    to_index: search_services.DocumentToIndex
+    content_hash: str
+    permissions: Permissions
+    # The ACL hash the document had when this sync loaded it; another value later means a permission sync wrote.
+    acl_hash_seen: str
+
+
+def _sync_source(
+    source: Source, lease: _Lease, *, progress: bool, prune: bool, backend: SearchBackend | None, force: bool,
+) -> IngestReport:
     started = time.perf_counter()
     report = IngestReport(source=source.name)
     connector = connector_for(source)
@@ -113,15 +226,21 @@ def sync_source(
     model_name = settings.CITEWISE["EMBEDDING_MODEL"]
     pipeline = search_services.pipeline_signature()
     max_bytes = settings.CITEWISE["MAX_FILE_BYTES"]
+    limits = {"max_chars": settings.CITEWISE["MAX_EXTRACTED_CHARS"],
+              "max_uncompressed_bytes": settings.CITEWISE["MAX_UNCOMPRESSED_BYTES"],
+              "max_compression_ratio": settings.CITEWISE["MAX_COMPRESSION_RATIO"]}
     batch_size = settings.CITEWISE["INGEST_BATCH_DOCUMENTS"]
     existing = {d.external_id: d for d in Document.objects.filter(source=source)}
-    items = list(connector.load())
+    items, listing_problems = _listed(connector.load())
     report.seen = len(items)
+    report.listing_complete = not listing_problems
+    report.errors.extend(listing_problems)
     seen_ids: set[str] = set()
     bar = tqdm(total=len(items), desc=f"ingest {source.name}", unit="doc", disable=not progress, dynamic_ncols=True)
     for start in range(0, len(items), batch_size):
-        pending: list[tuple[Document, search_services.DocumentToIndex, str]] = []
+        pending: list[_Pending] = []
         for item in items[start:start + batch_size]:
+            lease.keep()
             seen_ids.add(item.external_id)
             document = existing.get(item.external_id) or Document(
                 id=document_id_for(source.id, item.external_id), source=source, external_id=item.external_id,
@@ -136,36 +255,57 @@ def sync_source(
                         and document.indexed_pipeline == pipeline):
                     report.unchanged += 1
                     continue
-                parsed = parse(content, item.mime_type, max_bytes=max_bytes)
-            except ParseError as exc:
+                if document.parsing_hash == content_hash:
+                    raise ItemError(WORKER_STOPPED, "the worker stopped while reading this file (killed, or out of "
+                                    "memory); it is skipped until the file changes")
+                _mark_parsing(document, content_hash, item.title)
+                parsed = parse(content, item.mime_type, max_bytes=max_bytes, **limits)
+                _clear_parsing(document)
+            except ItemError as exc:
+                if exc.withdraw:
+                    _withdraw(document, backend)
+                if exc.code != WORKER_STOPPED:
+                    document.parsing_hash = ""
                 _record_failure(document, str(exc), report)
                 continue
             except Exception as exc:  # a parser library's own bug must not stop the run
                 logger.exception("parser crashed on %s", item.external_id)
+                document.parsing_hash = ""
                 _record_failure(document, f"parse_failed: {exc.__class__.__name__}: {exc}", report)
                 continue
             document.title = (parsed.title or item.title)[:500]
             permissions = _fetch_permissions(connector, item.external_id)
-            _apply_acl(document, permissions)
             indexed = IndexedDocument(
                 document_id=document.id, source_id=str(source.id), title=document.title, url=item.url,
                 mime_type=item.mime_type, modified_at=item.modified_at, acl=_acl(permissions),
             )
-            pending.append((document, search_services.DocumentToIndex(indexed, parsed.sections), content_hash))
+            pending.append(_Pending(document, search_services.DocumentToIndex(indexed, parsed.sections),
+                                    content_hash, permissions, document.acl_hash))
         if pending:
-            stats = search_services.index_documents([p[1] for p in pending], backend=backend)
+            lease.keep()
+            stats = search_services.index_documents(
+                [p.to_index for p in pending], backend=backend,
+                max_chunks_per_document=settings.CITEWISE["MAX_CHUNKS_PER_DOCUMENT"])
+            for entry in pending:
+                if entry.document.id in stats.rejected:
+                    _record_failure(entry.document, stats.rejected[entry.document.id], report)
+            pending = [p for p in pending if p.document.id not in stats.rejected]
             report.chunks += stats.chunks
             report.embedded += stats.embedded
             report.embedding_cache_hits += stats.embedding_cache_hits
             for stage, seconds in stats.seconds.items():
                 report.stage_seconds[stage] = report.stage_seconds.get(stage, 0.0) + seconds
-            _record_indexed(pending, model_name, pipeline, stats.chunks_per_document)
-            bump_index_version()
-            report.indexed += len(pending)
+            if pending:
+                _record_indexed(pending, model_name, pipeline, stats.chunks_per_document, backend)
+                bump_index_version()
+                report.indexed += len(pending)
         bar.update(len(items[start:start + batch_size]))
     bar.close()
-    if prune:
+    if prune and report.listing_complete:
         report.deleted = prune_missing(source, seen_ids, backend=backend)
+    elif prune:
+        logger.warning("prune skipped for %s: the source could not be listed completely (%s)", source.name,
+                       "; ".join(f"{where}: {message}" for where, message in listing_problems))
     source.last_synced_at = timezone.now()
     source.save(update_fields=["last_synced_at"])
     report.seconds = time.perf_counter() - started
@@ -177,31 +317,91 @@ def sync_source(
     return report
 
 
+WORKER_STOPPED = "worker_stopped"
+
+
+def _mark_parsing(document: Document, content_hash: str, title: str) -> None:
+    """Note durably, before parsing, which bytes are being parsed: if the worker dies on them, the next sync knows."""
+    document.parsing_hash = content_hash
+    if document._state.adding:  # a new document's row is made now, pending and without chunks or ACL
+        document.title = title[:500]
+        document.save(force_insert=True)
+    else:
+        document.save(update_fields=["parsing_hash"])
+
+
+def _clear_parsing(document: Document) -> None:
+    # Parsing is done; a death while embedding the batch is not this file's fault.
+    document.parsing_hash = ""
+    Document.objects.filter(pk=document.pk).update(parsing_hash="")
+
+
+def _withdraw(document: Document, backend: SearchBackend) -> None:
+    """Take a document's chunks out of the index: what it held was never the source's to show."""
+    if document.indexed_hash or document.chunk_count:
+        search_services.delete_documents([document.id], backend=backend)
+        bump_index_version()
+    document.indexed_hash = document.embedding_model = document.indexed_pipeline = ""
+    document.chunk_count = 0
+    document.indexed_at = None
+
+
+# What a content sync writes to a document it has seen before. The ACL fields belong to permission syncs
+# (and to _record_indexed's conditional write): saving them here would undo a permission sync that ran meanwhile.
+_CONTENT_FIELDS = ["title", "url", "mime_type", "size_bytes", "content_hash", "indexed_hash", "embedding_model",
+                   "indexed_pipeline", "chunk_count", "source_modified_at", "indexed_at", "status", "error",
+                   "parsing_hash"]
+
+
+def _save_content(document: Document) -> None:
+    if document._state.adding:
+        document.save(force_insert=True)
+    else:
+        document.save(update_fields=_CONTENT_FIELDS)
+
+
 def _record_failure(document: Document, message: str, report: IngestReport) -> None:
     # A document indexed before keeps its last good chunks (indexed_hash); the error says why they are stale.
     document.status = Document.Status.ERROR
     document.error = message
     if not document.title:
         document.title = Path(document.external_id).name
-    document.save()
+    _save_content(document)
     report.failed += 1
     report.errors.append((document.external_id, message))
 
 
 def _record_indexed(
-    pending: Sequence[tuple[Document, object, str]], model_name: str, pipeline: str, chunk_counts: dict[str, int]
+    pending: Sequence[_Pending], model_name: str, pipeline: str, chunk_counts: dict[str, int], backend: SearchBackend,
 ) -> None:
     now = timezone.now()
+    overtaken: list[str] = []
     with transaction.atomic():
-        for document, to_index, content_hash in pending:
+        for entry in pending:
+            document = entry.document
             document.status = Document.Status.INDEXED
-            document.indexed_hash = content_hash
+            document.indexed_hash = entry.content_hash
             document.embedding_model = model_name
             document.indexed_pipeline = pipeline
             document.indexed_at = now
             document.error = ""
             document.chunk_count = chunk_counts.get(document.id, 0)
-            document.save()
+            _save_content(document)
+            # The chunks were written with the ACL fetched above; record it unless a permission sync wrote
+            # one since this sync loaded the document.
+            _apply_acl(document, entry.permissions)
+            if not Document.objects.filter(pk=document.pk, acl_hash=entry.acl_hash_seen).update(
+                    acl_principals=document.acl_principals, acl_public=document.acl_public,
+                    acl_status=document.acl_status, acl_hash=document.acl_hash):
+                overtaken.append(document.pk)
+    if overtaken:
+        # The permission sync's ACL is the one on record; the chunks just written must carry it too.
+        current = Document.objects.filter(pk__in=overtaken).values_list("id", "acl_principals", "acl_public",
+                                                                       "acl_status")
+        backend.update_acls([(document_id, DocumentAcl(principals=frozenset(principals), public=public,
+                                                       status=status))
+                             for document_id, principals, public, status in current])
+        logger.info("kept the ACL a permission sync wrote meanwhile for %d documents", len(overtaken))
 
 
 def prune_missing(source: Source, seen_ids: set[str], *, backend: SearchBackend | None = None) -> int:
@@ -253,6 +453,9 @@ class PermissionSyncReport:
     memberships: int = 0
     deleted: int = 0
     seconds: float = 0.0
+    # As for IngestReport: a partial listing prunes nothing, and errors say where listing failed.
+    listing_complete: bool = True
+    errors: list[tuple[str, str]] = field(default_factory=list)
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -283,15 +486,31 @@ def sync_groups(source: Source) -> tuple[int, int]:
 def sync_permissions(source: Source, *, backend: SearchBackend | None = None) -> PermissionSyncReport:
     """Permission-only sync: groups and memberships, then each document's ACL where its hash changed.
 
-    Nothing is parsed or embedded; the index's ACL fields are updated by document id.
+    Nothing is parsed or embedded; the index's ACL fields are updated by document id. A source that cannot
+    be listed raises SourceUnavailable before groups or documents change.
     """
     started = time.perf_counter()
     report = PermissionSyncReport(source=source.name)
-    report.groups, report.memberships = sync_groups(source)
     connector = connector_for(source)
+    listed_ids, listing_problems = _listed(connector.list_ids())
+    report.groups, report.memberships = sync_groups(source)
     backend = backend or search_services.get_backend(source.index_name or None, source.search_backend or None)
     # Items gone from the source are gone from search now, not at the next content sync.
-    report.deleted = prune_missing(source, set(connector.list_ids()), backend=backend)
+    if listing_problems:
+        report.listing_complete = False
+        report.errors.extend(listing_problems)
+        logger.warning("prune skipped for %s: the source could not be listed completely", source.name)
+    else:
+        try:
+            lease = _take_lease(source)
+        except SyncInProgress as exc:  # pruning under a running content sync would race it; it prunes itself
+            report.errors.append(("prune", f"prune_skipped: a content sync of this source is running and "
+                                           f"prunes what is gone ({exc})"))
+        else:
+            try:
+                report.deleted = prune_missing(source, set(listed_ids), backend=backend)
+            finally:
+                lease.release()
     changed: list[tuple[Document, Permissions]] = []
     for document in Document.objects.filter(source=source).only("id", "external_id", "acl_hash", "indexed_hash"):
         report.checked += 1

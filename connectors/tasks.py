@@ -23,10 +23,19 @@ def _scheduled_sources() -> list[int]:
     return list(Source.objects.exclude(kind="beir").order_by("pk").values_list("pk", flat=True))
 
 
-@shared_task(name="connectors.sync_source", acks_late=True, autoretry_for=(ConnectionError,), retry_backoff=True,
-             max_retries=5)
+@shared_task(name="connectors.sync_source", acks_late=True, autoretry_for=(ConnectionError, SearchUnavailable),
+             retry_backoff=True, max_retries=5)
 def sync_source(source_id: int) -> dict:
-    return services.sync_source(Source.objects.get(pk=source_id)).as_dict()
+    """Content sync of one source; retried with backoff while the search index is unreachable."""
+    source = Source.objects.filter(pk=source_id).first()
+    if source is None:  # deleted after the task was queued: nothing to do
+        logger.info("content sync skipped: source %s no longer exists", source_id)
+        return {"source_id": source_id, "skipped": "no such source"}
+    try:
+        return services.sync_source(source).as_dict()
+    except services.SyncInProgress as exc:  # the running sync covers this one's work; the next schedule follows
+        logger.info("content sync skipped: %s", exc)
+        return {"source_id": source_id, "skipped": str(exc)}
 
 
 @shared_task(name="connectors.sync_all_sources")

@@ -18,6 +18,14 @@ class SectionLike(Protocol):
     text: str
 
 
+class TooManyChunks(ValueError):
+    """A document makes more chunks than allowed; raised as soon as it does, before the rest are cut."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"the document makes more than {limit:,} chunks")
+        self.limit = limit
+
+
 @dataclass(frozen=True)
 class ChunkingConfig:
     max_tokens: int = 200
@@ -86,7 +94,10 @@ def chunk_sections(
     sections: Sequence[SectionLike],
     count_tokens: TokenCounter,
     config: ChunkingConfig,
+    *,
+    max_chunks: int | None = None,
 ) -> list[Chunk]:
+    """Chunks of every section in order; TooManyChunks once there would be more than `max_chunks`."""
     chunks: list[Chunk] = []
     for section_ordinal, section in enumerate(sections):
         text = section.text
@@ -103,6 +114,8 @@ def chunk_sections(
             else:
                 units.append((start, end, tokens))
         for first, last in _pack(units, config):
+            if max_chunks is not None and len(chunks) >= max_chunks:
+                raise TooManyChunks(max_chunks)
             start, end = units[first][0], units[last][1]
             chunk_text = text[start:end]
             ordinal = len(chunks)

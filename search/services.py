@@ -13,7 +13,7 @@ from django.conf import settings
 from search.analysis import analyzed_text
 from search.backends import SearchBackend, create_backend
 from search.backends.base import DocumentChunks
-from search.chunking import ChunkingConfig, SectionLike, chunk_sections
+from search.chunking import ChunkingConfig, SectionLike, TooManyChunks, chunk_sections
 from search.embeddings import Embedder, get_embedder
 from search.metrics import CHUNKS_EMBEDDED, CHUNKS_INDEXED, EMBEDDING_CACHE_HITS, timed
 from search.models import EmbeddingCacheEntry
@@ -47,7 +47,7 @@ def fusion_config(**overrides: object) -> FusionConfig:
 
 
 # Bump when parsing or chunking changes what the same bytes turn into, so everything re-indexes.
-PIPELINE_VERSION = 2
+PIPELINE_VERSION = 3  # 3: DOCX tables under the heading they follow
 
 
 def pipeline_signature() -> str:
@@ -74,6 +74,8 @@ class IndexingStats:
     embedding_cache_hits: int = 0
     seconds: dict[str, float] = field(default_factory=dict)
     chunks_per_document: dict[str, int] = field(default_factory=dict)
+    # Documents left out, each with its "code: message"; the index keeps whatever it held for them.
+    rejected: dict[str, str] = field(default_factory=dict)
 
 
 def embed_cached(embedder: Embedder, texts: Sequence[str], hashes: Sequence[str]) -> tuple[np.ndarray, int, int]:
@@ -111,8 +113,15 @@ def embed_cached(embedder: Embedder, texts: Sequence[str], hashes: Sequence[str]
     return vectors, len(missing), hits
 
 
-def index_documents(items: Sequence[DocumentToIndex], *, backend: SearchBackend | None = None) -> IndexingStats:
-    """Chunk, embed and write documents, replacing whatever the index held for each of them."""
+def index_documents(
+    items: Sequence[DocumentToIndex], *, backend: SearchBackend | None = None,
+    max_chunks_per_document: int | None = None,
+) -> IndexingStats:
+    """Chunk, embed and write documents, replacing whatever the index held for each of them.
+
+    A document that makes more than `max_chunks_per_document` chunks is left out (stats.rejected) before
+    anything is embedded.
+    """
     backend = backend or get_backend()
     stats = IndexingStats(documents=len(items))
     if not items:
@@ -121,10 +130,24 @@ def index_documents(items: Sequence[DocumentToIndex], *, backend: SearchBackend 
     backend.ensure_index(embedder.model_name, embedder.dimensions)
     config = chunking_config()
     per_document: list[list[Chunk]] = []
+    kept: list[DocumentToIndex] = []
     with timed("chunk", stats.seconds):
         for item in items:
             doc = item.document
-            per_document.append(chunk_sections(doc.document_id, doc.title, item.sections, embedder.count_tokens, config))
+            try:
+                chunks = chunk_sections(doc.document_id, doc.title, item.sections, embedder.count_tokens, config,
+                                        max_chunks=max_chunks_per_document)
+            except TooManyChunks as exc:
+                stats.rejected[doc.document_id] = (
+                    f"too_many_chunks: the file makes more than {exc.limit:,} chunks; the limit is {exc.limit:,} "
+                    f"(CITEWISE_MAX_CHUNKS_PER_DOCUMENT)")
+                continue
+            kept.append(item)
+            per_document.append(chunks)
+    items = kept
+    stats.documents = len(items)
+    if not items:
+        return stats
     inputs = [c.embedding_input(item.document.title) for item, chunks in zip(items, per_document) for c in chunks]
     hashes = [c.content_hash for chunks in per_document for c in chunks]
     with timed("embed", stats.seconds):

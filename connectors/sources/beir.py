@@ -6,7 +6,7 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
-from connectors.base import PUBLIC, Permissions, SourceGroup, SourceItem
+from connectors.base import PUBLIC, Permissions, SourceGroup, SourceItem, SourceUnavailable
 
 
 class BeirCorpusConnector:
@@ -15,7 +15,12 @@ class BeirCorpusConnector:
         self.corpus_path = path / "corpus.jsonl" if path.is_dir() else path
 
     def load(self) -> Iterator[SourceItem]:
-        with self.corpus_path.open(encoding="utf-8") as corpus:
+        try:
+            corpus = self.corpus_path.open(encoding="utf-8")
+        except OSError as exc:
+            raise SourceUnavailable(f"{self.corpus_path}: the corpus cannot be read ({exc.strerror or exc}); "
+                                    f"nothing was indexed and nothing was pruned") from exc
+        with corpus:
             for line in corpus:
                 if not line.strip():
                     continue

@@ -16,20 +16,37 @@ last rule that matches a file decides its permissions, so a later, narrower rule
 of a folder an earlier rule opened. A file no rule matches, with no default, has unknown
 permissions and is visible to nobody. A source configured `{"public": true}` makes every file
 public instead.
+
+Links are followed only while they stay inside the directory (FilesystemConnector says how); a link
+out of it is recorded as a `symlink_outside_root` error for that file and never read.
 """
 
 from __future__ import annotations
 
+import errno
 import fnmatch
+import functools
 import json
 import mimetypes
+import os
+import stat
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from connectors.base import PUBLIC, UNKNOWN, Permissions, SourceGroup, SourceItem, normalize_principal
+from connectors.base import (
+    PUBLIC,
+    UNKNOWN,
+    IncompleteListing,
+    ItemError,
+    Permissions,
+    SourceGroup,
+    SourceItem,
+    SourceUnavailable,
+    normalize_principal,
+)
 
 mimetypes.add_type("text/markdown", ".md")
 mimetypes.add_type("text/markdown", ".markdown")
@@ -44,57 +61,160 @@ class ManifestError(ValueError):
 
 
 class FilesystemConnector:
+    """Links are read only where they stay inside the source folder, checked when listing and again when reading.
+
+    A link that leads out of it (to a file or to a folder, directly, relatively or through other links) is
+    listed as an item that refuses to be read with `symlink_outside_root`, so the refusal is recorded per
+    file. A folder link that stays inside is not walked: its files are listed under their own path already.
+    """
+
     def __init__(self, location: str | Path, *, public: bool = False) -> None:
         self.root = Path(location).resolve()
         self.public = public
+        self._single_file = self.root.is_file()
+        self._folder = self.root.parent if self._single_file else self.root
 
-    def _files(self) -> Iterator[Path]:
-        if self.root.is_file():
-            yield self.root
+    def _files(self) -> Iterator[tuple[Path, ItemError | None]]:
+        """Every file under the root, in path order, with the reason it may not be read (links leading out).
+
+        Raises SourceUnavailable when the root itself is missing or unreadable (an unmounted share looks like
+        that), and IncompleteListing after yielding the rest when a folder inside it cannot be listed: either
+        way a caller must not take the files it did not see as deleted.
+        """
+        if self._single_file:
+            yield self.root, None
             return
-        for path in sorted(self.root.rglob("*")):
-            if path.is_file() and not path.name.startswith(".") and path.name not in _SKIPPED_NAMES:
-                yield path
+        try:
+            listed, problems = self._walk()
+        except OSError as exc:
+            raise SourceUnavailable(
+                f"{self.root}: the folder does not exist or is not mounted ({exc.strerror or exc}); "
+                f"nothing was indexed and nothing was pruned"
+            ) from exc
+        yield from sorted(listed, key=lambda entry: entry[0])
+        if problems:
+            raise IncompleteListing(problems)
+
+    def _walk(self) -> tuple[list[tuple[Path, ItemError | None]], list[tuple[str, str]]]:
+        files: list[tuple[Path, ItemError | None]] = []
+        problems: list[tuple[str, str]] = []
+        folders = [self.root]
+        while folders:
+            folder = folders.pop()
+            try:
+                with os.scandir(folder) as entries:
+                    listed = list(entries)
+            except OSError as exc:
+                if folder == self.root:
+                    raise
+                problems.append((self._external_id(folder), f"unreadable_folder: {exc.strerror or exc}"))
+                continue
+            for entry in listed:
+                path = Path(entry.path)
+                hidden = entry.name.startswith(".") or entry.name in _SKIPPED_NAMES
+                try:
+                    if entry.is_symlink():
+                        target = Path(os.path.realpath(path))
+                        if not self._inside(target):
+                            if not hidden:
+                                files.append((path, self._outside(path, target)))
+                        elif target.is_file() and not hidden:
+                            files.append((path, None))
+                    elif entry.is_dir(follow_symlinks=False):
+                        folders.append(path)
+                    elif entry.is_file(follow_symlinks=False) and not hidden:
+                        files.append((path, None))
+                except OSError as exc:
+                    problems.append((self._external_id(path), f"unreadable: {exc.strerror or exc}"))
+        return files, sorted(problems)
+
+    def _inside(self, real: Path) -> bool:
+        if self._single_file:  # the file itself, and its manifest beside it
+            return real == self.root or real == self._folder / ACL_MANIFEST
+        return real == self.root or real.is_relative_to(self.root)
+
+    def _outside(self, path: Path, target: Path) -> ItemError:
+        return ItemError("symlink_outside_root", f"{self._external_id(path)} links to {target}, outside the source "
+                         f"folder {self.root}; it is not read", withdraw=True)
+
+    def _read(self, path: Path) -> bytes:
+        """The file's bytes, if it still leads to a file inside the root.
+
+        The path is resolved and checked, then opened one component at a time from the root without following
+        any link, so a link swapped in after the check makes the open fail instead of leading elsewhere.
+        """
+        real = Path(os.path.realpath(path))
+        if not self._inside(real):
+            raise self._outside(path, real)
+        *folders, name = real.relative_to(self._folder).parts
+        descriptor = os.open(self._folder, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            for part in folders:
+                child = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=descriptor)
+                os.close(descriptor)
+                descriptor = child
+            # O_NONBLOCK: a FIFO put in the file's place must not block the worker on open.
+            opened = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=descriptor)
+        except OSError as exc:
+            if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                raise ItemError("symlink_outside_root", f"{self._external_id(path)} changed into a link while it "
+                                f"was being read; it is not read") from exc
+            raise
+        finally:
+            os.close(descriptor)
+        with os.fdopen(opened, "rb") as file:
+            if not stat.S_ISREG(os.fstat(file.fileno()).st_mode):
+                raise ItemError("not_a_file", f"{self._external_id(path)} is no longer a regular file")
+            return file.read()
 
     def _external_id(self, path: Path) -> str:
-        return path.name if self.root.is_file() else path.relative_to(self.root).as_posix()
+        return path.name if self._single_file else path.relative_to(self.root).as_posix()
 
-    def _item(self, path: Path) -> SourceItem:
-        stat = path.stat()
+    def _item(self, path: Path, refusal: ItemError | None) -> SourceItem | None:
+        try:
+            # A refused link is described by the link itself: nothing outside the root is looked at.
+            status = path.lstat() if refusal else path.stat()
+        except FileNotFoundError:
+            return None  # gone since it was listed: pruned like any deleted file
+        except OSError as exc:
+            refusal = ItemError("unreadable", f"the file could not be read: {exc.strerror or exc}")
+            status = None
         mime_type, _ = mimetypes.guess_type(path.name)
         return SourceItem(
             external_id=self._external_id(path),
             title=path.stem.replace("-", " ").replace("_", " "),
             mime_type=mime_type or "application/octet-stream",
-            size_bytes=stat.st_size,
-            read=path.read_bytes,
+            size_bytes=status.st_size if status and not refusal else 0,
+            read=functools.partial(_refuse, refusal) if refusal else functools.partial(self._read, path),
             url=path.as_uri(),
-            modified_at=datetime.fromtimestamp(stat.st_mtime, tz=UTC),
+            modified_at=datetime.fromtimestamp(status.st_mtime, tz=UTC) if status else None,
         )
 
     def load(self) -> Iterator[SourceItem]:
-        for path in self._files():
-            yield self._item(path)
+        for path, refusal in self._files():
+            item = self._item(path, refusal)
+            if item is not None:
+                yield item
 
     def poll(self, cursor: str | None) -> tuple[Iterator[SourceItem], str]:
         since = float(cursor) if cursor else 0.0
         started = datetime.now(tz=UTC).timestamp()
-        changed = (self._item(p) for p in self._files() if p.stat().st_mtime > since)
+        changed = (item for item in self.load() if item.modified_at is None or item.modified_at.timestamp() > since)
         return changed, str(started)
 
     def list_ids(self) -> Iterator[str]:
-        for path in self._files():
+        for path, _ in self._files():
             yield self._external_id(path)
 
     # -- permissions ---------------------------------------------------------------------------
     @cached_property
     def _manifest(self) -> dict[str, Any] | None:
-        path = (self.root if self.root.is_dir() else self.root.parent) / ACL_MANIFEST
-        if not path.exists():
+        path = self._folder / ACL_MANIFEST
+        if not os.path.lexists(path):
             return None
         try:
-            manifest = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            manifest = json.loads(self._read(path).decode("utf-8"))
+        except (ItemError, OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise ManifestError(f"{path}: {exc}") from exc
         problem = _manifest_problem(manifest)
         if problem:
@@ -127,6 +247,10 @@ class FilesystemConnector:
         for principal, members in (manifest.get("groups") or {}).items():
             yield SourceGroup(principal=normalize_principal(principal), name=principal.rsplit(":", 1)[-1],
                               members=tuple(normalize_principal(m) for m in members))
+
+
+def _refuse(refusal: ItemError) -> bytes:
+    raise refusal
 
 
 def _is_strings(value: Any) -> bool:

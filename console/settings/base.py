@@ -173,6 +173,12 @@ CITEWISE = {
     "CHUNK_MAX_TOKENS": env_int("CITEWISE_CHUNK_MAX_TOKENS", 200),
     "CHUNK_OVERLAP_TOKENS": env_int("CITEWISE_CHUNK_OVERLAP_TOKENS", 40),
     "MAX_FILE_BYTES": env_int("CITEWISE_MAX_FILE_BYTES", 25 * 1024 * 1024),
+    # What one file may turn into, whatever its size on disk (decompression bombs): text extracted, chunks made,
+    # and for zip-based formats (DOCX) the parts' declared size and each large part's compression ratio.
+    "MAX_EXTRACTED_CHARS": env_int("CITEWISE_MAX_EXTRACTED_CHARS", 2_000_000),
+    "MAX_CHUNKS_PER_DOCUMENT": env_int("CITEWISE_MAX_CHUNKS_PER_DOCUMENT", 5_000),
+    "MAX_UNCOMPRESSED_BYTES": env_int("CITEWISE_MAX_UNCOMPRESSED_BYTES", 64 * 1024 * 1024),
+    "MAX_COMPRESSION_RATIO": env_float("CITEWISE_MAX_COMPRESSION_RATIO", 100.0),
     # Hybrid retrieval: weighted reciprocal rank fusion of the BM25 and kNN legs.
     "FUSION": os.environ.get("CITEWISE_FUSION", "rrf"),  # rrf | linear
     "RRF_K": env_int("CITEWISE_RRF_K", 60),
@@ -181,6 +187,9 @@ CITEWISE = {
     "CANDIDATES_PER_LEG": env_int("CITEWISE_CANDIDATES_PER_LEG", 100),
     "KNN_NUM_CANDIDATES": env_int("CITEWISE_KNN_NUM_CANDIDATES", 200),
     "INGEST_BATCH_DOCUMENTS": env_int("CITEWISE_INGEST_BATCH_DOCUMENTS", 64),
+    # One content sync per source at a time: its lease lasts this long unless renewed (it is, as the sync goes),
+    # so a sync whose worker vanished on another machine blocks the source at most this long.
+    "SYNC_LEASE_S": env_int("CITEWISE_SYNC_LEASE_S", 900),
     # Answering: rerank the fused candidates, give the best passages to a composer, check citations.
     "RERANKER": os.environ.get("CITEWISE_RERANKER", "none"),  # none | cross-encoder | cohere
     "RERANK_MODEL": os.environ.get("CITEWISE_RERANK_MODEL", "cross-encoder/ms-marco-MiniLM-L6-v2"),

@@ -66,6 +66,20 @@ def test_docx_headings_become_sections():
     assert parsed.sections[1].text == "Replacement happens every three years."
 
 
+def test_docx_tables_stay_under_the_heading_they_follow():
+    """Reproduces issue 10 item 14: DOCX tables were all attributed to the document's last heading."""
+    source = make_docx(
+        "Office guide",
+        [(1, "Parking", "Visitors park on level two."), (1, "Canteen", "The canteen opens at noon.")],
+        tables={0: [["Level", "Spaces"], ["-2", "40"]], 1: [["Day", "Dish"], ["Monday", "Ramen"]]},
+    )
+    parsed = parse(source, DOCX, max_bytes=LIMIT)
+    assert [(s.heading_path, s.text) for s in parsed.sections] == [
+        (("Parking",), "Visitors park on level two.\n\nLevel | Spaces\n\n-2 | 40"),
+        (("Canteen",), "The canteen opens at noon.\n\nDay | Dish\n\nMonday | Ramen"),
+    ]
+
+
 def test_plain_text_underlined_headings_become_sections():
     source = b"RUNBOOK: FAILOVER\n=================\n\nOwner: data team.\n\n1. ARCHITECTURE\n---------------\n\nThree nodes.\n"
     parsed = parse(source, PLAIN_TEXT, max_bytes=LIMIT)

@@ -7,6 +7,7 @@ import json
 from django.core.management.base import BaseCommand, CommandError
 
 from connectors import services
+from connectors.base import SourceUnavailable
 from search.types import IndexModelMismatch, SearchUnavailable
 
 
@@ -37,7 +38,7 @@ class Command(BaseCommand):
                                                 config={"public": True} if options["public"] else None)
                 reports.append(services.sync_source(source, progress=not options["no_progress"]))
                 services.sync_permissions(source)
-        except (SearchUnavailable, IndexModelMismatch) as exc:
+        except (SearchUnavailable, IndexModelMismatch, SourceUnavailable, services.SyncInProgress) as exc:
             raise CommandError(str(exc)) from exc
         if options["json"]:
             self.stdout.write(json.dumps([r.as_dict() for r in reports], indent=2, default=str))
@@ -48,6 +49,7 @@ class Command(BaseCommand):
                 f"{r.source}: {r.seen} seen, {r.indexed} indexed, {r.unchanged} unchanged, {r.failed} failed, "
                 f"{r.deleted} deleted; {r.chunks} chunks ({r.embedded} embedded, {r.embedding_cache_hits} from cache) "
                 f"in {r.seconds:.1f}s ({rate:.1f} chunks/s)"
+                + ("" if r.listing_complete else "; listed only in part, so nothing was pruned")
             )
             for external_id, message in r.errors:
                 self.stdout.write(self.style.WARNING(f"  ! {external_id}: {message}"))

@@ -7,6 +7,7 @@ import json
 from django.core.management.base import BaseCommand, CommandError
 
 from connectors import services
+from connectors.base import SourceUnavailable
 from connectors.models import Source
 from search.types import SearchUnavailable
 
@@ -28,15 +29,28 @@ class Command(BaseCommand):
                 raise CommandError(f"no such source: {', '.join(map(str, missing))}")
         else:
             sources = list(Source.objects.exclude(kind="beir").order_by("pk"))
+        reports, unavailable = [], []
         try:
-            reports = [services.sync_permissions(source) for source in sources]
+            for source in sources:
+                try:
+                    reports.append(services.sync_permissions(source))
+                except SourceUnavailable as exc:  # one unmounted folder must not hold up the other sources
+                    unavailable.append(f"{source.name}: {exc}")
         except SearchUnavailable as exc:
             raise CommandError(str(exc)) from exc
+        self._print(reports, options)
+        if unavailable:
+            raise CommandError("could not sync " + "; ".join(unavailable))
+
+    def _print(self, reports: list[services.PermissionSyncReport], options: dict) -> None:
         if options["json"]:
             self.stdout.write(json.dumps([r.as_dict() for r in reports], indent=2))
             return
-        if not reports:
+        if not reports and not options["sources"]:
             self.stdout.write("No sources to sync.")
         for r in reports:
             self.stdout.write(f"{r.source}: {r.checked} documents checked, {r.changed} changed; "
-                              f"{r.groups} groups, {r.memberships} memberships in {r.seconds:.1f}s")
+                              f"{r.groups} groups, {r.memberships} memberships in {r.seconds:.1f}s"
+                              + ("" if r.listing_complete else "; listed only in part, so nothing was pruned"))
+            for where, message in r.errors:
+                self.stdout.write(self.style.WARNING(f"  ! {where}: {message}"))

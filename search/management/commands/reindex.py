@@ -20,7 +20,7 @@ class Command(BaseCommand):
         try:
             reports = services.rebuild_index(options["index"], options["backend"],
                                              progress=not options["no_progress"])
-        except SearchUnavailable as exc:
+        except (SearchUnavailable, services.SyncInProgress) as exc:
             raise CommandError(str(exc)) from exc
         for r in reports:
             self.stdout.write(f"{r.source}: {r.indexed} re-indexed, {r.failed} failed, {r.chunks} chunks "

@@ -1,0 +1,78 @@
+"""A source folder that is missing, unmounted or partly unreadable: a clear error, and nothing pruned."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from connectors import services, tasks
+from connectors.base import SourceUnavailable
+from connectors.models import Document, Group
+from tests.connectors.conftest import found, unprivileged, write_manifest
+
+pytestmark = pytest.mark.django_db
+
+
+def write_folder(folder):
+    (folder / "private").mkdir(parents=True)
+    (folder / "notes.txt").write_text("The cafeteria serves ramen on Thursdays.\n")
+    (folder / "private" / "salaries.md").write_text("# Salaries\n\nThe quokka bonus is paid in March.\n")
+    write_manifest(folder, groups={"group:finance": ["email:alice@corp.example"]})
+    return folder
+
+
+def test_a_missing_source_folder_fails_the_sync_and_deletes_nothing(tmp_path, make_folder_source):
+    """Reproduces issue 10 item 6: a missing or unmounted source folder pruned every document of the source."""
+    folder = write_folder(tmp_path / "docs")
+    source = make_folder_source(folder)
+    assert services.sync_source(source).indexed == 2
+    services.sync_permissions(source)
+    documents = dict(Document.objects.filter(source=source).values_list("external_id", "id"))
+    assert found(source, "ramen") == [documents["notes.txt"]]
+
+    folder.rename(tmp_path / "unmounted")
+    with pytest.raises(SourceUnavailable, match=f"{folder}: the folder does not exist or is not mounted"):
+        services.sync_source(source)
+    with pytest.raises(SourceUnavailable, match="nothing was pruned"):
+        tasks.sync_source.delay(source.id)  # the task fails with the same message (eager here)
+    with pytest.raises(SourceUnavailable, match="does not exist or is not mounted"):
+        services.sync_permissions(source)
+    assert dict(Document.objects.filter(source=source).values_list("external_id", "id")) == documents
+    assert found(source, "ramen") == [documents["notes.txt"]]
+    assert Group.objects.get(source=source).memberships.count() == 1  # group memberships are not emptied either
+
+    (tmp_path / "unmounted").rename(folder)
+    again = services.sync_source(source)
+    assert (again.unchanged, again.deleted, again.listing_complete) == (2, 0, True)
+
+
+def test_an_unreadable_subfolder_is_reported_and_its_files_are_not_pruned(shared_tmp, make_folder_source, settings,
+                                                                          embedder):
+    """Reproduces issue 10 item 6: an unreadable subfolder was skipped silently and its files pruned."""
+    from search import services as search_services
+
+    settings.CITEWISE = {**settings.CITEWISE, "EMBEDDED_INDEX_DIR": shared_tmp / "index"}
+    search_services._backends.clear()
+    with unprivileged():
+        folder = write_folder(shared_tmp / "docs")
+        source = make_folder_source(folder)
+        assert services.sync_source(source).indexed == 2
+        os.chmod(folder / "private", 0)
+        try:
+            content = services.sync_source(source)
+            permissions = services.sync_permissions(source)
+        finally:
+            os.chmod(folder / "private", 0o755)
+    salaries = Document.objects.get(source=source, external_id="private/salaries.md")
+    assert (content.deleted, content.listing_complete) == (0, False)
+    [(where, message)] = content.errors
+    assert where == "private" and message.startswith("unreadable_folder: ")
+    assert (permissions.deleted, permissions.listing_complete) == (0, False)
+    assert permissions.errors == content.errors
+    assert found(source, "quokka bonus") == [salaries.id]
+
+    # Readable again: a complete listing prunes what is really gone.
+    (folder / "private" / "salaries.md").unlink()
+    assert services.sync_source(source).deleted == 1
+    assert found(source, "quokka bonus") == []
