@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import json
 import logging
 import re
@@ -148,11 +149,26 @@ def health(request: HttpRequest) -> JsonResponse:
                          "backend": settings.CITEWISE["SEARCH_BACKEND"]}, status=200 if healthy else 503)
 
 
+def _bearer_token(request: HttpRequest) -> str:
+    scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
+    return credentials.strip() if scheme.lower() == "bearer" else ""
+
+
 def metrics(request: HttpRequest) -> HttpResponse:
-    if not (request.user.is_authenticated and request.user.is_staff) and request.META.get("REMOTE_ADDR") not in (
-        "127.0.0.1", "::1"
-    ):
-        return HttpResponseForbidden("metrics are for staff or local scrapers")
+    """Prometheus metrics for a scraper holding CITEWISE_METRICS_TOKEN, or a signed-in staff member.
+
+    The client address is never trusted: behind a reverse proxy on the same host every request is "local".
+    """
+    expected, offered = settings.CITEWISE_METRICS_TOKEN, _bearer_token(request)
+    # compare_digest: the time taken must not tell a guesser how much of the token was right.
+    scraper = bool(expected) and bool(offered) and hmac.compare_digest(offered.encode(), expected.encode())
+    if not (scraper or (request.user.is_authenticated and request.user.is_staff)):
+        if request.user.is_authenticated:
+            return HttpResponseForbidden("metrics are for staff or a scraper with the metrics token")
+        response = HttpResponse("metrics need `Authorization: Bearer <CITEWISE_METRICS_TOKEN>` or a staff session",
+                                status=401, content_type="text/plain")
+        response["WWW-Authenticate"] = 'Bearer realm="metrics"'
+        return response
     return HttpResponse(generate_latest(), content_type=CONTENT_TYPE_LATEST)
 
 

@@ -155,6 +155,11 @@ CACHES = {
     )
 }
 
+# --- /metrics ------------------------------------------------------------------------------
+# Prometheus scrapers send `Authorization: Bearer <token>`; signed-in staff may read the metrics too. Empty: staff
+# only. The client's address is never trusted: behind a reverse proxy on the same host everyone is 127.0.0.1.
+CITEWISE_METRICS_TOKEN = os.environ.get("CITEWISE_METRICS_TOKEN", "")
+
 # --- Citewise ------------------------------------------------------------------------------
 CITEWISE = {
     # "embedded" (SQLite FTS5 + in-process vectors) or "elasticsearch".

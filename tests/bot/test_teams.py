@@ -304,7 +304,7 @@ def _events(outcome: str) -> float:
     return REGISTRY.get_sample_value("citewise_bot_events_total", {"platform": "teams", "outcome": outcome}) or 0.0
 
 
-def test_a_redelivered_activity_is_answered_once(demo, client):
+def test_a_redelivered_activity_is_answered_once(demo, client, settings):
     done, duplicate = _events("done"), _events("duplicate")
     activity = personal_message(demo, "alice", QUESTION)
     send(client, demo, activity)
@@ -312,7 +312,9 @@ def test_a_redelivered_activity_is_answered_once(demo, client):
     assert len(demo.connector.messages()) == 1 and Answer.objects.count() == 1
     assert ProcessedEvent.objects.get(platform="teams").status == "done"
     assert (_events("done") - done, _events("duplicate") - duplicate) == (1, 1)
-    assert 'citewise_bot_answer_seconds_count{platform="teams"}' in client.get("/metrics").content.decode()
+    settings.CITEWISE_METRICS_TOKEN = "a-long-random-metrics-scrape-token"
+    scrape = client.get("/metrics", headers={"Authorization": "Bearer a-long-random-metrics-scrape-token"})
+    assert 'citewise_bot_answer_seconds_count{platform="teams"}' in scrape.content.decode()
 
 
 def test_a_throttled_reply_is_retried_after_retry_after(demo, client):
