@@ -23,7 +23,7 @@ from django.http import (
     StreamingHttpResponse,
 )
 from django.shortcuts import render
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_GET, require_POST
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from console import audit
@@ -110,16 +110,20 @@ def _answer_events(request: HttpRequest, question: str, conversation_id: uuid.UU
     yield _event("done", {"answer_id": data["answer_id"], "timings_ms": data["timings_ms"]})
 
 
-@require_GET
+@require_POST
 def chat_stream(request: HttpRequest) -> HttpResponse:
-    """Server-Sent Events: meta, token... (the answer in pieces), citations, done; or one error event."""
+    """Server-Sent Events: meta, token... (the answer in pieces), citations, done; or one error event.
+
+    A POST (form fields `q`, `conversation_id`): asking records a question in the user's name, so it goes through
+    Django's CSRF check like any other change; the page sends the token in X-CSRFToken.
+    """
     if not request.user.is_authenticated:
         return HttpResponse("sign in first", status=401, content_type="text/plain")
-    # A GET that records a question: refuse it when another site made the browser send it.
+    # Beside the CSRF token: a browser that says another site sent the request is refused outright.
     if request.headers.get("Sec-Fetch-Site") == "cross-site":
         return HttpResponseForbidden("cross-site requests are refused")
-    question = request.GET.get("q", "")
-    raw_conversation = request.GET.get("conversation_id", "").strip()
+    question = request.POST.get("q", "")
+    raw_conversation = request.POST.get("conversation_id", "").strip()
     try:
         conversation_id = uuid.UUID(raw_conversation) if raw_conversation else None
     except ValueError:

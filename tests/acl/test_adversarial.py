@@ -152,7 +152,7 @@ def post(client, url, body, user, **extra):
 
 
 def stream(client, params, **extra) -> list[tuple[str, dict]]:
-    response = client.get(STREAM, params, **extra)
+    response = client.post(STREAM, params, **extra)
     assert response.status_code == 200, response.content
     events = []
     for block in b"".join(response.streaming_content).decode().split("\n\n"):
@@ -279,7 +279,7 @@ def test_a_deactivated_user_gets_nothing(acme, client):
         assert response.status_code in (401, 403) and "98765" not in response.content.decode()
     page = client.get("/", {"q": "salary band"})
     assert page.status_code == 302 and "/accounts/login/" in page["Location"]
-    assert client.get(STREAM, {"q": QUESTIONS["finance/salaries.txt"]}).status_code == 401
+    assert client.post(STREAM, {"q": QUESTIONS["finance/salaries.txt"]}).status_code == 401
     result = ask(QUESTIONS["finance/salaries.txt"], principals=principals_for(alice), user=alice)
     assert acme.doc_id("finance/salaries.txt") not in cited(result) and "98765" not in answer_text(result)
 

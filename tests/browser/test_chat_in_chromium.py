@@ -11,7 +11,7 @@ from selenium.webdriver.support import expected_conditions as ready
 from selenium.webdriver.support.ui import WebDriverWait
 
 from connectors import services as connector_services
-from search.models import Feedback
+from search.models import Answer, Feedback
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -56,4 +56,13 @@ def test_an_employee_signs_in_asks_and_rates_the_answer(browser, live_server, is
     browser.find_element(By.CSS_SELECTOR, "#thread button[title=Helpful]").click()
     wait.until(ready.text_to_be_present_in_element((By.CSS_SELECTOR, "#thread .feedback .status"), "Thanks"))
     assert Feedback.objects.get().kind == "up"
+
+    # A follow-up is posted with the conversation the first answer started.
+    browser.find_element(By.ID, "question").send_keys("And when does it close?")
+    browser.find_element(By.ID, "ask-button").click()
+    wait.until(lambda driver: len(driver.find_elements(By.CSS_SELECTOR, "#thread .turn .feedback button")) >= 6)
+    first, follow_up = Answer.objects.order_by("created_at")
+    assert (first.user.username, first.surface, first.question) == ("erin", "web", "When does the gym open?")
+    assert follow_up.conversation_id == first.conversation_id
+    assert "ten at night" in browser.find_elements(By.CSS_SELECTOR, "#thread .turn")[1].text
     browser.save_screenshot(str(tmp_path / "chat.png"))

@@ -62,3 +62,25 @@ def test_metrics_for_staff_sessions_and_nobody_else_without_a_token(client, sett
     assert client.get(METRICS, REMOTE_ADDR="127.0.0.1").status_code == 403
     client.force_login(admin_user)
     assert client.get(METRICS, REMOTE_ADDR="10.1.2.3").status_code == 200
+
+
+# -- the chat stream ---------------------------------------------------------------------------------
+
+
+def test_asking_in_the_chat_is_a_post_with_a_csrf_token(corpus, alice):
+    """Reproduces issue 10 item 17: a GET on the chat stream records a question without CSRF protection, so any
+    page the employee visits can ask in their name (an <img> or EventSource to /chat/stream?q=...)."""
+    browser = Client(enforce_csrf_checks=True)
+    browser.force_login(alice)
+    assert browser.get(STREAM, {"q": KITCHEN_QUESTION}).status_code == 405
+    forged = browser.post(STREAM, {"q": KITCHEN_QUESTION})
+    assert forged.status_code == 403 and b"CSRF" in forged.content
+    assert not Answer.objects.exists()
+
+    token = str(browser.get(CHAT).context["csrf_token"])
+    response = browser.post(STREAM, {"q": KITCHEN_QUESTION}, headers={"X-CSRFToken": token})
+    assert response.status_code == 200 and response["Content-Type"].startswith("text/event-stream")
+    names = [name for name, _ in events(response)]
+    assert names[0] == "meta" and names[-1] == "done"
+    record = Answer.objects.get()
+    assert (record.user, record.surface, record.question) == (alice, "web", KITCHEN_QUESTION)
