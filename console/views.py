@@ -27,7 +27,7 @@ from django.views.decorators.http import require_GET, require_POST
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from console import audit
-from search import selectors
+from search import selectors, throttling
 from search.answering import services as answering
 from search.identity import principals_for
 from search.models import Feedback
@@ -41,13 +41,20 @@ SEARCH_UNAVAILABLE = "Search is unavailable right now; please try again in a mom
 @login_required
 def search_page(request: HttpRequest) -> HttpResponse:
     query = request.GET.get("q", "").strip()[:1000]
-    hits, error = [], ""
+    hits, error, retry_after = [], "", None
     if query:
         try:
+            throttling.check_search(user=request.user)
             hits = selectors.search(query, principals=principals_for(request.user), mode=SearchMode.HYBRID, limit=10)
+        except throttling.RateLimited as exc:
+            error, retry_after = exc.message, exc.retry_after
         except SearchUnavailable as exc:
             error = f"Search is unavailable right now: {exc}"
-    return render(request, "console/search.html", {"query": query, "hits": hits, "error": error})
+    response = render(request, "console/search.html", {"query": query, "hits": hits, "error": error},
+                      status=200 if retry_after is None else 429)
+    if retry_after is not None:
+        response["Retry-After"] = str(retry_after)
+    return response
 
 
 @login_required
@@ -87,6 +94,9 @@ def _answer_events(request: HttpRequest, question: str, conversation_id: uuid.UU
                                conversation_id=conversation_id, surface="web")
     except answering.InvalidQuestion as exc:
         yield _event("error", {"status": 400, "message": str(exc)})
+        return
+    except answering.RateLimited as exc:
+        yield _event("error", {"status": 429, "message": exc.message, "retry_after": exc.retry_after})
         return
     except SearchUnavailable as exc:
         logger.warning("chat: search unavailable: %s", exc)

@@ -89,3 +89,19 @@ def test_debug_on_is_announced_at_startup_with_the_variable_that_turns_it_off(tm
     seen, stderr = run_local(tmp_path, {"DJANGO_DEBUG": "1"})
     assert seen["debug"] is True
     assert "DEBUG is on" in stderr and "DJANGO_DEBUG" in stderr
+
+
+def test_a_rate_limit_that_is_not_a_rate_refuses_to_start(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "DATABASE_URL", "CITEWISE_", "TEAMS_"))}
+    env.update(DJANGO_SETTINGS_MODULE="console.settings.local", CITEWISE_VAR_DIR=str(tmp_path / "var"))
+    probe = [sys.executable, "-c", "import django; django.setup(); from django.conf import settings; "
+                                   "print(repr(settings.CITEWISE['ASK_RATE_PER_USER']), "
+                                   "repr(settings.CITEWISE['ASK_RATE_PER_CHANNEL']))"]
+    for value in ("lots", "20 per minute", "20/w"):
+        result = subprocess.run(probe, cwd=ROOT, env={**env, "CITEWISE_ASK_RATE_PER_USER": value},
+                                capture_output=True, text=True, timeout=120)
+        assert result.returncode != 0 and "CITEWISE_ASK_RATE_PER_USER" in result.stderr, value
+    result = subprocess.run(probe, cwd=ROOT, env={**env, "CITEWISE_ASK_RATE_PER_USER": "5/10m",
+                                                  "CITEWISE_ASK_RATE_PER_CHANNEL": "0"},
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and result.stdout.split() == ["'5/10m'", "''"], result.stderr

@@ -8,6 +8,7 @@ import itertools
 from datetime import timedelta
 import json
 import time
+import uuid
 from types import SimpleNamespace
 
 import pytest
@@ -325,6 +326,21 @@ def test_a_throttled_reply_is_retried_after_retry_after(demo, client):
     assert attempts[0].body == attempts[1].body  # the same activity, sent again
     assert attempts[1].at - attempts[0].at >= 0.9  # Retry-After: 1
     assert "$400 per week" in card_text(card_of(demo.connector.messages()[0]))
+
+
+def test_asking_too_fast_is_answered_with_a_wait_and_other_users_are_unaffected(demo, client, settings):
+    """Reproduces issue 10 item 18: the Teams bot answers however fast one person asks (here an unlinked one,
+    counted by their Teams identity)."""
+    settings.RATELIMIT_CACHE_PREFIX = f"citewise-test-rl-{uuid.uuid4().hex}:"
+    settings.CITEWISE = {**settings.CITEWISE, "ASK_RATE_PER_USER": "1/d"}  # per day: no window rolls over mid-test
+    send(client, demo, personal_message(demo, "nobody", QUESTION))
+    send(client, demo, personal_message(demo, "nobody", "Where is the bike storage?"))
+    answered, told = demo.connector.messages()
+    assert card_of(answered) and "You are asking questions too quickly" in told["text"] and "wait" in told["text"]
+    assert Answer.objects.count() == 1
+    assert ProcessedEvent.objects.filter(status="done").count() == 2
+    send(client, demo, personal_message(demo, "alice", QUESTION))
+    assert "$400 per week" in card_text(card_of(demo.connector.messages()[-1])) and Answer.objects.count() == 2
 
 
 def test_search_outage_is_explained_and_a_redelivery_answers(demo, client, settings):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 from django.contrib.auth import get_user_model
 from selenium import webdriver
@@ -30,7 +32,10 @@ def browser(tmp_path):
     driver.quit()
 
 
-def test_an_employee_signs_in_asks_and_rates_the_answer(browser, live_server, isolated_index, tmp_path):
+def test_an_employee_signs_in_asks_and_rates_the_answer(browser, live_server, isolated_index, tmp_path, settings):
+    # Two questions a day for this test (a key space of its own): the third shows the rate-limit message.
+    settings.RATELIMIT_CACHE_PREFIX = f"citewise-test-rl-{uuid.uuid4().hex}:"
+    settings.CITEWISE = {**settings.CITEWISE, "ASK_RATE_PER_USER": "2/d"}
     (tmp_path / "docs").mkdir()
     (tmp_path / "docs" / "gym.md").write_text(
         "# Gym\n\n## Opening hours\n\nThe rooftop gym opens at six in the morning and closes at ten at night.\n")
@@ -65,4 +70,11 @@ def test_an_employee_signs_in_asks_and_rates_the_answer(browser, live_server, is
     assert (first.user.username, first.surface, first.question) == ("erin", "web", "When does the gym open?")
     assert follow_up.conversation_id == first.conversation_id
     assert "ten at night" in browser.find_elements(By.CSS_SELECTOR, "#thread .turn")[1].text
+
+    # Past the limit: a readable message in the turn, the form usable again, nothing recorded.
+    browser.find_element(By.ID, "question").send_keys("Is there a sauna?")
+    browser.find_element(By.ID, "ask-button").click()
+    error = wait.until(ready.presence_of_element_located((By.CSS_SELECTOR, "#thread .turn:nth-child(3) .status.error")))
+    assert "too quickly" in error.text and "wait" in error.text
+    assert browser.find_element(By.ID, "ask-button").is_enabled() and Answer.objects.count() == 2
     browser.save_screenshot(str(tmp_path / "chat.png"))
