@@ -11,10 +11,12 @@ venv:
 	@VENV=$(VENV) bash scripts/ensure-venv.sh
 
 # Embedded default: SQLite, in-process search, eager tasks, the bundled demo corpus; web app + admin.
+# DEBUG is on for this local demo only (runserver serves the admin's CSS, errors show tracebacks); the settings
+# keep it off everywhere else. `DJANGO_DEBUG=0 make demo` turns it off here too.
 demo: venv
 	$(PY) manage.py migrate --no-input
 	$(PY) manage.py load_demo
-	$(PY) manage.py runserver $(DEMO_ADDR)
+	DJANGO_DEBUG=$${DJANGO_DEBUG:-1} $(PY) manage.py runserver $(DEMO_ADDR)
 
 # Java check, Elasticsearch zip, Redis, Chromium: idempotent, a fraction of a second once installed.
 system:

@@ -191,6 +191,8 @@ def main() -> None:
 
     var_dir = Path(tempfile.mkdtemp(prefix="citewise-bench-ask-"))
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "console.settings.local", "DJANGO_DEBUG": "0",
+           # One client asking as fast as it can is what this measures: no rate limits.
+           "CITEWISE_ASK_RATE_PER_USER": "0", "CITEWISE_ASK_RATE_PER_CHANNEL": "0",
            "CITEWISE_VAR_DIR": str(var_dir), "CITEWISE_SEARCH_BACKEND": args.backend,
            "CITEWISE_INDEX_NAME": f"bench-ask-{var_dir.name[-8:].lower()}", "CITEWISE_COMPOSER": args.composer,
            "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}

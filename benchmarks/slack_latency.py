@@ -71,6 +71,8 @@ def main() -> None:
     standin = SlackStandIn(team_id=TEAM).start()
     var_dir = Path(tempfile.mkdtemp(prefix="citewise-bench-slack-"))
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "console.settings.local", "DJANGO_DEBUG": "0",
+           # One client asking as fast as it can is what this measures: no rate limits.
+           "CITEWISE_ASK_RATE_PER_USER": "0", "CITEWISE_ASK_RATE_PER_CHANNEL": "0",
            "CITEWISE_VAR_DIR": str(var_dir), "CITEWISE_INDEX_NAME": f"bench-slack-{var_dir.name[-8:].lower()}",
            "CITEWISE_ANSWER_CACHE_TTL_S": str(args.cache_ttl), "CELERY_BROKER_URL": "",
            "SLACK_SIGNING_SECRET": SECRET, "SLACK_BOT_TOKEN": "xoxb-bench", "SLACK_API_BASE_URL": standin.base_url,

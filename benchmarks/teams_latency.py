@@ -74,6 +74,8 @@ def main() -> None:
                          email="alice@kestrelrobotics.com")
     var_dir = Path(tempfile.mkdtemp(prefix="citewise-bench-teams-"))
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "console.settings.local", "DJANGO_DEBUG": "0",
+           # One client asking as fast as it can is what this measures: no rate limits.
+           "CITEWISE_ASK_RATE_PER_USER": "0", "CITEWISE_ASK_RATE_PER_CHANNEL": "0",
            "CITEWISE_VAR_DIR": str(var_dir), "CITEWISE_INDEX_NAME": f"bench-teams-{var_dir.name[-8:].lower()}",
            "CITEWISE_ANSWER_CACHE_TTL_S": str(args.cache_ttl), "CELERY_BROKER_URL": "",
            "TEAMS_ENABLED": "true", "TEAMS_APP_ID": APP_ID, "TEAMS_APP_PASSWORD": APP_PASSWORD,

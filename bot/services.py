@@ -21,7 +21,7 @@ from bot.models import ProcessedEvent, ThreadConversation
 from connectors.base import normalize_principal
 from connectors.models import ExternalIdentity
 from search.answering.feedback import AnswerNotFound, FeedbackError, record_feedback
-from search.answering.services import AnswerResult, InvalidQuestion, ask
+from search.answering.services import AnswerResult, InvalidQuestion, RateLimited, ask
 from search.identity import principals_for
 from search.models import Feedback
 from search.types import SearchUnavailable
@@ -161,9 +161,14 @@ def answer_question(
     try:
         with BOT_ANSWER_SECONDS.labels(asker.platform).time():
             result = ask(text, principals=principals, user=asker.user, conversation_id=conversation_id,
-                         surface=asker.platform)
+                         surface=asker.platform,
+                         requester=platform_principal(asker.platform, asker.team_id, asker.user_id),
+                         channel=f"{asker.platform}:{asker.team_id}:{channel_id}")
     except InvalidQuestion as exc:
         raise BotError(f"I can't answer that: {exc}.") from exc
+    except RateLimited as exc:
+        # Not retryable: the event is done, so a redelivery does not ask again.
+        raise BotError(exc.message) from exc
     except SearchUnavailable as exc:
         raise BotError("Search is unavailable right now; please try again in a few minutes.", retryable=True) from exc
     if mapping is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import json
 import logging
 import re
@@ -22,11 +23,11 @@ from django.http import (
     StreamingHttpResponse,
 )
 from django.shortcuts import render
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_GET, require_POST
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from console import audit
-from search import selectors
+from search import selectors, throttling
 from search.answering import services as answering
 from search.identity import principals_for
 from search.models import Feedback
@@ -40,13 +41,20 @@ SEARCH_UNAVAILABLE = "Search is unavailable right now; please try again in a mom
 @login_required
 def search_page(request: HttpRequest) -> HttpResponse:
     query = request.GET.get("q", "").strip()[:1000]
-    hits, error = [], ""
+    hits, error, retry_after = [], "", None
     if query:
         try:
+            throttling.check_search(user=request.user)
             hits = selectors.search(query, principals=principals_for(request.user), mode=SearchMode.HYBRID, limit=10)
+        except throttling.RateLimited as exc:
+            error, retry_after = exc.message, exc.retry_after
         except SearchUnavailable as exc:
             error = f"Search is unavailable right now: {exc}"
-    return render(request, "console/search.html", {"query": query, "hits": hits, "error": error})
+    response = render(request, "console/search.html", {"query": query, "hits": hits, "error": error},
+                      status=200 if retry_after is None else 429)
+    if retry_after is not None:
+        response["Retry-After"] = str(retry_after)
+    return response
 
 
 @login_required
@@ -87,6 +95,9 @@ def _answer_events(request: HttpRequest, question: str, conversation_id: uuid.UU
     except answering.InvalidQuestion as exc:
         yield _event("error", {"status": 400, "message": str(exc)})
         return
+    except answering.RateLimited as exc:
+        yield _event("error", {"status": 429, "message": exc.message, "retry_after": exc.retry_after})
+        return
     except SearchUnavailable as exc:
         logger.warning("chat: search unavailable: %s", exc)
         yield _event("error", {"status": 503, "message": SEARCH_UNAVAILABLE})
@@ -109,16 +120,20 @@ def _answer_events(request: HttpRequest, question: str, conversation_id: uuid.UU
     yield _event("done", {"answer_id": data["answer_id"], "timings_ms": data["timings_ms"]})
 
 
-@require_GET
+@require_POST
 def chat_stream(request: HttpRequest) -> HttpResponse:
-    """Server-Sent Events: meta, token... (the answer in pieces), citations, done; or one error event."""
+    """Server-Sent Events: meta, token... (the answer in pieces), citations, done; or one error event.
+
+    A POST (form fields `q`, `conversation_id`): asking records a question in the user's name, so it goes through
+    Django's CSRF check like any other change; the page sends the token in X-CSRFToken.
+    """
     if not request.user.is_authenticated:
         return HttpResponse("sign in first", status=401, content_type="text/plain")
-    # A GET that records a question: refuse it when another site made the browser send it.
+    # Beside the CSRF token: a browser that says another site sent the request is refused outright.
     if request.headers.get("Sec-Fetch-Site") == "cross-site":
         return HttpResponseForbidden("cross-site requests are refused")
-    question = request.GET.get("q", "")
-    raw_conversation = request.GET.get("conversation_id", "").strip()
+    question = request.POST.get("q", "")
+    raw_conversation = request.POST.get("conversation_id", "").strip()
     try:
         conversation_id = uuid.UUID(raw_conversation) if raw_conversation else None
     except ValueError:
@@ -148,11 +163,26 @@ def health(request: HttpRequest) -> JsonResponse:
                          "backend": settings.CITEWISE["SEARCH_BACKEND"]}, status=200 if healthy else 503)
 
 
+def _bearer_token(request: HttpRequest) -> str:
+    scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
+    return credentials.strip() if scheme.lower() == "bearer" else ""
+
+
 def metrics(request: HttpRequest) -> HttpResponse:
-    if not (request.user.is_authenticated and request.user.is_staff) and request.META.get("REMOTE_ADDR") not in (
-        "127.0.0.1", "::1"
-    ):
-        return HttpResponseForbidden("metrics are for staff or local scrapers")
+    """Prometheus metrics for a scraper holding CITEWISE_METRICS_TOKEN, or a signed-in staff member.
+
+    The client address is never trusted: behind a reverse proxy on the same host every request is "local".
+    """
+    expected, offered = settings.CITEWISE_METRICS_TOKEN, _bearer_token(request)
+    # compare_digest: the time taken must not tell a guesser how much of the token was right.
+    scraper = bool(expected) and bool(offered) and hmac.compare_digest(offered.encode(), expected.encode())
+    if not (scraper or (request.user.is_authenticated and request.user.is_staff)):
+        if request.user.is_authenticated:
+            return HttpResponseForbidden("metrics are for staff or a scraper with the metrics token")
+        response = HttpResponse("metrics need `Authorization: Bearer <CITEWISE_METRICS_TOKEN>` or a staff session",
+                                status=401, content_type="text/plain")
+        response["WWW-Authenticate"] = 'Bearer realm="metrics"'
+        return response
     return HttpResponse(generate_latest(), content_type=CONTENT_TYPE_LATEST)
 
 

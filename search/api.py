@@ -19,7 +19,7 @@ from rest_framework.views import APIView
 
 from connectors.models import Source
 from console import audit
-from search import selectors
+from search import selectors, throttling
 from search.answering import services as answering
 from search.answering.citations import source_type
 from search.answering.feedback import AnswerNotFound, FeedbackError, record_feedback
@@ -52,10 +52,17 @@ def _error(message: str, code: int) -> Response:
     return Response({"detail": message}, status=code)
 
 
+def _rate_limited(exc: throttling.RateLimited) -> Response:
+    return Response({"detail": exc.message, "retry_after": exc.retry_after}, status=status.HTTP_429_TOO_MANY_REQUESTS,
+                    headers={"Retry-After": str(exc.retry_after)})
+
+
 ERRORS = {
     400: OpenApiResponse(ErrorSerializer, description="Invalid input: the body names the field and the problem."),
     401: OpenApiResponse(ErrorSerializer, description="No or invalid credentials."),
 }
+RATE_LIMITED = OpenApiResponse(ErrorSerializer, description=(
+    "Too many requests from you: wait the number of seconds in the Retry-After header (also `retry_after`)."))
 
 
 class ApiView(APIView):
@@ -72,11 +79,12 @@ class AskView(ApiView):
         description=(
             "Answers from the documents you may read, with [n] markers pointing at `citations`, or refuses "
             "(`refused: true`) and lists the nearest documents. Every question is recorded, including ones "
-            "that fail. Send the returned `conversation_id` with a follow-up to keep its context."
+            "that fail, except one refused by the rate limit (429, before any work). Send the returned "
+            "`conversation_id` with a follow-up to keep its context."
         ),
         request={"application/json": AskRequestSerializer},
         responses={
-            200: AnswerSerializer, **ERRORS,
+            200: AnswerSerializer, **ERRORS, 429: RATE_LIMITED,
             503: OpenApiResponse(ErrorSerializer, description="Search is unavailable; the question was recorded."),
         },
         examples=[OpenApiExample("question", value={"question": "How many vacation days do I get?"},
@@ -93,6 +101,8 @@ class AskView(ApiView):
             )
         except answering.InvalidQuestion as exc:
             return _error(str(exc), status.HTTP_400_BAD_REQUEST)
+        except answering.RateLimited as exc:
+            return _rate_limited(exc)
         except SearchUnavailable as exc:
             logger.warning("ask failed, search unavailable: %s", exc)
             return _error(SEARCH_UNAVAILABLE, status.HTTP_503_SERVICE_UNAVAILABLE)
@@ -109,7 +119,7 @@ class SearchView(ApiView):
         description="The best-matching passages among the documents you may read, without composing an answer.",
         request={"application/json": SearchRequestSerializer},
         responses={
-            200: SearchResponseSerializer, **ERRORS,
+            200: SearchResponseSerializer, **ERRORS, 429: RATE_LIMITED,
             503: OpenApiResponse(ErrorSerializer, description="Search is unavailable."),
         },
         examples=[OpenApiExample("query", value={"query": "on-call escalation", "mode": "hybrid", "limit": 5,
@@ -123,6 +133,10 @@ class SearchView(ApiView):
         data = body.validated_data
         query = data["query"].strip()
         mode = SearchMode(data["mode"])
+        try:
+            throttling.check_search(user=request.user)
+        except throttling.RateLimited as exc:
+            return _rate_limited(exc)
         try:
             hits = selectors.search(query, principals=principals_for(request.user), mode=mode,
                                     filters=SearchFiltersSerializer.to_filters(data.get("filters")),

@@ -1,3 +1,4 @@
+import json
 import os
 import subprocess
 import sys
@@ -49,3 +50,58 @@ def test_production_settings_start_with_a_teams_app(tmp_path):
     result = run_check({**_secrets(tmp_path), "TEAMS_APP_ID": "8d1c5c1e-6d6a-4f0e-9a4c-2f2d3c8b9e11",
                         "TEAMS_APP_PASSWORD": "a-client-secret"})
     assert result.returncode == 0, result.stderr
+
+
+# -- local settings: DEBUG only when asked for ---------------------------------------------------------
+
+# Ask the local settings for a page that does not exist, as a server started with them would answer it.
+_NOT_FOUND_PROBE = """
+import json, django
+django.setup()
+from django.conf import settings
+from django.test import Client
+response = Client().get("/no-such-page", HTTP_HOST="localhost")
+print(json.dumps({"debug": settings.DEBUG, "status": response.status_code, "body": response.content.decode()}))
+"""
+
+
+def run_local(tmp_path, env_overrides: dict[str, str]) -> tuple[dict, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "DATABASE_URL", "CITEWISE_", "TEAMS_"))}
+    env.update(env_overrides, DJANGO_SETTINGS_MODULE="console.settings.local", CITEWISE_VAR_DIR=str(tmp_path / "var"))
+    result = subprocess.run([sys.executable, "-c", _NOT_FOUND_PROBE], cwd=ROOT, env=env, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1]), result.stderr
+
+
+def test_local_settings_keep_debug_off_unless_asked_and_a_404_lists_no_urls(tmp_path):
+    """Reproduces issue 10 item 17: console.settings.local (the default of console.wsgi) turns DEBUG on, so a server
+    started with it by anything but `make demo` shows Django's technical 404 page listing every URL pattern."""
+    seen, stderr = run_local(tmp_path, {})
+    assert seen["debug"] is False
+    assert seen["status"] == 404
+    assert "URLconf" not in seen["body"] and "console.urls" not in seen["body"] and "admin/" not in seen["body"]
+    assert "DEBUG is on" not in stderr
+
+
+def test_debug_on_is_announced_at_startup_with_the_variable_that_turns_it_off(tmp_path):
+    """Reproduces issue 10 item 17: with DEBUG on nothing says so when the server starts."""
+    seen, stderr = run_local(tmp_path, {"DJANGO_DEBUG": "1"})
+    assert seen["debug"] is True
+    assert "DEBUG is on" in stderr and "DJANGO_DEBUG" in stderr
+
+
+def test_a_rate_limit_that_is_not_a_rate_refuses_to_start(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "DATABASE_URL", "CITEWISE_", "TEAMS_"))}
+    env.update(DJANGO_SETTINGS_MODULE="console.settings.local", CITEWISE_VAR_DIR=str(tmp_path / "var"))
+    probe = [sys.executable, "-c", "import django; django.setup(); from django.conf import settings; "
+                                   "print(repr(settings.CITEWISE['ASK_RATE_PER_USER']), "
+                                   "repr(settings.CITEWISE['ASK_RATE_PER_CHANNEL']))"]
+    for value in ("lots", "20 per minute", "20/w"):
+        result = subprocess.run(probe, cwd=ROOT, env={**env, "CITEWISE_ASK_RATE_PER_USER": value},
+                                capture_output=True, text=True, timeout=120)
+        assert result.returncode != 0 and "CITEWISE_ASK_RATE_PER_USER" in result.stderr, value
+    result = subprocess.run(probe, cwd=ROOT, env={**env, "CITEWISE_ASK_RATE_PER_USER": "5/10m",
+                                                  "CITEWISE_ASK_RATE_PER_CHANNEL": "0"},
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and result.stdout.split() == ["'5/10m'", "''"], result.stderr

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 VAR_DIR = Path(os.environ.get("CITEWISE_VAR_DIR", BASE_DIR / "var"))
@@ -31,6 +33,21 @@ def env_float(name: str, default: float) -> float:
 def env_list(name: str, default: list[str]) -> list[str]:
     raw = os.environ.get(name)
     return default if raw in (None, "") else [item.strip() for item in raw.split(",") if item.strip()]
+
+
+_RATE = re.compile(r"(\d+)/(\d*)([smhd])")
+
+
+def env_rate(name: str, default: str) -> str:
+    """A rate such as "20/m" (per s, m, h or d; "5/10m" is per ten minutes); 0 or empty turns the limit off ("")."""
+    raw = os.environ.get(name)
+    value = default if raw is None else raw.strip()
+    if value in ("", "0"):
+        return ""
+    match = _RATE.fullmatch(value)
+    if match is None:
+        raise ImproperlyConfigured(f"{name}={value!r} is not a rate: use e.g. 20/m (per s, m, h or d), or 0 for none")
+    return "" if int(match.group(1)) == 0 else value
 
 
 SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "insecure-local-development-key-change-me")
@@ -155,6 +172,17 @@ CACHES = {
     )
 }
 
+# --- /metrics ------------------------------------------------------------------------------
+# Prometheus scrapers send `Authorization: Bearer <token>`; signed-in staff may read the metrics too. Empty: staff
+# only. The client's address is never trusted: behind a reverse proxy on the same host everyone is 127.0.0.1.
+CITEWISE_METRICS_TOKEN = os.environ.get("CITEWISE_METRICS_TOKEN", "")
+
+# --- Rate limits (search/throttling.py) ------------------------------------------------------
+# Counted in the default cache: shared by every web process and worker only when CITEWISE_CACHE_URL points at Redis.
+# If the cache cannot be reached, requests are let through (a warning is logged) rather than all refused.
+RATELIMIT_USE_CACHE = "default"
+RATELIMIT_FAIL_OPEN = True
+
 # --- Citewise ------------------------------------------------------------------------------
 CITEWISE = {
     # "embedded" (SQLite FTS5 + in-process vectors) or "elasticsearch".
@@ -214,6 +242,11 @@ CITEWISE = {
     # Identical questions (same rewritten query, settings, principals and index version) within this many
     # seconds are answered from the cache, still recorded and audited; 0 turns the answer cache off.
     "ANSWER_CACHE_TTL_S": env_int("CITEWISE_ANSWER_CACHE_TTL_S", 300),
+    # Questions per asker (a Citewise user, or an unlinked Slack/Teams user) across every surface, and per Slack or
+    # Teams channel; searches per user (API and search page). "N/s|m|h|d"; 0 or empty turns a limit off.
+    "ASK_RATE_PER_USER": env_rate("CITEWISE_ASK_RATE_PER_USER", "20/m"),
+    "ASK_RATE_PER_CHANNEL": env_rate("CITEWISE_ASK_RATE_PER_CHANNEL", "60/m"),
+    "SEARCH_RATE_PER_USER": env_rate("CITEWISE_SEARCH_RATE_PER_USER", "60/m"),
     "PERMISSION_SYNC_INTERVAL_S": PERMISSION_SYNC_INTERVAL_S,
     "CONTENT_SYNC_INTERVAL_S": CONTENT_SYNC_INTERVAL_S,
 }

@@ -1,7 +1,10 @@
-"""Local, single-machine defaults: SQLite, embedded search, eager tasks."""
+"""Local, single-machine defaults: SQLite, embedded search, eager tasks.
+
+DEBUG stays off unless DJANGO_DEBUG asks for it (`make demo` does): console.wsgi and console.asgi default to these
+settings, and a server started with DEBUG on shows anyone every URL pattern on a 404 and tracebacks on a 500.
+"""
 
 from .base import *  # noqa: F401,F403
-from .base import VAR_DIR, env_bool
+from .base import VAR_DIR
 
-DEBUG = env_bool("DJANGO_DEBUG", True)
 VAR_DIR.mkdir(parents=True, exist_ok=True)

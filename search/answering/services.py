@@ -15,7 +15,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
 
-from search import selectors
+from search import selectors, throttling
 from search.answering.answerability import judge
 from search.answering.citations import Citation, VerifiedAnswer, verify
 from search.answering.composers import PROMPT_VERSION, get_composer
@@ -30,6 +30,9 @@ from search.types import IndexModelMismatch, SearchMode, SearchUnavailable
 logger = logging.getLogger("citewise.answering")
 MAX_QUESTION_CHARS = 2000
 HISTORY_TURNS = 3
+
+
+RateLimited = throttling.RateLimited  # what ask() raises past a limit, beside InvalidQuestion
 
 
 class InvalidQuestion(ValueError):
@@ -184,11 +187,15 @@ def ask(
     user: Any = None,
     conversation_id: uuid.UUID | str | None = None,
     surface: str = "api",
+    requester: str = "",
+    channel: str = "",
 ) -> AnswerResult:
     """Answer from passages the principals may read, with verified [n] citations, or refuse.
 
     The question is recorded and audited whatever happens, including when search or the LLM fails and
-    when the answer comes from the cache.
+    when the answer comes from the cache; only a question refused by a rate limit (RateLimited, raised before
+    any work) is not. `requester` names an asker who has no `user` (an unlinked chat user) and `channel` the
+    chat channel asked in, for those limits (search/throttling.py).
     """
     question = (question or "").strip()
     if not question:
@@ -197,6 +204,8 @@ def ask(
         raise InvalidQuestion(f"the question is longer than {MAX_QUESTION_CHARS} characters")
     if not isinstance(principals, frozenset):
         raise TypeError("principals must be a frozenset of the asker's principals")
+    # Every surface asks through here, so one check limits them all; it comes before any database or search work.
+    throttling.check_ask(user=user, requester=requester, channel=channel)
     config = settings.CITEWISE
     started = time.perf_counter()
     conversation = _conversation(conversation_id, user, surface)

@@ -152,7 +152,7 @@ def post(client, url, body, user, **extra):
 
 
 def stream(client, params, **extra) -> list[tuple[str, dict]]:
-    response = client.get(STREAM, params, **extra)
+    response = client.post(STREAM, params, **extra)
     assert response.status_code == 200, response.content
     events = []
     for block in b"".join(response.streaming_content).decode().split("\n\n"):
@@ -279,7 +279,7 @@ def test_a_deactivated_user_gets_nothing(acme, client):
         assert response.status_code in (401, 403) and "98765" not in response.content.decode()
     page = client.get("/", {"q": "salary band"})
     assert page.status_code == 302 and "/accounts/login/" in page["Location"]
-    assert client.get(STREAM, {"q": QUESTIONS["finance/salaries.txt"]}).status_code == 401
+    assert client.post(STREAM, {"q": QUESTIONS["finance/salaries.txt"]}).status_code == 401
     result = ask(QUESTIONS["finance/salaries.txt"], principals=principals_for(alice), user=alice)
     assert acme.doc_id("finance/salaries.txt") not in cited(result) and "98765" not in answer_text(result)
 
@@ -394,17 +394,21 @@ def test_the_document_admin_is_for_admins_only(web_acme, client):
     assert "Salary bands" in client.get(changelist).content.decode()
 
 
-def test_metrics_are_for_staff_or_local_scrapers(web_acme, client):
+def test_metrics_are_for_staff_or_a_scraper_with_the_token(web_acme, client, settings):
+    settings.CITEWISE_METRICS_TOKEN = "a-long-random-metrics-scrape-token"
     remote = {"REMOTE_ADDR": "10.1.2.3"}
-    assert client.get("/metrics", **remote).status_code == 403
+    assert client.get("/metrics", **remote).status_code == 401
     assert client.get("/metrics", headers={"X-Forwarded-For": "127.0.0.1", "X-Real-IP": "127.0.0.1"},
-                      **remote).status_code == 403
+                      **remote).status_code == 401
+    # A loopback address is no credential: a reverse proxy on the same host makes every visitor local.
+    assert client.get("/metrics", REMOTE_ADDR="127.0.0.1").status_code == 401
     client.force_login(web_acme.users["bob"])
     assert client.get("/metrics", **remote).status_code == 403
     client.force_login(web_acme.users["root"])
     assert client.get("/metrics", **remote).status_code == 200
     client.logout()
-    assert client.get("/metrics", REMOTE_ADDR="127.0.0.1").status_code == 200
+    assert client.get("/metrics", headers={"Authorization": "Bearer a-long-random-metrics-scrape-token"},
+                      **remote).status_code == 200
 
 
 # -- the web search page and the chat stream --------------------------------------------------------------

@@ -279,7 +279,7 @@ def test_chat_stream_while_elasticsearch_is_unreachable_is_an_error_event(client
 
 
 def stream(client, params) -> list[tuple[str, dict]]:
-    response = client.get(STREAM, params)
+    response = client.post(STREAM, params)
     assert response.status_code == 200
     assert response["Content-Type"].startswith("text/event-stream") and response["Cache-Control"].startswith("no-cache")
     raw = b"".join(response.streaming_content).decode()
@@ -334,13 +334,13 @@ def test_a_non_staff_employee_signs_in_and_reaches_the_chat(client, alice):
 def test_chat_needs_a_signed_in_user(client, alice):
     page = client.get(CHAT)
     assert page.status_code == 302 and page["Location"].startswith("/accounts/login/?next=/chat/")
-    assert client.get(STREAM, {"q": QUESTION}).status_code == 401
+    assert client.post(STREAM, {"q": QUESTION}).status_code == 401
     client.force_login(alice)
     page = client.get(CHAT)
     assert page.status_code == 200
     html = page.content.decode()
     assert 'name="csrf-token"' in html and "/chat/stream" in html and 'value="missing_citation"' in html
-    assert client.get(STREAM, {"q": QUESTION}, headers={"Sec-Fetch-Site": "cross-site"}).status_code == 403
+    assert client.post(STREAM, {"q": QUESTION}, headers={"Sec-Fetch-Site": "cross-site"}).status_code == 403
     assert not Answer.objects.exists()
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -235,3 +236,36 @@ def test_channel_settings_disable_and_unmentioned_messages(demo, sender):
 def test_slack_events_is_unavailable_until_configured(client, settings):
     settings.SLACK_SIGNING_SECRET = ""
     assert client.post("/slack/events", data="{}", content_type="application/json").status_code == 503
+
+
+def test_a_channel_asking_too_fast_is_told_to_wait_and_other_channels_and_users_are_not(demo, sender, settings):
+    """Reproduces issue 10 item 18: nothing limits how fast one channel asks; the bot answers every question."""
+    from tests.api.test_rate_limits import searches_run
+
+    settings.RATELIMIT_CACHE_PREFIX = f"citewise-test-rl-{uuid.uuid4().hex}:"
+    # Per day: a fixed window rolling over mid-test would reset the counts.
+    settings.CITEWISE = {**settings.CITEWISE, "ASK_RATE_PER_CHANNEL": "2/d", "ASK_RATE_PER_USER": "2/d"}
+    sender.post_event(mention("UALICE", QUESTION, ts="1100.000001", channel="C7"))
+    sender.post_event(mention("UBEN", QUESTION, ts="1100.000002", channel="C7"))
+    assert Answer.objects.count() == 2
+    searches = searches_run()
+
+    # A third person, within their own limit, in the same busy channel.
+    sender.post_event(mention("UCHRIS", "Where is the bike storage?", ts="1100.000003", channel="C7"))
+    reply = demo.posts()[-1]
+    assert reply["body"]["channel"] == "C7" and reply["body"]["thread_ts"] == "1100.000003"
+    assert "This channel" in reply["body"]["text"] and "wait" in reply["body"]["text"]
+    assert Answer.objects.count() == 2 and searches_run() == searches
+    # Done, not failed: Slack's redelivery must not ask again.
+    assert ProcessedEvent.objects.order_by("-id").first().status == "done"
+
+    # Another channel is unaffected, and so is the same person there.
+    sender.post_event(mention("UCHRIS", "Where is the bike storage?", ts="1100.000004", channel="C8"))
+    assert Answer.objects.count() == 3 and "wait" not in demo.posts()[-1]["body"]["text"]
+
+    # The per-user limit follows a person across channels (a DM included).
+    sender.post_event(dm("UALICE", QUESTION, ts="1100.000005", channel="D7"))
+    assert Answer.objects.count() == 4
+    sender.post_event(dm("UALICE", QUESTION, ts="1100.000006", channel="D7"))
+    text = demo.posts()[-1]["body"]["text"]
+    assert text.startswith("You") and "wait" in text and Answer.objects.count() == 4

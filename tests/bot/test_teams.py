@@ -8,6 +8,7 @@ import itertools
 from datetime import timedelta
 import json
 import time
+import uuid
 from types import SimpleNamespace
 
 import pytest
@@ -304,7 +305,7 @@ def _events(outcome: str) -> float:
     return REGISTRY.get_sample_value("citewise_bot_events_total", {"platform": "teams", "outcome": outcome}) or 0.0
 
 
-def test_a_redelivered_activity_is_answered_once(demo, client):
+def test_a_redelivered_activity_is_answered_once(demo, client, settings):
     done, duplicate = _events("done"), _events("duplicate")
     activity = personal_message(demo, "alice", QUESTION)
     send(client, demo, activity)
@@ -312,7 +313,9 @@ def test_a_redelivered_activity_is_answered_once(demo, client):
     assert len(demo.connector.messages()) == 1 and Answer.objects.count() == 1
     assert ProcessedEvent.objects.get(platform="teams").status == "done"
     assert (_events("done") - done, _events("duplicate") - duplicate) == (1, 1)
-    assert 'citewise_bot_answer_seconds_count{platform="teams"}' in client.get("/metrics").content.decode()
+    settings.CITEWISE_METRICS_TOKEN = "a-long-random-metrics-scrape-token"
+    scrape = client.get("/metrics", headers={"Authorization": "Bearer a-long-random-metrics-scrape-token"})
+    assert 'citewise_bot_answer_seconds_count{platform="teams"}' in scrape.content.decode()
 
 
 def test_a_throttled_reply_is_retried_after_retry_after(demo, client):
@@ -323,6 +326,21 @@ def test_a_throttled_reply_is_retried_after_retry_after(demo, client):
     assert attempts[0].body == attempts[1].body  # the same activity, sent again
     assert attempts[1].at - attempts[0].at >= 0.9  # Retry-After: 1
     assert "$400 per week" in card_text(card_of(demo.connector.messages()[0]))
+
+
+def test_asking_too_fast_is_answered_with_a_wait_and_other_users_are_unaffected(demo, client, settings):
+    """Reproduces issue 10 item 18: the Teams bot answers however fast one person asks (here an unlinked one,
+    counted by their Teams identity)."""
+    settings.RATELIMIT_CACHE_PREFIX = f"citewise-test-rl-{uuid.uuid4().hex}:"
+    settings.CITEWISE = {**settings.CITEWISE, "ASK_RATE_PER_USER": "1/d"}  # per day: no window rolls over mid-test
+    send(client, demo, personal_message(demo, "nobody", QUESTION))
+    send(client, demo, personal_message(demo, "nobody", "Where is the bike storage?"))
+    answered, told = demo.connector.messages()
+    assert card_of(answered) and "You are asking questions too quickly" in told["text"] and "wait" in told["text"]
+    assert Answer.objects.count() == 1
+    assert ProcessedEvent.objects.filter(status="done").count() == 2
+    send(client, demo, personal_message(demo, "alice", QUESTION))
+    assert "$400 per week" in card_text(card_of(demo.connector.messages()[-1])) and Answer.objects.count() == 2
 
 
 def test_search_outage_is_explained_and_a_redelivery_answers(demo, client, settings):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 from django.contrib.auth import get_user_model
 from selenium import webdriver
@@ -11,7 +13,7 @@ from selenium.webdriver.support import expected_conditions as ready
 from selenium.webdriver.support.ui import WebDriverWait
 
 from connectors import services as connector_services
-from search.models import Feedback
+from search.models import Answer, Feedback
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -30,7 +32,10 @@ def browser(tmp_path):
     driver.quit()
 
 
-def test_an_employee_signs_in_asks_and_rates_the_answer(browser, live_server, isolated_index, tmp_path):
+def test_an_employee_signs_in_asks_and_rates_the_answer(browser, live_server, isolated_index, tmp_path, settings):
+    # Two questions a day for this test (a key space of its own): the third shows the rate-limit message.
+    settings.RATELIMIT_CACHE_PREFIX = f"citewise-test-rl-{uuid.uuid4().hex}:"
+    settings.CITEWISE = {**settings.CITEWISE, "ASK_RATE_PER_USER": "2/d"}
     (tmp_path / "docs").mkdir()
     (tmp_path / "docs" / "gym.md").write_text(
         "# Gym\n\n## Opening hours\n\nThe rooftop gym opens at six in the morning and closes at ten at night.\n")
@@ -56,4 +61,20 @@ def test_an_employee_signs_in_asks_and_rates_the_answer(browser, live_server, is
     browser.find_element(By.CSS_SELECTOR, "#thread button[title=Helpful]").click()
     wait.until(ready.text_to_be_present_in_element((By.CSS_SELECTOR, "#thread .feedback .status"), "Thanks"))
     assert Feedback.objects.get().kind == "up"
+
+    # A follow-up is posted with the conversation the first answer started.
+    browser.find_element(By.ID, "question").send_keys("And when does it close?")
+    browser.find_element(By.ID, "ask-button").click()
+    wait.until(lambda driver: len(driver.find_elements(By.CSS_SELECTOR, "#thread .turn .feedback button")) >= 6)
+    first, follow_up = Answer.objects.order_by("created_at")
+    assert (first.user.username, first.surface, first.question) == ("erin", "web", "When does the gym open?")
+    assert follow_up.conversation_id == first.conversation_id
+    assert "ten at night" in browser.find_elements(By.CSS_SELECTOR, "#thread .turn")[1].text
+
+    # Past the limit: a readable message in the turn, the form usable again, nothing recorded.
+    browser.find_element(By.ID, "question").send_keys("Is there a sauna?")
+    browser.find_element(By.ID, "ask-button").click()
+    error = wait.until(ready.presence_of_element_located((By.CSS_SELECTOR, "#thread .turn:nth-child(3) .status.error")))
+    assert "too quickly" in error.text and "wait" in error.text
+    assert browser.find_element(By.ID, "ask-button").is_enabled() and Answer.objects.count() == 2
     browser.save_screenshot(str(tmp_path / "chat.png"))

@@ -51,7 +51,7 @@ def test_every_ask_is_audited_with_what_was_retrieved_and_what_was_shown(client,
 
 def test_asks_from_the_web_chat_are_audited_as_web(client, corpus, alice):
     client.force_login(alice)
-    response = client.get("/chat/stream", {"q": KITCHEN_QUESTION})
+    response = client.post("/chat/stream", {"q": KITCHEN_QUESTION})
     assert b"event: done" in b"".join(response.streaming_content)
     [event] = events("ask")
     assert (event.actor, event.surface, event.detail["question"]) == (alice, "web", KITCHEN_QUESTION)

@@ -7,7 +7,7 @@ import json
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
-from search.answering.services import InvalidQuestion, ask
+from search.answering.services import InvalidQuestion, RateLimited, ask
 from search.identity import principals_for
 from search.types import IndexModelMismatch, SearchUnavailable
 
@@ -30,7 +30,7 @@ class Command(BaseCommand):
                 raise CommandError(f"no user named {options['username']!r}") from exc
         try:
             result = ask(options["question"], principals=principals_for(user), user=user, surface="cli")
-        except InvalidQuestion as exc:
+        except (InvalidQuestion, RateLimited) as exc:
             raise CommandError(str(exc)) from exc
         except (SearchUnavailable, IndexModelMismatch) as exc:
             raise CommandError(f"search is unavailable: {exc}") from exc
