@@ -90,6 +90,26 @@ class ExternalIdentity(models.Model):
         return self.principal
 
 
+class Account(models.Model):
+    """Whether a Citewise user is one of the organisation's own people: stored, never inferred.
+
+    Only employees read as "everyone except external users" and as their email domains. A user without an
+    account row, or with status unknown, is treated as unknown: an admin decides (Admin › Users, or Accounts).
+    """
+
+    class Status(models.TextChoices):
+        EMPLOYEE = "employee", "Employee"
+        GUEST = "guest", "Guest or contractor"
+        UNKNOWN = "unknown", "Unknown (not yet decided)"
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="account")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.UNKNOWN)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.user} ({self.status})"
+
+
 class Group(models.Model):
     """A group as a source knows it (`spo:<tenant>:group:<id>`, `group:engineering`); synced apart from content."""
 

@@ -9,6 +9,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
@@ -16,7 +17,7 @@ from django.utils import timezone
 from tqdm import tqdm
 
 from connectors.base import Connector, Permissions, SourceItem
-from connectors.models import Document, Group, GroupMembership, Source, document_id_for
+from connectors.models import Account, Document, Group, GroupMembership, Source, document_id_for
 from connectors.parsing import ParseError, parse
 from connectors.sources import connector_for
 from search import services as search_services
@@ -313,3 +314,24 @@ def sync_permissions(source: Source, *, backend: SearchBackend | None = None) ->
     logger.info("permission sync finished source=%s checked=%d changed=%d groups=%d memberships=%d",
                 source.name, report.checked, report.changed, report.groups, report.memberships)
     return report
+
+
+# -- accounts ----------------------------------------------------------------------------------------
+
+def set_account_status(user: Any, status: str, *, actor: Any = None, surface: str = "") -> Account:
+    """Record whether `user` is an employee, a guest or unknown; a change is written to the audit log."""
+    from console import audit
+
+    if status not in Account.Status.values:
+        raise ValueError(f"unknown account status {status!r}")
+    account, created = Account.objects.get_or_create(user=user, defaults={"status": status})
+    # No row read as unknown before, so that is what a first classification changes from.
+    previous = Account.Status.UNKNOWN if created else account.status
+    if not created and previous != status:
+        account.status = status
+        account.save(update_fields=["status", "updated_at"])
+    if previous != status:
+        audit.record(actor, "account.status", object_type="auth.user", object_id=user.pk, surface=surface,
+                     detail={"username": user.get_username(), "from": previous, "to": status})
+    return account
+
