@@ -123,13 +123,30 @@ class Group(models.Model):
 
 
 class GroupMembership(models.Model):
-    """`member` is a user principal or another group's principal: groups nest to any depth, cycles allowed."""
+    """`member` is a user principal or another group's principal: groups nest to any depth, cycles allowed.
+
+    `origin` says who owns the row: "source" rows are replaced by each permission sync, "local" rows were added
+    by an admin and no sync touches them. A revoked row (`revoked_at` set) grants nothing; it stays so that the
+    next sync, which still lists the member, does not grant it again. Lifting the revocation clears it.
+    """
+
+    class Origin(models.TextChoices):
+        SOURCE = "source", "Synced from the source"
+        LOCAL = "local", "Added in Citewise"
 
     group = models.ForeignKey(Group, on_delete=models.CASCADE, related_name="memberships")
     member = models.CharField(max_length=500, db_index=True)
+    origin = models.CharField(max_length=16, choices=Origin.choices, default=Origin.LOCAL)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["group", "member"], name="unique_group_member")]
 
+    @property
+    def revoked(self) -> bool:
+        return self.revoked_at is not None
+
     def __str__(self) -> str:
-        return f"{self.member} ∈ {self.group.principal}"
+        return f"{self.member} ∈ {self.group.principal}" + (" (revoked)" if self.revoked else "")

@@ -47,12 +47,16 @@ def own_principals(user: Any) -> set[str]:
 
 
 def expand_groups(principals: set[str]) -> frozenset[str]:
-    """Add every group the principals belong to, through any depth of nesting; cycles end the walk."""
+    """Add every group the principals belong to, through any depth of nesting; cycles end the walk.
+
+    A revoked membership grants nothing.
+    """
     seen = set(principals)
     frontier = set(principals)
     while frontier:
         parents = set(
-            GroupMembership.objects.filter(member__in=frontier).values_list("group__principal", flat=True)
+            GroupMembership.objects.filter(member__in=frontier, revoked_at__isnull=True)
+            .values_list("group__principal", flat=True)
         ) - seen
         seen |= parents
         frontier = parents
