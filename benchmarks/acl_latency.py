@@ -48,7 +48,7 @@ def main() -> None:
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
-    from connectors.models import ExternalIdentity, Group, GroupMembership
+    from connectors.models import Account, ExternalIdentity, Group, GroupMembership
     from connectors.parsing import Section
     from connectors.selectors import expanded_principals
     from search.analysis import analyzed_text
@@ -104,6 +104,7 @@ def main() -> None:
     user = get_user_model().objects.create_user(f"bench-{uuid.uuid4().hex[:6]}")
     member = f"email:{user.username}@corp.example"
     ExternalIdentity.objects.create(user=user, principal=member)
+    Account.objects.create(user=user, status=Account.Status.EMPLOYEE)
     groups = Group.objects.bulk_create([Group(principal=f"bench:group:{i}:{uuid.uuid4().hex[:8]}")
                                         for i in range(args.principals)])
     direct, chain = groups[:-50], groups[-50:]

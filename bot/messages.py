@@ -34,6 +34,9 @@ def scope_note(answer: BotAnswer, *, private: bool, platform_name: str) -> str:
         if answer.asker.lookup_failed:
             note += (f" {platform_name} could not tell me who you are just now, so I searched public documents"
                      " only; try again in a few minutes.")
+        elif answer.asker.outside:
+            note += (f" You're a guest or from another organisation in {platform_name}, so I searched public"
+                     " documents only; an admin can link your account to Citewise if you should see more.")
         else:
             note += (" I don't know your Citewise account yet, so I searched public documents only: ask an admin"
                      f" to link your {platform_name} account, or use the same email address in {platform_name}"

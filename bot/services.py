@@ -34,8 +34,20 @@ STALE_CLAIM = timedelta(minutes=5)
 SCOPE_PERSONAL = "personal"   # the asker's permissions (DM, or ephemeral in a channel)
 SCOPE_CHANNEL = "channel"     # documents every member of the channel can read
 
-# A platform user id → the verified address(es) the platform knows them by (Teams: email and UPN).
-EmailLookup = Callable[[str], "str | Iterable[str] | None"]
+
+@dataclass(frozen=True)
+class DirectoryUser:
+    """What a platform's directory says about one of its users: their verified addresses, and whether they are
+    one of the organisation's own members."""
+
+    addresses: tuple[str, ...] = ()
+    # A member of the installing workspace / org or of a trusted tenant, and not a guest. Only such a user's
+    # addresses may stand for a Citewise account: another organisation's admins choose their users' emails.
+    internal: bool = False
+
+
+# A platform user id → what the platform's directory says about them; None when it does not know them.
+EmailLookup = Callable[[str], "DirectoryUser | None"]
 
 
 class IdentityLookupFailed(Exception):
@@ -49,6 +61,7 @@ class Asker:
     user_id: str
     user: Any = None  # the Citewise user, or None when the platform user is not linked
     lookup_failed: bool = False  # unlinked because the platform's directory could not be asked, not by choice
+    outside: bool = False  # unlinked because the directory says guest or another organisation: email not trusted
 
     @property
     def linked(self) -> bool:
@@ -83,25 +96,31 @@ def platform_principal(platform: str, team_id: str, user_id: str) -> str:
 def resolve_user(platform: str, team_id: str, user_id: str, email_lookup: EmailLookup | None = None) -> Asker:
     """The Citewise user behind a platform user: a linked platform identity, else their verified email.
 
-    A failing directory lookup leaves the asker unlinked (public documents only) with `lookup_failed` set,
-    so the answer can say why instead of the question failing.
+    The email counts only for the organisation's own members (`DirectoryUser.internal`): a guest, or a user of
+    another workspace or tenant reporting an employee's address, stays unlinked (public documents only) unless
+    an admin linked their platform identity. A failing directory lookup leaves the asker unlinked with
+    `lookup_failed` set, so the answer can say why instead of the question failing.
     """
     identity = (ExternalIdentity.objects.select_related("user")
                 .filter(principal=platform_principal(platform, team_id, user_id)).first())
-    lookup_failed = False
+    lookup_failed = outside = False
     if identity is None and email_lookup is not None:
         try:
             found = email_lookup(user_id)
         except IdentityLookupFailed:
             logger.warning("identity lookup failed for %s user %s/%s", platform, team_id, user_id, exc_info=True)
             found, lookup_failed = None, True
-        addresses = [found] if isinstance(found, str) else list(found or ())
-        principals = [normalize_principal(f"email:{address}") for address in addresses if address]
-        if principals:
-            identity = (ExternalIdentity.objects.select_related("user").filter(principal__in=principals)
-                        .order_by("id").first())
+        if found is not None and not found.internal:
+            outside = True
+            logger.info("%s user %s/%s is a guest or from another organisation: not matched by email", platform,
+                        team_id, user_id)
+        elif found is not None:
+            principals = [normalize_principal(f"email:{address}") for address in found.addresses if address]
+            if principals:
+                identity = (ExternalIdentity.objects.select_related("user").filter(principal__in=principals)
+                            .order_by("id").first())
     user = identity.user if identity is not None and identity.user.is_active else None
-    return Asker(platform, team_id, user_id, user, lookup_failed=lookup_failed)
+    return Asker(platform, team_id, user_id, user, lookup_failed=lookup_failed, outside=outside and user is None)
 
 
 def asker_principals(asker: Asker) -> frozenset[str]:

@@ -6,8 +6,10 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 
+from connectors.models import Account
 from search.answering.services import ask
 from search.identity import principals_for
+from search.selectors import search
 
 pytestmark = pytest.mark.django_db
 QUESTION = "How much extra pay do I get for a week of on-call?"
@@ -36,3 +38,22 @@ def test_two_employees_get_different_answers_and_a_contractor_is_refused(isolate
 
     # dave reads engineering documents through platform ⊂ engineering: nested groups expand at query time.
     assert cited(ask_as("dave")) == {"runbooks/on-call.md"}
+
+
+def test_the_demo_accounts_are_classified_and_an_unclassified_user_reads_public_documents_only(isolated_index):
+    """Reproduces issue 10 item 2: a signed-in user nobody linked or classified read the demo's internal-only
+    IT security documents (org:everyone-except-external); an employee still does, the contractor does not."""
+    call_command("load_demo", no_admin=True)
+    get_user_model().objects.create_user("erin", password="pw")
+
+    def folders(username: str) -> set[str]:
+        user = get_user_model().objects.get(username=username)
+        hits = search("password policy minimum length VPN laptop incident", principals=principals_for(user),
+                      limit=100)
+        return {hit.url.split("/corpus/", 1)[1].split("/")[0] for hit in hits}
+
+    assert "it-security" in folders("alice")
+    assert "it-security" not in folders("chris")
+    assert folders("erin") and folders("erin") <= {"facilities", "reference"}, folders("erin")
+    assert dict(Account.objects.values_list("user__username", "status")) == {
+        "alice": "employee", "dave": "employee", "ben": "employee", "chris": "guest"}

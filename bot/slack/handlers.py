@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from django.conf import settings
@@ -14,7 +15,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot import selectors, services
-from bot.services import SCOPE_CHANNEL, SCOPE_PERSONAL, BotError
+from bot.services import SCOPE_CHANNEL, SCOPE_PERSONAL, BotError, DirectoryUser
 from bot.slack import render
 
 logger = logging.getLogger("citewise.bot.slack")
@@ -24,6 +25,26 @@ FAILURE_MESSAGE = ("Sorry, something went wrong while answering. Please try agai
                    " admin (ref {ref}).")
 MENTION = re.compile(r"<@([UW][A-Z0-9]+)(\|[^>]*)?>")
 MAX_CHANNEL_MEMBERS = 2000
+
+
+@dataclass(frozen=True)
+class Installation:
+    """The workspace the app is installed in, and its Enterprise Grid org if any: whose members' emails count."""
+
+    team_id: str = ""
+    enterprise_id: str = ""
+
+
+def installation(body: dict[str, Any], context: Any = None) -> Installation:
+    """From bolt's authorization (auth.test of our token), else the signed payload's `authorizations`.
+
+    Never the user's own team: in a Slack Connect channel that names the partner's workspace.
+    """
+    result = getattr(context, "authorize_result", None)
+    granted = (body.get("authorizations") or [{}])[0] or {}
+    return Installation(
+        team_id=(getattr(result, "team_id", None) or granted.get("team_id") or ""),
+        enterprise_id=(getattr(result, "enterprise_id", None) or granted.get("enterprise_id") or ""))
 
 
 # -- listeners (ack path: translate and enqueue only) ------------------------------------------------
@@ -43,6 +64,7 @@ def _enqueue(body: dict[str, Any], event: dict[str, Any], context: Any, *, menti
     answer_slack_event.delay({
         "event_id": body.get("event_id") or f"{event.get('channel')}:{event.get('ts')}",
         "team_id": body.get("team_id") or context.team_id or event.get("team", ""),
+        "installation": asdict(installation(body, context)),
         "bot_user_id": context.bot_user_id or "",
         "mentioned": mentioned,
         "event": {k: event.get(k) for k in ("type", "user", "text", "ts", "thread_ts", "channel", "channel_type")},
@@ -71,11 +93,12 @@ def register(app: App) -> None:
         _enqueue(body, event, context, mentioned=False)
 
     @app.action(re.compile(r"^feedback_(up|down)$"))
-    def on_feedback(ack, body, action, client):
+    def on_feedback(ack, body, action, client, context):
         ack()
         kind = "up" if action["action_id"] == "feedback_up" else "down"
         user_id, team_id = body["user"]["id"], _team(body)
-        asker = services.resolve_user(PLATFORM, team_id, user_id, email_lookup(client, team_id))
+        asker = services.resolve_user(PLATFORM, team_id, user_id,
+                                      email_lookup(client, team_id, installation(body, context)))
         try:
             services.give_feedback(asker, action.get("value", ""), kind)
             message = "Thanks, your feedback was recorded."
@@ -90,13 +113,14 @@ def register(app: App) -> None:
         client.views_open(trigger_id=body["trigger_id"], view=view)
 
     @app.view(render.FLAG_CALLBACK_ID)
-    def on_flag_submitted(ack, body, view, client):
+    def on_flag_submitted(ack, body, view, client, context):
         values = view["state"]["values"]
         reason = ((values.get("reason", {}).get("reason") or {}).get("selected_option") or {}).get("value", "")
         comment = (values.get("comment", {}).get("comment") or {}).get("value") or ""
         meta = json.loads(view.get("private_metadata") or "{}")
         user_id, team_id = body["user"]["id"], _team(body)
-        asker = services.resolve_user(PLATFORM, team_id, user_id, email_lookup(client, team_id))
+        asker = services.resolve_user(PLATFORM, team_id, user_id,
+                                      email_lookup(client, team_id, installation(body, context)))
         try:
             services.give_feedback(asker, meta.get("answer_id", ""), "flag", reason=reason, comment=comment)
         except BotError as exc:
@@ -115,8 +139,10 @@ def _notify(client: WebClient, channel: str, user: str, message: str) -> None:
 # -- identity lookups through the Web API ------------------------------------------------------------
 
 def user_info(client: WebClient, team_id: str, user_id: str) -> dict[str, Any]:
-    """{"email", "is_bot"} from users.info, cached; {} when Slack will not say."""
-    key = f"citewise:slack:user:{team_id}:{user_id}"
+    """What users.info says about a user (email, bot, deleted, home team and org, guest flags), cached; {} when
+    Slack will not say."""
+    # v2: entries without the team and guest fields must not be read as a member of ours.
+    key = f"citewise:slack:user:v2:{team_id}:{user_id}"
     cached = cache.get(key)
     if isinstance(cached, dict):
         return cached
@@ -126,14 +152,32 @@ def user_info(client: WebClient, team_id: str, user_id: str) -> dict[str, Any]:
         logger.warning("users.info failed for %s/%s", team_id, user_id, exc_info=True)
         return {}
     info = {"email": (user.get("profile") or {}).get("email") or "",
-            "is_bot": bool(user.get("is_bot")) or user.get("id") == "USLACKBOT", "deleted": bool(user.get("deleted"))}
+            "is_bot": bool(user.get("is_bot")) or user.get("id") == "USLACKBOT", "deleted": bool(user.get("deleted")),
+            "team_id": user.get("team_id") or "",
+            "enterprise_id": (user.get("enterprise_user") or {}).get("enterprise_id") or "",
+            # Multi-channel (restricted) and single-channel (ultra restricted) guests; strangers are users of
+            # another organisation who share no channel with the app.
+            "guest": bool(user.get("is_restricted")) or bool(user.get("is_ultra_restricted")),
+            "stranger": bool(user.get("is_stranger"))}
     cache.set(key, info, timeout=int(settings.SLACK_USER_CACHE_TTL_S))
     return info
 
 
-def email_lookup(client: WebClient, team_id: str):
-    def lookup(user_id: str) -> str | None:
-        return user_info(client, team_id, user_id).get("email") or None
+def directory_user(info: dict[str, Any], home: Installation) -> DirectoryUser | None:
+    """A member of the installing workspace, or of its Enterprise Grid org, who is not a guest: only then does
+    their email identify a Citewise account. A Slack Connect partner's admin can give anyone any address."""
+    if not info:
+        return None
+    same_org = (bool(home.team_id) and info.get("team_id") == home.team_id) or (
+        bool(home.enterprise_id) and info.get("enterprise_id") == home.enterprise_id)
+    internal = same_org and not (info.get("guest") or info.get("stranger") or info.get("deleted")
+                                 or info.get("is_bot"))
+    return DirectoryUser(addresses=(info["email"],) if info.get("email") else (), internal=internal)
+
+
+def email_lookup(client: WebClient, team_id: str, home: Installation):
+    def lookup(user_id: str) -> DirectoryUser | None:
+        return directory_user(user_info(client, team_id, user_id), home)
     return lookup
 
 
@@ -188,7 +232,9 @@ def process_event(payload: dict[str, Any], client: WebClient | None = None) -> s
 
     _react(client, "reactions_add", channel, ts)
     try:
-        lookup = email_lookup(client, team_id)
+        # Payloads queued before the installation was recorded: the event's own workspace, and no org.
+        home = Installation(**(payload.get("installation") or {"team_id": team_id}))
+        lookup = email_lookup(client, team_id, home)
         asker = services.resolve_user(PLATFORM, team_id, user_id, lookup)
         if channel_settings is not None and channel_settings.visibility == selectors.CHANNEL_SAFE:
             member_ids = {m for m in channel_members(client, channel) if m != bot_user_id} | {user_id}

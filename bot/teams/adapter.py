@@ -18,9 +18,11 @@ from django.conf import settings
 from bot.teams.auth import (
     AuthenticationUnavailable,
     TeamsNotConfigured,
+    TenantMismatch,
     build_authentication,
     service_url_allowed,
     tenant_allowed,
+    tenant_id,
 )
 
 logger = logging.getLogger("citewise.bot.teams")
@@ -87,8 +89,11 @@ async def receive(activity: Activity, auth_header: str | None, raw_activity: dic
     if not service_url_allowed(activity.service_url):
         logger.warning("teams activity refused, serviceUrl not allowed: %s", activity.service_url)
         return Reply(403, {"error": "serviceUrl not allowed"})
-    tenant = ((activity.channel_data or {}).get("tenant") or {}).get("id") if isinstance(
-        activity.channel_data, dict) else None
+    try:
+        tenant = tenant_id(activity)
+    except TenantMismatch as exc:
+        logger.warning("teams activity refused, %s", exc)
+        return Reply(403, {"error": "the activity names two different tenants"})
     if not tenant_allowed(tenant):
         logger.warning("teams activity refused, tenant not allowed: %s", tenant)
         return Reply(403, {"error": "tenant not allowed"})

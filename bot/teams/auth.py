@@ -84,10 +84,46 @@ def service_url_allowed(url: str | None) -> bool:
     return False
 
 
-def tenant_allowed(tenant_id: str | None) -> bool:
+class TenantMismatch(PermissionError):
+    """The activity names two different tenants (conversation.tenantId vs channelData.tenant.id)."""
+
+
+def tenant_id(activity: Activity) -> str:
+    """The activity's tenant: the one the request path checks and the one identity uses, so they cannot differ.
+
+    Teams sends it twice, in channelData.tenant.id and conversation.tenantId; if both are present they must agree
+    (TenantMismatch otherwise). botbuilder maps only "tenantID" onto ConversationAccount.tenant_id, so Teams'
+    "tenantId" arrives among the conversation's additional properties.
+    """
+    conversation = activity.conversation
+    in_conversation = ""
+    if conversation is not None:
+        extra = getattr(conversation, "additional_properties", None) or {}
+        in_conversation = str(conversation.tenant_id or extra.get("tenantId") or "")
+    data = activity.channel_data if isinstance(activity.channel_data, dict) else {}
+    tenant = data.get("tenant") if isinstance(data.get("tenant"), dict) else {}
+    in_channel_data = str(tenant.get("id") or "")
+    if in_conversation and in_channel_data and in_conversation.lower() != in_channel_data.lower():
+        raise TenantMismatch(f"conversation.tenantId {in_conversation!r} != channelData.tenant.id "
+                             f"{in_channel_data!r}")
+    return in_channel_data or in_conversation
+
+
+def identity_tenants() -> frozenset[str]:
+    """Tenants whose directory emails and UPNs may match a Citewise account (lower case); empty: none may.
+
+    TEAMS_IDENTITY_TENANT_IDS, else the bot's own tenant, else the allowed tenants. A multi-tenant bot open to
+    every tenant trusts no directory: any tenant's admin can give a user any address.
+    """
+    configured = settings.TEAMS_IDENTITY_TENANT_IDS or (
+        [settings.TEAMS_APP_TENANT_ID] if settings.TEAMS_APP_TENANT_ID else settings.TEAMS_ALLOWED_TENANT_IDS)
+    return frozenset(t.strip().lower() for t in configured if t and t.strip())
+
+
+def tenant_allowed(tenant: str | None) -> bool:
     allowed = settings.TEAMS_ALLOWED_TENANT_IDS or ([settings.TEAMS_APP_TENANT_ID] if settings.TEAMS_APP_TENANT_ID
                                                      else [])
-    return not allowed or (tenant_id or "").lower() in {t.lower() for t in allowed}
+    return not allowed or (tenant or "").lower() in {t.lower() for t in allowed}
 
 
 # -- outbound credentials ----------------------------------------------------------------------------

@@ -27,9 +27,18 @@ from django.conf import settings
 from django.core.cache import cache
 
 from bot import selectors, services
-from bot.services import SCOPE_CHANNEL, SCOPE_PERSONAL, Asker, BotAnswer, BotError, IdentityLookupFailed
+from bot.services import (
+    SCOPE_CHANNEL,
+    SCOPE_PERSONAL,
+    Asker,
+    BotAnswer,
+    BotError,
+    DirectoryUser,
+    IdentityLookupFailed,
+)
 from bot.teams import render
 from bot.teams.adapter import get_adapter
+from bot.teams.auth import identity_tenants, tenant_id
 
 logger = logging.getLogger("citewise.bot.teams")
 PLATFORM = "teams"
@@ -77,11 +86,6 @@ def question_text(activity: Activity) -> str:
     return re.sub(r"\s+", " ", text).strip()
 
 
-def tenant_id(activity: Activity) -> str:
-    conversation_tenant = activity.conversation.tenant_id if activity.conversation else None
-    return conversation_tenant or ((activity.channel_data or {}).get("tenant") or {}).get("id") or ""
-
-
 def user_key(account: Any) -> str:
     """The stable id of a Teams user: the AAD object id (display names and 29: ids are not used as keys)."""
     return getattr(account, "aad_object_id", None) or account.id
@@ -107,19 +111,37 @@ def _channel(activity: Activity) -> tuple[str, str]:
 
 # -- identity ----------------------------------------------------------------------------------------
 
-async def member_addresses(turn_context: TurnContext, account: Any) -> list[str]:
-    """Email and UPN of a conversation member from the members endpoint, cached per tenant and user."""
-    key = f"citewise:teams:member:{tenant_id(turn_context.activity)}:{user_key(account)}"
+def _member_record(member: Any) -> dict[str, Any]:
+    return {"addresses": [a for a in (member.email, member.user_principal_name) if a],
+            "tenant_id": getattr(member, "tenant_id", None) or "",
+            "user_role": getattr(member, "user_role", None) or ""}
+
+
+def directory_user(record: dict[str, Any], tenant: str) -> DirectoryUser:
+    """A member's addresses count only for a full member ("user", not "guest") of the conversation's tenant, and
+    only when that tenant's directory is trusted (identity_tenants): otherwise they are another organisation's
+    claims about its own users."""
+    internal = (bool(tenant) and tenant.lower() in identity_tenants()
+                and str(record.get("tenant_id") or "").lower() == tenant.lower()
+                and str(record.get("user_role") or "").lower() == "user")
+    return DirectoryUser(addresses=tuple(record.get("addresses") or ()), internal=internal)
+
+
+async def member_record(turn_context: TurnContext, account: Any) -> dict[str, Any]:
+    """Email, UPN, tenant and role of a conversation member from the members endpoint, cached per tenant and
+    user."""
+    # v2: entries without the tenant and role must not be read as a member of ours.
+    key = f"citewise:teams:member:v2:{tenant_id(turn_context.activity)}:{user_key(account)}"
     cached = await cache.aget(key)
-    if isinstance(cached, list):
+    if isinstance(cached, dict):
         return cached
     try:
         member = await TeamsInfo.get_member(turn_context, account.id)
     except Exception as exc:  # noqa: BLE001 - any connector failure means "unknown right now"
         raise IdentityLookupFailed(f"{type(exc).__name__}: {exc}") from exc
-    addresses = [a for a in (member.email, member.user_principal_name) if a]
-    await cache.aset(key, addresses, timeout=int(settings.TEAMS_USER_CACHE_TTL_S))
-    return addresses
+    record = _member_record(member)
+    await cache.aset(key, record, timeout=int(settings.TEAMS_USER_CACHE_TTL_S))
+    return record
 
 
 async def resolve_asker(turn_context: TurnContext) -> Asker:
@@ -131,16 +153,16 @@ async def resolve_asker(turn_context: TurnContext) -> Asker:
     if asker.linked:
         return asker
     failure: IdentityLookupFailed | None = None
-    addresses: list[str] = []
+    record: dict[str, Any] = {}
     try:
-        addresses = await member_addresses(turn_context, activity.from_property)
+        record = await member_record(turn_context, activity.from_property)
     except IdentityLookupFailed as exc:
         failure = exc
 
-    def lookup(_user_id: str) -> list[str]:
+    def lookup(_user_id: str) -> DirectoryUser:
         if failure is not None:
             raise failure
-        return addresses
+        return directory_user(record, tenant)
 
     return await sync_to_async(services.resolve_user)(PLATFORM, tenant, key, lookup)
 
@@ -170,7 +192,7 @@ async def channel_principals(turn_context: TurnContext, asker: Asker) -> tuple[f
     def resolve_all() -> tuple[frozenset[str], int]:
         askers = [asker] + [
             services.resolve_user(PLATFORM, tenant, user_key(m),
-                                  lambda _id, m=m: [a for a in (m.email, m.user_principal_name) if a])
+                                  lambda _id, m=m: directory_user(_member_record(m), tenant))
             for m in members if user_key(m) != asker.user_id]
         return services.shared_principals(askers)
 

@@ -288,6 +288,10 @@ TEAMS_ALLOWED_SERVICE_HOSTS = env_list("TEAMS_ALLOWED_SERVICE_HOSTS", [
 # Tenants whose users may ask; empty means the bot's own tenant for a single-tenant bot, any tenant otherwise.
 # Another tenant's admin controls its users' directory attributes (an email address is not proof there).
 TEAMS_ALLOWED_TENANT_IDS = env_list("TEAMS_ALLOWED_TENANT_IDS", [])
+# Tenants whose directory emails/UPNs may match a Citewise account (bot/teams/auth.py: identity_tenants). Empty
+# means TEAMS_APP_TENANT_ID when set, else TEAMS_ALLOWED_TENANT_IDS, else none: a multi-tenant bot open to any
+# tenant matches linked identities only. Guests and members of other tenants are never matched by email.
+TEAMS_IDENTITY_TENANT_IDS = env_list("TEAMS_IDENTITY_TENANT_IDS", [])
 TEAMS_HTTP_TIMEOUT_S = env_int("TEAMS_HTTP_TIMEOUT_S", 20)
 TEAMS_USER_CACHE_TTL_S = env_int("TEAMS_USER_CACHE_TTL_S", 3600)
 # A personal or group chat has no threads: a question after this many quiet minutes starts a new conversation.

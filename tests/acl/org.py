@@ -53,6 +53,7 @@ UNKNOWN = Acl("unknown", kind="unknown")
 class Person:
     username: str
     identities: list[tuple[str, bool]]  # (principal, is_external)
+    status: str = "employee"  # employee | guest | unknown, as an admin recorded it
 
     def principal_forms(self) -> list[str]:
         """Ways an ACL or a group can name this person."""
@@ -161,10 +162,11 @@ class Organisation:
         """
         person = self.people[username]
         held = {f"citewise:user:{username}"} | {p for p, _ in person.identities}
-        held |= {f"domain:{p.rsplit('@', 1)[1].lower()}" for p, external in person.identities
-                 if p.startswith("email:") and "@" in p and not external}
-        if not any(external for _, external in person.identities):
-            held.add(EVERYONE_INTERNAL)
+        if person.status == "employee":  # only employees read as their domain or as everyone internal
+            held |= {f"domain:{p.rsplit('@', 1)[1].lower()}" for p, external in person.identities
+                     if p.startswith("email:") and "@" in p and not external}
+            if not any(external for _, external in person.identities):
+                held.add(EVERYONE_INTERNAL)
         groups = self.groups()
         depth = 0
         while max_depth is None or depth < max_depth:
@@ -241,17 +243,20 @@ def build_people(rng: random.Random, count: int = 60) -> dict[str, Person]:
     people: dict[str, Person] = {}
     for i in range(count):
         name = f"user{i:02d}"
+        status = "employee"
         if i in (55, 56, 57, 58):  # guests: an external identity only
-            identities = [(f"email:{name}@{PARTNER}", True)]
+            identities, status = [(f"email:{name}@{PARTNER}", True)], "guest"
         elif i == 59:  # a contractor: a corp address, but also a guest account elsewhere
-            identities = [(f"email:{name}@{CORP}", False), (f"slack:TPARTNER:user:U{i:05d}", True)]
-        elif i in (53, 54):  # signed up, no linked identity yet
-            identities = []
+            identities, status = [(f"email:{name}@{CORP}", False), (f"slack:TPARTNER:user:U{i:05d}", True)], "guest"
+        elif i in (53, 54):  # signed up, no linked identity yet; an admin vouched for user54 only
+            identities, status = [], "unknown" if i == 53 else "employee"
         else:
             identities = [(f"email:{name}@{CORP}", False)]
             if rng.random() < 0.35:
                 identities.append((f"slack:TCORP:user:U{i:05d}", False))
-        people[name] = Person(name, identities)
+            if i in (51, 52):  # a corp address linked, but nobody said whether they are staff
+                status = "unknown"
+        people[name] = Person(name, identities, status)
     return people
 
 

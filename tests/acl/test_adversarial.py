@@ -19,7 +19,7 @@ from django.core.management import call_command
 from rest_framework.authtoken.models import Token
 
 from connectors import services as connectors
-from connectors.models import Document, ExternalIdentity, Source
+from connectors.models import Account, Document, ExternalIdentity, Source
 from search import services as search_services
 from search.answering.services import ask
 from search.identity import principals_for
@@ -116,6 +116,10 @@ def make_acme(kind: str, settings, tmp_path) -> Acme:
                                       ("carol", "email:carol@partner.example", True),
                                       ("root", "email:root@corp.example", False)]:
         ExternalIdentity.objects.create(user=users[name], principal=principal, is_external=external)
+    # dave has no linked identity but is an employee all the same: an admin said so. staffer was never classified.
+    for name, status in [("alice", "employee"), ("bob", "employee"), ("dave", "employee"), ("root", "employee"),
+                         ("carol", "guest")]:
+        Account.objects.create(user=users[name], status=status)
     source = connectors.ensure_source("filesystem", folder, index_name=settings.CITEWISE["INDEX_NAME"],
                                       search_backend=kind)
     assert connectors.sync_source(source).indexed == len(FILES)

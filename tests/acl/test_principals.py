@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import importlib
+
 import pytest
 from django.contrib.auth import get_user_model
 
-from connectors.models import ExternalIdentity, Group, GroupMembership
+from connectors.models import Account, ExternalIdentity, Group, GroupMembership
 from connectors.selectors import EVERYONE_EXCEPT_EXTERNAL, expanded_principals
 
 pytestmark = pytest.mark.django_db
@@ -13,6 +15,7 @@ pytestmark = pytest.mark.django_db
 
 def test_email_principals_match_whatever_their_case():
     user = get_user_model().objects.create_user("ana")
+    Account.objects.create(user=user, status=Account.Status.EMPLOYEE)
     ExternalIdentity.objects.create(user=user, principal="email:Ana.Lima@Corp.Example")
     group = Group.objects.create(principal="group:finance")
     GroupMembership.objects.create(group=group, member="email:ana.lima@corp.example")
@@ -52,3 +55,53 @@ def test_the_group_sync_task_alone_changes_access_at_the_next_query(tmp_path):
     (tmp_path / ".citewise-acl.json").write_text('{"groups": {"group:ops": []}, "rules": []}')
     tasks.sync_groups.delay(source.id).get()
     assert "group:ops" not in expanded_principals(user)
+
+
+def test_only_employees_read_as_everyone_internal_and_as_their_domain():
+    """Reproduces issue 10 item 2: a signed-in user with no linked identity (or one nobody classified) counted as
+    internal and got org:everyone-except-external; unknown must mean hidden."""
+    users = get_user_model().objects
+
+    def principals_of(name: str, status: str | None, *identities: tuple[str, bool]) -> frozenset[str]:
+        user = users.create_user(name)
+        for principal, external in identities:
+            ExternalIdentity.objects.create(user=user, principal=principal, is_external=external)
+        if status is not None:
+            Account.objects.create(user=user, status=status)
+        return expanded_principals(user)
+
+    assert principals_of("newcomer", None) == {"citewise:user:newcomer"}
+    assert principals_of("unsure", "unknown", ("email:unsure@corp.example", False)) == {
+        "citewise:user:unsure", "email:unsure@corp.example"}
+    # A guest with an address at our domain is still not "anyone at corp.example".
+    assert principals_of("visitor", "guest", ("email:visitor@corp.example", False)) == {
+        "citewise:user:visitor", "email:visitor@corp.example"}
+    assert principals_of("ana", "employee", ("email:ana@corp.example", False)) == {
+        "citewise:user:ana", "email:ana@corp.example", "domain:corp.example", EVERYONE_EXCEPT_EXTERNAL}
+    # An employee with no identity at all, once an admin says so, is internal; one with a guest identity is not.
+    assert EVERYONE_EXCEPT_EXTERNAL in principals_of("bo", "employee")
+    assert principals_of("cy", "employee", ("email:cy@corp.example", False), ("slack:TP:user:U1", True)) == {
+        "citewise:user:cy", "email:cy@corp.example", "slack:TP:user:U1", "domain:corp.example"}
+
+
+def test_the_status_migration_keeps_demonstrably_internal_users_internal():
+    """Reproduces issue 10 item 2: existing users keep today's access only where it was earned: identities and
+    none external → employee, any external identity → guest, no identity → unknown."""
+    from django.apps import apps
+
+    migration = importlib.import_module("connectors.migrations.0005_account_status")
+    users = get_user_model().objects
+    staff, guest, contractor, bare, decided = (users.create_user(n) for n in
+                                               ("staff", "guest", "contractor", "bare", "decided"))
+    ExternalIdentity.objects.create(user=staff, principal="email:staff@corp.example")
+    ExternalIdentity.objects.create(user=staff, principal="slack:T1:user:USTAFF")
+    ExternalIdentity.objects.create(user=guest, principal="email:guest@partner.example", is_external=True)
+    ExternalIdentity.objects.create(user=contractor, principal="email:contractor@corp.example")
+    ExternalIdentity.objects.create(user=contractor, principal="slack:TP:user:UC", is_external=True)
+    Account.objects.create(user=decided, status="guest")  # already classified: left alone
+    migration.status_from_identities(apps, None)
+    statuses = dict(Account.objects.values_list("user__username", "status"))
+    assert statuses == {"staff": "employee", "guest": "guest", "contractor": "guest", "bare": "unknown",
+                        "decided": "guest"}
+    assert EVERYONE_EXCEPT_EXTERNAL in expanded_principals(staff)
+    assert EVERYONE_EXCEPT_EXTERNAL not in expanded_principals(bare)

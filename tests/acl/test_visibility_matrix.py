@@ -26,7 +26,7 @@ import pytest
 from django.contrib.auth import get_user_model
 
 from connectors import services as connectors
-from connectors.models import Document, ExternalIdentity
+from connectors.models import Account, Document, ExternalIdentity
 from search import services as search_services
 from search.answering.services import ask
 from search.identity import principals_for
@@ -71,11 +71,12 @@ def backend_kind(request, settings, tmp_path):
 
 
 def sync_identities(org: Organisation) -> dict:
-    """Users and their linked identities in the database, exactly as the model says."""
+    """Users, their account status and their linked identities in the database, exactly as the model says."""
     users = {}
     for name, person in org.people.items():
         user, _ = get_user_model().objects.get_or_create(username=name)
         users[name] = user
+        Account.objects.update_or_create(user=user, defaults={"status": person.status})
         wanted = dict(person.identities)
         ExternalIdentity.objects.filter(user=user).exclude(principal__in=list(wanted)).delete()
         for principal, external in wanted.items():
@@ -305,6 +306,7 @@ def churn(org: Organisation) -> None:
     slack_user = next(n for n in internal if any(p.startswith("slack:") for p, _ in people[n].identities))
     people[slack_user].identities = [(p, e) for p, e in people[slack_user].identities if not p.startswith("slack:")]
     people["user53"].identities.append((f"email:user53@{CORP}", False))
+    people["user51"].status = "employee"  # an admin classifies someone: domain and everyone-internal, now
 
 
 # -- the test ----------------------------------------------------------------------------------------

@@ -11,10 +11,15 @@ from urllib.parse import parse_qs
 
 
 class SlackStandIn:
-    def __init__(self, team_id: str = "T1", bot_user_id: str = "UBOT"):
+    def __init__(self, team_id: str = "T1", bot_user_id: str = "UBOT", enterprise_id: str = ""):
         self.team_id, self.bot_user_id = team_id, bot_user_id
+        # An Enterprise Grid org the workspace belongs to ("" for a standalone workspace).
+        self.enterprise_id = enterprise_id
         self.calls: list[dict[str, Any]] = []
         self.emails: dict[str, str] = {}
+        # users.info fields that differ from a full member of this workspace, per user id: e.g. {"team_id": "T9"}
+        # for a Slack Connect partner, {"is_restricted": True} for a guest, {"enterprise_user": {...}} in a Grid.
+        self.users: dict[str, dict[str, Any]] = {}
         self.bots: set[str] = set()
         self.members: dict[str, list[str]] = {}
         self.rate_limit_once: set[str] = set()  # methods that answer 429 (Retry-After: 1) the next time
@@ -77,17 +82,19 @@ class SlackStandIn:
             self.rate_limit_once.discard(method)
             return 429, {"ok": False, "error": "ratelimited"}, {"Retry-After": "1"}
         if method == "auth.test":
-            return 200, {"ok": True, "url": "https://t1.slack.test/", "team": "Test", "user": "citewise",
-                         "team_id": self.team_id, "user_id": self.bot_user_id, "bot_id": "BBOT"}, {}
+            answer = {"ok": True, "url": "https://t1.slack.test/", "team": "Test", "user": "citewise",
+                      "team_id": self.team_id, "user_id": self.bot_user_id, "bot_id": "BBOT",
+                      "is_enterprise_install": False}
+            if self.enterprise_id:
+                answer["enterprise_id"] = self.enterprise_id
+            return 200, answer, {}
         if method in ("chat.postMessage", "chat.update"):
             return 200, {"ok": True, "channel": body.get("channel"), "ts": body.get("ts") or self._next_ts(),
                          "message": {"text": body.get("text", "")}}, {}
         if method == "chat.postEphemeral":
             return 200, {"ok": True, "message_ts": self._next_ts()}, {}
         if method == "users.info":
-            user = body.get("user")
-            return 200, {"ok": True, "user": {"id": user, "is_bot": user in self.bots or user == self.bot_user_id,
-                                               "profile": {"email": self.emails.get(user, "")}}}, {}
+            return 200, {"ok": True, "user": self.user_object(body.get("user"))}, {}
         if method == "conversations.members":
             return 200, {"ok": True, "members": self.members.get(body.get("channel"), []),
                          "response_metadata": {"next_cursor": ""}}, {}
@@ -96,6 +103,21 @@ class SlackStandIn:
         if method in ("reactions.add", "reactions.remove"):
             return 200, {"ok": True}, {}
         return 200, {"ok": False, "error": "unknown_method"}, {}
+
+    def user_object(self, user: str) -> dict[str, Any]:
+        """A users.info `user` as Slack documents it; guest and partner fields come from `users`."""
+        extra = dict(self.users.get(user, {}))
+        team = extra.get("team_id", self.team_id)
+        found: dict[str, Any] = {
+            "id": user, "team_id": team, "name": user.lower(), "deleted": False,
+            "is_bot": user in self.bots or user == self.bot_user_id, "is_app_user": False, "is_admin": False,
+            "is_owner": False, "is_restricted": False, "is_ultra_restricted": False,
+            "profile": {"email": self.emails.get(user, ""), "team": team}}
+        if self.enterprise_id and team == self.team_id:
+            found["enterprise_user"] = {"id": user, "enterprise_id": self.enterprise_id, "enterprise_name": "Org",
+                                        "is_admin": False, "is_owner": False, "teams": [team]}
+        found.update(extra)
+        return found
 
     def of(self, *methods: str, ok_only: bool = True) -> list[dict[str, Any]]:
         return [c for c in self.calls if c["method"] in methods and (c["status"] == 200 or not ok_only)]

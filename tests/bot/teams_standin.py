@@ -275,12 +275,16 @@ class ConnectorStandIn(StandInServer):
     # Members ------------------------------------------------------------------------------------------------
 
     def add_member(self, conversation_id: str, *, id: str, aad_object_id: str, name: str,  # noqa: A002
-                   email: str = "", upn: str = "") -> dict[str, Any]:
-        """Register a member (TeamsChannelAccount) of a personal chat, team or channel; returns its JSON."""
+                   email: str = "", upn: str = "", tenant_id: str | None = None,
+                   user_role: str = "user") -> dict[str, Any]:
+        """Register a member (TeamsChannelAccount) of a personal chat, team or channel; returns its JSON.
+
+        `tenant_id` is the member's home tenant (default: the connector's; another one for a member of a shared
+        channel from another organisation), `user_role` "user", "guest" (B2B guest) or "anonymous"."""
         given, _, surname = name.partition(" ")
         member = {"id": id, "name": name, "aadObjectId": aad_object_id, "email": email,
                   "userPrincipalName": upn or email, "givenName": given, "surname": surname,
-                  "tenantId": self.tenant_id, "userRole": "user"}
+                  "tenantId": tenant_id or self.tenant_id, "userRole": user_role}
         with self._lock:
             members = self._members.setdefault(conversation_id, [])
             members[:] = [m for m in members if m["id"] != id] + [member]
@@ -423,7 +427,8 @@ class ConnectorStandIn(StandInServer):
         for account in parameters.get("members") or []:
             if isinstance(account, dict) and (known := self._known_member(account)) is not None:
                 self.add_member(conversation_id, id=known["id"], aad_object_id=known["aadObjectId"],
-                                name=known["name"], email=known["email"], upn=known["userPrincipalName"])
+                                name=known["name"], email=known["email"], upn=known["userPrincipalName"],
+                                tenant_id=known["tenantId"], user_role=known["userRole"])
         with self._lock:
             self.created_conversations.append({"id": conversation_id, "parameters": parameters})
         return Reply(201, {"id": conversation_id, "serviceUrl": self.service_url, "activityId": ""})

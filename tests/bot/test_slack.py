@@ -269,3 +269,92 @@ def test_a_channel_asking_too_fast_is_told_to_wait_and_other_channels_and_users_
     sender.post_event(dm("UALICE", QUESTION, ts="1100.000006", channel="D7"))
     text = demo.posts()[-1]["body"]["text"]
     assert text.startswith("You") and "wait" in text and Answer.objects.count() == 4
+
+
+# -- who counts as one of ours ---------------------------------------------------------------------------
+
+ALICE_EMAIL = "alice@kestrelrobotics.com"
+# users.info fields of people who are not full members of the installing workspace.
+OUTSIDERS = {
+    "UPARTNER": {"team_id": "TPARTNER"},  # a Slack Connect partner's user
+    "UGUEST": {"is_restricted": True},  # a multi-channel guest of our own workspace
+    "USCGUEST": {"is_restricted": True, "is_ultra_restricted": True},  # a single-channel guest
+    "USTRANGER": {"team_id": "TPARTNER", "is_stranger": True},
+    "UGONE": {"deleted": True},
+}
+
+
+def test_guests_and_other_workspaces_are_never_matched_by_email(demo, sender):
+    """Reproduces issue 10 item 1: a user whose users.info names another team (a Slack Connect partner) or marks
+    a guest, but reports an employee's email, was answered as that employee."""
+    for n, (user, fields) in enumerate(OUTSIDERS.items()):
+        demo.users[user] = fields
+        demo.emails[user] = ALICE_EMAIL
+        sender.post_event(dm(user, QUESTION, ts=f"2000.00000{n}", channel=f"D{user}"))
+    posts = demo.posts()
+    assert len(posts) == len(OUTSIDERS)
+    for post in posts:
+        text = blocks_text(post["body"]["blocks"])
+        assert "$400" not in text and "guest or from another organisation" in text, post["body"]["channel"]
+    assert Answer.objects.filter(user__isnull=False).count() == 0
+    for answer in Answer.objects.all():
+        assert all(Document.objects.get(id=c["document_id"]).acl_public for c in answer.citations)
+    # An admin may still vouch for an outsider by linking their Slack identity.
+    ExternalIdentity.objects.create(user=get_user_model().objects.get(username="alice"),
+                                    principal=f"slack:{TEAM}:user:UPARTNER")
+    sender.post_event(dm("UPARTNER", QUESTION, ts="2001.000001", channel="DUPARTNER"))
+    assert "$400 per week" in blocks_text(demo.posts()[-1]["body"]["blocks"])
+
+
+def test_enterprise_grid_members_of_our_org_match_by_email_and_other_orgs_do_not(demo, sender):
+    """Reproduces issue 10 item 1: in an Enterprise Grid, another workspace of the same org is one of ours (its
+    users' enterprise_user.enterprise_id is the installation's), a workspace of another org is not."""
+    demo.enterprise_id = "E1"
+    demo.emails["UDAVE"] = demo.emails["UIMPOSTOR"] = "dave@kestrelrobotics.com"
+    demo.users["UDAVE"] = {"team_id": "T2", "enterprise_user": {"id": "UDAVE", "enterprise_id": "E1",
+                                                                "enterprise_name": "Kestrel", "teams": ["T2"]}}
+    demo.users["UIMPOSTOR"] = {"team_id": "T3", "enterprise_user": {"id": "UIMPOSTOR", "enterprise_id": "E2",
+                                                                    "enterprise_name": "Else", "teams": ["T3"]}}
+    sender.post_event(dm("UDAVE", QUESTION, ts="2100.000001", channel="DDAVE"))
+    sender.post_event(dm("UIMPOSTOR", QUESTION, ts="2100.000002", channel="DIMPOSTOR"))
+    dave, impostor = demo.posts()
+    assert "$400 per week" in blocks_text(dave["body"]["blocks"])
+    assert "$400" not in blocks_text(impostor["body"]["blocks"])
+    assert [a.user.username if a.user else None for a in Answer.objects.order_by("created_at")] == ["dave", None]
+
+
+def test_an_outsider_cannot_give_feedback_as_the_employee_whose_email_they_report(demo, sender):
+    """Reproduces issue 10 item 1 (feedback and flag actions): a partner's user reporting alice's email could rate
+    and flag alice's answers as alice."""
+    sender.post_event(mention("UALICE", QUESTION, ts="2200.000001"))
+    answer = Answer.objects.get()
+    demo.users["UPARTNER"], demo.emails["UPARTNER"] = {"team_id": "TPARTNER"}, ALICE_EMAIL
+    partner = {"id": "UPARTNER", "team_id": "TPARTNER"}
+    sender.post_payload({
+        "type": "block_actions", "team": {"id": TEAM}, "user": partner, "channel": {"id": "C1"},
+        "trigger_id": "t1", "actions": [{"action_id": "feedback_down", "block_id": "citewise_feedback",
+                                         "value": str(answer.id), "type": "button"}]})
+    assert "Link your account" in demo.posts()[-1]["body"]["text"]
+    response = sender.post_payload({
+        "type": "view_submission", "team": {"id": TEAM}, "user": partner,
+        "view": {"id": "V1", "type": "modal", "callback_id": "citewise_flag",
+                 "private_metadata": json.dumps({"answer_id": str(answer.id), "channel_id": "C1"}),
+                 "state": {"values": {"reason": {"reason": {"type": "static_select",
+                                                            "selected_option": {"value": "wrong"}}},
+                                      "comment": {"comment": {"type": "plain_text_input", "value": "no"}}}}}})
+    assert response.status_code == 200 and "Link your account" in response.content.decode()
+    assert Feedback.objects.count() == 0
+
+
+def test_channel_safe_counts_an_outsider_with_an_employees_email_as_unlinked(demo, sender):
+    """Reproduces issue 10 item 1 (channel-safe member resolution): a partner's user in a shared channel who
+    reports ben's email counted as ben, widening what the whole channel was shown."""
+    ChannelSettings.objects.create(team_id=TEAM, channel_id="CSHARED", visibility="channel_safe")
+    demo.members["CSHARED"] = ["UALICE", "UPARTNER", "UBOT"]
+    demo.users["UPARTNER"], demo.emails["UPARTNER"] = {"team_id": "TPARTNER"}, "ben@kestrelrobotics.com"
+    sender.post_event(mention("UALICE", "What is the travel policy for hotels?", ts="2300.000001",
+                              channel="CSHARED"))
+    [post] = demo.posts()
+    assert "Some members aren't linked" in blocks_text(post["body"]["blocks"])
+    answer = Answer.objects.get()
+    assert all(Document.objects.get(id=c["document_id"]).acl_public for c in answer.citations)

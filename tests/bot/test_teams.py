@@ -55,6 +55,8 @@ def teams(settings):
     settings.TEAMS_EMULATOR_OPENID_METADATA_URL = identity.openid_metadata_url
     settings.TEAMS_TOKEN_URL = identity.url + "/{tenant}/oauth2/v2.0/token"
     settings.TEAMS_ALLOWED_SERVICE_HOSTS = ["127.0.0.1"]
+    # A multi-tenant bot that trusts its home tenant's directory: emails and UPNs from TENANT may match accounts.
+    settings.TEAMS_IDENTITY_TENANT_IDS = [TENANT]
     settings.CONSOLE_URL = ""
     cache.clear()
     yield SimpleNamespace(identity=identity, connector=connector)
@@ -539,3 +541,109 @@ def test_no_app_id_outside_debug_is_503_not_anonymous(teams, client, settings):
     response = client.post("/api/teams/messages", data=json.dumps(activity), content_type="application/json")
     assert response.status_code == 503 and "TEAMS_APP_ID" in response.json()["error"]
     assert teams.connector.calls == []
+
+
+# -- whose directory counts ----------------------------------------------------------------------------------
+
+FOREIGN_TENANT = "9f8e7d6c-5b4a-4392-8170-6f5e4d3c2b1a"
+
+
+def stranger(teams, name: str, *, email: str, tenant: str = TENANT, user_role: str = "user",
+             member_tenant: str | None = None, conversations: tuple[str, ...] = ()) -> dict:
+    """A Teams account that is not one of the demo's people, registered with the connector; returns `from`."""
+    user_id, aad = f"29:1{name}", f"e0000000-0000-4000-8000-{name.encode().hex()[:12]:0>12}"
+    for conversation in (personal_conversation(name), *conversations):
+        teams.connector.add_member(conversation, id=user_id, aad_object_id=aad, name=name.title(), email=email,
+                                   tenant_id=member_tenant or tenant, user_role=user_role)
+    return {"id": user_id, "name": name.title(), "aadObjectId": aad}
+
+
+def message_from(teams, sender: dict, name: str, text: str, *, tenant: str = TENANT) -> dict:
+    activity = personal_message(teams, "alice", text)
+    activity["from"] = sender
+    activity["conversation"] = {"id": personal_conversation(name), "conversationType": "personal", "tenantId": tenant}
+    activity["channelData"] = {"tenant": {"id": tenant}}
+    return activity
+
+
+@pytest.mark.parametrize("spelling", ["tenantId", "tenantID"])
+def test_an_activity_naming_two_tenants_is_refused_before_anything_runs(demo, client, settings, spelling):
+    """Reproduces issue 10 item 1: the tenant check read channelData.tenant.id while identity used
+    conversation.tenantId; an activity where they disagree must be refused (403) before anything runs."""
+    settings.TEAMS_ALLOWED_TENANT_IDS = [TENANT]
+    activity = personal_message(demo, "alice", QUESTION)
+    del activity["conversation"]["tenantId"]
+    activity["conversation"][spelling] = FOREIGN_TENANT
+    response = send(client, demo, activity)
+    assert response.status_code == 403, response.content
+    assert demo.connector.calls == [] and Answer.objects.count() == 0 and ProcessedEvent.objects.count() == 0
+    # The same tenant in both places (in any case) is one tenant.
+    activity = personal_message(demo, "alice", QUESTION)
+    activity["conversation"][spelling] = TENANT.upper()
+    assert send(client, demo, activity).status_code == 200
+    assert "$400 per week" in card_text(card_of(demo.connector.messages()[-1]))
+
+
+def test_another_tenants_directory_never_maps_to_a_local_account(demo, client):
+    """Reproduces issue 10 item 1: a user of another tenant whose directory reports alice's email was answered
+    as alice, and could rate alice's answers."""
+    _card, answer = _answer_card(demo, client)
+    mallory = stranger(demo, "mallory", email=USERS["alice"][3], tenant=FOREIGN_TENANT)
+    send(client, demo, message_from(demo, mallory, "mallory", QUESTION, tenant=FOREIGN_TENANT))
+    text = card_text(card_of(demo.connector.messages()[-1]))
+    assert "$400" not in text and "guest or from another organisation" in text
+    assert Answer.objects.latest("created_at").user is None
+    vote = invoke(demo, "alice", "citewise.feedback", {"kind": "down", "answer_id": str(answer.id)},
+                  conversation=personal_conversation("mallory"))
+    vote["from"], vote["conversation"]["tenantId"] = mallory, FOREIGN_TENANT
+    vote["channelData"] = {"tenant": {"id": FOREIGN_TENANT}}
+    assert "Link your account" in send(client, demo, vote).json()["value"]
+    assert Feedback.objects.count() == 0
+
+
+def test_guests_and_members_from_other_tenants_are_not_matched_by_email(demo, client):
+    """Reproduces issue 10 item 1: a B2B guest (userRole guest) or a member whose tenantId is another tenant's,
+    reporting an employee's address in our tenant's conversation, was answered as that employee."""
+    ben_upn = USERS["ben"][4]
+    guest = stranger(demo, "gina", email=ben_upn, user_role="guest")
+    shared = stranger(demo, "sam", email=ben_upn, member_tenant=FOREIGN_TENANT)
+    send(client, demo, message_from(demo, guest, "gina", QUESTION))
+    send(client, demo, message_from(demo, shared, "sam", QUESTION))
+    assert Answer.objects.count() == 2 and Answer.objects.filter(user__isnull=False).count() == 0
+    for reply in demo.connector.messages():
+        assert "guest or from another organisation" in card_text(card_of(reply))
+    # Ben himself, a full member of the tenant, still is.
+    send(client, demo, personal_message(demo, "ben", QUESTION))
+    assert Answer.objects.filter(user__username="ben").count() == 1
+
+
+def test_email_matching_is_off_unless_a_tenants_directory_is_trusted(demo, client, settings):
+    """Reproduces issue 10 item 1: a multi-tenant bot open to every tenant matched any tenant's directory emails;
+    with no trusted tenant (TEAMS_IDENTITY_TENANT_IDS, TEAMS_APP_TENANT_ID, TEAMS_ALLOWED_TENANT_IDS all unset)
+    only linked identities count."""
+    settings.TEAMS_IDENTITY_TENANT_IDS = []
+    send(client, demo, personal_message(demo, "ben", QUESTION))
+    assert Answer.objects.get().user is None
+    send(client, demo, personal_message(demo, "alice", QUESTION))  # linked by her Entra object id
+    assert Answer.objects.latest("created_at").user.username == "alice"
+    # A single-tenant bot trusts its own tenant's directory.
+    settings.TEAMS_APP_TENANT_ID = TENANT
+    send(client, demo, personal_message(demo, "ben", "What is the travel policy for hotels?"))
+    assert Answer.objects.latest("created_at").user.username == "ben"
+
+
+def test_channel_safe_counts_a_guest_with_an_employees_email_as_unlinked(demo, client):
+    """Reproduces issue 10 item 1 (channel-safe member resolution): a guest in a team with alice, reporting ben's
+    UPN, counted as ben, so the channel was shown what alice and ben can both read."""
+    team, channel = "19:partners-team@thread.tacv2", "19:partners@thread.tacv2"
+    ChannelSettings.objects.create(platform="teams", team_id=team, channel_id=channel, visibility="channel_safe")
+    user_id, aad, display, email, upn = USERS["alice"]
+    demo.connector.add_member(team, id=user_id, aad_object_id=aad, name=display, email=email, upn=upn)
+    stranger(demo, "gina", email=USERS["ben"][4], user_role="guest", conversations=(team,))
+    activity = channel_mention(demo, "alice", "What is the travel policy for hotels?", channel=channel)
+    activity["channelData"].update({"teamsTeamId": team, "team": {"id": team}})
+    send(client, demo, activity)
+    text = card_text(card_of(demo.connector.messages()[-1]))
+    assert "Some members aren't linked" in text
+    answer = Answer.objects.get()
+    assert all(Document.objects.get(id=c["document_id"]).acl_public for c in answer.citations)

@@ -15,7 +15,7 @@ from django.core.cache import cache, caches
 from rest_framework.authtoken.models import Token
 
 from connectors import services as connectors
-from connectors.models import Document, ExternalIdentity, Source
+from connectors.models import Account, Document, ExternalIdentity, Source
 
 BUDGET_QUESTION = "What is the travel budget for 2025?"
 KITCHEN_QUESTION = "When is the espresso machine descaled?"
@@ -66,6 +66,7 @@ def index_corpus(folder: Path) -> Source:
 def make_user(username: str, **extra):
     user = get_user_model().objects.create_user(username, f"{username}@corp.example", "pw", **extra)
     ExternalIdentity.objects.create(user=user, principal=f"email:{username}@corp.example")
+    Account.objects.create(user=user, status=Account.Status.EMPLOYEE)
     return user
 
 
