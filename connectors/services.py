@@ -22,7 +22,7 @@ from connectors.sources import connector_for
 from search import services as search_services
 from search.answering.services import bump_index_version
 from search.backends import SearchBackend
-from search.types import DocumentAcl, IndexedDocument
+from search.types import DocumentAcl, IndexedDocument, SearchUnavailable
 
 logger = logging.getLogger("citewise.connectors")
 
@@ -204,11 +204,22 @@ def _record_indexed(
             document.save()
 
 
+def source_backend(source: Source) -> SearchBackend:
+    """The live index a source's documents are searched in."""
+    return search_services.get_backend(source.index_name or None, source.search_backend or None)
+
+
 def prune_missing(source: Source, seen_ids: set[str], *, backend: SearchBackend | None = None) -> int:
-    """Delete documents the source no longer has, from the index first and then from the database."""
+    """Delete documents the source no longer has, from the index first and then from the database.
+
+    They leave the live index whatever `backend` is (a rebuild's staging index too): once the rows are gone
+    nothing would ever delete them there. A failed delete raises SearchUnavailable and keeps the rows.
+    """
     gone = list(Document.objects.filter(source=source).exclude(external_id__in=seen_ids).values_list("id", flat=True))
     if gone:
-        search_services.delete_documents(gone, backend=backend)
+        live = source_backend(source)
+        for target in dict.fromkeys([live, backend or live]):
+            search_services.delete_documents(gone, backend=target)
         Document.objects.filter(id__in=gone).delete()
         bump_index_version()
     return len(gone)
@@ -235,11 +246,20 @@ def rebuild_index(index_name: str = "", kind: str | None = None, *, progress: bo
     kind = kind or config["SEARCH_BACKEND"]
     live = search_services.get_backend(index_name or None, kind)
     embedder = get_embedder()
+    # Versions earlier rebuilds left (they failed, died, or an old index could not be deleted) go first.
+    live.remove_stale_versions()
     staged = live.staging(embedder.model_name, embedder.dimensions)
     pinned = [kind, ""] if kind == config["SEARCH_BACKEND"] else [kind]
     sources = Source.objects.filter(index_name=index_name, search_backend__in=pinned)
-    reports = [sync_source(source, progress=progress, backend=staged, force=True) for source in sources]
-    live.promote(staged)
+    try:
+        reports = [sync_source(source, progress=progress, backend=staged, force=True) for source in sources]
+        live.promote(staged)
+    except BaseException:
+        try:
+            live.discard(staged)
+        except SearchUnavailable as exc:  # the index is down: the next rebuild collects it
+            logger.warning("could not delete the staging index of a failed rebuild: %s", exc)
+        raise
     bump_index_version()
     return reports
 
