@@ -6,12 +6,13 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 from tqdm import tqdm
 
@@ -209,6 +210,80 @@ def source_backend(source: Source) -> SearchBackend:
     return search_services.get_backend(source.index_name or None, source.search_backend or None)
 
 
+# Set on a Document queryset whose documents have already left the index, so that deleting its rows does not
+# ask the index again for each one (connectors/signals.py).
+REMOVED_FROM_INDEX = "_citewise_removed_from_index"
+
+
+def _delete_rows(document_ids: Sequence[str]) -> int:
+    rows = Document.objects.filter(id__in=list(document_ids))
+    setattr(rows, REMOVED_FROM_INDEX, True)
+    return rows.delete()[1].get(Document._meta.label, 0)
+
+
+def remove_documents_from_index(documents: Iterable[Document]) -> int:
+    """Delete documents from their sources' live indexes; SearchUnavailable unless every index confirms."""
+    by_backend: dict[SearchBackend, list[str]] = {}
+    sources: dict[int, Source] = {}
+    for document in documents:
+        source = sources.setdefault(document.source_id, document.source)
+        by_backend.setdefault(source_backend(source), []).append(document.id)
+    for backend, ids in by_backend.items():
+        backend.delete_documents(ids)
+    if by_backend:
+        bump_index_version()
+    return sum(len(ids) for ids in by_backend.values())
+
+
+def delete_documents(documents: QuerySet[Document]) -> int:
+    """Delete documents from the search index first, then their rows (if the index cannot confirm, none go)."""
+    documents = list(documents.select_related("source"))
+    remove_documents_from_index(documents)
+    return _delete_rows([d.id for d in documents])
+
+
+def remove_source_from_index(source: Source) -> int:
+    """Delete every document of a source from its live index: those the database lists, and any the index
+    still holds under the source's id (left by earlier failures). SearchUnavailable unless the index confirms.
+
+    Runs before a Source row is deleted, by any path (connectors/signals.py).
+    """
+    backend = source_backend(source)
+    ids = set(Document.objects.filter(source=source).values_list("id", flat=True))
+    ids |= backend.document_ids(source_ids=[str(source.pk)])
+    if ids:
+        backend.delete_documents(sorted(ids))
+    bump_index_version()
+    return len(ids)
+
+
+def remove_orphaned_documents(backends: Sequence[SearchBackend] | None = None) -> int:
+    """Delete from the index documents whose source no longer exists; returns how many.
+
+    Sources deleted before deleting one removed its documents from the index left them searchable. By default
+    the main index and every index a source uses are checked. A source's id is never reused, so a document
+    whose source id is unknown can only be such a leftover, provided sources are committed before they are
+    ingested (as ensure_source does outside a transaction).
+    """
+    if backends is None:
+        backends = list(dict.fromkeys([search_services.get_backend(),
+                                       *(source_backend(s) for s in Source.objects.all())]))
+    known = {str(pk) for pk in Source.objects.values_list("pk", flat=True)}
+    removed = 0
+    for backend in backends:
+        orphaned = sorted(backend.source_ids() - known)
+        if not orphaned:
+            continue
+        ids = sorted(backend.document_ids(source_ids=orphaned))
+        backend.delete_documents(ids)
+        removed += len(ids)
+        logger.info("removed %d documents of deleted sources %s from index %s", len(ids), ", ".join(orphaned),
+                    backend.index_name)
+    if removed:
+        bump_index_version()
+    return removed
+
+
 def prune_missing(source: Source, seen_ids: set[str], *, backend: SearchBackend | None = None) -> int:
     """Delete documents the source no longer has, from the index first and then from the database.
 
@@ -220,7 +295,7 @@ def prune_missing(source: Source, seen_ids: set[str], *, backend: SearchBackend 
         live = source_backend(source)
         for target in dict.fromkeys([live, backend or live]):
             search_services.delete_documents(gone, backend=target)
-        Document.objects.filter(id__in=gone).delete()
+        _delete_rows(gone)
         bump_index_version()
     return len(gone)
 
