@@ -166,3 +166,20 @@ def test_passages_of_sources_deleted_before_are_removed_by_reconcile_index(index
 def kitchen_titles() -> set[str]:
     hits = selectors.search("espresso machine descaled", principals=frozenset(), mode=SearchMode.BM25)
     return {h.title for h in hits}
+
+
+@pytest.mark.parametrize("how", ["admin", "admin bulk"])
+def test_a_document_deleted_in_the_admin_leaves_the_index_first(client, indexed, alice, admin_user, how):
+    """Reproduces issue 10 item 7 for a single document: deleting a Document row in the admin leaves its
+    chunks searchable."""
+    budget = finance_document(indexed)
+    client.force_login(admin_user)
+    if how == "admin":
+        client.post(f"/admin/connectors/document/{budget.pk}/delete/", {"post": "yes"})
+    else:
+        client.post("/admin/connectors/document/", {"action": "delete_selected", ACTION_CHECKBOX_NAME: [budget.pk],
+                                                      "post": "yes"})
+    assert not Document.objects.filter(pk=budget.pk).exists()
+    assert budget.pk not in search_services.get_backend().document_ids()
+    assert budget_titles(alice) == set()
+    assert kitchen_titles() == {"Kitchen"}
