@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import uuid
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -21,20 +20,6 @@ from search.types import SearchMode, SearchUnavailable
 from tests.console.conftest import BUDGET_QUESTION, auth, finance_document, index_corpus, write_corpus
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(params=["embedded", "elasticsearch"])
-def main_index(request, settings, tmp_path):
-    """The configured main index on each backend, fresh and dropped afterwards."""
-    if request.param == "elasticsearch":
-        request.getfixturevalue("elasticsearch_node")
-    settings.CITEWISE = {**settings.CITEWISE, "SEARCH_BACKEND": request.param,
-                         "EMBEDDED_INDEX_DIR": tmp_path / "index", "INDEX_NAME": f"test-del-{uuid.uuid4().hex[:8]}"}
-    search_services._backends.clear()
-    yield request.param
-    for backend in search_services._backends.values():
-        backend.drop()
-    search_services._backends.clear()
 
 
 @pytest.fixture
