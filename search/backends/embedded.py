@@ -114,6 +114,15 @@ def _remove_files(path: Path) -> None:
         Path(f"{path}{suffix}").unlink(missing_ok=True)
 
 
+def _is_current(fd: int, lock: Path) -> bool:
+    """Whether the lock we hold is on the file at `lock` still, not on one a collector unlinked meanwhile."""
+    try:
+        held, there = os.fstat(fd), os.stat(lock)
+    except FileNotFoundError:
+        return False
+    return (held.st_dev, held.st_ino) == (there.st_dev, there.st_ino)
+
+
 def _remove_if_unused(path: Path, still_stale: Callable[[], bool]) -> bool:
     """Delete a physical file and its sidecars if no process has it open (none holds its shared lock)."""
     lock = _lock_path(path)
@@ -126,8 +135,8 @@ def _remove_if_unused(path: Path, still_stale: Callable[[], bool]) -> bool:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             return False  # a process still reads it: the next collection tries again
-        # The pointer may have moved to this file (a promote) while we waited for the lock.
-        if not still_stale():
+        # Another collector may have replaced the lock file, or the pointer moved to this file (a promote).
+        if not _is_current(fd, lock) or not still_stale():
             return False
         _remove_files(path)
         lock.unlink(missing_ok=True)
@@ -141,12 +150,17 @@ class _OpenFile:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        fd = os.open(_lock_path(path), os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH)
-        except BaseException:
-            os.close(fd)
-            raise
+        lock = _lock_path(path)
+        while True:
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH)
+            except BaseException:
+                os.close(fd)
+                raise
+            if _is_current(fd, lock):
+                break
+            os.close(fd)  # a collector unlinked it while we waited: lock the file at that path now
         # Released when the last connection on it is gone (threads drop theirs when they see a new pointer).
         self._release = weakref.finalize(self, os.close, fd)
 
