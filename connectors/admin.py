@@ -1,9 +1,14 @@
+from __future__ import annotations
+
+from collections.abc import Callable
 from typing import Any
 
 from django.contrib import admin, messages
+from django.contrib.admin.utils import quote
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
 from django.core.exceptions import ValidationError
+from django.db import router, transaction
 from django.db.models import QuerySet
 from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
@@ -11,20 +16,65 @@ from django.urls import reverse
 
 from connectors import services
 from connectors.models import Account, Document, ExternalIdentity, Group, GroupMembership, Source
+from search.types import SearchUnavailable
+
+
+def _not_deleted(what: str, exc: SearchUnavailable) -> str:
+    return (f"{what} was not deleted: the search index could not confirm removing its documents ({exc}). "
+            "Nothing was deleted; try again once search is available.")
+
+
+class IndexFirstDeleteMixin:
+    """Deleting here removes the documents from the search index first (connectors/signals.py). If the index
+    cannot confirm, the whole delete is rolled back and the admin is told so, rather than shown an error page."""
+
+    def delete_view(self, request: HttpRequest, object_id: str, extra_context: dict | None = None) -> HttpResponse:
+        try:
+            return super().delete_view(request, object_id, extra_context)  # type: ignore[misc]
+        except SearchUnavailable as exc:
+            opts = self.model._meta  # type: ignore[attr-defined]
+            self.message_user(request, _not_deleted(f"The {opts.verbose_name} {object_id}", exc),  # type: ignore[attr-defined]
+                              messages.ERROR)
+            return HttpResponseRedirect(reverse(f"admin:{opts.app_label}_{opts.model_name}_change",
+                                                args=[quote(object_id)]))
+
+    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
+        actions = super().get_actions(request)  # type: ignore[misc]
+        if "delete_selected" in actions:
+            action, name, description = actions["delete_selected"]
+            actions["delete_selected"] = (_index_first(action), name, description)
+        return actions
+
+
+def _index_first(action: Callable) -> Callable:
+    def delete_selected(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet) -> Any:
+        try:
+            # One transaction, so the log entries of a delete that did not happen go too.
+            with transaction.atomic(using=router.db_for_write(queryset.model)):
+                return action(modeladmin, request, queryset)
+        except SearchUnavailable as exc:
+            modeladmin.message_user(request, _not_deleted(f"The selected {queryset.model._meta.verbose_name_plural}",
+                                                          exc), messages.ERROR)
+            return None
+
+    return delete_selected
 
 
 @admin.register(Source)
-class SourceAdmin(admin.ModelAdmin):
+class SourceAdmin(IndexFirstDeleteMixin, admin.ModelAdmin):
     list_display = ("name", "kind", "location", "index_name", "last_synced_at")
     search_fields = ("name", "location")
 
 
 @admin.register(Document)
-class DocumentAdmin(admin.ModelAdmin):
+class DocumentAdmin(IndexFirstDeleteMixin, admin.ModelAdmin):
     list_display = ("title", "source", "mime_type", "status", "chunk_count", "source_modified_at", "indexed_at")
     list_filter = ("status", "mime_type", "source")
     search_fields = ("title", "external_id", "error")
     readonly_fields = [f.name for f in Document._meta.fields]
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Document]) -> None:
+        services.delete_documents(queryset)  # one index call for all, not one per document
 
 
 @admin.register(ExternalIdentity)

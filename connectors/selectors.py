@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
+
 from connectors.base import normalize_principal
-from connectors.models import Account, ExternalIdentity, GroupMembership
+from connectors.models import Account, Document, ExternalIdentity, GroupMembership
 
 EVERYONE_EXCEPT_EXTERNAL = "org:everyone-except-external"
 
@@ -68,3 +70,13 @@ def expanded_principals(user: Any) -> frozenset[str]:
     if user is None or not getattr(user, "is_authenticated", False) or not getattr(user, "is_active", True):
         return frozenset()
     return expand_groups(own_principals(user))
+
+
+def indexed_chunks_expected(backend_kind: str, index_name: str) -> bool:
+    """Whether the database records chunks written to this index: then a missing or empty index is an outage."""
+    config = settings.CITEWISE
+    # Blank on a source means the configured backend and main index (as sync_source resolves them).
+    kinds = [backend_kind, ""] if backend_kind == config["SEARCH_BACKEND"] else [backend_kind]
+    names = [index_name, ""] if index_name == config["INDEX_NAME"] else [index_name]
+    return Document.objects.filter(status=Document.Status.INDEXED, chunk_count__gt=0,
+                                   source__search_backend__in=kinds, source__index_name__in=names).exists()

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 from tqdm import tqdm
 
@@ -28,7 +28,7 @@ from connectors.sources import connector_for
 from search import services as search_services
 from search.answering.services import bump_index_version
 from search.backends import SearchBackend
-from search.types import DocumentAcl, IndexedDocument
+from search.types import DocumentAcl, IndexedDocument, SearchUnavailable
 
 logger = logging.getLogger("citewise.connectors")
 _T = TypeVar("_T")
@@ -404,12 +404,97 @@ def _record_indexed(
         logger.info("kept the ACL a permission sync wrote meanwhile for %d documents", len(overtaken))
 
 
+def source_backend(source: Source) -> SearchBackend:
+    """The live index a source's documents are searched in."""
+    return search_services.get_backend(source.index_name or None, source.search_backend or None)
+
+
+# Set on a Document queryset whose documents have already left the index, so that deleting its rows does not
+# ask the index again for each one (connectors/signals.py).
+REMOVED_FROM_INDEX = "_citewise_removed_from_index"
+
+
+def _delete_rows(document_ids: Sequence[str]) -> int:
+    rows = Document.objects.filter(id__in=list(document_ids))
+    setattr(rows, REMOVED_FROM_INDEX, True)
+    return rows.delete()[1].get(Document._meta.label, 0)
+
+
+def remove_documents_from_index(documents: Iterable[Document]) -> int:
+    """Delete documents from their sources' live indexes; SearchUnavailable unless every index confirms."""
+    by_backend: dict[SearchBackend, list[str]] = {}
+    sources: dict[int, Source] = {}
+    for document in documents:
+        source = sources.setdefault(document.source_id, document.source)
+        by_backend.setdefault(source_backend(source), []).append(document.id)
+    for backend, ids in by_backend.items():
+        backend.delete_documents(ids)
+    if by_backend:
+        bump_index_version()
+    return sum(len(ids) for ids in by_backend.values())
+
+
+def delete_documents(documents: QuerySet[Document]) -> int:
+    """Delete documents from the search index first, then their rows (if the index cannot confirm, none go)."""
+    documents = list(documents.select_related("source"))
+    remove_documents_from_index(documents)
+    return _delete_rows([d.id for d in documents])
+
+
+def remove_source_from_index(source: Source) -> int:
+    """Delete every document of a source from its live index: those the database lists, and any the index
+    still holds under the source's id (left by earlier failures). SearchUnavailable unless the index confirms.
+
+    Runs before a Source row is deleted, by any path (connectors/signals.py).
+    """
+    backend = source_backend(source)
+    ids = set(Document.objects.filter(source=source).values_list("id", flat=True))
+    ids |= backend.document_ids(source_ids=[str(source.pk)])
+    if ids:
+        backend.delete_documents(sorted(ids))
+    bump_index_version()
+    return len(ids)
+
+
+def remove_orphaned_documents(backends: Sequence[SearchBackend] | None = None) -> int:
+    """Delete from the index documents whose source no longer exists; returns how many.
+
+    Sources deleted before deleting one removed its documents from the index left them searchable. By default
+    the main index and every index a source uses are checked. A source's id is never reused, so a document
+    whose source id is unknown can only be such a leftover, provided sources are committed before they are
+    ingested (as ensure_source does outside a transaction).
+    """
+    if backends is None:
+        backends = list(dict.fromkeys([search_services.get_backend(),
+                                       *(source_backend(s) for s in Source.objects.all())]))
+    known = {str(pk) for pk in Source.objects.values_list("pk", flat=True)}
+    removed = 0
+    for backend in backends:
+        orphaned = sorted(backend.source_ids() - known)
+        if not orphaned:
+            continue
+        ids = sorted(backend.document_ids(source_ids=orphaned))
+        backend.delete_documents(ids)
+        removed += len(ids)
+        logger.info("removed %d documents of deleted sources %s from index %s", len(ids), ", ".join(orphaned),
+                    backend.index_name)
+    if removed:
+        bump_index_version()
+    return removed
+
+
 def prune_missing(source: Source, seen_ids: set[str], *, backend: SearchBackend | None = None) -> int:
-    """Delete documents the source no longer has, from the index first and then from the database."""
+    """Delete documents the source no longer has, from the index first and then from the database.
+
+    They leave the live index whatever `backend` is (a rebuild's staging index too): once the rows are gone
+    nothing would ever delete them there. A failed delete raises SearchUnavailable and keeps the rows.
+    """
     gone = list(Document.objects.filter(source=source).exclude(external_id__in=seen_ids).values_list("id", flat=True))
     if gone:
-        search_services.delete_documents(gone, backend=backend)
-        Document.objects.filter(id__in=gone).delete()
+        live = source_backend(source)
+        for target in dict.fromkeys([live, backend or live]):
+            search_services.delete_documents(gone, backend=target)
+        _delete_rows(gone)
         bump_index_version()
     return len(gone)
 
@@ -435,11 +520,20 @@ def rebuild_index(index_name: str = "", kind: str | None = None, *, progress: bo
     kind = kind or config["SEARCH_BACKEND"]
     live = search_services.get_backend(index_name or None, kind)
     embedder = get_embedder()
+    # Versions earlier rebuilds left (they failed, died, or an old index could not be deleted) go first.
+    live.remove_stale_versions()
     staged = live.staging(embedder.model_name, embedder.dimensions)
     pinned = [kind, ""] if kind == config["SEARCH_BACKEND"] else [kind]
     sources = Source.objects.filter(index_name=index_name, search_backend__in=pinned)
-    reports = [sync_source(source, progress=progress, backend=staged, force=True) for source in sources]
-    live.promote(staged)
+    try:
+        reports = [sync_source(source, progress=progress, backend=staged, force=True) for source in sources]
+        live.promote(staged)
+    except BaseException:
+        try:
+            live.discard(staged)
+        except SearchUnavailable as exc:  # the index is down: the next rebuild collects it
+            logger.warning("could not delete the staging index of a failed rebuild: %s", exc)
+        raise
     bump_index_version()
     return reports
 

@@ -40,6 +40,10 @@ def sync_source(source_id: int) -> dict:
 
 @shared_task(name="connectors.sync_all_sources")
 def sync_all_sources() -> list[int]:
+    try:  # documents of sources deleted before deletes reached the index (services.remove_orphaned_documents)
+        services.remove_orphaned_documents()
+    except SearchUnavailable as exc:
+        logger.warning("removing documents of deleted sources skipped, the index is unavailable: %s", exc)
     source_ids = _scheduled_sources()
     for source_id in source_ids:
         sync_source.delay(source_id)

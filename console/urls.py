@@ -12,6 +12,7 @@ urlpatterns = [
     path("api/v1/", include("search.urls")),
     path("", include("bot.urls")),
     path("healthz", views.health, name="health"),
+    path("readyz", views.ready, name="ready"),
     path("metrics", views.metrics, name="metrics"),
     path("accounts/login/", auth_views.LoginView.as_view(template_name="console/login.html"), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),

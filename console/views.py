@@ -7,7 +7,7 @@ import json
 import logging
 import re
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from django.conf import settings
@@ -26,6 +26,7 @@ from django.shortcuts import render
 from django.views.decorators.http import require_GET, require_POST
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from connectors.models import Source
 from console import audit
 from search import selectors, throttling
 from search.answering import services as answering
@@ -36,6 +37,7 @@ from search.types import IndexModelMismatch, SearchMode, SearchUnavailable
 
 logger = logging.getLogger("citewise.chat")
 SEARCH_UNAVAILABLE = "Search is unavailable right now; please try again in a moment."
+INDEX_NOT_READY = "The search index is not ready yet."
 
 
 @login_required
@@ -49,9 +51,13 @@ def search_page(request: HttpRequest) -> HttpResponse:
         except throttling.RateLimited as exc:
             error, retry_after = exc.message, exc.retry_after
         except SearchUnavailable as exc:
-            error = f"Search is unavailable right now: {exc}"
-    response = render(request, "console/search.html", {"query": query, "hits": hits, "error": error},
-                      status=200 if retry_after is None else 429)
+            logger.warning("search page: search unavailable: %s", exc)
+            error = SEARCH_UNAVAILABLE
+        except IndexModelMismatch as exc:
+            logger.warning("search page: index not ready: %s", exc)
+            error = INDEX_NOT_READY
+    status = 429 if retry_after is not None else 503 if error else 200
+    response = render(request, "console/search.html", {"query": query, "hits": hits, "error": error}, status=status)
     if retry_after is not None:
         response["Retry-After"] = str(retry_after)
     return response
@@ -104,7 +110,7 @@ def _answer_events(request: HttpRequest, question: str, conversation_id: uuid.UU
         return
     except IndexModelMismatch as exc:
         logger.warning("chat: index not ready: %s", exc)
-        yield _event("error", {"status": 503, "message": "The search index is not ready yet."})
+        yield _event("error", {"status": 503, "message": INDEX_NOT_READY})
         return
     except Exception:  # noqa: BLE001 - the response has started: report in the stream, not as a 500
         logger.exception("chat: answering failed")
@@ -146,21 +152,74 @@ def chat_stream(request: HttpRequest) -> HttpResponse:
     return response
 
 
+def _check(name: str, check: Callable[[], str]) -> str:
+    try:
+        return check()
+    except Exception as exc:  # noqa: BLE001 - a probe reports every failure, it never raises one
+        logger.warning("%s check failed: %s", name, exc)
+        return f"error: {exc}"
+
+
+def _database() -> str:
+    connection.ensure_connection()
+    return "ok"
+
+
+def _migrated_database() -> str:
+    Source.objects.exists()  # a table the migrations create: connected is not enough to serve
+    return "ok"
+
+
+def _search_ready() -> str:
+    status = selectors.index_status()
+    if status != "ok":
+        return status
+    info = get_backend().index_info()
+    model = settings.CITEWISE["EMBEDDING_MODEL"]
+    if info is not None and info.embedding_model != model:
+        return (f"not ready: the index holds vectors from {info.embedding_model!r}, not {model!r}; run "
+                "`manage.py reindex`")
+    # The read path itself (full-text tables, the ACL filter), without loading the embedding model.
+    selectors.search("readiness probe", principals=frozenset(), mode=SearchMode.BM25, limit=1)
+    return "ok"
+
+
+def _broker() -> str:
+    url = settings.CELERY_BROKER_URL
+    if not url:
+        return "not configured: tasks run in-process"
+    from kombu import Connection
+
+    with Connection(url, connect_timeout=READY_TIMEOUT_S) as broker:
+        broker.ensure_connection(max_retries=1, timeout=READY_TIMEOUT_S)
+    return "ok"
+
+
+READY_TIMEOUT_S = 3
+_PASSING = ("ok", "empty", "not configured: tasks run in-process")
+
+
+def _probe_response(checks: dict[str, str], good: str, bad: str) -> JsonResponse:
+    passing = all(value in _PASSING for value in checks.values())
+    return JsonResponse({"status": good if passing else bad, "checks": checks,
+                         "backend": settings.CITEWISE["SEARCH_BACKEND"]}, status=200 if passing else 503)
+
+
 def health(request: HttpRequest) -> JsonResponse:
-    checks: dict[str, str] = {}
-    try:
-        connection.ensure_connection()
-        checks["database"] = "ok"
-    except Exception as exc:  # noqa: BLE001 - any failure is reported, not raised
-        checks["database"] = f"error: {exc}"
-    try:
-        info = get_backend().index_info()
-        checks["search"] = "ok" if info else "empty"
-    except SearchUnavailable as exc:
-        checks["search"] = f"error: {exc}"
-    healthy = all(v in ("ok", "empty") for v in checks.values())
-    return JsonResponse({"status": "ok" if healthy else "degraded", "checks": checks,
-                         "backend": settings.CITEWISE["SEARCH_BACKEND"]}, status=200 if healthy else 503)
+    """Liveness, kept cheap: the database answers and the search index is there (or nothing was ingested yet).
+
+    "index missing" (the database records indexed documents the index does not have) is an outage, not "empty".
+    """
+    return _probe_response({"database": _check("database", _database),
+                            "search": _check("search", selectors.index_status)}, "ok", "degraded")
+
+
+def ready(request: HttpRequest) -> JsonResponse:
+    """Readiness: the database is migrated, the index answers a search with the configured model, and the
+    Celery broker (when CELERY_BROKER_URL is set) accepts connections."""
+    return _probe_response({"database": _check("database", _migrated_database),
+                            "search": _check("search", _search_ready),
+                            "broker": _check("broker", _broker)}, "ready", "not ready")
 
 
 def _bearer_token(request: HttpRequest) -> str:

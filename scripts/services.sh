@@ -95,6 +95,8 @@ es_log_tail() {
 }
 
 # Settings every distribution accepts (all core Elasticsearch settings).
+# destructive_requires_name=true as in production (it is the default): deleting or closing indices by
+# wildcard is refused, so a test fails wherever our code would.
 es_core_settings() {
     printf '%s\n' \
         "cluster.name=$ES_CLUSTER_NAME" \
@@ -104,7 +106,7 @@ es_core_settings() {
         "path.data=$ES_DATA" \
         "path.logs=$ES_LOGS" \
         "cluster.routing.allocation.disk.threshold_enabled=false" \
-        "action.destructive_requires_name=false"
+        "action.destructive_requires_name=true"
 }
 
 # Settings that belong to optional modules: only passed when the module is

@@ -11,7 +11,7 @@ from search.chunking import merge_section_text
 from search.embeddings import get_embedder
 from search.metrics import SEARCHES, timed
 from search.services import fusion_config, get_backend
-from search.types import FusionConfig, SearchFilters, SearchHit, SearchMode
+from search.types import FusionConfig, IndexMissing, SearchFilters, SearchHit, SearchMode
 
 
 # A pasted log or document as a "query" must not become a 50,000-clause query.
@@ -47,7 +47,29 @@ def search(
             fusion=fusion or fusion_config(),
         )
     SEARCHES.labels(backend.name, mode.value).inc()
+    if not hits:  # nothing found, or nothing there to find: only the second is an outage
+        _raise_if_missing(backend)
     return hits
+
+
+def index_status(backend: SearchBackend | None = None) -> str:
+    """"ok", "empty" (nothing ingested yet) or "index missing" (the database says otherwise).
+
+    Raises SearchUnavailable when the index cannot be read at all.
+    """
+    from connectors.selectors import indexed_chunks_expected
+
+    backend = backend or get_backend()
+    info = backend.index_info()
+    if info is not None and info.chunk_count > 0:
+        return "ok"
+    return "index missing" if indexed_chunks_expected(backend.name, backend.index_name) else "empty"
+
+
+def _raise_if_missing(backend: SearchBackend) -> None:
+    if index_status(backend) == "index missing":
+        raise IndexMissing(f"the {backend.name} index {backend.index_name!r} is missing or empty, but the "
+                           "database records documents indexed in it; restore it or run `manage.py reindex`")
 
 
 def expand_to_section(hit: SearchHit, *, principals: frozenset[str], backend: SearchBackend | None = None) -> str:
@@ -73,6 +95,7 @@ def readable_document(
     backend = backend or get_backend()
     info = backend.index_info()
     if info is None or info.dimensions < 1:
+        _raise_if_missing(backend)
         return None
     probe = np.zeros(info.dimensions, dtype=np.float32)
     probe[0] = 1.0

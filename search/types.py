@@ -134,3 +134,8 @@ class IndexModelMismatch(Exception):
 
 class SearchUnavailable(Exception):
     """The search backend could not be reached or answered with an error."""
+
+
+class IndexMissing(SearchUnavailable):
+    """The database says documents are indexed, but the index is not there (deleted, or the wrong directory,
+    cluster or index name): an outage, not an empty install."""

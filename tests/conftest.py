@@ -20,7 +20,7 @@ def _elasticsearch_url() -> str:
 
 
 @pytest.fixture(scope="session")
-def elasticsearch_node() -> str:
+def elasticsearch_node() -> Iterator[str]:
     from elasticsearch import Elasticsearch
 
     url = _elasticsearch_url()
@@ -30,7 +30,14 @@ def elasticsearch_node() -> str:
     except Exception as exc:  # noqa: BLE001
         pytest.fail(f"Elasticsearch is not reachable at {url} ({exc}); start it with scripts/services.sh start")
     assert health["status"] in ("green", "yellow")
-    return url
+    # As production clusters run (ES's default): deleting or closing indices by wildcard is refused, so any
+    # code or test of ours that does it fails here. scripts/services.sh starts the node so; a node started
+    # otherwise gets it for the session and its earlier value back afterwards.
+    key = "action.destructive_requires_name"
+    previous = client.cluster.get_settings(flat_settings=True)["persistent"].get(key)
+    client.cluster.put_settings(persistent={key: True})
+    yield url
+    client.cluster.put_settings(persistent={key: previous})
 
 
 @pytest.fixture

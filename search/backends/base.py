@@ -49,10 +49,20 @@ class SearchBackend(Protocol):
         ...
 
     def delete_documents(self, document_ids: Sequence[str]) -> None:
-        """Remove documents; gone from search on return."""
+        """Remove documents; gone from search on return.
+
+        Raises SearchUnavailable unless the index confirmed every removal (a document it does not hold counts
+        as removed), so callers delete their own records only after this returns.
+        """
         ...
 
-    def document_ids(self) -> set[str]: ...
+    def document_ids(self, *, source_ids: Sequence[str] | None = None) -> set[str]:
+        """Ids of the documents indexed, or of those from the given sources only."""
+        ...
+
+    def source_ids(self) -> set[str]:
+        """The distinct source ids of the documents indexed (to find documents whose source is gone)."""
+        ...
 
     def search(
         self,
@@ -77,7 +87,7 @@ class SearchBackend(Protocol):
         ...
 
     def drop(self) -> None:
-        """Delete the index and everything in it."""
+        """Delete the index and everything in it, every version included, by name (never by wildcard)."""
         ...
 
     def staging(self, embedding_model: str, dimensions: int) -> SearchBackend:
@@ -85,5 +95,14 @@ class SearchBackend(Protocol):
         ...
 
     def promote(self, staged: SearchBackend) -> None:
-        """Make a filled staging index the live one, atomically, and discard the old."""
+        """Make a filled staging index the live one, atomically, and discard the old once nothing uses it."""
+        ...
+
+    def discard(self, staged: SearchBackend) -> None:
+        """Delete a staging index that will not be promoted (a rebuild failed); never the live one."""
+        ...
+
+    def remove_stale_versions(self) -> list[str]:
+        """Delete versions of this index that are not live and not in use (left by failed or replaced
+        rebuilds); returns their names. One rebuild at a time: another's staging index counts as stale."""
         ...

@@ -9,6 +9,7 @@ chunks and the removal of its old ones become visible together, as soon as the c
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -75,6 +76,10 @@ def _mappings(embedding_model: str, dimensions: int) -> dict[str, Any]:
     }
 
 
+def _version_number(physical: str) -> int:
+    return int(physical.rsplit("-v", 1)[1])
+
+
 def visibility_filter(principals: frozenset[str]) -> dict[str, Any]:
     """Readable iff ACL status is ok and the chunk is public or shares a principal with the asker."""
     readable: list[dict[str, Any]] = [{"term": {"acl_public": True}}]
@@ -120,6 +125,29 @@ class ElasticsearchBackend:
         except NotFoundError:
             return []
 
+    def _versions(self) -> list[str]:
+        """Every `<index>-v<N>` that exists, behind the alias or not, by concrete name.
+
+        Reading through a wildcard is fine; deleting through one is not (production clusters refuse it with
+        action.destructive_requires_name), so callers delete what this lists, one name at a time.
+        """
+        existing = self.client.indices.get(index=f"{self.index_name}-v*", expand_wildcards="all").body
+        pattern = re.compile(re.escape(self.index_name) + r"-v\d+")
+        return sorted((name for name in existing if pattern.fullmatch(name)), key=_version_number)
+
+    def _concrete(self) -> list[str]:
+        """The concrete indices `index_name` names: the alias's, or the index itself (a staging version)."""
+        try:
+            return sorted(self.client.indices.get(index=self.index_name, expand_wildcards="all").body)
+        except NotFoundError:
+            return []
+
+    def _delete_index(self, name: str) -> None:
+        try:
+            self.client.indices.delete(index=name)
+        except NotFoundError:
+            pass  # already gone: what a delete wants
+
     def _meta(self) -> dict[str, Any] | None:
         try:
             mapping = self.client.indices.get_mapping(index=self.index_name).body
@@ -135,8 +163,7 @@ class ElasticsearchBackend:
 
     def create_version(self, embedding_model: str, dimensions: int, *, make_current: bool) -> str:
         """A new physical index `<alias>-v<N>`; re-indexing fills one and then moves the alias to it."""
-        existing = self.client.indices.get(index=f"{self.index_name}-v*", expand_wildcards="all").body
-        versions = [int(name.rsplit("-v", 1)[1]) for name in existing if name.rsplit("-v", 1)[1].isdigit()]
+        versions = [_version_number(name) for name in self._versions()]
         physical = f"{self.index_name}-v{max(versions, default=0) + 1}"
         body: dict[str, Any] = {
             "settings": {
@@ -164,8 +191,31 @@ class ElasticsearchBackend:
             actions = [{"remove": {"index": name, "alias": self.index_name}} for name in old]
             actions.append({"add": {"index": staged.index_name, "alias": self.index_name, "is_write_index": True}})
             self.client.indices.update_aliases(actions=actions)
-            for name in old:
-                self.client.indices.delete(index=name)
+        # The swap is done and searches use the new index; an old version that cannot be deleted now is
+        # collected by the next rebuild (remove_stale_versions), so it does not fail this one.
+        for name in old:
+            try:
+                self._delete_index(name)
+            except (ApiError, TransportError) as exc:
+                logger.warning("could not delete the replaced index %s (collected by the next rebuild): %s",
+                               name, exc)
+
+    def discard(self, staged: ElasticsearchBackend) -> None:
+        with self._errors("delete an unused staging index"):
+            # Never the live index, even if a promote that seemed to fail did move the alias.
+            if staged.index_name in self._physical_indices():
+                return
+            self._delete_index(staged.index_name)
+
+    def remove_stale_versions(self) -> list[str]:
+        with self._errors("delete stale index versions"):
+            live = set(self._physical_indices())
+            stale = [name for name in self._versions() if name not in live]
+            for name in stale:
+                self._delete_index(name)
+        if stale:
+            logger.info("deleted index versions not behind the alias %s: %s", self.index_name, ", ".join(stale))
+        return stale
 
     def _check_model(self, embedding_model: str) -> None:
         meta = self._meta()
@@ -188,9 +238,8 @@ class ElasticsearchBackend:
 
     def drop(self) -> None:
         with self._errors("drop the index"):
-            for physical in self._physical_indices():
-                self.client.indices.delete(index=physical)
-            self.client.indices.delete(index=f"{self.index_name}-v*", expand_wildcards="all", allow_no_indices=True)
+            for name in sorted(set(self._concrete()) | set(self._versions())):
+                self._delete_index(name)
 
     # -- writes --------------------------------------------------------------------------------
     def _chunk_ids(self, document_ids: Sequence[str]) -> Iterator[tuple[str, str]]:
@@ -227,7 +276,8 @@ class ElasticsearchBackend:
                             "acl_public": document.acl.public, "acl_status": document.acl.status,
                         },
                     })
-            helpers.bulk(self.client, actions, chunk_size=500, max_retries=3, raise_on_error=True)
+            helpers.bulk(self.client, actions, chunk_size=500, max_retries=3, raise_on_error=True,
+                         ignore_status=(404,))
             self.client.indices.refresh(index=self.index_name)
 
     def update_acls(self, acls: Sequence[tuple[str, DocumentAcl]]) -> None:
@@ -256,25 +306,40 @@ class ElasticsearchBackend:
                 return
             actions = [{"_op_type": "delete", "_index": self.index_name, "_id": cid}
                        for cid, _ in self._chunk_ids(document_ids)]
-            helpers.bulk(self.client, actions, chunk_size=1000, raise_on_error=False)
+            # Any refusal (a block, a closed shard) raises, so the caller keeps its rows and retries; a chunk
+            # already gone (404) is what a delete wants.
+            helpers.bulk(self.client, actions, chunk_size=1000, max_retries=3, raise_on_error=True,
+                         ignore_status=(404,))
             self.client.indices.refresh(index=self.index_name)
 
-    def document_ids(self) -> set[str]:
+    def _distinct(self, field: str, query: dict[str, Any] | None = None) -> set[str]:
+        values: set[str] = set()
+        after: dict[str, Any] | None = None
+        while True:
+            body: dict[str, Any] = {"size": 0, "aggs": {"values": {"composite": {
+                "size": 1000, "sources": [{"value": {"terms": {"field": field}}}],
+                **({"after": after} if after else {}),
+            }}}}
+            if query:
+                body["query"] = query
+            result = self.client.search(index=self.index_name, **body)["aggregations"]["values"]
+            values.update(bucket["key"]["value"] for bucket in result["buckets"])
+            after = result.get("after_key")
+            if not result["buckets"] or after is None:
+                return values
+
+    def document_ids(self, *, source_ids: Sequence[str] | None = None) -> set[str]:
         with self._errors("list documents"):
+            if self._meta() is None or (source_ids is not None and not source_ids):
+                return set()
+            query = {"terms": {"source_id": list(source_ids)}} if source_ids is not None else None
+            return self._distinct("document_id", query)
+
+    def source_ids(self) -> set[str]:
+        with self._errors("list sources"):
             if self._meta() is None:
                 return set()
-            ids: set[str] = set()
-            after: dict[str, Any] | None = None
-            while True:
-                body: dict[str, Any] = {"size": 0, "aggs": {"docs": {"composite": {
-                    "size": 1000, "sources": [{"id": {"terms": {"field": "document_id"}}}],
-                    **({"after": after} if after else {}),
-                }}}}
-                result = self.client.search(index=self.index_name, **body)["aggregations"]["docs"]
-                ids.update(bucket["key"]["id"] for bucket in result["buckets"])
-                after = result.get("after_key")
-                if not result["buckets"] or after is None:
-                    return ids
+            return self._distinct("source_id")
 
     # -- reads ---------------------------------------------------------------------------------
     @staticmethod

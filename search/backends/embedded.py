@@ -1,19 +1,40 @@
 """In-process backend: SQLite FTS5 for BM25, exact cosine kNN over vectors held in numpy.
 
-One SQLite file per index. Every write runs in one transaction, so a document's chunks are
-replaced atomically and readers see the change as soon as the call returns. A generation
-counter in the file tells each process when its in-memory vector matrix is stale.
+An index is one physical SQLite file at a time. Every write runs in one transaction, so a document's
+chunks are replaced atomically and readers see the change as soon as the call returns.
+
+Files in the index directory, for an index named N:
+
+- `N.sqlite3`: the first physical file (and the only one of installs from before pointers);
+- `N.v<k>.sqlite3`: the files rebuilds fill (`staging`);
+- `N.current`: the pointer, naming the live physical file once a rebuild has been promoted. `promote`
+  replaces it atomically (os.replace); every process checks it before each operation and reopens
+  when it names another file. Nothing is renamed over a file that another process may have open;
+- `<physical>.lock`: each process holds a shared flock on it while it has the file open. A file that
+  is neither live nor locked is unused, and only then removed (`remove_stale_versions`), with its
+  write-ahead log and shared memory, under an exclusive lock.
+
+A generation counter in each file, with the file's identity, tells a process when its in-memory
+vector matrix is stale.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
+import logging
+import os
+import re
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+import uuid
+import weakref
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import quote
 
 import numpy as np
 
@@ -30,7 +51,10 @@ from search.types import (
     SearchFilters,
     SearchHit,
     SearchMode,
+    SearchUnavailable,
 )
+
+logger = logging.getLogger("citewise.search.embedded")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -81,33 +105,196 @@ def _epoch(value: datetime | None) -> float | None:
     return value.timestamp() if value else None
 
 
+def _lock_path(path: Path) -> Path:
+    return path.with_name(path.name + ".lock")
+
+
+def _remove_files(path: Path) -> None:
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+
+
+def _is_current(fd: int, lock: Path) -> bool:
+    """Whether the lock we hold is on the file at `lock` still, not on one a collector unlinked meanwhile."""
+    try:
+        held, there = os.fstat(fd), os.stat(lock)
+    except FileNotFoundError:
+        return False
+    return (held.st_dev, held.st_ino) == (there.st_dev, there.st_ino)
+
+
+def _remove_if_unused(path: Path, still_stale: Callable[[], bool]) -> bool:
+    """Delete a physical file and its sidecars if no process has it open (none holds its shared lock)."""
+    lock = _lock_path(path)
+    try:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    except FileNotFoundError:
+        return False
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False  # a process still reads it: the next collection tries again
+        # Another collector may have replaced the lock file, or the pointer moved to this file (a promote).
+        if not _is_current(fd, lock) or not still_stale():
+            return False
+        _remove_files(path)
+        lock.unlink(missing_ok=True)
+        return True
+    finally:
+        os.close(fd)
+
+
+class _OpenFile:
+    """A physical file this process has open: the shared lock tells collectors in every process so."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        lock = _lock_path(path)
+        while True:
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH)
+            except BaseException:
+                os.close(fd)
+                raise
+            if _is_current(fd, lock):
+                break
+            os.close(fd)  # a collector unlinked it while we waited: lock the file at that path now
+        # Released when the last connection on it is gone (threads drop theirs when they see a new pointer).
+        self._release = weakref.finalize(self, os.close, fd)
+
+    def release(self) -> None:
+        self._release()
+
+
+@dataclass
+class _ThreadState:
+    handle: _OpenFile
+    connection: sqlite3.Connection
+    identity: tuple[str, int, int]  # path, device and inode: which physical file this connection reads
+
+
 class EmbeddedBackend:
     name = "embedded"
 
-    def __init__(self, directory: str | Path, index_name: str) -> None:
+    def __init__(self, directory: str | Path, index_name: str, *, physical: str | None = None) -> None:
         self.directory = Path(directory)
         self.index_name = index_name
-        self.path = self.directory / f"{index_name}.sqlite3"
+        # A staging backend is pinned to its own physical file; the live one follows the pointer.
+        self._pinned = physical
+        self.pointer = self.directory / f"{index_name}.current"
+        self._pointer_seen: tuple[tuple[int, int, int], str] | None = None
+        self._files = re.compile(re.escape(index_name) + r"(?:\.v(\d+))?\.sqlite3")
         self._local = threading.local()
+        self._open: dict[Path, weakref.ref[_OpenFile]] = {}
+        self._open_lock = threading.Lock()
         self._matrix_lock = threading.Lock()
-        self._matrix: tuple[int, np.ndarray, np.ndarray, list[str]] | None = None
+        self._matrix: tuple[tuple, np.ndarray, np.ndarray, list[str]] | None = None
 
-    # -- connections -------------------------------------------------------------------------
-    def _connection(self) -> sqlite3.Connection:
-        connection = getattr(self._local, "connection", None)
-        if connection is None:
-            self.directory.mkdir(parents=True, exist_ok=True)
-            connection = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
-            connection.execute("PRAGMA journal_mode=WAL")
-            connection.execute("PRAGMA foreign_keys=ON")
-            connection.execute("PRAGMA synchronous=NORMAL")
-            connection.executescript(_SCHEMA)
-            self._local.connection = connection
-        return connection
+    # -- files and connections ---------------------------------------------------------------
+    @property
+    def path(self) -> Path:
+        """The physical SQLite file that serves this index now."""
+        return self._resolve()
+
+    def _live_path(self) -> Path:
+        try:
+            stat = os.stat(self.pointer)
+        except FileNotFoundError:
+            return self.directory / f"{self.index_name}.sqlite3"
+        key = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+        seen = self._pointer_seen
+        if seen is not None and seen[0] == key:
+            return self.directory / seen[1]
+        try:
+            target = self.pointer.read_text(encoding="utf-8").strip()
+        except FileNotFoundError:  # dropped since the stat
+            return self.directory / f"{self.index_name}.sqlite3"
+        if not self._files.fullmatch(target):
+            raise SearchUnavailable(f"{self.pointer} names {target!r}, which is not a file of index "
+                                    f"{self.index_name!r}")
+        self._pointer_seen = (key, target)
+        return self.directory / target
+
+    def _resolve(self) -> Path:
+        return self.directory / self._pinned if self._pinned else self._live_path()
+
+    def _handle(self, path: Path) -> _OpenFile:
+        with self._open_lock:
+            reference = self._open.get(path)
+            handle = reference() if reference is not None else None
+            if handle is None:
+                handle = _OpenFile(path)
+                self._open[path] = weakref.ref(handle)
+            return handle
+
+    def _state(self, *, create: bool = False) -> _ThreadState | None:
+        """This thread's connection to the live file (reopened when the pointer moved); None if there is none."""
+        for _ in range(10):
+            path = self._resolve()
+            state: _ThreadState | None = getattr(self._local, "state", None)
+            if state is not None:
+                if state.handle.path == path and path.exists():
+                    return state
+                state = None  # our own shared lock on the old file must go before we try to collect it
+                self.drop_connection()
+                if not self._pinned:
+                    self._collect_quietly()  # the last process to leave a replaced file removes it
+            if create:
+                self.directory.mkdir(parents=True, exist_ok=True)
+            elif not path.exists():
+                return None
+            handle = self._handle(path)
+            # Locked first, checked second: a collector cannot remove what we hold, nor what is live.
+            if self._resolve() != path or not (create or path.exists()):
+                continue
+            mode = "rwc" if create else "rw"  # a reader never creates an empty file where the index went
+            connection = sqlite3.connect(f"file:{quote(str(path))}?mode={mode}", uri=True, timeout=30,
+                                         isolation_level=None, check_same_thread=False)
+            try:
+                connection.execute("PRAGMA journal_mode=WAL")
+                connection.execute("PRAGMA foreign_keys=ON")
+                connection.execute("PRAGMA synchronous=NORMAL")
+                connection.executescript(_SCHEMA)
+                stat = os.stat(path)
+            except BaseException:
+                connection.close()
+                raise
+            state = _ThreadState(handle, connection, (str(path), stat.st_dev, stat.st_ino))
+            self._local.state = state
+            return state
+        raise SearchUnavailable(f"the pointer of index {self.index_name!r} kept changing while opening it")
+
+    def _connection(self, *, create: bool = False) -> sqlite3.Connection | None:
+        state = self._state(create=create)
+        return state.connection if state is not None else None
+
+    def drop_connection(self) -> None:
+        """Close this thread's connection (other threads close theirs when they next see the pointer move)."""
+        state: _ThreadState | None = getattr(self._local, "state", None)
+        if state is not None:
+            self._local.state = None
+            state.connection.close()
+
+    close = drop_connection
 
     @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        connection = self._connection()
+    def _errors(self, action: str) -> Iterator[None]:
+        try:
+            yield
+        except (IndexModelMismatch, SearchUnavailable):
+            raise
+        except (sqlite3.Error, OSError) as exc:  # unreadable, corrupt, missing or locked files
+            raise SearchUnavailable(
+                f"the embedded index {self.index_name!r} in {self.directory} failed to {action}: {exc}"
+            ) from exc
+
+    @contextmanager
+    def _transaction(self, *, create: bool = False) -> Iterator[sqlite3.Connection]:
+        connection = self._connection(create=create)
+        if connection is None:
+            raise IndexModelMismatch(f"index {self.index_name!r} does not exist yet; ingest documents first")
         connection.execute("BEGIN IMMEDIATE")
         try:
             yield connection
@@ -121,27 +308,26 @@ class EmbeddedBackend:
             )
             connection.execute("COMMIT")
 
-    def _meta(self, key: str) -> str | None:
-        row = self._connection().execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-        return row[0] if row else None
+    @staticmethod
+    def _meta(connection: sqlite3.Connection) -> dict[str, str]:
+        return dict(connection.execute("SELECT key, value FROM meta").fetchall())
 
     # -- index lifecycle ---------------------------------------------------------------------
     def ensure_index(self, embedding_model: str, dimensions: int) -> None:
-        with self._transaction() as connection:
-            current = dict(connection.execute(
-                "SELECT key, value FROM meta WHERE key IN ('embedding_model', 'dimensions')"
-            ).fetchall())
-            if not current:
-                connection.executemany(
-                    "INSERT INTO meta(key, value) VALUES (?, ?)",
-                    [("embedding_model", embedding_model), ("dimensions", str(dimensions)),
-                     ("created_at", datetime.now(tz=UTC).isoformat())],
-                )
-                return
-        self._check_model(embedding_model)
+        with self._errors("create the index"):
+            with self._transaction(create=True) as connection:
+                current = self._meta(connection)
+                if "embedding_model" not in current:
+                    connection.executemany(
+                        "INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO NOTHING",
+                        [("embedding_model", embedding_model), ("dimensions", str(dimensions)),
+                         ("created_at", datetime.now(tz=UTC).isoformat()), ("file_id", uuid.uuid4().hex)],
+                    )
+                    return
+            self._check_model(self._meta(connection), embedding_model)
 
-    def _check_model(self, embedding_model: str) -> None:
-        indexed = self._meta("embedding_model")
+    def _check_model(self, meta: dict[str, str], embedding_model: str) -> None:
+        indexed = meta.get("embedding_model")
         if indexed is None:
             raise IndexModelMismatch(f"index {self.index_name!r} does not exist yet; ingest documents first")
         if indexed != embedding_model:
@@ -151,59 +337,133 @@ class EmbeddedBackend:
             )
 
     def index_info(self) -> IndexInfo | None:
-        if not self.path.exists() or self._meta("embedding_model") is None:
-            return None
-        count = self._connection().execute("SELECT count(*) FROM chunks").fetchone()[0]
-        return IndexInfo(self._meta("embedding_model"), int(self._meta("dimensions")), count, str(self.path))
+        with self._errors("read index information"):
+            state = self._state()
+            if state is None:
+                return None
+            meta = self._meta(state.connection)
+            if "embedding_model" not in meta:
+                return None
+            count = state.connection.execute("SELECT count(*) FROM chunks").fetchone()[0]
+            return IndexInfo(meta["embedding_model"], int(meta["dimensions"]), count, str(state.handle.path))
+
+    def _physical_files(self) -> list[Path]:
+        if not self.directory.is_dir():
+            return []
+        return sorted(p for p in self.directory.iterdir() if self._files.fullmatch(p.name))
 
     def drop(self) -> None:
-        self.drop_connection()
-        for suffix in ("", "-wal", "-shm"):
-            Path(f"{self.path}{suffix}").unlink(missing_ok=True)
-        self._matrix = None
+        with self._errors("drop the index"):
+            self.drop_connection()
+            self._matrix = None
+            if self._pinned:
+                paths = [self.directory / self._pinned]
+            else:
+                self.pointer.unlink(missing_ok=True)
+                paths = self._physical_files()
+            for path in paths:
+                _remove_files(path)
+                _lock_path(path).unlink(missing_ok=True)
 
     def staging(self, embedding_model: str, dimensions: int) -> EmbeddedBackend:
-        staged = EmbeddedBackend(self.directory, f"{self.index_name}.staging")
-        staged.drop()
+        with self._errors("create a staging index"):
+            self.directory.mkdir(parents=True, exist_ok=True)
+            names = [p.name for p in self._physical_files()] + [self._live_path().name]
+            version = max((int(m.group(1) or 0) for m in map(self._files.fullmatch, names) if m), default=0) + 1
+            while True:  # O_EXCL: two rebuilds never fill the same file
+                path = self.directory / f"{self.index_name}.v{version}.sqlite3"
+                try:
+                    os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+                    break
+                except FileExistsError:
+                    version += 1
+        staged = EmbeddedBackend(self.directory, self.index_name, physical=path.name)
         staged.ensure_index(embedding_model, dimensions)
         return staged
 
-    def promote(self, staged: EmbeddedBackend) -> None:
-        # Fold the staged write-ahead log into its main file so one rename moves everything.
-        staged._connection().execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        staged.drop_connection()
-        self.drop_connection()
-        Path(staged.path).replace(self.path)
-        for suffix in ("-wal", "-shm"):
-            Path(f"{staged.path}{suffix}").unlink(missing_ok=True)
-            Path(f"{self.path}{suffix}").unlink(missing_ok=True)
-        self._matrix = None
+    def _check_staged(self, staged: EmbeddedBackend) -> None:
+        if not (isinstance(staged, EmbeddedBackend) and staged._pinned and staged.directory == self.directory
+                and staged.index_name == self.index_name):
+            raise ValueError(f"{staged!r} is not a staging index of {self.index_name!r}")
 
-    def drop_connection(self) -> None:
-        connection = getattr(self._local, "connection", None)
-        if connection is not None:
-            connection.close()
-            self._local.connection = None
+    def _write_pointer(self, target: str) -> None:
+        temporary = self.directory / f".{self.index_name}.current.{uuid.uuid4().hex}.tmp"
+        with open(temporary, "w", encoding="utf-8") as pointer:
+            pointer.write(target + "\n")
+            pointer.flush()
+            os.fsync(pointer.fileno())
+        os.replace(temporary, self.pointer)
+        directory = os.open(self.directory, os.O_RDONLY)
+        try:
+            os.fsync(directory)  # the rename itself survives a crash
+        finally:
+            os.close(directory)
+
+    def promote(self, staged: EmbeddedBackend) -> None:
+        self._check_staged(staged)
+        with self._errors("switch to the rebuilt index"):
+            connection = staged._connection()
+            if connection is None:
+                raise SearchUnavailable(f"the staging file {staged._pinned} is gone")
+            connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            # The pointer moves while the staged file is still held, so no collector can take it in between.
+            self._write_pointer(staged._pinned)
+            staged.close()
+            self.drop_connection()
+            self._matrix = None
+        self._collect_quietly()
+
+    def discard(self, staged: EmbeddedBackend) -> None:
+        self._check_staged(staged)
+        with self._errors("delete an unused staging index"):
+            staged.close()
+            path = self.directory / staged._pinned
+            _remove_if_unused(path, lambda: self._live_path() != path)
+
+    def remove_stale_versions(self) -> list[str]:
+        with self._errors("delete stale index versions"):
+            removed = []
+            for path in self._physical_files():
+                if path != self._live_path() and _remove_if_unused(path, lambda p=path: self._live_path() != p):
+                    removed.append(path.name)
+            # Lock files whose database is gone (a reader that lost the race with a collector left one).
+            for lock in self.directory.glob(f"{self.index_name}*.sqlite3.lock") if self.directory.is_dir() else ():
+                database = lock.with_name(lock.name[: -len(".lock")])
+                if self._files.fullmatch(database.name) and not database.exists():
+                    _remove_if_unused(database, lambda d=database: self._live_path() != d)
+        if removed:
+            logger.info("removed unused files of index %s: %s", self.index_name, ", ".join(removed))
+        return removed
+
+    def _collect_quietly(self) -> None:
+        try:
+            self.remove_stale_versions()
+        except SearchUnavailable as exc:  # collection is housekeeping: the next one tries again
+            logger.warning("could not remove unused index files: %s", exc)
 
     # -- writes --------------------------------------------------------------------------------
     def replace_documents(self, batch: Sequence[DocumentChunks], *, embedding_model: str) -> None:
-        self._check_model(embedding_model)
-        dimensions = int(self._meta("dimensions"))
-        with self._transaction() as connection:
-            for item in batch:
-                if item.vectors.shape != (len(item.chunks), dimensions):
-                    raise ValueError(f"expected {len(item.chunks)} vectors of {dimensions} dimensions")
-                self._delete(connection, [item.document.document_id])
-                self._insert_document(connection, item.document)
-                for chunk, vector, terms in zip(item.chunks, item.vectors, item.analyzed_texts, strict=True):
-                    cursor = connection.execute(
-                        "INSERT INTO chunks(chunk_id, document_id, ordinal, heading_path, section_ordinal, "
-                        "section_start, section_end, text, content_hash, vector) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                        (chunk.chunk_id, chunk.document_id, chunk.ordinal, json.dumps(chunk.heading_path),
-                         chunk.section_ordinal, chunk.section_start, chunk.section_end, chunk.text,
-                         chunk.content_hash, np.asarray(vector, dtype="<f4").tobytes()),
-                    )
-                    connection.execute("INSERT INTO chunks_fts(rowid, terms) VALUES (?, ?)", (cursor.lastrowid, terms))
+        with self._errors("index documents"):
+            connection = self._connection()
+            meta = self._meta(connection) if connection is not None else {}
+            self._check_model(meta, embedding_model)
+            dimensions = int(meta["dimensions"])
+            with self._transaction() as connection:
+                for item in batch:
+                    if item.vectors.shape != (len(item.chunks), dimensions):
+                        raise ValueError(f"expected {len(item.chunks)} vectors of {dimensions} dimensions")
+                    self._delete(connection, [item.document.document_id])
+                    self._insert_document(connection, item.document)
+                    for chunk, vector, terms in zip(item.chunks, item.vectors, item.analyzed_texts, strict=True):
+                        cursor = connection.execute(
+                            "INSERT INTO chunks(chunk_id, document_id, ordinal, heading_path, section_ordinal, "
+                            "section_start, section_end, text, content_hash, vector) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                            (chunk.chunk_id, chunk.document_id, chunk.ordinal, json.dumps(chunk.heading_path),
+                             chunk.section_ordinal, chunk.section_start, chunk.section_end, chunk.text,
+                             chunk.content_hash, np.asarray(vector, dtype="<f4").tobytes()),
+                        )
+                        connection.execute("INSERT INTO chunks_fts(rowid, terms) VALUES (?, ?)",
+                                           (cursor.lastrowid, terms))
 
     def _insert_document(self, connection: sqlite3.Connection, document: IndexedDocument) -> None:
         connection.execute(
@@ -225,29 +485,49 @@ class EmbeddedBackend:
         connection.execute("DELETE FROM documents WHERE document_id IN (SELECT value FROM json_each(?))", (ids,))
 
     def update_acls(self, acls: Sequence[tuple[str, DocumentAcl]]) -> None:
-        if not acls or not self.path.exists():
+        if not acls:
             return
-        with self._transaction() as connection:
-            for document_id, acl in acls:
-                connection.execute("UPDATE documents SET acl_public = ?, acl_status = ? WHERE document_id = ?",
-                                   (int(acl.public), acl.status, document_id))
-                connection.execute("DELETE FROM document_principals WHERE document_id = ?", (document_id,))
-                connection.executemany(
-                    "INSERT INTO document_principals(document_id, principal) SELECT ?, ? "
-                    "WHERE EXISTS (SELECT 1 FROM documents WHERE document_id = ?)",
-                    [(document_id, p, document_id) for p in sorted(acl.principals)],
-                )
+        with self._errors("update document permissions"):
+            if self._connection() is None:
+                return
+            with self._transaction() as connection:
+                for document_id, acl in acls:
+                    connection.execute("UPDATE documents SET acl_public = ?, acl_status = ? WHERE document_id = ?",
+                                       (int(acl.public), acl.status, document_id))
+                    connection.execute("DELETE FROM document_principals WHERE document_id = ?", (document_id,))
+                    connection.executemany(
+                        "INSERT INTO document_principals(document_id, principal) SELECT ?, ? "
+                        "WHERE EXISTS (SELECT 1 FROM documents WHERE document_id = ?)",
+                        [(document_id, p, document_id) for p in sorted(acl.principals)],
+                    )
 
     def delete_documents(self, document_ids: Sequence[str]) -> None:
-        if not self.path.exists():
+        if not document_ids:
             return
-        with self._transaction() as connection:
-            self._delete(connection, document_ids)
+        with self._errors("delete documents"):
+            if self._connection() is None:
+                return  # no index, nothing in it
+            with self._transaction() as connection:
+                self._delete(connection, document_ids)
 
-    def document_ids(self) -> set[str]:
-        if not self.path.exists():
-            return set()
-        return {row[0] for row in self._connection().execute("SELECT document_id FROM documents")}
+    def document_ids(self, *, source_ids: Sequence[str] | None = None) -> set[str]:
+        with self._errors("list documents"):
+            connection = self._connection()
+            if connection is None or (source_ids is not None and not source_ids):
+                return set()
+            if source_ids is None:
+                rows = connection.execute("SELECT document_id FROM documents")
+            else:
+                rows = connection.execute("SELECT document_id FROM documents WHERE source_id IN "
+                                          "(SELECT value FROM json_each(?))", (json.dumps(list(source_ids)),))
+            return {row[0] for row in rows}
+
+    def source_ids(self) -> set[str]:
+        with self._errors("list sources"):
+            connection = self._connection()
+            if connection is None:
+                return set()
+            return {row[0] for row in connection.execute("SELECT DISTINCT source_id FROM documents")}
 
     # -- reads ---------------------------------------------------------------------------------
     def _filter_sql(self, principals: frozenset[str], filters: SearchFilters) -> tuple[str, list]:
@@ -265,12 +545,13 @@ class EmbeddedBackend:
             params.append(_epoch(filters.modified_before))
         return " AND ".join(clauses), params
 
-    def _bm25(self, analyzed_query: str, where: str, params: list, limit: int) -> list[LegHit]:
+    def _bm25(self, connection: sqlite3.Connection, analyzed_query: str, where: str, params: list,
+              limit: int) -> list[LegHit]:
         terms = sorted(set(analyzed_query.split()))
         if not terms:
             return []
         match = " OR ".join('"' + t.replace('"', '""') + '"' for t in terms)
-        rows = self._connection().execute(
+        rows = connection.execute(
             "SELECT c.chunk_id, bm25(chunks_fts) AS s FROM chunks_fts JOIN chunks c ON c.rowid = chunks_fts.rowid "
             f"JOIN documents d ON d.document_id = c.document_id WHERE chunks_fts MATCH ? AND {where} "
             "ORDER BY s, c.chunk_id LIMIT ?",
@@ -279,24 +560,31 @@ class EmbeddedBackend:
         # FTS5's bm25() is negated so that smaller is better; flip it back to BM25's sign.
         return [LegHit(chunk_id, -score) for chunk_id, score in rows]
 
-    def _vectors(self) -> tuple[np.ndarray, np.ndarray, list[str]]:
-        generation = int(self._meta("generation") or 0)
+    def _vectors(self, state: _ThreadState) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        meta = self._meta(state.connection)
+        # Generations count writes within one file; two files can share a number, never an identity.
+        key = (state.identity, meta.get("file_id") or meta.get("created_at"), int(meta.get("generation") or 0))
         with self._matrix_lock:
-            if self._matrix is None or self._matrix[0] != generation:
-                rows = self._connection().execute("SELECT rowid, chunk_id, vector FROM chunks ORDER BY rowid").fetchall()
-                dimensions = int(self._meta("dimensions") or 0)
-                matrix = np.frombuffer(b"".join(r[2] for r in rows), dtype="<f4").reshape(len(rows), dimensions)
+            if self._matrix is None or self._matrix[0] != key:
+                rows = state.connection.execute("SELECT rowid, chunk_id, vector FROM chunks ORDER BY rowid").fetchall()
+                dimensions = int(meta.get("dimensions") or 0)
+                try:
+                    matrix = np.frombuffer(b"".join(r[2] for r in rows), dtype="<f4").reshape(len(rows), dimensions)
+                except ValueError as exc:
+                    raise SearchUnavailable(f"the embedded index {self.index_name!r} holds malformed vectors: "
+                                            f"{exc}") from exc
                 rowids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-                self._matrix = (generation, matrix, rowids, [r[1] for r in rows])
+                self._matrix = (key, matrix, rowids, [r[1] for r in rows])
             return self._matrix[1], self._matrix[2], self._matrix[3]
 
-    def _dense(self, query_vector: np.ndarray, where: str, params: list, limit: int) -> list[LegHit]:
-        matrix, rowids, chunk_ids = self._vectors()
+    def _dense(self, state: _ThreadState, query_vector: np.ndarray, where: str, params: list,
+               limit: int) -> list[LegHit]:
+        matrix, rowids, chunk_ids = self._vectors(state)
         if not len(rowids):
             return []
         scores = matrix @ np.asarray(query_vector, dtype=np.float32)
         allowed = np.fromiter(
-            (r[0] for r in self._connection().execute(
+            (r[0] for r in state.connection.execute(
                 f"SELECT c.rowid FROM chunks c JOIN documents d ON d.document_id = c.document_id WHERE {where}",
                 params)),
             dtype=np.int64,
@@ -321,44 +609,53 @@ class EmbeddedBackend:
         limit: int,
         fusion: FusionConfig,
     ) -> list[SearchHit]:
-        if not self.path.exists() or self._meta("embedding_model") is None:
-            return []
-        where, params = self._filter_sql(principals, filters)
-        if mode == SearchMode.HYBRID:
-            # Evaluate the asker's filter once and let both legs read the result.
-            connection = self._connection()
-            connection.execute("CREATE TEMP TABLE IF NOT EXISTS visible_chunks (rowid INTEGER PRIMARY KEY)")
-            connection.execute("DELETE FROM temp.visible_chunks")
-            connection.execute("INSERT INTO temp.visible_chunks SELECT c.rowid FROM chunks c JOIN documents d "
-                               f"ON d.document_id = c.document_id WHERE {where}", params)
-            where, params = "c.rowid IN (SELECT rowid FROM temp.visible_chunks)", []
-        depth = max(limit, fusion.candidates_per_leg)
-        bm25 = self._bm25(analyzed_query, where, params, depth) if mode != SearchMode.DENSE else []
-        dense: list[LegHit] = []
-        if mode != SearchMode.BM25:
-            self._check_model(embedding_model)
-            if query_vector is None:
-                raise ValueError("dense and hybrid search need a query vector")
-            dense = self._dense(query_vector, where, params, depth)
-        return self._hydrate(rank(mode, bm25, dense, fusion)[:limit], query)
+        with self._errors("search"):
+            state = self._state()
+            if state is None:
+                return []
+            connection = state.connection
+            meta = self._meta(connection)
+            if "embedding_model" not in meta:
+                return []
+            visible, visible_params = self._filter_sql(principals, filters)
+            where, params = visible, visible_params
+            if mode == SearchMode.HYBRID:
+                # Evaluate the asker's filter once and let both legs read the result.
+                connection.execute("CREATE TEMP TABLE IF NOT EXISTS visible_chunks (rowid INTEGER PRIMARY KEY)")
+                connection.execute("DELETE FROM temp.visible_chunks")
+                connection.execute("INSERT INTO temp.visible_chunks SELECT c.rowid FROM chunks c JOIN documents d "
+                                   f"ON d.document_id = c.document_id WHERE {where}", params)
+                where, params = "c.rowid IN (SELECT rowid FROM temp.visible_chunks)", []
+            depth = max(limit, fusion.candidates_per_leg)
+            bm25 = self._bm25(connection, analyzed_query, where, params, depth) if mode != SearchMode.DENSE else []
+            dense: list[LegHit] = []
+            if mode != SearchMode.BM25:
+                self._check_model(meta, embedding_model)
+                if query_vector is None:
+                    raise ValueError("dense and hybrid search need a query vector")
+                dense = self._dense(state, query_vector, where, params, depth)
+            return self._hydrate(connection, rank(mode, bm25, dense, fusion)[:limit], query, visible,
+                                 visible_params)
 
-    def _hydrate(self, fused: list, query: str) -> list[SearchHit]:
+    def _hydrate(self, connection: sqlite3.Connection, fused: list, query: str, visible: str,
+                 visible_params: list) -> list[SearchHit]:
         if not fused:
             return []
         ids = json.dumps([h.chunk_id for h in fused])
+        # The asker's filter again: a document deleted or made unreadable since the legs ran is dropped here.
         rows = {
             row[0]: row
-            for row in self._connection().execute(
+            for row in connection.execute(
                 "SELECT c.chunk_id, c.document_id, d.source_id, d.title, d.url, d.mime_type, d.modified_at, "
                 "c.heading_path, c.section_ordinal, c.text FROM chunks c JOIN documents d "
-                "ON d.document_id = c.document_id WHERE c.chunk_id IN (SELECT value FROM json_each(?))",
-                (ids,),
+                f"ON d.document_id = c.document_id WHERE c.chunk_id IN (SELECT value FROM json_each(?)) AND {visible}",
+                [ids, *visible_params],
             )
         }
         hits = []
         for fused_hit in fused:
             row = rows.get(fused_hit.chunk_id)
-            if row is None:  # deleted between the legs and hydration
+            if row is None:
                 continue
             hits.append(SearchHit(
                 chunk_id=row[0], document_id=row[1], source_id=row[2], title=row[3], url=row[4], mime_type=row[5],
@@ -372,12 +669,14 @@ class EmbeddedBackend:
     def section_chunks(
         self, document_id: str, section_ordinal: int, *, principals: frozenset[str]
     ) -> list[tuple[str, int, int]]:
-        if not self.path.exists():
-            return []
-        rows = self._connection().execute(
-            "SELECT c.text, c.section_start, c.section_end FROM chunks c JOIN documents d "
-            f"ON d.document_id = c.document_id WHERE c.document_id = ? AND c.section_ordinal = ? AND {_VISIBLE_SQL} "
-            "ORDER BY c.ordinal",
-            (document_id, section_ordinal, json.dumps(sorted(principals))),
-        ).fetchall()
-        return [tuple(r) for r in rows]
+        with self._errors("read a section"):
+            connection = self._connection()
+            if connection is None:
+                return []
+            rows = connection.execute(
+                "SELECT c.text, c.section_start, c.section_end FROM chunks c JOIN documents d "
+                f"ON d.document_id = c.document_id WHERE c.document_id = ? AND c.section_ordinal = ? AND "
+                f"{_VISIBLE_SQL} ORDER BY c.ordinal",
+                (document_id, section_ordinal, json.dumps(sorted(principals))),
+            ).fetchall()
+            return [tuple(r) for r in rows]

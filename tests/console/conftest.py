@@ -16,6 +16,7 @@ from rest_framework.authtoken.models import Token
 
 from connectors import services as connectors
 from connectors.models import Account, Document, ExternalIdentity, Source
+from search import services as search_services
 
 BUDGET_QUESTION = "What is the travel budget for 2025?"
 KITCHEN_QUESTION = "When is the espresso machine descaled?"
@@ -80,6 +81,20 @@ def public_document(source: Source) -> Document:
 
 def auth(user) -> dict[str, str]:
     return {"Authorization": f"Token {Token.objects.get_or_create(user=user)[0].key}"}
+
+
+@pytest.fixture(params=["embedded", "elasticsearch"])
+def main_index(request, settings, tmp_path):
+    """The configured main index on each backend, fresh and dropped afterwards."""
+    if request.param == "elasticsearch":
+        request.getfixturevalue("elasticsearch_node")
+    settings.CITEWISE = {**settings.CITEWISE, "SEARCH_BACKEND": request.param,
+                         "EMBEDDED_INDEX_DIR": tmp_path / "index", "INDEX_NAME": f"test-main-{uuid.uuid4().hex[:8]}"}
+    search_services._backends.clear()
+    yield request.param
+    for backend in search_services._backends.values():
+        backend.drop()
+    search_services._backends.clear()
 
 
 @pytest.fixture

@@ -188,3 +188,43 @@ def test_hostile_queries_return_results_or_nothing_never_an_error(loaded, query)
     for mode in SearchMode:
         hits = search(loaded, query, mode)
         assert all("<script>" not in h.highlight for h in hits)
+
+
+def test_documents_and_sources_are_listed(loaded):
+    assert loaded.source_ids() == {"1", "2"}
+    assert loaded.document_ids(source_ids=["2"]) == {"vpn", "leave"}
+    assert loaded.document_ids(source_ids=["2", "gone"]) == {"vpn", "leave"}
+    assert loaded.document_ids(source_ids=[]) == set()
+    assert loaded.document_ids() == {"travel", "vpn", "leave", "secret", "unknown-acl"}
+
+
+def physical_versions(backend) -> list[str]:
+    if backend.name == "embedded":
+        return sorted(p.name for p in backend.directory.glob(f"{backend.index_name}*"))
+    return sorted(backend.client.indices.get(index=f"{backend.index_name}-v*"))
+
+
+def test_staging_promote_discard_and_drop_never_touch_what_they_should_not(backend, embedder):
+    index_documents(CORPUS[:1], backend=backend)
+    staged = backend.staging(embedder.model_name, embedder.dimensions)
+    index_documents(CORPUS[1:2], backend=staged)
+    assert "vpn" not in backend.document_ids()  # a staging index is not searched
+    backend.promote(staged)
+    assert backend.document_ids() == {"vpn"}
+    backend.discard(staged)  # the live index now: kept
+    assert backend.document_ids() == {"vpn"}
+
+    abandoned = backend.staging(embedder.model_name, embedder.dimensions)
+    index_documents(CORPUS[2:3], backend=abandoned)
+    backend.discard(abandoned)
+    assert backend.document_ids() == {"vpn"}
+    leftover = backend.staging(embedder.model_name, embedder.dimensions)
+    getattr(leftover, "close", lambda: None)()  # as if its process had died
+    before = physical_versions(backend)
+    assert backend.remove_stale_versions() and len(physical_versions(backend)) < len(before)
+    assert backend.document_ids() == {"vpn"}
+
+    backend.staging(embedder.model_name, embedder.dimensions)
+    backend.drop()
+    assert backend.index_info() is None and backend.document_ids() == set()
+    assert physical_versions(backend) == []

@@ -53,7 +53,7 @@ class Command(BaseCommand):
                 limit=options["limit"], backend=get_backend(options["index"], options["backend"]),
             )
         except (SearchUnavailable, IndexModelMismatch) as exc:
-            raise CommandError(str(exc)) from exc
+            raise CommandError(f"search is unavailable: {exc}") from exc
         if options["json"]:
             self.stdout.write(json.dumps({"query": options["query"], "hits": [h.as_dict() for h in hits]}, indent=2))
             return
