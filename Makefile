@@ -16,7 +16,7 @@ demo: venv
 	$(PY) manage.py load_demo
 	$(PY) manage.py runserver $(DEMO_ADDR)
 
-# Java check, Elasticsearch zip, Redis, Chromium: idempotent, a fraction of a second once installed.
+# Java check, Elasticsearch zip, Redis, PostgreSQL, Chromium: idempotent, a fraction of a second once installed.
 system:
 	bash scripts/install-system.sh
 
@@ -26,7 +26,7 @@ services-start: system
 services-stop:
 	bash scripts/services.sh stop
 
-# The whole suite, Elasticsearch and Redis included (started if they are not running).
+# The whole suite, Elasticsearch, Redis and PostgreSQL included (started if they are not running).
 test: venv services-start
 	$(PY) -m pytest -p no:cacheprovider
 
