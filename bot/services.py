@@ -13,7 +13,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import Q
 from django.utils import timezone
 
 from bot.metrics import BOT_ANSWER_SECONDS, BOT_EVENTS
@@ -208,13 +208,18 @@ def claim_event(platform: str, event_id: str) -> bool:
         return True
     except IntegrityError:
         pass
-    stale = timezone.now() - STALE_CLAIM
     rows = ProcessedEvent.objects.filter(platform=platform, event_id=event_id)
-    retryable = (rows.filter(status=ProcessedEvent.Status.FAILED)
-                 | rows.filter(status=ProcessedEvent.Status.PROCESSING, updated_at__lt=stale))
-    # A conditional update: of two concurrent retries only one sees the row still retryable.
-    taken = ProcessedEvent.objects.filter(pk__in=retryable.values("pk")).update(
-        status=ProcessedEvent.Status.PROCESSING, attempts=F("attempts") + 1, error="", updated_at=timezone.now())
+    attempt = rows.values_list("attempts", flat=True).first()
+    if attempt is None:
+        return False  # deleted meanwhile (by an admin): nothing to take over
+    # One UPDATE whose WHERE tests the row itself, attempts included. PostgreSQL re-evaluates such a WHERE on the
+    # row as a concurrent takeover left it, once that commits, so of two retries only one matches; predicates in a
+    # subquery (`pk IN (SELECT …)`) are not re-evaluated there, and both retries would win.
+    taken = rows.filter(
+        Q(status=ProcessedEvent.Status.FAILED)
+        | Q(status=ProcessedEvent.Status.PROCESSING, updated_at__lt=timezone.now() - STALE_CLAIM),
+        attempts=attempt,
+    ).update(status=ProcessedEvent.Status.PROCESSING, attempts=attempt + 1, error="", updated_at=timezone.now())
     if taken != 1:
         BOT_EVENTS.labels(platform, "duplicate").inc()
     return taken == 1

@@ -1,0 +1,125 @@
+"""Event de-duplication: concurrent retries on real PostgreSQL.
+
+SQLite serialises writers, so only PostgreSQL (READ COMMITTED, row locks) shows whether the takeover in
+bot.services.claim_event lets exactly one of two concurrent retries win; those tests run each retry on a connection
+of its own, to the cluster scripts/services.sh starts, in a database of their own (the `postgres_database`
+fixture). A cluster that is down fails them.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import psycopg
+import pytest
+from django.db import connections
+from django.db.backends.postgresql.base import DatabaseWrapper
+
+from bot import services
+from bot.models import ProcessedEvent
+
+WAIT_S = 30  # a bound on waiting for the other connection, never a measure of anything
+
+
+# -- concurrent retries on PostgreSQL ----------------------------------------------------------------
+
+
+class OnPostgres(threading.Thread):
+    """Runs `work` in a thread whose Django `default` connection is its own connection to the test database.
+
+    Django keeps connections per thread, so the code under test (bot.services) runs unchanged, as it would in two
+    web or Celery workers.
+    """
+
+    def __init__(self, database: dict[str, Any], work: Callable[[], Any]):
+        super().__init__(daemon=True)
+        self.database, self.work = database, work
+        self.result: Any = None
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        config = connections.configure_settings({"default": dict(self.database)})["default"]
+        connections["default"] = DatabaseWrapper(config, "default")
+        try:
+            self.result = self.work()
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the test's thread by outcome()
+            self.error = exc
+        finally:
+            connections["default"].close()
+
+    def outcome(self) -> Any:
+        self.join(WAIT_S)
+        assert not self.is_alive(), "the worker thread is stuck"
+        if self.error is not None:
+            raise self.error
+        return self.result
+
+
+def on_postgres(database: dict[str, Any], work: Callable[[], Any]) -> Any:
+    worker = OnPostgres(database, work)
+    worker.start()
+    return worker.outcome()
+
+
+def _conninfo(database: dict[str, Any]) -> dict[str, Any]:
+    return {"host": database["HOST"], "port": database["PORT"] or 5432, "user": database["USER"],
+            "password": database["PASSWORD"] or None, "dbname": database["NAME"]}
+
+
+def wait_for_lock_waiters(database: dict[str, Any], count: int) -> None:
+    """Until `count` sessions of the test database wait on a lock (another transaction's row lock)."""
+    with psycopg.connect(**_conninfo(database), autocommit=True) as observer:
+        deadline = time.monotonic() + WAIT_S
+        while time.monotonic() < deadline:
+            waiting = observer.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND wait_event_type = 'Lock'",
+                (database["NAME"],)).fetchone()[0]
+            if waiting >= count:
+                return
+            time.sleep(0.01)
+    pytest.fail(f"no {count} session(s) came to wait on a row lock within {WAIT_S} s")
+
+
+@pytest.fixture
+def claims_db(postgres_database, django_db_blocker):
+    """The test database with bot.ProcessedEvent's table (only that: migrating everything would be slow)."""
+    with django_db_blocker.unblock():
+        def create_table() -> None:
+            with connections["default"].schema_editor() as editor:
+                editor.create_model(ProcessedEvent)
+
+        on_postgres(postgres_database, create_table)
+        yield postgres_database
+
+
+def two_retries_race(database: dict[str, Any], event_id: str) -> list[Any]:
+    """Two retries of one event claim it at once: both UPDATEs start while the row is retryable and then queue on
+    its row lock (held here by a third transaction, as any transaction touching the row could), so the one that
+    goes second must decide on the row as the first left it."""
+    with psycopg.connect(**_conninfo(database)) as holder:
+        holder.execute("SELECT id FROM bot_processedevent WHERE platform = 'slack' AND event_id = %s FOR UPDATE",
+                       (event_id,))
+        retries = [OnPostgres(database, lambda: services.claim_event("slack", event_id)) for _ in range(2)]
+        for retry in retries:
+            retry.start()
+        try:
+            wait_for_lock_waiters(database, 2)
+        finally:
+            holder.rollback()
+    return [retry.outcome() for retry in retries]
+
+
+def test_two_retries_of_a_failed_event_cannot_both_take_it_over(claims_db):
+    """Reproduces issue 10 item 11: claim_event's takeover had its predicates in a subquery
+    (`pk__in=retryable.values("pk")`); under READ COMMITTED the second UPDATE waited for the first, then updated the
+    row anyway, so two Slack retries of a failed event both answered it."""
+    on_postgres(claims_db, lambda: ProcessedEvent.objects.create(platform="slack", event_id="EvRACE",
+                                                                   status=ProcessedEvent.Status.FAILED))
+    outcomes = two_retries_race(claims_db, "EvRACE")
+    assert sorted(bool(claimed) for claimed in outcomes) == [False, True]
+    row = on_postgres(claims_db, lambda: ProcessedEvent.objects.get(event_id="EvRACE"))
+    assert (row.status, row.attempts) == ("processing", 2)
+
