@@ -209,6 +209,12 @@ CITEWISE = {
     "CONTENT_SYNC_INTERVAL_S": CONTENT_SYNC_INTERVAL_S,
 }
 
+# Both bots: a worker's claim on a platform event lasts this long unless renewed; the worker renews it between
+# steps, so it must outlast the longest step (an LLM answer with its retries, a Web API call with its capped
+# Retry-After waits). A claim left to run out is taken to have died with its worker, and a platform retry (Slack's
+# come about 1 and 5 minutes after a failed delivery) takes the event over.
+BOT_EVENT_LEASE_S = env_int("BOT_EVENT_LEASE_S", 90)
+
 # Slack bot (bot/slack, README "Slack"): the app's credentials, and where its Web API lives (tests point it at a
 # local stand-in).
 SLACK_SIGNING_SECRET = os.environ.get("SLACK_SIGNING_SECRET", "")

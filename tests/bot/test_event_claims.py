@@ -1,4 +1,4 @@
-"""Event de-duplication: concurrent retries on real PostgreSQL.
+"""Event de-duplication: claims as leases (clock injected), and concurrent retries on real PostgreSQL.
 
 SQLite serialises writers, so only PostgreSQL (READ COMMITTED, row locks) shows whether the takeover in
 bot.services.claim_event lets exactly one of two concurrent retries win; those tests run each retry on a connection
@@ -11,17 +11,57 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import psycopg
 import pytest
 from django.db import connections
 from django.db.backends.postgresql.base import DatabaseWrapper
+from django.utils import timezone
 
 from bot import services
 from bot.models import ProcessedEvent
 
 WAIT_S = 30  # a bound on waiting for the other connection, never a measure of anything
+SECOND = timedelta(seconds=1)
+
+
+# -- leases (the suite's database) -------------------------------------------------------------------
+
+@pytest.mark.django_db
+def test_a_claim_is_a_lease_that_a_retry_takes_over_only_once_it_ran_out():
+    claimed_at = timezone.now()
+    lease = services.event_lease()
+    first = services.claim_event("slack", "EvLEASE", now=claimed_at)
+    assert first is not None and first.attempt == 1
+    assert services.claim_event("slack", "EvLEASE", now=claimed_at + lease - SECOND) is None  # the worker is alive
+    retry = services.claim_event("slack", "EvLEASE", now=claimed_at + lease + SECOND)  # it died
+    assert retry is not None and retry.attempt == 2
+    assert ProcessedEvent.objects.get(event_id="EvLEASE").status == "processing"
+
+
+@pytest.mark.django_db
+def test_a_renewed_lease_keeps_retries_out():
+    claimed_at = timezone.now()
+    lease = services.event_lease()
+    claim = services.claim_event("slack", "EvRENEW", now=claimed_at)
+    assert services.renew_claim(claim, now=claimed_at + lease - SECOND)
+    assert services.claim_event("slack", "EvRENEW", now=claimed_at + lease + SECOND) is None
+    assert services.claim_event("slack", "EvRENEW", now=claimed_at + 2 * lease) is not None
+
+
+@pytest.mark.django_db
+def test_a_worker_whose_event_was_taken_over_can_neither_renew_nor_finish_it():
+    claimed_at = timezone.now()
+    slow = services.claim_event("slack", "EvSLOW", now=claimed_at)
+    retry = services.claim_event("slack", "EvSLOW", now=claimed_at + services.event_lease() + SECOND)
+    assert not services.renew_claim(slow)
+    assert not services.finish_event("slack", "EvSLOW", error="too slow", attempt=slow.attempt)
+    assert ProcessedEvent.objects.get(event_id="EvSLOW").status == "processing"
+    assert services.finish_event("slack", "EvSLOW", attempt=retry.attempt)
+    assert ProcessedEvent.objects.get(event_id="EvSLOW").status == "done"
+    assert services.claim_event("slack", "EvSLOW", now=claimed_at + 10 * services.event_lease()) is None
 
 
 # -- concurrent retries on PostgreSQL ----------------------------------------------------------------
@@ -123,3 +163,10 @@ def test_two_retries_of_a_failed_event_cannot_both_take_it_over(claims_db):
     row = on_postgres(claims_db, lambda: ProcessedEvent.objects.get(event_id="EvRACE"))
     assert (row.status, row.attempts) == ("processing", 2)
 
+
+def test_two_retries_of_an_event_whose_worker_died_cannot_both_take_it_over(claims_db):
+    abandoned = timezone.now() - services.event_lease() - SECOND
+    assert on_postgres(claims_db, lambda: services.claim_event("slack", "EvDEAD", now=abandoned))
+    outcomes = two_retries_race(claims_db, "EvDEAD")
+    assert sorted(bool(claimed) for claimed in outcomes) == [False, True]
+    assert on_postgres(claims_db, lambda: ProcessedEvent.objects.get(event_id="EvDEAD").attempts) == 2

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import timedelta
 
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
+from django.utils import timezone
 
+from bot import services
 from bot.models import ProcessedEvent, ChannelSettings, ThreadConversation
 from connectors.models import Document, ExternalIdentity
 from search.identity import principals_for
@@ -176,6 +179,30 @@ def test_a_rate_limited_post_is_retried_after_retry_after(demo, sender, settings
     assert [a["status"] for a in attempts] == [429, 200]
     assert len(demo.posts()) == 1
     assert attempts[1]["at"] - attempts[0]["at"] >= 0.9 and time.monotonic() - started >= 1
+
+
+def test_a_claim_left_by_a_dead_worker_is_taken_over_by_slacks_retry(demo, sender):
+    """Reproduces issue 10 item 10: a worker that claimed an event and died left it "processing" for 5 minutes, so
+    Slack's retries (about 1 and 5 minutes later) were dropped as duplicates and the question went unanswered."""
+    event = mention("UALICE", QUESTION, ts="820.000001")
+    # The first delivery's worker claimed the event and died without answering, a lease and a second ago.
+    died = timezone.now() - services.event_lease() - timedelta(seconds=1)
+    assert services.claim_event("slack", "EvDIED", now=died)
+    response = sender.post_event(event, event_id="EvDIED",
+                                 headers={"HTTP_X_SLACK_RETRY_NUM": "2", "HTTP_X_SLACK_RETRY_REASON": "http_timeout"})
+    assert response.status_code == 200
+    [post] = demo.posts()
+    assert "$400 per week" in blocks_text(post["body"]["blocks"])
+    claim = ProcessedEvent.objects.get()
+    assert (claim.status, claim.attempts) == ("done", 2)
+
+
+def test_a_retry_while_the_worker_still_holds_its_lease_is_dropped(demo, sender):
+    event = mention("UALICE", QUESTION, ts="830.000001")
+    working_since = timezone.now() - services.event_lease() + timedelta(seconds=30)
+    assert services.claim_event("slack", "EvBUSY", now=working_since)
+    sender.post_event(event, event_id="EvBUSY", headers={"HTTP_X_SLACK_RETRY_NUM": "1"})
+    assert demo.posts() == [] and ProcessedEvent.objects.get().status == "processing"
 
 
 def test_two_users_in_one_channel_get_different_ephemeral_answers(demo, sender):
