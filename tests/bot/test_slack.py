@@ -10,6 +10,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.utils import timezone
+from slack_sdk.errors import SlackApiError
 
 from bot import services
 from bot.models import ProcessedEvent, ChannelSettings, ThreadConversation
@@ -203,6 +204,46 @@ def test_a_retry_while_the_worker_still_holds_its_lease_is_dropped(demo, sender)
     assert services.claim_event("slack", "EvBUSY", now=working_since)
     sender.post_event(event, event_id="EvBUSY", headers={"HTTP_X_SLACK_RETRY_NUM": "1"})
     assert demo.posts() == [] and ProcessedEvent.objects.get().status == "processing"
+
+
+def test_a_retry_after_beyond_the_cap_fails_the_call_instead_of_waiting(slack):
+    """Reproduces issue 10 item 10: the Slack client slept for any Retry-After (40 s here, twice), past gunicorn's
+    30 s worker timeout, and the killed worker lost the event."""
+    from bot.slack.app import make_client
+
+    slack.rate_limit_once.add("chat.postMessage")
+    slack.retry_after["chat.postMessage"] = "40"  # the cap is 30 s
+    with pytest.raises(SlackApiError) as raised:
+        make_client().chat_postMessage(channel="C1", text="hello")
+    assert raised.value.response.status_code == 429
+    assert [c["status"] for c in slack.of("chat.postMessage", ok_only=False)] == [429]  # not waited for, not resent
+    from bot.slack.app import MAX_RETRY_AFTER_S
+
+    assert MAX_RETRY_AFTER_S < 40
+
+
+def test_a_fractional_retry_after_is_waited_out(slack):
+    from bot.slack.app import make_client
+
+    slack.rate_limit_once.add("chat.postMessage")
+    slack.retry_after["chat.postMessage"] = "0.5"  # slack_sdk's own handler read it with int() and crashed
+    assert make_client().chat_postMessage(channel="C1", text="hello")["ok"]
+    assert [c["status"] for c in slack.of("chat.postMessage", ok_only=False)] == [429, 200]
+
+
+def test_a_throttled_answer_beyond_the_cap_is_explained_and_left_to_slacks_retry(demo, sender):
+    ChannelSettings.objects.create(team_id=TEAM, channel_id="C1", visibility="channel_safe")
+    demo.members["C1"] = ["UALICE", "UBOT"]
+    demo.rate_limit_once.add("chat.postMessage")
+    demo.retry_after["chat.postMessage"] = "600"
+    event = mention("UALICE", QUESTION, ts="840.000001")
+    sender.post_event(event, event_id="EvTHROTTLED")
+    throttled, apology = demo.of("chat.postMessage", ok_only=False)
+    assert throttled["status"] == 429 and "went wrong" in apology["body"]["text"]
+    assert ProcessedEvent.objects.get().status == "failed"
+    sender.post_event(event, event_id="EvTHROTTLED", headers={"HTTP_X_SLACK_RETRY_NUM": "1"})
+    assert "$400 per week" in blocks_text(demo.posts()[-1]["body"]["blocks"])
+    assert ProcessedEvent.objects.get().status == "done"
 
 
 def test_two_users_in_one_channel_get_different_ephemeral_answers(demo, sender):
