@@ -244,6 +244,10 @@ TEAMS_TOKEN_ISSUER = os.environ.get("TEAMS_TOKEN_ISSUER", "https://api.botframew
 # {tenant} becomes TEAMS_APP_TENANT_ID, or "botframework.com" for multi-tenant bots.
 TEAMS_TOKEN_URL = os.environ.get("TEAMS_TOKEN_URL", "https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token")
 TEAMS_OAUTH_SCOPE = os.environ.get("TEAMS_OAUTH_SCOPE", "https://api.botframework.com")
+# Accept tokens from the Bot Framework Emulator's issuers (checked against TEAMS_EMULATOR_OPENID_METADATA_URL): for a
+# developer testing their own bot with the Emulator only, since such tokens carry no serviceurl claim. Production
+# settings refuse to start with it on.
+TEAMS_ALLOW_EMULATOR = env_bool("TEAMS_ALLOW_EMULATOR", False)
 # Replies go only to these serviceUrl hosts ("*.example.com" matches subdomains); https is required except on
 # loopback addresses.
 TEAMS_ALLOWED_SERVICE_HOSTS = env_list("TEAMS_ALLOWED_SERVICE_HOSTS", [

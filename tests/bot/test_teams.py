@@ -51,7 +51,7 @@ def teams(settings):
     settings.TEAMS_ENABLED = True
     settings.TEAMS_APP_ID, settings.TEAMS_APP_PASSWORD, settings.TEAMS_APP_TENANT_ID = APP_ID, APP_PASSWORD, ""
     settings.TEAMS_OPENID_METADATA_URL = identity.openid_metadata_url
-    settings.TEAMS_EMULATOR_OPENID_METADATA_URL = identity.openid_metadata_url
+    settings.TEAMS_EMULATOR_OPENID_METADATA_URL = identity.emulator_openid_metadata_url
     settings.TEAMS_TOKEN_URL = identity.url + "/{tenant}/oauth2/v2.0/token"
     settings.TEAMS_ALLOWED_SERVICE_HOSTS = ["127.0.0.1"]
     settings.CONSOLE_URL = ""
@@ -430,6 +430,25 @@ def test_bad_tokens_are_refused_with_401_before_any_work(teams, client, case, is
     assert response.status_code == 401, response.content
     assert Answer.objects.count() == 0 and ProcessedEvent.objects.count() == 0
     assert demo.connector.calls == []
+
+
+@pytest.mark.parametrize("version", ["1.0", "2.0"])
+def test_emulator_tokens_are_refused_unless_the_emulator_is_allowed(teams, client, settings, isolated_index,
+                                                                     version):
+    """Reproduces issue 10 item 4: botframework-connector accepted a token from the Bot Framework Emulator's issuer
+    (checked only against TEAMS_EMULATOR_OPENID_METADATA_URL's keys, without the serviceurl claim) whenever an app
+    id was set, with DEBUG off too."""
+    token = teams.identity.emulator_token(version=version)
+    response = send(client, teams, personal_message(teams, "alice", " "), token=token)
+    assert response.status_code == 401, response.content
+    assert teams.connector.calls == [] and ProcessedEvent.objects.count() == 0
+    # A developer running the Emulator against their own bot turns it on (never in production settings).
+    settings.TEAMS_ALLOW_EMULATOR = True
+    assert send(client, teams, personal_message(teams, "alice", " "), token=token).status_code == 200
+    [answered] = teams.connector.messages()
+    assert answered["_conversation"] == personal_conversation("alice")
+    another_bot = teams.identity.emulator_token(version=version, app_id="another-bots-app-id")
+    assert send(client, teams, personal_message(teams, "alice", " "), token=another_bot).status_code == 401
 
 
 def test_feedback_with_a_forged_token_is_not_recorded(demo, client):
