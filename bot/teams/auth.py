@@ -2,10 +2,11 @@
 
 Incoming activities are validated by botframework-connector's JWT validation (signature against the OpenID
 metadata's keys, channel endorsement, issuer, audience = our app id, expiry, serviceurl claim = the activity's
-serviceUrl). What is ours: tokens from the Bot Framework Emulator's issuers are refused unless
-TEAMS_ALLOW_EMULATOR is on; the metadata URLs come from settings, metadata is fetched with a timeout, outbound
-tokens come from a configurable OAuth2 token endpoint, and no connector client is ever built for a serviceUrl
-outside the allowlist.
+serviceUrl). What is ours: the token is checked before the body is read (signature, issuer, audience, expiry),
+and again with the activity once it is parsed; tokens from the Bot Framework Emulator's issuers are refused
+unless TEAMS_ALLOW_EMULATOR is on; the metadata URLs come from settings, metadata is fetched with a timeout,
+outbound tokens come from a configurable OAuth2 token endpoint, and no connector client is ever built for a
+serviceUrl outside the allowlist.
 """
 
 from __future__ import annotations
@@ -208,6 +209,17 @@ class GuardedAuthentication(BotFrameworkAuthentication):
 
     def __init__(self, inner: BotFrameworkAuthentication):
         self._inner = inner
+
+    async def authenticate_header(self, auth_header: str) -> None:
+        """Check the token alone, before the request's body is read: signature, issuer, audience (our app id) and
+        expiry. Raises PermissionError (or the library's errors) when it fails.
+
+        The two checks that need the activity, the signing key's endorsement for its channel and the serviceurl
+        claim, are made by authenticate_request once the body is parsed; the library skips them here because the
+        placeholder activity names no channel and no serviceUrl.
+        """
+        _refuse_emulator_tokens(auth_header)
+        await self._inner.authenticate_request(Activity(), auth_header)
 
     async def authenticate_request(self, activity: Activity, auth_header: str) -> AuthenticateRequestResult:
         _refuse_emulator_tokens(auth_header)
