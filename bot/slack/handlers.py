@@ -87,14 +87,17 @@ def register(app: App) -> None:
     def on_flag(ack, body, action, client):
         ack()
         view = render.flag_modal(action.get("value", ""), _channel(body))
-        client.views_open(trigger_id=body["trigger_id"], view=view)
+        try:
+            client.views_open(trigger_id=body.get("trigger_id") or "", view=view)
+        except SlackApiError as exc:  # e.g. the trigger expired (3 s): the user can click again
+            logger.warning("could not open the flag modal: %s", exc)
 
     @app.view(render.FLAG_CALLBACK_ID)
     def on_flag_submitted(ack, body, view, client):
-        values = view["state"]["values"]
-        reason = ((values.get("reason", {}).get("reason") or {}).get("selected_option") or {}).get("value", "")
-        comment = (values.get("comment", {}).get("comment") or {}).get("value") or ""
-        meta = json.loads(view.get("private_metadata") or "{}")
+        values = view["state"]["values"]  # a dict: bot.slack.views checked the payload's shape
+        reason = _state_value(values, "reason", "selected_option")
+        comment = _state_value(values, "comment", "value")
+        meta = _metadata(view)
         user_id, team_id = body["user"]["id"], _team(body)
         asker = services.resolve_user(PLATFORM, team_id, user_id, email_lookup(client, team_id))
         try:
@@ -103,6 +106,26 @@ def register(app: App) -> None:
             ack(response_action="errors", errors={"reason" if not reason else "comment": exc.user_message[:150]})
             return
         ack()
+
+
+def _state_value(values: dict[str, Any], block: str, field: str) -> str:
+    """An input's value in a submitted view's state (render.flag_modal gives block and element the same id); ""
+    for anything else."""
+    element = values.get(block)
+    element = element.get(block) if isinstance(element, dict) else None
+    value = element.get(field) if isinstance(element, dict) else None
+    if isinstance(value, dict):  # a select's selected_option
+        value = value.get("value")
+    return value if isinstance(value, str) else ""
+
+
+def _metadata(view: dict[str, Any]) -> dict[str, Any]:
+    """The modal's private_metadata as we wrote it (render.flag_modal); {} for anything else."""
+    try:
+        meta = json.loads(view.get("private_metadata") or "{}")
+    except ValueError:
+        return {}
+    return meta if isinstance(meta, dict) else {}
 
 
 def _notify(client: WebClient, channel: str, user: str, message: str) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import time
 from datetime import timedelta
@@ -303,3 +305,82 @@ def test_channel_settings_disable_and_unmentioned_messages(demo, sender):
 def test_slack_events_is_unavailable_until_configured(client, settings):
     settings.SLACK_SIGNING_SECRET = ""
     assert client.post("/slack/events", data="{}", content_type="application/json").status_code == 503
+
+
+# -- hostile input: 400/401/413 with a clear body, never a 500 ---------------------------------------
+
+DEEPLY_NESTED = "[" * 100_000 + "]" * 100_000
+EVENT_WITHOUT_EVENT = json.dumps({"token": "x", "team_id": TEAM, "api_app_id": "A1", "type": "event_callback",
+                                  "event_id": "EvNOEVENT", "event_time": 1})
+VIEW_WITHOUT_STATE = "payload=" + json.dumps({
+    "type": "view_submission", "team": {"id": TEAM}, "user": {"id": "UALICE", "team_id": TEAM},
+    "view": {"id": "V1", "type": "modal", "callback_id": "citewise_flag", "private_metadata": "{}"}})
+ACTION_WITHOUT_USER = "payload=" + json.dumps({
+    "type": "block_actions", "team": {"id": TEAM}, "channel": {"id": "C1"}, "trigger_id": "t1",
+    "actions": [{"action_id": "feedback_up", "block_id": "citewise_feedback", "value": "1", "type": "button"}]})
+SIGNED_BUT_ODD = {
+    "not JSON": ("not json", "application/json"),
+    "a JSON list": ("[1, 2]", "application/json"),
+    "deeply nested JSON": (DEEPLY_NESTED, "application/json"),
+    "not UTF-8": (b"{\"type\": \"\xff\xfe\"}", "application/json"),
+    "an event_callback without event": (EVENT_WITHOUT_EVENT, "application/json"),
+    "an interactivity payload that is not JSON": ("payload=%7Bnot-json", "application/x-www-form-urlencoded"),
+    "an interactivity payload that is a list": ("payload=%5B1%5D", "application/x-www-form-urlencoded"),
+    "a view submission without state": (VIEW_WITHOUT_STATE, "application/x-www-form-urlencoded"),
+    "an action without a user": (ACTION_WITHOUT_USER, "application/x-www-form-urlencoded"),
+}
+
+
+def signed_post(client, body: str | bytes, content_type: str, *, timestamp: str | None = None,
+                secret: str = "test-signing-secret"):
+    raw = body.encode() if isinstance(body, str) else body
+    ts = timestamp if timestamp is not None else str(int(time.time()))
+    digest = hmac.new(secret.encode(), b"v0:" + ts.encode() + b":" + raw, hashlib.sha256).hexdigest()
+    return client.post("/slack/events", data=raw, content_type=content_type,
+                       HTTP_X_SLACK_REQUEST_TIMESTAMP=ts, HTTP_X_SLACK_SIGNATURE=f"v0={digest}")
+
+
+@pytest.mark.parametrize("shape", SIGNED_BUT_ODD)
+def test_a_signed_request_of_an_odd_shape_is_400(slack, client, shape):
+    """Reproduces issue 10 item 16: signed but odd Slack requests (a body that is not JSON, a JSON list, an event
+    without `event`, an interactivity payload that is not JSON, a view submission without state, ...) made bolt or
+    a listener raise, a 500."""
+    body, content_type = SIGNED_BUT_ODD[shape]
+    response = signed_post(client, body, content_type)
+    assert response.status_code == 400, response.content
+    assert response.json()["error"]
+    assert ProcessedEvent.objects.count() == 0 and slack.calls == []
+
+
+@pytest.mark.parametrize("timestamp", ["abc", "", "1e9", "9" * 5000], ids=["abc", "empty", "1e9", "5000 digits"])
+def test_a_timestamp_that_is_not_a_number_is_401(slack, client, timestamp):
+    """Reproduces issue 10 item 16: X-Slack-Request-Timestamp `abc` made bolt's signature check raise, a 500."""
+    response = signed_post(client, json.dumps({"type": "event_callback"}), "application/json", timestamp=timestamp)
+    assert response.status_code == 401, response.content
+    assert "X-Slack-Request-Timestamp" in response.json()["error"]
+
+
+@pytest.mark.parametrize("body", [DEEPLY_NESTED, "not json", "payload=%7Bnot-json"],
+                         ids=["deeply nested", "not json", "payload not json"])
+def test_an_unsigned_body_is_refused_before_it_is_parsed(slack, client, body):
+    """Reproduces issue 10 item 16: bolt parses the body before it checks the signature, so an unsigned request
+    nested 100,000 deep raised RecursionError, a 500."""
+    response = signed_post(client, body, "application/json", secret="not-the-secret")
+    assert response.status_code == 401, response.content
+    assert response.json() == {"error": "invalid request signature"}
+
+
+def test_a_body_larger_than_django_accepts_is_413(slack, client, settings):
+    """Reproduces issue 10 item 16 (body size): Django refused it, but with its bare HTML 400 page."""
+    body = json.dumps({"type": "event_callback", "padding": "x" * (settings.DATA_UPLOAD_MAX_MEMORY_SIZE + 1)})
+    response = signed_post(client, body, "application/json")
+    assert response.status_code == 413 and "larger" in response.json()["error"]
+
+
+def test_a_flag_submission_with_unreadable_metadata_is_answered_in_the_modal(demo, sender):
+    response = sender.post_payload({
+        "type": "view_submission", "team": {"id": TEAM}, "user": {"id": "UALICE", "team_id": TEAM},
+        "view": {"id": "V1", "type": "modal", "callback_id": "citewise_flag", "private_metadata": "{not json",
+                 "state": {"values": {"reason": {"reason": {"selected_option": {"value": "wrong"}}}}}}})
+    assert response.status_code == 200
+    assert response.json()["response_action"] == "errors" and Feedback.objects.count() == 0
