@@ -270,5 +270,6 @@ def finish_event(platform: str, event_id: str, *, error: str = "", attempt: int 
     if marked:
         BOT_EVENTS.labels(platform, status).inc()
     else:
-        logger.warning("%s event %s was taken over by a retry; not marking it %s", platform, event_id, status)
+        logger.warning("%s event %s is no longer this claim's (a retry took it over); not marking it %s", platform,
+                       event_id, status)
     return marked
