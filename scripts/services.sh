@@ -341,7 +341,7 @@ pg_bin() { # program -> its path on stdout
         return 1
     fi
     # Debian keeps the server programs out of PATH, one directory per major version.
-    for d in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -t/ -k4 -n -r); do
+    for d in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -t/ -k5,5 -n -r); do
         [ -x "$d/$1" ] && { echo "$d/$1"; return 0; }
     done
     command -v "$1"
