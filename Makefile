@@ -18,7 +18,7 @@ demo: venv
 	$(PY) manage.py load_demo
 	DJANGO_DEBUG=$${DJANGO_DEBUG:-1} $(PY) manage.py runserver $(DEMO_ADDR)
 
-# Java check, Elasticsearch zip, Redis, Chromium: idempotent, a fraction of a second once installed.
+# Java check, Elasticsearch zip, Redis, PostgreSQL, Chromium: idempotent, a fraction of a second once installed.
 system:
 	bash scripts/install-system.sh
 
@@ -28,7 +28,7 @@ services-start: system
 services-stop:
 	bash scripts/services.sh stop
 
-# The whole suite, Elasticsearch and Redis included (started if they are not running).
+# The whole suite, Elasticsearch, Redis and PostgreSQL included (started if they are not running).
 test: venv services-start
 	$(PY) -m pytest -p no:cacheprovider
 

@@ -17,6 +17,7 @@ class ChannelSettingsAdmin(admin.ModelAdmin):
 
 @admin.register(ProcessedEvent)
 class ProcessedEventAdmin(admin.ModelAdmin):
-    list_display = ("platform", "event_id", "status", "attempts", "updated_at")
+    list_display = ("platform", "event_id", "status", "attempts", "lease_expires_at", "updated_at")
     list_filter = ("platform", "status")
-    readonly_fields = ("platform", "event_id", "status", "attempts", "error", "created_at", "updated_at")
+    readonly_fields = ("platform", "event_id", "status", "attempts", "error", "lease_expires_at", "created_at",
+                       "updated_at")

@@ -10,7 +10,9 @@ class ProcessedEvent(models.Model):
     """A platform event (Slack `event_id`, Teams activity) claimed by a worker; the unique constraint makes retries answer once.
 
     `status` is "processing" while an answer is being prepared, "done" once it was posted and "failed" when the
-    attempt gave up: a platform retry of a failed event is answered again, one of a done event never is.
+    attempt gave up: a platform retry of a failed event is answered again, one of a done event never is. A
+    "processing" claim is a lease (`lease_expires_at`) that its worker renews as it goes: one left to run out is
+    taken to have died with its worker, and a retry takes the event over.
     """
 
     class Status(models.TextChoices):
@@ -23,6 +25,7 @@ class ProcessedEvent(models.Model):
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PROCESSING)
     attempts = models.PositiveIntegerField(default=1)
     error = models.TextField(blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

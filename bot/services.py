@@ -9,11 +9,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import Q
 from django.utils import timezone
 
 from bot.metrics import BOT_ANSWER_SECONDS, BOT_EVENTS
@@ -27,9 +28,6 @@ from search.models import Feedback
 from search.types import SearchUnavailable
 
 logger = logging.getLogger("citewise.bot")
-
-# A "processing" claim older than this is taken to have died with its worker; a retry may answer again.
-STALE_CLAIM = timedelta(minutes=5)
 
 SCOPE_PERSONAL = "personal"   # the asker's permissions (DM, or ephemeral in a channel)
 SCOPE_CHANNEL = "channel"     # documents every member of the channel can read
@@ -224,29 +222,78 @@ def flag_reasons() -> list[tuple[str, str]]:
 
 # -- de-duplication ----------------------------------------------------------------------------------
 
-def claim_event(platform: str, event_id: str) -> bool:
-    """True if this worker should handle the event: first delivery, or a retry of one that failed or died."""
+@dataclass(frozen=True)
+class Claim:
+    """A worker's hold on a platform event. `attempt` tells this hold from a later one: a worker presumed dead whose
+    event a retry took over can no longer renew it or mark it finished."""
+
+    platform: str
+    event_id: str
+    attempt: int
+
+
+def event_lease() -> timedelta:
+    """How long a claim lasts unless its worker renews it (settings.BOT_EVENT_LEASE_S)."""
+    return timedelta(seconds=settings.BOT_EVENT_LEASE_S)
+
+
+def claim_event(platform: str, event_id: str, *, now: datetime | None = None) -> Claim | None:
+    """A claim if this worker should handle the event: first delivery, or a retry of one that failed or whose
+    worker died (its lease ran out). None for a duplicate."""
+    now = now or timezone.now()
+    lease_expires_at = now + event_lease()
     try:
         with transaction.atomic():
-            ProcessedEvent.objects.create(platform=platform, event_id=event_id)
-        return True
+            ProcessedEvent.objects.create(platform=platform, event_id=event_id, lease_expires_at=lease_expires_at)
+        return Claim(platform, event_id, 1)
     except IntegrityError:
         pass
-    stale = timezone.now() - STALE_CLAIM
     rows = ProcessedEvent.objects.filter(platform=platform, event_id=event_id)
-    retryable = (rows.filter(status=ProcessedEvent.Status.FAILED)
-                 | rows.filter(status=ProcessedEvent.Status.PROCESSING, updated_at__lt=stale))
-    # A conditional update: of two concurrent retries only one sees the row still retryable.
-    taken = ProcessedEvent.objects.filter(pk__in=retryable.values("pk")).update(
-        status=ProcessedEvent.Status.PROCESSING, attempts=F("attempts") + 1, error="", updated_at=timezone.now())
+    attempt = rows.values_list("attempts", flat=True).first()
+    if attempt is None:
+        return None  # deleted meanwhile (by an admin): nothing to take over
+    # One UPDATE whose WHERE tests the row itself, attempts included. PostgreSQL re-evaluates such a WHERE on the
+    # row as a concurrent takeover left it, once that commits, so of two retries only one matches; predicates in a
+    # subquery (`pk IN (SELECT …)`) are not re-evaluated there, and both retries would win.
+    taken = rows.filter(
+        Q(status=ProcessedEvent.Status.FAILED)
+        | Q(status=ProcessedEvent.Status.PROCESSING, lease_expires_at__lt=now)
+        # A claim made without a lease (before leases, or by such a worker during an upgrade) keeps its old 5 minutes.
+        | Q(status=ProcessedEvent.Status.PROCESSING, lease_expires_at__isnull=True,
+            updated_at__lt=now - timedelta(minutes=5)),
+        attempts=attempt,
+    ).update(status=ProcessedEvent.Status.PROCESSING, attempts=attempt + 1, error="",
+             lease_expires_at=lease_expires_at, updated_at=now)
     if taken != 1:
         BOT_EVENTS.labels(platform, "duplicate").inc()
-    return taken == 1
+        return None
+    return Claim(platform, event_id, attempt + 1)
 
 
-def finish_event(platform: str, event_id: str, *, error: str = "") -> None:
-    """Mark a claimed event done (answer posted) or failed (a retry may answer it)."""
+def renew_claim(claim: Claim, *, now: datetime | None = None) -> bool:
+    """Extend the claim's lease while its worker is still at it. False if the claim is no longer this worker's: its
+    lease ran out and a retry took the event over (that retry answers it)."""
+    now = now or timezone.now()
+    return ProcessedEvent.objects.filter(
+        platform=claim.platform, event_id=claim.event_id, attempts=claim.attempt,
+        status=ProcessedEvent.Status.PROCESSING,
+    ).update(lease_expires_at=now + event_lease(), updated_at=now) == 1
+
+
+def finish_event(platform: str, event_id: str, *, error: str = "", attempt: int | None = None) -> bool:
+    """Mark a claimed event done (answer posted) or failed (a retry may answer it).
+
+    With `attempt` (Claim.attempt), only while that claim is still the event's: a worker whose event was taken over
+    leaves the outcome to the retry. Returns whether the event was marked.
+    """
     status = ProcessedEvent.Status.FAILED if error else ProcessedEvent.Status.DONE
-    BOT_EVENTS.labels(platform, status).inc()
-    ProcessedEvent.objects.filter(platform=platform, event_id=event_id).update(
-        status=status, error=error[:2000], updated_at=timezone.now())
+    rows = ProcessedEvent.objects.filter(platform=platform, event_id=event_id)
+    if attempt is not None:
+        rows = rows.filter(attempts=attempt)
+    marked = rows.update(status=status, error=error[:2000], lease_expires_at=None, updated_at=timezone.now()) == 1
+    if marked:
+        BOT_EVENTS.labels(platform, status).inc()
+    else:
+        logger.warning("%s event %s is no longer this claim's (a retry took it over); not marking it %s", platform,
+                       event_id, status)
+    return marked

@@ -6,3 +6,6 @@ CACHE="${CITEWISE_CACHE:-$REPO/.cache}"
 ES_VERSION="${ES_VERSION:-8.19.3}"
 ES_USER="${CITEWISE_ES_USER:-citewise-es}"
 ES_HOME="$CACHE/elasticsearch-$ES_VERSION"
+# The tests' PostgreSQL cluster (scripts/services.sh): its own data directory, run by a non-root user.
+PG_USER="${CITEWISE_PG_USER:-citewise-pg}"
+PG_DIR="$CACHE/postgres"

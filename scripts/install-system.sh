@@ -2,13 +2,14 @@
 # Install the system-level dependencies Citewise's tests need, idempotently.
 #
 #   * checks that Java >= 17 is available (Elasticsearch runs on it)
-#   * apt-installs (only what is missing): redis-server, chromium,
-#     chromium-driver, fonts-liberation, unzip, curl, acl, docker-compose
-#     (the compose CLI used by scripts/check-compose.sh)
+#   * apt-installs (only what is missing): redis-server, postgresql (Debian's
+#     server package; scripts/services.sh runs a cluster of its own, not the
+#     package's), chromium, chromium-driver, fonts-liberation, unzip, curl,
+#     acl, docker-compose (the compose CLI used by scripts/check-compose.sh)
 #   * fetches the Elasticsearch integ-test-zip with Maven and unpacks it into
 #     ${CITEWISE_CACHE:-<repo>/.cache}/elasticsearch-${ES_VERSION}
-#   * creates the non-root system user that runs Elasticsearch (ES refuses
-#     to run as root) and gives it the ES directory
+#   * creates the non-root system users that run Elasticsearch and
+#     PostgreSQL (both refuse to run as root) and gives them their directories
 #
 # Meant to run as root (CI). When everything is already present it only
 # performs cheap checks and finishes in about a second.
@@ -17,13 +18,14 @@
 #   ES_VERSION         Elasticsearch version (default 8.19.3)
 #   CITEWISE_CACHE     cache dir (default <repo>/.cache, git-ignored)
 #   CITEWISE_ES_USER   user that runs ES (default citewise-es)
+#   CITEWISE_PG_USER   user that runs the test PostgreSQL (default citewise-pg)
 #   CITEWISE_SKIP_APT  set to 1 to skip the apt step entirely
 set -euo pipefail
 
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 ES_ARTIFACT="org.elasticsearch.distribution.integ-test-zip:elasticsearch:${ES_VERSION}:zip"
 
-APT_PACKAGES=(redis-server chromium chromium-driver fonts-liberation unzip curl acl docker-compose)
+APT_PACKAGES=(redis-server postgresql chromium chromium-driver fonts-liberation unzip curl acl docker-compose)
 
 log() { printf '[install-system] %s\n' "$*"; }
 die() { printf '[install-system] ERROR: %s\n' "$*" >&2; exit 1; }
@@ -119,14 +121,38 @@ fi
 log "elasticsearch modules: $(ls "$ES_HOME/modules" | tr '\n' ' ')"
 
 # --------------------------------------------------------------------------
-# 4. Non-root user owning the ES directory (root only)
+# 4. Non-root users owning the ES and PostgreSQL directories (root only)
 # --------------------------------------------------------------------------
-if [ "$IS_ROOT" -eq 1 ]; then
-    if ! id -u "$ES_USER" >/dev/null 2>&1; then
-        log "creating system user $ES_USER"
+ensure_system_user() { # user
+    if ! id -u "$1" >/dev/null 2>&1; then
+        log "creating system user $1"
         useradd --system --user-group --no-create-home --home-dir /nonexistent \
-            --shell /usr/sbin/nologin "$ES_USER"
+            --shell /usr/sbin/nologin "$1"
     fi
+}
+
+# The user must be able to reach $2: every ancestor directory needs search (x)
+# permission for it. A checkout under /root (mode 700) is the usual trap;
+# grant just that user traverse rights via an ACL.
+ensure_traverse() { # user path
+    local user="$1" target="$2" d ancestors=()
+    runuser -u "$user" -- test -x "$target" && return 0
+    command -v setfacl >/dev/null 2>&1 || die "$user cannot reach $target and setfacl (package acl) is missing; set CITEWISE_CACHE to a world-traversable directory such as /var/cache/citewise"
+    # Walk the ancestors top-down, so only the blocking ones get an ACL.
+    d="$(cd "$CACHE" && pwd -P)"
+    while [ "$d" != "/" ]; do ancestors=("$d" "${ancestors[@]}"); d="$(dirname "$d")"; done
+    for d in "${ancestors[@]}"; do
+        if ! runuser -u "$user" -- test -x "$d" 2>/dev/null; then
+            log "granting $user traverse permission on $d (ACL u:$user:x)"
+            setfacl -m "u:$user:x" "$d" || true
+        fi
+    done
+    runuser -u "$user" -- test -x "$target" \
+        || die "$user still cannot reach $target; set CITEWISE_CACHE to a world-traversable directory such as /var/cache/citewise"
+}
+
+if [ "$IS_ROOT" -eq 1 ]; then
+    ensure_system_user "$ES_USER"
     # Runtime dirs (data/logs/tmp/pid) live next to the distribution.
     mkdir -p "$CACHE/es-run/data" "$CACHE/es-run/logs" "$CACHE/es-run/tmp"
     for d in "$ES_HOME" "$CACHE/es-run"; do
@@ -134,29 +160,19 @@ if [ "$IS_ROOT" -eq 1 ]; then
             chown -R "$ES_USER:$ES_USER" "$d"
         fi
     done
-
-    # The ES user must be able to reach $ES_HOME: every ancestor directory
-    # needs search (x) permission for it. A checkout under /root (mode 700)
-    # is the usual trap; grant just that user traverse rights via an ACL.
-    if ! runuser -u "$ES_USER" -- test -x "$ES_HOME/bin/elasticsearch"; then
-        command -v setfacl >/dev/null 2>&1 || die "$ES_USER cannot reach $ES_HOME and setfacl (package acl) is missing; set CITEWISE_CACHE to a world-traversable directory such as /var/cache/citewise"
-        # Walk the ancestors top-down, so only the blocking ones get an ACL.
-        ancestors=()
-        d="$(cd "$CACHE" && pwd -P)"
-        while [ "$d" != "/" ]; do ancestors=("$d" "${ancestors[@]}"); d="$(dirname "$d")"; done
-        for d in "${ancestors[@]}"; do
-            if ! runuser -u "$ES_USER" -- test -x "$d" 2>/dev/null; then
-                log "granting $ES_USER traverse permission on $d (ACL u:$ES_USER:x)"
-                setfacl -m "u:$ES_USER:x" "$d" || true
-            fi
-        done
-        runuser -u "$ES_USER" -- test -x "$ES_HOME/bin/elasticsearch" \
-            || die "$ES_USER still cannot reach $ES_HOME; set CITEWISE_CACHE to a world-traversable directory such as /var/cache/citewise"
-    fi
+    ensure_traverse "$ES_USER" "$ES_HOME/bin/elasticsearch"
     log "user $ES_USER ok, owns $ES_HOME"
+
+    ensure_system_user "$PG_USER"
+    mkdir -p "$PG_DIR"
+    if [ -n "$(find "$PG_DIR" ! -user "$PG_USER" -print -quit)" ]; then
+        chown -R "$PG_USER:$PG_USER" "$PG_DIR"
+    fi
+    ensure_traverse "$PG_USER" "$PG_DIR"
+    log "user $PG_USER ok, owns $PG_DIR"
 else
-    mkdir -p "$CACHE/es-run/data" "$CACHE/es-run/logs" "$CACHE/es-run/tmp"
-    log "not root: ES will run as $(id -un); skipping user creation"
+    mkdir -p "$CACHE/es-run/data" "$CACHE/es-run/logs" "$CACHE/es-run/tmp" "$PG_DIR"
+    log "not root: ES and PostgreSQL will run as $(id -un); skipping user creation"
 fi
 
 log "done"

@@ -3,16 +3,25 @@
 #   * Elasticsearch (integ-test-zip unpacked by scripts/install-system.sh),
 #     single node, security off, on 127.0.0.1:${ES_PORT:-9200}
 #   * Redis on 127.0.0.1:${REDIS_PORT:-6379}
+#   * PostgreSQL on 127.0.0.1:${POSTGRES_PORT:-5433}: a cluster of our own
+#     (initdb into ${CITEWISE_CACHE}/postgres/data, trust auth on loopback,
+#     superuser and database `citewise`), for the tests that need real
+#     PostgreSQL semantics (row locks, READ COMMITTED). Not the Debian
+#     package's cluster, which stays as it is.
 #
 # Usage: scripts/services.sh start|stop|restart|status
 #
 # `start` is idempotent: a service that already answers is left alone.
 # `stop` stops the instances that `start` launched (found via pidfiles).
-# As root, Elasticsearch runs as ${CITEWISE_ES_USER:-citewise-es}.
+# As root, Elasticsearch runs as ${CITEWISE_ES_USER:-citewise-es} and
+# PostgreSQL as ${CITEWISE_PG_USER:-citewise-pg} (both refuse to run as root).
 #
 # Environment:
 #   ES_VERSION          (default 8.19.3)      ES_PORT     (default 9200)
 #   REDIS_PORT          (default 6379)        CITEWISE_CACHE (default <repo>/.cache)
+#   POSTGRES_PORT       (default 5433, beside a system cluster's 5432)
+#   POSTGRES_BIN_DIR    where initdb/pg_ctl live (default: the newest
+#                       /usr/lib/postgresql/*/bin, else PATH)
 #   CITEWISE_ES_HEAP    heap size, used as -Xms/-Xmx (default 1g)
 #   ES_START_TIMEOUT    seconds to wait for ES health (default 120)
 #   CITEWISE_ES_EXTRA_SETTINGS  extra "key=value ..." ES settings; one the
@@ -35,6 +44,13 @@ REDIS_PORT="${REDIS_PORT:-6379}"
 REDIS_DIR="$CACHE/redis"
 REDIS_PIDFILE="$REDIS_DIR/redis-$REDIS_PORT.pid"
 REDIS_LOG="$REDIS_DIR/redis-$REDIS_PORT.log"
+
+PG_PORT="${POSTGRES_PORT:-5433}"
+PG_DATA="$PG_DIR/data"
+PG_SOCKETS="$PG_DIR/run"
+PG_LOG="$PG_DIR/postgres.log"
+PG_DB="citewise"
+PG_SUPERUSER="citewise"
 
 log() { printf '[services] %s\n' "$*"; }
 err() { printf '[services] ERROR: %s\n' "$*" >&2; }
@@ -319,17 +335,121 @@ redis_status() {
     return 1
 }
 
+# ------------------------------------------------------------- postgresql --
+pg_bin() { # program -> its path on stdout
+    local d
+    if [ -n "${POSTGRES_BIN_DIR:-}" ]; then
+        [ -x "$POSTGRES_BIN_DIR/$1" ] && { echo "$POSTGRES_BIN_DIR/$1"; return 0; }
+        return 1
+    fi
+    # Debian keeps the server programs out of PATH, one directory per major version.
+    for d in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -t/ -k5,5 -n -r); do
+        [ -x "$d/$1" ] && { echo "$d/$1"; return 0; }
+    done
+    command -v "$1"
+}
+
+pg_ready() {
+    local isready
+    isready="$(pg_bin pg_isready)" || return 1
+    "$isready" -q -h 127.0.0.1 -p "$PG_PORT" -t 2
+}
+
+run_as_pg() {
+    if [ "$IS_ROOT" -eq 1 ]; then
+        runuser -u "$PG_USER" -- "$@"
+    else
+        "$@"
+    fi
+}
+
+pg_psql() { # sql -> first column of the result
+    local psql
+    psql="$(pg_bin psql)" || { err "psql not found"; return 1; }
+    "$psql" -X -q -tA -h 127.0.0.1 -p "$PG_PORT" -U "$PG_SUPERUSER" -d postgres -c "$1"
+}
+
+pg_ensure_database() {
+    if [ "$(pg_psql "SELECT 1 FROM pg_database WHERE datname = '$PG_DB'")" != "1" ]; then
+        log "creating database $PG_DB"
+        pg_psql "CREATE DATABASE $PG_DB" >/dev/null
+    fi
+}
+
+pg_start() {
+    if pg_ready; then
+        log "postgresql already running on 127.0.0.1:$PG_PORT"
+        pg_ensure_database || return 1
+        return
+    fi
+    local initdb pg_ctl
+    initdb="$(pg_bin initdb)" && pg_ctl="$(pg_bin pg_ctl)" \
+        || { err "PostgreSQL server programs not found; run scripts/install-system.sh first (package postgresql)"; return 1; }
+    if [ "$IS_ROOT" -eq 1 ]; then
+        id -u "$PG_USER" >/dev/null 2>&1 \
+            || { err "user $PG_USER does not exist (PostgreSQL refuses to run as root); run scripts/install-system.sh first"; return 1; }
+        install -d -o "$PG_USER" -g "$(id -gn "$PG_USER")" "$PG_DIR" "$PG_SOCKETS"
+    else
+        mkdir -p "$PG_DIR" "$PG_SOCKETS"
+    fi
+    if [ ! -s "$PG_DATA/PG_VERSION" ]; then
+        log "initdb $PG_DATA (superuser $PG_SUPERUSER, trust auth: local connections only)"
+        rm -rf "$PG_DATA"
+        run_as_pg "$initdb" -D "$PG_DATA" -U "$PG_SUPERUSER" --auth=trust --encoding=UTF8 --locale=C.UTF-8 \
+            >"$PG_DIR/initdb.log" 2>&1 \
+            || { err "initdb failed"; tail -n 20 "$PG_DIR/initdb.log" >&2; return 1; }
+    fi
+    log "starting postgresql on 127.0.0.1:$PG_PORT"
+    # Loopback only; a throwaway test cluster, so durability is traded for speed.
+    if ! run_as_pg "$pg_ctl" -D "$PG_DATA" -l "$PG_LOG" -w -t 60 -s start -o \
+            "-c listen_addresses=127.0.0.1 -p $PG_PORT -c unix_socket_directories=$PG_SOCKETS -c fsync=off -c synchronous_commit=off -c full_page_writes=off"; then
+        err "postgresql failed to start"
+        [ -s "$PG_LOG" ] && { printf -- '----- tail of %s -----\n' "$PG_LOG" >&2; tail -n 20 "$PG_LOG" >&2; }
+        return 1
+    fi
+    pg_ready || { err "postgresql started but does not accept connections on 127.0.0.1:$PG_PORT"; return 1; }
+    pg_ensure_database || return 1
+    log "postgresql ready on 127.0.0.1:$PG_PORT (database $PG_DB, user $PG_SUPERUSER)"
+}
+
+pg_stop() {
+    local pg_ctl
+    if [ ! -s "$PG_DATA/postmaster.pid" ]; then
+        if pg_ready; then
+            log "postgresql on 127.0.0.1:$PG_PORT was not started by services.sh; leaving it"
+        else
+            log "postgresql not running"
+        fi
+        return 0
+    fi
+    pg_ctl="$(pg_bin pg_ctl)" || { err "pg_ctl not found"; return 1; }
+    log "stopping postgresql"
+    run_as_pg "$pg_ctl" -D "$PG_DATA" -m fast -w -t 60 -s stop || { err "pg_ctl stop failed"; return 1; }
+    log "postgresql stopped"
+}
+
+pg_status() {
+    if pg_ready; then
+        log "postgresql: up on 127.0.0.1:$PG_PORT (data $PG_DATA)"
+        return 0
+    fi
+    log "postgresql: down (127.0.0.1:$PG_PORT)"
+    return 1
+}
+
 # ------------------------------------------------------------------- main --
 cmd="${1:-}"
 case "$cmd" in
     start)
         rc=0
         redis_start || rc=1
+        pg_start || rc=1
         es_start || rc=1
         exit "$rc"
         ;;
     stop)
         es_stop
+        pg_stop
         redis_stop
         ;;
     restart)
@@ -340,6 +460,7 @@ case "$cmd" in
         rc=0
         es_status || rc=1
         redis_status || rc=1
+        pg_status || rc=1
         exit "$rc"
         ;;
     *)

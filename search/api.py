@@ -8,9 +8,11 @@ from __future__ import annotations
 import logging
 import uuid
 
+from django.core.exceptions import RequestDataTooBig
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.authentication import SessionAuthentication, TokenAuthentication
+from rest_framework.exceptions import APIException, ParseError
 from rest_framework.parsers import JSONParser
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
@@ -47,6 +49,19 @@ class AnyContentTypeJSONParser(JSONParser):
 
     media_type = "*/*"
 
+    def parse(self, stream, media_type=None, parser_context=None):
+        try:
+            return super().parse(stream, media_type, parser_context)
+        except RecursionError:
+            # Python's json recurses per nesting level: `[[[[…` 100,000 deep is a RecursionError, not a ValueError.
+            raise ParseError("JSON parse error - nested too deeply") from None
+
+
+class RequestTooLarge(APIException):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_detail = "The body is larger than the API accepts (DATA_UPLOAD_MAX_MEMORY_SIZE)."
+    default_code = "request_too_large"
+
 
 def _error(message: str, code: int) -> Response:
     return Response({"detail": message}, status=code)
@@ -70,6 +85,12 @@ class ApiView(APIView):
     authentication_classes = [TokenAuthentication, SessionAuthentication]
     permission_classes = [IsAuthenticated]
     parser_classes = [AnyContentTypeJSONParser]
+
+    def handle_exception(self, exc: Exception) -> Response:
+        # Django refuses a body over DATA_UPLOAD_MAX_MEMORY_SIZE when DRF reads it; say so as the API's other errors do.
+        if isinstance(exc, RequestDataTooBig):
+            exc = RequestTooLarge()
+        return super().handle_exception(exc)
 
 
 class AskView(ApiView):

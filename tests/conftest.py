@@ -1,4 +1,5 @@
-"""Shared fixtures. Elasticsearch must be running (scripts/services.sh start): a missing node fails, never skips."""
+"""Shared fixtures. Elasticsearch and PostgreSQL must be running (scripts/services.sh start): a missing service
+fails, never skips."""
 
 from __future__ import annotations
 
@@ -38,6 +39,30 @@ def elasticsearch_node() -> Iterator[str]:
     client.cluster.put_settings(persistent={key: True})
     yield url
     client.cluster.put_settings(persistent={key: previous})
+
+
+@pytest.fixture
+def postgres_database() -> Iterator[dict]:
+    """A fresh, empty database on the test PostgreSQL cluster (settings.TEST_POSTGRES_URL), as a DATABASES entry;
+    dropped after the test."""
+    import dj_database_url
+    import psycopg
+
+    server = dj_database_url.parse(settings.TEST_POSTGRES_URL)
+    conninfo = {"host": server["HOST"], "port": server["PORT"] or 5432, "user": server["USER"],
+                "password": server["PASSWORD"] or None, "dbname": server["NAME"], "connect_timeout": 5}
+    try:
+        admin = psycopg.connect(**conninfo, autocommit=True)
+    except psycopg.Error as exc:
+        pytest.fail(f"PostgreSQL is not reachable at {settings.TEST_POSTGRES_URL} ({exc}); start it with "
+                    "scripts/services.sh start")
+    name = f"citewise_test_{uuid.uuid4().hex[:12]}"
+    with admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+        try:
+            yield {**server, "NAME": name}
+        finally:
+            admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
 
 
 @pytest.fixture

@@ -105,3 +105,11 @@ def test_a_rate_limit_that_is_not_a_rate_refuses_to_start(tmp_path):
                                                   "CITEWISE_ASK_RATE_PER_CHANNEL": "0"},
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0 and result.stdout.split() == ["'5/10m'", "''"], result.stderr
+
+
+def test_production_settings_refuse_emulator_tokens(tmp_path):
+    teams_app = {"TEAMS_APP_ID": "8d1c5c1e-6d6a-4f0e-9a4c-2f2d3c8b9e11", "TEAMS_APP_PASSWORD": "a-client-secret"}
+    result = run_check({**_secrets(tmp_path), **teams_app, "TEAMS_ALLOW_EMULATOR": "true"})
+    assert result.returncode != 0 and "TEAMS_ALLOW_EMULATOR" in result.stderr
+    result = run_check({**_secrets(tmp_path), **teams_app, "TEAMS_ALLOW_EMULATOR": "false"})
+    assert result.returncode == 0, result.stderr

@@ -110,14 +110,17 @@ def register(app: App) -> None:
     def on_flag(ack, body, action, client):
         ack()
         view = render.flag_modal(action.get("value", ""), _channel(body))
-        client.views_open(trigger_id=body["trigger_id"], view=view)
+        try:
+            client.views_open(trigger_id=body.get("trigger_id") or "", view=view)
+        except SlackApiError as exc:  # e.g. the trigger expired (3 s): the user can click again
+            logger.warning("could not open the flag modal: %s", exc)
 
     @app.view(render.FLAG_CALLBACK_ID)
     def on_flag_submitted(ack, body, view, client, context):
-        values = view["state"]["values"]
-        reason = ((values.get("reason", {}).get("reason") or {}).get("selected_option") or {}).get("value", "")
-        comment = (values.get("comment", {}).get("comment") or {}).get("value") or ""
-        meta = json.loads(view.get("private_metadata") or "{}")
+        values = view["state"]["values"]  # a dict: bot.slack.views checked the payload's shape
+        reason = _state_value(values, "reason", "selected_option")
+        comment = _state_value(values, "comment", "value")
+        meta = _metadata(view)
         user_id, team_id = body["user"]["id"], _team(body)
         asker = services.resolve_user(PLATFORM, team_id, user_id,
                                       email_lookup(client, team_id, installation(body, context)))
@@ -127,6 +130,26 @@ def register(app: App) -> None:
             ack(response_action="errors", errors={"reason" if not reason else "comment": exc.user_message[:150]})
             return
         ack()
+
+
+def _state_value(values: dict[str, Any], block: str, field: str) -> str:
+    """An input's value in a submitted view's state (render.flag_modal gives block and element the same id); ""
+    for anything else."""
+    element = values.get(block)
+    element = element.get(block) if isinstance(element, dict) else None
+    value = element.get(field) if isinstance(element, dict) else None
+    if isinstance(value, dict):  # a select's selected_option
+        value = value.get("value")
+    return value if isinstance(value, str) else ""
+
+
+def _metadata(view: dict[str, Any]) -> dict[str, Any]:
+    """The modal's private_metadata as we wrote it (render.flag_modal); {} for anything else."""
+    try:
+        meta = json.loads(view.get("private_metadata") or "{}")
+    except ValueError:
+        return {}
+    return meta if isinstance(meta, dict) else {}
 
 
 def _notify(client: WebClient, channel: str, user: str, message: str) -> None:
@@ -202,6 +225,10 @@ def _react(client: WebClient, method: str, channel: str, ts: str) -> None:
         logger.debug("%s failed: %s", method, exc)
 
 
+class _ClaimLost(Exception):
+    """This worker's claim ran out and a retry of the event took it over: the retry answers, this worker stops."""
+
+
 def process_event(payload: dict[str, Any], client: WebClient | None = None) -> str:
     """Answer one question event, at most once per event_id. Returns what happened (for tests and logs)."""
     from bot.slack.app import make_client
@@ -215,13 +242,19 @@ def process_event(payload: dict[str, Any], client: WebClient | None = None) -> s
     if channel_settings is not None and (not channel_settings.enabled or (
             not payload.get("mentioned") and channel_settings.respond_only_when_mentioned)):
         return "ignored"
-    if not services.claim_event(PLATFORM, event_id):
+    claim = services.claim_event(PLATFORM, event_id)
+    if claim is None:
         logger.info("slack event already handled, ignoring the retry: %s", ids)
         return "duplicate"
     client = client or make_client()
     ephemeral = channel_settings is not None and channel_settings.visibility == selectors.EPHEMERAL
     bot_user_id = payload.get("bot_user_id") or ""
     text = MENTION.sub(lambda m: "" if m.group(1) == bot_user_id else m.group(0), event.get("text") or "").strip()
+
+    def keep_claim() -> None:
+        # Renewed before every step that can take long, so only a dead worker's claim runs out.
+        if not services.renew_claim(claim):
+            raise _ClaimLost
 
     def post(message_text: str, blocks: list[dict[str, Any]]) -> None:
         if ephemeral:
@@ -231,7 +264,9 @@ def process_event(payload: dict[str, Any], client: WebClient | None = None) -> s
                                     unfurl_links=False, unfurl_media=False)
 
     _react(client, "reactions_add", channel, ts)
+    superseded = False
     try:
+        keep_claim()
         # Payloads queued before the installation was recorded: the event's own workspace, and no org.
         home = Installation(**(payload.get("installation") or {"team_id": team_id}))
         lookup = email_lookup(client, team_id, home)
@@ -241,27 +276,36 @@ def process_event(payload: dict[str, Any], client: WebClient | None = None) -> s
             members = [services.resolve_user(PLATFORM, team_id, m, lookup) for m in sorted(member_ids)
                        if m == user_id or not user_info(client, team_id, m).get("is_bot")]
             principals, unlinked = services.shared_principals(members)
+            keep_claim()
             answer = services.answer_question(asker, channel_id=channel, thread_id=thread, text=text,
                                               scope=SCOPE_CHANNEL, principals=principals, members_unlinked=unlinked)
         else:
+            keep_claim()
             answer = services.answer_question(asker, channel_id=channel, thread_id=thread, text=text,
                                               scope=SCOPE_PERSONAL)
         message_text, blocks = render.answer_blocks(answer, ephemeral=ephemeral,
                                                     console_url=settings.CONSOLE_URL)
+        keep_claim()  # last chance to leave the answer to a retry that took over, rather than answer twice
         post(message_text, blocks)
+    except _ClaimLost:
+        superseded = True
+        logger.warning("slack event taken over by a retry while this worker was at it; leaving it to that: %s", ids)
+        return "superseded"
     except BotError as exc:
         logger.warning("slack question not answered (%s): %s", exc.user_message, ids)
         outcome = _post_failure(post, exc.user_message, ids)
-        services.finish_event(PLATFORM, event_id, error=exc.user_message if exc.retryable else "")
+        services.finish_event(PLATFORM, event_id, error=exc.user_message if exc.retryable else "",
+                              attempt=claim.attempt)
         return outcome
     except Exception as exc:  # noqa: BLE001 - every failure becomes a friendly message and a log line
         logger.exception("slack answer failed: %s", ids)
         _post_failure(post, FAILURE_MESSAGE.format(ref=event_id), ids)
-        services.finish_event(PLATFORM, event_id, error=f"{type(exc).__name__}: {exc}")
+        services.finish_event(PLATFORM, event_id, error=f"{type(exc).__name__}: {exc}", attempt=claim.attempt)
         return "failed"
     finally:
-        _react(client, "reactions_remove", channel, ts)
-    services.finish_event(PLATFORM, event_id)
+        if not superseded:
+            _react(client, "reactions_remove", channel, ts)
+    services.finish_event(PLATFORM, event_id, attempt=claim.attempt)
     logger.info("slack question answered: %s answer=%s", ids, answer.result.answer_id)
     return "answered"
 

@@ -72,6 +72,24 @@ class Reply:
     body: Any = None
 
 
+async def authenticate_header(auth_header: str | None) -> Reply | None:
+    """The token alone, before the request's body is read (so an unauthenticated body is never parsed): a refusal,
+    or None when it may go on. receive() checks it again with the activity."""
+    if not settings.TEAMS_APP_ID:
+        return None  # DEBUG only (build_authentication refuses otherwise): the Emulator without an app id
+    if not auth_header:
+        return Reply(401, {"error": "missing Authorization header"})
+    try:
+        await get_adapter().bot_framework_authentication.authenticate_header(auth_header)
+    except AuthenticationUnavailable as exc:
+        logger.error("teams request not verified, OpenID metadata unavailable: %s", exc)
+        return Reply(503, {"error": "cannot verify Bot Framework tokens right now"})
+    except Exception as exc:  # noqa: BLE001 - the library signals bad tokens with many exception types
+        logger.warning("teams request refused before reading it (%s: %s)", type(exc).__name__, exc)
+        return Reply(401, {"error": "unauthorized"})
+    return None
+
+
 async def receive(activity: Activity, auth_header: str | None, raw_activity: dict[str, Any]) -> Reply:
     """Authenticate an incoming activity and run the bot on it. Nothing runs for a request that fails here."""
     from bot.teams.handlers import CitewiseTeamsBot
@@ -108,4 +126,5 @@ def check_configured() -> None:
     get_adapter()
 
 
-__all__ = ["Reply", "TeamsAdapter", "TeamsNotConfigured", "check_configured", "get_adapter", "receive"]
+__all__ = ["Reply", "TeamsAdapter", "TeamsNotConfigured", "authenticate_header", "check_configured", "get_adapter",
+           "receive"]

@@ -2,9 +2,11 @@
 
 Incoming activities are validated by botframework-connector's JWT validation (signature against the OpenID
 metadata's keys, channel endorsement, issuer, audience = our app id, expiry, serviceurl claim = the activity's
-serviceUrl). What is ours: the metadata URLs come from settings, metadata is fetched with a timeout, outbound
-tokens come from a configurable OAuth2 token endpoint, and no connector client is ever built for a serviceUrl
-outside the allowlist.
+serviceUrl). What is ours: the token is checked before the body is read (signature, issuer, audience, expiry),
+and again with the activity once it is parsed; tokens from the Bot Framework Emulator's issuers are refused
+unless TEAMS_ALLOW_EMULATOR is on; the metadata URLs come from settings, metadata is fetched with a timeout,
+outbound tokens come from a configurable OAuth2 token endpoint, and no connector client is ever built for a
+serviceUrl outside the allowlist.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from botframework.connector.auth import (
     BotFrameworkAuthenticationFactory,
     ClaimsIdentity,
     ConnectorFactory,
+    EmulatorValidation,
     MicrosoftAppCredentials,
     ServiceClientCredentialsFactory,
     UserTokenClient,
@@ -228,13 +231,34 @@ class _GuardedConnectorFactory(ConnectorFactory):
         return client
 
 
+def _refuse_emulator_tokens(auth_header: str | None) -> None:
+    """The library accepts tokens from the Emulator's issuers (Entra ID's Bot Framework tenant, checked against
+    TEAMS_EMULATOR_OPENID_METADATA_URL, with no serviceurl claim) for any bot with an app id: only a developer's
+    own setup may, by turning TEAMS_ALLOW_EMULATOR on."""
+    if auth_header and not settings.TEAMS_ALLOW_EMULATOR and EmulatorValidation.is_token_from_emulator(auth_header):
+        raise PermissionError("Bot Framework Emulator tokens are not accepted (TEAMS_ALLOW_EMULATOR is off)")
+
+
 class GuardedAuthentication(BotFrameworkAuthentication):
-    """The library's authentication, with every connector it hands out guarded by the allowlist."""
+    """The library's authentication, with Emulator tokens refused unless allowed, and every connector it hands out
+    guarded by the allowlist."""
 
     def __init__(self, inner: BotFrameworkAuthentication):
         self._inner = inner
 
+    async def authenticate_header(self, auth_header: str) -> None:
+        """Check the token alone, before the request's body is read: signature, issuer, audience (our app id) and
+        expiry. Raises PermissionError (or the library's errors) when it fails.
+
+        The two checks that need the activity, the signing key's endorsement for its channel and the serviceurl
+        claim, are made by authenticate_request once the body is parsed; the library skips them here because the
+        placeholder activity names no channel and no serviceUrl.
+        """
+        _refuse_emulator_tokens(auth_header)
+        await self._inner.authenticate_request(Activity(), auth_header)
+
     async def authenticate_request(self, activity: Activity, auth_header: str) -> AuthenticateRequestResult:
+        _refuse_emulator_tokens(auth_header)
         result = await self._inner.authenticate_request(activity, auth_header)
         result.connector_factory = _GuardedConnectorFactory(result.connector_factory)
         return result
@@ -255,6 +279,7 @@ class GuardedAuthentication(BotFrameworkAuthentication):
         return self._inner.get_originating_audience()
 
     async def authenticate_channel_request(self, auth_header: str) -> ClaimsIdentity:
+        _refuse_emulator_tokens(auth_header)
         return await self._inner.authenticate_channel_request(auth_header)
 
 

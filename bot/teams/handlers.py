@@ -324,7 +324,8 @@ async def answer_turn(turn_context: TurnContext) -> str:
         if not policy.enabled or (policy.respond_only_when_mentioned and not mentions_bot(activity)):
             return "ignored"
     event = event_id(activity)
-    if not await sync_to_async(services.claim_event)(PLATFORM, event):
+    claim = await sync_to_async(services.claim_event)(PLATFORM, event)
+    if claim is None:
         logger.info("teams activity already handled, ignoring the redelivery: %s", ids)
         return "duplicate"
     channel_safe = policy is not None and policy.visibility == selectors.CHANNEL_SAFE
@@ -337,12 +338,16 @@ async def answer_turn(turn_context: TurnContext) -> str:
         asker = await resolve_asker(turn_context)
         principals, unlinked, members_failed = (await channel_principals(turn_context, asker) if channel_safe
                                                 else (None, 0, False))
+        if not await sync_to_async(services.renew_claim)(claim):
+            return _superseded(ids)
         answer = await sync_to_async(services.answer_question)(
             asker, channel_id=_key(channel), thread_id=_key(activity.conversation.id), text=question_text(activity),
             scope=SCOPE_CHANNEL if channel_safe else SCOPE_PERSONAL, principals=principals,
             members_unlinked=unlinked, fresh_after=fresh_after)
         answer.members_lookup_failed = members_failed
         reply = _card_activity(answer, private_in_chat=private)
+        if not await sync_to_async(services.renew_claim)(claim):
+            return _superseded(ids)
         if not private:
             await turn_context.send_activity(reply)
         elif await _send_privately(turn_context, reply):
@@ -355,16 +360,24 @@ async def answer_turn(turn_context: TurnContext) -> str:
     except BotError as exc:
         logger.warning("teams question not answered (%s): %s", exc.user_message, ids)
         outcome = await _send_failure(turn_context, exc.user_message, ids)
-        await sync_to_async(services.finish_event)(PLATFORM, event, error=exc.user_message if exc.retryable else "")
+        await sync_to_async(services.finish_event)(PLATFORM, event, error=exc.user_message if exc.retryable else "",
+                                                   attempt=claim.attempt)
         return outcome
     except Exception as exc:  # noqa: BLE001 - every failure becomes a friendly message and a log line
         logger.exception("teams answer failed: %s", ids)
         await _send_failure(turn_context, FAILURE_MESSAGE.format(ref=event[:12]), ids)
-        await sync_to_async(services.finish_event)(PLATFORM, event, error=f"{type(exc).__name__}: {exc}")
+        await sync_to_async(services.finish_event)(PLATFORM, event, error=f"{type(exc).__name__}: {exc}",
+                                                   attempt=claim.attempt)
         return "failed"
-    await sync_to_async(services.finish_event)(PLATFORM, event)
+    await sync_to_async(services.finish_event)(PLATFORM, event, attempt=claim.attempt)
     logger.info("teams question answered: %s answer=%s", ids, answer.result.answer_id)
     return "answered"
+
+
+def _superseded(ids: str) -> str:
+    # The claim ran out while this worker was at it and a redelivery took the activity over: that one answers.
+    logger.warning("teams activity taken over by a redelivery; leaving it to that: %s", ids)
+    return "superseded"
 
 
 async def _send_typing(turn_context: TurnContext) -> None:

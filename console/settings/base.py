@@ -251,6 +251,12 @@ CITEWISE = {
     "CONTENT_SYNC_INTERVAL_S": CONTENT_SYNC_INTERVAL_S,
 }
 
+# Both bots: a worker's claim on a platform event lasts this long unless renewed; the worker renews it between
+# steps, so it must outlast the longest step (an LLM answer with its retries, a Web API call with its capped
+# Retry-After waits). A claim left to run out is taken to have died with its worker, and a platform retry (Slack's
+# come about 1 and 5 minutes after a failed delivery) takes the event over.
+BOT_EVENT_LEASE_S = env_int("BOT_EVENT_LEASE_S", 90)
+
 # Slack bot (bot/slack, README "Slack"): the app's credentials, and where its Web API lives (tests point it at a
 # local stand-in).
 SLACK_SIGNING_SECRET = os.environ.get("SLACK_SIGNING_SECRET", "")
@@ -280,6 +286,10 @@ TEAMS_TOKEN_ISSUER = os.environ.get("TEAMS_TOKEN_ISSUER", "https://api.botframew
 # {tenant} becomes TEAMS_APP_TENANT_ID, or "botframework.com" for multi-tenant bots.
 TEAMS_TOKEN_URL = os.environ.get("TEAMS_TOKEN_URL", "https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token")
 TEAMS_OAUTH_SCOPE = os.environ.get("TEAMS_OAUTH_SCOPE", "https://api.botframework.com")
+# Accept tokens from the Bot Framework Emulator's issuers (checked against TEAMS_EMULATOR_OPENID_METADATA_URL): for a
+# developer testing their own bot with the Emulator only, since such tokens carry no serviceurl claim. Production
+# settings refuse to start with it on.
+TEAMS_ALLOW_EMULATOR = env_bool("TEAMS_ALLOW_EMULATOR", False)
 # Replies go only to these serviceUrl hosts ("*.example.com" matches subdomains); https is required except on
 # loopback addresses.
 TEAMS_ALLOWED_SERVICE_HOSTS = env_list("TEAMS_ALLOWED_SERVICE_HOSTS", [

@@ -17,6 +17,10 @@ if os.environ["DJANGO_SECRET_KEY"].startswith("insecure") or len(os.environ["DJA
 if TEAMS_ENABLED and not TEAMS_APP_ID:  # noqa: F405
     raise ImproperlyConfigured("TEAMS_APP_ID is empty: set the Azure Bot's app id (and TEAMS_APP_PASSWORD), or set"
                                " TEAMS_ENABLED=false to run without the Teams bot")
+# Emulator tokens are issued to any developer's Emulator and name no serviceUrl: never accepted in production.
+if TEAMS_ALLOW_EMULATOR:  # noqa: F405
+    raise ImproperlyConfigured("TEAMS_ALLOW_EMULATOR is on: Bot Framework Emulator tokens are for local development "
+                               "only; unset it in production")
 if TEAMS_ENABLED and not TEAMS_APP_PASSWORD:  # noqa: F405
     raise ImproperlyConfigured("TEAMS_APP_PASSWORD is empty: the Teams bot cannot sign its replies without it")
 

@@ -13,3 +13,8 @@ CITEWISE = {**CITEWISE, "EMBEDDED_INDEX_DIR": _TEST_VAR / "index",
             "ASK_RATE_PER_USER": "", "ASK_RATE_PER_CHANNEL": "", "SEARCH_RATE_PER_USER": ""}
 CELERY_TASK_ALWAYS_EAGER = True
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+# The PostgreSQL cluster scripts/services.sh starts, for the tests that need PostgreSQL's own semantics (row locks
+# under READ COMMITTED); each creates and drops a database of its own there. Down means those tests fail.
+TEST_POSTGRES_URL = os.environ.get(
+    "CITEWISE_TEST_POSTGRES_URL", f"postgres://citewise@127.0.0.1:{os.environ.get('POSTGRES_PORT') or 5433}/citewise")

@@ -202,6 +202,25 @@ def test_a_body_that_is_not_json_is_a_400_whatever_its_content_type(client, alic
     assert response.status_code == 400 and "JSON parse error" in response.json()["detail"]
 
 
+@pytest.mark.parametrize("url", [ASK, SEARCH, "/api/v1/answers/00000000-0000-0000-0000-000000000000/feedback"])
+def test_deeply_nested_json_is_a_400(client, alice, url):
+    """Reproduces issue 10 item 16: 100,000 nested `[` made Python's json raise RecursionError, a 500."""
+    response = post(client, url, "[" * 100_000 + "]" * 100_000, alice)
+    assert response.status_code == 400, response.content
+    assert "nested too deeply" in response.json()["detail"]
+    assert not Answer.objects.exists()
+
+
+def test_a_body_larger_than_django_accepts_is_a_413(client, alice, settings):
+    """Reproduces issue 10 item 16 (body size): the limit applied (DRF reads JSON through request.body), but the
+    answer was Django's bare HTML 400 page, not an error the client can read."""
+    body = {"question": QUESTION, "padding": "x" * settings.DATA_UPLOAD_MAX_MEMORY_SIZE}
+    response = post(client, ASK, body, alice)
+    assert response.status_code == 413, response.content
+    assert "larger" in response.json()["detail"]
+    assert not Answer.objects.exists()
+
+
 @pytest.mark.parametrize("body, field", [
     ({"query": ""}, "query"),
     ({"query": 5}, "query"),

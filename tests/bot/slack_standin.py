@@ -23,6 +23,7 @@ class SlackStandIn:
         self.bots: set[str] = set()
         self.members: dict[str, list[str]] = {}
         self.rate_limit_once: set[str] = set()  # methods that answer 429 (Retry-After: 1) the next time
+        self.retry_after: dict[str, str] = {}  # another Retry-After for such a method's 429
         self._lock = threading.Lock()
         self._ts = 1000
         standin = self
@@ -80,7 +81,7 @@ class SlackStandIn:
     def _answer(self, method: str, body: dict[str, Any]) -> tuple[int, dict[str, Any], dict[str, str]]:
         if method in self.rate_limit_once:
             self.rate_limit_once.discard(method)
-            return 429, {"ok": False, "error": "ratelimited"}, {"Retry-After": "1"}
+            return 429, {"ok": False, "error": "ratelimited"}, {"Retry-After": self.retry_after.get(method, "1")}
         if method == "auth.test":
             answer = {"ok": True, "url": "https://t1.slack.test/", "team": "Test", "user": "citewise",
                       "team_id": self.team_id, "user_id": self.bot_user_id, "bot_id": "BBOT",

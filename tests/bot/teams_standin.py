@@ -1,6 +1,6 @@
 """Local stand-ins for the Microsoft services a Teams bot talks to, so Teams tests never leave 127.0.0.1.
 
-BotFrameworkIdentityStandIn plays two Microsoft identity hosts:
+BotFrameworkIdentityStandIn plays three Microsoft identity endpoints:
 
 * login.botframework.com: the OpenID metadata document (/v1/.well-known/openidconfiguration) and the JWKS it
   points at (/v1/.well-known/keys), whose keys carry Bot Framework's "endorsements" (the channel ids a key may
@@ -9,6 +9,10 @@ BotFrameworkIdentityStandIn plays two Microsoft identity hosts:
   signed by an unpublished key, or signed by a key not endorsed for the channel.
 * login.microsoftonline.com: the OAuth2 v2.0 token endpoint (/{tenant}/oauth2/v2.0/token) where the bot trades
   its app id and password for the bearer token it sends to the Connector (client-credentials grant).
+* login.microsoftonline.com/botframework.com: the Entra ID OpenID metadata and keys that tokens from the Bot
+  Framework Emulator are checked against (/botframework.com/v2.0/.well-known/openid-configuration). Its key is not
+  Bot Framework's and carries no endorsements; `emulator_token()` mints the token the Emulator sends (Entra ID
+  issuer, version 1.0 or 2.0 claims).
 
 ConnectorStandIn plays the Teams Bot Connector at a serviceUrl (Bot Framework REST API v3, /v3/conversations...):
 create a conversation, send and reply to activities, update an activity, and look members up (one, all, paged),
@@ -53,6 +57,12 @@ BOT_FRAMEWORK_ISSUER = "https://api.botframework.com"
 OPENID_METADATA_PATH = "/v1/.well-known/openidconfiguration"
 JWKS_PATH = "/v1/.well-known/keys"
 SIGNING_KID = "bf-key-1"
+EMULATOR_OPENID_METADATA_PATH = "/botframework.com/v2.0/.well-known/openid-configuration"
+EMULATOR_JWKS_PATH = "/botframework.com/discovery/v2.0/keys"
+EMULATOR_KID = "entra-key-1"
+# The Bot Framework Emulator's token issuers (Entra ID's Bot Framework tenant), version 1.0 and 2.0 tokens.
+EMULATOR_ISSUERS = {"1.0": "https://sts.windows.net/d6d49420-f39b-4df7-a1dc-d59a935871db/",
+                    "2.0": "https://login.microsoftonline.com/d6d49420-f39b-4df7-a1dc-d59a935871db/v2.0"}
 OTHER_CHANNEL_KID = "bf-key-other-channel"
 UNPUBLISHED_KID = "bf-unknown"
 
@@ -85,9 +95,11 @@ class _SigningKey:
 
     def jwk(self) -> dict[str, Any]:
         numbers = self.private_key.public_key().public_numbers()
-        return {"kty": "RSA", "use": "sig", "kid": self.kid, "x5t": self.x5t, "n": _b64url_uint(numbers.n),
-                "e": _b64url_uint(numbers.e), "x5c": [base64.b64encode(self.certificate_der).decode("ascii")],
-                "endorsements": list(self.endorsements)}
+        jwk = {"kty": "RSA", "use": "sig", "kid": self.kid, "x5t": self.x5t, "n": _b64url_uint(numbers.n),
+               "e": _b64url_uint(numbers.e), "x5c": [base64.b64encode(self.certificate_der).decode("ascii")]}
+        if self.endorsements:  # Entra ID's keys have none
+            jwk["endorsements"] = list(self.endorsements)
+        return jwk
 
 
 def _make_signing_key(kid: str, endorsements: Iterable[str]) -> _SigningKey:
@@ -130,6 +142,7 @@ class BotFrameworkIdentityStandIn(StandInServer):
             OTHER_CHANNEL_KID: _make_signing_key(OTHER_CHANNEL_KID, others),
             UNPUBLISHED_KID: _make_signing_key(UNPUBLISHED_KID, [channel_id]),
         }
+        self._emulator_key = _make_signing_key(EMULATOR_KID, [])
         self._published = (SIGNING_KID, OTHER_CHANNEL_KID)
 
     # URLs ---------------------------------------------------------------------------------------------------
@@ -141,6 +154,10 @@ class BotFrameworkIdentityStandIn(StandInServer):
     @property
     def jwks_url(self) -> str:
         return self.url + JWKS_PATH
+
+    @property
+    def emulator_openid_metadata_url(self) -> str:
+        return self.url + EMULATOR_OPENID_METADATA_PATH
 
     def token_url(self, tenant: str = "botframework.com") -> str:
         return f"{self.url}/{quote(tenant, safe='')}/oauth2/v2.0/token"
@@ -168,6 +185,19 @@ class BotFrameworkIdentityStandIn(StandInServer):
         return jwt.encode(claims, signer.private_key, algorithm="RS256",
                           headers={"typ": "JWT", "kid": kid, "x5t": x5t})
 
+    def emulator_token(self, *, version: str = "1.0", app_id: str | None = None, expires_in: int = 3600) -> str:
+        """The JWT the Bot Framework Emulator sends: issued by Entra ID to the bot's app id (the Emulator signs in
+        with the bot's credentials) for itself (`aud`, and `appid` in version 1.0 tokens, `azp` in 2.0), signed with
+        the Entra ID key, and without a serviceurl claim."""
+        now = int(time.time())
+        app_id = self.app_id if app_id is None else app_id
+        claims: dict[str, Any] = {"aud": app_id, "iss": EMULATOR_ISSUERS[version], "ver": version,
+                                  "iat": now - 60, "nbf": now - 60, "exp": now + expires_in,
+                                  "tid": "d6d49420-f39b-4df7-a1dc-d59a935871db"}
+        claims["appid" if version == "1.0" else "azp"] = app_id
+        return jwt.encode(claims, self._emulator_key.private_key, algorithm="RS256",
+                          headers={"typ": "JWT", "kid": EMULATOR_KID, "x5t": self._emulator_key.x5t})
+
     def public_key(self, kid: str = SIGNING_KID) -> rsa.RSAPublicKey:
         return self._keys[kid].private_key.public_key()
 
@@ -177,6 +207,16 @@ class BotFrameworkIdentityStandIn(StandInServer):
 
     def default(self, request: RecordedRequest) -> Reply:
         method, path = request.method, request.path
+        if path in (EMULATOR_OPENID_METADATA_PATH, EMULATOR_JWKS_PATH):
+            if method != "GET":
+                return Reply(405, {"error": "method_not_allowed"})
+            if self.fail_metadata:
+                return Reply(503, {"error": "service_unavailable"})
+            if path == EMULATOR_JWKS_PATH:
+                return Reply(200, {"keys": [self._emulator_key.jwk()]})
+            return Reply(200, {"issuer": "https://login.microsoftonline.com/{tenantid}/v2.0",
+                                "jwks_uri": self.url + EMULATOR_JWKS_PATH,
+                                "id_token_signing_alg_values_supported": ["RS256"]})
         if path in (OPENID_METADATA_PATH, JWKS_PATH):
             if method != "GET":
                 return Reply(405, {"error": "method_not_allowed"})

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import time
 import uuid
 
+
+from datetime import timedelta
+
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
+from django.utils import timezone
+from slack_sdk.errors import SlackApiError
 
+from bot import services
 from bot.models import ProcessedEvent, ChannelSettings, ThreadConversation
 from connectors.models import Document, ExternalIdentity
 from search.identity import principals_for
@@ -177,6 +185,70 @@ def test_a_rate_limited_post_is_retried_after_retry_after(demo, sender, settings
     assert [a["status"] for a in attempts] == [429, 200]
     assert len(demo.posts()) == 1
     assert attempts[1]["at"] - attempts[0]["at"] >= 0.9 and time.monotonic() - started >= 1
+
+
+def test_a_claim_left_by_a_dead_worker_is_taken_over_by_slacks_retry(demo, sender):
+    """Reproduces issue 10 item 10: a worker that claimed an event and died left it "processing" for 5 minutes, so
+    Slack's retries (about 1 and 5 minutes later) were dropped as duplicates and the question went unanswered."""
+    event = mention("UALICE", QUESTION, ts="820.000001")
+    # The first delivery's worker claimed the event and died without answering, a lease and a second ago.
+    died = timezone.now() - services.event_lease() - timedelta(seconds=1)
+    assert services.claim_event("slack", "EvDIED", now=died)
+    response = sender.post_event(event, event_id="EvDIED",
+                                 headers={"HTTP_X_SLACK_RETRY_NUM": "2", "HTTP_X_SLACK_RETRY_REASON": "http_timeout"})
+    assert response.status_code == 200
+    [post] = demo.posts()
+    assert "$400 per week" in blocks_text(post["body"]["blocks"])
+    claim = ProcessedEvent.objects.get()
+    assert (claim.status, claim.attempts) == ("done", 2)
+
+
+def test_a_retry_while_the_worker_still_holds_its_lease_is_dropped(demo, sender):
+    event = mention("UALICE", QUESTION, ts="830.000001")
+    working_since = timezone.now() - services.event_lease() + timedelta(seconds=30)
+    assert services.claim_event("slack", "EvBUSY", now=working_since)
+    sender.post_event(event, event_id="EvBUSY", headers={"HTTP_X_SLACK_RETRY_NUM": "1"})
+    assert demo.posts() == [] and ProcessedEvent.objects.get().status == "processing"
+
+
+def test_a_retry_after_beyond_the_cap_fails_the_call_instead_of_waiting(slack):
+    """Reproduces issue 10 item 10: the Slack client slept for any Retry-After (40 s here, twice), past gunicorn's
+    30 s worker timeout, and the killed worker lost the event."""
+    from bot.slack.app import make_client
+
+    slack.rate_limit_once.add("chat.postMessage")
+    slack.retry_after["chat.postMessage"] = "40"  # the cap is 30 s
+    with pytest.raises(SlackApiError) as raised:
+        make_client().chat_postMessage(channel="C1", text="hello")
+    assert raised.value.response.status_code == 429
+    assert [c["status"] for c in slack.of("chat.postMessage", ok_only=False)] == [429]  # not waited for, not resent
+    from bot.slack.app import MAX_RETRY_AFTER_S
+
+    assert MAX_RETRY_AFTER_S < 40
+
+
+def test_a_fractional_retry_after_is_waited_out(slack):
+    from bot.slack.app import make_client
+
+    slack.rate_limit_once.add("chat.postMessage")
+    slack.retry_after["chat.postMessage"] = "0.5"  # slack_sdk's own handler read it with int() and crashed
+    assert make_client().chat_postMessage(channel="C1", text="hello")["ok"]
+    assert [c["status"] for c in slack.of("chat.postMessage", ok_only=False)] == [429, 200]
+
+
+def test_a_throttled_answer_beyond_the_cap_is_explained_and_left_to_slacks_retry(demo, sender):
+    ChannelSettings.objects.create(team_id=TEAM, channel_id="C1", visibility="channel_safe")
+    demo.members["C1"] = ["UALICE", "UBOT"]
+    demo.rate_limit_once.add("chat.postMessage")
+    demo.retry_after["chat.postMessage"] = "600"
+    event = mention("UALICE", QUESTION, ts="840.000001")
+    sender.post_event(event, event_id="EvTHROTTLED")
+    throttled, apology = demo.of("chat.postMessage", ok_only=False)
+    assert throttled["status"] == 429 and "went wrong" in apology["body"]["text"]
+    assert ProcessedEvent.objects.get().status == "failed"
+    sender.post_event(event, event_id="EvTHROTTLED", headers={"HTTP_X_SLACK_RETRY_NUM": "1"})
+    assert "$400 per week" in blocks_text(demo.posts()[-1]["body"]["blocks"])
+    assert ProcessedEvent.objects.get().status == "done"
 
 
 def test_two_users_in_one_channel_get_different_ephemeral_answers(demo, sender):
@@ -358,3 +430,82 @@ def test_channel_safe_counts_an_outsider_with_an_employees_email_as_unlinked(dem
     assert "Some members aren't linked" in blocks_text(post["body"]["blocks"])
     answer = Answer.objects.get()
     assert all(Document.objects.get(id=c["document_id"]).acl_public for c in answer.citations)
+
+
+# -- hostile input: 400/401/413 with a clear body, never a 500 ---------------------------------------
+
+DEEPLY_NESTED = "[" * 100_000 + "]" * 100_000
+EVENT_WITHOUT_EVENT = json.dumps({"token": "x", "team_id": TEAM, "api_app_id": "A1", "type": "event_callback",
+                                  "event_id": "EvNOEVENT", "event_time": 1})
+VIEW_WITHOUT_STATE = "payload=" + json.dumps({
+    "type": "view_submission", "team": {"id": TEAM}, "user": {"id": "UALICE", "team_id": TEAM},
+    "view": {"id": "V1", "type": "modal", "callback_id": "citewise_flag", "private_metadata": "{}"}})
+ACTION_WITHOUT_USER = "payload=" + json.dumps({
+    "type": "block_actions", "team": {"id": TEAM}, "channel": {"id": "C1"}, "trigger_id": "t1",
+    "actions": [{"action_id": "feedback_up", "block_id": "citewise_feedback", "value": "1", "type": "button"}]})
+SIGNED_BUT_ODD = {
+    "not JSON": ("not json", "application/json"),
+    "a JSON list": ("[1, 2]", "application/json"),
+    "deeply nested JSON": (DEEPLY_NESTED, "application/json"),
+    "not UTF-8": (b"{\"type\": \"\xff\xfe\"}", "application/json"),
+    "an event_callback without event": (EVENT_WITHOUT_EVENT, "application/json"),
+    "an interactivity payload that is not JSON": ("payload=%7Bnot-json", "application/x-www-form-urlencoded"),
+    "an interactivity payload that is a list": ("payload=%5B1%5D", "application/x-www-form-urlencoded"),
+    "a view submission without state": (VIEW_WITHOUT_STATE, "application/x-www-form-urlencoded"),
+    "an action without a user": (ACTION_WITHOUT_USER, "application/x-www-form-urlencoded"),
+}
+
+
+def signed_post(client, body: str | bytes, content_type: str, *, timestamp: str | None = None,
+                secret: str = "test-signing-secret"):
+    raw = body.encode() if isinstance(body, str) else body
+    ts = timestamp if timestamp is not None else str(int(time.time()))
+    digest = hmac.new(secret.encode(), b"v0:" + ts.encode() + b":" + raw, hashlib.sha256).hexdigest()
+    return client.post("/slack/events", data=raw, content_type=content_type,
+                       HTTP_X_SLACK_REQUEST_TIMESTAMP=ts, HTTP_X_SLACK_SIGNATURE=f"v0={digest}")
+
+
+@pytest.mark.parametrize("shape", SIGNED_BUT_ODD)
+def test_a_signed_request_of_an_odd_shape_is_400(slack, client, shape):
+    """Reproduces issue 10 item 16: signed but odd Slack requests (a body that is not JSON, a JSON list, an event
+    without `event`, an interactivity payload that is not JSON, a view submission without state, ...) made bolt or
+    a listener raise, a 500."""
+    body, content_type = SIGNED_BUT_ODD[shape]
+    response = signed_post(client, body, content_type)
+    assert response.status_code == 400, response.content
+    assert response.json()["error"]
+    assert ProcessedEvent.objects.count() == 0 and slack.calls == []
+
+
+@pytest.mark.parametrize("timestamp", ["abc", "", "1e9", "9" * 5000], ids=["abc", "empty", "1e9", "5000 digits"])
+def test_a_timestamp_that_is_not_a_number_is_401(slack, client, timestamp):
+    """Reproduces issue 10 item 16: X-Slack-Request-Timestamp `abc` made bolt's signature check raise, a 500."""
+    response = signed_post(client, json.dumps({"type": "event_callback"}), "application/json", timestamp=timestamp)
+    assert response.status_code == 401, response.content
+    assert "X-Slack-Request-Timestamp" in response.json()["error"]
+
+
+@pytest.mark.parametrize("body", [DEEPLY_NESTED, "not json", "payload=%7Bnot-json"],
+                         ids=["deeply nested", "not json", "payload not json"])
+def test_an_unsigned_body_is_refused_before_it_is_parsed(slack, client, body):
+    """Reproduces issue 10 item 16: bolt parses the body before it checks the signature, so an unsigned request
+    nested 100,000 deep raised RecursionError, a 500."""
+    response = signed_post(client, body, "application/json", secret="not-the-secret")
+    assert response.status_code == 401, response.content
+    assert response.json() == {"error": "invalid request signature"}
+
+
+def test_a_body_larger_than_django_accepts_is_413(slack, client, settings):
+    """Reproduces issue 10 item 16 (body size): Django refused it, but with its bare HTML 400 page."""
+    body = json.dumps({"type": "event_callback", "padding": "x" * (settings.DATA_UPLOAD_MAX_MEMORY_SIZE + 1)})
+    response = signed_post(client, body, "application/json")
+    assert response.status_code == 413 and "larger" in response.json()["error"]
+
+
+def test_a_flag_submission_with_unreadable_metadata_is_answered_in_the_modal(demo, sender):
+    response = sender.post_payload({
+        "type": "view_submission", "team": {"id": TEAM}, "user": {"id": "UALICE", "team_id": TEAM},
+        "view": {"id": "V1", "type": "modal", "callback_id": "citewise_flag", "private_metadata": "{not json",
+                 "state": {"values": {"reason": {"reason": {"selected_option": {"value": "wrong"}}}}}}})
+    assert response.status_code == 200
+    assert response.json()["response_action"] == "errors" and Feedback.objects.count() == 0

@@ -52,7 +52,7 @@ def teams(settings):
     settings.TEAMS_ENABLED = True
     settings.TEAMS_APP_ID, settings.TEAMS_APP_PASSWORD, settings.TEAMS_APP_TENANT_ID = APP_ID, APP_PASSWORD, ""
     settings.TEAMS_OPENID_METADATA_URL = identity.openid_metadata_url
-    settings.TEAMS_EMULATOR_OPENID_METADATA_URL = identity.openid_metadata_url
+    settings.TEAMS_EMULATOR_OPENID_METADATA_URL = identity.emulator_openid_metadata_url
     settings.TEAMS_TOKEN_URL = identity.url + "/{tenant}/oauth2/v2.0/token"
     settings.TEAMS_ALLOWED_SERVICE_HOSTS = ["127.0.0.1"]
     # A multi-tenant bot that trusts its home tenant's directory: emails and UPNs from TENANT may match accounts.
@@ -452,6 +452,25 @@ def test_bad_tokens_are_refused_with_401_before_any_work(teams, client, case, is
     assert demo.connector.calls == []
 
 
+@pytest.mark.parametrize("version", ["1.0", "2.0"])
+def test_emulator_tokens_are_refused_unless_the_emulator_is_allowed(teams, client, settings, isolated_index,
+                                                                     version):
+    """Reproduces issue 10 item 4: botframework-connector accepted a token from the Bot Framework Emulator's issuer
+    (checked only against TEAMS_EMULATOR_OPENID_METADATA_URL's keys, without the serviceurl claim) whenever an app
+    id was set, with DEBUG off too."""
+    token = teams.identity.emulator_token(version=version)
+    response = send(client, teams, personal_message(teams, "alice", " "), token=token)
+    assert response.status_code == 401, response.content
+    assert teams.connector.calls == [] and ProcessedEvent.objects.count() == 0
+    # A developer running the Emulator against their own bot turns it on (never in production settings).
+    settings.TEAMS_ALLOW_EMULATOR = True
+    assert send(client, teams, personal_message(teams, "alice", " "), token=token).status_code == 200
+    [answered] = teams.connector.messages()
+    assert answered["_conversation"] == personal_conversation("alice")
+    another_bot = teams.identity.emulator_token(version=version, app_id="another-bots-app-id")
+    assert send(client, teams, personal_message(teams, "alice", " "), token=another_bot).status_code == 401
+
+
 def test_feedback_with_a_forged_token_is_not_recorded(demo, client):
     _card, answer = _answer_card(demo, client)
     activity = invoke(demo, "alice", "citewise.feedback", {"kind": "down", "answer_id": str(answer.id)})
@@ -526,12 +545,50 @@ NO_SENDER = json.dumps({"type": "message", "serviceUrl": "http://127.0.0.1:9/tea
                         "conversation": {"id": "a:1x"}, "recipient": {"id": BOT}})
 
 
-@pytest.mark.parametrize("body", ["not json", "[1, 2]", json.dumps({"type": "message"}), "", NO_SENDER])
-def test_malformed_requests_are_400(teams, client, body):
-    response = client.post("/api/teams/messages", data=body, content_type="application/json",
-                           HTTP_AUTHORIZATION="Bearer x")
-    assert response.status_code == 400
-    assert "error" in response.json()
+DEEPLY_NESTED = "[" * 100_000 + "]" * 100_000
+
+
+def post_raw(client, body: str | bytes, header: str):
+    return client.post("/api/teams/messages", data=body, content_type="application/json", HTTP_AUTHORIZATION=header)
+
+
+@pytest.mark.parametrize("body", ["not json", "[1, 2]", json.dumps({"type": "message"}), "", NO_SENDER,
+                                  b"\xff\xfe not utf-8"],
+                         ids=["not json", "list", "no conversation", "empty", "no sender", "not utf-8"])
+def test_malformed_requests_with_a_valid_token_are_400(teams, client, body):
+    token = teams.identity.channel_token(service_url="http://127.0.0.1:9/teams/")
+    response = post_raw(client, body, f"Bearer {token}")
+    assert response.status_code == 400, response.content
+    assert "not a Bot Framework activity" in response.json()["error"] or "needs" in response.json()["error"]
+
+
+def test_a_deeply_nested_body_with_a_valid_token_is_400(teams, client):
+    """Reproduces issue 10 item 16: 100,000 nested `[` made Python's json raise RecursionError, a 500."""
+    token = teams.identity.channel_token(service_url="http://127.0.0.1:9/teams/")
+    response = post_raw(client, DEEPLY_NESTED, f"Bearer {token}")
+    assert response.status_code == 400, response.content
+    assert "nested too deeply" in response.json()["error"]
+
+
+@pytest.mark.parametrize("body", [DEEPLY_NESTED, "not json", "[1, 2]"], ids=["deeply nested", "not json", "list"])
+@pytest.mark.parametrize("header", ["Bearer x", "forged"])
+def test_an_unauthenticated_body_is_refused_before_it_is_parsed(teams, client, body, header):
+    """Reproduces issue 10 item 16: the Teams endpoint parsed the body before checking the token, so anyone could
+    make it parse anything: 100,000 nested `[` raised RecursionError (500), and a bad body got 400, not 401."""
+    if header == "forged":
+        header = "Bearer " + teams.identity.channel_token(service_url="http://127.0.0.1:9/teams/",
+                                                          sign_with="bf-unknown")
+    response = post_raw(client, body, header)
+    assert response.status_code == 401, response.content
+    assert response.json() == {"error": "unauthorized"}
+
+
+def test_a_body_larger_than_django_accepts_is_413(teams, client, settings):
+    """Reproduces issue 10 item 16 (body size): Django refused it, but with its bare HTML 400 page."""
+    token = teams.identity.channel_token(service_url="http://127.0.0.1:9/teams/")
+    activity = json.dumps({"type": "message", "text": "x" * (settings.DATA_UPLOAD_MAX_MEMORY_SIZE + 1)})
+    response = post_raw(client, activity, f"Bearer {token}")
+    assert response.status_code == 413 and "larger" in response.json()["error"]
 
 
 def test_no_app_id_outside_debug_is_503_not_anonymous(teams, client, settings):
