@@ -37,11 +37,10 @@ import hashlib
 import itertools
 import json
 import secrets
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, unquote
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import itertools
 from datetime import timedelta
 import json
-import time
 import uuid
 from types import SimpleNamespace
 
