@@ -129,9 +129,16 @@ class GroupAdmin(admin.ModelAdmin):
     search_fields = ("principal", "name")
     inlines = [GroupMembershipInline]
 
-    # A group a source defines would only come back with the next sync: revoke its memberships instead.
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return super().has_delete_permission(request, obj) and (obj is None or obj.source_id is None)
+    # A group a source defines would only come back with the next sync: revoke its memberships instead. Refused
+    # in the delete view rather than by has_delete_permission, which the admin also asks of every group a deleted
+    # source cascades to, and which would then forbid deleting the source.
+    def delete_view(self, request: HttpRequest, object_id: str, extra_context: dict | None = None) -> HttpResponse:
+        group = self.get_object(request, object_id)
+        if group is not None and group.source_id is not None:
+            self.message_user(request, f"{group} is synced from {group.source} and was not deleted: the next sync "
+                                       "would bring it back. Revoke its memberships instead.", messages.WARNING)
+            return HttpResponseRedirect(reverse("admin:connectors_group_change", args=[quote(object_id)]))
+        return super().delete_view(request, object_id, extra_context)
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet) -> None:
         synced = queryset.filter(source__isnull=False).count()

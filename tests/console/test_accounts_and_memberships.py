@@ -171,3 +171,17 @@ def test_a_synced_member_cannot_be_edited_into_someone_else(client, admin_user, 
     assert response.status_code == 200 and "cannot be edited here" in response.content.decode()
     ana.refresh_from_db()
     assert ana.member == "email:ana@corp.example"
+
+
+def test_a_source_synced_group_is_not_deleted_in_the_console_but_its_source_can_be(client, admin_user, ops):
+    """A group the source defines would come back with the next sync, so the console refuses to delete it and
+    says why; deleting the source itself still deletes its groups (the refusal must not block the cascade)."""
+    client.force_login(admin_user)
+    response = client.post(f"/admin/connectors/group/{ops.group.pk}/delete/", {"post": "yes"}, follow=True)
+    assert response.status_code == 200
+    assert "was not deleted: the next sync would bring it back" in response.content.decode()
+    assert Group.objects.filter(pk=ops.group.pk).exists()
+
+    response = client.post(f"/admin/connectors/source/{ops.source.pk}/delete/", {"post": "yes"})
+    assert response.status_code == 302
+    assert not Group.objects.filter(pk=ops.group.pk).exists()

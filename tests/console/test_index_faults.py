@@ -62,7 +62,7 @@ def api_search(client, user):
 
 def stream_events(client, user) -> list[tuple[str, dict]]:
     client.force_login(user)
-    response = client.get("/chat/stream", {"q": KITCHEN_QUESTION})
+    response = client.post("/chat/stream", {"q": KITCHEN_QUESTION})
     assert response.status_code == 200
     events = []
     for block in b"".join(response.streaming_content).decode().split("\n\n"):

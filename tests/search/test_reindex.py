@@ -11,6 +11,7 @@ import pytest
 from django.core.management import call_command
 
 from connectors import services
+from connectors.base import SourceUnavailable
 from connectors.models import Document, Source
 from search import selectors
 from search.services import get_backend
@@ -97,7 +98,7 @@ def test_a_failed_rebuild_leaves_no_staging_index_and_the_next_collects_leftover
     backend = get_backend()
     live = physical_indices(backend)
     failing_source(tmp_path)
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(SourceUnavailable, match="the corpus cannot be read"):
         services.rebuild_index()
     assert physical_indices(backend) == live
     assert titles("rooftop gym") == {"Gym"}
@@ -121,7 +122,7 @@ def test_a_file_removed_before_a_failed_rebuild_leaves_the_live_index(two_files,
     delete it by."""
     (two_files / "canteen.md").unlink()
     failing_source(tmp_path)
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(SourceUnavailable, match="the corpus cannot be read"):
         services.rebuild_index()
     assert not Document.objects.filter(external_id="canteen.md").exists()
     assert titles("canteen lasagne") == set()
