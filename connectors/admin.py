@@ -63,6 +63,7 @@ def _index_first(action: Callable) -> Callable:
 @admin.register(Source)
 class SourceAdmin(IndexFirstDeleteMixin, admin.ModelAdmin):
     list_display = ("name", "kind", "location", "index_name", "last_synced_at")
+    readonly_fields = ("sync_lease_owner", "sync_lease_expires_at")
     search_fields = ("name", "location")
 
 

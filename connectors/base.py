@@ -101,3 +101,7 @@ class Connector(Protocol):
     def list_groups(self) -> Iterator[SourceGroup]:
         """The source's groups and their direct members (users or other groups), for membership sync."""
         ...
+
+    def sync_state(self) -> dict:
+        """What to remember for the next sync (stored on the Source after a complete listing; {} for nothing)."""
+        ...

@@ -30,6 +30,9 @@ class Source(models.Model):
     # content sync per source at a time, taken with a conditional UPDATE (SQLite and PostgreSQL alike).
     sync_lease_owner = models.CharField(max_length=300, blank=True)
     sync_lease_expires_at = models.DateTimeField(null=True, blank=True)
+    # What the connector remembers between syncs, written after a complete listing: e.g. the mount point a
+    # folder lived on, so that an unmounted share (an empty folder) fails instead of pruning everything.
+    sync_state = models.JSONField(default=dict, blank=True)
 
     def __str__(self) -> str:
         return self.name

@@ -301,6 +301,11 @@ def _sync_source(
                 report.indexed += len(pending)
         bar.update(len(items[start:start + batch_size]))
     bar.close()
+    if report.listing_complete:
+        state = connector.sync_state()
+        if state != source.sync_state:
+            source.sync_state = state
+            source.save(update_fields=["sync_state"])
     if prune and report.listing_complete:
         report.deleted = prune_missing(source, seen_ids, backend=backend)
     elif prune:

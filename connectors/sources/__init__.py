@@ -14,7 +14,8 @@ def connector_for(source: Source) -> Connector:
     from connectors.sources.filesystem import FilesystemConnector
 
     if source.kind == "filesystem":
-        return FilesystemConnector(source.location, public=bool(source.config.get("public")))
+        return FilesystemConnector(source.location, public=bool(source.config.get("public")),
+                                   state=source.sync_state)
     if source.kind == "beir":
         return BeirCorpusConnector(source.location)
     raise ValueError(f"no connector for source kind {source.kind!r}")

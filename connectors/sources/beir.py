@@ -47,3 +47,6 @@ class BeirCorpusConnector:
 
     def list_groups(self) -> Iterator[SourceGroup]:
         return iter(())
+
+    def sync_state(self) -> dict:
+        return {}

@@ -68,11 +68,30 @@ class FilesystemConnector:
     file. A folder link that stays inside is not walked: its files are listed under their own path already.
     """
 
-    def __init__(self, location: str | Path, *, public: bool = False) -> None:
+    def __init__(self, location: str | Path, *, public: bool = False, state: dict | None = None) -> None:
         self.root = Path(location).resolve()
         self.public = public
         self._single_file = self.root.is_file()
         self._folder = self.root.parent if self._single_file else self.root
+        self._state = state or {}
+
+    def sync_state(self) -> dict:
+        return {"mount_point": str(_mount_point(self._folder))}
+
+    def _check_mounted(self) -> None:
+        """An unmounted share leaves its mount point behind as an empty folder, which would list as "every file
+        was deleted". The folder's mount point is remembered after each complete listing; if the folder now
+        sits on another one (typically the root filesystem), the share is taken to be unmounted."""
+        remembered = self._state.get("mount_point")
+        if not remembered or remembered == "/":
+            return
+        current = str(_mount_point(self._folder))
+        if current != remembered:
+            raise SourceUnavailable(
+                f"{self.root}: at the last sync this folder was on the filesystem mounted at {remembered}, now it "
+                f"is on {current}: the share looks unmounted; nothing was indexed and nothing was pruned. Mount it "
+                f"again, or, if it moved for good, clear the source's sync state in the admin console"
+            )
 
     def _files(self) -> Iterator[tuple[Path, ItemError | None]]:
         """Every file under the root, in path order, with the reason it may not be read (links leading out).
@@ -84,6 +103,7 @@ class FilesystemConnector:
         if self._single_file:
             yield self.root, None
             return
+        self._check_mounted()
         try:
             listed, problems = self._walk()
         except OSError as exc:
@@ -247,6 +267,12 @@ class FilesystemConnector:
         for principal, members in (manifest.get("groups") or {}).items():
             yield SourceGroup(principal=normalize_principal(principal), name=principal.rsplit(":", 1)[-1],
                               members=tuple(normalize_principal(m) for m in members))
+
+
+def _mount_point(path: Path) -> Path:
+    while not os.path.ismount(path) and path != path.parent:
+        path = path.parent
+    return path
 
 
 def _refuse(refusal: ItemError) -> bytes:

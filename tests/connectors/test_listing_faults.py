@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
+import subprocess
 
 import pytest
 
 from connectors import services, tasks
 from connectors.base import SourceUnavailable
-from connectors.models import Document, Group
+from connectors.models import Document, Group, Source
 from tests.connectors.conftest import found, unprivileged, write_manifest
 
 pytestmark = pytest.mark.django_db
@@ -76,3 +77,34 @@ def test_an_unreadable_subfolder_is_reported_and_its_files_are_not_pruned(shared
     (folder / "private" / "salaries.md").unlink()
     assert services.sync_source(source).deleted == 1
     assert found(source, "quokka bonus") == []
+
+
+def test_an_unmounted_share_fails_the_sync_and_deletes_nothing(tmp_path, make_folder_source):
+    """Reproduces issue 10 item 6: an unmounted share leaves its mount point behind as an empty folder, which
+    listed as "every file was deleted" and pruned the whole source. Needs root, as CI runs, to mount a tmpfs."""
+    share = tmp_path / "share"
+    share.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "citewise-test", str(share)], check=True)
+    try:
+        write_folder(share)
+        source = make_folder_source(share)
+        assert services.sync_source(source).indexed == 2
+        source.refresh_from_db()
+        assert source.sync_state == {"mount_point": str(share)}
+    finally:
+        subprocess.run(["umount", str(share)], check=True)
+    documents = dict(Document.objects.filter(source=source).values_list("external_id", "id"))
+
+    assert share.is_dir() and not any(share.iterdir())  # what an unmounted share looks like
+    with pytest.raises(SourceUnavailable, match="looks unmounted; nothing was indexed and nothing was pruned"):
+        services.sync_source(source)
+    with pytest.raises(SourceUnavailable, match="looks unmounted"):
+        services.sync_permissions(source)
+    assert dict(Document.objects.filter(source=source).values_list("external_id", "id")) == documents
+    assert found(source, "ramen") == [documents["notes.txt"]]
+
+    # An admin who moved the folder off the share on purpose clears the remembered mount point.
+    Source.objects.filter(pk=source.pk).update(sync_state={})
+    source.refresh_from_db()
+    assert services.sync_source(source).deleted == 2
+    assert found(source, "ramen") == []
