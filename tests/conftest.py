@@ -93,6 +93,30 @@ def backend(request, make_backend):
     return make_backend(request.param)
 
 
+# Embeddings the demo corpus needed, kept for the whole session: the database (and its embedding cache) is rolled
+# back after every test, and embedding the corpus again costs each test that loads it several seconds.
+_DEMO_EMBEDDINGS: dict[tuple[str, str], tuple[int, bytes]] = {}
+
+
+@pytest.fixture
+def load_demo(db, isolated_index):
+    """`manage.py load_demo` into the test's own index, embedding only what no earlier test of the session did."""
+    from django.core.management import call_command
+
+    from search.models import EmbeddingCacheEntry
+
+    def load(**options) -> None:
+        EmbeddingCacheEntry.objects.bulk_create(
+            [EmbeddingCacheEntry(model_name=model, content_hash=digest, dimensions=dimensions, vector=vector)
+             for (model, digest), (dimensions, vector) in _DEMO_EMBEDDINGS.items()], ignore_conflicts=True)
+        call_command("load_demo", no_admin=True, **options)
+        for model, digest, dimensions, vector in EmbeddingCacheEntry.objects.values_list(
+                "model_name", "content_hash", "dimensions", "vector"):
+            _DEMO_EMBEDDINGS[(model, digest)] = (dimensions, bytes(vector))
+
+    return load
+
+
 @pytest.fixture(scope="session")
 def embedder():
     from search.embeddings import get_embedder

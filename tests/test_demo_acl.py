@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.core.management import call_command
 
 from connectors.models import Account
 from search.answering.services import ask
@@ -24,8 +23,8 @@ def cited(result) -> set[str]:
     return {c.url.split("/corpus/", 1)[1].split("#", 1)[0] for c in result.citations}
 
 
-def test_two_employees_get_different_answers_and_a_contractor_is_refused(isolated_index):
-    call_command("load_demo", no_admin=True)
+def test_two_employees_get_different_answers_and_a_contractor_is_refused(load_demo):
+    load_demo()
     engineer, people_team, contractor = ask_as("alice"), ask_as("ben"), ask_as("chris")
 
     assert not engineer.refused and cited(engineer) == {"runbooks/on-call.md"}
@@ -40,10 +39,10 @@ def test_two_employees_get_different_answers_and_a_contractor_is_refused(isolate
     assert cited(ask_as("dave")) == {"runbooks/on-call.md"}
 
 
-def test_the_demo_accounts_are_classified_and_an_unclassified_user_reads_public_documents_only(isolated_index):
+def test_the_demo_accounts_are_classified_and_an_unclassified_user_reads_public_documents_only(load_demo):
     """Reproduces issue 10 item 2: a signed-in user nobody linked or classified read the demo's internal-only
     IT security documents (org:everyone-except-external); an employee still does, the contractor does not."""
-    call_command("load_demo", no_admin=True)
+    load_demo()
     get_user_model().objects.create_user("erin", password="pw")
 
     def folders(username: str) -> set[str]:

@@ -13,7 +13,6 @@ from datetime import timedelta
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.core.management import call_command
 from django.utils import timezone
 from slack_sdk.errors import SlackApiError
 
@@ -30,8 +29,8 @@ SLACK_IDS = {"alice": "UALICE", "ben": "UBEN", "chris": "UCHRIS"}
 
 
 @pytest.fixture
-def demo(isolated_index, slack):
-    call_command("load_demo", no_admin=True)
+def demo(load_demo, slack):
+    load_demo()
     users = get_user_model().objects
     # alice and ben are linked by Slack identity; chris is found through the email users.info reports.
     for name in ("alice", "ben"):

@@ -13,7 +13,6 @@ from types import SimpleNamespace
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.cache import cache
-from django.core.management import call_command
 
 from bot.models import ChannelSettings, ProcessedEvent, ThreadConversation
 from connectors.models import Document, ExternalIdentity
@@ -58,15 +57,26 @@ def teams(settings):
     settings.TEAMS_IDENTITY_TENANT_IDS = [TENANT]
     settings.CONSOLE_URL = ""
     cache.clear()
+    forget_signing_keys(identity)
     yield SimpleNamespace(identity=identity, connector=connector)
     connector.stop()
     identity.stop()
+    forget_signing_keys(identity)
     cache.clear()
 
 
+def forget_signing_keys(identity: BotFrameworkIdentityStandIn) -> None:
+    """botframework-connector caches OpenID keys per metadata URL for a day; a later stand-in that gets the same
+    port (so the same URL) signs with new keys under the same key ids, which the cache would reject."""
+    from botframework.connector.auth.jwt_token_extractor import JwtTokenExtractor
+
+    for url in (identity.openid_metadata_url, identity.emulator_openid_metadata_url):
+        JwtTokenExtractor.metadataCache.pop(url, None)
+
+
 @pytest.fixture
-def demo(isolated_index, teams):
-    call_command("load_demo", no_admin=True)
+def demo(load_demo, teams):
+    load_demo()
     # Alice is linked by her AAD identity; Ben and Chris are found through the members endpoint (UPN, email).
     alice = get_user_model().objects.get(username="alice")
     ExternalIdentity.objects.create(user=alice, principal=f"teams:{TENANT}:user:{USERS['alice'][1]}")
