@@ -57,21 +57,26 @@ def teams(settings):
     settings.TEAMS_IDENTITY_TENANT_IDS = [TENANT]
     settings.CONSOLE_URL = ""
     cache.clear()
-    forget_signing_keys(identity)
+    forget_cached_credentials(identity)
     yield SimpleNamespace(identity=identity, connector=connector)
     connector.stop()
     identity.stop()
-    forget_signing_keys(identity)
+    forget_cached_credentials(identity)
     cache.clear()
 
 
-def forget_signing_keys(identity: BotFrameworkIdentityStandIn) -> None:
-    """botframework-connector caches OpenID keys per metadata URL for a day; a later stand-in that gets the same
-    port (so the same URL) signs with new keys under the same key ids, which the cache would reject."""
+def forget_cached_credentials(identity: BotFrameworkIdentityStandIn) -> None:
+    """Signing keys are cached per metadata URL (by botframework-connector, for a day) and outbound tokens per token
+    URL (ClientCredentials, until they expire). A later stand-in that gets the same port, so the same URLs, has new
+    keys under the same key ids and accepts only the tokens it issued itself: neither cache may outlive a test."""
     from botframework.connector.auth.jwt_token_extractor import JwtTokenExtractor
+
+    from bot.teams.auth import ClientCredentials
 
     for url in (identity.openid_metadata_url, identity.emulator_openid_metadata_url):
         JwtTokenExtractor.metadataCache.pop(url, None)
+    with ClientCredentials._lock:
+        ClientCredentials._tokens.clear()
 
 
 @pytest.fixture
