@@ -27,6 +27,7 @@ from search.models import Answer
 from search.selectors import search
 from search.services import get_backend
 from search.types import SearchMode
+from tests.sse import sse_events
 
 pytestmark = pytest.mark.django_db
 
@@ -158,13 +159,7 @@ def post(client, url, body, user, **extra):
 def stream(client, params, **extra) -> list[tuple[str, dict]]:
     response = client.post(STREAM, params, **extra)
     assert response.status_code == 200, response.content
-    events = []
-    for block in b"".join(response.streaming_content).decode().split("\n\n"):
-        lines = [line for line in block.split("\n") if line and not line.startswith(":")]
-        if lines:
-            fields = dict(line.split(": ", 1) for line in lines)
-            events.append((fields["event"], json.loads(fields["data"])))
-    return events
+    return sse_events(response)
 
 
 def cited(answer: dict | object) -> set[str]:

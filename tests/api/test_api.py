@@ -14,6 +14,7 @@ from connectors import services as connectors
 from console.views import answer_pieces
 from search import services as search_services
 from search.models import Answer, Conversation, Feedback
+from tests.sse import sse_events
 
 pytestmark = pytest.mark.django_db
 
@@ -301,14 +302,7 @@ def stream(client, params) -> list[tuple[str, dict]]:
     response = client.post(STREAM, params)
     assert response.status_code == 200
     assert response["Content-Type"].startswith("text/event-stream") and response["Cache-Control"].startswith("no-cache")
-    raw = b"".join(response.streaming_content).decode()
-    events = []
-    for block in raw.split("\n\n"):
-        lines = [line for line in block.split("\n") if line and not line.startswith(":")]
-        if lines:
-            fields = dict(line.split(": ", 1) for line in lines)
-            events.append((fields["event"], json.loads(fields["data"])))
-    return events
+    return sse_events(response)
 
 
 def test_chat_stream_sends_meta_tokens_citations_done(client, corpus, alice):

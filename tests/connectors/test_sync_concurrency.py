@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
-import sys
 import uuid
 
 import pytest
@@ -20,7 +18,7 @@ from search import services as search_services
 from search.types import SearchUnavailable
 from tests.connectors.conftest import found
 from tests.connectors.files import make_pdf
-from tests.connectors.test_worker_death import ROOT, slow_html, wait_for_mark
+from tests.connectors.test_worker_death import slow_sync, wait_for_mark  # noqa: F401 - a fixture
 from tests.console.test_permission_sync import shared_database, worker_environment  # noqa: F401 - a fixture
 
 FINANCE = frozenset({"group:finance"})
@@ -59,43 +57,22 @@ def test_a_content_sync_task_retries_while_elasticsearch_is_unreachable(tmp_path
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kind", ["embedded", "elasticsearch"])
-def test_a_second_sync_of_a_source_is_skipped_while_the_first_runs(kind, tmp_path, settings, isolated_index,
-                                                                    shared_database, request):  # noqa: F811
+def test_a_second_sync_of_a_source_is_skipped_while_the_first_runs(slow_sync):
     """Reproduces issue 10 item 13: overlapping syncs of one source raced, with no lock between them."""
-    if kind == "elasticsearch":
-        request.getfixturevalue("elasticsearch_node")
-    settings.CITEWISE = {**settings.CITEWISE, "SEARCH_BACKEND": kind}
-    search_services._backends.clear()
-    folder = tmp_path / "docs"
-    folder.mkdir()
-    (folder / "notes.txt").write_text("The cafeteria serves ramen on Thursdays.\n")
-    (folder / "slow.html").write_bytes(slow_html())
-    source = services.ensure_source("filesystem", folder, config={"public": True})
-    env = worker_environment(shared_database, tmp_path, index_dir=settings.CITEWISE["EMBEDDED_INDEX_DIR"],
-                             index_name=isolated_index)
-    env["CITEWISE_SEARCH_BACKEND"] = kind
-    log = tmp_path / "first.log"
-    code = ("from connectors import services; from connectors.models import Source; "
-            f"services.sync_source(Source.objects.get(pk={source.id}))")
-    with log.open("w") as output:
-        first = subprocess.Popen([sys.executable, "manage.py", "shell", "-c", code], cwd=ROOT, env=env,
-                                 stdout=output, stderr=subprocess.STDOUT)
-        try:
-            wait_for_mark(first, "slow.html", log)  # the first sync is well under way
-            with pytest.raises(services.SyncInProgress, match="another sync of this source is running"):
-                services.sync_source(source)
-            skipped = tasks.sync_source.delay(source.id).get()
-            assert skipped["source_id"] == source.id and "another sync of this source is running" in skipped["skipped"]
-            (folder / "notes.txt").unlink()
-            permissions = services.sync_permissions(source)  # ACLs still sync; pruning is left to the content sync
-            assert permissions.deleted == 0 and permissions.checked == 2
-            assert any("content sync" in message for _, message in permissions.errors)
-            assert Document.objects.filter(source=source, external_id="notes.txt").exists()
-            assert first.poll() is None
-        finally:
-            first.send_signal(signal.SIGKILL)
-            first.wait(timeout=60)
+    source, folder, first = slow_sync.source, slow_sync.folder, slow_sync.worker
+    wait_for_mark(first, "slow.html", slow_sync.log)  # the first sync is well under way
+    with pytest.raises(services.SyncInProgress, match="another sync of this source is running"):
+        services.sync_source(source)
+    skipped = tasks.sync_source.delay(source.id).get()
+    assert skipped["source_id"] == source.id and "another sync of this source is running" in skipped["skipped"]
+    (folder / "notes.txt").unlink()
+    permissions = services.sync_permissions(source)  # ACLs still sync; pruning is left to the content sync
+    assert permissions.deleted == 0 and permissions.checked == 2
+    assert any("content sync" in message for _, message in permissions.errors)
+    assert Document.objects.filter(source=source, external_id="notes.txt").exists()
+    assert first.poll() is None
+    first.send_signal(signal.SIGKILL)
+    first.wait(timeout=60)
 
     # The first sync's process is gone, so its lease is not waited out: the next sync takes over at once.
     report = services.sync_source(source)

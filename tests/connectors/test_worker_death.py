@@ -7,12 +7,14 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from connectors import services
-from connectors.models import Document
+from connectors.models import Document, Source
 from search import services as search_services
 from tests.connectors.conftest import found
 from tests.console.test_permission_sync import shared_database, worker_environment  # noqa: F401 - a fixture
@@ -37,39 +39,54 @@ def wait_for_mark(worker: subprocess.Popen, external_id: str, log: Path) -> Docu
                 f"{log.read_text()}")
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("kind", ["embedded", "elasticsearch"])
-def test_a_file_the_worker_died_on_is_recorded_and_skipped_until_it_changes(kind, tmp_path, settings, isolated_index,
-                                                                             shared_database, request):  # noqa: F811
-    """Reproduces issue 10 item 12: a worker killed while parsing a file left no trace, so every later sync would
-    read the same file and die on it again."""
-    if kind == "elasticsearch":
+@dataclass
+class SlowSync:
+    """A folder source of two files, one of them slow to parse, and a real worker process syncing it."""
+
+    source: Source
+    folder: Path
+    worker: subprocess.Popen
+    log: Path
+
+
+@pytest.fixture(params=["embedded", "elasticsearch"])
+def slow_sync(request, tmp_path, settings, isolated_index, shared_database) -> Iterator[SlowSync]:  # noqa: F811
+    """Starts `services.sync_source` in a `manage.py shell` process of its own, on the parametrized backend; the
+    process is killed at teardown if the test left it running."""
+    if request.param == "elasticsearch":
         request.getfixturevalue("elasticsearch_node")
-    settings.CITEWISE = {**settings.CITEWISE, "SEARCH_BACKEND": kind}
+    settings.CITEWISE = {**settings.CITEWISE, "SEARCH_BACKEND": request.param}
     search_services._backends.clear()
     folder = tmp_path / "docs"
     folder.mkdir()
     (folder / "notes.txt").write_text("The cafeteria serves ramen on Thursdays.\n")
     (folder / "slow.html").write_bytes(slow_html())
     source = services.ensure_source("filesystem", folder, config={"public": True})
-
     env = worker_environment(shared_database, tmp_path, index_dir=settings.CITEWISE["EMBEDDED_INDEX_DIR"],
                              index_name=isolated_index)
-    env["CITEWISE_SEARCH_BACKEND"] = kind
+    env["CITEWISE_SEARCH_BACKEND"] = request.param
     log = tmp_path / "worker.log"
     code = ("from connectors import services; from connectors.models import Source; "
             f"services.sync_source(Source.objects.get(pk={source.id}))")
     with log.open("w") as output:
         worker = subprocess.Popen([sys.executable, "manage.py", "shell", "-c", code], cwd=ROOT, env=env,
                                   stdout=output, stderr=subprocess.STDOUT)
-        try:
-            marked = wait_for_mark(worker, "slow.html", log)
-            worker.send_signal(signal.SIGKILL)  # as the kernel's OOM killer would
-            worker.wait(timeout=60)
-        finally:
-            if worker.poll() is None:
-                worker.kill()
-                worker.wait(timeout=60)
+    try:
+        yield SlowSync(source, folder, worker, log)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+        worker.wait(timeout=60)
+
+
+@pytest.mark.slow
+def test_a_file_the_worker_died_on_is_recorded_and_skipped_until_it_changes(slow_sync):
+    """Reproduces issue 10 item 12: a worker killed while parsing a file left no trace, so every later sync would
+    read the same file and die on it again."""
+    source, folder, worker = slow_sync.source, slow_sync.folder, slow_sync.worker
+    marked = wait_for_mark(worker, "slow.html", slow_sync.log)
+    worker.send_signal(signal.SIGKILL)  # as the kernel's OOM killer would
+    worker.wait(timeout=60)
     assert worker.returncode == -signal.SIGKILL
     assert marked.parsing_hash == hashlib.sha256(slow_html()).hexdigest()
 

@@ -12,6 +12,7 @@ from bot.services import Asker, BotError, answer_question
 from search import services as search_services
 from search.models import Answer
 from tests.console.conftest import KITCHEN_QUESTION, auth, index_corpus, public_document, write_corpus
+from tests.sse import sse_events
 
 pytestmark = pytest.mark.django_db
 
@@ -64,13 +65,7 @@ def stream_events(client, user) -> list[tuple[str, dict]]:
     client.force_login(user)
     response = client.post("/chat/stream", {"q": KITCHEN_QUESTION})
     assert response.status_code == 200
-    events = []
-    for block in b"".join(response.streaming_content).decode().split("\n\n"):
-        lines = [line for line in block.split("\n") if line and not line.startswith(":")]
-        if lines:
-            fields = dict(line.split(": ", 1) for line in lines)
-            events.append((fields["event"], json.loads(fields["data"])))
-    return events
+    return sse_events(response)
 
 
 def check_api_ask(client, user, corpus):

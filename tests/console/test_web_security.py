@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 
 import pytest
 from django.test import Client
 
 from search.models import Answer
 from tests.console.conftest import KITCHEN_QUESTION
+from tests.sse import sse_events
 
 pytestmark = pytest.mark.django_db
 
@@ -21,13 +21,7 @@ def bearer(token: str) -> dict[str, str]:
 
 
 def events(response) -> list[tuple[str, dict]]:
-    out = []
-    for block in b"".join(response.streaming_content).decode().split("\n\n"):
-        lines = [line for line in block.split("\n") if line and not line.startswith(":")]
-        if lines:
-            fields = dict(line.split(": ", 1) for line in lines)
-            out.append((fields["event"], json.loads(fields["data"])))
-    return out
+    return sse_events(response)
 
 
 # -- /metrics ----------------------------------------------------------------------------------------
