@@ -17,6 +17,8 @@ Edit the source, never the binary, then regenerate and commit both:
 
 Output is byte-for-byte reproducible (fixed creation dates, fixed zip
 timestamps) for a given fpdf2 / python-docx version.
+tests/connectors/test_demo_corpus.py fails when a committed binary's text
+no longer matches what its source renders to.
 
 Requires: fpdf2, python-docx (and pypdf for --verify).
 
