@@ -113,3 +113,36 @@ def test_production_settings_refuse_emulator_tokens(tmp_path):
     assert result.returncode != 0 and "TEAMS_ALLOW_EMULATOR" in result.stderr
     result = run_check({**_secrets(tmp_path), **teams_app, "TEAMS_ALLOW_EMULATOR": "false"})
     assert result.returncode == 0, result.stderr
+
+
+# -- production: HTTPS only --------------------------------------------------------------------------------
+
+_HTTPS_PROBE = """
+import json, django
+django.setup()
+from django.test import Client
+client = Client()
+plain = client.get("/api/v1/ask", HTTP_HOST="citewise.example")
+health = client.get("/healthz", HTTP_HOST="citewise.example")
+secure = client.get("/healthz", HTTP_HOST="citewise.example", secure=True)
+print(json.dumps({"plain": [plain.status_code, plain.headers.get("Location", "")],
+                  "health": [health.status_code, health.headers.get("Location", "")], "hsts": secure.headers.get("Strict-Transport-Security", "")}))
+"""
+
+
+def test_production_settings_serve_https_only_and_leave_the_probes_on_plain_http(tmp_path):
+    """Issue 11 item 5: production settings get HSTS and an SSL redirect; `check --deploy` warns about neither."""
+    secrets = {**_secrets(tmp_path), "TEAMS_ENABLED": "false"}
+    result = run_check(secrets)
+    assert result.returncode == 0, result.stderr
+    assert "security.W004" not in result.stderr and "security.W008" not in result.stderr, result.stderr
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "DATABASE_URL", "CITEWISE_", "TEAMS_"))}
+    env.update(secrets, DJANGO_SETTINGS_MODULE="console.settings.production")
+    probe = subprocess.run([sys.executable, "-c", _HTTPS_PROBE], cwd=ROOT, env=env, capture_output=True, text=True,
+                           timeout=120)
+    assert probe.returncode == 0, probe.stderr
+    seen = json.loads(probe.stdout.strip().splitlines()[-1])
+    assert seen["plain"] == [301, "https://citewise.example/api/v1/ask"]
+    # Load balancers and Kubernetes probe the pod over plain HTTP: answered, not redirected (503 here: no database).
+    assert seen["health"][0] in (200, 503) and seen["health"][1] == ""
+    assert "max-age=31536000" in seen["hsts"] and "includeSubDomains" in seen["hsts"]

@@ -28,3 +28,12 @@ DEBUG = False
 SESSION_COOKIE_SECURE = True
 CSRF_COOKIE_SECURE = True
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# HTTPS only. Browsers remember it for a year, subdomains included (HSTS: DJANGO_HSTS_SECONDS=300 is a cautious first
+# rollout; 0 turns it off); plain-HTTP requests are redirected, except the health, readiness and metrics endpoints,
+# which load balancers, Kubernetes and Prometheus reach inside the network over plain HTTP. Behind a TLS-terminating
+# proxy that sets X-Forwarded-Proto (SECURE_PROXY_SSL_HEADER above), the redirect sees the original scheme.
+SECURE_HSTS_SECONDS = env_int("DJANGO_HSTS_SECONDS", 31_536_000)  # noqa: F405
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_HSTS_INCLUDE_SUBDOMAINS", True)  # noqa: F405
+SECURE_SSL_REDIRECT = env_bool("DJANGO_SSL_REDIRECT", True)  # noqa: F405
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
