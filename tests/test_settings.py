@@ -146,3 +146,22 @@ def test_production_settings_serve_https_only_and_leave_the_probes_on_plain_http
     # Load balancers and Kubernetes probe the pod over plain HTTP: answered, not redirected (503 here: no database).
     assert seen["health"][0] in (200, 503) and seen["health"][1] == ""
     assert "max-age=31536000" in seen["hsts"] and "includeSubDomains" in seen["hsts"]
+
+
+def test_json_logs_are_one_object_per_line_with_the_record_s_fields(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "DATABASE_URL", "CITEWISE_", "TEAMS_"))}
+    env.update(DJANGO_SETTINGS_MODULE="console.settings.local", CITEWISE_VAR_DIR=str(tmp_path / "var"),
+               CITEWISE_LOG_FORMAT="json")
+    script = ("import django, logging; django.setup(); log = logging.getLogger('citewise.sync')\n"
+              "log.warning('source %s failed', 'wiki', extra={'source_id': 7})\n"
+              "try:\n    1 / 0\nexcept ZeroDivisionError:\n    log.exception('sync crashed')\n")
+    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    first, second = (json.loads(line) for line in result.stderr.strip().splitlines()[-2:])
+    assert first["event"] == "source wiki failed" and first["level"] == "warning" and first["source_id"] == 7
+    assert first["logger"] == "citewise.sync" and first["timestamp"].endswith("Z")
+    assert second["level"] == "error" and "ZeroDivisionError" in second["exception"]
+    result = subprocess.run([sys.executable, "-c", "import django; django.setup()"], cwd=ROOT,
+                            env={**env, "CITEWISE_LOG_FORMAT": "xml"}, capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0 and "CITEWISE_LOG_FORMAT" in result.stderr
