@@ -646,7 +646,7 @@ def sync_permissions(source: Source, *, backend: SearchBackend | None = None) ->
 
 def set_account_status(user: Any, status: str, *, actor: Any = None, surface: str = "") -> Account:
     """Record whether `user` is an employee, a guest or unknown; a change is written to the audit log."""
-    from console import audit
+    from audit import services as audit
 
     if status not in Account.Status.values:
         raise ValueError(f"unknown account status {status!r}")
@@ -670,7 +670,7 @@ def remove_membership(membership: GroupMembership, *, actor: Any, surface: str =
     A local membership is the admin's own and is deleted. A source-synced one is kept, marked revoked by `actor`:
     expansion ignores it and the next sync, which still lists the member, does not grant it again. Audited.
     """
-    from console import audit
+    from audit import services as audit
 
     detail = {"group": membership.group.principal, "member": membership.member, "origin": membership.origin}
     if membership.origin == GroupMembership.Origin.LOCAL:
@@ -691,7 +691,7 @@ def remove_membership(membership: GroupMembership, *, actor: Any, surface: str =
 
 def lift_revocation(membership: GroupMembership, *, actor: Any, surface: str = "admin") -> bool:
     """Undo a revocation: the membership grants again, and the source's sync owns it again. Audited."""
-    from console import audit
+    from audit import services as audit
 
     if not membership.revoked:
         return False

@@ -1,8 +1,7 @@
 """The admin console: documents, answers, feedback and the review queue, every view of them audited.
 
 Admins see every document, answer and piece of feedback here whatever the ACLs say, so each list
-and each record they open is written to the audit log (console.models.AuditEvent), which is itself
-read-only here: nothing in the console can add, change or delete an audit event.
+and each record they open is written to the audit log (audit/admin.py: AuditedAdminMixin).
 """
 
 from __future__ import annotations
@@ -10,72 +9,16 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin, messages
-from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.db.models import Count, Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.utils.html import format_html, format_html_join
 from django.utils.text import Truncator
 
+from audit.admin import AuditedAdminMixin, ReadOnlyAdminMixin
 from connectors.admin import DocumentAdmin
 from connectors.models import Document
-from console import audit
-from console.models import AuditEvent, FlaggedAnswer
+from console.models import FlaggedAnswer
 from search.models import Answer, Feedback
-
-
-def _object_type(model: Any) -> str:
-    return f"{model._meta.app_label}.{model._meta.model_name}"
-
-
-class AuditedAdminMixin:
-    """Log every list and record an admin opens ("admin.view") and every change or action ("admin.change")."""
-
-    def changelist_view(self, request: HttpRequest, extra_context: dict | None = None) -> HttpResponse:
-        response = super().changelist_view(request, extra_context)  # type: ignore[misc]
-        if response.status_code >= 400:
-            return response
-        action = request.POST.get("action", "") if request.method == "POST" else ""
-        if action:
-            selected = request.POST.getlist(ACTION_CHECKBOX_NAME)
-            known = action in self.get_actions(request)  # type: ignore[attr-defined]
-            audit.record(request.user, "admin.change", object_type=_object_type(self.model), surface="admin",
-                         detail={"action": action, "ids": selected[:1000], "allowed": known,
-                                 "path": request.get_full_path()})
-            return response
-        changelist = (getattr(response, "context_data", None) or {}).get("cl")
-        shown = [str(obj.pk) for obj in changelist.result_list] if changelist is not None else []
-        audit.record(request.user, "admin.view", object_type=_object_type(self.model), surface="admin",
-                     detail={"path": request.get_full_path(), "shown": shown})
-        return response
-
-    def change_view(self, request: HttpRequest, object_id: str, form_url: str = "",
-                    extra_context: dict | None = None) -> HttpResponse:
-        response = super().change_view(request, object_id, form_url, extra_context)  # type: ignore[misc]
-        if response.status_code < 400:
-            audit.record(request.user, "admin.change" if request.method == "POST" else "admin.view",
-                         object_type=_object_type(self.model), object_id=object_id, surface="admin",
-                         detail={"path": request.get_full_path()})
-        return response
-
-    def history_view(self, request: HttpRequest, object_id: str, extra_context: dict | None = None) -> HttpResponse:
-        response = super().history_view(request, object_id, extra_context)  # type: ignore[misc]
-        if response.status_code < 400:
-            audit.record(request.user, "admin.view", object_type=_object_type(self.model), object_id=object_id,
-                         surface="admin", detail={"path": request.get_full_path(), "view": "history"})
-        return response
-
-
-class ReadOnlyAdminMixin:
-    """Records kept for the audit trail: nothing is added or deleted from the console."""
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
-        return [field.name for field in self.model._meta.fields]  # type: ignore[attr-defined]
 
 
 # Documents stay registered by connectors/admin.py; this swaps in the same admin with auditing.
@@ -206,24 +149,3 @@ class ReviewQueueAdmin(FeedbackAdminBase):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         return super().get_queryset(request).filter(kind=Feedback.Kind.FLAG, reviewed=False)
-
-
-@admin.register(AuditEvent)
-class AuditEventAdmin(AuditedAdminMixin, admin.ModelAdmin):
-    list_display = ("created_at", "actor", "action", "object_type", "object_id", "surface")
-    list_filter = ("action", "surface", "object_type")
-    search_fields = ("actor__username", "object_id", "action")
-    date_hierarchy = "created_at"
-    list_select_related = ("actor",)
-
-    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
-        return [field.name for field in AuditEvent._meta.fields]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False

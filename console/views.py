@@ -27,7 +27,7 @@ from django.views.decorators.http import require_GET, require_POST
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from connectors.models import Source
-from console import audit
+from audit import services as audit
 from search import selectors, throttling
 from search.answering import services as answering
 from search.identity import principals_for

@@ -20,7 +20,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from connectors.models import Source
-from console import audit
+from audit import services as audit
 from search import selectors, throttling
 from search.answering import services as answering
 from search.answering.citations import source_type

@@ -65,6 +65,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "audit",
     "connectors",
     "search",
     "bot",

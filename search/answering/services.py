@@ -169,7 +169,7 @@ def _cache_set(key: str, value: dict[str, Any], ttl: int) -> None:
 
 def _audit_ask(record: Answer, nearest: list[Citation], cache_status: str) -> None:
     """Who asked what from which surface, which documents were retrieved and which were shown to them."""
-    from console import audit
+    from audit import services as audit
 
     retrieved = list(dict.fromkeys(r["document_id"] for r in record.retrieved))
     cited = list(dict.fromkeys(c["document_id"] for c in record.citations))

@@ -12,7 +12,7 @@ from django.contrib.auth import get_user_model
 from connectors import services as connectors
 from connectors.models import Account, ExternalIdentity, Group, GroupMembership
 from connectors.selectors import EVERYONE_EXCEPT_EXTERNAL, expanded_principals
-from console.models import AuditEvent
+from audit.models import AuditEvent
 from search.identity import principals_for
 from search.selectors import search
 

@@ -8,7 +8,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 
-from console.models import AuditEvent
+from audit.models import AuditEvent
 from search.answering import services as answering
 from search.identity import principals_for
 from search.models import Answer, Feedback
@@ -90,16 +90,16 @@ def test_admin_views_of_documents_answers_and_feedback_are_audited(client, corpu
 
 
 def test_the_audit_log_is_read_only_in_the_console(client, alice, admin_user):
-    from console import audit
+    from audit import services as audit
 
     event = audit.record(alice, "ask", object_type="search.answer", object_id="x", surface="api")
     client.force_login(admin_user)
-    assert client.get("/admin/console/auditevent/").status_code == 200
-    assert client.get(f"/admin/console/auditevent/{event.id}/change/").status_code == 200  # a read-only view
-    assert client.get("/admin/console/auditevent/add/").status_code == 403
-    assert client.post(f"/admin/console/auditevent/{event.id}/delete/", {"post": "yes"}).status_code == 403
-    assert client.post(f"/admin/console/auditevent/{event.id}/change/", {"action": "changed"}).status_code == 403
-    assert client.post("/admin/console/auditevent/", {"action": "delete_selected",
+    assert client.get("/admin/audit/auditevent/").status_code == 200
+    assert client.get(f"/admin/audit/auditevent/{event.id}/change/").status_code == 200  # a read-only view
+    assert client.get("/admin/audit/auditevent/add/").status_code == 403
+    assert client.post(f"/admin/audit/auditevent/{event.id}/delete/", {"post": "yes"}).status_code == 403
+    assert client.post(f"/admin/audit/auditevent/{event.id}/change/", {"action": "changed"}).status_code == 403
+    assert client.post("/admin/audit/auditevent/", {"action": "delete_selected",
                                                       "_selected_action": [event.id]}).status_code in (200, 302)
     event.refresh_from_db()
     assert event.action == "ask"
@@ -110,7 +110,7 @@ def test_the_audit_log_is_read_only_in_the_console(client, alice, admin_user):
 
 def test_a_non_admin_is_refused_and_not_shown_anything(client, alice):
     client.force_login(alice)  # signed in, but not staff
-    for url in ("/admin/", "/admin/search/answer/", "/admin/connectors/document/", "/admin/console/auditevent/"):
+    for url in ("/admin/", "/admin/search/answer/", "/admin/connectors/document/", "/admin/audit/auditevent/"):
         response = client.get(url)
         assert response.status_code == 403 and b"for administrators" in response.content, url
 

@@ -7,7 +7,7 @@ import uuid
 import pytest
 
 from connectors import services as connectors
-from console.models import AuditEvent
+from audit.models import AuditEvent
 from search import selectors
 from search import services as search_services
 from search.identity import principals_for

@@ -1,10 +1,11 @@
-"""Write to the audit log: one call per event, from the ask service, the admin console and source links."""
+"""Write to the audit log: one call per event, from the ask service, the admin console, identity changes and
+document links."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from console.models import AuditEvent
+from audit.models import AuditEvent
 
 
 def record(
