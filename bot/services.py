@@ -19,11 +19,11 @@ from django.utils import timezone
 
 from bot.metrics import BOT_ANSWER_SECONDS, BOT_EVENTS
 from bot.models import ProcessedEvent, ThreadConversation
-from connectors.base import normalize_principal
-from connectors.models import ExternalIdentity
+from identity.models import ExternalIdentity
+from identity.principals import normalize_principal
+from identity.selectors import principals_for
 from search.answering.feedback import AnswerNotFound, FeedbackError, record_feedback
 from search.answering.services import AnswerResult, InvalidQuestion, RateLimited, ask
-from search.identity import principals_for
 from search.models import Feedback
 from search.types import SearchUnavailable
 

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from django.conf import settings
 from django.db import transaction
@@ -22,9 +22,10 @@ from django.utils import timezone
 from tqdm import tqdm
 
 from connectors.base import Connector, IncompleteListing, ItemError, Permissions, SourceItem
-from connectors.models import Account, Document, Group, GroupMembership, Source, document_id_for
+from connectors.models import Document, Source, document_id_for
 from connectors.parsing import ParseError, parse
 from connectors.sources import connector_for
+from identity import services as identity_services
 from search import services as search_services
 from search.answering.services import bump_index_version
 from search.backends import SearchBackend
@@ -561,34 +562,14 @@ class PermissionSyncReport:
 
 
 def sync_groups(source: Source) -> tuple[int, int]:
-    """Replace the source's groups and direct memberships with what the source says now.
-
-    Only memberships the source owns (origin "source") are replaced. Those an admin added ("local") stay, and
-    so do revoked ones, whether the source still lists them or not: a revocation lasts until an admin lifts it.
-    """
+    """Replace the source's groups and direct memberships with what the source says now (identity's
+    replace_source_groups: memberships an admin added or revoked stay); returns (groups, memberships)."""
     try:
         groups = list(connector_for(source).list_groups())
     except ValueError as exc:  # an unreadable group listing keeps the last good memberships
         logger.error("group sync skipped for %s: %s", source.name, exc)
         return 0, 0
-    synced = GroupMembership.objects.filter(origin=GroupMembership.Origin.SOURCE, revoked_at__isnull=True)
-    with transaction.atomic():
-        gone = Group.objects.filter(source=source).exclude(principal__in=[g.principal for g in groups])
-        synced.filter(group__in=gone).delete()
-        # A group the source dropped is kept while an admin's memberships or revocations still hang on it.
-        gone.exclude(pk__in=GroupMembership.objects.values("group")).delete()
-        memberships = 0
-        for listed in groups:
-            group, _ = Group.objects.update_or_create(principal=listed.principal,
-                                                      defaults={"name": listed.name, "source": source})
-            members = list(dict.fromkeys(listed.members))
-            synced.filter(group=group).exclude(member__in=members).delete()
-            existing = set(group.memberships.values_list("member", flat=True))
-            GroupMembership.objects.bulk_create([GroupMembership(group=group, member=m,
-                                                                 origin=GroupMembership.Origin.SOURCE)
-                                                 for m in members if m not in existing])
-            memberships += len(members)
-    return len(groups), memberships
+    return identity_services.replace_source_groups(source, groups)
 
 
 def sync_permissions(source: Source, *, backend: SearchBackend | None = None) -> PermissionSyncReport:
@@ -640,66 +621,3 @@ def sync_permissions(source: Source, *, backend: SearchBackend | None = None) ->
     logger.info("permission sync finished source=%s checked=%d changed=%d groups=%d memberships=%d",
                 source.name, report.checked, report.changed, report.groups, report.memberships)
     return report
-
-
-# -- accounts ----------------------------------------------------------------------------------------
-
-def set_account_status(user: Any, status: str, *, actor: Any = None, surface: str = "") -> Account:
-    """Record whether `user` is an employee, a guest or unknown; a change is written to the audit log."""
-    from audit import services as audit
-
-    if status not in Account.Status.values:
-        raise ValueError(f"unknown account status {status!r}")
-    account, created = Account.objects.get_or_create(user=user, defaults={"status": status})
-    # No row read as unknown before, so that is what a first classification changes from.
-    previous = Account.Status.UNKNOWN if created else account.status
-    if not created and previous != status:
-        account.status = status
-        account.save(update_fields=["status", "updated_at"])
-    if previous != status:
-        audit.record(actor, "account.status", object_type="auth.user", object_id=user.pk, surface=surface,
-                     detail={"username": user.get_username(), "from": previous, "to": status})
-    return account
-
-
-# -- group memberships -------------------------------------------------------------------------------
-
-def remove_membership(membership: GroupMembership, *, actor: Any, surface: str = "admin") -> str:
-    """An admin takes a member out of a group: "deleted", "revoked" or "already revoked".
-
-    A local membership is the admin's own and is deleted. A source-synced one is kept, marked revoked by `actor`:
-    expansion ignores it and the next sync, which still lists the member, does not grant it again. Audited.
-    """
-    from audit import services as audit
-
-    detail = {"group": membership.group.principal, "member": membership.member, "origin": membership.origin}
-    if membership.origin == GroupMembership.Origin.LOCAL:
-        membership_id = membership.pk
-        membership.delete()
-        audit.record(actor, "membership.delete", object_type="connectors.groupmembership", object_id=membership_id,
-                     surface=surface, detail=detail)
-        return "deleted"
-    if membership.revoked:
-        return "already revoked"
-    membership.revoked_at = timezone.now()
-    membership.revoked_by = actor if getattr(actor, "is_authenticated", False) else None
-    membership.save(update_fields=["revoked_at", "revoked_by"])
-    audit.record(actor, "membership.revoke", object_type="connectors.groupmembership", object_id=membership.pk,
-                 surface=surface, detail=detail)
-    return "revoked"
-
-
-def lift_revocation(membership: GroupMembership, *, actor: Any, surface: str = "admin") -> bool:
-    """Undo a revocation: the membership grants again, and the source's sync owns it again. Audited."""
-    from audit import services as audit
-
-    if not membership.revoked:
-        return False
-    detail = {"group": membership.group.principal, "member": membership.member,
-              "revoked_at": membership.revoked_at.isoformat(),
-              "revoked_by": membership.revoked_by.get_username() if membership.revoked_by else None}
-    membership.revoked_at, membership.revoked_by = None, None
-    membership.save(update_fields=["revoked_at", "revoked_by"])
-    audit.record(actor, "membership.restore", object_type="connectors.groupmembership", object_id=membership.pk,
-                 surface=surface, detail=detail)
-    return True

@@ -19,13 +19,13 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from connectors.models import Source
 from audit import services as audit
+from connectors.models import Source
+from identity.selectors import principals_for
 from search import selectors, throttling
 from search.answering import services as answering
 from search.answering.citations import source_type
 from search.answering.feedback import AnswerNotFound, FeedbackError, record_feedback
-from search.identity import principals_for
 from search.serializers import (
     AnswerSerializer,
     AskRequestSerializer,

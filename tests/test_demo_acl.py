@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from django.contrib.auth import get_user_model
 
-from connectors.models import Account
+from identity.models import Account
+from identity.selectors import principals_for
 from search.answering.services import ask
-from search.identity import principals_for
 from search.selectors import search
 
 pytestmark = pytest.mark.django_db

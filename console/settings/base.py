@@ -66,6 +66,7 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "drf_spectacular",
     "audit",
+    "identity",
     "connectors",
     "search",
     "bot",

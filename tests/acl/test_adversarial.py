@@ -19,10 +19,11 @@ from django.core.management import call_command
 from rest_framework.authtoken.models import Token
 
 from connectors import services as connectors
-from connectors.models import Account, Document, ExternalIdentity, Source
+from connectors.models import Document, Source
+from identity.models import Account, ExternalIdentity
+from identity.selectors import principals_for
 from search import services as search_services
 from search.answering.services import ask
-from search.identity import principals_for
 from search.models import Answer
 from search.selectors import search
 from search.services import get_backend

@@ -26,10 +26,11 @@ import pytest
 from django.contrib.auth import get_user_model
 
 from connectors import services as connectors
-from connectors.models import Account, Document, ExternalIdentity
+from connectors.models import Document
+from identity.models import Account, ExternalIdentity
+from identity.selectors import principals_for
 from search import services as search_services
 from search.answering.services import ask
-from search.identity import principals_for
 from search.models import Answer, EmbeddingCacheEntry
 from search.selectors import search
 from search.services import fusion_config, get_backend

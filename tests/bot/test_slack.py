@@ -18,8 +18,9 @@ from slack_sdk.errors import SlackApiError
 
 from bot import services
 from bot.models import ProcessedEvent, ChannelSettings, ThreadConversation
-from connectors.models import Document, ExternalIdentity
-from search.identity import principals_for
+from connectors.models import Document
+from identity.models import ExternalIdentity
+from identity.selectors import principals_for
 from search.models import Answer, Feedback
 from tests.bot.conftest import TEAM, dm, mention
 

@@ -15,8 +15,9 @@ from django.contrib.auth import get_user_model
 from django.core.cache import cache
 
 from bot.models import ChannelSettings, ProcessedEvent, ThreadConversation
-from connectors.models import Document, ExternalIdentity
-from search.identity import principals_for
+from connectors.models import Document
+from identity.models import ExternalIdentity
+from identity.selectors import principals_for
 from search.models import Answer, Feedback
 from tests.bot.teams_standin import BotFrameworkIdentityStandIn, ConnectorStandIn
 

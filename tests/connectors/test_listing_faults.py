@@ -9,7 +9,8 @@ import pytest
 
 from connectors import services, tasks
 from connectors.base import SourceUnavailable
-from connectors.models import Document, Group, Source
+from connectors.models import Document, Source
+from identity.models import Group
 from tests.connectors.conftest import found, unprivileged, write_manifest
 
 pytestmark = pytest.mark.django_db

@@ -15,7 +15,8 @@ from django.core.cache import cache, caches
 from rest_framework.authtoken.models import Token
 
 from connectors import services as connectors
-from connectors.models import Account, Document, ExternalIdentity, Source
+from connectors.models import Document, Source
+from identity.models import Account, ExternalIdentity
 from search import services as search_services
 
 BUDGET_QUESTION = "What is the travel budget for 2025?"

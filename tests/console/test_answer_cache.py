@@ -7,8 +7,8 @@ import json
 import pytest
 
 from connectors import services as connectors
+from identity.selectors import principals_for
 from search.answering import services as answering
-from search.identity import principals_for
 from search.models import Answer
 from tests.console.conftest import BUDGET_QUESTION, auth, finance_document, public_document, write_manifest
 

@@ -9,8 +9,8 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 
 from audit.models import AuditEvent
+from identity.selectors import principals_for
 from search.answering import services as answering
-from search.identity import principals_for
 from search.models import Answer, Feedback
 from tests.console.conftest import BUDGET_QUESTION, KITCHEN_QUESTION, auth, finance_document
 

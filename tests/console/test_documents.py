@@ -6,11 +6,11 @@ import uuid
 
 import pytest
 
-from connectors import services as connectors
 from audit.models import AuditEvent
+from connectors import services as connectors
+from identity.selectors import principals_for
 from search import selectors
 from search import services as search_services
-from search.identity import principals_for
 from tests.console.conftest import auth, finance_document, index_corpus, public_document, write_corpus, write_manifest
 
 pytestmark = pytest.mark.django_db

@@ -16,9 +16,9 @@ from django.core.management import CommandError, call_command
 from connectors import tasks
 from connectors.models import Document, Source
 from console.celery import app as celery_app
+from identity.selectors import principals_for
 from search import selectors
 from search.answering import services as answering
-from search.identity import principals_for
 from search.models import Answer
 from search.types import SearchMode
 from tests.console.conftest import (

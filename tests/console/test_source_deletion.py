@@ -13,9 +13,9 @@ from django.core.management import call_command
 from django.db import connection, transaction
 
 from connectors.models import Document, Source
+from identity.selectors import principals_for
 from search import selectors
 from search import services as search_services
-from search.identity import principals_for
 from search.types import SearchMode, SearchUnavailable
 from tests.console.conftest import BUDGET_QUESTION, auth, finance_document, index_corpus, write_corpus
 
@@ -135,9 +135,9 @@ def test_passages_of_sources_deleted_before_are_removed_by_reconcile_index(index
     stayed) stay searchable for good."""
     with connection.cursor() as cursor:  # what deleting a source did before: rows only
         cursor.execute("DELETE FROM connectors_document WHERE source_id = %s", [indexed.pk])
-        cursor.execute("DELETE FROM connectors_groupmembership WHERE group_id IN "
-                       "(SELECT id FROM connectors_group WHERE source_id = %s)", [indexed.pk])
-        cursor.execute("DELETE FROM connectors_group WHERE source_id = %s", [indexed.pk])
+        cursor.execute("DELETE FROM identity_groupmembership WHERE group_id IN "
+                       "(SELECT id FROM identity_group WHERE source_id = %s)", [indexed.pk])
+        cursor.execute("DELETE FROM identity_group WHERE source_id = %s", [indexed.pk])
         cursor.execute("DELETE FROM connectors_source WHERE id = %s", [indexed.pk])
     assert kitchen_titles() == {"Kitchen"}
 

@@ -8,8 +8,8 @@ from datetime import datetime
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
+from identity.selectors import principals_for
 from search import selectors
-from search.identity import principals_for
 from search.services import get_backend
 from search.types import IndexModelMismatch, SearchFilters, SearchMode, SearchUnavailable
 
