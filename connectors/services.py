@@ -21,13 +21,13 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 from tqdm import tqdm
 
+from answers.cache import bump_index_version
 from connectors.base import Connector, IncompleteListing, ItemError, Permissions, SourceItem
 from connectors.models import Document, Source, document_id_for
 from connectors.parsing import ParseError, parse
 from connectors.sources import connector_for
 from identity import services as identity_services
 from search import services as search_services
-from search.answering.services import bump_index_version
 from search.backends import SearchBackend
 from search.types import DocumentAcl, IndexedDocument, SearchUnavailable
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from search.models import Feedback
+from answers.models import Feedback
 
 
 class FlaggedAnswer(Feedback):

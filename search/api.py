@@ -23,9 +23,9 @@ from audit import services as audit
 from connectors.models import Source
 from identity.selectors import principals_for
 from search import selectors, throttling
-from search.answering import services as answering
-from search.answering.citations import source_type
-from search.answering.feedback import AnswerNotFound, FeedbackError, record_feedback
+from answers import services as answering
+from answers.citations import source_type
+from answers.services import AnswerNotFound, FeedbackError, record_feedback
 from search.serializers import (
     AnswerSerializer,
     AskRequestSerializer,

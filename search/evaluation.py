@@ -13,7 +13,7 @@ from ir_measures import MRR, R, nDCG
 from tqdm import tqdm
 
 from search import selectors
-from search.answering.types import Reranker
+from answers.types import Reranker
 from search.backends import SearchBackend
 from search.types import FusionConfig, SearchHit, SearchMode
 

@@ -1,6 +1,6 @@
 """Rate limits on asking and searching: per asker and per chat channel, counted in Django's cache.
 
-Every ask goes through `answering.ask()`, which calls `check_ask()` before any other work, so the web chat, the
+Every ask goes through `answers.services.ask()`, which calls `check_ask()` before any other work, so the web chat, the
 API, Slack, Teams and the CLI share one limit per person; searches call `check_search()`. The counts live in the
 default cache (django-ratelimit: fixed windows, atomic add/incr), shared by every process when CITEWISE_CACHE_URL
 points at Redis and per process otherwise. Rates come from settings.CITEWISE (CITEWISE_ASK_RATE_PER_USER,

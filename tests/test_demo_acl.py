@@ -7,7 +7,7 @@ from django.contrib.auth import get_user_model
 
 from identity.models import Account
 from identity.selectors import principals_for
-from search.answering.services import ask
+from answers.services import ask
 from search.selectors import search
 
 pytestmark = pytest.mark.django_db

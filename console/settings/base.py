@@ -69,6 +69,7 @@ INSTALLED_APPS = [
     "identity",
     "connectors",
     "search",
+    "answers",
     "bot",
     "console",
 ]

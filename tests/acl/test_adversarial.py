@@ -23,8 +23,8 @@ from connectors.models import Document, Source
 from identity.models import Account, ExternalIdentity
 from identity.selectors import principals_for
 from search import services as search_services
-from search.answering.services import ask
-from search.models import Answer
+from answers.services import ask
+from answers.models import Answer
 from search.selectors import search
 from search.services import get_backend
 from search.types import SearchMode

@@ -30,8 +30,9 @@ from connectors.models import Document
 from identity.models import Account, ExternalIdentity
 from identity.selectors import principals_for
 from search import services as search_services
-from search.answering.services import ask
-from search.models import Answer, EmbeddingCacheEntry
+from answers.services import ask
+from answers.models import Answer
+from search.models import EmbeddingCacheEntry
 from search.selectors import search
 from search.services import fusion_config, get_backend
 from search.types import SearchMode

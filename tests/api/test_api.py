@@ -13,7 +13,7 @@ from rest_framework.authtoken.models import Token
 from connectors import services as connectors
 from console.views import answer_pieces
 from search import services as search_services
-from search.models import Answer, Conversation, Feedback
+from answers.models import Answer, Conversation, Feedback
 from tests.sse import sse_events
 
 pytestmark = pytest.mark.django_db

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from prometheus_client import REGISTRY
 
-from search.models import Answer
+from answers.models import Answer
 from tests.api.test_api import ASK, QUESTION, SEARCH, post, stream
 from tests.api.test_api import alice, bob, corpus  # noqa: F401 - fixtures
 

@@ -21,7 +21,7 @@ from bot.models import ProcessedEvent, ChannelSettings, ThreadConversation
 from connectors.models import Document
 from identity.models import ExternalIdentity
 from identity.selectors import principals_for
-from search.models import Answer, Feedback
+from answers.models import Answer, Feedback
 from tests.bot.conftest import TEAM, dm, mention
 
 pytestmark = pytest.mark.django_db

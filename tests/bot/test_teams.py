@@ -18,7 +18,7 @@ from bot.models import ChannelSettings, ProcessedEvent, ThreadConversation
 from connectors.models import Document
 from identity.models import ExternalIdentity
 from identity.selectors import principals_for
-from search.models import Answer, Feedback
+from answers.models import Answer, Feedback
 from tests.bot.teams_standin import BotFrameworkIdentityStandIn, ConnectorStandIn
 
 pytestmark = pytest.mark.django_db

@@ -8,8 +8,9 @@ import pytest
 
 from connectors import services as connectors
 from identity.selectors import principals_for
-from search.answering import services as answering
-from search.models import Answer
+from answers import cache
+from answers import services as answering
+from answers.models import Answer
 from tests.console.conftest import BUDGET_QUESTION, auth, finance_document, public_document, write_manifest
 
 pytestmark = pytest.mark.django_db
@@ -60,10 +61,10 @@ def test_users_with_different_access_never_share_a_cached_answer(corpus, alice, 
 
 def test_the_key_depends_on_the_exact_principals():
     question, query = BUDGET_QUESTION, BUDGET_QUESTION
-    one = answering.answer_cache_key(question, query, frozenset({"citewise:user:alice", "group:finance"}))
-    same = answering.answer_cache_key(question.upper(), query, frozenset({"group:finance", "citewise:user:alice"}))
-    fewer = answering.answer_cache_key(question, query, frozenset({"citewise:user:alice"}))
-    more = answering.answer_cache_key(question, query, frozenset({"citewise:user:alice", "group:finance", "x"}))
+    one = cache.answer_cache_key(question, query, frozenset({"citewise:user:alice", "group:finance"}))
+    same = cache.answer_cache_key(question.upper(), query, frozenset({"group:finance", "citewise:user:alice"}))
+    fewer = cache.answer_cache_key(question, query, frozenset({"citewise:user:alice"}))
+    more = cache.answer_cache_key(question, query, frozenset({"citewise:user:alice", "group:finance", "x"}))
     assert one == same and len({one, fewer, more}) == 3
 
 
@@ -107,7 +108,7 @@ def test_a_content_sync_invalidates_cached_answers(corpus, alice):
 def test_bump_index_version_invalidates_and_a_zero_ttl_disables(corpus, alice, settings):
     assert cache_status(ask(alice)) == "miss"
     assert cache_status(ask(alice)) == "hit"
-    answering.bump_index_version()
+    cache.bump_index_version()
     assert cache_status(ask(alice)) == "miss"
 
     settings.CITEWISE = {**settings.CITEWISE, "ANSWER_CACHE_TTL_S": 0}
@@ -157,7 +158,7 @@ def test_the_redis_cache_backend_serves_hits(corpus, alice, settings):
 
 def test_a_cache_outage_is_a_miss_never_an_error(corpus, alice, settings):
     settings.CACHES = redis_cache("redis://127.0.0.1:1/0", "citewise-down")  # nothing listens on port 1
-    answering.bump_index_version()  # logged, not raised
+    cache.bump_index_version()  # logged, not raised
     first, second = ask(alice), ask(alice)
     assert "40,000" in first.text and first.text == second.text
     assert cache_status(first) == cache_status(second) == "unavailable"

@@ -10,7 +10,7 @@ from django.core.management import CommandError, call_command
 
 from bot.services import Asker, BotError, answer_question
 from search import services as search_services
-from search.models import Answer
+from answers.models import Answer
 from tests.console.conftest import KITCHEN_QUESTION, auth, index_corpus, public_document, write_corpus
 from tests.sse import sse_events
 

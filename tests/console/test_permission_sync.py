@@ -18,8 +18,8 @@ from connectors.models import Document, Source
 from console.celery import app as celery_app
 from identity.selectors import principals_for
 from search import selectors
-from search.answering import services as answering
-from search.models import Answer
+from answers import services as answering
+from answers.models import Answer
 from search.types import SearchMode
 from tests.console.conftest import (
     BUDGET_QUESTION,

@@ -8,7 +8,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
 from identity.selectors import principals_for
-from search.answering.services import InvalidQuestion, RateLimited, ask
+from answers.services import InvalidQuestion, RateLimited, ask
 from search.types import IndexModelMismatch, SearchUnavailable
 
 

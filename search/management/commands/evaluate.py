@@ -13,7 +13,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from connectors import services as connector_services
 from connectors.models import Document
-from search.answering.types import Reranker, RerankerError
+from answers.types import Reranker, RerankerError
 from search.evaluation import evaluate
 from search.services import fusion_config, get_backend
 from search.types import IndexModelMismatch, SearchMode, SearchUnavailable
@@ -89,7 +89,7 @@ class Command(BaseCommand):
 
 def build_reranker(name: str, model: str | None) -> Reranker | None:
     """The reranker the options ask for, or None to keep the fused order."""
-    from search.answering.rerankers import CohereReranker, CrossEncoderReranker
+    from answers.rerankers import CohereReranker, CrossEncoderReranker
 
     config = settings.CITEWISE
     if name == "none":

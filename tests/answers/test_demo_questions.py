@@ -15,7 +15,7 @@ import pytest
 
 from connectors import services as connector_services
 from connectors.management.commands.load_demo import DEMO_CORPUS
-from search.answering.services import ask
+from answers.services import ask
 
 pytestmark = pytest.mark.django_db
 QUESTIONS = DEMO_CORPUS.parent / "questions"

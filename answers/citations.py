@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from answers.types import Composition, Passage
 from search.analysis import analyze
-from search.answering.types import Composition, Passage
 from search.chunking import split_sentences
 
 # [3], [3, 4], [3][4] and the full-width brackets some models emit.

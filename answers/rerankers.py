@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from django.conf import settings
 
-from search.answering.types import ComposerError, Reranker, RerankerError
+from answers.types import ComposerError, Reranker, RerankerError
 from search.types import SearchHit
 
 logger = logging.getLogger("citewise.answering.rerank")
@@ -69,7 +69,7 @@ class CohereReranker:
     def rerank(self, query: str, hits: Sequence[SearchHit], *, top_n: int) -> list[tuple[SearchHit, float]]:
         if not hits:
             return []
-        from search.answering.llm import call_with_retries, describe_cohere_failure
+        from answers.llm import call_with_retries, describe_cohere_failure
 
         try:
             # One retry policy for every provider call: bounded, honouring Retry-After, capped waits.

@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 
 from hypothesis import given, settings as hypothesis_settings, strategies as st
 
-from search.answering.citations import verify
-from search.answering.types import Composition, Passage
+from answers.citations import verify
+from answers.types import Composition, Passage
 from search.types import SearchHit
 
 TEXTS = [

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 
+from answers.types import Passage
 from search.analysis import analyze
-from search.answering.types import Passage
 from search.chunking import split_sentences
 from search.embeddings import get_embedder
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from django.core.management import CommandError, call_command
 
-from search.answering.rerankers import CrossEncoderReranker, NoReranker, get_reranker
+from answers.rerankers import CrossEncoderReranker, NoReranker, get_reranker
 from search.evaluation import rerank_head
 from search.types import SearchHit
 

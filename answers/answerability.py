@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
-from search.answering.scoring import score_sentences
-from search.answering.types import Passage
+from answers.scoring import score_sentences
+from answers.types import Passage
 
 DEFAULT_THRESHOLD = 0.65
 

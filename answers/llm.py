@@ -34,7 +34,7 @@ from typing import Any, TypeVar
 
 from django.conf import settings
 
-from search.answering.types import ComposerError, Composition, Passage, Turn
+from answers.types import ComposerError, Composition, Passage, Turn
 
 logger = logging.getLogger("citewise.answering.llm")
 

@@ -16,13 +16,13 @@ import pytest
 
 from connectors.parsing import Section
 from search import selectors
-from search.answering import llm
-from search.answering.citations import verify
-from search.answering.llm import CohereComposer, OpenAICompatibleComposer, estimate_tokens, rewrite_with_llm
-from search.answering.rerankers import CohereReranker, get_reranker
-from search.answering.services import ask
-from search.answering.types import ComposerError, Passage, RerankerError, Turn
-from search.models import Answer
+from answers import llm
+from answers.citations import verify
+from answers.llm import CohereComposer, OpenAICompatibleComposer, estimate_tokens, rewrite_with_llm
+from answers.rerankers import CohereReranker, get_reranker
+from answers.services import ask
+from answers.types import ComposerError, Passage, RerankerError, Turn
+from answers.models import Answer
 from search.services import DocumentToIndex, index_documents
 from search.types import DocumentAcl, IndexedDocument, SearchHit, SearchMode
 from tests.standins import RecordedRequest, Reply, Step, hang, malformed, status

@@ -6,10 +6,10 @@ import pytest
 from django.contrib.auth import get_user_model
 
 from connectors import services as connector_services
-from search.answering.rewrite import rewrite_query
-from search.answering.services import InvalidQuestion, ask
-from search.answering.types import Turn
-from search.models import Answer
+from answers.rewrite import rewrite_query
+from answers.services import InvalidQuestion, ask
+from answers.types import Turn
+from answers.models import Answer
 
 pytestmark = pytest.mark.django_db
 

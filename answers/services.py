@@ -1,9 +1,8 @@
-"""Ask a question: retrieve what the asker may read, rerank, compose, verify citations, record it all."""
+"""Actions on answers: ask a question (retrieve what the asker may read, rerank, compose, verify citations, record
+it all), and give feedback on an answer."""
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import time
 import uuid
@@ -12,19 +11,21 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
-from django.core.cache import cache
 from django.core.exceptions import ValidationError
 
+from answers import cache
+from answers import selectors as answer_selectors
+from answers.answerability import judge
+from answers.citations import Citation, VerifiedAnswer, verify
+from answers.composers import PROMPT_VERSION, get_composer
+from answers.extractive import ExtractiveComposer
+from answers.models import Answer, Conversation, Feedback
+from answers.rerankers import get_reranker
+from answers.rewrite import rewrite_query
+from answers.types import ComposerError, Passage, RerankerError, Turn
+from audit import services as audit
 from search import selectors, throttling
-from search.answering.answerability import judge
-from search.answering.citations import Citation, VerifiedAnswer, verify
-from search.answering.composers import PROMPT_VERSION, get_composer
-from search.answering.extractive import ExtractiveComposer
-from search.answering.rerankers import get_reranker
-from search.answering.rewrite import rewrite_query
-from search.answering.types import ComposerError, Passage, RerankerError, Turn
 from search.metrics import timed
-from search.models import Answer, Conversation
 from search.types import IndexModelMismatch, SearchMode, SearchUnavailable
 
 logger = logging.getLogger("citewise.answering")
@@ -78,103 +79,18 @@ def _conversation(conversation_id: uuid.UUID | str | None, user: Any, surface: s
         raise InvalidQuestion("unknown conversation") from exc
 
 
-def _history(conversation: Conversation) -> list[Turn]:
-    earlier = conversation.answers.order_by("-created_at")[:HISTORY_TURNS]
-    return [Turn(a.question, a.text) for a in reversed(list(earlier))]
-
-
 def _cost(input_tokens: int, output_tokens: int) -> float:
     config = settings.CITEWISE
     return round(input_tokens / 1000 * config["LLM_USD_PER_1K_INPUT_TOKENS"]
                  + output_tokens / 1000 * config["LLM_USD_PER_1K_OUTPUT_TOKENS"], 6)
 
 
-# -- answer cache ------------------------------------------------------------------------------------
-# An answer is reused only for the same normalised question, rewritten search query (the conversation's
-# context), answering settings, *exact* set of expanded principals, and index version. The index version
-# is a token kept in the cache, replaced by bump_index_version() whenever a sync writes to the index, plus
-# the sources' last sync times from the database, so a sync in another process invalidates answers even
-# with the per-process local-memory cache. See docs/acl.md.
-ANSWER_CACHE_PREFIX = "citewise:answer:v1:"
-INDEX_VERSION_KEY = "citewise:index-version"
-_ANSWER_SETTINGS = (
-    "SEARCH_BACKEND", "INDEX_NAME", "EMBEDDING_MODEL", "FUSION", "RRF_K", "BM25_WEIGHT", "DENSE_WEIGHT",
-    "CANDIDATES_PER_LEG", "KNN_NUM_CANDIDATES", "RERANKER", "RERANK_MODEL", "RERANK_CANDIDATES", "ANSWER_PASSAGES",
-    "ANSWER_THRESHOLD", "COMPOSER", "LLM_MAX_INPUT_TOKENS", "LLM_MAX_OUTPUT_TOKENS", "COHERE_CHAT_MODEL",
-    "COHERE_RERANK_MODEL", "OPENAI_BASE_URL", "OPENAI_MODEL",
-)
-
-
-def normalise_question(question: str) -> str:
-    return " ".join(question.casefold().split())
-
-
-def principals_digest(principals: frozenset[str]) -> str:
-    """A hash of the sorted principals: two askers share cached answers only if they read as exactly the same."""
-    return hashlib.sha256("\n".join(sorted(principals)).encode()).hexdigest()
-
-
-def bump_index_version() -> None:
-    """Invalidate every cached answer: called after a sync writes documents, ACLs or deletions to the index."""
-    try:
-        cache.set(INDEX_VERSION_KEY, uuid.uuid4().hex, timeout=None)
-    except Exception:  # noqa: BLE001 - the sources' sync times in the key still change; see index_version()
-        logger.warning("could not bump the answer cache's index version", exc_info=True)
-
-
-def index_version() -> str:
-    """The cache's generation token and the newest content and permission sync times of any source."""
-    from django.db.models import Max
-
-    from connectors.models import Source
-
-    token = cache.get(INDEX_VERSION_KEY)
-    if token is None:
-        # A fresh random token (never a counter restarting at 1) so an evicted key cannot revive old entries.
-        cache.add(INDEX_VERSION_KEY, uuid.uuid4().hex, timeout=None)
-        token = cache.get(INDEX_VERSION_KEY) or "none"
-    stamps = Source.objects.aggregate(content=Max("last_synced_at"), permissions=Max("permissions_synced_at"))
-    return f"{token}:{stamps['content']}:{stamps['permissions']}"
-
-
-def answer_cache_key(question: str, search_query: str, principals: frozenset[str]) -> str:
-    config = settings.CITEWISE
-    material = json.dumps({
-        "question": normalise_question(question), "search_query": normalise_question(search_query),
-        "settings": [str(config.get(name, "")) for name in _ANSWER_SETTINGS], "prompt": PROMPT_VERSION,
-        "principals": principals_digest(principals), "index": index_version(),
-    }, sort_keys=True)
-    return ANSWER_CACHE_PREFIX + hashlib.sha256(material.encode()).hexdigest()
-
-
-def _cache_lookup(question: str, search_query: str, principals: frozenset[str]) -> tuple[str, dict | None, str]:
-    """(key, cached answer or None, "hit" | "miss" | "unavailable")."""
-    try:
-        key = answer_cache_key(question, search_query, principals)
-        cached = cache.get(key)
-    except Exception:  # noqa: BLE001 - a cache outage makes every question a miss, never a failure
-        logger.warning("answer cache unavailable", exc_info=True)
-        return "", None, "unavailable"
-    if not isinstance(cached, dict):
-        return key, None, "miss"
-    return key, cached, "hit"
-
-
-def _cache_set(key: str, value: dict[str, Any], ttl: int) -> None:
-    try:
-        cache.set(key, value, timeout=ttl)
-    except Exception:  # noqa: BLE001
-        logger.warning("answer cache unavailable", exc_info=True)
-
-
 def _audit_ask(record: Answer, nearest: list[Citation], cache_status: str) -> None:
     """Who asked what from which surface, which documents were retrieved and which were shown to them."""
-    from audit import services as audit
-
     retrieved = list(dict.fromkeys(r["document_id"] for r in record.retrieved))
     cited = list(dict.fromkeys(c["document_id"] for c in record.citations))
     shown = list(dict.fromkeys([*cited, *(c.document_id for c in nearest)]))
-    audit.record(record.user, "ask", object_type="search.answer", object_id=record.id, surface=record.surface,
+    audit.record(record.user, "ask", object_type="answers.answer", object_id=record.id, surface=record.surface,
                  detail={"question": record.question, "conversation_id": str(record.conversation_id),
                          "status": record.status, "refused": record.refused, "cache": cache_status,
                          "retrieved": retrieved, "cited": cited, "shown": shown, "error": record.error})
@@ -209,7 +125,7 @@ def ask(
     config = settings.CITEWISE
     started = time.perf_counter()
     conversation = _conversation(conversation_id, user, surface)
-    history = _history(conversation)
+    history = answer_selectors.recent_turns(conversation, HISTORY_TURNS)
     record = Answer(conversation=conversation, user=conversation.user, surface=surface, question=question)
     timings: dict[str, float] = {}
     ttl = int(config.get("ANSWER_CACHE_TTL_S", 0) or 0)
@@ -222,7 +138,7 @@ def ask(
         cached = None
         if ttl > 0:
             with timed("cache_lookup", timings):
-                cache_key, cached, cache_status = _cache_lookup(question, search_query, principals)
+                cache_key, cached, cache_status = cache.lookup(question, search_query, principals)
         if cached:
             record.text, record.refused, record.status = cached["text"], cached["refused"], cached["status"]
             record.composer, record.prompt_version = cached["composer"], cached["prompt_version"]
@@ -270,7 +186,7 @@ def ask(
             record.citations = [c.as_dict() for c in citations]
             # A degraded answer (a reranker or composer failed and a fallback answered) is not kept.
             if cache_key and not record.fallback_reason:
-                _cache_set(cache_key, {
+                cache.store(cache_key, {
                     "text": record.text, "refused": record.refused, "status": record.status,
                     "composer": record.composer, "prompt_version": record.prompt_version,
                     "retrieved": record.retrieved, "citations": record.citations,
@@ -308,3 +224,31 @@ def nearest_documents(passages: list[Passage], limit: int = 3) -> list[Citation]
         if passage.hit.document_id not in seen and len(seen) < limit:
             seen[passage.hit.document_id] = Citation.from_passage(len(seen) + 1, passage)
     return list(seen.values())
+
+
+# -- feedback -----------------------------------------------------------------------------------------
+
+
+class FeedbackError(ValueError):
+    """The feedback cannot be recorded as given (e.g. a flag without a reason)."""
+
+
+class AnswerNotFound(LookupError):
+    """No such answer, or not one the user asked: the two are indistinguishable on purpose."""
+
+
+def record_feedback(answer_id: uuid.UUID | str, user: Any, kind: str, reason: str = "", comment: str = "") -> Feedback:
+    """Record `user`'s feedback on an answer they were given. Only the asker may give feedback on an answer."""
+    if kind not in Feedback.Kind.values:
+        raise FeedbackError(f"kind must be one of {', '.join(Feedback.Kind.values)}")
+    reason, comment = (reason or "").strip(), (comment or "").strip()
+    if reason and reason not in Feedback.Reason.values:
+        raise FeedbackError(f"reason must be one of {', '.join(Feedback.Reason.values)}")
+    if kind == Feedback.Kind.FLAG and not reason:
+        raise FeedbackError("a flag needs a reason")
+    if len(comment) > 4000:
+        raise FeedbackError("the comment is longer than 4000 characters")
+    answer = answer_selectors.answer_asked_by(answer_id, user)
+    if answer is None:
+        raise AnswerNotFound("unknown answer")
+    return Feedback.objects.create(answer=answer, user=user, kind=kind, reason=reason, comment=comment)

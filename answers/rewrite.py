@@ -8,8 +8,8 @@ from collections.abc import Sequence
 
 from django.conf import settings
 
+from answers.types import ComposerError, Turn
 from search.analysis import ENGLISH_STOP_WORDS
-from search.answering.types import ComposerError, Turn
 
 logger = logging.getLogger("citewise.answering.rewrite")
 _FOLLOW_UP = re.compile(
@@ -33,7 +33,7 @@ def rewrite_query(question: str, history: Sequence[Turn]) -> str:
         return question
     if settings.CITEWISE["COMPOSER"] != "extractive":
         try:
-            from search.answering.llm import rewrite_with_llm
+            from answers.llm import rewrite_with_llm
 
             return rewrite_with_llm(question, history)
         except (ComposerError, ImportError) as exc:

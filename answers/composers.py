@@ -4,24 +4,24 @@ from __future__ import annotations
 
 from django.conf import settings
 
-from search.answering.types import Composer
+from answers.types import Composer
 
-# The prompt templates in search/answering/prompts/ carry this version; answers record it.
+# The prompt templates in answers/prompts/ carry this version; answers record it.
 PROMPT_VERSION = "answer-v1"
 
 
 def get_composer(name: str | None = None) -> Composer:
     name = name or settings.CITEWISE["COMPOSER"]
     if name == "extractive":
-        from search.answering.extractive import ExtractiveComposer
+        from answers.extractive import ExtractiveComposer
 
         return ExtractiveComposer()
     if name == "cohere":
-        from search.answering.llm import CohereComposer
+        from answers.llm import CohereComposer
 
         return CohereComposer.from_settings()
     if name == "openai":
-        from search.answering.llm import OpenAICompatibleComposer
+        from answers.llm import OpenAICompatibleComposer
 
         return OpenAICompatibleComposer.from_settings()
     raise ValueError(f"unknown composer {name!r} (expected extractive, cohere or openai)")

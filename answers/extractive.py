@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from answers.scoring import score_sentences
+from answers.types import Composition, Passage, Turn
 from search.analysis import analyze
-from search.answering.scoring import score_sentences
-from search.answering.types import Composition, Passage, Turn
 
 MAX_SENTENCES = 3
 # Further sentences must score nearly as well as the best one to be worth the reader's time.
