@@ -15,6 +15,7 @@ from django.core.exceptions import ValidationError
 
 from answers import cache
 from answers import selectors as answer_selectors
+from answers import throttling
 from answers.answerability import judge
 from answers.citations import Citation, VerifiedAnswer, verify
 from answers.composers import PROMPT_VERSION, get_composer
@@ -24,7 +25,7 @@ from answers.rerankers import get_reranker
 from answers.rewrite import rewrite_query
 from answers.types import ComposerError, Passage, RerankerError, Turn
 from audit import services as audit
-from search import selectors, throttling
+from search import selectors
 from search.metrics import timed
 from search.types import IndexModelMismatch, SearchMode, SearchUnavailable
 
@@ -111,7 +112,7 @@ def ask(
     The question is recorded and audited whatever happens, including when search or the LLM fails and
     when the answer comes from the cache; only a question refused by a rate limit (RateLimited, raised before
     any work) is not. `requester` names an asker who has no `user` (an unlinked chat user) and `channel` the
-    chat channel asked in, for those limits (search/throttling.py).
+    chat channel asked in, for those limits (answers/throttling.py).
     """
     question = (question or "").strip()
     if not question:

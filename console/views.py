@@ -27,11 +27,12 @@ from django.views.decorators.http import require_GET, require_POST
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from answers import services as answering
+from answers import throttling
 from answers.models import Feedback
 from audit import services as audit
 from connectors.models import Source
 from identity.selectors import principals_for
-from search import selectors, throttling
+from search import selectors
 from search.services import get_backend
 from search.types import IndexModelMismatch, SearchMode, SearchUnavailable
 

@@ -16,7 +16,6 @@ CHUNKS_EMBEDDED = Counter("citewise_chunks_embedded_total", "Chunks sent to the 
 EMBEDDING_CACHE_HITS = Counter("citewise_embedding_cache_hits_total", "Chunks whose vector came from the cache", ["model"])
 CHUNKS_INDEXED = Counter("citewise_chunks_indexed_total", "Chunks written to a search index", ["backend"])
 SEARCHES = Counter("citewise_searches_total", "Searches run", ["backend", "mode"])
-RATE_LIMITED = Counter("citewise_rate_limited_total", "Asks and searches refused by a rate limit", ["action", "scope"])
 
 
 @contextmanager

@@ -119,7 +119,7 @@ import sys, django
 django.setup()
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from search import throttling
+from answers import throttling
 settings.RATELIMIT_CACHE_PREFIX = sys.argv[1]
 settings.CITEWISE = {**settings.CITEWISE, "ASK_RATE_PER_USER": "2/d"}
 for pk in sys.argv[2:]:

@@ -19,14 +19,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from audit import services as audit
-from connectors.models import Source
-from identity.selectors import principals_for
-from search import selectors, throttling
 from answers import services as answering
+from answers import throttling
 from answers.citations import source_type
-from answers.services import AnswerNotFound, FeedbackError, record_feedback
-from search.serializers import (
+from api.serializers import (
     AnswerSerializer,
     AskRequestSerializer,
     ErrorSerializer,
@@ -36,6 +32,10 @@ from search.serializers import (
     SearchRequestSerializer,
     SearchResponseSerializer,
 )
+from audit import services as audit
+from connectors.models import Source
+from identity.selectors import principals_for
+from search import selectors
 from search.types import IndexModelMismatch, SearchHit, SearchMode, SearchUnavailable
 
 logger = logging.getLogger("citewise.api")
@@ -193,11 +193,11 @@ class FeedbackView(ApiView):
         body.is_valid(raise_exception=True)
         data = body.validated_data
         try:
-            feedback = record_feedback(answer_id, request.user, data["kind"], data.get("reason", ""),
+            feedback = answering.record_feedback(answer_id, request.user, data["kind"], data.get("reason", ""),
                                        data.get("comment", ""))
-        except AnswerNotFound:
+        except answering.AnswerNotFound:
             return _error("unknown answer", status.HTTP_404_NOT_FOUND)
-        except FeedbackError as exc:
+        except answering.FeedbackError as exc:
             return _error(str(exc), status.HTTP_400_BAD_REQUEST)
         return Response(FeedbackSerializer(feedback).data, status=status.HTTP_201_CREATED)
 

@@ -6,8 +6,8 @@ from typing import Any
 
 from rest_framework import serializers
 
-from answers.services import MAX_QUESTION_CHARS
 from answers.models import Feedback
+from answers.services import MAX_QUESTION_CHARS
 from search.selectors import MAX_QUERY_CHARS
 from search.types import SearchFilters, SearchMode
 

@@ -1,7 +1,8 @@
 """Rate limits on asking and searching: per asker and per chat channel, counted in Django's cache.
 
-Every ask goes through `answers.services.ask()`, which calls `check_ask()` before any other work, so the web chat, the
-API, Slack, Teams and the CLI share one limit per person; searches call `check_search()`. The counts live in the
+Every ask goes through `answers.services.ask()`, which calls `check_ask()` before any other work, so the web chat,
+the API, Slack, Teams and the CLI share one limit per person; searches call `check_search()`. The limits live here,
+under the API and the console that also check searches, because ask() itself must apply them. The counts live in the
 default cache (django-ratelimit: fixed windows, atomic add/incr), shared by every process when CITEWISE_CACHE_URL
 points at Redis and per process otherwise. Rates come from settings.CITEWISE (CITEWISE_ASK_RATE_PER_USER,
 CITEWISE_ASK_RATE_PER_CHANNEL, CITEWISE_SEARCH_RATE_PER_USER); an empty or zero rate turns a limit off.
@@ -14,10 +15,10 @@ from typing import Any
 
 from django.conf import settings
 from django_ratelimit.core import get_usage
-
-from search.metrics import RATE_LIMITED
+from prometheus_client import Counter
 
 logger = logging.getLogger("citewise.throttling")
+RATE_LIMITED = Counter("citewise_rate_limited_total", "Asks and searches refused by a rate limit", ["action", "scope"])
 
 ASK, SEARCH = "ask", "search"
 USER, CHANNEL = "user", "channel"
