@@ -9,8 +9,8 @@ from datetime import datetime
 from typing import Any
 
 from answers.types import Composition, Passage
+from retrieval.chunking import split_sentences
 from search.analysis import analyze
-from search.chunking import split_sentences
 
 # [3], [3, 4], [3][4] and the full-width brackets some models emit.
 _MARKER = re.compile(r"\s*[\[【](\d{1,3}(?:\s*,\s*\d{1,3})*)[\]】]")

@@ -8,7 +8,8 @@ from collections.abc import Sequence
 
 from django.conf import settings
 
-from answers.types import ComposerError, Reranker, RerankerError
+from answers.types import ComposerError
+from retrieval.reranking import Reranker, RerankerError
 from search.types import SearchHit
 
 logger = logging.getLogger("citewise.answering.rerank")

@@ -9,9 +9,9 @@ from functools import lru_cache
 
 
 from answers.types import Passage
+from retrieval.chunking import split_sentences
+from retrieval.embeddings import get_embedder
 from search.analysis import analyze
-from search.chunking import split_sentences
-from search.embeddings import get_embedder
 
 # Words that say what kind of answer is wanted, not what it is about.
 QUESTION_WORDS = frozenset(analyze(

@@ -23,10 +23,11 @@ from answers.extractive import ExtractiveComposer
 from answers.models import Answer, Conversation, Feedback
 from answers.rerankers import get_reranker
 from answers.rewrite import rewrite_query
-from answers.types import ComposerError, Passage, RerankerError, Turn
+from answers.types import ComposerError, Passage, Turn
 from audit import services as audit
-from search import selectors
-from search.metrics import timed
+from retrieval import selectors
+from retrieval.metrics import timed
+from retrieval.reranking import RerankerError
 from search.types import IndexModelMismatch, SearchMode, SearchUnavailable
 
 logger = logging.getLogger("citewise.answering")

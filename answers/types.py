@@ -53,15 +53,3 @@ class Composer(Protocol):
 
     def compose(self, question: str, passages: Sequence[Passage], *, history: Sequence[Turn] = ()) -> Composition:
         ...
-
-
-class RerankerError(Exception):
-    """A reranking provider failed; the pipeline keeps the fused order and records why."""
-
-
-class Reranker(Protocol):
-    name: str
-
-    def rerank(self, query: str, hits: Sequence[SearchHit], *, top_n: int) -> list[tuple[SearchHit, float]]:
-        """The best `top_n` hits for the query with their reranker scores, best first."""
-        ...

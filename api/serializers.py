@@ -8,7 +8,7 @@ from rest_framework import serializers
 
 from answers.models import Feedback
 from answers.services import MAX_QUESTION_CHARS
-from search.selectors import MAX_QUERY_CHARS
+from retrieval.selectors import MAX_QUERY_CHARS
 from search.types import SearchFilters, SearchMode
 
 MAX_SEARCH_LIMIT = 50

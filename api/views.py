@@ -35,7 +35,7 @@ from api.serializers import (
 from audit import services as audit
 from connectors.models import Source
 from identity.selectors import principals_for
-from search import selectors
+from retrieval import selectors
 from search.types import IndexModelMismatch, SearchHit, SearchMode, SearchUnavailable
 
 logger = logging.getLogger("citewise.api")

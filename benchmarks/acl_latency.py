@@ -51,10 +51,10 @@ def main() -> None:
     from connectors.parsing import Section
     from identity.models import Account, ExternalIdentity, Group, GroupMembership
     from identity.selectors import expanded_principals
+    from retrieval.embeddings import get_embedder
+    from retrieval.services import DocumentToIndex, fusion_config, index_documents
     from search.analysis import analyzed_text
     from search.backends import create_backend
-    from search.embeddings import get_embedder
-    from search.services import DocumentToIndex, fusion_config, index_documents
     from search.types import DocumentAcl, IndexedDocument, SearchFilters, SearchMode
 
     rng = random.Random(7)

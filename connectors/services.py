@@ -27,7 +27,8 @@ from connectors.models import Document, Source, document_id_for
 from connectors.parsing import ParseError, parse
 from connectors.sources import connector_for
 from identity import services as identity_services
-from search import services as search_services
+from retrieval import services as retrieval_services
+from retrieval.embeddings import get_embedder
 from search.backends import SearchBackend
 from search.types import DocumentAcl, IndexedDocument, SearchUnavailable
 
@@ -209,7 +210,7 @@ def sync_source(
 @dataclass
 class _Pending:
     document: Document
-    to_index: search_services.DocumentToIndex
+    to_index: retrieval_services.DocumentToIndex
     content_hash: str
     permissions: Permissions
     # The ACL hash the document had when this sync loaded it; another value later means a permission sync wrote.
@@ -222,10 +223,10 @@ def _sync_source(
     started = time.perf_counter()
     report = IngestReport(source=source.name)
     connector = connector_for(source)
-    backend = backend or search_services.get_backend(source.index_name or None, source.search_backend or None)
+    backend = backend or retrieval_services.get_backend(source.index_name or None, source.search_backend or None)
     # Settings alone decide whether stored chunks are current; the model loads only if something is indexed.
     model_name = settings.CITEWISE["EMBEDDING_MODEL"]
-    pipeline = search_services.pipeline_signature()
+    pipeline = retrieval_services.pipeline_signature()
     max_bytes = settings.CITEWISE["MAX_FILE_BYTES"]
     limits = {"max_chars": settings.CITEWISE["MAX_EXTRACTED_CHARS"],
               "max_uncompressed_bytes": settings.CITEWISE["MAX_UNCOMPRESSED_BYTES"],
@@ -280,11 +281,11 @@ def _sync_source(
                 document_id=document.id, source_id=str(source.id), title=document.title, url=item.url,
                 mime_type=item.mime_type, modified_at=item.modified_at, acl=_acl(permissions),
             )
-            pending.append(_Pending(document, search_services.DocumentToIndex(indexed, parsed.sections),
+            pending.append(_Pending(document, retrieval_services.DocumentToIndex(indexed, parsed.sections),
                                     content_hash, permissions, document.acl_hash))
         if pending:
             lease.keep()
-            stats = search_services.index_documents(
+            stats = retrieval_services.index_documents(
                 [p.to_index for p in pending], backend=backend,
                 max_chunks_per_document=settings.CITEWISE["MAX_CHUNKS_PER_DOCUMENT"])
             for entry in pending:
@@ -345,7 +346,7 @@ def _clear_parsing(document: Document) -> None:
 def _withdraw(document: Document, backend: SearchBackend) -> None:
     """Take a document's chunks out of the index: what it held was never the source's to show."""
     if document.indexed_hash or document.chunk_count:
-        search_services.delete_documents([document.id], backend=backend)
+        retrieval_services.delete_documents([document.id], backend=backend)
         bump_index_version()
     document.indexed_hash = document.embedding_model = document.indexed_pipeline = ""
     document.chunk_count = 0
@@ -412,7 +413,7 @@ def _record_indexed(
 
 def source_backend(source: Source) -> SearchBackend:
     """The live index a source's documents are searched in."""
-    return search_services.get_backend(source.index_name or None, source.search_backend or None)
+    return retrieval_services.get_backend(source.index_name or None, source.search_backend or None)
 
 
 # Set on a Document queryset whose documents have already left the index, so that deleting its rows does not
@@ -471,7 +472,7 @@ def remove_orphaned_documents(backends: Sequence[SearchBackend] | None = None) -
     ingested (as ensure_source does outside a transaction).
     """
     if backends is None:
-        backends = list(dict.fromkeys([search_services.get_backend(),
+        backends = list(dict.fromkeys([retrieval_services.get_backend(),
                                        *(source_backend(s) for s in Source.objects.all())]))
     known = {str(pk) for pk in Source.objects.values_list("pk", flat=True)}
     removed = 0
@@ -499,7 +500,7 @@ def prune_missing(source: Source, seen_ids: set[str], *, backend: SearchBackend 
     if gone:
         live = source_backend(source)
         for target in dict.fromkeys([live, backend or live]):
-            search_services.delete_documents(gone, backend=target)
+            retrieval_services.delete_documents(gone, backend=target)
         _delete_rows(gone)
         bump_index_version()
     return len(gone)
@@ -520,11 +521,9 @@ def rebuild_index(index_name: str = "", kind: str | None = None, *, progress: bo
 
     Searches keep using the old index until the swap, which is atomic on both backends.
     """
-    from search.embeddings import get_embedder
-
     config = settings.CITEWISE
     kind = kind or config["SEARCH_BACKEND"]
-    live = search_services.get_backend(index_name or None, kind)
+    live = retrieval_services.get_backend(index_name or None, kind)
     embedder = get_embedder()
     # Versions earlier rebuilds left (they failed, died, or an old index could not be deleted) go first.
     live.remove_stale_versions()
@@ -583,7 +582,7 @@ def sync_permissions(source: Source, *, backend: SearchBackend | None = None) ->
     connector = connector_for(source)
     listed_ids, listing_problems = _listed(connector.list_ids())
     report.groups, report.memberships = sync_groups(source)
-    backend = backend or search_services.get_backend(source.index_name or None, source.search_backend or None)
+    backend = backend or retrieval_services.get_backend(source.index_name or None, source.search_backend or None)
     # Items gone from the source are gone from search now, not at the next content sync.
     if listing_problems:
         report.listing_complete = False

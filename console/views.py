@@ -32,8 +32,8 @@ from answers.models import Feedback
 from audit import services as audit
 from connectors.models import Source
 from identity.selectors import principals_for
-from search import selectors
-from search.services import get_backend
+from retrieval import selectors
+from retrieval.services import get_backend
 from search.types import IndexModelMismatch, SearchMode, SearchUnavailable
 
 logger = logging.getLogger("citewise.chat")

@@ -65,10 +65,12 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "rest_framework.authtoken",
     "drf_spectacular",
+    # Ours, from the bottom layer up (pyproject.toml's import contract): each imports only those above it here.
     "audit",
     "identity",
-    "connectors",
     "search",
+    "retrieval",
+    "connectors",
     "answers",
     "bot",
     "api",

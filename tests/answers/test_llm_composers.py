@@ -14,16 +14,17 @@ from datetime import UTC, datetime
 
 import pytest
 
-from connectors.parsing import Section
-from search import selectors
 from answers import llm
 from answers.citations import verify
 from answers.llm import CohereComposer, OpenAICompatibleComposer, estimate_tokens, rewrite_with_llm
+from answers.models import Answer
 from answers.rerankers import CohereReranker, get_reranker
 from answers.services import ask
-from answers.types import ComposerError, Passage, RerankerError, Turn
-from answers.models import Answer
-from search.services import DocumentToIndex, index_documents
+from answers.types import ComposerError, Passage, Turn
+from connectors.parsing import Section
+from retrieval import selectors
+from retrieval.reranking import RerankerError
+from retrieval.services import DocumentToIndex, index_documents
 from search.types import DocumentAcl, IndexedDocument, SearchHit, SearchMode
 from tests.standins import RecordedRequest, Reply, Step, hang, malformed, status
 from tests.standins import cohere as cohere_api

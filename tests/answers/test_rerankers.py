@@ -16,7 +16,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from answers.rerankers import CrossEncoderReranker, NoReranker, get_reranker
-from search.evaluation import rerank_head
+from retrieval.evaluation import rerank_head
 from search.types import SearchHit
 
 QUERY = "how many days of paid leave do parents get"

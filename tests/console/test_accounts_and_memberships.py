@@ -14,7 +14,7 @@ from connectors import services as connectors
 from identity.models import Account, ExternalIdentity, Group, GroupMembership
 from identity.principals import EVERYONE_EXCEPT_EXTERNAL
 from identity.selectors import expanded_principals, principals_for
-from search.selectors import search
+from retrieval.selectors import search
 
 pytestmark = pytest.mark.django_db
 

@@ -9,8 +9,8 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
 from identity.selectors import principals_for
-from search import selectors
-from search.services import get_backend
+from retrieval import selectors
+from retrieval.services import get_backend
 from search.types import IndexModelMismatch, SearchFilters, SearchMode, SearchUnavailable
 
 

@@ -10,13 +10,13 @@ from dataclasses import dataclass, field
 import numpy as np
 from django.conf import settings
 
+from retrieval.chunking import ChunkingConfig, SectionLike, TooManyChunks, chunk_sections
+from retrieval.embeddings import Embedder, get_embedder
+from retrieval.metrics import CHUNKS_EMBEDDED, CHUNKS_INDEXED, EMBEDDING_CACHE_HITS, timed
+from retrieval.models import EmbeddingCacheEntry
 from search.analysis import analyzed_text
 from search.backends import SearchBackend, create_backend
 from search.backends.base import DocumentChunks
-from search.chunking import ChunkingConfig, SectionLike, TooManyChunks, chunk_sections
-from search.embeddings import Embedder, get_embedder
-from search.metrics import CHUNKS_EMBEDDED, CHUNKS_INDEXED, EMBEDDING_CACHE_HITS, timed
-from search.models import EmbeddingCacheEntry
 from search.types import Chunk, FusionConfig, IndexedDocument
 
 logger = logging.getLogger("citewise.search")

@@ -1,4 +1,4 @@
-"""Search records: the embedding cache."""
+"""Retrieval's records: the embedding cache, one vector per (model, exact text embedded)."""
 
 from __future__ import annotations
 

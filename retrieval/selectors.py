@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 from django.conf import settings
 
+from retrieval.chunking import merge_section_text
+from retrieval.embeddings import get_embedder
+from retrieval.metrics import SEARCHES, timed
+from retrieval.services import fusion_config, get_backend
 from search.analysis import analyzed_text
 from search.backends import SearchBackend
-from search.chunking import merge_section_text
-from search.embeddings import get_embedder
-from search.metrics import SEARCHES, timed
-from search.services import fusion_config, get_backend
 from search.types import FusionConfig, IndexMissing, SearchFilters, SearchHit, SearchMode
 
 

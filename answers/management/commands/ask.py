@@ -7,8 +7,8 @@ import json
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
-from identity.selectors import principals_for
 from answers.services import InvalidQuestion, RateLimited, ask
+from identity.selectors import principals_for
 from search.types import IndexModelMismatch, SearchUnavailable
 
 

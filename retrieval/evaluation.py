@@ -12,8 +12,8 @@ import ir_measures
 from ir_measures import MRR, R, nDCG
 from tqdm import tqdm
 
-from search import selectors
-from answers.types import Reranker
+from retrieval import selectors
+from retrieval.reranking import Reranker
 from search.backends import SearchBackend
 from search.types import FusionConfig, SearchHit, SearchMode
 

@@ -13,9 +13,9 @@ from django.core.management.base import BaseCommand, CommandError
 
 from connectors import services as connector_services
 from connectors.models import Document
-from answers.types import Reranker, RerankerError
-from search.evaluation import evaluate
-from search.services import fusion_config, get_backend
+from retrieval.evaluation import evaluate
+from retrieval.reranking import Reranker, RerankerError
+from retrieval.services import fusion_config, get_backend
 from search.types import IndexModelMismatch, SearchMode, SearchUnavailable
 
 

@@ -5,7 +5,7 @@ import re
 from hypothesis import given, settings as hypothesis_settings, strategies as st
 
 from connectors.parsing import Section
-from search.chunking import ChunkingConfig, chunk_sections, merge_section_text, split_sentences
+from retrieval.chunking import ChunkingConfig, chunk_sections, merge_section_text, split_sentences
 
 
 def words(texts):
