@@ -2,9 +2,9 @@
 
 An answer is reused only for the same normalised question, rewritten search query (the conversation's context),
 answering settings, *exact* set of expanded principals, and index version. The index version is a token kept in the
-cache, replaced by bump_index_version() whenever a sync writes to the index, plus the sources' last sync times from
-the database, so a sync in another process invalidates answers even with the per-process local-memory cache. See
-docs/acl.md.
+cache, replaced by bump_index_version() whenever the index changes (retrieval's index_changed signal; the receiver
+is connected in answers/apps.py), plus the sources' last sync times from the database, so a sync in another process
+invalidates answers even with the per-process local-memory cache. See docs/acl.md.
 """
 
 from __future__ import annotations
@@ -43,11 +43,16 @@ def principals_digest(principals: frozenset[str]) -> str:
 
 
 def bump_index_version() -> None:
-    """Invalidate every cached answer: called after a sync writes documents, ACLs or deletions to the index."""
+    """Invalidate every cached answer."""
     try:
         cache.set(INDEX_VERSION_KEY, uuid.uuid4().hex, timeout=None)
     except Exception:  # noqa: BLE001 - the sources' sync times in the key still change; see index_version()
         logger.warning("could not bump the answer cache's index version", exc_info=True)
+
+
+def invalidate_on_index_change(sender: type, **kwargs: Any) -> None:
+    """The index_changed receiver: documents, ACLs or deletions were written to an index, or a rebuild swapped in."""
+    bump_index_version()
 
 
 def index_version() -> str:

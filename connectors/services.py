@@ -21,7 +21,6 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 from tqdm import tqdm
 
-from answers.cache import bump_index_version
 from connectors.base import Connector, IncompleteListing, ItemError, Permissions, SourceItem
 from connectors.models import Document, Source, document_id_for
 from connectors.parsing import ParseError, parse
@@ -299,7 +298,6 @@ def _sync_source(
                 report.stage_seconds[stage] = report.stage_seconds.get(stage, 0.0) + seconds
             if pending:
                 _record_indexed(pending, model_name, pipeline, stats.chunks_per_document, backend)
-                bump_index_version()
                 report.indexed += len(pending)
         bar.update(len(items[start:start + batch_size]))
     bar.close()
@@ -346,8 +344,7 @@ def _clear_parsing(document: Document) -> None:
 def _withdraw(document: Document, backend: SearchBackend) -> None:
     """Take a document's chunks out of the index: what it held was never the source's to show."""
     if document.indexed_hash or document.chunk_count:
-        retrieval_services.delete_documents([document.id], backend=backend)
-        bump_index_version()
+        retrieval_services.delete_documents([document.id], backend=backend, source_ids=[document.source_id])
     document.indexed_hash = document.embedding_model = document.indexed_pipeline = ""
     document.chunk_count = 0
     document.indexed_at = None
@@ -405,9 +402,9 @@ def _record_indexed(
         # The permission sync's ACL is the one on record; the chunks just written must carry it too.
         current = Document.objects.filter(pk__in=overtaken).values_list("id", "acl_principals", "acl_public",
                                                                        "acl_status")
-        backend.update_acls([(document_id, DocumentAcl(principals=frozenset(principals), public=public,
-                                                       status=status))
-                             for document_id, principals, public, status in current])
+        retrieval_services.update_acls(
+            [(document_id, DocumentAcl(principals=frozenset(principals), public=public, status=status))
+             for document_id, principals, public, status in current], backend=backend)
         logger.info("kept the ACL a permission sync wrote meanwhile for %d documents", len(overtaken))
 
 
@@ -429,16 +426,15 @@ def _delete_rows(document_ids: Sequence[str]) -> int:
 
 def remove_documents_from_index(documents: Iterable[Document]) -> int:
     """Delete documents from their sources' live indexes; SearchUnavailable unless every index confirms."""
-    by_backend: dict[SearchBackend, list[str]] = {}
+    by_backend: dict[SearchBackend, list[Document]] = {}
     sources: dict[int, Source] = {}
     for document in documents:
         source = sources.setdefault(document.source_id, document.source)
-        by_backend.setdefault(source_backend(source), []).append(document.id)
-    for backend, ids in by_backend.items():
-        backend.delete_documents(ids)
-    if by_backend:
-        bump_index_version()
-    return sum(len(ids) for ids in by_backend.values())
+        by_backend.setdefault(source_backend(source), []).append(document)
+    for backend, listed in by_backend.items():
+        retrieval_services.delete_documents([d.id for d in listed], backend=backend,
+                                            source_ids=sorted({d.source_id for d in listed}))
+    return sum(len(listed) for listed in by_backend.values())
 
 
 def delete_documents(documents: QuerySet[Document]) -> int:
@@ -457,9 +453,7 @@ def remove_source_from_index(source: Source) -> int:
     backend = source_backend(source)
     ids = set(Document.objects.filter(source=source).values_list("id", flat=True))
     ids |= backend.document_ids(source_ids=[str(source.pk)])
-    if ids:
-        backend.delete_documents(sorted(ids))
-    bump_index_version()
+    retrieval_services.delete_documents(sorted(ids), backend=backend, source_ids=[source.pk])
     return len(ids)
 
 
@@ -481,12 +475,10 @@ def remove_orphaned_documents(backends: Sequence[SearchBackend] | None = None) -
         if not orphaned:
             continue
         ids = sorted(backend.document_ids(source_ids=orphaned))
-        backend.delete_documents(ids)
+        retrieval_services.delete_documents(ids, backend=backend, source_ids=orphaned)
         removed += len(ids)
         logger.info("removed %d documents of deleted sources %s from index %s", len(ids), ", ".join(orphaned),
                     backend.index_name)
-    if removed:
-        bump_index_version()
     return removed
 
 
@@ -500,9 +492,8 @@ def prune_missing(source: Source, seen_ids: set[str], *, backend: SearchBackend 
     if gone:
         live = source_backend(source)
         for target in dict.fromkeys([live, backend or live]):
-            retrieval_services.delete_documents(gone, backend=target)
+            retrieval_services.delete_documents(gone, backend=target, source_ids=[source.pk])
         _delete_rows(gone)
-        bump_index_version()
     return len(gone)
 
 
@@ -532,14 +523,13 @@ def rebuild_index(index_name: str = "", kind: str | None = None, *, progress: bo
     sources = Source.objects.filter(index_name=index_name, search_backend__in=pinned)
     try:
         reports = [sync_source(source, progress=progress, backend=staged, force=True) for source in sources]
-        live.promote(staged)
+        retrieval_services.promote(live, staged)
     except BaseException:
         try:
             live.discard(staged)
         except SearchUnavailable as exc:  # the index is down: the next rebuild collects it
             logger.warning("could not delete the staging index of a failed rebuild: %s", exc)
         raise
-    bump_index_version()
     return reports
 
 
@@ -607,12 +597,11 @@ def sync_permissions(source: Source, *, backend: SearchBackend | None = None) ->
             changed.append((document, permissions))
     for start in range(0, len(changed), 500):
         batch = changed[start:start + 500]
-        backend.update_acls([(d.id, _acl(p)) for d, p in batch if d.indexed_hash])
+        retrieval_services.update_acls([(d.id, _acl(p)) for d, p in batch if d.indexed_hash], backend=backend)
         with transaction.atomic():
             for document, permissions in batch:
                 _apply_acl(document, permissions)
                 document.save(update_fields=["acl_principals", "acl_public", "acl_status", "acl_hash"])
-        bump_index_version()
     report.changed = len(changed)
     source.permissions_synced_at = timezone.now()
     source.save(update_fields=["permissions_synced_at"])

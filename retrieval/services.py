@@ -1,4 +1,5 @@
-"""Actions on the search index: chunk, embed (cached), write and delete documents."""
+"""Actions on the search index: chunk, embed (cached), write and delete documents, change their ACLs, swap in a
+rebuilt index. Each change is announced with the index_changed signal (retrieval/signals.py)."""
 
 from __future__ import annotations
 
@@ -14,10 +15,11 @@ from retrieval.chunking import ChunkingConfig, SectionLike, TooManyChunks, chunk
 from retrieval.embeddings import Embedder, get_embedder
 from retrieval.metrics import CHUNKS_EMBEDDED, CHUNKS_INDEXED, EMBEDDING_CACHE_HITS, timed
 from retrieval.models import EmbeddingCacheEntry
+from retrieval.signals import index_changed
 from search.analysis import analyzed_text
 from search.backends import SearchBackend, create_backend
 from search.backends.base import DocumentChunks
-from search.types import Chunk, FusionConfig, IndexedDocument
+from search.types import Chunk, DocumentAcl, FusionConfig, IndexedDocument
 
 logger = logging.getLogger("citewise.search")
 
@@ -164,8 +166,38 @@ def index_documents(
     stats.chunks = offset
     stats.chunks_per_document = {item.document.document_id: len(c) for item, c in zip(items, per_document)}
     CHUNKS_INDEXED.labels(backend.name).inc(offset)
+    _announce(backend, [item.document.document_id for item in items], [item.document.source_id for item in items])
     return stats
 
 
-def delete_documents(document_ids: Sequence[str], *, backend: SearchBackend | None = None) -> None:
-    (backend or get_backend()).delete_documents(list(document_ids))
+def delete_documents(
+    document_ids: Sequence[str], *, backend: SearchBackend | None = None, source_ids: Sequence[str] = (),
+) -> None:
+    """Delete documents' chunks from the index; `source_ids` (their sources, where the caller knows) go with the
+    announcement."""
+    if not document_ids:
+        return
+    backend = backend or get_backend()
+    backend.delete_documents(list(document_ids))
+    _announce(backend, document_ids, source_ids)
+
+
+def update_acls(acls: Sequence[tuple[str, DocumentAcl]], *, backend: SearchBackend | None = None) -> None:
+    """Replace the ACL every chunk of each document carries, by document id; nothing is re-embedded."""
+    if not acls:
+        return
+    backend = backend or get_backend()
+    backend.update_acls(list(acls))
+    _announce(backend, [document_id for document_id, _ in acls])
+
+
+def promote(live: SearchBackend, staged: SearchBackend) -> None:
+    """Swap a rebuilt staging index in for the live one (atomically, on both backends)."""
+    live.promote(staged)
+    _announce(live, None)
+
+
+def _announce(backend: SearchBackend, document_ids: Sequence[str] | None, source_ids: Sequence[str] = ()) -> None:
+    index_changed.send(sender=type(backend), backend=backend,
+                       document_ids=None if document_ids is None else frozenset(document_ids),
+                       source_ids=frozenset(str(source_id) for source_id in source_ids))

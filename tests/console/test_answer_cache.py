@@ -1,4 +1,4 @@
-"""The answer cache: per exact set of principals, invalidated by every sync that writes to the index."""
+"""The answer cache: per exact set of principals, invalidated by every change to the index."""
 
 from __future__ import annotations
 
@@ -6,11 +6,13 @@ import json
 
 import pytest
 
-from connectors import services as connectors
-from identity.selectors import principals_for
 from answers import cache
 from answers import services as answering
 from answers.models import Answer
+from connectors import services as connectors
+from identity.selectors import principals_for
+from retrieval import services as retrieval_services
+from search.types import DocumentAcl
 from tests.console.conftest import BUDGET_QUESTION, auth, finance_document, public_document, write_manifest
 
 pytestmark = pytest.mark.django_db
@@ -103,6 +105,19 @@ def test_a_content_sync_invalidates_cached_answers(corpus, alice):
     connectors.sync_source(source)
     after = ask(alice)
     assert cache_status(after) == "miss" and "55,000" in after.text
+
+
+def test_an_acl_change_written_through_retrieval_invalidates_cached_answers(corpus, alice):
+    # No connector and no sync time is involved: only answers' receiver of retrieval's index_changed can notice.
+    _, source = corpus
+    budget = finance_document(source).id
+    assert cache_status(ask(alice)) == "miss"
+    assert cache_status(ask(alice)) == "hit"
+    retrieval_services.update_acls([(budget, DocumentAcl(principals=frozenset({"group:nobody"}), status="ok"))],
+                                   backend=connectors.source_backend(source))
+    after = ask(alice)
+    assert cache_status(after) == "miss"
+    assert budget not in cited(after) and "40,000" not in after.text
 
 
 def test_bump_index_version_invalidates_and_a_zero_ttl_disables(corpus, alice, settings):
