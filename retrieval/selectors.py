@@ -9,6 +9,7 @@ from retrieval.chunking import merge_section_text
 from retrieval.embeddings import get_embedder
 from retrieval.metrics import SEARCHES, timed
 from retrieval.services import fusion_config, get_backend
+from retrieval.signals import index_found_empty
 from search.analysis import analyzed_text
 from search.backends import SearchBackend
 from search.types import FusionConfig, IndexMissing, SearchFilters, SearchHit, SearchMode
@@ -53,17 +54,16 @@ def search(
 
 
 def index_status(backend: SearchBackend | None = None) -> str:
-    """"ok", "empty" (nothing ingested yet) or "index missing" (the database says otherwise).
+    """"ok", "empty" (nothing ingested yet) or "index missing" (what was indexed says otherwise: index_found_empty).
 
     Raises SearchUnavailable when the index cannot be read at all.
     """
-    from connectors.selectors import indexed_chunks_expected
-
     backend = backend or get_backend()
     info = backend.index_info()
     if info is not None and info.chunk_count > 0:
         return "ok"
-    return "index missing" if indexed_chunks_expected(backend.name, backend.index_name) else "empty"
+    replies = index_found_empty.send(sender=type(backend), backend_kind=backend.name, index_name=backend.index_name)
+    return "index missing" if any(expected for _, expected in replies) else "empty"
 
 
 def _raise_if_missing(backend: SearchBackend) -> None:
