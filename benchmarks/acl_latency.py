@@ -48,13 +48,13 @@ def main() -> None:
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
-    from connectors.models import Account, ExternalIdentity, Group, GroupMembership
     from connectors.parsing import Section
-    from connectors.selectors import expanded_principals
+    from identity.models import Account, ExternalIdentity, Group, GroupMembership
+    from identity.selectors import expanded_principals
+    from retrieval.embeddings import get_embedder
+    from retrieval.services import DocumentToIndex, fusion_config, index_documents
     from search.analysis import analyzed_text
     from search.backends import create_backend
-    from search.embeddings import get_embedder
-    from search.services import DocumentToIndex, fusion_config, index_documents
     from search.types import DocumentAcl, IndexedDocument, SearchFilters, SearchMode
 
     rng = random.Random(7)

@@ -70,7 +70,7 @@ def start_demo_deployment(env: dict[str, str], server_kind: str,
     manage(env, "migrate", "--no-input", "-v0")
     demo = manage(env, "load_demo", "--no-admin").strip().splitlines()[-1]
     manage(env, "shell", "-c", (
-        "from django.contrib.auth import get_user_model; from connectors.models import ExternalIdentity; "
+        "from django.contrib.auth import get_user_model; from identity.models import ExternalIdentity; "
         "ExternalIdentity.objects.create(user=get_user_model().objects.get(username='alice'), "
         f"principal={linked_principal!r})"))
     port = free_port()

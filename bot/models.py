@@ -45,7 +45,7 @@ class ThreadConversation(models.Model):
     thread_id = models.CharField(max_length=255)
     platform_user_id = models.CharField(max_length=64)
     scope = models.CharField(max_length=16)
-    conversation = models.ForeignKey("search.Conversation", on_delete=models.CASCADE, related_name="+")
+    conversation = models.ForeignKey("answers.Conversation", on_delete=models.CASCADE, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
     # Chats without threads (a Teams personal chat) start a fresh conversation after a quiet spell.
     last_used_at = models.DateTimeField(auto_now=True)

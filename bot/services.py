@@ -17,14 +17,21 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from answers.models import Feedback
+from answers.services import (
+    AnswerNotFound,
+    AnswerResult,
+    FeedbackError,
+    InvalidQuestion,
+    RateLimited,
+    ask,
+    record_feedback,
+)
 from bot.metrics import BOT_ANSWER_SECONDS, BOT_EVENTS
 from bot.models import ProcessedEvent, ThreadConversation
-from connectors.base import normalize_principal
-from connectors.models import ExternalIdentity
-from search.answering.feedback import AnswerNotFound, FeedbackError, record_feedback
-from search.answering.services import AnswerResult, InvalidQuestion, RateLimited, ask
-from search.identity import principals_for
-from search.models import Feedback
+from identity.models import ExternalIdentity
+from identity.principals import normalize_principal
+from identity.selectors import principals_for
 from search.types import SearchUnavailable
 
 logger = logging.getLogger("citewise.bot")

@@ -18,17 +18,6 @@ class Permissions:
 
 
 PUBLIC = Permissions(public=True, status="ok")
-
-
-def normalize_principal(principal: str) -> str:
-    """One spelling per principal: email addresses and domains compare case-insensitively."""
-    principal = principal.strip()
-    kind, _, value = principal.partition(":")
-    if kind in ("email", "domain") and value:
-        return f"{kind}:{value.lower()}"
-    return principal
-
-
 UNKNOWN = Permissions()
 
 

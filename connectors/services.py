@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from django.conf import settings
 from django.db import transaction
@@ -22,11 +22,12 @@ from django.utils import timezone
 from tqdm import tqdm
 
 from connectors.base import Connector, IncompleteListing, ItemError, Permissions, SourceItem
-from connectors.models import Account, Document, Group, GroupMembership, Source, document_id_for
+from connectors.models import Document, Source, document_id_for
 from connectors.parsing import ParseError, parse
 from connectors.sources import connector_for
-from search import services as search_services
-from search.answering.services import bump_index_version
+from identity import services as identity_services
+from retrieval import services as retrieval_services
+from retrieval.embeddings import get_embedder
 from search.backends import SearchBackend
 from search.types import DocumentAcl, IndexedDocument, SearchUnavailable
 
@@ -208,7 +209,7 @@ def sync_source(
 @dataclass
 class _Pending:
     document: Document
-    to_index: search_services.DocumentToIndex
+    to_index: retrieval_services.DocumentToIndex
     content_hash: str
     permissions: Permissions
     # The ACL hash the document had when this sync loaded it; another value later means a permission sync wrote.
@@ -221,10 +222,10 @@ def _sync_source(
     started = time.perf_counter()
     report = IngestReport(source=source.name)
     connector = connector_for(source)
-    backend = backend or search_services.get_backend(source.index_name or None, source.search_backend or None)
+    backend = backend or retrieval_services.get_backend(source.index_name or None, source.search_backend or None)
     # Settings alone decide whether stored chunks are current; the model loads only if something is indexed.
     model_name = settings.CITEWISE["EMBEDDING_MODEL"]
-    pipeline = search_services.pipeline_signature()
+    pipeline = retrieval_services.pipeline_signature()
     max_bytes = settings.CITEWISE["MAX_FILE_BYTES"]
     limits = {"max_chars": settings.CITEWISE["MAX_EXTRACTED_CHARS"],
               "max_uncompressed_bytes": settings.CITEWISE["MAX_UNCOMPRESSED_BYTES"],
@@ -279,11 +280,11 @@ def _sync_source(
                 document_id=document.id, source_id=str(source.id), title=document.title, url=item.url,
                 mime_type=item.mime_type, modified_at=item.modified_at, acl=_acl(permissions),
             )
-            pending.append(_Pending(document, search_services.DocumentToIndex(indexed, parsed.sections),
+            pending.append(_Pending(document, retrieval_services.DocumentToIndex(indexed, parsed.sections),
                                     content_hash, permissions, document.acl_hash))
         if pending:
             lease.keep()
-            stats = search_services.index_documents(
+            stats = retrieval_services.index_documents(
                 [p.to_index for p in pending], backend=backend,
                 max_chunks_per_document=settings.CITEWISE["MAX_CHUNKS_PER_DOCUMENT"])
             for entry in pending:
@@ -297,7 +298,6 @@ def _sync_source(
                 report.stage_seconds[stage] = report.stage_seconds.get(stage, 0.0) + seconds
             if pending:
                 _record_indexed(pending, model_name, pipeline, stats.chunks_per_document, backend)
-                bump_index_version()
                 report.indexed += len(pending)
         bar.update(len(items[start:start + batch_size]))
     bar.close()
@@ -344,8 +344,7 @@ def _clear_parsing(document: Document) -> None:
 def _withdraw(document: Document, backend: SearchBackend) -> None:
     """Take a document's chunks out of the index: what it held was never the source's to show."""
     if document.indexed_hash or document.chunk_count:
-        search_services.delete_documents([document.id], backend=backend)
-        bump_index_version()
+        retrieval_services.delete_documents([document.id], backend=backend, source_ids=[document.source_id])
     document.indexed_hash = document.embedding_model = document.indexed_pipeline = ""
     document.chunk_count = 0
     document.indexed_at = None
@@ -403,15 +402,15 @@ def _record_indexed(
         # The permission sync's ACL is the one on record; the chunks just written must carry it too.
         current = Document.objects.filter(pk__in=overtaken).values_list("id", "acl_principals", "acl_public",
                                                                        "acl_status")
-        backend.update_acls([(document_id, DocumentAcl(principals=frozenset(principals), public=public,
-                                                       status=status))
-                             for document_id, principals, public, status in current])
+        retrieval_services.update_acls(
+            [(document_id, DocumentAcl(principals=frozenset(principals), public=public, status=status))
+             for document_id, principals, public, status in current], backend=backend)
         logger.info("kept the ACL a permission sync wrote meanwhile for %d documents", len(overtaken))
 
 
 def source_backend(source: Source) -> SearchBackend:
     """The live index a source's documents are searched in."""
-    return search_services.get_backend(source.index_name or None, source.search_backend or None)
+    return retrieval_services.get_backend(source.index_name or None, source.search_backend or None)
 
 
 # Set on a Document queryset whose documents have already left the index, so that deleting its rows does not
@@ -427,16 +426,15 @@ def _delete_rows(document_ids: Sequence[str]) -> int:
 
 def remove_documents_from_index(documents: Iterable[Document]) -> int:
     """Delete documents from their sources' live indexes; SearchUnavailable unless every index confirms."""
-    by_backend: dict[SearchBackend, list[str]] = {}
+    by_backend: dict[SearchBackend, list[Document]] = {}
     sources: dict[int, Source] = {}
     for document in documents:
         source = sources.setdefault(document.source_id, document.source)
-        by_backend.setdefault(source_backend(source), []).append(document.id)
-    for backend, ids in by_backend.items():
-        backend.delete_documents(ids)
-    if by_backend:
-        bump_index_version()
-    return sum(len(ids) for ids in by_backend.values())
+        by_backend.setdefault(source_backend(source), []).append(document)
+    for backend, listed in by_backend.items():
+        retrieval_services.delete_documents([d.id for d in listed], backend=backend,
+                                            source_ids=sorted({d.source_id for d in listed}))
+    return sum(len(listed) for listed in by_backend.values())
 
 
 def delete_documents(documents: QuerySet[Document]) -> int:
@@ -455,9 +453,7 @@ def remove_source_from_index(source: Source) -> int:
     backend = source_backend(source)
     ids = set(Document.objects.filter(source=source).values_list("id", flat=True))
     ids |= backend.document_ids(source_ids=[str(source.pk)])
-    if ids:
-        backend.delete_documents(sorted(ids))
-    bump_index_version()
+    retrieval_services.delete_documents(sorted(ids), backend=backend, source_ids=[source.pk])
     return len(ids)
 
 
@@ -470,7 +466,7 @@ def remove_orphaned_documents(backends: Sequence[SearchBackend] | None = None) -
     ingested (as ensure_source does outside a transaction).
     """
     if backends is None:
-        backends = list(dict.fromkeys([search_services.get_backend(),
+        backends = list(dict.fromkeys([retrieval_services.get_backend(),
                                        *(source_backend(s) for s in Source.objects.all())]))
     known = {str(pk) for pk in Source.objects.values_list("pk", flat=True)}
     removed = 0
@@ -479,12 +475,10 @@ def remove_orphaned_documents(backends: Sequence[SearchBackend] | None = None) -
         if not orphaned:
             continue
         ids = sorted(backend.document_ids(source_ids=orphaned))
-        backend.delete_documents(ids)
+        retrieval_services.delete_documents(ids, backend=backend, source_ids=orphaned)
         removed += len(ids)
         logger.info("removed %d documents of deleted sources %s from index %s", len(ids), ", ".join(orphaned),
                     backend.index_name)
-    if removed:
-        bump_index_version()
     return removed
 
 
@@ -498,9 +492,8 @@ def prune_missing(source: Source, seen_ids: set[str], *, backend: SearchBackend 
     if gone:
         live = source_backend(source)
         for target in dict.fromkeys([live, backend or live]):
-            search_services.delete_documents(gone, backend=target)
+            retrieval_services.delete_documents(gone, backend=target, source_ids=[source.pk])
         _delete_rows(gone)
-        bump_index_version()
     return len(gone)
 
 
@@ -519,11 +512,9 @@ def rebuild_index(index_name: str = "", kind: str | None = None, *, progress: bo
 
     Searches keep using the old index until the swap, which is atomic on both backends.
     """
-    from search.embeddings import get_embedder
-
     config = settings.CITEWISE
     kind = kind or config["SEARCH_BACKEND"]
-    live = search_services.get_backend(index_name or None, kind)
+    live = retrieval_services.get_backend(index_name or None, kind)
     embedder = get_embedder()
     # Versions earlier rebuilds left (they failed, died, or an old index could not be deleted) go first.
     live.remove_stale_versions()
@@ -532,14 +523,13 @@ def rebuild_index(index_name: str = "", kind: str | None = None, *, progress: bo
     sources = Source.objects.filter(index_name=index_name, search_backend__in=pinned)
     try:
         reports = [sync_source(source, progress=progress, backend=staged, force=True) for source in sources]
-        live.promote(staged)
+        retrieval_services.promote(live, staged)
     except BaseException:
         try:
             live.discard(staged)
         except SearchUnavailable as exc:  # the index is down: the next rebuild collects it
             logger.warning("could not delete the staging index of a failed rebuild: %s", exc)
         raise
-    bump_index_version()
     return reports
 
 
@@ -561,34 +551,14 @@ class PermissionSyncReport:
 
 
 def sync_groups(source: Source) -> tuple[int, int]:
-    """Replace the source's groups and direct memberships with what the source says now.
-
-    Only memberships the source owns (origin "source") are replaced. Those an admin added ("local") stay, and
-    so do revoked ones, whether the source still lists them or not: a revocation lasts until an admin lifts it.
-    """
+    """Replace the source's groups and direct memberships with what the source says now (identity's
+    replace_source_groups: memberships an admin added or revoked stay); returns (groups, memberships)."""
     try:
         groups = list(connector_for(source).list_groups())
     except ValueError as exc:  # an unreadable group listing keeps the last good memberships
         logger.error("group sync skipped for %s: %s", source.name, exc)
         return 0, 0
-    synced = GroupMembership.objects.filter(origin=GroupMembership.Origin.SOURCE, revoked_at__isnull=True)
-    with transaction.atomic():
-        gone = Group.objects.filter(source=source).exclude(principal__in=[g.principal for g in groups])
-        synced.filter(group__in=gone).delete()
-        # A group the source dropped is kept while an admin's memberships or revocations still hang on it.
-        gone.exclude(pk__in=GroupMembership.objects.values("group")).delete()
-        memberships = 0
-        for listed in groups:
-            group, _ = Group.objects.update_or_create(principal=listed.principal,
-                                                      defaults={"name": listed.name, "source": source})
-            members = list(dict.fromkeys(listed.members))
-            synced.filter(group=group).exclude(member__in=members).delete()
-            existing = set(group.memberships.values_list("member", flat=True))
-            GroupMembership.objects.bulk_create([GroupMembership(group=group, member=m,
-                                                                 origin=GroupMembership.Origin.SOURCE)
-                                                 for m in members if m not in existing])
-            memberships += len(members)
-    return len(groups), memberships
+    return identity_services.replace_source_groups(source, groups)
 
 
 def sync_permissions(source: Source, *, backend: SearchBackend | None = None) -> PermissionSyncReport:
@@ -602,7 +572,7 @@ def sync_permissions(source: Source, *, backend: SearchBackend | None = None) ->
     connector = connector_for(source)
     listed_ids, listing_problems = _listed(connector.list_ids())
     report.groups, report.memberships = sync_groups(source)
-    backend = backend or search_services.get_backend(source.index_name or None, source.search_backend or None)
+    backend = backend or retrieval_services.get_backend(source.index_name or None, source.search_backend or None)
     # Items gone from the source are gone from search now, not at the next content sync.
     if listing_problems:
         report.listing_complete = False
@@ -627,12 +597,11 @@ def sync_permissions(source: Source, *, backend: SearchBackend | None = None) ->
             changed.append((document, permissions))
     for start in range(0, len(changed), 500):
         batch = changed[start:start + 500]
-        backend.update_acls([(d.id, _acl(p)) for d, p in batch if d.indexed_hash])
+        retrieval_services.update_acls([(d.id, _acl(p)) for d, p in batch if d.indexed_hash], backend=backend)
         with transaction.atomic():
             for document, permissions in batch:
                 _apply_acl(document, permissions)
                 document.save(update_fields=["acl_principals", "acl_public", "acl_status", "acl_hash"])
-        bump_index_version()
     report.changed = len(changed)
     source.permissions_synced_at = timezone.now()
     source.save(update_fields=["permissions_synced_at"])
@@ -640,66 +609,3 @@ def sync_permissions(source: Source, *, backend: SearchBackend | None = None) ->
     logger.info("permission sync finished source=%s checked=%d changed=%d groups=%d memberships=%d",
                 source.name, report.checked, report.changed, report.groups, report.memberships)
     return report
-
-
-# -- accounts ----------------------------------------------------------------------------------------
-
-def set_account_status(user: Any, status: str, *, actor: Any = None, surface: str = "") -> Account:
-    """Record whether `user` is an employee, a guest or unknown; a change is written to the audit log."""
-    from console import audit
-
-    if status not in Account.Status.values:
-        raise ValueError(f"unknown account status {status!r}")
-    account, created = Account.objects.get_or_create(user=user, defaults={"status": status})
-    # No row read as unknown before, so that is what a first classification changes from.
-    previous = Account.Status.UNKNOWN if created else account.status
-    if not created and previous != status:
-        account.status = status
-        account.save(update_fields=["status", "updated_at"])
-    if previous != status:
-        audit.record(actor, "account.status", object_type="auth.user", object_id=user.pk, surface=surface,
-                     detail={"username": user.get_username(), "from": previous, "to": status})
-    return account
-
-
-# -- group memberships -------------------------------------------------------------------------------
-
-def remove_membership(membership: GroupMembership, *, actor: Any, surface: str = "admin") -> str:
-    """An admin takes a member out of a group: "deleted", "revoked" or "already revoked".
-
-    A local membership is the admin's own and is deleted. A source-synced one is kept, marked revoked by `actor`:
-    expansion ignores it and the next sync, which still lists the member, does not grant it again. Audited.
-    """
-    from console import audit
-
-    detail = {"group": membership.group.principal, "member": membership.member, "origin": membership.origin}
-    if membership.origin == GroupMembership.Origin.LOCAL:
-        membership_id = membership.pk
-        membership.delete()
-        audit.record(actor, "membership.delete", object_type="connectors.groupmembership", object_id=membership_id,
-                     surface=surface, detail=detail)
-        return "deleted"
-    if membership.revoked:
-        return "already revoked"
-    membership.revoked_at = timezone.now()
-    membership.revoked_by = actor if getattr(actor, "is_authenticated", False) else None
-    membership.save(update_fields=["revoked_at", "revoked_by"])
-    audit.record(actor, "membership.revoke", object_type="connectors.groupmembership", object_id=membership.pk,
-                 surface=surface, detail=detail)
-    return "revoked"
-
-
-def lift_revocation(membership: GroupMembership, *, actor: Any, surface: str = "admin") -> bool:
-    """Undo a revocation: the membership grants again, and the source's sync owns it again. Audited."""
-    from console import audit
-
-    if not membership.revoked:
-        return False
-    detail = {"group": membership.group.principal, "member": membership.member,
-              "revoked_at": membership.revoked_at.isoformat(),
-              "revoked_by": membership.revoked_by.get_username() if membership.revoked_by else None}
-    membership.revoked_at, membership.revoked_by = None, None
-    membership.save(update_fields=["revoked_at", "revoked_by"])
-    audit.record(actor, "membership.restore", object_type="connectors.groupmembership", object_id=membership.pk,
-                 surface=surface, detail=detail)
-    return True

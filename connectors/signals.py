@@ -1,4 +1,5 @@
-"""Index-first deletes on every ORM path: a Source or Document row goes only after the search index let go of it.
+"""Index-first deletes on every ORM path: a Source or Document row goes only after the search index let go of it;
+and the connectors' answer to retrieval's index_found_empty (is an empty index an outage?).
 
 The receivers run inside the delete's transaction, before any row is deleted (Django sends every pre_delete
 first). SearchUnavailable from the index aborts the delete, so nothing is lost or left half-done: the rows stay
@@ -14,6 +15,14 @@ from django.db.models.signals import pre_delete
 from django.dispatch import receiver
 
 from connectors.models import Document, Source
+from connectors.selectors import indexed_chunks_expected
+from retrieval.signals import index_found_empty
+
+
+@receiver(index_found_empty, dispatch_uid="citewise.documents-were-indexed-there")
+def documents_were_indexed_there(sender: type, backend_kind: str, index_name: str, **kwargs: Any) -> bool:
+    """An empty index is an outage when the database records documents indexed in it (retrieval.selectors)."""
+    return indexed_chunks_expected(backend_kind, index_name)
 
 
 @receiver(pre_delete, sender=Source, dispatch_uid="citewise.source-leaves-the-index-first")

@@ -1,81 +1,21 @@
-"""The admin console: documents, answers, feedback and the review queue, every view of them audited.
+"""The admin console: documents and the review queue, every view of them audited.
 
-Admins see every document, answer and piece of feedback here whatever the ACLs say, so each list
-and each record they open is written to the audit log (console.models.AuditEvent), which is itself
-read-only here: nothing in the console can add, change or delete an audit event.
+Admins see every document and flag here whatever the ACLs say, so each list and each record they open is written
+to the audit log (audit/admin.py: AuditedAdminMixin). Answers and feedback are registered by answers/admin.py.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from django.contrib import admin
+from django.db.models import QuerySet
+from django.http import HttpRequest
 
-from django.contrib import admin, messages
-from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
-from django.db.models import Count, Q, QuerySet
-from django.http import HttpRequest, HttpResponse
-from django.utils.html import format_html, format_html_join
-from django.utils.text import Truncator
-
+from answers.admin import FeedbackAdminBase
+from answers.models import Feedback
+from audit.admin import AuditedAdminMixin
 from connectors.admin import DocumentAdmin
 from connectors.models import Document
-from console import audit
-from console.models import AuditEvent, FlaggedAnswer
-from search.models import Answer, Feedback
-
-
-def _object_type(model: Any) -> str:
-    return f"{model._meta.app_label}.{model._meta.model_name}"
-
-
-class AuditedAdminMixin:
-    """Log every list and record an admin opens ("admin.view") and every change or action ("admin.change")."""
-
-    def changelist_view(self, request: HttpRequest, extra_context: dict | None = None) -> HttpResponse:
-        response = super().changelist_view(request, extra_context)  # type: ignore[misc]
-        if response.status_code >= 400:
-            return response
-        action = request.POST.get("action", "") if request.method == "POST" else ""
-        if action:
-            selected = request.POST.getlist(ACTION_CHECKBOX_NAME)
-            known = action in self.get_actions(request)  # type: ignore[attr-defined]
-            audit.record(request.user, "admin.change", object_type=_object_type(self.model), surface="admin",
-                         detail={"action": action, "ids": selected[:1000], "allowed": known,
-                                 "path": request.get_full_path()})
-            return response
-        changelist = (getattr(response, "context_data", None) or {}).get("cl")
-        shown = [str(obj.pk) for obj in changelist.result_list] if changelist is not None else []
-        audit.record(request.user, "admin.view", object_type=_object_type(self.model), surface="admin",
-                     detail={"path": request.get_full_path(), "shown": shown})
-        return response
-
-    def change_view(self, request: HttpRequest, object_id: str, form_url: str = "",
-                    extra_context: dict | None = None) -> HttpResponse:
-        response = super().change_view(request, object_id, form_url, extra_context)  # type: ignore[misc]
-        if response.status_code < 400:
-            audit.record(request.user, "admin.change" if request.method == "POST" else "admin.view",
-                         object_type=_object_type(self.model), object_id=object_id, surface="admin",
-                         detail={"path": request.get_full_path()})
-        return response
-
-    def history_view(self, request: HttpRequest, object_id: str, extra_context: dict | None = None) -> HttpResponse:
-        response = super().history_view(request, object_id, extra_context)  # type: ignore[misc]
-        if response.status_code < 400:
-            audit.record(request.user, "admin.view", object_type=_object_type(self.model), object_id=object_id,
-                         surface="admin", detail={"path": request.get_full_path(), "view": "history"})
-        return response
-
-
-class ReadOnlyAdminMixin:
-    """Records kept for the audit trail: nothing is added or deleted from the console."""
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
-        return [field.name for field in self.model._meta.fields]  # type: ignore[attr-defined]
+from console.models import FlaggedAnswer
 
 
 # Documents stay registered by connectors/admin.py; this swaps in the same admin with auditing.
@@ -88,115 +28,6 @@ class AuditedDocumentAdmin(AuditedAdminMixin, DocumentAdmin):
     list_filter = (*DocumentAdmin.list_filter, "acl_status", "acl_public")
 
 
-def _citations_html(citations: list[dict]) -> str:
-    if not citations:
-        return "—"
-    return format_html("<ol>{}</ol>", format_html_join(
-        "", '<li value="{}">{} <a href="{}" rel="noreferrer">{}</a><br><small>{}</small></li>',
-        ((c.get("number", ""), c.get("title", ""), c.get("url", ""), c.get("url", ""), c.get("snippet", ""))
-         for c in citations),
-    ))
-
-
-def _mark_reviewed(feedback: QuerySet) -> int:
-    return feedback.filter(reviewed=False).update(reviewed=True)
-
-
-class FeedbackInline(admin.TabularInline):
-    model = Feedback
-    extra = 0
-    can_delete = False
-    fields = ("kind", "reason", "comment", "user", "reviewed", "created_at")
-    readonly_fields = fields
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-
-@admin.register(Answer)
-class AnswerAdmin(AuditedAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
-    list_display = ("short_question", "status", "refused", "surface", "user", "open_flags", "created_at")
-    list_filter = ("status", "refused", "surface", "composer")
-    search_fields = ("question", "text", "user__username")
-    date_hierarchy = "created_at"
-    inlines = [FeedbackInline]
-    actions = ["mark_flags_reviewed"]
-    fields = ("question", "search_query", "text", "citation_list", "status", "refused", "error", "user", "surface",
-              "conversation", "composer", "prompt_version", "fallback_reason", "retrieved", "timings",
-              "input_tokens", "output_tokens", "cost_usd", "created_at")
-
-    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
-        return [*super().get_readonly_fields(request, obj), "citation_list"]
-
-    def get_queryset(self, request: HttpRequest) -> QuerySet:
-        return super().get_queryset(request).select_related("user").annotate(
-            _open_flags=Count("feedback", filter=Q(feedback__kind=Feedback.Kind.FLAG, feedback__reviewed=False)))
-
-    @admin.display(description="question")
-    def short_question(self, obj: Answer) -> str:
-        return Truncator(obj.question).chars(80)
-
-    @admin.display(description="open flags", ordering="_open_flags")
-    def open_flags(self, obj: Answer) -> int:
-        return getattr(obj, "_open_flags", 0)
-
-    @admin.display(description="citations")
-    def citation_list(self, obj: Answer) -> str:
-        return _citations_html(obj.citations)
-
-    @admin.action(description="Mark their flags reviewed", permissions=["change"])
-    def mark_flags_reviewed(self, request: HttpRequest, queryset: QuerySet) -> None:
-        count = _mark_reviewed(Feedback.objects.filter(answer__in=queryset, kind=Feedback.Kind.FLAG))
-        self.message_user(request, f"{count} flag(s) marked reviewed.", messages.SUCCESS)
-
-
-class FeedbackAdminBase(AuditedAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
-    list_display = ("question", "answer_excerpt", "kind", "reason", "comment_excerpt", "user", "reviewed",
-                    "created_at")
-    list_select_related = ("answer", "user")
-    search_fields = ("comment", "answer__question", "answer__text", "user__username")
-    actions = ["mark_reviewed"]
-    fields = ("question", "answer_text", "citation_list", "kind", "reason", "comment", "user", "asked_by",
-              "reviewed", "answer", "created_at")
-
-    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
-        return [*super().get_readonly_fields(request, obj), "question", "answer_text", "citation_list", "asked_by"]
-
-    @admin.display(description="question", ordering="answer__question")
-    def question(self, obj: Feedback) -> str:
-        return obj.answer.question
-
-    @admin.display(description="answer")
-    def answer_excerpt(self, obj: Feedback) -> str:
-        return Truncator(obj.answer.text).chars(120)
-
-    @admin.display(description="answer")
-    def answer_text(self, obj: Feedback) -> str:
-        return obj.answer.text
-
-    @admin.display(description="comment")
-    def comment_excerpt(self, obj: Feedback) -> str:
-        return Truncator(obj.comment).chars(120)
-
-    @admin.display(description="citations")
-    def citation_list(self, obj: Feedback) -> str:
-        return _citations_html(obj.answer.citations)
-
-    @admin.display(description="asked by")
-    def asked_by(self, obj: Feedback) -> str:
-        return str(obj.answer.user or "—")
-
-    @admin.action(description="Mark reviewed", permissions=["change"])
-    def mark_reviewed(self, request: HttpRequest, queryset: QuerySet) -> None:
-        count = _mark_reviewed(queryset)
-        self.message_user(request, f"{count} marked reviewed.", messages.SUCCESS)
-
-
-@admin.register(Feedback)
-class FeedbackAdmin(FeedbackAdminBase):
-    list_filter = ("kind", "reviewed", "reason")
-
-
 @admin.register(FlaggedAnswer)
 class ReviewQueueAdmin(FeedbackAdminBase):
     """Flags nobody has reviewed yet, oldest first; "Mark reviewed" takes them off the queue."""
@@ -206,24 +37,3 @@ class ReviewQueueAdmin(FeedbackAdminBase):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         return super().get_queryset(request).filter(kind=Feedback.Kind.FLAG, reviewed=False)
-
-
-@admin.register(AuditEvent)
-class AuditEventAdmin(AuditedAdminMixin, admin.ModelAdmin):
-    list_display = ("created_at", "actor", "action", "object_type", "object_id", "surface")
-    list_filter = ("action", "surface", "object_type")
-    search_fields = ("actor__username", "object_id", "action")
-    date_hierarchy = "created_at"
-    list_select_related = ("actor",)
-
-    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
-        return [field.name for field in AuditEvent._meta.fields]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False

@@ -9,7 +9,7 @@ urlpatterns = [
     path("chat/", views.chat_page, name="chat"),
     path("chat/stream", views.chat_stream, name="chat-stream"),
     path("documents/<str:document_id>/open", views.open_document, name="open-document"),
-    path("api/v1/", include("search.urls")),
+    path("api/v1/", include("api.urls")),
     path("", include("bot.urls")),
     path("healthz", views.health, name="health"),
     path("readyz", views.ready, name="ready"),

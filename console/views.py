@@ -26,13 +26,14 @@ from django.shortcuts import render
 from django.views.decorators.http import require_GET, require_POST
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from answers import services as answering
+from answers import throttling
+from answers.models import Feedback
+from audit import services as audit
 from connectors.models import Source
-from console import audit
-from search import selectors, throttling
-from search.answering import services as answering
-from search.identity import principals_for
-from search.models import Feedback
-from search.services import get_backend
+from identity.selectors import principals_for
+from retrieval import selectors
+from retrieval.services import get_backend
 from search.types import IndexModelMismatch, SearchMode, SearchUnavailable
 
 logger = logging.getLogger("citewise.chat")

@@ -103,7 +103,7 @@ def load_demo(db, isolated_index):
     """`manage.py load_demo` into the test's own index, embedding only what no earlier test of the session did."""
     from django.core.management import call_command
 
-    from search.models import EmbeddingCacheEntry
+    from retrieval.models import EmbeddingCacheEntry
 
     def load(**options) -> None:
         EmbeddingCacheEntry.objects.bulk_create(
@@ -119,7 +119,7 @@ def load_demo(db, isolated_index):
 
 @pytest.fixture(scope="session")
 def embedder():
-    from search.embeddings import get_embedder
+    from retrieval.embeddings import get_embedder
 
     return get_embedder()
 
@@ -127,7 +127,7 @@ def embedder():
 @pytest.fixture
 def isolated_index(settings, tmp_path) -> Iterator[str]:
     """Point the configured main index at a fresh embedded directory and a unique name."""
-    from search import services
+    from retrieval import services
 
     settings.CITEWISE = {**settings.CITEWISE, "EMBEDDED_INDEX_DIR": tmp_path / "index",
                          "INDEX_NAME": f"test-main-{uuid.uuid4().hex[:8]}"}
@@ -155,7 +155,7 @@ def tiny_beir_dataset(tmp_path):
     import json
 
     from connectors.models import Source
-    from search.services import get_backend
+    from retrieval.services import get_backend
 
     root = tmp_path / f"tiny{uuid.uuid4().hex[:6]}"
     (root / "qrels").mkdir(parents=True)

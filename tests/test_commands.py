@@ -54,7 +54,7 @@ def test_ingest_of_a_missing_path_is_a_clear_error():
 
 
 def test_search_against_an_unreachable_elasticsearch_is_a_clear_error(settings):
-    from search import services
+    from retrieval import services
 
     settings.CITEWISE = {**settings.CITEWISE, "ELASTICSEARCH_URL": "http://127.0.0.1:9", "ELASTICSEARCH_TIMEOUT_S": 2}
     services._backends.clear()

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from django.contrib.auth import get_user_model
 
-from connectors.models import Account
-from search.answering.services import ask
-from search.identity import principals_for
-from search.selectors import search
+from answers.services import ask
+from identity.models import Account
+from identity.selectors import principals_for
+from retrieval.selectors import search
 
 pytestmark = pytest.mark.django_db
 QUESTION = "How much extra pay do I get for a week of on-call?"

@@ -45,8 +45,8 @@ from connectors.base import (
     SourceGroup,
     SourceItem,
     SourceUnavailable,
-    normalize_principal,
 )
+from identity.principals import normalize_principal
 
 mimetypes.add_type("text/markdown", ".md")
 mimetypes.add_type("text/markdown", ".markdown")

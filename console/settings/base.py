@@ -66,9 +66,15 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "rest_framework.authtoken",
     "drf_spectacular",
-    "connectors",
+    # Ours, from the bottom layer up (pyproject.toml's import contract): each imports only those above it here.
+    "audit",
+    "identity",
     "search",
+    "retrieval",
+    "connectors",
+    "answers",
     "bot",
+    "api",
     "console",
 ]
 
@@ -178,7 +184,7 @@ CACHES = {
 # only. The client's address is never trusted: behind a reverse proxy on the same host everyone is 127.0.0.1.
 CITEWISE_METRICS_TOKEN = os.environ.get("CITEWISE_METRICS_TOKEN", "")
 
-# --- Rate limits (search/throttling.py) ------------------------------------------------------
+# --- Rate limits (answers/throttling.py) ------------------------------------------------------
 # Counted in the default cache: shared by every web process and worker only when CITEWISE_CACHE_URL points at Redis.
 # If the cache cannot be reached, requests are let through (a warning is logged) rather than all refused.
 RATELIMIT_USE_CACHE = "default"

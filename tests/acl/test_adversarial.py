@@ -18,14 +18,15 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from rest_framework.authtoken.models import Token
 
+from answers.models import Answer
+from answers.services import ask
 from connectors import services as connectors
-from connectors.models import Account, Document, ExternalIdentity, Source
-from search import services as search_services
-from search.answering.services import ask
-from search.identity import principals_for
-from search.models import Answer
-from search.selectors import search
-from search.services import get_backend
+from connectors.models import Document, Source
+from identity.models import Account, ExternalIdentity
+from identity.selectors import principals_for
+from retrieval import services as retrieval_services
+from retrieval.selectors import search
+from retrieval.services import get_backend
 from search.types import SearchMode
 from tests.sse import sse_events
 
@@ -102,7 +103,7 @@ class Acme:
 def make_acme(kind: str, settings, tmp_path) -> Acme:
     settings.CITEWISE = {**settings.CITEWISE, "SEARCH_BACKEND": kind, "INDEX_NAME": f"test-adv-{uuid.uuid4().hex[:10]}",
                          "EMBEDDED_INDEX_DIR": tmp_path / "index"}
-    search_services._backends.clear()
+    retrieval_services._backends.clear()
     folder = tmp_path / "acme"
     for path, text in FILES.items():
         (folder / path).parent.mkdir(parents=True, exist_ok=True)
@@ -131,9 +132,9 @@ def make_acme(kind: str, settings, tmp_path) -> Acme:
 @pytest.fixture
 def _drop_backends():
     yield
-    for backend in search_services._backends.values():
+    for backend in retrieval_services._backends.values():
         backend.drop()
-    search_services._backends.clear()
+    retrieval_services._backends.clear()
 
 
 @pytest.fixture(params=["embedded", "elasticsearch"])

@@ -7,8 +7,9 @@ import importlib
 import pytest
 from django.contrib.auth import get_user_model
 
-from connectors.models import Account, ExternalIdentity, Group, GroupMembership
-from connectors.selectors import EVERYONE_EXCEPT_EXTERNAL, expanded_principals
+from identity.models import Account, ExternalIdentity, Group, GroupMembership
+from identity.principals import EVERYONE_EXCEPT_EXTERNAL
+from identity.selectors import expanded_principals
 
 pytestmark = pytest.mark.django_db
 
@@ -89,6 +90,12 @@ def test_the_status_migration_keeps_demonstrably_internal_users_internal():
     none external → employee, any external identity → guest, no identity → unknown."""
     from django.apps import apps
 
+    class AppsWhenItRan:
+        """The migration names the models as the connectors app's, whose they were then (identity's now)."""
+
+        def get_model(self, app_label: str, model_name: str):
+            return apps.get_model("identity" if app_label == "connectors" else app_label, model_name)
+
     migration = importlib.import_module("connectors.migrations.0005_account_status")
     users = get_user_model().objects
     staff, guest, contractor, bare, decided = (users.create_user(n) for n in
@@ -99,7 +106,7 @@ def test_the_status_migration_keeps_demonstrably_internal_users_internal():
     ExternalIdentity.objects.create(user=contractor, principal="email:contractor@corp.example")
     ExternalIdentity.objects.create(user=contractor, principal="slack:TP:user:UC", is_external=True)
     Account.objects.create(user=decided, status="guest")  # already classified: left alone
-    migration.status_from_identities(apps, None)
+    migration.status_from_identities(AppsWhenItRan(), None)
     statuses = dict(Account.objects.values_list("user__username", "status"))
     assert statuses == {"staff": "employee", "guest": "guest", "contractor": "guest", "bare": "unknown",
                         "decided": "guest"}

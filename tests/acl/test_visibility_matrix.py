@@ -25,14 +25,16 @@ from collections import Counter
 import pytest
 from django.contrib.auth import get_user_model
 
+from answers.models import Answer
+from answers.services import ask
 from connectors import services as connectors
-from connectors.models import Account, Document, ExternalIdentity
-from search import services as search_services
-from search.answering.services import ask
-from search.identity import principals_for
-from search.models import Answer, EmbeddingCacheEntry
-from search.selectors import search
-from search.services import fusion_config, get_backend
+from connectors.models import Document
+from identity.models import Account, ExternalIdentity
+from identity.selectors import principals_for
+from retrieval import services as retrieval_services
+from retrieval.models import EmbeddingCacheEntry
+from retrieval.selectors import search
+from retrieval.services import fusion_config, get_backend
 from search.types import SearchMode
 from tests.acl.org import (
     CORP,
@@ -60,11 +62,11 @@ def backend_kind(request, settings, tmp_path):
     index = f"test-acl-{uuid.uuid4().hex[:10]}"
     settings.CITEWISE = {**settings.CITEWISE, "SEARCH_BACKEND": request.param, "INDEX_NAME": index,
                          "EMBEDDED_INDEX_DIR": tmp_path / "index"}
-    search_services._backends.clear()
+    retrieval_services._backends.clear()
     yield request.param
-    for backend in search_services._backends.values():
+    for backend in retrieval_services._backends.values():
         backend.drop()
-    search_services._backends.clear()
+    retrieval_services._backends.clear()
 
 
 # -- setting the organisation up in Citewise ------------------------------------------------------

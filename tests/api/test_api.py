@@ -10,10 +10,10 @@ from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 from rest_framework.authtoken.models import Token
 
+from answers.models import Answer, Conversation, Feedback
 from connectors import services as connectors
 from console.views import answer_pieces
-from search import services as search_services
-from search.models import Answer, Conversation, Feedback
+from retrieval import services as retrieval_services
 from tests.sse import sse_events
 
 pytestmark = pytest.mark.django_db
@@ -270,9 +270,9 @@ def test_feedback_rejects_bad_input(client, alice, body, field):
 def elasticsearch_down(settings):
     settings.CITEWISE = {**settings.CITEWISE, "SEARCH_BACKEND": "elasticsearch",
                          "ELASTICSEARCH_URL": "http://127.0.0.1:9", "ELASTICSEARCH_TIMEOUT_S": 2}
-    search_services._backends.clear()
+    retrieval_services._backends.clear()
     yield
-    search_services._backends.clear()
+    retrieval_services._backends.clear()
 
 
 def test_ask_while_elasticsearch_is_unreachable_is_a_503_and_the_question_is_kept(client, alice, elasticsearch_down):

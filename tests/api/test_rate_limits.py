@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from prometheus_client import REGISTRY
 
-from search.models import Answer
+from answers.models import Answer
 from tests.api.test_api import ASK, QUESTION, SEARCH, post, stream
 from tests.api.test_api import alice, bob, corpus  # noqa: F401 - fixtures
 
@@ -119,7 +119,7 @@ import sys, django
 django.setup()
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from search import throttling
+from answers import throttling
 settings.RATELIMIT_CACHE_PREFIX = sys.argv[1]
 settings.CITEWISE = {**settings.CITEWISE, "ASK_RATE_PER_USER": "2/d"}
 for pk in sys.argv[2:]:

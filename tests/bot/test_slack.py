@@ -16,11 +16,12 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 from slack_sdk.errors import SlackApiError
 
+from answers.models import Answer, Feedback
 from bot import services
 from bot.models import ProcessedEvent, ChannelSettings, ThreadConversation
-from connectors.models import Document, ExternalIdentity
-from search.identity import principals_for
-from search.models import Answer, Feedback
+from connectors.models import Document
+from identity.models import ExternalIdentity
+from identity.selectors import principals_for
 from tests.bot.conftest import TEAM, dm, mention
 
 pytestmark = pytest.mark.django_db
@@ -147,20 +148,20 @@ def test_a_resent_event_is_answered_once(demo, sender):
 
 
 def test_a_retry_after_a_failed_first_attempt_still_answers(demo, sender, settings):
-    from search import services as search_services
+    from retrieval import services as retrieval_services
 
     working = settings.CITEWISE
     # A real outage: the configured search backend is an Elasticsearch node that does not answer.
     settings.CITEWISE = {**working, "SEARCH_BACKEND": "elasticsearch", "ELASTICSEARCH_URL": "http://127.0.0.1:9",
                          "ELASTICSEARCH_TIMEOUT_S": 2}
-    search_services._backends.clear()
+    retrieval_services._backends.clear()
     event = mention("UALICE", QUESTION, ts="650.000001")
     sender.post_event(event, event_id="EvFLAKY")
     [apology] = demo.posts()
     assert "unavailable" in apology["body"]["text"]
     assert ProcessedEvent.objects.get().status == "failed"
     settings.CITEWISE = working
-    search_services._backends.clear()
+    retrieval_services._backends.clear()
     sender.post_event(event, event_id="EvFLAKY", headers={"HTTP_X_SLACK_RETRY_NUM": "1"})
     assert "$400 per week" in blocks_text(demo.posts()[-1]["body"]["blocks"])
     assert ProcessedEvent.objects.get().status == "done"

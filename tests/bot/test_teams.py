@@ -14,10 +14,11 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.cache import cache
 
+from answers.models import Answer, Feedback
 from bot.models import ChannelSettings, ProcessedEvent, ThreadConversation
-from connectors.models import Document, ExternalIdentity
-from search.identity import principals_for
-from search.models import Answer, Feedback
+from connectors.models import Document
+from identity.models import ExternalIdentity
+from identity.selectors import principals_for
 from tests.bot.teams_standin import BotFrameworkIdentityStandIn, ConnectorStandIn
 
 pytestmark = pytest.mark.django_db
@@ -360,19 +361,19 @@ def test_asking_too_fast_is_answered_with_a_wait_and_other_users_are_unaffected(
 
 
 def test_search_outage_is_explained_and_a_redelivery_answers(demo, client, settings):
-    from search import services as search_services
+    from retrieval import services as retrieval_services
 
     working = settings.CITEWISE
     settings.CITEWISE = {**working, "SEARCH_BACKEND": "elasticsearch", "ELASTICSEARCH_URL": "http://127.0.0.1:9",
                          "ELASTICSEARCH_TIMEOUT_S": 2}
-    search_services._backends.clear()
+    retrieval_services._backends.clear()
     activity = personal_message(demo, "alice", QUESTION)
     send(client, demo, activity)
     [apology] = demo.connector.messages()
     assert "unavailable" in apology["text"]
     assert ProcessedEvent.objects.get().status == "failed"
     settings.CITEWISE = working
-    search_services._backends.clear()
+    retrieval_services._backends.clear()
     send(client, demo, activity)
     assert "$400 per week" in card_text(card_of(demo.connector.messages()[-1]))
 

@@ -13,7 +13,7 @@ from selenium.webdriver.support import expected_conditions as ready
 from selenium.webdriver.support.ui import WebDriverWait
 
 from connectors import services as connector_services
-from search.models import Answer, Feedback
+from answers.models import Answer, Feedback
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

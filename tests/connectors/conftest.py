@@ -15,8 +15,8 @@ import pytest
 
 from connectors import services
 from connectors.models import Source
-from search import selectors
-from search.services import get_backend
+from retrieval import selectors
+from retrieval.services import get_backend
 from search.types import SearchMode
 
 NOBODY = 65534

@@ -8,8 +8,8 @@ import pytest
 
 from connectors import services
 from connectors.models import Document
-from search import selectors
-from search.services import get_backend
+from retrieval import selectors
+from retrieval.services import get_backend
 from search.types import SearchMode
 from tests.connectors.files import make_docx, make_pdf
 

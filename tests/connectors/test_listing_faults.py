@@ -9,7 +9,8 @@ import pytest
 
 from connectors import services, tasks
 from connectors.base import SourceUnavailable
-from connectors.models import Document, Group, Source
+from connectors.models import Document, Source
+from identity.models import Group
 from tests.connectors.conftest import found, unprivileged, write_manifest
 
 pytestmark = pytest.mark.django_db
@@ -51,10 +52,10 @@ def test_a_missing_source_folder_fails_the_sync_and_deletes_nothing(tmp_path, ma
 def test_an_unreadable_subfolder_is_reported_and_its_files_are_not_pruned(shared_tmp, make_folder_source, settings,
                                                                           embedder):
     """Reproduces issue 10 item 6: an unreadable subfolder was skipped silently and its files pruned."""
-    from search import services as search_services
+    from retrieval import services as retrieval_services
 
     settings.CITEWISE = {**settings.CITEWISE, "EMBEDDED_INDEX_DIR": shared_tmp / "index"}
-    search_services._backends.clear()
+    retrieval_services._backends.clear()
     with unprivileged():
         folder = write_folder(shared_tmp / "docs")
         source = make_folder_source(folder)

@@ -14,7 +14,7 @@ from django.db.models.signals import pre_save
 from connectors import services, tasks
 from connectors.models import Document
 from console.celery import app as celery_app
-from search import services as search_services
+from retrieval import services as retrieval_services
 from search.types import SearchUnavailable
 from tests.connectors.conftest import found
 from tests.connectors.files import make_pdf
@@ -31,7 +31,7 @@ def test_a_content_sync_task_retries_while_elasticsearch_is_unreachable(tmp_path
     named the builtin ConnectionError, but the backends raise SearchUnavailable)."""
     settings.CITEWISE = {**settings.CITEWISE, "SEARCH_BACKEND": "elasticsearch",
                          "ELASTICSEARCH_URL": "http://127.0.0.1:9", "ELASTICSEARCH_TIMEOUT_S": 2}
-    search_services._backends.clear()
+    retrieval_services._backends.clear()
     (tmp_path / "notes.txt").write_text("The cafeteria serves ramen on Thursdays.\n")
     source = services.ensure_source("filesystem", tmp_path, config={"public": True})
     retried = []
@@ -49,7 +49,7 @@ def test_a_content_sync_task_retries_while_elasticsearch_is_unreachable(tmp_path
     finally:
         task_retry.disconnect(on_retry, sender=tasks.sync_source)
         celery_app.conf.task_eager_propagates = propagates
-        search_services._backends.clear()  # nothing to drop at the closed port
+        retrieval_services._backends.clear()  # nothing to drop at the closed port
     assert len(retried) == tasks.sync_source.max_retries
     assert all(isinstance(reason, SearchUnavailable) for reason in retried)
     assert result.state == "FAILURE" and isinstance(result.result, SearchUnavailable)

@@ -15,7 +15,7 @@ import pytest
 
 from connectors import services
 from connectors.models import Document, Source
-from search import services as search_services
+from retrieval import services as retrieval_services
 from tests.connectors.conftest import found
 from tests.console.test_permission_sync import shared_database, worker_environment  # noqa: F401 - a fixture
 
@@ -56,7 +56,7 @@ def slow_sync(request, tmp_path, settings, isolated_index, shared_database) -> I
     if request.param == "elasticsearch":
         request.getfixturevalue("elasticsearch_node")
     settings.CITEWISE = {**settings.CITEWISE, "SEARCH_BACKEND": request.param}
-    search_services._backends.clear()
+    retrieval_services._backends.clear()
     folder = tmp_path / "docs"
     folder.mkdir()
     (folder / "notes.txt").write_text("The cafeteria serves ramen on Thursdays.\n")

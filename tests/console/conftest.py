@@ -15,8 +15,9 @@ from django.core.cache import cache, caches
 from rest_framework.authtoken.models import Token
 
 from connectors import services as connectors
-from connectors.models import Account, Document, ExternalIdentity, Source
-from search import services as search_services
+from connectors.models import Document, Source
+from identity.models import Account, ExternalIdentity
+from retrieval import services as retrieval_services
 
 BUDGET_QUESTION = "What is the travel budget for 2025?"
 KITCHEN_QUESTION = "When is the espresso machine descaled?"
@@ -90,11 +91,11 @@ def main_index(request, settings, tmp_path):
         request.getfixturevalue("elasticsearch_node")
     settings.CITEWISE = {**settings.CITEWISE, "SEARCH_BACKEND": request.param,
                          "EMBEDDED_INDEX_DIR": tmp_path / "index", "INDEX_NAME": f"test-main-{uuid.uuid4().hex[:8]}"}
-    search_services._backends.clear()
+    retrieval_services._backends.clear()
     yield request.param
-    for backend in search_services._backends.values():
+    for backend in retrieval_services._backends.values():
         backend.drop()
-    search_services._backends.clear()
+    retrieval_services._backends.clear()
 
 
 @pytest.fixture

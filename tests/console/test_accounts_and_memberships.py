@@ -9,12 +9,12 @@ from types import SimpleNamespace
 import pytest
 from django.contrib.auth import get_user_model
 
+from audit.models import AuditEvent
 from connectors import services as connectors
-from connectors.models import Account, ExternalIdentity, Group, GroupMembership
-from connectors.selectors import EVERYONE_EXCEPT_EXTERNAL, expanded_principals
-from console.models import AuditEvent
-from search.identity import principals_for
-from search.selectors import search
+from identity.models import Account, ExternalIdentity, Group, GroupMembership
+from identity.principals import EVERYONE_EXCEPT_EXTERNAL
+from identity.selectors import expanded_principals, principals_for
+from retrieval.selectors import search
 
 pytestmark = pytest.mark.django_db
 
@@ -36,7 +36,7 @@ def test_an_admin_classifies_a_user_and_the_change_is_audited(client, admin_user
 
     user_page = client.get(f"/admin/auth/user/{erin.pk}/change/").content.decode()
     assert 'name="account-0-status"' in user_page  # editable on the user's own page
-    response = client.post("/admin/connectors/account/add/", {"user": erin.pk, "status": "employee"})
+    response = client.post("/admin/identity/account/add/", {"user": erin.pk, "status": "employee"})
     assert response.status_code == 302, response.content
     assert Account.objects.get(user=erin).status == "employee"
     assert {EVERYONE_EXCEPT_EXTERNAL, "domain:corp.example"} <= expanded_principals(erin)
@@ -46,7 +46,7 @@ def test_an_admin_classifies_a_user_and_the_change_is_audited(client, admin_user
     assert (event.detail["from"], event.detail["to"]) == ("unknown", "employee")
 
     account = Account.objects.get(user=erin)
-    response = client.post(f"/admin/connectors/account/{account.pk}/change/", {"user": erin.pk, "status": "guest"})
+    response = client.post(f"/admin/identity/account/{account.pk}/change/", {"user": erin.pk, "status": "guest"})
     assert response.status_code == 302
     assert EVERYONE_EXCEPT_EXTERNAL not in expanded_principals(erin)
     assert [(e.detail["from"], e.detail["to"]) for e in events("account.status")] == [
@@ -106,14 +106,14 @@ def test_a_membership_revoked_in_the_console_stays_revoked_after_the_next_sync(c
     membership = GroupMembership.objects.get(group=ops.group, member="email:ana@corp.example")
     assert sees_the_rota(ops.ana)
     client.force_login(admin_user)
-    response = client.post(f"/admin/connectors/group/{ops.group.pk}/change/", inline_post(
+    response = client.post(f"/admin/identity/group/{ops.group.pk}/change/", inline_post(
         ops.group, [{"id": str(membership.pk), "member": membership.member, "DELETE": "on"}]), follow=True)
     assert response.status_code == 200 and not sees_the_rota(ops.ana)
     connectors.sync_permissions(ops.source)  # the manifest still lists ana
     assert not sees_the_rota(ops.ana) and "group:ops" not in expanded_principals(ops.ana)
 
     assert "revoked rather than deleted" in response.content.decode()
-    page = client.get(f"/admin/connectors/group/{ops.group.pk}/change/").content.decode()
+    page = client.get(f"/admin/identity/group/{ops.group.pk}/change/").content.decode()
     assert "Synced from the source" in page  # who owns each row is shown
     membership.refresh_from_db()
     assert membership.revoked and membership.revoked_by == admin_user
@@ -122,10 +122,10 @@ def test_a_membership_revoked_in_the_console_stays_revoked_after_the_next_sync(c
         admin_user, str(membership.pk), "email:ana@corp.example", "group:ops")
 
     # The console lists it as revoked, with who and when; the revocation can be lifted.
-    listing = client.get("/admin/connectors/groupmembership/", {"state": "revoked"})
+    listing = client.get("/admin/identity/groupmembership/", {"state": "revoked"})
     assert [m.pk for m in listing.context["cl"].result_list] == [membership.pk]
     assert "revoked" in listing.content.decode() and admin_user.username in listing.content.decode()
-    client.post("/admin/connectors/groupmembership/", {"action": "lift_selected",
+    client.post("/admin/identity/groupmembership/", {"action": "lift_selected",
                                                        "_selected_action": [str(membership.pk)]})
     assert sees_the_rota(ops.ana)
     connectors.sync_permissions(ops.source)
@@ -138,7 +138,7 @@ def test_a_membership_added_in_the_console_is_never_removed_by_a_source_sync(cli
     admin, lost access at the next manifest sync."""
     ana = GroupMembership.objects.get(group=ops.group, member="email:ana@corp.example")
     client.force_login(admin_user)
-    client.post(f"/admin/connectors/group/{ops.group.pk}/change/", inline_post(
+    client.post(f"/admin/identity/group/{ops.group.pk}/change/", inline_post(
         ops.group, [{"id": str(ana.pk), "member": ana.member}], extra=[{"member": "email:bo@corp.example"}]))
     assert sees_the_rota(ops.bo)
     connectors.sync_permissions(ops.source)
@@ -152,10 +152,10 @@ def test_a_membership_added_in_the_console_is_never_removed_by_a_source_sync(cli
         "groups": {}, "rules": [{"paths": ["*"], "principals": ["group:ops"]}]}))
     connectors.sync_permissions(ops.source)
     assert sees_the_rota(ops.bo)
-    listing = client.get("/admin/connectors/groupmembership/", {"origin__exact": "local"})
+    listing = client.get("/admin/identity/groupmembership/", {"origin__exact": "local"})
     assert [m.member for m in listing.context["cl"].result_list] == ["email:bo@corp.example"]
     # Removing a local membership is a plain delete, audited too.
-    client.post("/admin/connectors/groupmembership/", {"action": "remove_selected",
+    client.post("/admin/identity/groupmembership/", {"action": "remove_selected",
                                                        "_selected_action": [str(bo.pk)]})
     assert not GroupMembership.objects.filter(pk=bo.pk).exists() and not sees_the_rota(ops.bo)
     assert AuditEvent.objects.filter(action="membership.delete", object_id=str(bo.pk)).exists()
@@ -166,7 +166,7 @@ def test_a_synced_member_cannot_be_edited_into_someone_else(client, admin_user, 
     re-grant the original member); the console refuses with a clear message."""
     ana = GroupMembership.objects.get(group=ops.group, member="email:ana@corp.example")
     client.force_login(admin_user)
-    response = client.post(f"/admin/connectors/group/{ops.group.pk}/change/", inline_post(
+    response = client.post(f"/admin/identity/group/{ops.group.pk}/change/", inline_post(
         ops.group, [{"id": str(ana.pk), "member": "email:bo@corp.example"}]))
     assert response.status_code == 200 and "cannot be edited here" in response.content.decode()
     ana.refresh_from_db()
@@ -177,7 +177,7 @@ def test_a_source_synced_group_is_not_deleted_in_the_console_but_its_source_can_
     """A group the source defines would come back with the next sync, so the console refuses to delete it and
     says why; deleting the source itself still deletes its groups (the refusal must not block the cascade)."""
     client.force_login(admin_user)
-    response = client.post(f"/admin/connectors/group/{ops.group.pk}/delete/", {"post": "yes"}, follow=True)
+    response = client.post(f"/admin/identity/group/{ops.group.pk}/delete/", {"post": "yes"}, follow=True)
     assert response.status_code == 200
     assert "was not deleted: the next sync would bring it back" in response.content.decode()
     assert Group.objects.filter(pk=ops.group.pk).exists()

@@ -1,4 +1,4 @@
-"""The answer cache: per exact set of principals, invalidated by every sync that writes to the index."""
+"""The answer cache: per exact set of principals, invalidated by every change to the index."""
 
 from __future__ import annotations
 
@@ -6,10 +6,13 @@ import json
 
 import pytest
 
+from answers import cache
+from answers import services as answering
+from answers.models import Answer
 from connectors import services as connectors
-from search.answering import services as answering
-from search.identity import principals_for
-from search.models import Answer
+from identity.selectors import principals_for
+from retrieval import services as retrieval_services
+from search.types import DocumentAcl
 from tests.console.conftest import BUDGET_QUESTION, auth, finance_document, public_document, write_manifest
 
 pytestmark = pytest.mark.django_db
@@ -60,10 +63,10 @@ def test_users_with_different_access_never_share_a_cached_answer(corpus, alice, 
 
 def test_the_key_depends_on_the_exact_principals():
     question, query = BUDGET_QUESTION, BUDGET_QUESTION
-    one = answering.answer_cache_key(question, query, frozenset({"citewise:user:alice", "group:finance"}))
-    same = answering.answer_cache_key(question.upper(), query, frozenset({"group:finance", "citewise:user:alice"}))
-    fewer = answering.answer_cache_key(question, query, frozenset({"citewise:user:alice"}))
-    more = answering.answer_cache_key(question, query, frozenset({"citewise:user:alice", "group:finance", "x"}))
+    one = cache.answer_cache_key(question, query, frozenset({"citewise:user:alice", "group:finance"}))
+    same = cache.answer_cache_key(question.upper(), query, frozenset({"group:finance", "citewise:user:alice"}))
+    fewer = cache.answer_cache_key(question, query, frozenset({"citewise:user:alice"}))
+    more = cache.answer_cache_key(question, query, frozenset({"citewise:user:alice", "group:finance", "x"}))
     assert one == same and len({one, fewer, more}) == 3
 
 
@@ -104,10 +107,23 @@ def test_a_content_sync_invalidates_cached_answers(corpus, alice):
     assert cache_status(after) == "miss" and "55,000" in after.text
 
 
+def test_an_acl_change_written_through_retrieval_invalidates_cached_answers(corpus, alice):
+    # No connector and no sync time is involved: only answers' receiver of retrieval's index_changed can notice.
+    _, source = corpus
+    budget = finance_document(source).id
+    assert cache_status(ask(alice)) == "miss"
+    assert cache_status(ask(alice)) == "hit"
+    retrieval_services.update_acls([(budget, DocumentAcl(principals=frozenset({"group:nobody"}), status="ok"))],
+                                   backend=connectors.source_backend(source))
+    after = ask(alice)
+    assert cache_status(after) == "miss"
+    assert budget not in cited(after) and "40,000" not in after.text
+
+
 def test_bump_index_version_invalidates_and_a_zero_ttl_disables(corpus, alice, settings):
     assert cache_status(ask(alice)) == "miss"
     assert cache_status(ask(alice)) == "hit"
-    answering.bump_index_version()
+    cache.bump_index_version()
     assert cache_status(ask(alice)) == "miss"
 
     settings.CITEWISE = {**settings.CITEWISE, "ANSWER_CACHE_TTL_S": 0}
@@ -157,7 +173,7 @@ def test_the_redis_cache_backend_serves_hits(corpus, alice, settings):
 
 def test_a_cache_outage_is_a_miss_never_an_error(corpus, alice, settings):
     settings.CACHES = redis_cache("redis://127.0.0.1:1/0", "citewise-down")  # nothing listens on port 1
-    answering.bump_index_version()  # logged, not raised
+    cache.bump_index_version()  # logged, not raised
     first, second = ask(alice), ask(alice)
     assert "40,000" in first.text and first.text == second.text
     assert cache_status(first) == cache_status(second) == "unavailable"

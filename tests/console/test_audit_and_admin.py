@@ -8,10 +8,10 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 
-from console.models import AuditEvent
-from search.answering import services as answering
-from search.identity import principals_for
-from search.models import Answer, Feedback
+from audit.models import AuditEvent
+from identity.selectors import principals_for
+from answers import services as answering
+from answers.models import Answer, Feedback
 from tests.console.conftest import BUDGET_QUESTION, KITCHEN_QUESTION, auth, finance_document
 
 pytestmark = pytest.mark.django_db
@@ -33,7 +33,7 @@ def test_every_ask_is_audited_with_what_was_retrieved_and_what_was_shown(client,
     answer = Answer.objects.get(id=body["answer_id"])
     [event] = events("ask")
     assert (event.actor, event.surface, event.object_type, event.object_id) == (
-        alice, "api", "search.answer", body["answer_id"])
+        alice, "api", "answers.answer", body["answer_id"])
     assert event.detail["question"] == BUDGET_QUESTION and event.detail["cache"] == "miss"
     assert event.detail["retrieved"] == list(dict.fromkeys(r["document_id"] for r in answer.retrieved))
     assert event.detail["retrieved"] and event.detail["cited"] == [finance_document(source).id]
@@ -71,35 +71,35 @@ def test_admin_views_of_documents_answers_and_feedback_are_audited(client, corpu
     listing = client.get("/admin/connectors/document/")
     assert listing.status_code == 200 and b"Travel budget" in listing.content
     assert client.get(f"/admin/connectors/document/{document.id}/change/").status_code == 200
-    assert client.get("/admin/search/answer/").status_code == 200
-    assert client.get(f"/admin/search/answer/{result.answer_id}/change/").status_code == 200
-    assert client.get("/admin/search/feedback/").status_code == 200
-    assert client.get(f"/admin/search/feedback/{feedback.id}/change/").status_code == 200
+    assert client.get("/admin/answers/answer/").status_code == 200
+    assert client.get(f"/admin/answers/answer/{result.answer_id}/change/").status_code == 200
+    assert client.get("/admin/answers/feedback/").status_code == 200
+    assert client.get(f"/admin/answers/feedback/{feedback.id}/change/").status_code == 200
 
     views = [(e.actor, e.object_type, e.object_id, e.surface) for e in events("admin.view")]
     assert views == [
         (admin_user, "connectors.document", "", "admin"),
         (admin_user, "connectors.document", document.id, "admin"),
-        (admin_user, "search.answer", "", "admin"),
-        (admin_user, "search.answer", str(result.answer_id), "admin"),
-        (admin_user, "search.feedback", "", "admin"),
-        (admin_user, "search.feedback", str(feedback.id), "admin"),
+        (admin_user, "answers.answer", "", "admin"),
+        (admin_user, "answers.answer", str(result.answer_id), "admin"),
+        (admin_user, "answers.feedback", "", "admin"),
+        (admin_user, "answers.feedback", str(feedback.id), "admin"),
     ]
     document_list = events("admin.view", object_type="connectors.document", object_id="")[0]
     assert set(document_list.detail["shown"]) == set(source.documents.values_list("id", flat=True))
 
 
 def test_the_audit_log_is_read_only_in_the_console(client, alice, admin_user):
-    from console import audit
+    from audit import services as audit
 
-    event = audit.record(alice, "ask", object_type="search.answer", object_id="x", surface="api")
+    event = audit.record(alice, "ask", object_type="answers.answer", object_id="x", surface="api")
     client.force_login(admin_user)
-    assert client.get("/admin/console/auditevent/").status_code == 200
-    assert client.get(f"/admin/console/auditevent/{event.id}/change/").status_code == 200  # a read-only view
-    assert client.get("/admin/console/auditevent/add/").status_code == 403
-    assert client.post(f"/admin/console/auditevent/{event.id}/delete/", {"post": "yes"}).status_code == 403
-    assert client.post(f"/admin/console/auditevent/{event.id}/change/", {"action": "changed"}).status_code == 403
-    assert client.post("/admin/console/auditevent/", {"action": "delete_selected",
+    assert client.get("/admin/audit/auditevent/").status_code == 200
+    assert client.get(f"/admin/audit/auditevent/{event.id}/change/").status_code == 200  # a read-only view
+    assert client.get("/admin/audit/auditevent/add/").status_code == 403
+    assert client.post(f"/admin/audit/auditevent/{event.id}/delete/", {"post": "yes"}).status_code == 403
+    assert client.post(f"/admin/audit/auditevent/{event.id}/change/", {"action": "changed"}).status_code == 403
+    assert client.post("/admin/audit/auditevent/", {"action": "delete_selected",
                                                       "_selected_action": [event.id]}).status_code in (200, 302)
     event.refresh_from_db()
     assert event.action == "ask"
@@ -110,17 +110,17 @@ def test_the_audit_log_is_read_only_in_the_console(client, alice, admin_user):
 
 def test_a_non_admin_is_refused_and_not_shown_anything(client, alice):
     client.force_login(alice)  # signed in, but not staff
-    for url in ("/admin/", "/admin/search/answer/", "/admin/connectors/document/", "/admin/console/auditevent/"):
+    for url in ("/admin/", "/admin/answers/answer/", "/admin/connectors/document/", "/admin/audit/auditevent/"):
         response = client.get(url)
         assert response.status_code == 403 and b"for administrators" in response.content, url
 
     staff = get_user_model().objects.create_user("staffer", "staffer@corp.example", "pw", is_staff=True)
     client.force_login(staff)  # staff without the model permissions
-    for url in ("/admin/search/answer/", "/admin/search/feedback/", "/admin/connectors/document/",
+    for url in ("/admin/answers/answer/", "/admin/answers/feedback/", "/admin/connectors/document/",
                 "/admin/console/flaggedanswer/"):
         assert client.get(url).status_code == 403, url
     client.logout()
-    response = client.get("/admin/search/answer/")
+    response = client.get("/admin/answers/answer/")
     assert response.status_code == 302 and response["Location"].startswith("/admin/login/")
     assert not AuditEvent.objects.filter(action__startswith="admin.").exists()
 
@@ -167,14 +167,14 @@ def test_marking_an_answers_flags_reviewed_from_the_answer_admin(client, corpus,
     result = answering.ask(BUDGET_QUESTION, principals=principals_for(alice), user=alice)
     flag = Feedback.objects.create(answer_id=result.answer_id, user=alice, kind="flag", reason="harmful")
     client.force_login(admin_user)
-    listing = client.get("/admin/search/answer/", {"refused__exact": "0"})
+    listing = client.get("/admin/answers/answer/", {"refused__exact": "0"})
     assert listing.status_code == 200 and BUDGET_QUESTION in listing.content.decode()
-    response = client.post("/admin/search/answer/", {"action": "mark_flags_reviewed",
+    response = client.post("/admin/answers/answer/", {"action": "mark_flags_reviewed",
                                                      "_selected_action": [str(result.answer_id)]})
     assert response.status_code == 302
     flag.refresh_from_db()
     assert flag.reviewed
-    assert client.get("/admin/search/answer/add/").status_code == 403
-    assert client.post(f"/admin/search/answer/{result.answer_id}/delete/", {"post": "yes"}).status_code == 403
+    assert client.get("/admin/answers/answer/add/").status_code == 403
+    assert client.post(f"/admin/answers/answer/{result.answer_id}/delete/", {"post": "yes"}).status_code == 403
     assert Answer.objects.filter(id=result.answer_id).exists()
     assert Permission.objects.filter(codename="view_auditevent").exists()

@@ -6,11 +6,11 @@ import uuid
 
 import pytest
 
+from audit.models import AuditEvent
 from connectors import services as connectors
-from console.models import AuditEvent
-from search import selectors
-from search import services as search_services
-from search.identity import principals_for
+from identity.selectors import principals_for
+from retrieval import selectors
+from retrieval import services as retrieval_services
 from tests.console.conftest import auth, finance_document, index_corpus, public_document, write_corpus, write_manifest
 
 pytestmark = pytest.mark.django_db
@@ -23,11 +23,11 @@ def main_index(request, settings, tmp_path):
         request.getfixturevalue("elasticsearch_node")
     settings.CITEWISE = {**settings.CITEWISE, "SEARCH_BACKEND": request.param,
                          "EMBEDDED_INDEX_DIR": tmp_path / "index", "INDEX_NAME": f"test-docs-{uuid.uuid4().hex[:8]}"}
-    search_services._backends.clear()
+    retrieval_services._backends.clear()
     yield request.param
-    for backend in search_services._backends.values():
+    for backend in retrieval_services._backends.values():
         backend.drop()
-    search_services._backends.clear()
+    retrieval_services._backends.clear()
 
 
 @pytest.fixture

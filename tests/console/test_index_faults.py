@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from django.core.management import CommandError, call_command
 
+from answers.models import Answer
 from bot.services import Asker, BotError, answer_question
-from search import services as search_services
-from search.models import Answer
+from retrieval import services as retrieval_services
 from tests.console.conftest import KITCHEN_QUESTION, auth, index_corpus, public_document, write_corpus
 from tests.sse import sse_events
 
@@ -18,7 +18,7 @@ pytestmark = pytest.mark.django_db
 
 
 def _live_file() -> Path:
-    backend = search_services.get_backend()
+    backend = retrieval_services.get_backend()
     path = Path(backend.index_info().physical_name)
     backend.drop_connection()
     for sidecar in (Path(f"{path}-wal"), Path(f"{path}-shm")):
@@ -138,7 +138,7 @@ def test_health_and_readiness_report_a_broken_embedded_index_never_a_500(client,
 def deleted_index(tmp_path, main_index, db):
     """A corpus indexed on each backend, then its index deleted behind the application's back."""
     source = index_corpus(write_corpus(tmp_path / "docs"))
-    backend = search_services.get_backend()
+    backend = retrieval_services.get_backend()
     if main_index == "elasticsearch":
         for physical in backend.index_info().physical_name.split(","):
             backend.client.indices.delete(index=physical)
@@ -192,10 +192,10 @@ def test_readiness_fails_while_elasticsearch_is_unreachable_or_the_index_holds_a
     assert response.status_code == 503 and "reindex" in response.json()["checks"]["search"]
     settings.CITEWISE = {**settings.CITEWISE, "SEARCH_BACKEND": "elasticsearch",
                          "ELASTICSEARCH_URL": "http://127.0.0.1:9", "ELASTICSEARCH_TIMEOUT_S": 2}
-    search_services._backends.clear()
+    retrieval_services._backends.clear()
     try:
         for url in ("/healthz", "/readyz"):
             response = client.get(url)
             assert response.status_code == 503 and response.json()["checks"]["search"].startswith("error"), url
     finally:
-        search_services._backends.clear()
+        retrieval_services._backends.clear()

@@ -13,13 +13,13 @@ from django.conf import settings as django_settings
 from django.core.cache import cache
 from django.core.management import CommandError, call_command
 
+from answers import services as answering
+from answers.models import Answer
 from connectors import tasks
 from connectors.models import Document, Source
 from console.celery import app as celery_app
-from search import selectors
-from search.answering import services as answering
-from search.identity import principals_for
-from search.models import Answer
+from identity.selectors import principals_for
+from retrieval import selectors
 from search.types import SearchMode
 from tests.console.conftest import (
     BUDGET_QUESTION,
@@ -172,9 +172,9 @@ def test_a_celery_worker_on_redis_revokes_access_with_sync_permissions(tmp_path,
     index_dir, index_name = tmp_path / "index", f"test-celery-{uuid.uuid4().hex[:8]}"
     settings.CITEWISE = {**settings.CITEWISE, "SEARCH_BACKEND": "embedded", "EMBEDDED_INDEX_DIR": index_dir,
                          "INDEX_NAME": index_name}
-    from search import services as search_services
+    from retrieval import services as retrieval_services
 
-    search_services._backends.clear()
+    retrieval_services._backends.clear()
     cache.clear()
     folder = write_corpus(tmp_path / "docs")
     source = index_corpus(folder)
@@ -218,14 +218,14 @@ def test_a_celery_worker_on_redis_revokes_access_with_sync_permissions(tmp_path,
     after = answering.ask(BUDGET_QUESTION, principals=principals_for(alice), user=alice)
     assert Answer.objects.get(id=after.answer_id).timings["cache"] == "miss"
     assert after.refused and "40,000" not in after.text
-    search_services._backends.clear()
+    retrieval_services._backends.clear()
 
 
 @pytest.mark.django_db
 def test_permission_sync_removes_documents_deleted_at_the_source(tmp_path, isolated_index):
     from connectors import services as connector_services
     from connectors.models import Document
-    from search import selectors
+    from retrieval import selectors
     from search.types import SearchMode
 
     (tmp_path / "a.md").write_text("# Alpha\n\nThe quokka budget is forty dollars.\n")

@@ -13,9 +13,9 @@ from django.core.management import call_command
 from django.db import connection, transaction
 
 from connectors.models import Document, Source
-from search import selectors
-from search import services as search_services
-from search.identity import principals_for
+from identity.selectors import principals_for
+from retrieval import selectors
+from retrieval import services as retrieval_services
 from search.types import SearchMode, SearchUnavailable
 from tests.console.conftest import BUDGET_QUESTION, auth, finance_document, index_corpus, write_corpus
 
@@ -66,7 +66,7 @@ def test_a_deleted_sources_passages_are_neither_searchable_nor_citable(client, i
     delete_source(client, admin_user, indexed, how)
 
     assert not Source.objects.filter(pk=indexed.pk).exists() and not Document.objects.exists()
-    assert search_services.get_backend().document_ids() == set()
+    assert retrieval_services.get_backend().document_ids() == set()
     assert budget_titles(alice) == set()
     answer = ask(client, alice)
     assert answer["refused"] and not answer["citations"]
@@ -76,17 +76,17 @@ def test_a_deleted_sources_passages_are_neither_searchable_nor_citable(client, i
 @contextmanager
 def index_unreachable(kind: str, settings, tmp_path: Path):
     """Elasticsearch: the URL points at a closed port. Embedded: the live file cannot be opened."""
-    backend = search_services.get_backend()
+    backend = retrieval_services.get_backend()
     if kind == "elasticsearch":
         saved = settings.CITEWISE
         settings.CITEWISE = {**saved, "ELASTICSEARCH_URL": "http://127.0.0.1:9", "ELASTICSEARCH_TIMEOUT_S": 2}
-        search_services._backends.clear()
+        retrieval_services._backends.clear()
         try:
             yield
         finally:
             settings.CITEWISE = saved
-            search_services._backends.clear()
-            search_services._backends[(kind, saved["INDEX_NAME"])] = backend  # main_index drops it
+            retrieval_services._backends.clear()
+            retrieval_services._backends[(kind, saved["INDEX_NAME"])] = backend  # main_index drops it
         return
     live = Path(backend.index_info().physical_name)
     backend.drop_connection()
@@ -135,9 +135,9 @@ def test_passages_of_sources_deleted_before_are_removed_by_reconcile_index(index
     stayed) stay searchable for good."""
     with connection.cursor() as cursor:  # what deleting a source did before: rows only
         cursor.execute("DELETE FROM connectors_document WHERE source_id = %s", [indexed.pk])
-        cursor.execute("DELETE FROM connectors_groupmembership WHERE group_id IN "
-                       "(SELECT id FROM connectors_group WHERE source_id = %s)", [indexed.pk])
-        cursor.execute("DELETE FROM connectors_group WHERE source_id = %s", [indexed.pk])
+        cursor.execute("DELETE FROM identity_groupmembership WHERE group_id IN "
+                       "(SELECT id FROM identity_group WHERE source_id = %s)", [indexed.pk])
+        cursor.execute("DELETE FROM identity_group WHERE source_id = %s", [indexed.pk])
         cursor.execute("DELETE FROM connectors_source WHERE id = %s", [indexed.pk])
     assert kitchen_titles() == {"Kitchen"}
 
@@ -145,7 +145,7 @@ def test_passages_of_sources_deleted_before_are_removed_by_reconcile_index(index
 
     assert "removed 2 documents" in capsys.readouterr().out
     assert kitchen_titles() == set()
-    assert search_services.get_backend().document_ids() == set()
+    assert retrieval_services.get_backend().document_ids() == set()
 
 
 def kitchen_titles() -> set[str]:
@@ -165,6 +165,6 @@ def test_a_document_deleted_in_the_admin_leaves_the_index_first(client, indexed,
         client.post("/admin/connectors/document/", {"action": "delete_selected", ACTION_CHECKBOX_NAME: [budget.pk],
                                                       "post": "yes"})
     assert not Document.objects.filter(pk=budget.pk).exists()
-    assert budget.pk not in search_services.get_backend().document_ids()
+    assert budget.pk not in retrieval_services.get_backend().document_ids()
     assert budget_titles(alice) == set()
     assert kitchen_titles() == {"Kitchen"}

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 
-from search.models import Answer
+from answers.models import Answer
 from tests.console.conftest import KITCHEN_QUESTION
 from tests.sse import sse_events
 

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from connectors.parsing import Section
-from search import selectors
+from retrieval import selectors
+from retrieval.chunking import ChunkingConfig, chunk_sections
+from retrieval.services import DocumentToIndex, fusion_config, index_documents
 from search.backends.base import DocumentChunks
-from search.chunking import ChunkingConfig, chunk_sections
-from search.services import DocumentToIndex, fusion_config, index_documents
 from search.types import DocumentAcl, IndexedDocument, IndexModelMismatch, SearchFilters, SearchHit, SearchMode
 
 pytestmark = pytest.mark.django_db

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from connectors.parsing import Section
+from retrieval.services import DocumentToIndex, fusion_config, index_documents
 from search.backends.embedded import EmbeddedBackend
-from search.services import DocumentToIndex, fusion_config, index_documents
 from search.types import DocumentAcl, IndexedDocument, SearchFilters, SearchMode
 
 pytestmark = pytest.mark.django_db

@@ -6,8 +6,8 @@ import pytest
 
 from connectors import services
 from connectors.models import Document
-from search import selectors
-from search.services import get_backend, index_documents
+from retrieval import selectors
+from retrieval.services import get_backend, index_documents
 from search.types import SearchMode, SearchUnavailable
 from tests.search.test_backend_contract import CORPUS
 

@@ -13,8 +13,8 @@ from django.core.management import call_command
 from connectors import services
 from connectors.base import SourceUnavailable
 from connectors.models import Document, Source
-from search import selectors
-from search.services import get_backend
+from retrieval import selectors
+from retrieval.services import get_backend
 from search.types import IndexModelMismatch, SearchMode
 
 pytestmark = pytest.mark.django_db

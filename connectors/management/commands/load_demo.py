@@ -9,7 +9,8 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
 from connectors import services
-from connectors.models import Account, ExternalIdentity
+from identity import services as identity_services
+from identity.models import Account, ExternalIdentity
 
 DEMO_CORPUS = Path(__file__).resolve().parents[2] / "demo" / "corpus"
 # Who they are at Kestrel Robotics; connectors/demo/corpus/.citewise-acl.json says what each may read.
@@ -38,8 +39,8 @@ class Command(BaseCommand):
                 user.save()
             ExternalIdentity.objects.update_or_create(principal=f"email:{email}",
                                                       defaults={"user": user, "is_external": external})
-            services.set_account_status(user, Account.Status.GUEST if external else Account.Status.EMPLOYEE,
-                                        surface="cli")
+            identity_services.set_account_status(
+                user, Account.Status.GUEST if external else Account.Status.EMPLOYEE, surface="cli")
         source = services.ensure_source("filesystem", DEMO_CORPUS, name="Demo corpus (Kestrel Robotics)")
         report = services.sync_source(source, progress=True)
         permissions = services.sync_permissions(source)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand, CommandError
 
 from connectors import services
-from search.services import get_backend
+from retrieval.services import get_backend
 from search.types import SearchUnavailable
 
 

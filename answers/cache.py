@@ -1,0 +1,96 @@
+"""The answer cache: an answer is reused only while nothing it depends on has changed.
+
+An answer is reused only for the same normalised question, rewritten search query (the conversation's context),
+answering settings, *exact* set of expanded principals, and index version. The index version is a token kept in the
+cache, replaced by bump_index_version() whenever the index changes (retrieval's index_changed signal; the receiver
+is connected in answers/apps.py), plus the sources' last sync times from the database, so a sync in another process
+invalidates answers even with the per-process local-memory cache. See docs/acl.md.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import uuid
+from typing import Any
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db.models import Max
+
+from answers.composers import PROMPT_VERSION
+from connectors.models import Source
+
+logger = logging.getLogger("citewise.answering")
+ANSWER_CACHE_PREFIX = "citewise:answer:v1:"
+INDEX_VERSION_KEY = "citewise:index-version"
+_ANSWER_SETTINGS = (
+    "SEARCH_BACKEND", "INDEX_NAME", "EMBEDDING_MODEL", "FUSION", "RRF_K", "BM25_WEIGHT", "DENSE_WEIGHT",
+    "CANDIDATES_PER_LEG", "KNN_NUM_CANDIDATES", "RERANKER", "RERANK_MODEL", "RERANK_CANDIDATES", "ANSWER_PASSAGES",
+    "ANSWER_THRESHOLD", "COMPOSER", "LLM_MAX_INPUT_TOKENS", "LLM_MAX_OUTPUT_TOKENS", "COHERE_CHAT_MODEL",
+    "COHERE_RERANK_MODEL", "OPENAI_BASE_URL", "OPENAI_MODEL",
+)
+
+
+def normalise_question(question: str) -> str:
+    return " ".join(question.casefold().split())
+
+
+def principals_digest(principals: frozenset[str]) -> str:
+    """A hash of the sorted principals: two askers share cached answers only if they read as exactly the same."""
+    return hashlib.sha256("\n".join(sorted(principals)).encode()).hexdigest()
+
+
+def bump_index_version() -> None:
+    """Invalidate every cached answer."""
+    try:
+        cache.set(INDEX_VERSION_KEY, uuid.uuid4().hex, timeout=None)
+    except Exception:  # noqa: BLE001 - the sources' sync times in the key still change; see index_version()
+        logger.warning("could not bump the answer cache's index version", exc_info=True)
+
+
+def invalidate_on_index_change(sender: type, **kwargs: Any) -> None:
+    """The index_changed receiver: documents, ACLs or deletions were written to an index, or a rebuild swapped in."""
+    bump_index_version()
+
+
+def index_version() -> str:
+    """The cache's generation token and the newest content and permission sync times of any source."""
+    token = cache.get(INDEX_VERSION_KEY)
+    if token is None:
+        # A fresh random token (never a counter restarting at 1) so an evicted key cannot revive old entries.
+        cache.add(INDEX_VERSION_KEY, uuid.uuid4().hex, timeout=None)
+        token = cache.get(INDEX_VERSION_KEY) or "none"
+    stamps = Source.objects.aggregate(content=Max("last_synced_at"), permissions=Max("permissions_synced_at"))
+    return f"{token}:{stamps['content']}:{stamps['permissions']}"
+
+
+def answer_cache_key(question: str, search_query: str, principals: frozenset[str]) -> str:
+    config = settings.CITEWISE
+    material = json.dumps({
+        "question": normalise_question(question), "search_query": normalise_question(search_query),
+        "settings": [str(config.get(name, "")) for name in _ANSWER_SETTINGS], "prompt": PROMPT_VERSION,
+        "principals": principals_digest(principals), "index": index_version(),
+    }, sort_keys=True)
+    return ANSWER_CACHE_PREFIX + hashlib.sha256(material.encode()).hexdigest()
+
+
+def lookup(question: str, search_query: str, principals: frozenset[str]) -> tuple[str, dict | None, str]:
+    """(key, cached answer or None, "hit" | "miss" | "unavailable")."""
+    try:
+        key = answer_cache_key(question, search_query, principals)
+        cached = cache.get(key)
+    except Exception:  # noqa: BLE001 - a cache outage makes every question a miss, never a failure
+        logger.warning("answer cache unavailable", exc_info=True)
+        return "", None, "unavailable"
+    if not isinstance(cached, dict):
+        return key, None, "miss"
+    return key, cached, "hit"
+
+
+def store(key: str, value: dict[str, Any], ttl: int) -> None:
+    try:
+        cache.set(key, value, timeout=ttl)
+    except Exception:  # noqa: BLE001
+        logger.warning("answer cache unavailable", exc_info=True)

@@ -1,0 +1,27 @@
+"""Choose the answer composer from settings: extractive (default, no LLM), Cohere chat, or OpenAI-compatible."""
+
+from __future__ import annotations
+
+from django.conf import settings
+
+from answers.types import Composer
+
+# The prompt templates in answers/prompts/ carry this version; answers record it.
+PROMPT_VERSION = "answer-v1"
+
+
+def get_composer(name: str | None = None) -> Composer:
+    name = name or settings.CITEWISE["COMPOSER"]
+    if name == "extractive":
+        from answers.extractive import ExtractiveComposer
+
+        return ExtractiveComposer()
+    if name == "cohere":
+        from answers.llm import CohereComposer
+
+        return CohereComposer.from_settings()
+    if name == "openai":
+        from answers.llm import OpenAICompatibleComposer
+
+        return OpenAICompatibleComposer.from_settings()
+    raise ValueError(f"unknown composer {name!r} (expected extractive, cohere or openai)")

@@ -1,0 +1,107 @@
+"""Reads from the search index. Every read takes the asker's principals: there is no unfiltered path."""
+
+from __future__ import annotations
+
+import numpy as np
+from django.conf import settings
+
+from retrieval.chunking import merge_section_text
+from retrieval.embeddings import get_embedder
+from retrieval.metrics import SEARCHES, timed
+from retrieval.services import fusion_config, get_backend
+from retrieval.signals import index_found_empty
+from search.analysis import analyzed_text
+from search.backends import SearchBackend
+from search.types import FusionConfig, IndexMissing, SearchFilters, SearchHit, SearchMode
+
+
+# A pasted log or document as a "query" must not become a 50,000-clause query.
+MAX_QUERY_CHARS = 4000
+MAX_QUERY_TERMS = 256
+
+
+def search(
+    query: str,
+    *,
+    principals: frozenset[str],
+    mode: SearchMode = SearchMode.HYBRID,
+    filters: SearchFilters | None = None,
+    limit: int = 10,
+    backend: SearchBackend | None = None,
+    fusion: FusionConfig | None = None,
+    timings: dict[str, float] | None = None,
+) -> list[SearchHit]:
+    if not isinstance(principals, frozenset):
+        raise TypeError("principals must be a frozenset of the asker's principals")
+    query = query[:MAX_QUERY_CHARS]
+    terms = " ".join(analyzed_text(query).split()[:MAX_QUERY_TERMS])
+    backend = backend or get_backend()
+    embedding_model = settings.CITEWISE["EMBEDDING_MODEL"]
+    query_vector = None
+    if mode != SearchMode.BM25:  # BM25 alone never loads the model
+        with timed("embed_query", timings):
+            query_vector = get_embedder(embedding_model).embed_query(query)
+    with timed("retrieve", timings):
+        hits = backend.search(
+            principals=principals, query=query, analyzed_query=terms, query_vector=query_vector,
+            embedding_model=embedding_model, mode=mode, filters=filters or SearchFilters(), limit=limit,
+            fusion=fusion or fusion_config(),
+        )
+    SEARCHES.labels(backend.name, mode.value).inc()
+    if not hits:  # nothing found, or nothing there to find: only the second is an outage
+        _raise_if_missing(backend)
+    return hits
+
+
+def index_status(backend: SearchBackend | None = None) -> str:
+    """"ok", "empty" (nothing ingested yet) or "index missing" (what was indexed says otherwise: index_found_empty).
+
+    Raises SearchUnavailable when the index cannot be read at all.
+    """
+    backend = backend or get_backend()
+    info = backend.index_info()
+    if info is not None and info.chunk_count > 0:
+        return "ok"
+    replies = index_found_empty.send(sender=type(backend), backend_kind=backend.name, index_name=backend.index_name)
+    return "index missing" if any(expected for _, expected in replies) else "empty"
+
+
+def _raise_if_missing(backend: SearchBackend) -> None:
+    if index_status(backend) == "index missing":
+        raise IndexMissing(f"the {backend.name} index {backend.index_name!r} is missing or empty, but the "
+                           "database records documents indexed in it; restore it or run `manage.py reindex`")
+
+
+def expand_to_section(hit: SearchHit, *, principals: frozenset[str], backend: SearchBackend | None = None) -> str:
+    """The whole section a hit came from (parent-document retrieval), or "" if the asker may not read it."""
+    backend = backend or get_backend()
+    pieces = backend.section_chunks(hit.document_id, hit.section_ordinal, principals=principals)
+    return merge_section_text(pieces)
+
+
+def readable_document(
+    document_id: str, principals: frozenset[str], *, backend: SearchBackend | None = None
+) -> SearchHit | None:
+    """One chunk of the document if the principals may read it now, per the search index; else None.
+
+    The index is the authority (the same ACL filter every search applies), so a document that is gone,
+    not yet indexed, or not readable all look the same: None. A unit probe vector with a document-id
+    filter finds any chunk of the document without a query or the embedding model.
+    """
+    if not isinstance(principals, frozenset):
+        raise TypeError("principals must be a frozenset of the asker's principals")
+    if not document_id or len(document_id) > 64:
+        return None
+    backend = backend or get_backend()
+    info = backend.index_info()
+    if info is None or info.dimensions < 1:
+        _raise_if_missing(backend)
+        return None
+    probe = np.zeros(info.dimensions, dtype=np.float32)
+    probe[0] = 1.0
+    hits = backend.search(
+        principals=principals, query="", analyzed_query="", query_vector=probe, embedding_model=info.embedding_model,
+        mode=SearchMode.DENSE, filters=SearchFilters(document_ids=(document_id,)), limit=1,
+        fusion=fusion_config(candidates_per_leg=1, knn_num_candidates=100),
+    )
+    return next((hit for hit in hits if hit.document_id == document_id), None)

@@ -1,0 +1,203 @@
+"""Actions on the search index: chunk, embed (cached), write and delete documents, change their ACLs, swap in a
+rebuilt index. Each change is announced with the index_changed signal (retrieval/signals.py)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from django.conf import settings
+
+from retrieval.chunking import ChunkingConfig, SectionLike, TooManyChunks, chunk_sections
+from retrieval.embeddings import Embedder, get_embedder
+from retrieval.metrics import CHUNKS_EMBEDDED, CHUNKS_INDEXED, EMBEDDING_CACHE_HITS, timed
+from retrieval.models import EmbeddingCacheEntry
+from retrieval.signals import index_changed
+from search.analysis import analyzed_text
+from search.backends import SearchBackend, create_backend
+from search.backends.base import DocumentChunks
+from search.types import Chunk, DocumentAcl, FusionConfig, IndexedDocument
+
+logger = logging.getLogger("citewise.search")
+
+_backends: dict[tuple[str, str], SearchBackend] = {}
+_backends_lock = threading.Lock()
+
+
+def get_backend(index_name: str | None = None, kind: str | None = None) -> SearchBackend:
+    """The configured backend for an index (default: the main index), shared within the process."""
+    config = settings.CITEWISE
+    key = (kind or config["SEARCH_BACKEND"], index_name or config["INDEX_NAME"])
+    with _backends_lock:
+        if key not in _backends:
+            _backends[key] = create_backend(*key)
+        return _backends[key]
+
+
+def fusion_config(**overrides: object) -> FusionConfig:
+    config = settings.CITEWISE
+    values = {
+        "method": config["FUSION"], "rrf_k": config["RRF_K"], "bm25_weight": config["BM25_WEIGHT"],
+        "dense_weight": config["DENSE_WEIGHT"], "candidates_per_leg": config["CANDIDATES_PER_LEG"],
+        "knn_num_candidates": config["KNN_NUM_CANDIDATES"],
+    }
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return FusionConfig(**values)
+
+
+# Bump when parsing or chunking changes what the same bytes turn into, so everything re-indexes.
+PIPELINE_VERSION = 3  # 3: DOCX tables under the heading they follow
+
+
+def pipeline_signature() -> str:
+    config = settings.CITEWISE
+    return (f"{config['EMBEDDING_MODEL']}|chunk={config['CHUNK_MAX_TOKENS']}/{config['CHUNK_OVERLAP_TOKENS']}"
+            f"|v{PIPELINE_VERSION}")
+
+
+def chunking_config() -> ChunkingConfig:
+    return ChunkingConfig(settings.CITEWISE["CHUNK_MAX_TOKENS"], settings.CITEWISE["CHUNK_OVERLAP_TOKENS"])
+
+
+@dataclass(frozen=True)
+class DocumentToIndex:
+    document: IndexedDocument
+    sections: Sequence[SectionLike]
+
+
+@dataclass
+class IndexingStats:
+    documents: int = 0
+    chunks: int = 0
+    embedded: int = 0
+    embedding_cache_hits: int = 0
+    seconds: dict[str, float] = field(default_factory=dict)
+    chunks_per_document: dict[str, int] = field(default_factory=dict)
+    # Documents left out, each with its "code: message"; the index keeps whatever it held for them.
+    rejected: dict[str, str] = field(default_factory=dict)
+
+
+def embed_cached(embedder: Embedder, texts: Sequence[str], hashes: Sequence[str]) -> tuple[np.ndarray, int, int]:
+    """Vectors for texts, embedding only those whose (model, content hash) is not cached yet.
+
+    Returns (vectors, embedded count, cache hit count).
+    """
+    vectors = np.zeros((len(texts), embedder.dimensions), dtype=np.float32)
+    cached: dict[str, bytes] = {}
+    unique_hashes = list(dict.fromkeys(hashes))
+    for start in range(0, len(unique_hashes), 500):
+        cached.update(EmbeddingCacheEntry.objects.filter(
+            model_name=embedder.model_name, content_hash__in=unique_hashes[start:start + 500],
+        ).values_list("content_hash", "vector"))
+    missing: dict[str, str] = {}
+    for i, digest in enumerate(hashes):
+        if digest in cached:
+            vectors[i] = np.frombuffer(bytes(cached[digest]), dtype="<f4")
+        else:
+            missing.setdefault(digest, texts[i])
+    if missing:
+        fresh = embedder.embed_documents(list(missing.values()))
+        by_hash = dict(zip(missing, fresh, strict=True))
+        EmbeddingCacheEntry.objects.bulk_create(
+            [EmbeddingCacheEntry(model_name=embedder.model_name, content_hash=digest, dimensions=embedder.dimensions,
+                                 vector=np.asarray(vector, dtype="<f4").tobytes()) for digest, vector in by_hash.items()],
+            ignore_conflicts=True, batch_size=500,
+        )
+        for i, digest in enumerate(hashes):
+            if digest in by_hash:
+                vectors[i] = by_hash[digest]
+    hits = sum(1 for digest in hashes if digest in cached)
+    CHUNKS_EMBEDDED.labels(embedder.model_name).inc(len(missing))
+    EMBEDDING_CACHE_HITS.labels(embedder.model_name).inc(hits)
+    return vectors, len(missing), hits
+
+
+def index_documents(
+    items: Sequence[DocumentToIndex], *, backend: SearchBackend | None = None,
+    max_chunks_per_document: int | None = None,
+) -> IndexingStats:
+    """Chunk, embed and write documents, replacing whatever the index held for each of them.
+
+    A document that makes more than `max_chunks_per_document` chunks is left out (stats.rejected) before
+    anything is embedded.
+    """
+    backend = backend or get_backend()
+    stats = IndexingStats(documents=len(items))
+    if not items:
+        return stats
+    embedder = get_embedder()
+    backend.ensure_index(embedder.model_name, embedder.dimensions)
+    config = chunking_config()
+    per_document: list[list[Chunk]] = []
+    kept: list[DocumentToIndex] = []
+    with timed("chunk", stats.seconds):
+        for item in items:
+            doc = item.document
+            try:
+                chunks = chunk_sections(doc.document_id, doc.title, item.sections, embedder.count_tokens, config,
+                                        max_chunks=max_chunks_per_document)
+            except TooManyChunks as exc:
+                stats.rejected[doc.document_id] = (
+                    f"too_many_chunks: the file makes more than {exc.limit:,} chunks; the limit is {exc.limit:,} "
+                    f"(CITEWISE_MAX_CHUNKS_PER_DOCUMENT)")
+                continue
+            kept.append(item)
+            per_document.append(chunks)
+    items = kept
+    stats.documents = len(items)
+    if not items:
+        return stats
+    inputs = [c.embedding_input(item.document.title) for item, chunks in zip(items, per_document) for c in chunks]
+    hashes = [c.content_hash for chunks in per_document for c in chunks]
+    with timed("embed", stats.seconds):
+        vectors, stats.embedded, stats.embedding_cache_hits = embed_cached(embedder, inputs, hashes)
+    with timed("analyze", stats.seconds):
+        terms = [analyzed_text(text) for text in inputs]
+    batch, offset = [], 0
+    for item, chunks in zip(items, per_document, strict=True):
+        batch.append(DocumentChunks(item.document, chunks, vectors[offset:offset + len(chunks)],
+                                    terms[offset:offset + len(chunks)]))
+        offset += len(chunks)
+    with timed("index", stats.seconds):
+        backend.replace_documents(batch, embedding_model=embedder.model_name)
+    stats.chunks = offset
+    stats.chunks_per_document = {item.document.document_id: len(c) for item, c in zip(items, per_document)}
+    CHUNKS_INDEXED.labels(backend.name).inc(offset)
+    _announce(backend, [item.document.document_id for item in items], [item.document.source_id for item in items])
+    return stats
+
+
+def delete_documents(
+    document_ids: Sequence[str], *, backend: SearchBackend | None = None, source_ids: Sequence[str] = (),
+) -> None:
+    """Delete documents' chunks from the index; `source_ids` (their sources, where the caller knows) go with the
+    announcement."""
+    if not document_ids:
+        return
+    backend = backend or get_backend()
+    backend.delete_documents(list(document_ids))
+    _announce(backend, document_ids, source_ids)
+
+
+def update_acls(acls: Sequence[tuple[str, DocumentAcl]], *, backend: SearchBackend | None = None) -> None:
+    """Replace the ACL every chunk of each document carries, by document id; nothing is re-embedded."""
+    if not acls:
+        return
+    backend = backend or get_backend()
+    backend.update_acls(list(acls))
+    _announce(backend, [document_id for document_id, _ in acls])
+
+
+def promote(live: SearchBackend, staged: SearchBackend) -> None:
+    """Swap a rebuilt staging index in for the live one (atomically, on both backends)."""
+    live.promote(staged)
+    _announce(live, None)
+
+
+def _announce(backend: SearchBackend, document_ids: Sequence[str] | None, source_ids: Sequence[str] = ()) -> None:
+    index_changed.send(sender=type(backend), backend=backend,
+                       document_ids=None if document_ids is None else frozenset(document_ids),
+                       source_ids=frozenset(str(source_id) for source_id in source_ids))
