@@ -9,10 +9,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from django.conf import settings
 
 from answers.scoring import score_sentences
 from answers.types import Passage
+from core.config import current
 
 DEFAULT_THRESHOLD = 0.65
 
@@ -25,7 +25,7 @@ class Decision:
 
 
 def judge(question: str, passages: Sequence[Passage]) -> Decision:
-    threshold = settings.CITEWISE.get("ANSWER_THRESHOLD", DEFAULT_THRESHOLD)
+    threshold = current().answer_threshold
     scored = score_sentences(question, passages)
     best = scored[0].score if scored else float("-inf")
     return Decision(best >= threshold, best, threshold)

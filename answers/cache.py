@@ -15,22 +15,22 @@ import logging
 import uuid
 from typing import Any
 
-from django.conf import settings
 from django.core.cache import cache
 from django.db.models import Max
 
 from answers.composers import PROMPT_VERSION
 from connectors.models import Source
+from core.config import current
 
 logger = logging.getLogger("citewise.answering")
 ANSWER_CACHE_PREFIX = "citewise:answer:v1:"
 INDEX_VERSION_KEY = "citewise:index-version"
-_ANSWER_SETTINGS = (
-    "SEARCH_BACKEND", "INDEX_NAME", "EMBEDDING_MODEL", "FUSION", "RRF_K", "BM25_WEIGHT", "DENSE_WEIGHT",
-    "CANDIDATES_PER_LEG", "KNN_NUM_CANDIDATES", "RERANKER", "RERANK_MODEL", "RERANK_CANDIDATES", "ANSWER_PASSAGES",
-    "ANSWER_THRESHOLD", "COMPOSER", "LLM_MAX_INPUT_TOKENS", "LLM_MAX_OUTPUT_TOKENS", "COHERE_CHAT_MODEL",
-    "COHERE_RERANK_MODEL", "OPENAI_BASE_URL", "OPENAI_MODEL",
-)
+_ANSWER_SETTINGS = frozenset({
+    "search_backend", "index_name", "embedding_model", "fusion", "rrf_k", "bm25_weight", "dense_weight",
+    "candidates_per_leg", "knn_num_candidates", "reranker", "rerank_model", "rerank_candidates", "answer_passages",
+    "answer_threshold", "composer", "llm_max_input_tokens", "llm_max_output_tokens", "cohere_chat_model",
+    "cohere_rerank_model", "openai_base_url", "openai_model",
+})
 
 
 def normalise_question(question: str) -> str:
@@ -67,10 +67,10 @@ def index_version() -> str:
 
 
 def answer_cache_key(question: str, search_query: str, principals: frozenset[str]) -> str:
-    config = settings.CITEWISE
+    config = current()
     material = json.dumps({
         "question": normalise_question(question), "search_query": normalise_question(search_query),
-        "settings": [str(config.get(name, "")) for name in _ANSWER_SETTINGS], "prompt": PROMPT_VERSION,
+        "settings": config.model_dump(mode="json", include=_ANSWER_SETTINGS), "prompt": PROMPT_VERSION,
         "principals": principals_digest(principals), "index": index_version(),
     }, sort_keys=True)
     return ANSWER_CACHE_PREFIX + hashlib.sha256(material.encode()).hexdigest()

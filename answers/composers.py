@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from django.conf import settings
 
 from answers.types import Composer
+from core.config import current
 
 # The prompt templates in answers/prompts/ carry this version; answers record it.
 PROMPT_VERSION = "answer-v1"
 
 
 def get_composer(name: str | None = None) -> Composer:
-    name = name or settings.CITEWISE["COMPOSER"]
+    name = name or current().composer
     if name == "extractive":
         from answers.extractive import ExtractiveComposer
 

@@ -32,9 +32,9 @@ from pathlib import Path
 from string import Template
 from typing import Any, TypeVar
 
-from django.conf import settings
 
 from answers.types import ComposerError, Composition, Passage, Turn
+from core.config import current
 
 logger = logging.getLogger("citewise.answering.llm")
 
@@ -264,10 +264,10 @@ class Limits:
 
     @classmethod
     def from_settings(cls) -> Limits:
-        config = settings.CITEWISE
-        return cls(timeout_s=float(config["LLM_TIMEOUT_S"]), max_retries=int(config["LLM_MAX_RETRIES"]),
-                   max_input_tokens=int(config["LLM_MAX_INPUT_TOKENS"]),
-                   max_output_tokens=int(config["LLM_MAX_OUTPUT_TOKENS"]))
+        config = current()
+        return cls(timeout_s=float(config.llm_timeout_s), max_retries=int(config.llm_max_retries),
+                   max_input_tokens=int(config.llm_max_input_tokens),
+                   max_output_tokens=int(config.llm_max_output_tokens))
 
 
 def _count(value: Any) -> int:
@@ -317,9 +317,9 @@ class OpenAICompatibleComposer:
 
     @classmethod
     def from_settings(cls) -> OpenAICompatibleComposer:
-        config = settings.CITEWISE
-        return cls(base_url=config["OPENAI_BASE_URL"], api_key=config["OPENAI_API_KEY"],
-                   model=config["OPENAI_MODEL"], limits=Limits.from_settings())
+        config = current()
+        return cls(base_url=config.openai_base_url, api_key=config.openai_api_key,
+                   model=config.openai_model, limits=Limits.from_settings())
 
     def _describe(self, exc: Exception) -> Failure:
         import openai
@@ -407,9 +407,9 @@ class CohereComposer:
 
     @classmethod
     def from_settings(cls) -> CohereComposer:
-        config = settings.CITEWISE
-        return cls(api_key=config["COHERE_API_KEY"], base_url=config["COHERE_BASE_URL"],
-                   model=config["COHERE_CHAT_MODEL"], limits=Limits.from_settings())
+        config = current()
+        return cls(api_key=config.cohere_api_key, base_url=config.cohere_base_url,
+                   model=config.cohere_chat_model, limits=Limits.from_settings())
 
     def _describe(self, exc: Exception) -> Failure:
         return describe_cohere_failure(exc, self.limits.timeout_s)
@@ -547,7 +547,7 @@ def insert_markers(text: str, spans: Sequence[tuple[int, int, tuple[int, ...]]]
 
 def rewrite_with_llm(question: str, history: Sequence[Turn]) -> str:
     """The follow-up as a standalone search query, by the configured LLM; ComposerError if that fails."""
-    name = settings.CITEWISE["COMPOSER"]
+    name = current().composer
     composers = {"openai": OpenAICompatibleComposer, "cohere": CohereComposer}
     if name not in composers:
         raise ComposerError(f"no LLM is configured to rewrite queries (COMPOSER={name!r})")

@@ -6,11 +6,11 @@ import logging
 import threading
 from collections.abc import Sequence
 
-from django.conf import settings
 
 from answers.types import ComposerError
 from retrieval.reranking import Reranker, RerankerError
 from search.types import SearchHit
+from core.config import current
 
 logger = logging.getLogger("citewise.answering.rerank")
 
@@ -88,14 +88,14 @@ class CohereReranker:
 
 
 def get_reranker(name: str | None = None) -> Reranker:
-    config = settings.CITEWISE
-    name = name or config["RERANKER"]
+    config = current()
+    name = name or config.reranker
     if name == "none":
         return NoReranker()
     if name == "cross-encoder":
-        return CrossEncoderReranker(config["RERANK_MODEL"], device=config["EMBEDDING_DEVICE"])
+        return CrossEncoderReranker(config.rerank_model, device=config.embedding_device)
     if name == "cohere":
-        return CohereReranker(api_key=config["COHERE_API_KEY"], base_url=config["COHERE_BASE_URL"],
-                              model=config["COHERE_RERANK_MODEL"], timeout_s=config["LLM_TIMEOUT_S"],
-                              max_retries=config["LLM_MAX_RETRIES"])
+        return CohereReranker(api_key=config.cohere_api_key, base_url=config.cohere_base_url,
+                              model=config.cohere_rerank_model, timeout_s=config.llm_timeout_s,
+                              max_retries=config.llm_max_retries)
     raise ValueError(f"unknown reranker {name!r} (expected none, cross-encoder or cohere)")

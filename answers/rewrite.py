@@ -6,10 +6,10 @@ import logging
 import re
 from collections.abc import Sequence
 
-from django.conf import settings
 
 from answers.types import ComposerError, Turn
 from search.analysis import ENGLISH_STOP_WORDS
+from core.config import current
 
 logger = logging.getLogger("citewise.answering.rewrite")
 _FOLLOW_UP = re.compile(
@@ -31,7 +31,7 @@ def rewrite_query(question: str, history: Sequence[Turn]) -> str:
     """
     if not history:
         return question
-    if settings.CITEWISE["COMPOSER"] != "extractive":
+    if current().composer != "extractive":
         try:
             from answers.llm import rewrite_with_llm
 

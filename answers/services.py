@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from django.conf import settings
 from django.core.exceptions import ValidationError
 
 from answers import cache
@@ -29,6 +28,7 @@ from retrieval import selectors
 from retrieval.metrics import timed
 from retrieval.reranking import RerankerError
 from search.types import IndexModelMismatch, SearchMode, SearchUnavailable
+from core.config import current
 
 logger = logging.getLogger("citewise.answering")
 MAX_QUESTION_CHARS = 2000
@@ -82,9 +82,9 @@ def _conversation(conversation_id: uuid.UUID | str | None, user: Any, surface: s
 
 
 def _cost(input_tokens: int, output_tokens: int) -> float:
-    config = settings.CITEWISE
-    return round(input_tokens / 1000 * config["LLM_USD_PER_1K_INPUT_TOKENS"]
-                 + output_tokens / 1000 * config["LLM_USD_PER_1K_OUTPUT_TOKENS"], 6)
+    config = current()
+    return round(input_tokens / 1000 * config.llm_usd_per_1k_input_tokens
+                 + output_tokens / 1000 * config.llm_usd_per_1k_output_tokens, 6)
 
 
 def _audit_ask(record: Answer, nearest: list[Citation], cache_status: str) -> None:
@@ -124,13 +124,13 @@ def ask(
         raise TypeError("principals must be a frozenset of the asker's principals")
     # Every surface asks through here, so one check limits them all; it comes before any database or search work.
     throttling.check_ask(user=user, requester=requester, channel=channel)
-    config = settings.CITEWISE
+    config = current()
     started = time.perf_counter()
     conversation = _conversation(conversation_id, user, surface)
     history = answer_selectors.recent_turns(conversation, HISTORY_TURNS)
     record = Answer(conversation=conversation, user=conversation.user, surface=surface, question=question)
     timings: dict[str, float] = {}
-    ttl = int(config.get("ANSWER_CACHE_TTL_S", 0) or 0)
+    ttl = int(config.answer_cache_ttl_s or 0)
     cache_key, cache_status = "", "off"
     nearest: list[Citation] = []
     try:
@@ -148,15 +148,15 @@ def ask(
             citations, nearest = list(cached["citation_objects"]), list(cached["nearest"])
         else:
             hits = selectors.search(search_query, principals=principals, mode=SearchMode.HYBRID,
-                                    limit=config["RERANK_CANDIDATES"], timings=timings)
+                                    limit=config.rerank_candidates, timings=timings)
             reranker = get_reranker()
             with timed("rerank", timings):
                 try:
-                    ranked = reranker.rerank(search_query, hits, top_n=config["ANSWER_PASSAGES"])
+                    ranked = reranker.rerank(search_query, hits, top_n=config.answer_passages)
                 except RerankerError as exc:
                     logger.warning("reranker %s failed, keeping fused order: %s", reranker.name, exc)
                     record.fallback_reason = f"reranker {reranker.name} failed: {exc}"
-                    ranked = [(hit, hit.score) for hit in hits[:config["ANSWER_PASSAGES"]]]
+                    ranked = [(hit, hit.score) for hit in hits[:config.answer_passages]]
             passages = [Passage(i, hit, hit.text) for i, (hit, _) in enumerate(ranked, start=1)]
             record.retrieved = [{"number": p.number, "chunk_id": p.hit.chunk_id, "document_id": p.hit.document_id,
                                  "score": round(float(score), 6)} for p, (_, score) in zip(passages, ranked)]
@@ -165,7 +165,7 @@ def ask(
             verified: VerifiedAnswer | None = None
             if decision.answerable:
                 with timed("compose", timings):
-                    composer_name = settings.CITEWISE["COMPOSER"]
+                    composer_name = current().composer
                     try:
                         composition = get_composer(composer_name).compose(question, passages, history=history)
                     except (ComposerError, ImportError) as exc:

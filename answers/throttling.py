@@ -4,7 +4,7 @@ Every ask goes through `answers.services.ask()`, which calls `check_ask()` befor
 the API, Slack, Teams and the CLI share one limit per person; searches call `check_search()`. The limits live here,
 under the API and the console that also check searches, because ask() itself must apply them. The counts live in the
 default cache (django-ratelimit: fixed windows, atomic add/incr), shared by every process when CITEWISE_CACHE_URL
-points at Redis and per process otherwise. Rates come from settings.CITEWISE (CITEWISE_ASK_RATE_PER_USER,
+points at Redis and per process otherwise. Rates come from the settings (CITEWISE_ASK_RATE_PER_USER,
 CITEWISE_ASK_RATE_PER_CHANNEL, CITEWISE_SEARCH_RATE_PER_USER); an empty or zero rate turns a limit off.
 """
 
@@ -13,9 +13,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from django.conf import settings
 from django_ratelimit.core import get_usage
 from prometheus_client import Counter
+
+from core.config import current
 
 logger = logging.getLogger("citewise.throttling")
 RATE_LIMITED = Counter("citewise_rate_limited_total", "Asks and searches refused by a rate limit", ["action", "scope"])
@@ -54,14 +55,9 @@ def asker_key(user: Any = None, requester: str = "") -> str:
     return requester
 
 
-def _rate(name: str) -> str:
-    rate = str(settings.CITEWISE.get(name) or "").strip()
-    return "" if rate.split("/", 1)[0] in ("", "0") else rate
-
-
 def _check(action: str, limits: list[tuple[str, str, str]]) -> None:
-    for scope, key, setting in limits:
-        rate = _rate(setting)
+    """Count one `action` against each (scope, key, rate); the settings have validated the rates ("" is off)."""
+    for scope, key, rate in limits:
         if not key or not rate:
             continue
         try:
@@ -82,10 +78,11 @@ def check_ask(*, user: Any = None, requester: str = "", channel: str = "") -> No
     `requester` names an asker without a Citewise user (e.g. "slack:T1:user:U2"); `channel` a chat channel
     (e.g. "slack:T1:C3"). Neither given and no user (the CLI without --as): nothing to count.
     """
-    _check(ASK, [(USER, asker_key(user, requester), "ASK_RATE_PER_USER"),
-                 (CHANNEL, channel, "ASK_RATE_PER_CHANNEL")])
+    config = current()
+    _check(ASK, [(USER, asker_key(user, requester), config.ask_rate_per_user),
+                 (CHANNEL, channel, config.ask_rate_per_channel)])
 
 
 def check_search(*, user: Any) -> None:
     """Count one search against the user's limit; raise RateLimited if it is spent."""
-    _check(SEARCH, [(USER, asker_key(user), "SEARCH_RATE_PER_USER")])
+    _check(SEARCH, [(USER, asker_key(user), current().search_rate_per_user)])

@@ -31,7 +31,7 @@ class ParseError(ItemError):
 
 @dataclass(frozen=True)
 class ParseLimits:
-    """Defaults match the settings' (console/settings/base.py, CITEWISE_MAX_*)."""
+    """Defaults match the settings' (core/config.py, CITEWISE_MAX_*)."""
 
     max_bytes: int = 25 * 1024 * 1024
     max_chars: int = 2_000_000

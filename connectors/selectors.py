@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from django.conf import settings
 
 from connectors.models import Document
+from core.config import current
 
 
 def indexed_chunks_expected(backend_kind: str, index_name: str) -> bool:
     """Whether the database records chunks written to this index: then a missing or empty index is an outage."""
-    config = settings.CITEWISE
+    config = current()
     # Blank on a source means the configured backend and main index (as sync_source resolves them).
-    kinds = [backend_kind, ""] if backend_kind == config["SEARCH_BACKEND"] else [backend_kind]
-    names = [index_name, ""] if index_name == config["INDEX_NAME"] else [index_name]
+    kinds = [backend_kind, ""] if backend_kind == config.search_backend else [backend_kind]
+    names = [index_name, ""] if index_name == config.index_name else [index_name]
     return Document.objects.filter(status=Document.Status.INDEXED, chunk_count__gt=0,
                                    source__search_backend__in=kinds, source__index_name__in=names).exists()

@@ -15,7 +15,6 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TypeVar
 
-from django.conf import settings
 from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
@@ -30,6 +29,7 @@ from retrieval import services as retrieval_services
 from retrieval.embeddings import get_embedder
 from search.backends import SearchBackend
 from search.types import DocumentAcl, IndexedDocument, SearchUnavailable
+from core.config import CitewiseSettings, current
 
 logger = logging.getLogger("citewise.connectors")
 _T = TypeVar("_T")
@@ -161,14 +161,14 @@ def _holder_is_gone(holder: str) -> bool:
     return False
 
 
-def _take_lease(source: Source) -> _Lease:
+def _take_lease(source: Source, config: CitewiseSettings | None = None) -> _Lease:
     """Hold the source for one content sync, or raise SyncInProgress.
 
     A conditional UPDATE takes the lease only where it is free or expired, so two workers can never both
     win, on SQLite or PostgreSQL. A holder that was killed on this machine is not waited out; one on
     another machine is, until its lease expires.
     """
-    ttl = timedelta(seconds=settings.CITEWISE["SYNC_LEASE_S"])
+    ttl = timedelta(seconds=(config or current()).sync_lease_s)
     owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
     now = timezone.now()
     claim = {"sync_lease_owner": owner, "sync_lease_expires_at": now + ttl}
@@ -185,7 +185,7 @@ def _take_lease(source: Source) -> _Lease:
 
 def sync_source(
     source: Source, *, progress: bool = False, prune: bool = True, backend: SearchBackend | None = None,
-    force: bool = False,
+    force: bool = False, config: CitewiseSettings | None = None,
 ) -> IngestReport:
     """Bring the index in line with the source: new and changed items indexed, removed ones deleted.
 
@@ -197,11 +197,13 @@ def sync_source(
     so the next run retries the same documents. `force` re-indexes unchanged documents too, into
     `backend` when given (a staging index during a rebuild).
 
-    Only the fields a content sync owns are saved: a permission sync may write ACLs meanwhile.
+    Only the fields a content sync owns are saved: a permission sync may write ACLs meanwhile. `config` (default: the
+    settings in force) sets the limits, chunking and embedding model of this run.
     """
-    lease = _take_lease(source)
+    config = config or current()
+    lease = _take_lease(source, config)
     try:
-        return _sync_source(source, lease, progress=progress, prune=prune, backend=backend, force=force)
+        return _sync_source(source, lease, progress=progress, prune=prune, backend=backend, force=force, config=config)
     finally:
         lease.release()
 
@@ -218,19 +220,19 @@ class _Pending:
 
 def _sync_source(
     source: Source, lease: _Lease, *, progress: bool, prune: bool, backend: SearchBackend | None, force: bool,
+    config: CitewiseSettings,
 ) -> IngestReport:
     started = time.perf_counter()
     report = IngestReport(source=source.name)
     connector = connector_for(source)
     backend = backend or retrieval_services.get_backend(source.index_name or None, source.search_backend or None)
     # Settings alone decide whether stored chunks are current; the model loads only if something is indexed.
-    model_name = settings.CITEWISE["EMBEDDING_MODEL"]
-    pipeline = retrieval_services.pipeline_signature()
-    max_bytes = settings.CITEWISE["MAX_FILE_BYTES"]
-    limits = {"max_chars": settings.CITEWISE["MAX_EXTRACTED_CHARS"],
-              "max_uncompressed_bytes": settings.CITEWISE["MAX_UNCOMPRESSED_BYTES"],
-              "max_compression_ratio": settings.CITEWISE["MAX_COMPRESSION_RATIO"]}
-    batch_size = settings.CITEWISE["INGEST_BATCH_DOCUMENTS"]
+    model_name = config.embedding_model
+    pipeline = retrieval_services.pipeline_signature(config)
+    max_bytes = config.max_file_bytes
+    limits = {"max_chars": config.max_extracted_chars, "max_uncompressed_bytes": config.max_uncompressed_bytes,
+              "max_compression_ratio": config.max_compression_ratio}
+    batch_size = config.ingest_batch_documents
     existing = {d.external_id: d for d in Document.objects.filter(source=source)}
     items, listing_problems = _listed(connector.load())
     report.seen = len(items)
@@ -286,7 +288,7 @@ def _sync_source(
             lease.keep()
             stats = retrieval_services.index_documents(
                 [p.to_index for p in pending], backend=backend,
-                max_chunks_per_document=settings.CITEWISE["MAX_CHUNKS_PER_DOCUMENT"])
+                max_chunks_per_document=config.max_chunks_per_document, config=config)
             for entry in pending:
                 if entry.document.id in stats.rejected:
                     _record_failure(entry.document, stats.rejected[entry.document.id], report)
@@ -512,14 +514,14 @@ def rebuild_index(index_name: str = "", kind: str | None = None, *, progress: bo
 
     Searches keep using the old index until the swap, which is atomic on both backends.
     """
-    config = settings.CITEWISE
-    kind = kind or config["SEARCH_BACKEND"]
+    config = current()
+    kind = kind or config.search_backend
     live = retrieval_services.get_backend(index_name or None, kind)
     embedder = get_embedder()
     # Versions earlier rebuilds left (they failed, died, or an old index could not be deleted) go first.
     live.remove_stale_versions()
     staged = live.staging(embedder.model_name, embedder.dimensions)
-    pinned = [kind, ""] if kind == config["SEARCH_BACKEND"] else [kind]
+    pinned = [kind, ""] if kind == config.search_backend else [kind]
     sources = Source.objects.filter(index_name=index_name, search_backend__in=pinned)
     try:
         reports = [sync_source(source, progress=progress, backend=staged, force=True) for source in sources]

@@ -1,7 +1,7 @@
 """Celery entry points; eager in the embedded default, on the Redis broker in production.
 
 `celery -A console beat` runs `sync_all_permissions` every CITEWISE_PERMISSION_SYNC_INTERVAL_S and
-`sync_all_sources` every CITEWISE_CONTENT_SYNC_INTERVAL_S (console/settings/base.py); docs/acl.md
+`sync_all_sources` every CITEWISE_CONTENT_SYNC_INTERVAL_S (core/config.py); docs/acl.md
 gives the staleness that follows from them.
 """
 

@@ -35,6 +35,7 @@ from identity.selectors import principals_for
 from retrieval import selectors
 from retrieval.services import get_backend
 from search.types import IndexModelMismatch, SearchMode, SearchUnavailable
+from core.config import current
 
 logger = logging.getLogger("citewise.chat")
 SEARCH_UNAVAILABLE = "Search is unavailable right now; please try again in a moment."
@@ -176,7 +177,7 @@ def _search_ready() -> str:
     if status != "ok":
         return status
     info = get_backend().index_info()
-    model = settings.CITEWISE["EMBEDDING_MODEL"]
+    model = current().embedding_model
     if info is not None and info.embedding_model != model:
         return (f"not ready: the index holds vectors from {info.embedding_model!r}, not {model!r}; run "
                 "`manage.py reindex`")
@@ -203,7 +204,7 @@ _PASSING = ("ok", "empty", "not configured: tasks run in-process")
 def _probe_response(checks: dict[str, str], good: str, bad: str) -> JsonResponse:
     passing = all(value in _PASSING for value in checks.values())
     return JsonResponse({"status": good if passing else bad, "checks": checks,
-                         "backend": settings.CITEWISE["SEARCH_BACKEND"]}, status=200 if passing else 503)
+                         "backend": current().search_backend}, status=200 if passing else 503)
 
 
 def health(request: HttpRequest) -> JsonResponse:

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 import numpy as np
+from core.config import current
 
 logger = logging.getLogger("citewise.retrieval.embeddings")
 
@@ -81,10 +82,9 @@ _embedders_lock = threading.Lock()
 
 def get_embedder(model_name: str | None = None) -> Embedder:
     """The process-wide embedder for a model (loading one costs seconds, so it is kept)."""
-    from django.conf import settings
-
-    config = settings.CITEWISE
-    key = (model_name or config["EMBEDDING_MODEL"], config["EMBEDDING_DEVICE"], config["EMBEDDING_BATCH_SIZE"])
+    
+    config = current()
+    key = (model_name or config.embedding_model, config.embedding_device, config.embedding_batch_size)
     with _embedders_lock:
         if key not in _embedders:
             logger.info("loading embedding model %s on %s", key[0], key[1])

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-from django.conf import settings
 
 from retrieval.chunking import merge_section_text
 from retrieval.embeddings import get_embedder
@@ -13,6 +12,7 @@ from retrieval.signals import index_found_empty
 from search.analysis import analyzed_text
 from search.backends import SearchBackend
 from search.types import FusionConfig, IndexMissing, SearchFilters, SearchHit, SearchMode
+from core.config import current
 
 
 # A pasted log or document as a "query" must not become a 50,000-clause query.
@@ -36,7 +36,7 @@ def search(
     query = query[:MAX_QUERY_CHARS]
     terms = " ".join(analyzed_text(query).split()[:MAX_QUERY_TERMS])
     backend = backend or get_backend()
-    embedding_model = settings.CITEWISE["EMBEDDING_MODEL"]
+    embedding_model = current().embedding_model
     query_vector = None
     if mode != SearchMode.BM25:  # BM25 alone never loads the model
         with timed("embed_query", timings):

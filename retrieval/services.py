@@ -9,7 +9,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-from django.conf import settings
 
 from retrieval.chunking import ChunkingConfig, SectionLike, TooManyChunks, chunk_sections
 from retrieval.embeddings import Embedder, get_embedder
@@ -20,6 +19,7 @@ from search.analysis import analyzed_text
 from search.backends import SearchBackend, create_backend
 from search.backends.base import DocumentChunks
 from search.types import Chunk, DocumentAcl, FusionConfig, IndexedDocument
+from core.config import CitewiseSettings, current
 
 logger = logging.getLogger("citewise.search")
 
@@ -29,8 +29,8 @@ _backends_lock = threading.Lock()
 
 def get_backend(index_name: str | None = None, kind: str | None = None) -> SearchBackend:
     """The configured backend for an index (default: the main index), shared within the process."""
-    config = settings.CITEWISE
-    key = (kind or config["SEARCH_BACKEND"], index_name or config["INDEX_NAME"])
+    config = current()
+    key = (kind or config.search_backend, index_name or config.index_name)
     with _backends_lock:
         if key not in _backends:
             _backends[key] = create_backend(*key)
@@ -38,11 +38,11 @@ def get_backend(index_name: str | None = None, kind: str | None = None) -> Searc
 
 
 def fusion_config(**overrides: object) -> FusionConfig:
-    config = settings.CITEWISE
+    config = current()
     values = {
-        "method": config["FUSION"], "rrf_k": config["RRF_K"], "bm25_weight": config["BM25_WEIGHT"],
-        "dense_weight": config["DENSE_WEIGHT"], "candidates_per_leg": config["CANDIDATES_PER_LEG"],
-        "knn_num_candidates": config["KNN_NUM_CANDIDATES"],
+        "method": config.fusion, "rrf_k": config.rrf_k, "bm25_weight": config.bm25_weight,
+        "dense_weight": config.dense_weight, "candidates_per_leg": config.candidates_per_leg,
+        "knn_num_candidates": config.knn_num_candidates,
     }
     values.update({k: v for k, v in overrides.items() if v is not None})
     return FusionConfig(**values)
@@ -52,14 +52,14 @@ def fusion_config(**overrides: object) -> FusionConfig:
 PIPELINE_VERSION = 3  # 3: DOCX tables under the heading they follow
 
 
-def pipeline_signature() -> str:
-    config = settings.CITEWISE
-    return (f"{config['EMBEDDING_MODEL']}|chunk={config['CHUNK_MAX_TOKENS']}/{config['CHUNK_OVERLAP_TOKENS']}"
-            f"|v{PIPELINE_VERSION}")
+def pipeline_signature(config: CitewiseSettings | None = None) -> str:
+    config = config or current()
+    return f"{config.embedding_model}|chunk={config.chunk_max_tokens}/{config.chunk_overlap_tokens}|v{PIPELINE_VERSION}"
 
 
-def chunking_config() -> ChunkingConfig:
-    return ChunkingConfig(settings.CITEWISE["CHUNK_MAX_TOKENS"], settings.CITEWISE["CHUNK_OVERLAP_TOKENS"])
+def chunking_config(config: CitewiseSettings | None = None) -> ChunkingConfig:
+    config = config or current()
+    return ChunkingConfig(config.chunk_max_tokens, config.chunk_overlap_tokens)
 
 
 @dataclass(frozen=True)
@@ -117,7 +117,7 @@ def embed_cached(embedder: Embedder, texts: Sequence[str], hashes: Sequence[str]
 
 def index_documents(
     items: Sequence[DocumentToIndex], *, backend: SearchBackend | None = None,
-    max_chunks_per_document: int | None = None,
+    max_chunks_per_document: int | None = None, config: CitewiseSettings | None = None,
 ) -> IndexingStats:
     """Chunk, embed and write documents, replacing whatever the index held for each of them.
 
@@ -130,14 +130,14 @@ def index_documents(
         return stats
     embedder = get_embedder()
     backend.ensure_index(embedder.model_name, embedder.dimensions)
-    config = chunking_config()
+    chunking = chunking_config(config)
     per_document: list[list[Chunk]] = []
     kept: list[DocumentToIndex] = []
     with timed("chunk", stats.seconds):
         for item in items:
             doc = item.document
             try:
-                chunks = chunk_sections(doc.document_id, doc.title, item.sections, embedder.count_tokens, config,
+                chunks = chunk_sections(doc.document_id, doc.title, item.sections, embedder.count_tokens, chunking,
                                         max_chunks=max_chunks_per_document)
             except TooManyChunks as exc:
                 stats.rejected[doc.document_id] = (

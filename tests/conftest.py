@@ -17,7 +17,7 @@ BACKENDS = ["embedded", "elasticsearch"]
 
 
 def _elasticsearch_url() -> str:
-    return settings.CITEWISE["ELASTICSEARCH_URL"]
+    return settings.CITEWISE.elasticsearch_url
 
 
 @pytest.fixture(scope="session")
@@ -129,10 +129,10 @@ def isolated_index(settings, tmp_path) -> Iterator[str]:
     """Point the configured main index at a fresh embedded directory and a unique name."""
     from retrieval import services
 
-    settings.CITEWISE = {**settings.CITEWISE, "EMBEDDED_INDEX_DIR": tmp_path / "index",
-                         "INDEX_NAME": f"test-main-{uuid.uuid4().hex[:8]}"}
+    settings.CITEWISE = settings.CITEWISE.replace(embedded_index_dir=tmp_path / "index",
+                         index_name=f"test-main-{uuid.uuid4().hex[:8]}")
     services._backends.clear()
-    yield settings.CITEWISE["INDEX_NAME"]
+    yield settings.CITEWISE.index_name
     for backend in services._backends.values():
         backend.drop()
     services._backends.clear()

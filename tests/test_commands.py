@@ -56,7 +56,7 @@ def test_ingest_of_a_missing_path_is_a_clear_error():
 def test_search_against_an_unreachable_elasticsearch_is_a_clear_error(settings):
     from retrieval import services
 
-    settings.CITEWISE = {**settings.CITEWISE, "ELASTICSEARCH_URL": "http://127.0.0.1:9", "ELASTICSEARCH_TIMEOUT_S": 2}
+    settings.CITEWISE = settings.CITEWISE.replace(elasticsearch_url="http://127.0.0.1:9", elasticsearch_timeout_s=2)
     services._backends.clear()
     try:
         with pytest.raises(CommandError, match="Elasticsearch at http://127.0.0.1:9 failed"):

@@ -4,6 +4,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -95,8 +97,8 @@ def test_a_rate_limit_that_is_not_a_rate_refuses_to_start(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "DATABASE_URL", "CITEWISE_", "TEAMS_"))}
     env.update(DJANGO_SETTINGS_MODULE="console.settings.local", CITEWISE_VAR_DIR=str(tmp_path / "var"))
     probe = [sys.executable, "-c", "import django; django.setup(); from django.conf import settings; "
-                                   "print(repr(settings.CITEWISE['ASK_RATE_PER_USER']), "
-                                   "repr(settings.CITEWISE['ASK_RATE_PER_CHANNEL']))"]
+                                   "print(repr(settings.CITEWISE.ask_rate_per_user), "
+                                   "repr(settings.CITEWISE.ask_rate_per_channel))"]
     for value in ("lots", "20 per minute", "20/w"):
         result = subprocess.run(probe, cwd=ROOT, env={**env, "CITEWISE_ASK_RATE_PER_USER": value},
                                 capture_output=True, text=True, timeout=120)
@@ -165,3 +167,63 @@ def test_json_logs_are_one_object_per_line_with_the_record_s_fields(tmp_path):
     result = subprocess.run([sys.executable, "-c", "import django; django.setup()"], cwd=ROOT,
                             env={**env, "CITEWISE_LOG_FORMAT": "xml"}, capture_output=True, text=True, timeout=120)
     assert result.returncode != 0 and "CITEWISE_LOG_FORMAT" in result.stderr
+
+
+# -- typed settings (issue 11 item 5) ---------------------------------------------------------------------
+
+_SETTINGS_PROBE = """
+import json, django
+django.setup()
+from django.conf import settings
+c = settings.CITEWISE
+print(json.dumps({"type": type(c).__module__ + "." + type(c).__name__, "candidates": c.rerank_candidates,
+                  "threshold": c.answer_threshold, "backend": c.search_backend, "index_dir": str(c.embedded_index_dir),
+                  "beat": sorted(settings.CELERY_BEAT_SCHEDULE)}))
+"""
+
+
+def _settings_probe(tmp_path, overrides: dict[str, str]) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "DATABASE_URL", "CITEWISE_", "TEAMS_",
+                                                                     "ELASTICSEARCH_", "COHERE_", "OPENAI_"))}
+    env.update(overrides, DJANGO_SETTINGS_MODULE="console.settings.local", CITEWISE_VAR_DIR=str(tmp_path / "var"))
+    return subprocess.run([sys.executable, "-c", _SETTINGS_PROBE], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=120)
+
+
+def test_citewise_settings_are_one_typed_object_parsed_from_the_environment(tmp_path):
+    result = _settings_probe(tmp_path, {"CITEWISE_RERANK_CANDIDATES": "7", "CITEWISE_ANSWER_THRESHOLD": "0.5",
+                                        "CITEWISE_CONTENT_SYNC_INTERVAL_S": "0",
+                                        "CITEWISE_SEARCH_BACKEND": ""})  # exported but empty: the default
+    assert result.returncode == 0, result.stderr
+    seen = json.loads(result.stdout.strip().splitlines()[-1])
+    assert seen["type"] == "core.config.CitewiseSettings"
+    assert (seen["candidates"], seen["threshold"], seen["backend"]) == (7, 0.5, "embedded")
+    assert seen["index_dir"] == str(tmp_path / "var" / "index")
+    assert seen["beat"] == ["sync-all-permissions"]  # an interval of 0 turns that schedule off
+
+
+def test_a_setting_that_does_not_parse_stops_start_up_naming_the_variable(tmp_path):
+    for variable, value in (("CITEWISE_RERANK_CANDIDATES", "many"), ("CITEWISE_SEARCH_BACKEND", "solr"),
+                            ("CITEWISE_ANSWER_PASSAGES", "0"), ("ELASTICSEARCH_TIMEOUT_S", "-1")):
+        result = _settings_probe(tmp_path, {variable: value})
+        assert result.returncode != 0, variable
+        assert "ImproperlyConfigured" in result.stderr and f"{variable}={value!r}" in result.stderr, result.stderr
+
+
+def test_the_settings_object_cannot_be_changed_in_place(settings):
+    import pydantic
+
+    with pytest.raises(pydantic.ValidationError):
+        settings.CITEWISE.rerank_candidates = 3
+    changed = settings.CITEWISE.replace(rerank_candidates=3)
+    assert changed.rerank_candidates == 3 and settings.CITEWISE.rerank_candidates != 3
+    with pytest.raises(pydantic.ValidationError):
+        settings.CITEWISE.replace(rerank_candidates=0)
+
+
+def test_no_module_reads_the_citewise_settings_by_string_key():
+    """Every read goes through the typed object's attributes (core.config.current())."""
+    offenders = subprocess.run(
+        ["git", "grep", "-n", "-E", r"CITEWISE(\[|\.get\()|\*\*settings\.CITEWISE", "--", "*.py"],
+        cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    assert offenders == ""

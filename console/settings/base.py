@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 
 import dj_database_url
 import structlog
+
+from core import config as citewise_config
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
@@ -34,21 +35,6 @@ def env_float(name: str, default: float) -> float:
 def env_list(name: str, default: list[str]) -> list[str]:
     raw = os.environ.get(name)
     return default if raw in (None, "") else [item.strip() for item in raw.split(",") if item.strip()]
-
-
-_RATE = re.compile(r"(\d+)/(\d*)([smhd])")
-
-
-def env_rate(name: str, default: str) -> str:
-    """A rate such as "20/m" (per s, m, h or d; "5/10m" is per ten minutes); 0 or empty turns the limit off ("")."""
-    raw = os.environ.get(name)
-    value = default if raw is None else raw.strip()
-    if value in ("", "0"):
-        return ""
-    match = _RATE.fullmatch(value)
-    if match is None:
-        raise ImproperlyConfigured(f"{name}={value!r} is not a rate: use e.g. 20/m (per s, m, h or d), or 0 for none")
-    return "" if int(match.group(1)) == 0 else value
 
 
 SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "insecure-local-development-key-change-me")
@@ -145,6 +131,14 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "chat"
 LOGOUT_REDIRECT_URL = "login"
 
+# --- Citewise ------------------------------------------------------------------------------
+# Search, ingestion, answering and rate-limit settings: one typed, frozen object parsed once from the environment
+# (core/config.py lists every variable, its default and what it does). A bad value stops start-up, naming it.
+try:
+    CITEWISE = citewise_config.load(VAR_DIR)
+except citewise_config.SettingsError as error:
+    raise ImproperlyConfigured(str(error)) from None
+
 # --- Celery: eager (in-process) unless a broker is configured -------------------------------
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "")
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", not CELERY_BROKER_URL)
@@ -154,13 +148,11 @@ CELERY_RESULT_BACKEND = os.environ.get("CELERY_RESULT_BACKEND", "") or None
 # Scheduled syncs (`celery -A console beat`). Permission-only syncs are cheap and run often; a content sync
 # re-reads every item. A revoked permission is visible at most one interval plus one sync's duration after
 # the source changes (docs/acl.md: maximum staleness). 0 turns a schedule off.
-PERMISSION_SYNC_INTERVAL_S = env_int("CITEWISE_PERMISSION_SYNC_INTERVAL_S", 300)
-CONTENT_SYNC_INTERVAL_S = env_int("CITEWISE_CONTENT_SYNC_INTERVAL_S", 3600)
 CELERY_BEAT_SCHEDULE = {
     name: {"task": task, "schedule": float(interval), "options": {"expires": float(interval)}}
     for name, task, interval in (
-        ("sync-all-permissions", "connectors.sync_all_permissions", PERMISSION_SYNC_INTERVAL_S),
-        ("sync-all-sources", "connectors.sync_all_sources", CONTENT_SYNC_INTERVAL_S),
+        ("sync-all-permissions", "connectors.sync_all_permissions", CITEWISE.permission_sync_interval_s),
+        ("sync-all-sources", "connectors.sync_all_sources", CITEWISE.content_sync_interval_s),
     )
     if interval > 0
 }
@@ -189,74 +181,6 @@ CITEWISE_METRICS_TOKEN = os.environ.get("CITEWISE_METRICS_TOKEN", "")
 # If the cache cannot be reached, requests are let through (a warning is logged) rather than all refused.
 RATELIMIT_USE_CACHE = "default"
 RATELIMIT_FAIL_OPEN = True
-
-# --- Citewise ------------------------------------------------------------------------------
-CITEWISE = {
-    # "embedded" (SQLite FTS5 + in-process vectors) or "elasticsearch".
-    "SEARCH_BACKEND": os.environ.get("CITEWISE_SEARCH_BACKEND", "embedded"),
-    "INDEX_NAME": os.environ.get("CITEWISE_INDEX_NAME", "citewise-chunks"),
-    "EMBEDDED_INDEX_DIR": Path(os.environ.get("CITEWISE_EMBEDDED_INDEX_DIR", VAR_DIR / "index")),
-    "ELASTICSEARCH_URL": os.environ.get("ELASTICSEARCH_URL", "http://127.0.0.1:9200"),
-    "ELASTICSEARCH_API_KEY": os.environ.get("ELASTICSEARCH_API_KEY", ""),
-    "ELASTICSEARCH_TIMEOUT_S": env_float("ELASTICSEARCH_TIMEOUT_S", 30.0),
-    "ELASTICSEARCH_SHARDS": env_int("ELASTICSEARCH_SHARDS", 1),
-    "ELASTICSEARCH_REPLICAS": env_int("ELASTICSEARCH_REPLICAS", 0),
-    # Any sentence-transformers model name or path; the default ships inside a pip package.
-    "EMBEDDING_MODEL": os.environ.get("CITEWISE_EMBEDDING_MODEL", "all-MiniLM-L6-v2"),
-    "EMBEDDING_BATCH_SIZE": env_int("CITEWISE_EMBEDDING_BATCH_SIZE", 32),
-    "EMBEDDING_DEVICE": os.environ.get("CITEWISE_EMBEDDING_DEVICE", "cpu"),
-    "CHUNK_MAX_TOKENS": env_int("CITEWISE_CHUNK_MAX_TOKENS", 200),
-    "CHUNK_OVERLAP_TOKENS": env_int("CITEWISE_CHUNK_OVERLAP_TOKENS", 40),
-    "MAX_FILE_BYTES": env_int("CITEWISE_MAX_FILE_BYTES", 25 * 1024 * 1024),
-    # What one file may turn into, whatever its size on disk (decompression bombs): text extracted, chunks made,
-    # and for zip-based formats (DOCX) the parts' declared size and each large part's compression ratio.
-    "MAX_EXTRACTED_CHARS": env_int("CITEWISE_MAX_EXTRACTED_CHARS", 2_000_000),
-    "MAX_CHUNKS_PER_DOCUMENT": env_int("CITEWISE_MAX_CHUNKS_PER_DOCUMENT", 5_000),
-    "MAX_UNCOMPRESSED_BYTES": env_int("CITEWISE_MAX_UNCOMPRESSED_BYTES", 64 * 1024 * 1024),
-    "MAX_COMPRESSION_RATIO": env_float("CITEWISE_MAX_COMPRESSION_RATIO", 100.0),
-    # Hybrid retrieval: weighted reciprocal rank fusion of the BM25 and kNN legs.
-    "FUSION": os.environ.get("CITEWISE_FUSION", "rrf"),  # rrf | linear
-    "RRF_K": env_int("CITEWISE_RRF_K", 60),
-    "BM25_WEIGHT": env_float("CITEWISE_BM25_WEIGHT", 1.0),
-    "DENSE_WEIGHT": env_float("CITEWISE_DENSE_WEIGHT", 1.0),
-    "CANDIDATES_PER_LEG": env_int("CITEWISE_CANDIDATES_PER_LEG", 100),
-    "KNN_NUM_CANDIDATES": env_int("CITEWISE_KNN_NUM_CANDIDATES", 200),
-    "INGEST_BATCH_DOCUMENTS": env_int("CITEWISE_INGEST_BATCH_DOCUMENTS", 64),
-    # One content sync per source at a time: its lease lasts this long unless renewed (it is, as the sync goes),
-    # so a sync whose worker vanished on another machine blocks the source at most this long.
-    "SYNC_LEASE_S": env_int("CITEWISE_SYNC_LEASE_S", 900),
-    # Answering: rerank the fused candidates, give the best passages to a composer, check citations.
-    "RERANKER": os.environ.get("CITEWISE_RERANKER", "none"),  # none | cross-encoder | cohere
-    "RERANK_MODEL": os.environ.get("CITEWISE_RERANK_MODEL", "cross-encoder/ms-marco-MiniLM-L6-v2"),
-    "RERANK_CANDIDATES": env_int("CITEWISE_RERANK_CANDIDATES", 50),
-    "ANSWER_PASSAGES": env_int("CITEWISE_ANSWER_PASSAGES", 5),
-    # Refuse unless the best passage sentence scores at least this (docs/answering.md: calibration).
-    "ANSWER_THRESHOLD": env_float("CITEWISE_ANSWER_THRESHOLD", 0.65),
-    "COMPOSER": os.environ.get("CITEWISE_COMPOSER", "extractive"),  # extractive | cohere | openai
-    "LLM_TIMEOUT_S": env_float("CITEWISE_LLM_TIMEOUT_S", 20.0),
-    "LLM_MAX_RETRIES": env_int("CITEWISE_LLM_MAX_RETRIES", 2),
-    "LLM_MAX_INPUT_TOKENS": env_int("CITEWISE_LLM_MAX_INPUT_TOKENS", 6000),
-    "LLM_MAX_OUTPUT_TOKENS": env_int("CITEWISE_LLM_MAX_OUTPUT_TOKENS", 600),
-    "LLM_USD_PER_1K_INPUT_TOKENS": env_float("CITEWISE_LLM_USD_PER_1K_INPUT_TOKENS", 0.0),
-    "LLM_USD_PER_1K_OUTPUT_TOKENS": env_float("CITEWISE_LLM_USD_PER_1K_OUTPUT_TOKENS", 0.0),
-    "COHERE_API_KEY": os.environ.get("COHERE_API_KEY", ""),
-    "COHERE_BASE_URL": os.environ.get("COHERE_BASE_URL", "https://api.cohere.com"),
-    "COHERE_CHAT_MODEL": os.environ.get("COHERE_CHAT_MODEL", "command-a-03-2025"),
-    "COHERE_RERANK_MODEL": os.environ.get("COHERE_RERANK_MODEL", "rerank-v3.5"),
-    "OPENAI_BASE_URL": os.environ.get("OPENAI_BASE_URL", "http://127.0.0.1:11434/v1"),
-    "OPENAI_API_KEY": os.environ.get("OPENAI_API_KEY", ""),
-    "OPENAI_MODEL": os.environ.get("OPENAI_MODEL", "llama3.1:8b"),
-    # Identical questions (same rewritten query, settings, principals and index version) within this many
-    # seconds are answered from the cache, still recorded and audited; 0 turns the answer cache off.
-    "ANSWER_CACHE_TTL_S": env_int("CITEWISE_ANSWER_CACHE_TTL_S", 300),
-    # Questions per asker (a Citewise user, or an unlinked Slack/Teams user) across every surface, and per Slack or
-    # Teams channel; searches per user (API and search page). "N/s|m|h|d"; 0 or empty turns a limit off.
-    "ASK_RATE_PER_USER": env_rate("CITEWISE_ASK_RATE_PER_USER", "20/m"),
-    "ASK_RATE_PER_CHANNEL": env_rate("CITEWISE_ASK_RATE_PER_CHANNEL", "60/m"),
-    "SEARCH_RATE_PER_USER": env_rate("CITEWISE_SEARCH_RATE_PER_USER", "60/m"),
-    "PERMISSION_SYNC_INTERVAL_S": PERMISSION_SYNC_INTERVAL_S,
-    "CONTENT_SYNC_INTERVAL_S": CONTENT_SYNC_INTERVAL_S,
-}
 
 # Both bots: a worker's claim on a platform event lasts this long unless renewed; the worker renews it between
 # steps, so it must outlast the longest step (an LLM answer with its retries, a Web API call with its capped

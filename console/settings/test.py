@@ -9,8 +9,8 @@ from .base import CITEWISE
 
 _TEST_VAR = Path(os.environ.get("CITEWISE_TEST_VAR_DIR") or tempfile.mkdtemp(prefix="citewise-test-"))
 # Rate limits off: the cache outlives a test and user ids repeat between tests. Tests of the limits turn them on.
-CITEWISE = {**CITEWISE, "EMBEDDED_INDEX_DIR": _TEST_VAR / "index",
-            "ASK_RATE_PER_USER": "", "ASK_RATE_PER_CHANNEL": "", "SEARCH_RATE_PER_USER": ""}
+CITEWISE = CITEWISE.replace(embedded_index_dir=_TEST_VAR / "index", ask_rate_per_user="", ask_rate_per_channel="",
+                            search_rate_per_user="")
 CELERY_TASK_ALWAYS_EAGER = True
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 

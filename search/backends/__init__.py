@@ -3,26 +3,26 @@
 from __future__ import annotations
 
 from search.backends.base import SearchBackend
+from core.config import current
 
 
 def create_backend(kind: str, index_name: str) -> SearchBackend:
-    from django.conf import settings
-
-    config = settings.CITEWISE
+    
+    config = current()
     if kind == "embedded":
         from search.backends.embedded import EmbeddedBackend
 
-        return EmbeddedBackend(config["EMBEDDED_INDEX_DIR"], index_name)
+        return EmbeddedBackend(config.embedded_index_dir, index_name)
     if kind == "elasticsearch":
         from search.backends.elastic import ElasticsearchBackend
 
         return ElasticsearchBackend(
-            config["ELASTICSEARCH_URL"],
+            config.elasticsearch_url,
             index_name,
-            api_key=config["ELASTICSEARCH_API_KEY"] or None,
-            timeout_s=config["ELASTICSEARCH_TIMEOUT_S"],
-            shards=config["ELASTICSEARCH_SHARDS"],
-            replicas=config["ELASTICSEARCH_REPLICAS"],
+            api_key=config.elasticsearch_api_key or None,
+            timeout_s=config.elasticsearch_timeout_s,
+            shards=config.elasticsearch_shards,
+            replicas=config.elasticsearch_replicas,
         )
     raise ValueError(f"unknown search backend {kind!r} (expected embedded or elasticsearch)")
 

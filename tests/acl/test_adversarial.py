@@ -101,8 +101,8 @@ class Acme:
 
 
 def make_acme(kind: str, settings, tmp_path) -> Acme:
-    settings.CITEWISE = {**settings.CITEWISE, "SEARCH_BACKEND": kind, "INDEX_NAME": f"test-adv-{uuid.uuid4().hex[:10]}",
-                         "EMBEDDED_INDEX_DIR": tmp_path / "index"}
+    settings.CITEWISE = settings.CITEWISE.replace(search_backend=kind, index_name=f"test-adv-{uuid.uuid4().hex[:10]}",
+                         embedded_index_dir=tmp_path / "index")
     retrieval_services._backends.clear()
     folder = tmp_path / "acme"
     for path, text in FILES.items():
@@ -122,7 +122,7 @@ def make_acme(kind: str, settings, tmp_path) -> Acme:
     for name, status in [("alice", "employee"), ("bob", "employee"), ("dave", "employee"), ("root", "employee"),
                          ("carol", "guest")]:
         Account.objects.create(user=users[name], status=status)
-    source = connectors.ensure_source("filesystem", folder, index_name=settings.CITEWISE["INDEX_NAME"],
+    source = connectors.ensure_source("filesystem", folder, index_name=settings.CITEWISE.index_name,
                                       search_backend=kind)
     assert connectors.sync_source(source).indexed == len(FILES)
     connectors.sync_permissions(source)

@@ -60,8 +60,8 @@ def backend_kind(request, settings, tmp_path):
     if request.param == "elasticsearch":
         request.getfixturevalue("elasticsearch_node")
     index = f"test-acl-{uuid.uuid4().hex[:10]}"
-    settings.CITEWISE = {**settings.CITEWISE, "SEARCH_BACKEND": request.param, "INDEX_NAME": index,
-                         "EMBEDDED_INDEX_DIR": tmp_path / "index"}
+    settings.CITEWISE = settings.CITEWISE.replace(search_backend=request.param, index_name=index,
+                         embedded_index_dir=tmp_path / "index")
     retrieval_services._backends.clear()
     yield request.param
     for backend in retrieval_services._backends.values():

@@ -95,14 +95,12 @@ def openai_server() -> Iterator[openai_api.OpenAIStandIn]:
 
 @pytest.fixture
 def llm_settings(settings, cohere_server, openai_server, monkeypatch):
-    settings.CITEWISE = {
-        **settings.CITEWISE,
-        "COHERE_BASE_URL": cohere_server.url, "COHERE_API_KEY": "test-cohere-key", "COHERE_CHAT_MODEL": "command-test",
-        "COHERE_RERANK_MODEL": "rerank-test",
-        "OPENAI_BASE_URL": f"{openai_server.url}/v1", "OPENAI_API_KEY": "test-openai-key", "OPENAI_MODEL": "gpt-test",
-        "LLM_TIMEOUT_S": TIMEOUT_S, "LLM_MAX_RETRIES": MAX_RETRIES, "LLM_MAX_INPUT_TOKENS": 6000,
-        "LLM_MAX_OUTPUT_TOKENS": 321,
-    }
+    settings.CITEWISE = settings.CITEWISE.replace(
+        cohere_base_url=cohere_server.url, cohere_api_key="test-cohere-key", cohere_chat_model="command-test",
+        cohere_rerank_model="rerank-test",
+        openai_base_url=f"{openai_server.url}/v1", openai_api_key="test-openai-key", openai_model="gpt-test",
+        llm_timeout_s=TIMEOUT_S, llm_max_retries=MAX_RETRIES, llm_max_input_tokens=6000, llm_max_output_tokens=321,
+    )
     # Backoff without Retry-After starts at 0.5 s in production; tests need not wait for it.
     monkeypatch.setattr(llm, "INITIAL_BACKOFF_S", 0.01)
     return settings
@@ -226,7 +224,7 @@ def test_passages_are_added_in_order_until_the_input_budget_is_spent(provider, l
     many = passages(*[(f"Policy {i}", f"Rule {i}: " + "employees must file the form on time. " * 12)
                       for i in range(1, 9)])
     budget = 1100
-    llm_settings.CITEWISE = {**llm_settings.CITEWISE, "LLM_MAX_INPUT_TOKENS": budget}
+    llm_settings.CITEWISE = llm_settings.CITEWISE.replace(llm_max_input_tokens=budget)
     provider.server.script(provider.path, provider.answer("Rule 1 applies [1].", [("Rule 1 applies", ["1"])]))
 
     provider.composer().compose("Which rule applies?", many)
@@ -246,7 +244,7 @@ def test_passages_are_added_in_order_until_the_input_budget_is_spent(provider, l
 
 def test_a_first_passage_longer_than_the_budget_is_cut_not_dropped(provider, llm_settings):
     long = passages(("Handbook", "The handbook says " + "a great deal about many things " * 300))
-    llm_settings.CITEWISE = {**llm_settings.CITEWISE, "LLM_MAX_INPUT_TOKENS": 1000}
+    llm_settings.CITEWISE = llm_settings.CITEWISE.replace(llm_max_input_tokens=1000)
     provider.server.script(provider.path, provider.answer("The handbook says a lot [1].",
                                                           [("The handbook says a lot", ["1"])]))
 
@@ -357,8 +355,8 @@ def test_an_unreachable_provider_is_retried_then_a_composer_error(provider, llm_
         probe.bind(("127.0.0.1", 0))
         closed_port = probe.getsockname()[1]
     url = f"http://127.0.0.1:{closed_port}"
-    key = "COHERE_BASE_URL" if provider.name == "cohere" else "OPENAI_BASE_URL"
-    llm_settings.CITEWISE = {**llm_settings.CITEWISE, key: url if provider.name == "cohere" else f"{url}/v1"}
+    key = "cohere_base_url" if provider.name == "cohere" else "openai_base_url"
+    llm_settings.CITEWISE = llm_settings.CITEWISE.replace(**{key: url if provider.name == "cohere" else f"{url}/v1"})
     with pytest.raises(ComposerError, match=rf"could not connect.*after {MAX_RETRIES + 1} attempts"):
         provider.composer().compose("How much is a hotel night?", PASSAGES)
 
@@ -367,7 +365,7 @@ def test_an_unreachable_provider_is_retried_then_a_composer_error(provider, llm_
 
 
 def test_rewrite_with_llm_uses_the_configured_provider(provider, llm_settings):
-    llm_settings.CITEWISE = {**llm_settings.CITEWISE, "COMPOSER": provider.name}
+    llm_settings.CITEWISE = llm_settings.CITEWISE.replace(composer=provider.name)
     provider.server.script(provider.path, provider.answer_text_only('Query: "hotel receipts requirement"\n'))
     history = [Turn("How much is a hotel night?", "Hotel stays are capped at 240 euros per night [1].")]
 
@@ -381,11 +379,11 @@ def test_rewrite_with_llm_uses_the_configured_provider(provider, llm_settings):
 
 
 def test_rewrite_with_llm_failures_are_composer_errors(provider, llm_settings):
-    llm_settings.CITEWISE = {**llm_settings.CITEWISE, "COMPOSER": provider.name}
+    llm_settings.CITEWISE = llm_settings.CITEWISE.replace(composer=provider.name)
     provider.server.always(provider.path, status(503))
     with pytest.raises(ComposerError, match="HTTP 503"):
         rewrite_with_llm("And for it?", [Turn("q", "a")])
-    llm_settings.CITEWISE = {**llm_settings.CITEWISE, "COMPOSER": "extractive"}
+    llm_settings.CITEWISE = llm_settings.CITEWISE.replace(composer="extractive")
     with pytest.raises(ComposerError, match="no LLM"):
         rewrite_with_llm("And for it?", [Turn("q", "a")])
 
@@ -438,7 +436,7 @@ def citing(phrase: str, answer: str, provider_name: str) -> Step:
 
 @pytest.mark.django_db
 def test_ask_answers_with_the_llm_and_records_it(provider, indexed, llm_settings):
-    llm_settings.CITEWISE = {**llm_settings.CITEWISE, "COMPOSER": provider.name}
+    llm_settings.CITEWISE = llm_settings.CITEWISE.replace(composer=provider.name)
     provider.server.script(provider.path, citing("240 euros", "Hotel stays are capped at 240 euros per night",
                                                  provider.name))
 
@@ -455,7 +453,7 @@ def test_ask_answers_with_the_llm_and_records_it(provider, indexed, llm_settings
 @pytest.mark.django_db
 @pytest.mark.parametrize("failure", ["timeout", "persistent 500", "malformed"])
 def test_ask_falls_back_to_extractive_when_the_llm_fails(provider, indexed, llm_settings, failure):
-    llm_settings.CITEWISE = {**llm_settings.CITEWISE, "COMPOSER": provider.name}
+    llm_settings.CITEWISE = llm_settings.CITEWISE.replace(composer=provider.name)
     step, reason, attempts = {
         "timeout": (hang(TIMEOUT_S + 4), "timed out after 1 s", 1),
         "persistent 500": (status(500), "HTTP 500", MAX_RETRIES + 1),
@@ -476,7 +474,7 @@ def test_ask_falls_back_to_extractive_when_the_llm_fails(provider, indexed, llm_
 
 @pytest.mark.django_db
 def test_ask_refuses_when_the_llm_says_not_found(provider, indexed, llm_settings):
-    llm_settings.CITEWISE = {**llm_settings.CITEWISE, "COMPOSER": provider.name}
+    llm_settings.CITEWISE = llm_settings.CITEWISE.replace(composer=provider.name)
     provider.server.script(provider.path, provider.answer_text_only("NOT_FOUND"))
 
     result = ask(QUESTION, principals=frozenset())
@@ -487,7 +485,7 @@ def test_ask_refuses_when_the_llm_says_not_found(provider, indexed, llm_settings
 
 @pytest.mark.django_db
 def test_a_follow_up_is_rewritten_by_the_llm_and_sent_with_the_history(indexed, llm_settings, openai_server):
-    llm_settings.CITEWISE = {**llm_settings.CITEWISE, "COMPOSER": "openai"}
+    llm_settings.CITEWISE = llm_settings.CITEWISE.replace(composer="openai")
     path = openai_api.CHAT_COMPLETIONS
     openai_server.script(path, citing("240 euros", "Hotel stays are capped at 240 euros per night", "openai"))
     first = ask(QUESTION, principals=frozenset())
@@ -512,7 +510,7 @@ def test_a_follow_up_is_rewritten_by_the_llm_and_sent_with_the_history(indexed, 
 def test_cohere_rerank_order_follows_relevance_score(llm_settings, cohere_server):
     hits = [p.hit for p in PASSAGES]
     cohere_server.script(cohere_api.RERANK, cohere_api.rerank([0.12, 0.91, 0.55]))
-    llm_settings.CITEWISE = {**llm_settings.CITEWISE, "RERANKER": "cohere"}
+    llm_settings.CITEWISE = llm_settings.CITEWISE.replace(reranker="cohere")
 
     ranked = get_reranker().rerank("flight class", hits, top_n=2)
 
@@ -534,7 +532,7 @@ def test_cohere_rerank_500_is_a_reranker_error_after_bounded_retries(llm_setting
 
 @pytest.mark.django_db
 def test_ask_reranks_with_cohere(indexed, llm_settings, cohere_server):
-    llm_settings.CITEWISE = {**llm_settings.CITEWISE, "RERANKER": "cohere"}
+    llm_settings.CITEWISE = llm_settings.CITEWISE.replace(reranker="cohere")
     cohere_server.script(cohere_api.RERANK, lambda request: Reply(200, cohere_api.rerank_body(
         request.json, [1.0 if "WireGuard" in d else 0.1 for d in request.json["documents"]])))
 
@@ -547,16 +545,16 @@ def test_ask_reranks_with_cohere(indexed, llm_settings, cohere_server):
 
 @pytest.mark.django_db
 def test_ask_keeps_the_fused_order_when_cohere_rerank_fails(indexed, llm_settings, cohere_server):
-    llm_settings.CITEWISE = {**llm_settings.CITEWISE, "RERANKER": "cohere", "LLM_MAX_RETRIES": 0}
+    llm_settings.CITEWISE = llm_settings.CITEWISE.replace(reranker="cohere", llm_max_retries=0)
     cohere_server.always(cohere_api.RERANK, status(500))
 
     result = ask(QUESTION, principals=frozenset())
 
     assert result.fallback_reason.startswith("reranker cohere failed")
     fused = selectors.search(QUESTION, principals=frozenset(), mode=SearchMode.HYBRID,
-                             limit=llm_settings.CITEWISE["RERANK_CANDIDATES"])
+                             limit=llm_settings.CITEWISE.rerank_candidates)
     record = Answer.objects.get(id=result.answer_id)
     assert [r["chunk_id"] for r in record.retrieved] == [
-        h.chunk_id for h in fused[:llm_settings.CITEWISE["ANSWER_PASSAGES"]]]
+        h.chunk_id for h in fused[:llm_settings.CITEWISE.answer_passages]]
     assert record.question == QUESTION and "240 euros" in record.text
     assert len(cohere_server.requests_to(cohere_api.RERANK)) == 1

@@ -93,7 +93,7 @@ def test_the_cross_encoder_edge_cases(tiny_cross_encoder):
 
 
 def test_get_reranker_builds_the_configured_cross_encoder(settings, tiny_cross_encoder):
-    settings.CITEWISE = {**settings.CITEWISE, "RERANKER": "cross-encoder", "RERANK_MODEL": str(tiny_cross_encoder)}
+    settings.CITEWISE = settings.CITEWISE.replace(reranker="cross-encoder", rerank_model=str(tiny_cross_encoder))
     reranker = get_reranker()
     assert isinstance(reranker, CrossEncoderReranker) and reranker.model_name == str(tiny_cross_encoder)
     assert isinstance(get_reranker("none"), NoReranker)

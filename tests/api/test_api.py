@@ -268,8 +268,8 @@ def test_feedback_rejects_bad_input(client, alice, body, field):
 
 @pytest.fixture
 def elasticsearch_down(settings):
-    settings.CITEWISE = {**settings.CITEWISE, "SEARCH_BACKEND": "elasticsearch",
-                         "ELASTICSEARCH_URL": "http://127.0.0.1:9", "ELASTICSEARCH_TIMEOUT_S": 2}
+    settings.CITEWISE = settings.CITEWISE.replace(search_backend="elasticsearch",
+                         elasticsearch_url="http://127.0.0.1:9", elasticsearch_timeout_s=2)
     retrieval_services._backends.clear()
     yield
     retrieval_services._backends.clear()

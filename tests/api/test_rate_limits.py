@@ -33,7 +33,7 @@ def limits(settings):
     settings.RATELIMIT_CACHE_PREFIX = f"citewise-test-rl-{uuid.uuid4().hex}:"
 
     def turn_on(**rates: str) -> None:
-        settings.CITEWISE = {**settings.CITEWISE, **rates}
+        settings.CITEWISE = settings.CITEWISE.replace(**rates)
 
     return turn_on
 
@@ -48,7 +48,7 @@ def test_asking_too_fast_on_the_api_is_a_429_with_retry_after_and_runs_no_retrie
                                                                                      limits):
     """Reproduces issue 10 item 18: nothing limits how fast one user asks, so one user with ten threads saturates
     the server for everyone."""
-    limits(ASK_RATE_PER_USER="2/d")
+    limits(ask_rate_per_user="2/d")
     for question in (QUESTION, OTHER_QUESTIONS[0]):
         assert post(client, ASK, {"question": question}, alice).status_code == 200
     searches, answers = searches_run(), Answer.objects.count()
@@ -71,7 +71,7 @@ def test_asking_too_fast_on_the_api_is_a_429_with_retry_after_and_runs_no_retrie
 def test_asking_too_fast_in_the_web_chat_is_an_error_event_and_the_limit_spans_surfaces(client, corpus, alice, bob,
                                                                                         limits):
     """Reproduces issue 10 item 18: the web chat has no limit either, and each surface would need its own."""
-    limits(ASK_RATE_PER_USER="2/d")
+    limits(ask_rate_per_user="2/d")
     client.force_login(alice)
     assert stream(client, {"q": QUESTION})[0][0] == "meta"
     assert post(client, ASK, {"question": OTHER_QUESTIONS[0]}, alice).status_code == 200  # the same budget
@@ -90,7 +90,7 @@ def test_asking_too_fast_in_the_web_chat_is_an_error_event_and_the_limit_spans_s
 
 def test_searching_too_fast_is_limited_on_the_api_and_the_search_page(client, corpus, alice, bob, limits):
     """Reproduces issue 10 item 18: /api/v1/search (and the search page) can be called as fast as a client likes."""
-    limits(SEARCH_RATE_PER_USER="2/d")
+    limits(search_rate_per_user="2/d")
     assert post(client, SEARCH, {"query": "espresso"}, alice).status_code == 200
     client.force_login(alice)
     assert client.get("/", {"q": "hotel"}).status_code == 200
@@ -107,7 +107,7 @@ def test_searching_too_fast_is_limited_on_the_api_and_the_search_page(client, co
 
 
 def test_limits_turned_off_with_zero_or_empty(client, corpus, alice, limits):
-    limits(ASK_RATE_PER_USER="0", SEARCH_RATE_PER_USER="")
+    limits(ask_rate_per_user="0", search_rate_per_user="")
     for _ in range(3):
         assert post(client, SEARCH, {"query": "espresso"}, alice).status_code == 200
         assert post(client, ASK, {"question": QUESTION}, alice).status_code == 200
@@ -121,7 +121,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from answers import throttling
 settings.RATELIMIT_CACHE_PREFIX = sys.argv[1]
-settings.CITEWISE = {**settings.CITEWISE, "ASK_RATE_PER_USER": "2/d"}
+settings.CITEWISE = settings.CITEWISE.replace(ask_rate_per_user="2/d")
 for pk in sys.argv[2:]:
     try:
         throttling.check_ask(user=get_user_model()(pk=int(pk)))
@@ -136,7 +136,7 @@ def test_with_redis_the_per_user_limit_is_shared_between_processes(client, corpu
     redis_url = "redis://127.0.0.1:6379/1"
     settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": redis_url,
                                    "KEY_PREFIX": "citewise"}}
-    limits(ASK_RATE_PER_USER="2/d")
+    limits(ask_rate_per_user="2/d")
     for question in (QUESTION, OTHER_QUESTIONS[0]):
         assert post(client, ASK, {"question": question}, alice).status_code == 200
 

@@ -152,8 +152,8 @@ def test_a_retry_after_a_failed_first_attempt_still_answers(demo, sender, settin
 
     working = settings.CITEWISE
     # A real outage: the configured search backend is an Elasticsearch node that does not answer.
-    settings.CITEWISE = {**working, "SEARCH_BACKEND": "elasticsearch", "ELASTICSEARCH_URL": "http://127.0.0.1:9",
-                         "ELASTICSEARCH_TIMEOUT_S": 2}
+    settings.CITEWISE = working.replace(search_backend="elasticsearch", elasticsearch_url="http://127.0.0.1:9",
+                         elasticsearch_timeout_s=2)
     retrieval_services._backends.clear()
     event = mention("UALICE", QUESTION, ts="650.000001")
     sender.post_event(event, event_id="EvFLAKY")
@@ -316,7 +316,7 @@ def test_a_channel_asking_too_fast_is_told_to_wait_and_other_channels_and_users_
 
     settings.RATELIMIT_CACHE_PREFIX = f"citewise-test-rl-{uuid.uuid4().hex}:"
     # Per day: a fixed window rolling over mid-test would reset the counts.
-    settings.CITEWISE = {**settings.CITEWISE, "ASK_RATE_PER_CHANNEL": "2/d", "ASK_RATE_PER_USER": "2/d"}
+    settings.CITEWISE = settings.CITEWISE.replace(ask_rate_per_channel="2/d", ask_rate_per_user="2/d")
     sender.post_event(mention("UALICE", QUESTION, ts="1100.000001", channel="C7"))
     sender.post_event(mention("UBEN", QUESTION, ts="1100.000002", channel="C7"))
     assert Answer.objects.count() == 2

@@ -349,7 +349,7 @@ def test_asking_too_fast_is_answered_with_a_wait_and_other_users_are_unaffected(
     """Reproduces issue 10 item 18: the Teams bot answers however fast one person asks (here an unlinked one,
     counted by their Teams identity)."""
     settings.RATELIMIT_CACHE_PREFIX = f"citewise-test-rl-{uuid.uuid4().hex}:"
-    settings.CITEWISE = {**settings.CITEWISE, "ASK_RATE_PER_USER": "1/d"}  # per day: no window rolls over mid-test
+    settings.CITEWISE = settings.CITEWISE.replace(ask_rate_per_user="1/d")  # per day: no window rolls over mid-test
     send(client, demo, personal_message(demo, "nobody", QUESTION))
     send(client, demo, personal_message(demo, "nobody", "Where is the bike storage?"))
     answered, told = demo.connector.messages()
@@ -364,8 +364,8 @@ def test_search_outage_is_explained_and_a_redelivery_answers(demo, client, setti
     from retrieval import services as retrieval_services
 
     working = settings.CITEWISE
-    settings.CITEWISE = {**working, "SEARCH_BACKEND": "elasticsearch", "ELASTICSEARCH_URL": "http://127.0.0.1:9",
-                         "ELASTICSEARCH_TIMEOUT_S": 2}
+    settings.CITEWISE = working.replace(search_backend="elasticsearch", elasticsearch_url="http://127.0.0.1:9",
+                         elasticsearch_timeout_s=2)
     retrieval_services._backends.clear()
     activity = personal_message(demo, "alice", QUESTION)
     send(client, demo, activity)

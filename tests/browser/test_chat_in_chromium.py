@@ -35,7 +35,7 @@ def browser(tmp_path):
 def test_an_employee_signs_in_asks_and_rates_the_answer(browser, live_server, isolated_index, tmp_path, settings):
     # Two questions a day for this test (a key space of its own): the third shows the rate-limit message.
     settings.RATELIMIT_CACHE_PREFIX = f"citewise-test-rl-{uuid.uuid4().hex}:"
-    settings.CITEWISE = {**settings.CITEWISE, "ASK_RATE_PER_USER": "2/d"}
+    settings.CITEWISE = settings.CITEWISE.replace(ask_rate_per_user="2/d")
     (tmp_path / "docs").mkdir()
     (tmp_path / "docs" / "gym.md").write_text(
         "# Gym\n\n## Opening hours\n\nThe rooftop gym opens at six in the morning and closes at ten at night.\n")

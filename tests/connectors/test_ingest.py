@@ -87,7 +87,7 @@ def test_a_removed_file_disappears_from_the_index(folder_source):
 
 def test_an_oversized_file_is_refused_without_being_read(folder_source, settings):
     folder, source = folder_source
-    settings.CITEWISE = {**settings.CITEWISE, "MAX_FILE_BYTES": 2000}
+    settings.CITEWISE = settings.CITEWISE.replace(max_file_bytes=2000)
     (folder / "huge.txt").write_text("lorem ipsum " * 1000)
     report = services.sync_source(source)
     assert ("huge.txt", "too_large: the file is 12,000 bytes; the limit is 2,000") in report.errors

@@ -57,7 +57,7 @@ def oversized_folder(tmp_path):
 def test_extracted_text_and_chunks_are_limited_per_file_for_every_format(oversized_folder, make_folder_source,
                                                                           settings):
     """Reproduces issue 10 item 12: extracted text and chunk count per document had no limit in any format."""
-    settings.CITEWISE = {**settings.CITEWISE, "MAX_EXTRACTED_CHARS": 2500, "MAX_CHUNKS_PER_DOCUMENT": 5}
+    settings.CITEWISE = settings.CITEWISE.replace(max_extracted_chars=2500, max_chunks_per_document=5)
     source = make_folder_source(oversized_folder, public=True)
     report = services.sync_source(source)
 

@@ -54,7 +54,7 @@ def test_an_unreadable_subfolder_is_reported_and_its_files_are_not_pruned(shared
     """Reproduces issue 10 item 6: an unreadable subfolder was skipped silently and its files pruned."""
     from retrieval import services as retrieval_services
 
-    settings.CITEWISE = {**settings.CITEWISE, "EMBEDDED_INDEX_DIR": shared_tmp / "index"}
+    settings.CITEWISE = settings.CITEWISE.replace(embedded_index_dir=shared_tmp / "index")
     retrieval_services._backends.clear()
     with unprivileged():
         folder = write_folder(shared_tmp / "docs")

@@ -29,8 +29,8 @@ EXECUTIVES = frozenset({"group:executives"})
 def test_a_content_sync_task_retries_while_elasticsearch_is_unreachable(tmp_path, settings, isolated_index):
     """Reproduces issue 10 item 13: content-sync tasks never retried on an Elasticsearch outage (autoretry_for
     named the builtin ConnectionError, but the backends raise SearchUnavailable)."""
-    settings.CITEWISE = {**settings.CITEWISE, "SEARCH_BACKEND": "elasticsearch",
-                         "ELASTICSEARCH_URL": "http://127.0.0.1:9", "ELASTICSEARCH_TIMEOUT_S": 2}
+    settings.CITEWISE = settings.CITEWISE.replace(search_backend="elasticsearch",
+                         elasticsearch_url="http://127.0.0.1:9", elasticsearch_timeout_s=2)
     retrieval_services._backends.clear()
     (tmp_path / "notes.txt").write_text("The cafeteria serves ramen on Thursdays.\n")
     source = services.ensure_source("filesystem", tmp_path, config={"public": True})

@@ -55,14 +55,14 @@ def slow_sync(request, tmp_path, settings, isolated_index, shared_database) -> I
     process is killed at teardown if the test left it running."""
     if request.param == "elasticsearch":
         request.getfixturevalue("elasticsearch_node")
-    settings.CITEWISE = {**settings.CITEWISE, "SEARCH_BACKEND": request.param}
+    settings.CITEWISE = settings.CITEWISE.replace(search_backend=request.param)
     retrieval_services._backends.clear()
     folder = tmp_path / "docs"
     folder.mkdir()
     (folder / "notes.txt").write_text("The cafeteria serves ramen on Thursdays.\n")
     (folder / "slow.html").write_bytes(slow_html())
     source = services.ensure_source("filesystem", folder, config={"public": True})
-    env = worker_environment(shared_database, tmp_path, index_dir=settings.CITEWISE["EMBEDDED_INDEX_DIR"],
+    env = worker_environment(shared_database, tmp_path, index_dir=settings.CITEWISE.embedded_index_dir,
                              index_name=isolated_index)
     env["CITEWISE_SEARCH_BACKEND"] = request.param
     log = tmp_path / "worker.log"

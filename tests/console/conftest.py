@@ -89,8 +89,8 @@ def main_index(request, settings, tmp_path):
     """The configured main index on each backend, fresh and dropped afterwards."""
     if request.param == "elasticsearch":
         request.getfixturevalue("elasticsearch_node")
-    settings.CITEWISE = {**settings.CITEWISE, "SEARCH_BACKEND": request.param,
-                         "EMBEDDED_INDEX_DIR": tmp_path / "index", "INDEX_NAME": f"test-main-{uuid.uuid4().hex[:8]}"}
+    settings.CITEWISE = settings.CITEWISE.replace(search_backend=request.param,
+                         embedded_index_dir=tmp_path / "index", index_name=f"test-main-{uuid.uuid4().hex[:8]}")
     retrieval_services._backends.clear()
     yield request.param
     for backend in retrieval_services._backends.values():

@@ -126,7 +126,7 @@ def test_bump_index_version_invalidates_and_a_zero_ttl_disables(corpus, alice, s
     cache.bump_index_version()
     assert cache_status(ask(alice)) == "miss"
 
-    settings.CITEWISE = {**settings.CITEWISE, "ANSWER_CACHE_TTL_S": 0}
+    settings.CITEWISE = settings.CITEWISE.replace(answer_cache_ttl_s=0)
     first, second = ask(alice), ask(alice)
     assert cache_status(first) is None and cache_status(second) is None
     assert first.text == second.text

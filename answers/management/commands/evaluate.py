@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from connectors import services as connector_services
@@ -17,6 +16,7 @@ from retrieval.evaluation import evaluate
 from retrieval.reranking import Reranker, RerankerError
 from retrieval.services import fusion_config, get_backend
 from search.types import IndexModelMismatch, SearchMode, SearchUnavailable
+from core.config import current
 
 
 class Command(BaseCommand):
@@ -52,9 +52,11 @@ class Command(BaseCommand):
             if not (dataset / required).exists():
                 raise CommandError(f"{dataset} is not a BEIR dataset: {required} is missing")
         index_name = f"eval-{dataset.name.lower()}"
+        config = current()
         if options["unit"] == "document":
             index_name += "-whole"
-            settings.CITEWISE = {**settings.CITEWISE, "CHUNK_MAX_TOKENS": 1_000_000, "CHUNK_OVERLAP_TOKENS": 0}
+            # Each document one unit, as BEIR's published baselines index them: this run's chunking only.
+            config = config.replace(chunk_max_tokens=1_000_000, chunk_overlap_tokens=0)
         progress = not options["json"]
         try:  # before ingesting, so a wrong model name fails fast
             reranker = build_reranker(options["reranker"], options["rerank_model"])
@@ -66,12 +68,12 @@ class Command(BaseCommand):
                 search_backend=options["backend"],
             )
             backend = get_backend(index_name, options["backend"])
-            report = connector_services.sync_source(source, progress=progress)
+            report = connector_services.sync_source(source, progress=progress, config=config)
             external_ids = dict(Document.objects.filter(source=source).values_list("id", "external_id"))
             fusion = fusion_config(method=options["fusion"], rrf_k=options["rrf_k"],
                                    bm25_weight=options["bm25_weight"], dense_weight=options["dense_weight"],
                                    candidates_per_leg=options["candidates"] or 300)
-            candidates = options["rerank_candidates"] or settings.CITEWISE["RERANK_CANDIDATES"]
+            candidates = options["rerank_candidates"] or config.rerank_candidates
             result = evaluate(dataset, backend=backend, mode=SearchMode(options["mode"]), external_ids=external_ids,
                               split=options["split"], fusion=fusion, progress=progress, reranker=reranker,
                               rerank_candidates=candidates)
@@ -91,11 +93,11 @@ def build_reranker(name: str, model: str | None) -> Reranker | None:
     """The reranker the options ask for, or None to keep the fused order."""
     from answers.rerankers import CohereReranker, CrossEncoderReranker
 
-    config = settings.CITEWISE
+    config = current()
     if name == "none":
         return None
     if name == "cross-encoder":
-        return CrossEncoderReranker(model or config["RERANK_MODEL"], device=config["EMBEDDING_DEVICE"])
-    return CohereReranker(api_key=config["COHERE_API_KEY"], base_url=config["COHERE_BASE_URL"],
-                          model=model or config["COHERE_RERANK_MODEL"], timeout_s=config["LLM_TIMEOUT_S"],
-                          max_retries=config["LLM_MAX_RETRIES"])
+        return CrossEncoderReranker(model or config.rerank_model, device=config.embedding_device)
+    return CohereReranker(api_key=config.cohere_api_key, base_url=config.cohere_base_url,
+                          model=model or config.cohere_rerank_model, timeout_s=config.llm_timeout_s,
+                          max_retries=config.llm_max_retries)

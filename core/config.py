@@ -1,0 +1,166 @@
+"""Citewise's settings: one typed, frozen object, parsed once from the environment when Django's settings load.
+
+Django's settings module holds it as ``settings.CITEWISE`` (console/settings/base.py), so a test's
+``override_settings``/``settings`` fixture swaps the whole object; nothing changes a field in place (the object is
+frozen). Code reads it through ``current()``, which is typed, and passes it on to what it calls.
+A value that does not parse stops the process at start-up with the variable's name, not at the first question.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal, Self
+
+from pydantic import AliasChoices, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_RATE = re.compile(r"(\d+)/(\d*)([smhd])")
+
+
+def _env(name: str) -> Any:
+    """The field reads this environment variable (several: the first set wins)."""
+    return AliasChoices(name)
+
+
+class SettingsError(ValueError):
+    """A setting in the environment does not parse; the message names the variable."""
+
+
+class CitewiseSettings(BaseSettings):
+    model_config = SettingsConfigDict(frozen=True, extra="ignore", case_sensitive=True, populate_by_name=True)
+
+    # --- Search backend
+    # "embedded" (SQLite FTS5 + in-process vectors) or "elasticsearch".
+    search_backend: Literal["embedded", "elasticsearch"] = Field("embedded", validation_alias=_env("CITEWISE_SEARCH_BACKEND"))
+    index_name: str = Field("citewise-chunks", validation_alias=_env("CITEWISE_INDEX_NAME"))
+    embedded_index_dir: Path = Field(Path("var/index"), validation_alias=_env("CITEWISE_EMBEDDED_INDEX_DIR"))
+    elasticsearch_url: str = Field("http://127.0.0.1:9200", validation_alias=_env("ELASTICSEARCH_URL"))
+    elasticsearch_api_key: str = Field("", validation_alias=_env("ELASTICSEARCH_API_KEY"), repr=False)
+    elasticsearch_timeout_s: float = Field(30.0, gt=0, validation_alias=_env("ELASTICSEARCH_TIMEOUT_S"))
+    elasticsearch_shards: int = Field(1, ge=1, validation_alias=_env("ELASTICSEARCH_SHARDS"))
+    elasticsearch_replicas: int = Field(0, ge=0, validation_alias=_env("ELASTICSEARCH_REPLICAS"))
+
+    # --- Embeddings and chunking. Any sentence-transformers model name or path; the default ships in a pip package.
+    embedding_model: str = Field("all-MiniLM-L6-v2", validation_alias=_env("CITEWISE_EMBEDDING_MODEL"))
+    embedding_batch_size: int = Field(32, ge=1, validation_alias=_env("CITEWISE_EMBEDDING_BATCH_SIZE"))
+    embedding_device: str = Field("cpu", validation_alias=_env("CITEWISE_EMBEDDING_DEVICE"))
+    chunk_max_tokens: int = Field(200, ge=8, validation_alias=_env("CITEWISE_CHUNK_MAX_TOKENS"))
+    chunk_overlap_tokens: int = Field(40, ge=0, validation_alias=_env("CITEWISE_CHUNK_OVERLAP_TOKENS"))
+
+    # --- Ingestion limits: what one file may be, and turn into, whatever its size on disk (decompression bombs).
+    max_file_bytes: int = Field(25 * 1024 * 1024, ge=1, validation_alias=_env("CITEWISE_MAX_FILE_BYTES"))
+    max_extracted_chars: int = Field(2_000_000, ge=1, validation_alias=_env("CITEWISE_MAX_EXTRACTED_CHARS"))
+    max_chunks_per_document: int = Field(5_000, ge=1, validation_alias=_env("CITEWISE_MAX_CHUNKS_PER_DOCUMENT"))
+    max_uncompressed_bytes: int = Field(64 * 1024 * 1024, ge=1, validation_alias=_env("CITEWISE_MAX_UNCOMPRESSED_BYTES"))
+    max_compression_ratio: float = Field(100.0, gt=1, validation_alias=_env("CITEWISE_MAX_COMPRESSION_RATIO"))
+    ingest_batch_documents: int = Field(64, ge=1, validation_alias=_env("CITEWISE_INGEST_BATCH_DOCUMENTS"))
+    # One content sync per source at a time: its lease lasts this long unless renewed (it is, as the sync goes), so a
+    # sync whose worker vanished on another machine blocks the source at most this long.
+    sync_lease_s: int = Field(900, ge=1, validation_alias=_env("CITEWISE_SYNC_LEASE_S"))
+    permission_sync_interval_s: int = Field(300, ge=0, validation_alias=_env("CITEWISE_PERMISSION_SYNC_INTERVAL_S"))
+    content_sync_interval_s: int = Field(3600, ge=0, validation_alias=_env("CITEWISE_CONTENT_SYNC_INTERVAL_S"))
+
+    # --- Hybrid retrieval: weighted reciprocal rank (or linear) fusion of the BM25 and kNN legs.
+    fusion: Literal["rrf", "linear"] = Field("rrf", validation_alias=_env("CITEWISE_FUSION"))
+    rrf_k: int = Field(60, ge=1, validation_alias=_env("CITEWISE_RRF_K"))
+    bm25_weight: float = Field(1.0, ge=0, validation_alias=_env("CITEWISE_BM25_WEIGHT"))
+    dense_weight: float = Field(1.0, ge=0, validation_alias=_env("CITEWISE_DENSE_WEIGHT"))
+    candidates_per_leg: int = Field(100, ge=1, validation_alias=_env("CITEWISE_CANDIDATES_PER_LEG"))
+    knn_num_candidates: int = Field(200, ge=1, validation_alias=_env("CITEWISE_KNN_NUM_CANDIDATES"))
+
+    # --- Answering: rerank the fused candidates, give the best passages to a composer, check citations.
+    reranker: Literal["none", "cross-encoder", "cohere"] = Field("none", validation_alias=_env("CITEWISE_RERANKER"))
+    rerank_model: str = Field("cross-encoder/ms-marco-MiniLM-L6-v2", validation_alias=_env("CITEWISE_RERANK_MODEL"))
+    rerank_candidates: int = Field(50, ge=1, validation_alias=_env("CITEWISE_RERANK_CANDIDATES"))
+    answer_passages: int = Field(5, ge=1, validation_alias=_env("CITEWISE_ANSWER_PASSAGES"))
+    # Refuse unless the best passage sentence scores at least this (docs/answering.md: calibration).
+    answer_threshold: float = Field(0.65, validation_alias=_env("CITEWISE_ANSWER_THRESHOLD"))
+    composer: Literal["extractive", "cohere", "openai"] = Field("extractive", validation_alias=_env("CITEWISE_COMPOSER"))
+    llm_timeout_s: float = Field(20.0, gt=0, validation_alias=_env("CITEWISE_LLM_TIMEOUT_S"))
+    llm_max_retries: int = Field(2, ge=0, validation_alias=_env("CITEWISE_LLM_MAX_RETRIES"))
+    llm_max_input_tokens: int = Field(6000, ge=256, validation_alias=_env("CITEWISE_LLM_MAX_INPUT_TOKENS"))
+    llm_max_output_tokens: int = Field(600, ge=16, validation_alias=_env("CITEWISE_LLM_MAX_OUTPUT_TOKENS"))
+    llm_usd_per_1k_input_tokens: float = Field(0.0, ge=0, validation_alias=_env("CITEWISE_LLM_USD_PER_1K_INPUT_TOKENS"))
+    llm_usd_per_1k_output_tokens: float = Field(0.0, ge=0,
+                                                validation_alias=_env("CITEWISE_LLM_USD_PER_1K_OUTPUT_TOKENS"))
+    cohere_api_key: str = Field("", validation_alias=_env("COHERE_API_KEY"), repr=False)
+    cohere_base_url: str = Field("https://api.cohere.com", validation_alias=_env("COHERE_BASE_URL"))
+    cohere_chat_model: str = Field("command-a-03-2025", validation_alias=_env("COHERE_CHAT_MODEL"))
+    cohere_rerank_model: str = Field("rerank-v3.5", validation_alias=_env("COHERE_RERANK_MODEL"))
+    openai_base_url: str = Field("http://127.0.0.1:11434/v1", validation_alias=_env("OPENAI_BASE_URL"))
+    openai_api_key: str = Field("", validation_alias=_env("OPENAI_API_KEY"), repr=False)
+    openai_model: str = Field("llama3.1:8b", validation_alias=_env("OPENAI_MODEL"))
+    # Identical questions (same rewritten query, settings, principals and index version) within this many seconds are
+    # answered from the cache, still recorded and audited; 0 turns the answer cache off.
+    answer_cache_ttl_s: int = Field(300, ge=0, validation_alias=_env("CITEWISE_ANSWER_CACHE_TTL_S"))
+
+    # --- Rate limits: questions per asker (a Citewise user, or an unlinked Slack/Teams user) across every surface,
+    # and per Slack or Teams channel; searches per user. "N/s|m|h|d" ("5/10m": per ten minutes); "0" or "" is off.
+    ask_rate_per_user: str = Field("20/m", validation_alias=_env("CITEWISE_ASK_RATE_PER_USER"))
+    ask_rate_per_channel: str = Field("60/m", validation_alias=_env("CITEWISE_ASK_RATE_PER_CHANNEL"))
+    search_rate_per_user: str = Field("60/m", validation_alias=_env("CITEWISE_SEARCH_RATE_PER_USER"))
+
+    @field_validator("ask_rate_per_user", "ask_rate_per_channel", "search_rate_per_user", mode="before")
+    @classmethod
+    def _rate(cls, value: object) -> str:
+        text = str(value).strip()
+        if text in ("", "0"):
+            return ""
+        match = _RATE.fullmatch(text)
+        if match is None:
+            raise ValueError(f"{text!r} is not a rate: use e.g. 20/m (per s, m, h or d), or 0 for none")
+        return "" if int(match.group(1)) == 0 else text
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _empty_means_default(cls, value: object, info: Any) -> object:
+        # An exported-but-empty variable (VAR=) leaves a number, path or choice at its default, as unset would.
+        if value == "" and info.field_name in _DEFAULT_WHEN_EMPTY:
+            return cls.model_fields[info.field_name].default
+        return value
+
+    def replace(self, **changes: Any) -> Self:
+        """A validated copy with these fields changed (the object itself never changes)."""
+        unknown = sorted(set(changes) - set(type(self).model_fields))
+        if unknown:
+            raise TypeError(f"no such Citewise setting: {', '.join(unknown)}")
+        return type(self).model_validate({**self.model_dump(), **changes})
+
+
+_DEFAULT_WHEN_EMPTY = frozenset(
+    name for name, field in CitewiseSettings.model_fields.items() if field.annotation not in (str,)
+)
+
+
+def load(var_dir: Path) -> CitewiseSettings:
+    """Parse the environment once (Django's settings module calls this); a bad value raises SettingsError naming it."""
+    try:
+        loaded = CitewiseSettings()
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{_variable(CitewiseSettings, str(item['loc'][0]))}={item.get('input')!r}: {item['msg']}"
+            for item in error.errors()
+        )
+        raise SettingsError(f"Invalid Citewise settings: {problems}") from None
+    if "embedded_index_dir" not in loaded.model_fields_set:
+        loaded = loaded.replace(embedded_index_dir=var_dir / "index")
+    return loaded
+
+
+def _variable(model: type[CitewiseSettings], field_name: str) -> str:
+    field = model.model_fields.get(field_name)
+    alias = field.validation_alias if field else None
+    if isinstance(alias, AliasChoices):
+        return str(alias.choices[0])
+    return field_name
+
+
+def current() -> CitewiseSettings:
+    """The settings in force: Django's ``settings.CITEWISE`` (a test may have swapped it for a changed copy)."""
+    from django.conf import settings
+
+    value = settings.CITEWISE
+    if not isinstance(value, CitewiseSettings):
+        raise TypeError("settings.CITEWISE must be a core.config.CitewiseSettings (use .replace(...) to change it)")
+    return value
