@@ -19,11 +19,13 @@ from django.core.cache import cache
 from django.db.models import Max
 
 from answers.composers import PROMPT_VERSION
+from answers.pipeline import Outcome, Run
 from connectors.models import Source
-from core.config import current
+from core.config import CitewiseSettings, current
+from retrieval.metrics import timed
 
 logger = logging.getLogger("citewise.answering")
-ANSWER_CACHE_PREFIX = "citewise:answer:v1:"
+ANSWER_CACHE_PREFIX = "citewise:answer:v2:"  # v2: the pipeline's Outcome, pickled
 INDEX_VERSION_KEY = "citewise:index-version"
 _ANSWER_SETTINGS = frozenset({
     "search_backend", "index_name", "embedding_model", "fusion", "rrf_k", "bm25_weight", "dense_weight",
@@ -66,8 +68,9 @@ def index_version() -> str:
     return f"{token}:{stamps['content']}:{stamps['permissions']}"
 
 
-def answer_cache_key(question: str, search_query: str, principals: frozenset[str]) -> str:
-    config = current()
+def answer_cache_key(question: str, search_query: str, principals: frozenset[str],
+                     config: CitewiseSettings | None = None) -> str:
+    config = config or current()
     material = json.dumps({
         "question": normalise_question(question), "search_query": normalise_question(search_query),
         "settings": config.model_dump(mode="json", include=_ANSWER_SETTINGS), "prompt": PROMPT_VERSION,
@@ -76,21 +79,41 @@ def answer_cache_key(question: str, search_query: str, principals: frozenset[str
     return ANSWER_CACHE_PREFIX + hashlib.sha256(material.encode()).hexdigest()
 
 
-def lookup(question: str, search_query: str, principals: frozenset[str]) -> tuple[str, dict | None, str]:
-    """(key, cached answer or None, "hit" | "miss" | "unavailable")."""
+def cached_answer(run: Run, search_query: str) -> tuple[Outcome, str]:
+    """The pipeline's outcome for this question, from the cache when an identical one was answered within the TTL.
+
+    Returns the outcome and "hit", "miss", "unavailable" (the cache is down: answered afresh) or "off". A degraded
+    outcome (a reranker or composer failed and a fallback answered) is not kept.
+    """
+    ttl = run.config.answer_cache_ttl_s
+    if ttl <= 0:
+        return run.answer(search_query), "off"
+    with timed("cache_lookup", run.timings):
+        key, hit, status = _lookup(run.question, search_query, run.principals, run.config)
+    if hit is not None:
+        return hit, status
+    outcome = run.answer(search_query)
+    if key and not outcome.fallback_reason:
+        _store(key, outcome, ttl)
+    return outcome, status
+
+
+def _lookup(question: str, search_query: str, principals: frozenset[str],
+            config: CitewiseSettings) -> tuple[str, Outcome | None, str]:
+    """(key, cached outcome or None, "hit" | "miss" | "unavailable")."""
     try:
-        key = answer_cache_key(question, search_query, principals)
+        key = answer_cache_key(question, search_query, principals, config)
         cached = cache.get(key)
     except Exception:  # noqa: BLE001 - a cache outage makes every question a miss, never a failure
         logger.warning("answer cache unavailable", exc_info=True)
         return "", None, "unavailable"
-    if not isinstance(cached, dict):
+    if not isinstance(cached, Outcome):
         return key, None, "miss"
     return key, cached, "hit"
 
 
-def store(key: str, value: dict[str, Any], ttl: int) -> None:
+def _store(key: str, outcome: Outcome, ttl: int) -> None:
     try:
-        cache.set(key, value, timeout=ttl)
+        cache.set(key, outcome, timeout=ttl)
     except Exception:  # noqa: BLE001
         logger.warning("answer cache unavailable", exc_info=True)

@@ -12,23 +12,16 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 
-from answers import cache
+from django.db import transaction
+
+from answers import cache, throttling
 from answers import selectors as answer_selectors
-from answers import throttling
-from answers.answerability import judge
-from answers.citations import Citation, VerifiedAnswer, verify
-from answers.composers import PROMPT_VERSION, get_composer
-from answers.extractive import ExtractiveComposer
+from answers.citations import Citation
 from answers.models import Answer, Conversation, Feedback
-from answers.rerankers import get_reranker
-from answers.rewrite import rewrite_query
-from answers.types import ComposerError, Passage, Turn
+from answers.pipeline import DEFAULT_STEPS, Outcome, Run, Steps
 from audit import services as audit
-from retrieval import selectors
-from retrieval.metrics import timed
-from retrieval.reranking import RerankerError
-from search.types import IndexModelMismatch, SearchMode, SearchUnavailable
-from core.config import current
+from core.config import CitewiseSettings, current
+from core.errors import CitewiseError, InvalidInput, NotFound
 
 logger = logging.getLogger("citewise.answering")
 MAX_QUESTION_CHARS = 2000
@@ -38,8 +31,10 @@ HISTORY_TURNS = 3
 RateLimited = throttling.RateLimited  # what ask() raises past a limit, beside InvalidQuestion
 
 
-class InvalidQuestion(ValueError):
+class InvalidQuestion(InvalidInput):
     """The question cannot be asked as given (empty, too long, unknown conversation)."""
+
+    code = "invalid_question"
 
 
 @dataclass
@@ -81,21 +76,40 @@ def _conversation(conversation_id: uuid.UUID | str | None, user: Any, surface: s
         raise InvalidQuestion("unknown conversation") from exc
 
 
-def _cost(input_tokens: int, output_tokens: int) -> float:
-    config = current()
-    return round(input_tokens / 1000 * config.llm_usd_per_1k_input_tokens
-                 + output_tokens / 1000 * config.llm_usd_per_1k_output_tokens, 6)
+def _cost(input_tokens: int, output_tokens: int, config: CitewiseSettings) -> Decimal:
+    usd = (input_tokens / 1000 * config.llm_usd_per_1k_input_tokens
+           + output_tokens / 1000 * config.llm_usd_per_1k_output_tokens)
+    return Decimal(str(round(usd, 6)))
 
 
-def _audit_ask(record: Answer, nearest: list[Citation], cache_status: str) -> None:
-    """Who asked what from which surface, which documents were retrieved and which were shown to them."""
+def _persist(record: Answer, outcome: Outcome | None, cache_status: str) -> None:
+    """Save the answer and its audit event together: both or neither.
+
+    The audit event says who asked what from which surface, which documents were retrieved and which were shown.
+    """
     retrieved = list(dict.fromkeys(r["document_id"] for r in record.retrieved))
     cited = list(dict.fromkeys(c["document_id"] for c in record.citations))
+    nearest = outcome.nearest if outcome is not None else []
     shown = list(dict.fromkeys([*cited, *(c.document_id for c in nearest)]))
-    audit.record(record.user, "ask", object_type="answers.answer", object_id=record.id, surface=record.surface,
-                 detail={"question": record.question, "conversation_id": str(record.conversation_id),
-                         "status": record.status, "refused": record.refused, "cache": cache_status,
-                         "retrieved": retrieved, "cited": cited, "shown": shown, "error": record.error})
+    with transaction.atomic():
+        record.save()
+        audit.record(record.user, "ask", object_type="answers.answer", object_id=record.id, surface=record.surface,
+                     detail={"question": record.question, "conversation_id": str(record.conversation_id),
+                             "status": record.status, "refused": record.refused, "cache": cache_status,
+                             "retrieved": retrieved, "cited": cited, "shown": shown, "error": record.error})
+
+
+def _record(record: Answer, outcome: Outcome, config: CitewiseSettings) -> None:
+    record.search_query, record.text, record.refused = outcome.search_query, outcome.text, outcome.refused
+    record.status, record.composer, record.prompt_version = outcome.status, outcome.composer, outcome.prompt_version
+    record.fallback_reason, record.retrieved = outcome.fallback_reason, outcome.retrieved
+    record.citations = [citation.as_dict() for citation in outcome.citations]
+    record.input_tokens, record.output_tokens = outcome.input_tokens, outcome.output_tokens
+    record.cost_usd = _cost(outcome.input_tokens, outcome.output_tokens, config)
+
+
+def _milliseconds(timings: dict[str, float]) -> dict[str, Any]:
+    return {stage: round(seconds * 1000, 1) for stage, seconds in timings.items()}
 
 
 def ask(
@@ -107,13 +121,15 @@ def ask(
     surface: str = "api",
     requester: str = "",
     channel: str = "",
+    steps: Steps = DEFAULT_STEPS,
 ) -> AnswerResult:
     """Answer from passages the principals may read, with verified [n] citations, or refuse.
 
-    The question is recorded and audited whatever happens, including when search or the LLM fails and
-    when the answer comes from the cache; only a question refused by a rate limit (RateLimited, raised before
-    any work) is not. `requester` names an asker who has no `user` (an unlinked chat user) and `channel` the
-    chat channel asked in, for those limits (answers/throttling.py).
+    The question is recorded and audited whatever happens (answered, refused, search or LLM down, an unexpected
+    error, an answer from the cache), in one transaction with its audit event; only a question refused before any
+    work (invalid, or over a rate limit) is not. `requester` names an asker who has no `user` (an unlinked chat user)
+    and `channel` the chat channel asked in, for the rate limits (answers/throttling.py). `steps` replaces pipeline
+    steps (answers/pipeline.py).
     """
     question = (question or "").strip()
     if not question:
@@ -127,116 +143,51 @@ def ask(
     config = current()
     started = time.perf_counter()
     conversation = _conversation(conversation_id, user, surface)
-    history = answer_selectors.recent_turns(conversation, HISTORY_TURNS)
+    run = Run(question, answer_selectors.recent_turns(conversation, HISTORY_TURNS), principals, config, steps)
     record = Answer(conversation=conversation, user=conversation.user, surface=surface, question=question)
-    timings: dict[str, float] = {}
-    ttl = int(config.answer_cache_ttl_s or 0)
-    cache_key, cache_status = "", "off"
-    nearest: list[Citation] = []
+    cache_status = "off"
     try:
-        with timed("rewrite", timings):
-            search_query = rewrite_query(question, history)
-        record.search_query = search_query
-        cached = None
-        if ttl > 0:
-            with timed("cache_lookup", timings):
-                cache_key, cached, cache_status = cache.lookup(question, search_query, principals)
-        if cached:
-            record.text, record.refused, record.status = cached["text"], cached["refused"], cached["status"]
-            record.composer, record.prompt_version = cached["composer"], cached["prompt_version"]
-            record.retrieved, record.citations = cached["retrieved"], cached["citations"]
-            citations, nearest = list(cached["citation_objects"]), list(cached["nearest"])
-        else:
-            hits = selectors.search(search_query, principals=principals, mode=SearchMode.HYBRID,
-                                    limit=config.rerank_candidates, timings=timings)
-            reranker = get_reranker()
-            with timed("rerank", timings):
-                try:
-                    ranked = reranker.rerank(search_query, hits, top_n=config.answer_passages)
-                except RerankerError as exc:
-                    logger.warning("reranker %s failed, keeping fused order: %s", reranker.name, exc)
-                    record.fallback_reason = f"reranker {reranker.name} failed: {exc}"
-                    ranked = [(hit, hit.score) for hit in hits[:config.answer_passages]]
-            passages = [Passage(i, hit, hit.text) for i, (hit, _) in enumerate(ranked, start=1)]
-            record.retrieved = [{"number": p.number, "chunk_id": p.hit.chunk_id, "document_id": p.hit.document_id,
-                                 "score": round(float(score), 6)} for p, (_, score) in zip(passages, ranked)]
-            with timed("answerability", timings):
-                decision = judge(search_query, passages)
-            verified: VerifiedAnswer | None = None
-            if decision.answerable:
-                with timed("compose", timings):
-                    composer_name = current().composer
-                    try:
-                        composition = get_composer(composer_name).compose(question, passages, history=history)
-                    except (ComposerError, ImportError) as exc:
-                        logger.warning("composer %s failed, falling back to extractive: %s", composer_name, exc)
-                        record.fallback_reason = f"composer {composer_name} failed: {exc}"
-                        composition = ExtractiveComposer().compose(question, passages, history=history)
-                record.composer = composition.composer
-                record.prompt_version = PROMPT_VERSION if composition.composer != "extractive" else ""
-                record.input_tokens, record.output_tokens = composition.input_tokens, composition.output_tokens
-                with timed("verify", timings):
-                    verified = verify(composition, passages)
-            if verified is None or not verified.citations:
-                record.refused, record.status = True, "refused"
-                record.text = refusal_text(question)
-                nearest = nearest_documents(passages)
-                citations = []
-            else:
-                record.text = verified.text
-                citations, nearest = verified.citations, []
-            record.citations = [c.as_dict() for c in citations]
-            # A degraded answer (a reranker or composer failed and a fallback answered) is not kept.
-            if cache_key and not record.fallback_reason:
-                cache.store(cache_key, {
-                    "text": record.text, "refused": record.refused, "status": record.status,
-                    "composer": record.composer, "prompt_version": record.prompt_version,
-                    "retrieved": record.retrieved, "citations": record.citations,
-                    "citation_objects": citations, "nearest": nearest,
-                }, ttl)
-    except (SearchUnavailable, IndexModelMismatch) as exc:
-        record.status, record.error = "failed", str(exc)
-        record.timings = {k: round(v * 1000, 1) for k, v in timings.items()}
-        record.save()
-        _audit_ask(record, nearest, cache_status)
+        record.search_query = run.rewrite()
+        outcome, cache_status = cache.cached_answer(run, record.search_query)
+    except Exception as exc:
+        record.status, record.refused = "failed", False
+        record.error = f"{type(exc).__name__}: {exc}"[:2000]
+        record.timings = _milliseconds(run.timings)
+        if not isinstance(exc, CitewiseError):
+            logger.exception("ask failed unexpectedly (answer %s)", record.id)
+        try:
+            _persist(record, None, cache_status)
+        except Exception:  # the original error is the one to report; this one is logged
+            logger.exception("could not record the failed answer %s", record.id)
         raise
-    timings["total"] = time.perf_counter() - started
-    record.timings = {k: round(v * 1000, 1) for k, v in timings.items()}
+    run.timings["total"] = time.perf_counter() - started
+    _record(record, outcome, config)
+    record.timings = _milliseconds(run.timings)
     if cache_status != "off":
         record.timings["cache"] = cache_status
-    record.cost_usd = Decimal(str(_cost(record.input_tokens, record.output_tokens)))
-    record.save()
-    _audit_ask(record, nearest, cache_status)
+    _persist(record, outcome, cache_status)
     return AnswerResult(
         answer_id=record.id, conversation_id=conversation.id, question=question, search_query=record.search_query,
-        text=record.text, refused=record.refused, citations=citations, nearest=nearest, composer=record.composer,
-        fallback_reason=record.fallback_reason, timings=timings, input_tokens=record.input_tokens,
-        output_tokens=record.output_tokens, cost_usd=float(record.cost_usd),
+        text=record.text, refused=record.refused, citations=outcome.citations, nearest=outcome.nearest,
+        composer=record.composer, fallback_reason=record.fallback_reason, timings=run.timings,
+        input_tokens=record.input_tokens, output_tokens=record.output_tokens, cost_usd=float(record.cost_usd),
     )
-
-
-def refusal_text(question: str) -> str:
-    return ("I couldn't find an answer to that in the sources you have access to. "
-            "The nearest documents are listed below; they may help, but they do not answer it.")
-
-
-def nearest_documents(passages: list[Passage], limit: int = 3) -> list[Citation]:
-    seen: dict[str, Citation] = {}
-    for passage in passages:
-        if passage.hit.document_id not in seen and len(seen) < limit:
-            seen[passage.hit.document_id] = Citation.from_passage(len(seen) + 1, passage)
-    return list(seen.values())
 
 
 # -- feedback -----------------------------------------------------------------------------------------
 
 
-class FeedbackError(ValueError):
+class FeedbackError(InvalidInput):
     """The feedback cannot be recorded as given (e.g. a flag without a reason)."""
 
+    code = "invalid_feedback"
 
-class AnswerNotFound(LookupError):
+
+class AnswerNotFound(NotFound):
     """No such answer, or not one the user asked: the two are indistinguishable on purpose."""
+
+    code = "answer_not_found"
+    user_message = "unknown answer"
 
 
 def record_feedback(answer_id: uuid.UUID | str, user: Any, kind: str, reason: str = "", comment: str = "") -> Feedback:

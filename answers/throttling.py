@@ -16,6 +16,7 @@ from typing import Any
 from django_ratelimit.core import get_usage
 from prometheus_client import Counter
 
+from core import errors
 from core.config import current
 
 logger = logging.getLogger("citewise.throttling")
@@ -25,13 +26,14 @@ ASK, SEARCH = "ask", "search"
 USER, CHANNEL = "user", "channel"
 
 
-class RateLimited(Exception):
+class RateLimited(errors.RateLimited):
     """Too many requests from one asker (scope "user") or one chat channel (scope "channel"); retry later."""
 
     def __init__(self, action: str, scope: str, retry_after: int):
         self.action, self.scope = action, scope
-        self.retry_after = max(1, int(retry_after))
-        super().__init__(self.message)
+        retry_after = max(1, int(retry_after))
+        self.retry_after = retry_after
+        super().__init__(self.message, retry_after=retry_after, user_message=self.message)
 
     @property
     def message(self) -> str:

@@ -96,7 +96,10 @@ class FeedbackRequestSerializer(serializers.Serializer):
 
 
 class ErrorSerializer(serializers.Serializer):
-    detail = serializers.CharField()
+    detail = serializers.CharField(help_text="What went wrong, in words meant for the person asking.")
+    code = serializers.CharField(help_text="A stable identifier of the error, e.g. invalid_question, rate_limited, "
+                                           "search_unavailable, not_found.")
+    # Invalid input also names each field with its problems: {"question": ["This field may not be blank."]}.
 
 
 class CitationSerializer(serializers.Serializer):

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from django.urls import path
+from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from api import views
+from api import errors, views
 
 app_name = "api"
 
@@ -16,4 +16,6 @@ urlpatterns = [
     path("documents/<str:document_id>", views.DocumentView.as_view(), name="document"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
+    # Anything else under /api/v1/, a malformed id included: a JSON 404 even with DEBUG on (no HTML debug page).
+    re_path(r"", errors.not_found),
 ]

@@ -8,11 +8,10 @@ from __future__ import annotations
 import logging
 import uuid
 
-from django.core.exceptions import RequestDataTooBig
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.authentication import SessionAuthentication, TokenAuthentication
-from rest_framework.exceptions import APIException, ParseError
+from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
@@ -36,12 +35,11 @@ from audit import services as audit
 from connectors.models import Source
 from identity.selectors import principals_for
 from retrieval import selectors
-from search.types import IndexModelMismatch, SearchHit, SearchMode, SearchUnavailable
+from core.errors import NotFound
+from search.types import SearchHit, SearchMode
 
 logger = logging.getLogger("citewise.api")
 
-SEARCH_UNAVAILABLE = "Search is unavailable right now; please try again in a moment."
-INDEX_NOT_READY = "The search index is not ready (nothing has been ingested yet, or it is being rebuilt)."
 
 
 class AnyContentTypeJSONParser(JSONParser):
@@ -57,21 +55,6 @@ class AnyContentTypeJSONParser(JSONParser):
             raise ParseError("JSON parse error - nested too deeply") from None
 
 
-class RequestTooLarge(APIException):
-    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
-    default_detail = "The body is larger than the API accepts (DATA_UPLOAD_MAX_MEMORY_SIZE)."
-    default_code = "request_too_large"
-
-
-def _error(message: str, code: int) -> Response:
-    return Response({"detail": message}, status=code)
-
-
-def _rate_limited(exc: throttling.RateLimited) -> Response:
-    return Response({"detail": exc.message, "retry_after": exc.retry_after}, status=status.HTTP_429_TOO_MANY_REQUESTS,
-                    headers={"Retry-After": str(exc.retry_after)})
-
-
 ERRORS = {
     400: OpenApiResponse(ErrorSerializer, description="Invalid input: the body names the field and the problem."),
     401: OpenApiResponse(ErrorSerializer, description="No or invalid credentials."),
@@ -85,12 +68,6 @@ class ApiView(APIView):
     authentication_classes = [TokenAuthentication, SessionAuthentication]
     permission_classes = [IsAuthenticated]
     parser_classes = [AnyContentTypeJSONParser]
-
-    def handle_exception(self, exc: Exception) -> Response:
-        # Django refuses a body over DATA_UPLOAD_MAX_MEMORY_SIZE when DRF reads it; say so as the API's other errors do.
-        if isinstance(exc, RequestDataTooBig):
-            exc = RequestTooLarge()
-        return super().handle_exception(exc)
 
 
 class AskView(ApiView):
@@ -115,21 +92,10 @@ class AskView(ApiView):
     def post(self, request: Request) -> Response:
         body = AskRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        try:
-            result = answering.ask(
-                body.validated_data["question"], principals=principals_for(request.user), user=request.user,
-                conversation_id=body.validated_data.get("conversation_id"), surface="api",
-            )
-        except answering.InvalidQuestion as exc:
-            return _error(str(exc), status.HTTP_400_BAD_REQUEST)
-        except answering.RateLimited as exc:
-            return _rate_limited(exc)
-        except SearchUnavailable as exc:
-            logger.warning("ask failed, search unavailable: %s", exc)
-            return _error(SEARCH_UNAVAILABLE, status.HTTP_503_SERVICE_UNAVAILABLE)
-        except IndexModelMismatch as exc:
-            logger.warning("ask failed, index not ready: %s", exc)
-            return _error(INDEX_NOT_READY, status.HTTP_503_SERVICE_UNAVAILABLE)
+        result = answering.ask(
+            body.validated_data["question"], principals=principals_for(request.user), user=request.user,
+            conversation_id=body.validated_data.get("conversation_id"), surface="api",
+        )
         return Response(result.as_dict())
 
 
@@ -154,20 +120,9 @@ class SearchView(ApiView):
         data = body.validated_data
         query = data["query"].strip()
         mode = SearchMode(data["mode"])
-        try:
-            throttling.check_search(user=request.user)
-        except throttling.RateLimited as exc:
-            return _rate_limited(exc)
-        try:
-            hits = selectors.search(query, principals=principals_for(request.user), mode=mode,
-                                    filters=SearchFiltersSerializer.to_filters(data.get("filters")),
-                                    limit=data["limit"])
-        except SearchUnavailable as exc:
-            logger.warning("search failed, search unavailable: %s", exc)
-            return _error(SEARCH_UNAVAILABLE, status.HTTP_503_SERVICE_UNAVAILABLE)
-        except IndexModelMismatch as exc:
-            logger.warning("search failed, index not ready: %s", exc)
-            return _error(INDEX_NOT_READY, status.HTTP_503_SERVICE_UNAVAILABLE)
+        throttling.check_search(user=request.user)
+        hits = selectors.search(query, principals=principals_for(request.user), mode=mode,
+                                filters=SearchFiltersSerializer.to_filters(data.get("filters")), limit=data["limit"])
         return Response({"query": query, "mode": mode.value, "hits": [hit.as_dict() for hit in hits]})
 
 
@@ -192,13 +147,8 @@ class FeedbackView(ApiView):
         body = FeedbackRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         data = body.validated_data
-        try:
-            feedback = answering.record_feedback(answer_id, request.user, data["kind"], data.get("reason", ""),
-                                       data.get("comment", ""))
-        except answering.AnswerNotFound:
-            return _error("unknown answer", status.HTTP_404_NOT_FOUND)
-        except answering.FeedbackError as exc:
-            return _error(str(exc), status.HTTP_400_BAD_REQUEST)
+        feedback = answering.record_feedback(answer_id, request.user, data["kind"], data.get("reason", ""),
+                                             data.get("comment", ""))
         return Response(FeedbackSerializer(feedback).data, status=status.HTTP_201_CREATED)
 
 
@@ -241,13 +191,9 @@ class DocumentView(ApiView):
         tags=["documents"],
     )
     def get(self, request: Request, document_id: str) -> Response:
-        try:
-            hit = selectors.readable_document(document_id, principals_for(request.user))
-        except SearchUnavailable as exc:
-            logger.warning("document lookup failed, search unavailable: %s", exc)
-            return _error(SEARCH_UNAVAILABLE, status.HTTP_503_SERVICE_UNAVAILABLE)
+        hit = selectors.readable_document(document_id, principals_for(request.user))
         audit.record(request.user, "document.view", object_type="connectors.document", object_id=document_id[:100],
                      surface="api", detail={"visible": hit is not None})
         if hit is None:
-            return _error("unknown document", status.HTTP_404_NOT_FOUND)
+            raise NotFound(user_message="unknown document")
         return Response(document_summary(hit))

@@ -17,4 +17,9 @@ urlpatterns = [
     path("accounts/login/", auth_views.LoginView.as_view(template_name="console/login.html"), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
+    path("api/", include("api.fallback_urls")),  # last: whatever else is under /api/ is a JSON 404
 ]
+
+# Under /api/ errors are JSON (api/errors.py), elsewhere the site's pages. Named by string: console imports no api code.
+handler404 = "api.errors.handler404"
+handler500 = "api.errors.handler500"

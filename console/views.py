@@ -34,31 +34,26 @@ from connectors.models import Source
 from identity.selectors import principals_for
 from retrieval import selectors
 from retrieval.services import get_backend
-from search.types import IndexModelMismatch, SearchMode, SearchUnavailable
 from core.config import current
+from core.errors import CitewiseError, RateLimited
+from search.types import SearchMode, SearchUnavailable
 
 logger = logging.getLogger("citewise.chat")
-SEARCH_UNAVAILABLE = "Search is unavailable right now; please try again in a moment."
-INDEX_NOT_READY = "The search index is not ready yet."
 
 
 @login_required
 def search_page(request: HttpRequest) -> HttpResponse:
     query = request.GET.get("q", "").strip()[:1000]
-    hits, error, retry_after = [], "", None
+    hits, error, retry_after, status = [], "", None, 200
     if query:
         try:
             throttling.check_search(user=request.user)
             hits = selectors.search(query, principals=principals_for(request.user), mode=SearchMode.HYBRID, limit=10)
-        except throttling.RateLimited as exc:
-            error, retry_after = exc.message, exc.retry_after
-        except SearchUnavailable as exc:
-            logger.warning("search page: search unavailable: %s", exc)
-            error = SEARCH_UNAVAILABLE
-        except IndexModelMismatch as exc:
-            logger.warning("search page: index not ready: %s", exc)
-            error = INDEX_NOT_READY
-    status = 429 if retry_after is not None else 503 if error else 200
+        except CitewiseError as exc:
+            logger.warning("search page: %s: %s", exc.code, exc)
+            error, status = exc.user_message, exc.http_status
+            retry_after = exc.retry_after if isinstance(exc, RateLimited) else None
+    status = status if error else 200
     response = render(request, "console/search.html", {"query": query, "hits": hits, "error": error}, status=status)
     if retry_after is not None:
         response["Retry-After"] = str(retry_after)
@@ -100,23 +95,16 @@ def _answer_events(request: HttpRequest, question: str, conversation_id: uuid.UU
     try:
         result = answering.ask(question, principals=principals_for(request.user), user=request.user,
                                conversation_id=conversation_id, surface="web")
-    except answering.InvalidQuestion as exc:
-        yield _event("error", {"status": 400, "message": str(exc)})
-        return
-    except answering.RateLimited as exc:
-        yield _event("error", {"status": 429, "message": exc.message, "retry_after": exc.retry_after})
-        return
-    except SearchUnavailable as exc:
-        logger.warning("chat: search unavailable: %s", exc)
-        yield _event("error", {"status": 503, "message": SEARCH_UNAVAILABLE})
-        return
-    except IndexModelMismatch as exc:
-        logger.warning("chat: index not ready: %s", exc)
-        yield _event("error", {"status": 503, "message": INDEX_NOT_READY})
+    except CitewiseError as exc:
+        logger.warning("chat: %s: %s", exc.code, exc)
+        error: dict[str, Any] = {"status": exc.http_status, "message": exc.user_message, "code": exc.code}
+        if isinstance(exc, RateLimited):
+            error["retry_after"] = exc.retry_after
+        yield _event("error", error)
         return
     except Exception:  # noqa: BLE001 - the response has started: report in the stream, not as a 500
         logger.exception("chat: answering failed")
-        yield _event("error", {"status": 500, "message": "Something went wrong while answering."})
+        yield _event("error", {"status": 500, "message": CitewiseError.user_message, "code": CitewiseError.code})
         return
     data = result.as_dict()
     yield _event("meta", {key: data[key] for key in ("answer_id", "conversation_id", "question", "search_query",
@@ -258,8 +246,8 @@ def open_document(request: HttpRequest, document_id: str) -> HttpResponse:
     """Redirect to a document at its source, only if the signed-in user may read it now; else 404, never 403."""
     try:
         hit = selectors.readable_document(document_id, principals_for(request.user))
-    except SearchUnavailable:
-        return HttpResponse(SEARCH_UNAVAILABLE, status=503, content_type="text/plain")
+    except SearchUnavailable as exc:
+        return HttpResponse(exc.user_message, status=exc.http_status, content_type="text/plain")
     scheme = hit.url.split(":", 1)[0].lower() if hit and ":" in hit.url else ""
     followable = hit is not None and scheme in SourceRedirect.allowed_schemes
     audit.record(request.user, "document.open", object_type="connectors.document", object_id=document_id[:100],

@@ -21,9 +21,14 @@ class CitewiseError(Exception):
 
 
 class InvalidInput(CitewiseError):
+    """What was sent cannot be used as given; the detail says why, in words meant for the person who sent it."""
+
     code = "invalid_input"
     http_status = 400
     user_message = "The request is not valid."
+
+    def __init__(self, detail: str = "", *, user_message: str | None = None) -> None:
+        super().__init__(detail, user_message=user_message if user_message is not None else (detail or None))
 
 
 class NotFound(CitewiseError):

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
+from core.errors import ServiceUnavailable
+
 
 class SearchMode(StrEnum):
     BM25 = "bm25"
@@ -128,12 +130,18 @@ class IndexInfo:
     physical_name: str
 
 
-class IndexModelMismatch(Exception):
+class IndexModelMismatch(ServiceUnavailable):
     """The index holds vectors from another embedding model; mixing them would make kNN meaningless."""
 
+    code = "index_not_ready"
+    user_message = "The search index is not ready (nothing has been ingested yet, or it is being rebuilt)."
 
-class SearchUnavailable(Exception):
+
+class SearchUnavailable(ServiceUnavailable):
     """The search backend could not be reached or answered with an error."""
+
+    code = "search_unavailable"
+    user_message = "Search is unavailable right now; please try again in a moment."
 
 
 class IndexMissing(SearchUnavailable):

@@ -123,7 +123,7 @@ def test_feedback_thumbs_and_flag(client, corpus, alice):
 def test_feedback_on_someone_elses_answer_is_404(client, corpus, alice, bob):
     answer_id = post(client, ASK, {"question": QUESTION}, alice).json()["answer_id"]
     response = post(client, feedback_url(answer_id), {"kind": "down"}, bob)
-    assert response.status_code == 404 and response.json() == {"detail": "unknown answer"}
+    assert response.status_code == 404 and response.json() == {"detail": "unknown answer", "code": "answer_not_found"}
     assert post(client, feedback_url(uuid.uuid4()), {"kind": "up"}, alice).status_code == 404
     assert post(client, "/api/v1/answers/not-a-uuid/feedback", {"kind": "up"}, alice).status_code == 404
     assert not Feedback.objects.exists()
@@ -189,7 +189,7 @@ def test_ask_rejects_bad_input(client, alice, body, field):
 
 def test_ask_rejects_a_conversation_that_does_not_exist(client, alice):
     response = post(client, ASK, {"question": QUESTION, "conversation_id": str(uuid.uuid4())}, alice)
-    assert response.status_code == 400 and response.json() == {"detail": "unknown conversation"}
+    assert response.status_code == 400 and response.json() == {"detail": "unknown conversation", "code": "invalid_question"}
 
 
 @pytest.mark.parametrize("content_type, body", [

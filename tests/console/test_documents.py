@@ -68,7 +68,7 @@ def test_the_documents_endpoint_is_200_when_readable_and_404_otherwise(client, i
     forbidden = client.get(document_url(budget.id), headers=auth(bob))
     missing = client.get(document_url("f" * 32), headers=auth(bob))
     assert (forbidden.status_code, forbidden.json()) == (missing.status_code, missing.json()) == (
-        404, {"detail": "unknown document"})
+        404, {"detail": "unknown document", "code": "not_found"})
     assert client.get(document_url(public_document(source).id), headers=auth(bob)).status_code == 200
     assert client.get(document_url(budget.id)).status_code == 401
 

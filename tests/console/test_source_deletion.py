@@ -86,7 +86,7 @@ def index_unreachable(kind: str, settings, tmp_path: Path):
         finally:
             settings.CITEWISE = saved
             retrieval_services._backends.clear()
-            retrieval_services._backends[(kind, saved["INDEX_NAME"])] = backend  # main_index drops it
+            retrieval_services._backends[(kind, saved.index_name)] = backend  # main_index drops it
         return
     live = Path(backend.index_info().physical_name)
     backend.drop_connection()

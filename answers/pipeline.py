@@ -1,0 +1,150 @@
+"""The answer pipeline, pure: rewrite → retrieve → rerank → judge → compose → verify.
+
+Nothing here writes to the database or the cache; what it returns (`Outcome`) is all the caller needs to record.
+answers/services.py wraps it: the answer cache around `answer()`, and one transaction that records the outcome,
+whatever it was, with its audit event. Each step is a field of `Steps`, so a caller (an evaluation, a test) can run
+the same pipeline with a step of its own.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from answers.answerability import Decision, judge
+from answers.citations import Citation, VerifiedAnswer, verify
+from answers.composers import PROMPT_VERSION, get_composer
+from answers.extractive import ExtractiveComposer
+from answers.rerankers import get_reranker
+from answers.rewrite import rewrite_query
+from answers.types import Composition, ComposerError, Passage, Turn
+from core.config import CitewiseSettings
+from retrieval import selectors
+from retrieval.metrics import timed
+from retrieval.reranking import RerankerError
+from search.types import SearchHit, SearchMode
+
+logger = logging.getLogger("citewise.answering")
+
+REFUSAL = ("I couldn't find an answer to that in the sources you have access to. "
+           "The nearest documents are listed below; they may help, but they do not answer it.")
+NEAREST_DOCUMENTS = 3
+
+
+@dataclass
+class Outcome:
+    """What the pipeline made of a question: an answer with verified citations, or a refusal with the nearest
+    documents. `fallback_reason` says a reranker or composer failed and a simpler one stood in."""
+
+    search_query: str
+    text: str
+    refused: bool
+    citations: list[Citation]
+    nearest: list[Citation]
+    retrieved: list[dict[str, Any]]
+    composer: str = ""
+    prompt_version: str = ""
+    fallback_reason: str = ""
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+    @property
+    def status(self) -> str:
+        return "refused" if self.refused else "answered"
+
+
+def _retrieve(search_query: str, principals: frozenset[str], config: CitewiseSettings,
+              timings: dict[str, float]) -> list[SearchHit]:
+    return selectors.search(search_query, principals=principals, mode=SearchMode.HYBRID,
+                            limit=config.rerank_candidates, timings=timings)
+
+
+def _rerank(search_query: str, hits: list[SearchHit], config: CitewiseSettings) -> tuple[list[tuple[SearchHit, float]], str]:
+    """The best `answer_passages` hits with their scores, and why the fused order stood in (or "")."""
+    reranker = get_reranker(config.reranker)
+    try:
+        return reranker.rerank(search_query, hits, top_n=config.answer_passages), ""
+    except RerankerError as exc:
+        logger.warning("reranker %s failed, keeping fused order: %s", reranker.name, exc)
+        return [(hit, hit.score) for hit in hits[:config.answer_passages]], f"reranker {reranker.name} failed: {exc}"
+
+
+def _compose(question: str, passages: Sequence[Passage], history: Sequence[Turn],
+             config: CitewiseSettings) -> tuple[Composition, str]:
+    """The configured composer's answer, and why the extractive composer stood in (or "")."""
+    try:
+        return get_composer(config.composer).compose(question, passages, history=history), ""
+    except (ComposerError, ImportError) as exc:
+        logger.warning("composer %s failed, falling back to extractive: %s", config.composer, exc)
+        fallback = f"composer {config.composer} failed: {exc}"
+        return ExtractiveComposer().compose(question, passages, history=history), fallback
+
+
+@dataclass(frozen=True)
+class Steps:
+    rewrite: Callable[[str, Sequence[Turn]], str] = rewrite_query
+    retrieve: Callable[[str, frozenset[str], CitewiseSettings, dict[str, float]], list[SearchHit]] = _retrieve
+    rerank: Callable[[str, list[SearchHit], CitewiseSettings], tuple[list[tuple[SearchHit, float]], str]] = _rerank
+    judge: Callable[[str, Sequence[Passage]], Decision] = judge
+    compose: Callable[[str, Sequence[Passage], Sequence[Turn], CitewiseSettings], tuple[Composition, str]] = _compose
+    verify: Callable[[Composition, Sequence[Passage]], VerifiedAnswer] = verify
+
+
+DEFAULT_STEPS = Steps()
+
+
+@dataclass
+class Run:
+    """One question through the pipeline: its inputs, and the timings the steps add to."""
+
+    question: str
+    history: Sequence[Turn]
+    principals: frozenset[str]
+    config: CitewiseSettings
+    steps: Steps = DEFAULT_STEPS
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def rewrite(self) -> str:
+        with timed("rewrite", self.timings):
+            return self.steps.rewrite(self.question, self.history)
+
+    def answer(self, search_query: str) -> Outcome:
+        """Retrieve what the principals may read, rerank, judge, compose and verify: an answer or a refusal."""
+        hits = self.steps.retrieve(search_query, self.principals, self.config, self.timings)
+        with timed("rerank", self.timings):
+            ranked, fallback = self.steps.rerank(search_query, hits, self.config)
+        passages = [Passage(number, hit, hit.text) for number, (hit, _) in enumerate(ranked, start=1)]
+        retrieved = [{"number": passage.number, "chunk_id": passage.hit.chunk_id,
+                      "document_id": passage.hit.document_id, "score": round(float(score), 6)}
+                     for passage, (_, score) in zip(passages, ranked, strict=True)]
+        with timed("answerability", self.timings):
+            decision = self.steps.judge(search_query, passages)
+        outcome = Outcome(search_query=search_query, text="", refused=True, citations=[], nearest=[],
+                          retrieved=retrieved, fallback_reason=fallback)
+        verified: VerifiedAnswer | None = None
+        if decision.answerable:
+            with timed("compose", self.timings):
+                composition, composer_fallback = self.steps.compose(self.question, passages, self.history,
+                                                                    self.config)
+            outcome.fallback_reason = "; ".join(reason for reason in (fallback, composer_fallback) if reason)
+            outcome.composer = composition.composer
+            outcome.prompt_version = PROMPT_VERSION if composition.composer != "extractive" else ""
+            outcome.input_tokens, outcome.output_tokens = composition.input_tokens, composition.output_tokens
+            with timed("verify", self.timings):
+                verified = self.steps.verify(composition, passages)
+        if verified is None or not verified.citations:
+            outcome.text, outcome.nearest = REFUSAL, nearest_documents(passages)
+        else:
+            outcome.text, outcome.refused, outcome.citations = verified.text, False, verified.citations
+        return outcome
+
+
+def nearest_documents(passages: Sequence[Passage], limit: int = NEAREST_DOCUMENTS) -> list[Citation]:
+    """A refusal's pointers: the first passages of distinct documents, numbered 1..limit."""
+    seen: dict[str, Citation] = {}
+    for passage in passages:
+        if passage.hit.document_id not in seen and len(seen) < limit:
+            seen[passage.hit.document_id] = Citation.from_passage(len(seen) + 1, passage)
+    return list(seen.values())
