@@ -36,7 +36,7 @@ from search.serializers import (
     SearchRequestSerializer,
     SearchResponseSerializer,
 )
-from search.types import IndexModelMismatch, SearchHit, SearchMode, SearchUnavailable
+from search.types import IndexedDocument, IndexModelMismatch, SearchMode, SearchUnavailable
 
 logger = logging.getLogger("citewise.api")
 
@@ -202,14 +202,15 @@ class FeedbackView(ApiView):
         return Response(FeedbackSerializer(feedback).data, status=status.HTTP_201_CREATED)
 
 
-def document_summary(hit: SearchHit) -> dict:
+def document_summary(document: IndexedDocument) -> dict:
     """What a source link shows: from the index entry the permission check found, plus the source's kind."""
-    kind = Source.objects.filter(pk=int(hit.source_id)).values_list("kind", flat=True).first() \
-        if hit.source_id.isdigit() else None
+    kind = Source.objects.filter(pk=int(document.source_id)).values_list("kind", flat=True).first() \
+        if document.source_id.isdigit() else None
     return {
-        "document_id": hit.document_id, "title": hit.title, "url": hit.url,
-        "source_type": source_type(hit.mime_type), "mime_type": hit.mime_type,
-        "source_kind": kind or "", "modified_at": hit.modified_at.isoformat() if hit.modified_at else None,
+        "document_id": document.document_id, "title": document.title, "url": document.url,
+        "source_type": source_type(document.mime_type), "mime_type": document.mime_type,
+        "source_kind": kind or "",
+        "modified_at": document.modified_at.isoformat() if document.modified_at else None,
     }
 
 
@@ -242,12 +243,12 @@ class DocumentView(ApiView):
     )
     def get(self, request: Request, document_id: str) -> Response:
         try:
-            hit = selectors.readable_document(document_id, principals_for(request.user))
+            document = selectors.readable_document(document_id, principals_for(request.user))
         except SearchUnavailable as exc:
             logger.warning("document lookup failed, search unavailable: %s", exc)
             return _error(SEARCH_UNAVAILABLE, status.HTTP_503_SERVICE_UNAVAILABLE)
         audit.record(request.user, "document.view", object_type="connectors.document", object_id=document_id[:100],
-                     surface="api", detail={"visible": hit is not None})
-        if hit is None:
+                     surface="api", detail={"visible": document is not None})
+        if document is None:
             return _error("unknown document", status.HTTP_404_NOT_FOUND)
-        return Response(document_summary(hit))
+        return Response(document_summary(document))
