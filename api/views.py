@@ -36,7 +36,7 @@ from connectors.models import Source
 from identity.selectors import principals_for
 from retrieval import selectors
 from core.errors import NotFound
-from search.types import SearchHit, SearchMode
+from search.types import IndexedDocument, SearchMode
 
 logger = logging.getLogger("citewise.api")
 
@@ -152,14 +152,15 @@ class FeedbackView(ApiView):
         return Response(FeedbackSerializer(feedback).data, status=status.HTTP_201_CREATED)
 
 
-def document_summary(hit: SearchHit) -> dict:
+def document_summary(document: IndexedDocument) -> dict:
     """What a source link shows: from the index entry the permission check found, plus the source's kind."""
-    kind = Source.objects.filter(pk=int(hit.source_id)).values_list("kind", flat=True).first() \
-        if hit.source_id.isdigit() else None
+    kind = Source.objects.filter(pk=int(document.source_id)).values_list("kind", flat=True).first() \
+        if document.source_id.isdigit() else None
     return {
-        "document_id": hit.document_id, "title": hit.title, "url": hit.url,
-        "source_type": source_type(hit.mime_type), "mime_type": hit.mime_type,
-        "source_kind": kind or "", "modified_at": hit.modified_at.isoformat() if hit.modified_at else None,
+        "document_id": document.document_id, "title": document.title, "url": document.url,
+        "source_type": source_type(document.mime_type), "mime_type": document.mime_type,
+        "source_kind": kind or "",
+        "modified_at": document.modified_at.isoformat() if document.modified_at else None,
     }
 
 
@@ -191,9 +192,9 @@ class DocumentView(ApiView):
         tags=["documents"],
     )
     def get(self, request: Request, document_id: str) -> Response:
-        hit = selectors.readable_document(document_id, principals_for(request.user))
+        document = selectors.readable_document(document_id, principals_for(request.user))
         audit.record(request.user, "document.view", object_type="connectors.document", object_id=document_id[:100],
-                     surface="api", detail={"visible": hit is not None})
-        if hit is None:
+                     surface="api", detail={"visible": document is not None})
+        if document is None:
             raise NotFound(user_message="unknown document")
-        return Response(document_summary(hit))
+        return Response(document_summary(document))

@@ -32,6 +32,9 @@ from search.types import DocumentAcl, IndexedDocument, SearchUnavailable
 from core.config import CitewiseSettings, current
 
 logger = logging.getLogger("citewise.connectors")
+# Documents per index call when deleting in bulk: a bounded request (Elasticsearch refuses terms queries of
+# more than 65,536 ids) and a bounded list in memory, however large the source.
+INDEX_PAGE_SIZE = 1000
 _T = TypeVar("_T")
 
 
@@ -453,10 +456,16 @@ def remove_source_from_index(source: Source) -> int:
     Runs before a Source row is deleted, by any path (connectors/signals.py).
     """
     backend = source_backend(source)
-    ids = set(Document.objects.filter(source=source).values_list("id", flat=True))
-    ids |= backend.document_ids(source_ids=[str(source.pk)])
-    retrieval_services.delete_documents(sorted(ids), backend=backend, source_ids=[source.pk])
-    return len(ids)
+    listed = sorted(Document.objects.filter(source=source).values_list("id", flat=True))
+    for start in range(0, len(listed), INDEX_PAGE_SIZE):
+        retrieval_services.delete_documents(listed[start:start + INDEX_PAGE_SIZE], backend=backend,
+                                            source_ids=[source.pk])
+    removed = len(listed)
+    # Read a page, delete it, read the next: the index's list is never held whole.
+    for page in backend.document_id_pages(source_ids=[str(source.pk)], page_size=INDEX_PAGE_SIZE):
+        retrieval_services.delete_documents(page, backend=backend, source_ids=[source.pk])
+        removed += len(page)
+    return removed
 
 
 def remove_orphaned_documents(backends: Sequence[SearchBackend] | None = None) -> int:
@@ -476,10 +485,12 @@ def remove_orphaned_documents(backends: Sequence[SearchBackend] | None = None) -
         orphaned = sorted(backend.source_ids() - known)
         if not orphaned:
             continue
-        ids = sorted(backend.document_ids(source_ids=orphaned))
-        retrieval_services.delete_documents(ids, backend=backend, source_ids=orphaned)
-        removed += len(ids)
-        logger.info("removed %d documents of deleted sources %s from index %s", len(ids), ", ".join(orphaned),
+        removed_here = 0
+        for page in backend.document_id_pages(source_ids=orphaned, page_size=INDEX_PAGE_SIZE):
+            retrieval_services.delete_documents(page, backend=backend, source_ids=orphaned)
+            removed_here += len(page)
+        removed += removed_here
+        logger.info("removed %d documents of deleted sources %s from index %s", removed_here, ", ".join(orphaned),
                     backend.index_name)
     return removed
 

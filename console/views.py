@@ -245,13 +245,13 @@ class SourceRedirect(HttpResponseRedirect):
 def open_document(request: HttpRequest, document_id: str) -> HttpResponse:
     """Redirect to a document at its source, only if the signed-in user may read it now; else 404, never 403."""
     try:
-        hit = selectors.readable_document(document_id, principals_for(request.user))
+        document = selectors.readable_document(document_id, principals_for(request.user))
     except SearchUnavailable as exc:
         return HttpResponse(exc.user_message, status=exc.http_status, content_type="text/plain")
-    scheme = hit.url.split(":", 1)[0].lower() if hit and ":" in hit.url else ""
-    followable = hit is not None and scheme in SourceRedirect.allowed_schemes
+    scheme = document.url.split(":", 1)[0].lower() if document and ":" in document.url else ""
+    followable = document is not None and scheme in SourceRedirect.allowed_schemes
     audit.record(request.user, "document.open", object_type="connectors.document", object_id=document_id[:100],
-                 surface="web", detail={"visible": hit is not None, "redirected": followable})
+                 surface="web", detail={"visible": document is not None, "redirected": followable})
     if not followable:
         raise Http404("unknown document")
-    return SourceRedirect(hit.url)
+    return SourceRedirect(document.url)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 
 from retrieval.chunking import merge_section_text
 from retrieval.embeddings import get_embedder
@@ -11,7 +10,7 @@ from retrieval.services import fusion_config, get_backend
 from retrieval.signals import index_found_empty
 from search.analysis import analyzed_text
 from search.backends import SearchBackend
-from search.types import FusionConfig, IndexMissing, SearchFilters, SearchHit, SearchMode
+from search.types import FusionConfig, IndexedDocument, IndexMissing, SearchFilters, SearchHit, SearchMode
 from core.config import current
 
 
@@ -81,27 +80,18 @@ def expand_to_section(hit: SearchHit, *, principals: frozenset[str], backend: Se
 
 def readable_document(
     document_id: str, principals: frozenset[str], *, backend: SearchBackend | None = None
-) -> SearchHit | None:
-    """One chunk of the document if the principals may read it now, per the search index; else None.
+) -> IndexedDocument | None:
+    """The document as indexed if the principals may read it now, per the search index; else None.
 
     The index is the authority (the same ACL filter every search applies), so a document that is gone,
-    not yet indexed, or not readable all look the same: None. A unit probe vector with a document-id
-    filter finds any chunk of the document without a query or the embedding model.
+    not yet indexed, or not readable all look the same: None.
     """
     if not isinstance(principals, frozenset):
         raise TypeError("principals must be a frozenset of the asker's principals")
     if not document_id or len(document_id) > 64:
         return None
     backend = backend or get_backend()
-    info = backend.index_info()
-    if info is None or info.dimensions < 1:
+    document = backend.get_document(document_id, principals)
+    if document is None:  # not readable, or no index to read: only the second is an outage
         _raise_if_missing(backend)
-        return None
-    probe = np.zeros(info.dimensions, dtype=np.float32)
-    probe[0] = 1.0
-    hits = backend.search(
-        principals=principals, query="", analyzed_query="", query_vector=probe, embedding_model=info.embedding_model,
-        mode=SearchMode.DENSE, filters=SearchFilters(document_ids=(document_id,)), limit=1,
-        fusion=fusion_config(candidates_per_leg=1, knn_num_candidates=100),
-    )
-    return next((hit for hit in hits if hit.document_id == document_id), None)
+    return document

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -57,7 +57,17 @@ class SearchBackend(Protocol):
         ...
 
     def document_ids(self, *, source_ids: Sequence[str] | None = None) -> set[str]:
-        """Ids of the documents indexed, or of those from the given sources only."""
+        """Ids of the documents indexed, or of those from the given sources only, all at once (small indices)."""
+        ...
+
+    def document_id_pages(
+        self, *, source_ids: Sequence[str] | None = None, page_size: int = 1000
+    ) -> Iterator[list[str]]:
+        """The same ids, at most `page_size` at a time, each once, in id order.
+
+        Each page is read when the previous one has been consumed, so memory stays bounded by a page and a
+        caller may delete a page's documents before asking for the next.
+        """
         ...
 
     def source_ids(self) -> set[str]:
@@ -78,6 +88,13 @@ class SearchBackend(Protocol):
         fusion: FusionConfig,
     ) -> list[SearchHit]:
         """Hits the principals may read, best first. `principals` has no default: callers must say who asks."""
+        ...
+
+    def get_document(self, document_id: str, principals: frozenset[str]) -> IndexedDocument | None:
+        """The document as indexed if the principals may read it now (the ACL filter every search applies).
+
+        None when it is not indexed (gone, never, or without chunks) and when it is not readable, alike.
+        """
         ...
 
     def section_chunks(

@@ -24,6 +24,7 @@ from search.highlighting import PRE_TAG, POST_TAG, highlight
 from search.types import (
     DocumentAcl,
     FusionConfig,
+    IndexedDocument,
     IndexInfo,
     IndexModelMismatch,
     LegHit,
@@ -39,6 +40,18 @@ _SOURCE_FIELDS = [
     "chunk_id", "document_id", "source_id", "title", "url", "mime_type", "modified_at", "heading_path",
     "section_ordinal", "section_start", "section_end", "text",
 ]
+_DOCUMENT_FIELDS = [
+    "document_id", "source_id", "title", "url", "mime_type", "modified_at", "acl_principals", "acl_public",
+    "acl_status",
+]
+
+
+def _raise_on_shard_failures(response: Any, what: str) -> None:
+    """A shard that failed (a node gone, an index deleted mid-search) leaves a partial answer: an outage."""
+    failed = (response.get("_shards") or {}).get("failed", 0)
+    if failed:
+        raise SearchUnavailable(f"Elasticsearch {what} failed on {failed} shard(s): "
+                                f"{(response['_shards'].get('failures') or [''])[0]}")
 
 
 def _mappings(embedding_model: str, dimensions: int) -> dict[str, Any]:
@@ -312,34 +325,49 @@ class ElasticsearchBackend:
                          ignore_status=(404,))
             self.client.indices.refresh(index=self.index_name)
 
-    def _distinct(self, field: str, query: dict[str, Any] | None = None) -> set[str]:
-        values: set[str] = set()
+    def _distinct(
+        self, field: str, query: dict[str, Any] | None = None, *, page_size: int = 1000
+    ) -> Iterator[list[str]]:
+        """The distinct values of a keyword field, a composite-aggregation page at a time, in term order.
+
+        Each page asks for the terms after the last one seen, so documents deleted in between (by the caller)
+        neither repeat nor hide any; this runs on every distribution, the integ-test one included.
+        """
         after: dict[str, Any] | None = None
         while True:
             body: dict[str, Any] = {"size": 0, "aggs": {"values": {"composite": {
-                "size": 1000, "sources": [{"value": {"terms": {"field": field}}}],
+                "size": page_size, "sources": [{"value": {"terms": {"field": field}}}],
                 **({"after": after} if after else {}),
             }}}}
             if query:
                 body["query"] = query
             result = self.client.search(index=self.index_name, **body)["aggregations"]["values"]
-            values.update(bucket["key"]["value"] for bucket in result["buckets"])
+            page = [bucket["key"]["value"] for bucket in result["buckets"]]
+            if page:
+                yield page
             after = result.get("after_key")
-            if not result["buckets"] or after is None:
-                return values
+            if not page or after is None:
+                return
 
     def document_ids(self, *, source_ids: Sequence[str] | None = None) -> set[str]:
+        return {i for page in self.document_id_pages(source_ids=source_ids) for i in page}
+
+    def document_id_pages(
+        self, *, source_ids: Sequence[str] | None = None, page_size: int = 1000
+    ) -> Iterator[list[str]]:
+        if page_size < 1:
+            raise ValueError("page_size must be at least 1")
         with self._errors("list documents"):
             if self._meta() is None or (source_ids is not None and not source_ids):
-                return set()
+                return
             query = {"terms": {"source_id": list(source_ids)}} if source_ids is not None else None
-            return self._distinct("document_id", query)
+            yield from self._distinct("document_id", query, page_size=page_size)
 
     def source_ids(self) -> set[str]:
         with self._errors("list sources"):
             if self._meta() is None:
                 return set()
-            return self._distinct("source_id")
+            return {value for page in self._distinct("source_id") for value in page}
 
     # -- reads ---------------------------------------------------------------------------------
     @staticmethod
@@ -407,6 +435,7 @@ class ElasticsearchBackend:
             for leg, response in zip(legs, responses, strict=True):
                 if "error" in response:
                     raise SearchUnavailable(f"Elasticsearch {leg} search failed: {response['error']}")
+                _raise_on_shard_failures(response, f"{leg} search")
                 leg_hits = []
                 for hit in response["hits"]["hits"]:
                     source = hit["_source"]
@@ -429,6 +458,31 @@ class ElasticsearchBackend:
             text=source["text"], score=fused.score, bm25_rank=fused.bm25_rank, dense_rank=fused.dense_rank,
             highlight=source.get("_highlight") or highlight(source["text"], query),
         )
+
+    def get_document(self, document_id: str, principals: frozenset[str]) -> IndexedDocument | None:
+        with self._errors("read a document"):
+            try:
+                response = self.client.search(
+                    index=self.index_name, size=1, track_total_hits=False, _source=_DOCUMENT_FIELDS,
+                    query={"bool": {"filter": [{"term": {"document_id": document_id}},
+                                               visibility_filter(principals)]}},
+                    sort=[{"ordinal": "asc"}],
+                )
+            except NotFoundError:  # no index yet, or it was dropped: nothing is readable
+                return None
+            _raise_on_shard_failures(response, "document lookup")
+            hits = response["hits"]["hits"]
+            if not hits:
+                return None
+            source = hits[0]["_source"]
+            modified = source.get("modified_at")
+            return IndexedDocument(
+                document_id=source["document_id"], source_id=source["source_id"], title=source["title"],
+                url=source["url"], mime_type=source["mime_type"],
+                modified_at=datetime.fromisoformat(modified) if modified else None,
+                acl=DocumentAcl(principals=frozenset(source.get("acl_principals") or ()),
+                                public=bool(source["acl_public"]), status=source["acl_status"]),
+            )
 
     def section_chunks(
         self, document_id: str, section_ordinal: int, *, principals: frozenset[str]

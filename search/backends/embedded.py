@@ -511,16 +511,34 @@ class EmbeddedBackend:
                 self._delete(connection, document_ids)
 
     def document_ids(self, *, source_ids: Sequence[str] | None = None) -> set[str]:
+        return {i for page in self.document_id_pages(source_ids=source_ids) for i in page}
+
+    def document_id_pages(
+        self, *, source_ids: Sequence[str] | None = None, page_size: int = 1000
+    ) -> Iterator[list[str]]:
+        if page_size < 1:
+            raise ValueError("page_size must be at least 1")
         with self._errors("list documents"):
-            connection = self._connection()
-            if connection is None or (source_ids is not None and not source_ids):
-                return set()
-            if source_ids is None:
-                rows = connection.execute("SELECT document_id FROM documents")
-            else:
-                rows = connection.execute("SELECT document_id FROM documents WHERE source_id IN "
-                                          "(SELECT value FROM json_each(?))", (json.dumps(list(source_ids)),))
-            return {row[0] for row in rows}
+            if source_ids is not None and not source_ids:
+                return
+            where, params = "document_id > ?", []
+            if source_ids is not None:
+                where += " AND source_id IN (SELECT value FROM json_each(?))"
+                params.append(json.dumps(list(source_ids)))
+            after = ""  # every id sorts after the empty string
+            while True:
+                # One statement per page, none left open across a yield: the caller may write in between.
+                connection = self._connection()
+                if connection is None:
+                    return
+                page = [row[0] for row in connection.execute(
+                    f"SELECT document_id FROM documents WHERE {where} ORDER BY document_id LIMIT ?",
+                    [after, *params, page_size],
+                )]
+                if not page:
+                    return
+                yield page
+                after = page[-1]
 
     def source_ids(self) -> set[str]:
         with self._errors("list sources"):
@@ -665,6 +683,28 @@ class EmbeddedBackend:
                 highlight=highlight(row[9], query),
             ))
         return hits
+
+    def get_document(self, document_id: str, principals: frozenset[str]) -> IndexedDocument | None:
+        with self._errors("read a document"):
+            connection = self._connection()
+            if connection is None:
+                return None
+            # One statement, one snapshot: the ACL checked is the ACL returned. A document counts once it has
+            # chunks, as in Elasticsearch, where a document is nothing but its chunks.
+            row = connection.execute(
+                "SELECT d.document_id, d.source_id, d.title, d.url, d.mime_type, d.modified_at, d.acl_public, "
+                "d.acl_status, (SELECT json_group_array(p.principal) FROM document_principals p "
+                "WHERE p.document_id = d.document_id) FROM documents d WHERE d.document_id = ? AND "
+                f"{_VISIBLE_SQL} AND EXISTS (SELECT 1 FROM chunks c WHERE c.document_id = d.document_id)",
+                (document_id, json.dumps(sorted(principals))),
+            ).fetchone()
+            if row is None:
+                return None
+            return IndexedDocument(
+                document_id=row[0], source_id=row[1], title=row[2], url=row[3], mime_type=row[4],
+                modified_at=datetime.fromtimestamp(row[5], tz=UTC) if row[5] is not None else None,
+                acl=DocumentAcl(principals=frozenset(json.loads(row[8])), public=bool(row[6]), status=row[7]),
+            )
 
     def section_chunks(
         self, document_id: str, section_ordinal: int, *, principals: frozenset[str]

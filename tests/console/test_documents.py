@@ -43,8 +43,9 @@ def document_url(document_id: str) -> str:
 def test_readable_document_follows_the_index_acl(indexed, alice, bob):
     _, source = indexed
     budget = finance_document(source)
-    hit = selectors.readable_document(budget.id, principals_for(alice))
-    assert hit is not None and (hit.document_id, hit.title) == (budget.id, "Travel budget")
+    document = selectors.readable_document(budget.id, principals_for(alice))
+    assert document is not None and (document.document_id, document.title) == (budget.id, "Travel budget")
+    assert document.url == budget.url and document.source_id == str(source.pk)
     assert selectors.readable_document(budget.id, principals_for(bob)) is None
     assert selectors.readable_document(budget.id, frozenset()) is None
     assert selectors.readable_document(public_document(source).id, frozenset()) is not None

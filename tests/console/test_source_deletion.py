@@ -12,6 +12,7 @@ from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.core.management import call_command
 from django.db import connection, transaction
 
+from connectors import services as connectors_services
 from connectors.models import Document, Source
 from identity.selectors import principals_for
 from retrieval import selectors
@@ -55,10 +56,15 @@ def delete_source(client, admin_user, source: Source, how: str):
     return delete_in_admin(client, admin_user, source, how)
 
 
-@pytest.mark.parametrize("how", ["admin", "admin bulk", "orm instance", "orm queryset"])
-def test_a_deleted_sources_passages_are_neither_searchable_nor_citable(client, indexed, alice, admin_user, how):
+@pytest.mark.parametrize(("how", "page_size"), [
+    ("admin", 1000), ("admin bulk", 1000), ("orm instance", 1000), ("orm queryset", 1000),
+    ("orm instance", 1),  # the index's ids read and deleted a page at a time, here one by one
+])
+def test_a_deleted_sources_passages_are_neither_searchable_nor_citable(
+        client, indexed, alice, admin_user, how, page_size, monkeypatch):
     """Reproduces issue 10 item 7: deleting a Source cascades its Document rows away and leaves its chunks in
     the index, searchable and citable."""
+    monkeypatch.setattr(connectors_services, "INDEX_PAGE_SIZE", page_size)
     budget = finance_document(indexed)
     assert budget_titles(alice) == {"Travel budget"}
     assert ask(client, alice)["citations"]  # and now the answer is cached, too
@@ -130,9 +136,12 @@ def test_a_source_delete_the_index_cannot_confirm_fails_clearly_and_keeps_everyt
     assert budget_titles(alice) == set()
 
 
-def test_passages_of_sources_deleted_before_are_removed_by_reconcile_index(indexed, alice, capsys):
+@pytest.mark.parametrize("page_size", [1000, 1])
+def test_passages_of_sources_deleted_before_are_removed_by_reconcile_index(
+        indexed, alice, capsys, page_size, monkeypatch):
     """Reproduces issue 10 item 7: documents orphaned by earlier deletions (the source's rows went, its chunks
     stayed) stay searchable for good."""
+    monkeypatch.setattr(connectors_services, "INDEX_PAGE_SIZE", page_size)
     with connection.cursor() as cursor:  # what deleting a source did before: rows only
         cursor.execute("DELETE FROM connectors_document WHERE source_id = %s", [indexed.pk])
         cursor.execute("DELETE FROM identity_groupmembership WHERE group_id IN "

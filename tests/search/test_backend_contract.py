@@ -3,7 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
+import json
+import queue
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -198,6 +206,124 @@ def test_documents_and_sources_are_listed(loaded):
     assert loaded.document_ids() == {"travel", "vpn", "leave", "secret", "unknown-acl"}
 
 
+MEMOS = [doc(f"memo-{n:02d}", f"Memo {n}", ((f"Memo {n}",), f"Memo number {n} about the quarterly office move."),
+             source=str(3 + n % 2)) for n in range(9)]
+
+
+def test_document_ids_come_a_page_at_a_time(loaded):
+    index_documents(MEMOS, backend=loaded)
+    everything = sorted(["travel", "vpn", "leave", "secret", "unknown-acl", *(m.document.document_id for m in MEMOS)])
+
+    pages = list(loaded.document_id_pages(page_size=3))
+    assert len(pages) == 5 and all(1 <= len(page) <= 3 for page in pages)
+    listed = [i for page in pages for i in page]
+    assert listed == everything  # complete, each once, in id order
+
+    odd = sorted(m.document.document_id for m in MEMOS if m.document.source_id == "4")
+    assert [i for page in loaded.document_id_pages(source_ids=["4"], page_size=2) for i in page] == odd
+    assert [i for page in loaded.document_id_pages(source_ids=["4", "2", "gone"], page_size=2) for i in page] \
+        == sorted([*odd, "vpn", "leave"])
+    assert list(loaded.document_id_pages(source_ids=[], page_size=2)) == []
+    assert list(loaded.document_id_pages(source_ids=["gone"], page_size=2)) == []
+    assert list(loaded.document_id_pages(page_size=100)) == [everything]
+    with pytest.raises(ValueError):
+        next(loaded.document_id_pages(page_size=0))
+
+
+def test_a_caller_may_delete_each_page_before_reading_the_next(loaded):
+    index_documents(MEMOS, backend=loaded)
+    deleted = []
+    for page in loaded.document_id_pages(source_ids=["3", "4"], page_size=2):
+        loaded.delete_documents(page)
+        deleted += page
+    assert deleted == sorted(m.document.document_id for m in MEMOS)
+    assert loaded.document_ids() == {"travel", "vpn", "leave", "secret", "unknown-acl"}
+
+
+def test_an_index_that_does_not_exist_reads_as_empty_and_ignores_acl_updates(backend):
+    assert list(backend.document_id_pages(page_size=2)) == []
+    assert list(backend.document_id_pages(source_ids=["1"])) == []
+    assert backend.get_document("travel", EVERYONE) is None
+    backend.update_acls([("travel", DocumentAcl.public_ok())])
+    assert backend.index_info() is None  # nor created by it
+
+
+BOARD = frozenset({"group:board"})
+ALICE = frozenset({"user:alice"})
+
+
+def test_get_document_returns_what_a_search_would_let_the_principals_read(loaded):
+    travel = loaded.get_document("travel", EVERYONE)
+    assert travel == CORPUS[0].document  # every document-level field, as indexed
+    assert travel.acl == DocumentAcl.public_ok()
+    assert loaded.get_document("travel", BOARD) == travel  # public: whoever asks
+
+    assert loaded.get_document("secret", EVERYONE) is None  # no principals: only public documents
+    assert loaded.get_document("secret", ALICE) is None
+    secret = loaded.get_document("secret", BOARD | ALICE)
+    assert secret is not None and (secret.title, secret.source_id) == ("Acquisition plan", "1")
+    assert secret.acl == DocumentAcl(principals=BOARD, public=False, status="ok")
+
+    for principals in (EVERYONE, BOARD, ALICE):  # unknown permissions: readable by nobody
+        assert loaded.get_document("unknown-acl", principals) is None
+    assert loaded.get_document("nothing-here", BOARD) is None
+    loaded.delete_documents(["travel"])
+    assert loaded.get_document("travel", EVERYONE) is None
+
+
+def visible(backend, document_id: str, principals: frozenset[str]) -> dict[str, bool]:
+    """Whether each way of reading the index shows the document to the principals."""
+    seen = {mode.value: any(h.document_id == document_id for h in search(
+        backend, "hotel booking startup acquisition", mode, principals=principals, limit=20)) for mode in SearchMode}
+    seen["get_document"] = backend.get_document(document_id, principals) is not None
+    seen["section"] = bool(backend.section_chunks(document_id, 0, principals=principals))
+    return seen
+
+
+def everywhere(shown: bool) -> dict[str, bool]:
+    return {**{mode.value: shown for mode in SearchMode}, "get_document": shown, "section": shown}
+
+
+def test_update_acls_changes_who_reads_a_document_everywhere_at_once(loaded):
+    assert visible(loaded, "secret", BOARD) == everywhere(True)
+    assert visible(loaded, "secret", ALICE) == everywhere(False)
+
+    loaded.update_acls([("secret", DocumentAcl(principals=ALICE, public=False, status="ok"))])
+    assert visible(loaded, "secret", ALICE) == everywhere(True)  # gained
+    assert visible(loaded, "secret", BOARD) == everywhere(False)  # lost
+    assert loaded.get_document("secret", ALICE).acl.principals == ALICE
+    # Only the permissions changed: the text and vectors are those indexed.
+    hit = next(h for h in search(loaded, "acquire Roomly", SearchMode.DENSE, principals=ALICE)
+               if h.document_id == "secret")
+    assert "Roomly next spring" in hit.text
+
+    loaded.update_acls([("secret", DocumentAcl.public_ok())])
+    assert visible(loaded, "secret", EVERYONE) == everywhere(True)
+
+    # Fail closed: permissions that are not known, or that name nobody, show the document to nobody.
+    for acl in (DocumentAcl(principals=ALICE | BOARD, public=True, status="unknown"),
+                DocumentAcl(principals=ALICE, public=False, status="error"),
+                DocumentAcl(status="ok"), DocumentAcl()):
+        loaded.update_acls([("secret", acl)])
+        for principals in (EVERYONE, ALICE, BOARD, ALICE | BOARD):
+            assert visible(loaded, "secret", principals) == everywhere(False), (acl, principals)
+
+
+def test_update_acls_for_a_document_not_indexed_is_harmless(loaded):
+    before = loaded.document_ids()
+    loaded.update_acls([("never-indexed", DocumentAcl.public_ok()),
+                        ("travel", DocumentAcl(principals=ALICE, public=False, status="ok"))])
+    assert loaded.document_ids() == before
+    assert loaded.get_document("never-indexed", ALICE) is None
+    assert visible(loaded, "travel", ALICE)["get_document"] and loaded.get_document("travel", EVERYONE) is None
+    loaded.update_acls([])
+    # A document indexed later gets the permissions it is indexed with, not the update sent before.
+    index_documents([doc("never-indexed", "Late memo", (("Late memo",), "Filed after its permissions changed."),
+                         acl=DocumentAcl(principals=BOARD, public=False, status="ok"))], backend=loaded)
+    assert loaded.get_document("never-indexed", EVERYONE) is None
+    assert loaded.get_document("never-indexed", BOARD) is not None
+
+
 def physical_versions(backend) -> list[str]:
     if backend.name == "embedded":
         return sorted(p.name for p in backend.directory.glob(f"{backend.index_name}*"))
@@ -228,3 +354,140 @@ def test_staging_promote_discard_and_drop_never_touch_what_they_should_not(backe
     backend.drop()
     assert backend.index_info() is None and backend.document_ids() == set()
     assert physical_versions(backend) == []
+
+
+REPO = Path(__file__).resolve().parents[2]
+
+# Another process serving searches from the same index, as a web worker does: its backend, and so its
+# connections, stay open between searches. "search" answers once; "watch" searches again and again until its
+# input ends, so it is searching whenever the other process switches indices.
+SEARCHER = r"""
+import json, sys, threading
+import numpy as np
+from search.backends.elastic import ElasticsearchBackend
+from search.backends.embedded import EmbeddedBackend
+from search.types import FusionConfig, SearchFilters, SearchMode
+
+kind, location, name = sys.argv[1:]
+backend = EmbeddedBackend(location, name) if kind == "embedded" else ElasticsearchBackend(location, name)
+
+
+def search(request):
+    try:
+        hits = backend.search(
+            principals=frozenset(), query=request["query"], analyzed_query=request["terms"],
+            query_vector=np.asarray(request["vector"], dtype=np.float32), embedding_model=request["model"],
+            mode=SearchMode(request["mode"]), filters=SearchFilters(), limit=10, fusion=FusionConfig())
+    except Exception as exc:
+        return {"error": f"{type(exc).__name__}: {exc}"}
+    return {"hits": [[h.document_id, h.text] for h in hits]}
+
+
+for line in sys.stdin:
+    request = json.loads(line)
+    if request["op"] == "search":
+        print(json.dumps(search(request)), flush=True)
+    elif request["op"] == "watch":
+        done = threading.Event()
+        threading.Thread(target=lambda: (sys.stdin.read(), done.set()), daemon=True).start()
+        while not done.is_set():
+            print(json.dumps(search(request)), flush=True)
+        break
+    else:
+        break
+"""
+
+
+class Searcher:
+    """A second OS process searching `backend`'s index through a backend of its own."""
+
+    def __init__(self, backend) -> None:
+        location = str(backend.directory) if backend.name == "embedded" else backend.url
+        self.process = subprocess.Popen([sys.executable, "-c", SEARCHER, backend.name, location, backend.index_name],
+                                        cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+    def _send(self, op: str, query: str, mode: SearchMode, embedder) -> None:
+        from search.analysis import analyzed_text
+
+        request = {"op": op, "query": query, "terms": analyzed_text(query), "mode": mode.value,
+                   "vector": embedder.embed_query(query).tolist(), "model": embedder.model_name}
+        self.process.stdin.write(json.dumps(request) + "\n")
+        self.process.stdin.flush()
+
+    def search(self, query: str, mode: SearchMode, embedder) -> list[list[str]]:
+        self._send("search", query, mode, embedder)
+        line = self.process.stdout.readline()
+        assert line, f"the searcher died (exit code {self.process.poll()})"
+        answer = json.loads(line)
+        assert "error" not in answer, answer["error"]
+        return answer["hits"]
+
+    @contextmanager
+    def watching(self, query: str, mode: SearchMode, embedder) -> Iterator[queue.Queue]:
+        """Every answer of a search repeated until the block ends, as soon as it comes; None once it died."""
+        answers: queue.Queue = queue.Queue()
+
+        def read() -> None:  # drained as it is written: a full pipe would pause the searcher
+            for line in self.process.stdout:
+                answers.put(json.loads(line))
+            answers.put(None)
+
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        self._send("watch", query, mode, embedder)
+        try:
+            yield answers
+        finally:
+            self.process.stdin.close()  # ends the watch
+            self.process.wait(timeout=60)
+            reader.join(timeout=60)
+
+    def quit(self) -> None:
+        if self.process.poll() is None:
+            if not self.process.stdin.closed:
+                self.process.stdin.close()
+            self.process.wait(timeout=60)
+
+
+def edition(name: str, document_ids: list[str]) -> list:
+    return [doc(i, f"Menu {i}", ((f"Menu {i}",), f"The {name} edition of canteen menu {i} lists soup and salad."))
+            for i in document_ids]
+
+
+def test_a_process_searching_through_rebuilds_in_another_sees_whole_indices_only(backend, embedder):
+    """One process rebuilds the index into staging and promotes it, three times, while another keeps searching:
+    every answer is a whole edition (never an error, nothing missing, no mix of two), and once an edition is
+    promoted the searcher reaches it and never goes back."""
+    editions = [edition("first", ["a", "b", "c"]), edition("second", ["a", "b", "c", "d"]),
+                edition("third", ["b", "c", "d"])]
+    expected = [frozenset((item.document.document_id, item.sections[0].text) for item in items)
+                for items in editions]
+    index_documents(editions[0], backend=backend)
+    searcher = Searcher(backend)
+    answers_seen: list[int] = []
+    try:
+        with searcher.watching("canteen menu soup", SearchMode.HYBRID, embedder) as answers:
+
+            def next_edition() -> int:
+                answer = answers.get(timeout=120)
+                assert answer is not None, f"the searcher died (exit code {searcher.process.poll()})"
+                assert "error" not in answer, f"after {len(answers_seen)} answers: {answer['error']}"
+                found = frozenset(tuple(hit) for hit in answer["hits"])
+                assert found in expected, f"a partial or mixed answer after {len(answers_seen)}: {sorted(found)}"
+                answers_seen.append(expected.index(found))
+                return answers_seen[-1]
+
+            assert next_edition() == 0
+            for number, items in enumerate(editions[1:], start=1):
+                staged = backend.staging(embedder.model_name, embedder.dimensions)
+                index_documents(items, backend=staged)
+                backend.promote(staged)
+                while next_edition() != number:
+                    pass
+            for _ in range(3):  # and it stays there
+                assert next_edition() == len(editions) - 1
+    finally:
+        searcher.quit()
+    assert answers_seen == sorted(answers_seen)  # never back to a replaced edition
+    assert set(answers_seen) == {0, 1, 2}
+    assert backend.document_ids() == {"b", "c", "d"}

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import sqlite3
-import subprocess
-import sys
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,30 +13,11 @@ from connectors.parsing import Section
 from retrieval.services import DocumentToIndex, fusion_config, index_documents
 from search.backends.embedded import EmbeddedBackend
 from search.types import DocumentAcl, IndexedDocument, SearchFilters, SearchMode
+from tests.search.test_backend_contract import Searcher
 
 pytestmark = pytest.mark.django_db
 
-REPO = Path(__file__).resolve().parents[2]
 EVERYONE = frozenset()
-
-# A second process that keeps its backend, and so its connection, open between searches (a web worker).
-SEARCHER = r"""
-import json, sys
-import numpy as np
-from search.backends.embedded import EmbeddedBackend
-from search.types import FusionConfig, SearchFilters, SearchMode
-
-backend = EmbeddedBackend(sys.argv[1], sys.argv[2])
-for line in sys.stdin:
-    request = json.loads(line)
-    if request["op"] == "quit":
-        break
-    hits = backend.search(
-        principals=frozenset(), query=request["query"], analyzed_query=request["terms"],
-        query_vector=np.asarray(request["vector"], dtype=np.float32), embedding_model=request["model"],
-        mode=SearchMode(request["mode"]), filters=SearchFilters(), limit=5, fusion=FusionConfig())
-    print(json.dumps([[h.document_id, h.text] for h in hits]), flush=True)
-"""
 
 
 def doc(doc_id: str, text: str, acl: DocumentAcl | None = None) -> DocumentToIndex:
@@ -55,29 +33,6 @@ def physical_files(directory: Path, name: str) -> list[str]:
     return sorted(p.name for p in directory.glob(f"{name}*.sqlite3"))
 
 
-class Searcher:
-    def __init__(self, directory: Path, name: str) -> None:
-        self.process = subprocess.Popen([sys.executable, "-c", SEARCHER, str(directory), name], cwd=REPO,
-                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-
-    def search(self, query: str, mode: SearchMode, embedder) -> list[list[str]]:
-        from search.analysis import analyzed_text
-
-        request = {"op": "search", "query": query, "terms": analyzed_text(query), "mode": mode.value,
-                   "vector": embedder.embed_query(query).tolist(), "model": embedder.model_name}
-        self.process.stdin.write(json.dumps(request) + "\n")
-        self.process.stdin.flush()
-        line = self.process.stdout.readline()
-        assert line, f"the searcher died (exit code {self.process.poll()})"
-        return json.loads(line)
-
-    def quit(self) -> None:
-        if self.process.poll() is None:
-            self.process.stdin.write(json.dumps({"op": "quit"}) + "\n")
-            self.process.stdin.flush()
-        self.process.wait(timeout=60)
-
-
 def test_another_process_serving_the_index_follows_a_promote(tmp_path, embedder):
     """Reproduces issue 10 item 9: promote renames a file over the live index, so a process with an open
     connection keeps serving the orphaned old file."""
@@ -85,7 +40,7 @@ def test_another_process_serving_the_index_follows_a_promote(tmp_path, embedder)
     live = EmbeddedBackend(directory, name)
     index_documents([doc("canteen", "The canteen opens at eight in the morning.")], backend=live)
     old_file = Path(live.index_info().physical_name)
-    searcher = Searcher(directory, name)
+    searcher = Searcher(live)
     try:
         for mode in (SearchMode.BM25, SearchMode.DENSE):
             assert "eight" in searcher.search("when does the canteen open", mode, embedder)[0][1]
