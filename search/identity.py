@@ -7,11 +7,19 @@ query time, so a membership change takes effect on the next question with no re-
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
-from connectors.selectors import expanded_principals
+from connectors.selectors import expanded_principals, expanded_principals_of
 
 
 def principals_for(user: Any) -> frozenset[str]:
     """The principals whose documents `user` may read, besides public ones; empty for anonymous users."""
     return expanded_principals(user)
+
+
+def principals_of(users: Iterable[Any]) -> dict[Any, frozenset[str]]:
+    """principals_for of many users (by primary key), expanded together: a channel's members in a few queries."""
+    users = list(users)
+    expanded = expanded_principals_of(users)
+    return {user.pk: expanded.get(user.pk, frozenset()) for user in users}
