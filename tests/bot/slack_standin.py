@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import threading
 import time
@@ -97,13 +98,31 @@ class SlackStandIn:
         if method == "users.info":
             return 200, {"ok": True, "user": self.user_object(body.get("user"))}, {}
         if method == "conversations.members":
-            return 200, {"ok": True, "members": self.members.get(body.get("channel"), []),
-                         "response_metadata": {"next_cursor": ""}}, {}
+            return 200, self._page(self.members.get(body.get("channel"), []), body), {}
+        if method == "users.list":
+            page = self._page(self.workspace_users(), body)
+            page["members"] = [self.user_object(user) for user in page["members"]]
+            return 200, {**page, "cache_ts": int(time.time())}, {}
         if method == "views.open":
             return 200, {"ok": True, "view": {"id": "V1", **(body.get("view") or {})}}, {}
         if method in ("reactions.add", "reactions.remove"):
             return 200, {"ok": True}, {}
         return 200, {"ok": False, "error": "unknown_method"}, {}
+
+    @staticmethod
+    def _page(items: list[Any], body: dict[str, Any]) -> dict[str, Any]:
+        """One page of a cursor-paginated method: `limit` items from `cursor` on, and the cursor of the next page
+        ("" on the last)."""
+        start = int(base64.b64decode(body["cursor"]).decode().removeprefix("offset:")) if body.get("cursor") else 0
+        end = start + int(body.get("limit") or 100)
+        following = base64.b64encode(f"offset:{end}".encode()).decode() if end < len(items) else ""
+        return {"ok": True, "members": items[start:end], "response_metadata": {"next_cursor": following}}
+
+    def workspace_users(self) -> list[str]:
+        """Every user of the workspace (users.list): those the stand-in knows of, but for other organisations'."""
+        known = {*self.emails, *self.users, *self.bots, self.bot_user_id,
+                 *(user for members in self.members.values() for user in members)}
+        return sorted(user for user in known if self.users.get(user, {}).get("team_id", self.team_id) == self.team_id)
 
     def user_object(self, user: str) -> dict[str, Any]:
         """A users.info `user` as Slack documents it; guest and partner fields come from `users`."""

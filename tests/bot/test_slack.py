@@ -213,7 +213,7 @@ def test_a_retry_while_the_worker_still_holds_its_lease_is_dropped(demo, sender)
 def test_a_retry_after_beyond_the_cap_fails_the_call_instead_of_waiting(slack):
     """Reproduces issue 10 item 10: the Slack client slept for any Retry-After (40 s here, twice), past gunicorn's
     30 s worker timeout, and the killed worker lost the event."""
-    from bot.slack.app import make_client
+    from bot.slack.client import make_client
 
     slack.rate_limit_once.add("chat.postMessage")
     slack.retry_after["chat.postMessage"] = "40"  # the cap is 30 s
@@ -221,13 +221,13 @@ def test_a_retry_after_beyond_the_cap_fails_the_call_instead_of_waiting(slack):
         make_client().chat_postMessage(channel="C1", text="hello")
     assert raised.value.response.status_code == 429
     assert [c["status"] for c in slack.of("chat.postMessage", ok_only=False)] == [429]  # not waited for, not resent
-    from bot.slack.app import MAX_RETRY_AFTER_S
+    from bot.slack.client import MAX_RETRY_AFTER_S
 
     assert MAX_RETRY_AFTER_S < 40
 
 
 def test_a_fractional_retry_after_is_waited_out(slack):
-    from bot.slack.app import make_client
+    from bot.slack.client import make_client
 
     slack.rate_limit_once.add("chat.postMessage")
     slack.retry_after["chat.postMessage"] = "0.5"  # slack_sdk's own handler read it with int() and crashed
@@ -508,3 +508,61 @@ def test_a_flag_submission_with_unreadable_metadata_is_answered_in_the_modal(dem
                  "state": {"values": {"reason": {"reason": {"selected_option": {"value": "wrong"}}}}}}})
     assert response.status_code == 200
     assert response.json()["response_action"] == "errors" and Feedback.objects.count() == 0
+
+
+# -- channel-safe member resolution in bulk ------------------------------------------------------------
+
+IDENTITY_TABLES = ("connectors_externalidentity", "connectors_account", "connectors_groupmembership")
+
+
+def identity_queries(captured) -> int:
+    return sum(any(table in query["sql"] for table in IDENTITY_TABLES) for query in captured.captured_queries)
+
+
+def add_linked_members(slack, how_many: int, *, prefix: str) -> list[str]:
+    """Citewise users linked to Slack ids, each in a group, as an organisation's staff are."""
+    from connectors.models import Group, GroupMembership
+    from connectors.selectors import local_principal
+
+    group, _ = Group.objects.get_or_create(principal="group:bulk-staff")
+    ids = []
+    for n in range(how_many):
+        user = get_user_model().objects.create_user(f"{prefix}{n}", f"{prefix}{n}@kestrelrobotics.com")
+        ExternalIdentity.objects.create(user=user, principal=f"slack:{TEAM}:user:U{prefix.upper()}{n}")
+        GroupMembership.objects.create(group=group, member=local_principal(user.username))
+        ids.append(f"U{prefix.upper()}{n}")
+    return ids
+
+
+def test_channel_safe_resolves_members_in_bulk_and_asks_slack_only_about_unlinked_ones(demo, sender):
+    """Reproduces issue 11 item 3: channel-safe answers resolved members one by one (an identity query, an email
+    query and a principal expansion each, and a users.info call for every member, linked ones included), so the
+    work grew with the channel."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    ChannelSettings.objects.create(team_id=TEAM, channel_id="CSMALL", visibility="channel_safe")
+    ChannelSettings.objects.create(team_id=TEAM, channel_id="CLARGE", visibility="channel_safe")
+    demo.members["CSMALL"] = ["UALICE", "UBEN", "UCHRIS", "UBOT"] + add_linked_members(demo, 1, prefix="small")
+    unlinked = [f"UTEMP{n}" for n in range(250)]
+    for n, user in enumerate(unlinked):
+        demo.emails[user] = f"temp{n}@elsewhere.example"
+    demo.bots |= {"UOTHERBOT"}
+    demo.members["CLARGE"] = (["UALICE", "UBEN", "UCHRIS", "UBOT", "UOTHERBOT"] + unlinked
+                              + add_linked_members(demo, 12, prefix="large"))
+    with CaptureQueriesContext(connection) as small:
+        sender.post_event(mention("UALICE", QUESTION, ts="3000.000001", channel="CSMALL"))
+    # A few unlinked members are asked about one by one: here only chris.
+    assert [call["body"]["user"] for call in demo.of("users.info")] == ["UCHRIS"]
+    assert demo.of("users.list") == []
+    with CaptureQueriesContext(connection) as large:
+        sender.post_event(mention("UALICE", QUESTION, ts="3000.000002", channel="CLARGE"))
+    assert len(demo.posts()) == 2
+    assert all("everyone in this channel can read" in blocks_text(p["body"]["blocks"]) for p in demo.posts())
+    # The same identity work for 268 members as for 5: the linked ones in one query, the emails in another, and
+    # the principals of all of them expanded together.
+    assert identity_queries(large) == identity_queries(small)
+    # Slack is not asked about each member: the member list and the workspace's user list, a page per 200.
+    assert len(demo.of("conversations.members")) == 1 + 2
+    assert len(demo.of("users.list")) == 2
+    assert [call["body"]["user"] for call in demo.of("users.info")] == ["UCHRIS"]  # cached since

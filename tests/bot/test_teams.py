@@ -506,7 +506,7 @@ def test_service_url_off_the_allowlist_gets_nothing_posted(teams, client, isolat
 def test_no_connector_is_ever_built_for_a_service_url_off_the_allowlist(teams, isolated_index):
     # Defence in depth: even a queued answer task carrying a foreign serviceUrl cannot post there.
     from bot.teams.auth import ServiceUrlNotAllowed
-    from bot.teams.handlers import process_activity
+    from bot.teams.platform import process_activity
 
     activity = personal_message(teams, "alice", QUESTION)
     activity["serviceUrl"] = activity["serviceUrl"].replace("127.0.0.1", "localhost")
@@ -718,3 +718,56 @@ def test_channel_safe_counts_a_guest_with_an_employees_email_as_unlinked(demo, c
     assert "Some members aren't linked" in text
     answer = Answer.objects.get()
     assert all(Document.objects.get(id=c["document_id"]).acl_public for c in answer.citations)
+
+
+# -- channel-safe member resolution in bulk ------------------------------------------------------------------
+
+IDENTITY_TABLES = ("connectors_externalidentity", "connectors_account", "connectors_groupmembership")
+
+
+def identity_queries(captured) -> int:
+    return sum(any(table in query["sql"] for table in IDENTITY_TABLES) for query in captured.captured_queries)
+
+
+def test_channel_safe_resolves_the_teams_members_in_bulk(demo, client):
+    """Reproduces issue 11 item 3: channel-safe answers resolved each member of the team on its own (an identity
+    query, an email query and a principal expansion each), so the work grew with the team."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from connectors.models import Group, GroupMembership
+    from connectors.selectors import local_principal
+
+    small_team, small_channel = "19:small-team@thread.tacv2", "19:small@thread.tacv2"
+    for team, channel in ((small_team, small_channel), (TEAM, CHANNEL)):
+        ChannelSettings.objects.create(platform="teams", team_id=team, channel_id=channel, visibility="channel_safe")
+    for name in ("alice", "ben"):
+        user_id, aad, display, email, upn = USERS[name]
+        demo.connector.add_member(small_team, id=user_id, aad_object_id=aad, name=display, email=email, upn=upn)
+    group, _ = Group.objects.get_or_create(principal="group:bulk-staff")
+    for n in range(12):
+        user = get_user_model().objects.create_user(f"staff{n}", f"staff{n}@kestrelrobotics.com")
+        aad = f"57aff000-0000-4000-8000-{n:012d}"
+        ExternalIdentity.objects.create(user=user, principal=f"teams:{TENANT}:user:{aad}")
+        GroupMembership.objects.create(group=group, member=local_principal(user.username))
+        demo.connector.add_member(TEAM, id=f"29:1staff{n}", aad_object_id=aad, name=f"Staff {n}")
+    for n in range(4):
+        demo.connector.add_member(TEAM, id=f"29:1temp{n}", aad_object_id=f"7e3b0000-0000-4000-8000-{n:012d}",
+                                  name=f"Temp {n}", email=f"temp{n}@kestrelrobotics.com")
+
+    def ask(team: str, channel: str):
+        activity = channel_mention(demo, "alice", QUESTION, channel=channel)
+        activity["channelData"].update({"teamsTeamId": team, "team": {"id": team}})
+        with CaptureQueriesContext(connection) as captured:
+            send(client, demo, activity)
+        return captured
+
+    small = ask(small_team, small_channel)
+    lookups_before = len(demo.connector.calls_to("member"))
+    large = ask(TEAM, CHANNEL)
+    replies = demo.connector.messages()
+    assert len(replies) == 2 and all("everyone in this channel can read" in card_text(card_of(r)) for r in replies)
+    # The same identity work for 20 members as for 2.
+    assert identity_queries(large) == identity_queries(small)
+    # The member list already says who everyone is: no lookup per member.
+    assert len(demo.connector.calls_to("member")) == lookups_before
