@@ -25,7 +25,7 @@ from search.answering.types import ComposerError, Passage, RerankerError, Turn
 from search.models import Answer
 from search.services import DocumentToIndex, index_documents
 from search.types import DocumentAcl, IndexedDocument, SearchHit, SearchMode
-from tests.standins import RecordedRequest, Reply, Step, hang, malformed, status
+from tests.standins.base import RecordedRequest, Reply, Step, hang, malformed, status
 from tests.standins import cohere as cohere_api
 from tests.standins import openai as openai_api
 

@@ -21,7 +21,8 @@ from bot.models import ProcessedEvent, ChannelSettings, ThreadConversation
 from connectors.models import Document, ExternalIdentity
 from search.identity import principals_for
 from search.models import Answer, Feedback
-from tests.bot.conftest import TEAM, dm, mention
+from tests.bot.conftest import TEAM, button_click, channel_message, dm, flag_submission, mention
+from tests.fixtures import merge, payload
 
 pytestmark = pytest.mark.django_db
 QUESTION = "How much extra pay do I get for a week of on-call?"
@@ -56,7 +57,7 @@ def buttons(blocks: list[dict]) -> dict[str, str]:
 
 
 def test_url_verification(slack, sender):
-    body = json.dumps({"token": "x", "challenge": "c-123", "type": "url_verification"})
+    body = json.dumps(payload("slack/url_verification", challenge="c-123"))
     response = sender.raw(body, "application/json")
     assert response.status_code == 200
     assert "c-123" in response.content.decode()
@@ -101,11 +102,7 @@ def test_follow_up_in_a_thread_continues_the_conversation(demo, sender):
 def test_thumbs_up_is_recorded(demo, sender):
     sender.post_event(mention("UALICE", QUESTION, ts="400.000001"))
     answer = Answer.objects.get()
-    response = sender.post_payload({
-        "type": "block_actions", "team": {"id": TEAM}, "user": {"id": "UALICE", "team_id": TEAM},
-        "channel": {"id": "C1"}, "container": {"type": "message", "channel_id": "C1", "is_ephemeral": True},
-        "trigger_id": "t1", "actions": [{"action_id": "feedback_up", "block_id": "citewise_feedback",
-                                         "value": str(answer.id), "type": "button"}]})
+    response = sender.post_payload(button_click("feedback_up", str(answer.id)))
     assert response.status_code == 200
     feedback = Feedback.objects.get()
     assert feedback.kind == "up" and feedback.user.username == "alice" and feedback.answer_id == answer.id
@@ -115,22 +112,12 @@ def test_thumbs_up_is_recorded(demo, sender):
 def test_flag_opens_a_modal_and_the_submission_is_stored(demo, sender):
     sender.post_event(mention("UALICE", QUESTION, ts="500.000001"))
     answer = Answer.objects.get()
-    sender.post_payload({
-        "type": "block_actions", "team": {"id": TEAM}, "user": {"id": "UALICE", "team_id": TEAM},
-        "channel": {"id": "C1"}, "trigger_id": "trigger-9",
-        "actions": [{"action_id": "flag", "block_id": "citewise_feedback", "value": str(answer.id),
-                     "type": "button"}]})
+    sender.post_payload(button_click("flag", str(answer.id), trigger_id="trigger-9"))
     [opened] = demo.of("views.open")
     assert opened["body"]["trigger_id"] == "trigger-9"
     view = opened["body"]["view"]
     assert view["callback_id"] == "citewise_flag"
-    response = sender.post_payload({
-        "type": "view_submission", "team": {"id": TEAM}, "user": {"id": "UALICE", "team_id": TEAM},
-        "view": {"id": "V1", "type": "modal", "callback_id": "citewise_flag",
-                 "private_metadata": view["private_metadata"],
-                 "state": {"values": {"reason": {"reason": {"type": "static_select",
-                                                            "selected_option": {"value": "wrong"}}},
-                                      "comment": {"comment": {"type": "plain_text_input", "value": "Out of date"}}}}}})
+    response = sender.post_payload(flag_submission(view["private_metadata"], reason="wrong", comment="Out of date"))
     assert response.status_code == 200
     flag = Feedback.objects.get()
     assert (flag.kind, flag.reason, flag.comment, flag.user.username) == ("flag", "wrong", "Out of date", "alice")
@@ -174,16 +161,16 @@ def test_bad_signatures_are_refused_before_any_retrieval(demo, sender, how):
     assert Answer.objects.count() == 0 and ProcessedEvent.objects.count() == 0 and demo.posts() == []
 
 
-def test_a_rate_limited_post_is_retried_after_retry_after(demo, sender, settings):
+def test_a_rate_limited_post_is_retried_after_retry_after(demo, sender, bot_clock):
     ChannelSettings.objects.create(team_id=TEAM, channel_id="C1", visibility="channel_safe")
     demo.members["C1"] = ["UALICE", "UBOT"]
-    demo.rate_limit_once.add("chat.postMessage")
-    started = time.monotonic()
+    demo.fail("chat.postMessage", status=429, retry_after=1)
     sender.post_event(mention("UALICE", QUESTION, ts="800.000001"))
     attempts = demo.of("chat.postMessage", ok_only=False)
     assert [a["status"] for a in attempts] == [429, 200]
     assert len(demo.posts()) == 1
-    assert attempts[1]["at"] - attempts[0]["at"] >= 0.9 and time.monotonic() - started >= 1
+    [waited] = bot_clock.waits  # Retry-After: 1, and up to a second of jitter
+    assert 1 <= waited < 2
 
 
 def test_a_claim_left_by_a_dead_worker_is_taken_over_by_slacks_retry(demo, sender):
@@ -215,8 +202,7 @@ def test_a_retry_after_beyond_the_cap_fails_the_call_instead_of_waiting(slack):
     30 s worker timeout, and the killed worker lost the event."""
     from bot.slack.client import make_client
 
-    slack.rate_limit_once.add("chat.postMessage")
-    slack.retry_after["chat.postMessage"] = "40"  # the cap is 30 s
+    slack.fail("chat.postMessage", status=429, retry_after=40)  # the cap is 30 s
     with pytest.raises(SlackApiError) as raised:
         make_client().chat_postMessage(channel="C1", text="hello")
     assert raised.value.response.status_code == 429
@@ -226,20 +212,20 @@ def test_a_retry_after_beyond_the_cap_fails_the_call_instead_of_waiting(slack):
     assert MAX_RETRY_AFTER_S < 40
 
 
-def test_a_fractional_retry_after_is_waited_out(slack):
+def test_a_fractional_retry_after_is_waited_out(slack, bot_clock):
     from bot.slack.client import make_client
 
-    slack.rate_limit_once.add("chat.postMessage")
-    slack.retry_after["chat.postMessage"] = "0.5"  # slack_sdk's own handler read it with int() and crashed
+    slack.fail("chat.postMessage", status=429, retry_after="0.5")  # slack_sdk's own handler read it with int()
     assert make_client().chat_postMessage(channel="C1", text="hello")["ok"]
     assert [c["status"] for c in slack.of("chat.postMessage", ok_only=False)] == [429, 200]
+    [waited] = bot_clock.waits
+    assert 0.5 <= waited < 1.5
 
 
 def test_a_throttled_answer_beyond_the_cap_is_explained_and_left_to_slacks_retry(demo, sender):
     ChannelSettings.objects.create(team_id=TEAM, channel_id="C1", visibility="channel_safe")
     demo.members["C1"] = ["UALICE", "UBOT"]
-    demo.rate_limit_once.add("chat.postMessage")
-    demo.retry_after["chat.postMessage"] = "600"
+    demo.fail("chat.postMessage", status=429, retry_after=600)
     event = mention("UALICE", QUESTION, ts="840.000001")
     sender.post_event(event, event_id="EvTHROTTLED")
     throttled, apology = demo.of("chat.postMessage", ok_only=False)
@@ -285,10 +271,8 @@ def test_channel_safe_never_cites_what_a_member_cannot_read(demo, sender):
 
 
 def test_bot_messages_are_ignored(demo, sender):
-    sender.post_event({"type": "message", "channel_type": "im", "bot_id": "BOTHER", "user": "UOTHER",
-                       "text": QUESTION, "ts": "1.1", "channel": "D9"})
-    sender.post_event({"type": "message", "channel_type": "im", "user": "UBOT", "text": QUESTION, "ts": "1.2",
-                       "channel": "D9"})
+    sender.post_event(dm("UOTHER", QUESTION, ts="1.1", channel="D9", bot_id="BOTHER"))
+    sender.post_event(dm("UBOT", QUESTION, ts="1.2", channel="D9"))
     assert demo.posts() == [] and Answer.objects.count() == 0
 
 
@@ -296,10 +280,9 @@ def test_channel_settings_disable_and_unmentioned_messages(demo, sender):
     ChannelSettings.objects.create(team_id=TEAM, channel_id="COFF", enabled=False)
     ChannelSettings.objects.create(team_id=TEAM, channel_id="COPEN", respond_only_when_mentioned=False)
     sender.post_event(mention("UALICE", QUESTION, ts="1100.000001", channel="COFF"))
-    plain = {"type": "message", "channel_type": "channel", "user": "UALICE", "text": QUESTION}
-    sender.post_event({**plain, "ts": "1100.000002", "channel": "C1"})  # default: mentions only
+    sender.post_event(channel_message("UALICE", QUESTION, ts="1100.000002", channel="C1"))  # default: mentions only
     assert demo.posts() == []
-    sender.post_event({**plain, "ts": "1100.000003", "channel": "COPEN"})
+    sender.post_event(channel_message("UALICE", QUESTION, ts="1100.000003", channel="COPEN"))
     [post] = demo.posts()
     assert post["body"]["channel"] == "COPEN" and post["method"] == "chat.postEphemeral"
 
@@ -400,19 +383,11 @@ def test_an_outsider_cannot_give_feedback_as_the_employee_whose_email_they_repor
     sender.post_event(mention("UALICE", QUESTION, ts="2200.000001"))
     answer = Answer.objects.get()
     demo.users["UPARTNER"], demo.emails["UPARTNER"] = {"team_id": "TPARTNER"}, ALICE_EMAIL
-    partner = {"id": "UPARTNER", "team_id": "TPARTNER"}
-    sender.post_payload({
-        "type": "block_actions", "team": {"id": TEAM}, "user": partner, "channel": {"id": "C1"},
-        "trigger_id": "t1", "actions": [{"action_id": "feedback_down", "block_id": "citewise_feedback",
-                                         "value": str(answer.id), "type": "button"}]})
+    partner = {"user": {"id": "UPARTNER", "username": "partner", "name": "partner", "team_id": "TPARTNER"}}
+    sender.post_payload(merge(button_click("feedback_down", str(answer.id)), partner))
     assert "Link your account" in demo.posts()[-1]["body"]["text"]
-    response = sender.post_payload({
-        "type": "view_submission", "team": {"id": TEAM}, "user": partner,
-        "view": {"id": "V1", "type": "modal", "callback_id": "citewise_flag",
-                 "private_metadata": json.dumps({"answer_id": str(answer.id), "channel_id": "C1"}),
-                 "state": {"values": {"reason": {"reason": {"type": "static_select",
-                                                            "selected_option": {"value": "wrong"}}},
-                                      "comment": {"comment": {"type": "plain_text_input", "value": "no"}}}}}})
+    metadata = json.dumps({"answer_id": str(answer.id), "channel_id": "C1"})
+    response = sender.post_payload(merge(flag_submission(metadata, reason="wrong", comment="no"), partner))
     assert response.status_code == 200 and "Link your account" in response.content.decode()
     assert Feedback.objects.count() == 0
 
@@ -434,14 +409,9 @@ def test_channel_safe_counts_an_outsider_with_an_employees_email_as_unlinked(dem
 # -- hostile input: 400/401/413 with a clear body, never a 500 ---------------------------------------
 
 DEEPLY_NESTED = "[" * 100_000 + "]" * 100_000
-EVENT_WITHOUT_EVENT = json.dumps({"token": "x", "team_id": TEAM, "api_app_id": "A1", "type": "event_callback",
-                                  "event_id": "EvNOEVENT", "event_time": 1})
-VIEW_WITHOUT_STATE = "payload=" + json.dumps({
-    "type": "view_submission", "team": {"id": TEAM}, "user": {"id": "UALICE", "team_id": TEAM},
-    "view": {"id": "V1", "type": "modal", "callback_id": "citewise_flag", "private_metadata": "{}"}})
-ACTION_WITHOUT_USER = "payload=" + json.dumps({
-    "type": "block_actions", "team": {"id": TEAM}, "channel": {"id": "C1"}, "trigger_id": "t1",
-    "actions": [{"action_id": "feedback_up", "block_id": "citewise_feedback", "value": "1", "type": "button"}]})
+EVENT_WITHOUT_EVENT = json.dumps(payload("slack/app_mention", event=None, event_id="EvNOEVENT", event_time=1))
+VIEW_WITHOUT_STATE = "payload=" + json.dumps(payload("slack/view_submission", view={"state": None}))
+ACTION_WITHOUT_USER = "payload=" + json.dumps(payload("slack/block_actions", user=None))
 SIGNED_BUT_ODD = {
     "not JSON": ("not json", "application/json"),
     "a JSON list": ("[1, 2]", "application/json"),
@@ -502,10 +472,7 @@ def test_a_body_larger_than_django_accepts_is_413(slack, client, settings):
 
 
 def test_a_flag_submission_with_unreadable_metadata_is_answered_in_the_modal(demo, sender):
-    response = sender.post_payload({
-        "type": "view_submission", "team": {"id": TEAM}, "user": {"id": "UALICE", "team_id": TEAM},
-        "view": {"id": "V1", "type": "modal", "callback_id": "citewise_flag", "private_metadata": "{not json",
-                 "state": {"values": {"reason": {"reason": {"selected_option": {"value": "wrong"}}}}}}})
+    response = sender.post_payload(flag_submission("{not json", reason="wrong", comment=None))
     assert response.status_code == 200
     assert response.json()["response_action"] == "errors" and Feedback.objects.count() == 0
 
