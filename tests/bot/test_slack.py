@@ -533,3 +533,22 @@ def test_channel_safe_resolves_members_in_bulk_and_asks_slack_only_about_unlinke
     assert len(demo.of("conversations.members")) == 1 + 2
     assert len(demo.of("users.list")) == 2
     assert [call["body"]["user"] for call in demo.of("users.info")] == ["UCHRIS"]  # cached since
+
+
+def questions_counted(outcome: str, halt: str) -> float:
+    from prometheus_client import REGISTRY
+
+    return REGISTRY.get_sample_value("citewise_bot_questions_total",
+                                     {"platform": "slack", "outcome": outcome, "halt": halt}) or 0.0
+
+
+def test_each_question_is_counted_by_what_became_of_it_and_why(demo, sender, client, settings):
+    answered, ignored = questions_counted("answered", "none"), questions_counted("ignored", "channel_disabled")
+    sender.post_event(mention("UALICE", QUESTION, ts="3100.000001"))
+    ChannelSettings.objects.create(team_id=TEAM, channel_id="COFF", enabled=False)
+    sender.post_event(mention("UALICE", QUESTION, ts="3100.000002", channel="COFF"))
+    assert questions_counted("answered", "none") == answered + 1
+    assert questions_counted("ignored", "channel_disabled") == ignored + 1
+    settings.CITEWISE_METRICS_TOKEN = "a-long-random-metrics-scrape-token"
+    scrape = client.get("/metrics", headers={"Authorization": "Bearer a-long-random-metrics-scrape-token"})
+    assert 'citewise_bot_questions_total{halt="none",outcome="answered",platform="slack"}' in scrape.content.decode()
