@@ -3,8 +3,9 @@
 A platform adapter (bot/slack/platform.py, bot/teams/platform.py) turns its event into a `Question` and gives
 `answer` a `Platform` for it; `answer` applies the admin's channel settings, claims the event so that a platform's
 retry is answered once, shows progress, resolves the asker (and for a channel-safe answer every member of the
-channel, in bulk), answers through bot.services, delivers, and says how it ended (`Outcome`). Failures reach the
-asker as a short message with a reference; a retryable one leaves the event to the platform's retry.
+channel, in bulk), answers through bot.services, delivers, and says how it ended (`Outcome`) and, when it stopped
+short, why (`Halt`); the two label citewise_bot_questions_total. Failures reach the asker as a short message with a
+reference; a retryable one leaves the event to the platform's retry.
 
 The workflow is synchronous, as the ORM is: a platform whose client is async (Teams) bridges its own calls.
 """
