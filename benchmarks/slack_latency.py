@@ -7,7 +7,7 @@ alice linked to a Slack user), starts the server on a free 127.0.0.1 port with S
 the local Slack Web API stand-in of tests/bot (in this process), then sends every question of
 connectors/demo/questions/{answerable,unanswerable}.jsonl as a signed `message.im` event, one at a time,
 `--rounds` times. The latency is from just before the event is sent to the moment the stand-in receives the
-answer's chat.postMessage (both on this process's perf_counter clock). No broker: Celery runs the answer task
+answer's chat.postMessage (both on this process's monotonic clock). No broker: Celery runs the answer task
 eagerly in the web process, so this is the whole path (verification, identity, retrieval, composition,
 rendering, the Web API call) without queueing delay. The answer cache is off unless --cache-ttl says otherwise.
 Writes benchmarks/results/slack-latency.json.
@@ -38,7 +38,7 @@ from ask_latency import (  # noqa: E402
     start_demo_deployment,
     stop_server,
 )
-from tests.bot.slack_standin import SlackStandIn  # noqa: E402
+from tests.standins.slack import SlackStandIn  # noqa: E402
 
 SECRET = "bench-signing-secret"
 TEAM, USER = "TBENCH", "UALICE"
@@ -53,7 +53,7 @@ def send(base: str, event_id: str, question: str, ts: str) -> float:
     signature = "v0=" + hmac.new(SECRET.encode(), f"v0:{stamp}:{body}".encode(), hashlib.sha256).hexdigest()
     request = urllib.request.Request(f"{base}/slack/events", data=body.encode(), method="POST", headers={
         "Content-Type": "application/json", "X-Slack-Request-Timestamp": stamp, "X-Slack-Signature": signature})
-    started = time.perf_counter()
+    started = time.monotonic()
     with urllib.request.urlopen(request, timeout=300) as response:
         assert response.status == 200, response.status
     return started

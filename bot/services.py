@@ -7,7 +7,7 @@ they never touch the search index or other apps' models themselves.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -31,7 +31,7 @@ from bot.metrics import BOT_ANSWER_SECONDS, BOT_EVENTS
 from bot.models import ProcessedEvent, ThreadConversation
 from identity.models import ExternalIdentity
 from identity.principals import normalize_principal
-from identity.selectors import principals_for
+from identity.selectors import principals_for, principals_of
 from search.types import SearchUnavailable
 
 logger = logging.getLogger("citewise.bot")
@@ -49,10 +49,14 @@ class DirectoryUser:
     # A member of the installing workspace / org or of a trusted tenant, and not a guest. Only such a user's
     # addresses may stand for a Citewise account: another organisation's admins choose their users' emails.
     internal: bool = False
+    # An app or bot account rather than a person: it reads nothing itself, so it does not narrow what a channel's
+    # members are shown.
+    bot: bool = False
 
 
-# A platform user id → what the platform's directory says about them; None when it does not know them.
-EmailLookup = Callable[[str], "DirectoryUser | None"]
+# Platform user ids → what the platform's directory says about each of them, in one go; a user it does not know is
+# missing or None. Raises IdentityLookupFailed when the directory cannot be asked right now.
+Directory = Callable[[Sequence[str]], "Mapping[str, DirectoryUser | None]"]
 
 
 class IdentityLookupFailed(Exception):
@@ -67,6 +71,7 @@ class Asker:
     user: Any = None  # the Citewise user, or None when the platform user is not linked
     lookup_failed: bool = False  # unlinked because the platform's directory could not be asked, not by choice
     outside: bool = False  # unlinked because the directory says guest or another organisation: email not trusted
+    bot: bool = False  # unlinked, and the directory says an app or bot account
 
     @property
     def linked(self) -> bool:
@@ -98,7 +103,7 @@ def platform_principal(platform: str, team_id: str, user_id: str) -> str:
     return f"{platform}:{team_id}:user:{user_id}"
 
 
-def resolve_user(platform: str, team_id: str, user_id: str, email_lookup: EmailLookup | None = None) -> Asker:
+def resolve_user(platform: str, team_id: str, user_id: str, directory: Directory | None = None) -> Asker:
     """The Citewise user behind a platform user: a linked platform identity, else their verified email.
 
     The email counts only for the organisation's own members (`DirectoryUser.internal`): a guest, or a user of
@@ -106,26 +111,55 @@ def resolve_user(platform: str, team_id: str, user_id: str, email_lookup: EmailL
     an admin linked their platform identity. A failing directory lookup leaves the asker unlinked with
     `lookup_failed` set, so the answer can say why instead of the question failing.
     """
-    identity = (ExternalIdentity.objects.select_related("user")
-                .filter(principal=platform_principal(platform, team_id, user_id)).first())
-    lookup_failed = outside = False
-    if identity is None and email_lookup is not None:
+    return resolve_users(platform, team_id, [user_id], directory)[0]
+
+
+def resolve_users(platform: str, team_id: str, user_ids: Sequence[str],
+                  directory: Directory | None = None) -> list[Asker]:
+    """resolve_user for many users of one workspace or tenant (a channel's members), in order, in two queries
+    however many they are: one for linked platform identities, one for the verified emails of the rest.
+
+    `directory` is asked once, and only about users no platform identity links, since those are the only ones
+    whose directory entry can change the outcome.
+    """
+    principals = {user_id: platform_principal(platform, team_id, user_id) for user_id in user_ids}
+    linked = {identity.principal: identity for identity in ExternalIdentity.objects.select_related("user")
+              .filter(principal__in=set(principals.values()))} if principals else {}
+    unlinked = [user_id for user_id in dict.fromkeys(user_ids) if principals[user_id] not in linked]
+    found: Mapping[str, DirectoryUser | None] = {}
+    lookup_failed = False
+    if unlinked and directory is not None:
         try:
-            found = email_lookup(user_id)
+            found = directory(unlinked)
         except IdentityLookupFailed:
-            logger.warning("identity lookup failed for %s user %s/%s", platform, team_id, user_id, exc_info=True)
-            found, lookup_failed = None, True
-        if found is not None and not found.internal:
-            outside = True
+            logger.warning("identity lookup failed for %s users %s/%s", platform, team_id, ",".join(unlinked[:20]),
+                           exc_info=True)
+            lookup_failed = True
+    emails: dict[str, set[str]] = {}
+    for user_id in unlinked:
+        entry = found.get(user_id)
+        if entry is not None and not entry.internal:
             logger.info("%s user %s/%s is a guest or from another organisation: not matched by email", platform,
                         team_id, user_id)
-        elif found is not None:
-            principals = [normalize_principal(f"email:{address}") for address in found.addresses if address]
-            if principals:
-                identity = (ExternalIdentity.objects.select_related("user").filter(principal__in=principals)
-                            .order_by("id").first())
-    user = identity.user if identity is not None and identity.user.is_active else None
-    return Asker(platform, team_id, user_id, user, lookup_failed=lookup_failed, outside=outside and user is None)
+        elif entry is not None:
+            emails[user_id] = {normalize_principal(f"email:{address}") for address in entry.addresses if address}
+    wanted = set().union(*emails.values()) if emails else set()
+    # Of several accounts with one of a user's addresses, the one linked first (as a single lookup took).
+    by_email: dict[str, ExternalIdentity] = {}
+    for identity in (ExternalIdentity.objects.select_related("user").filter(principal__in=wanted).order_by("id")
+                     if wanted else ()):
+        by_email.setdefault(identity.principal, identity)
+    askers = []
+    for user_id in user_ids:
+        identity = linked.get(principals[user_id]) or min(
+            (by_email[p] for p in emails.get(user_id, ()) if p in by_email), key=lambda i: i.pk, default=None)
+        user = identity.user if identity is not None and identity.user.is_active else None
+        entry = found.get(user_id)
+        askers.append(Asker(platform, team_id, user_id, user,
+                            lookup_failed=lookup_failed and principals[user_id] not in linked,
+                            outside=entry is not None and not entry.internal and user is None,
+                            bot=entry is not None and entry.bot and user is None))
+    return askers
 
 
 def asker_principals(asker: Asker) -> frozenset[str]:
@@ -134,15 +168,17 @@ def asker_principals(asker: Asker) -> frozenset[str]:
 
 
 def shared_principals(askers: Iterable[Asker]) -> tuple[frozenset[str], int]:
-    """Principals every one of `askers` holds, and how many are unlinked.
+    """Principals every one of `askers` holds, and how many are unlinked; their groups are expanded together.
 
     A document is readable by everyone in the group if it is public or its ACL names one of these principals,
     since every member then holds that principal. Any unlinked member makes this empty: public documents only.
     """
+    askers = list(askers)
+    expanded = principals_of(asker.user for asker in askers if asker.user is not None)
     shared: frozenset[str] | None = None
     unlinked = 0
     for asker in askers:
-        principals = asker_principals(asker)
+        principals = expanded[asker.user.pk] if asker.user is not None else frozenset()
         if not asker.linked:
             unlinked += 1
         shared = principals if shared is None else shared & principals
@@ -167,20 +203,22 @@ def answer_question(
     principals: frozenset[str] | None = None,
     members_unlinked: int = 0,
     fresh_after: timedelta | None = None,
+    now: datetime | None = None,
 ) -> BotAnswer:
     """Answer `text` for `asker` in a thread; a follow-up in the same thread continues its conversation.
 
     `principals` overrides the asker's own (a channel-safe answer passes the members' shared principals).
-    `fresh_after`: for chats without threads, a question after this much quiet starts a new conversation.
-    Raises BotError with a message fit for the asker.
+    `fresh_after`: for chats without threads, a question after this much quiet (until `now`) starts a new
+    conversation. Raises BotError with a message fit for the asker.
     """
+    now = now or timezone.now()
     if principals is None:
         principals = asker_principals(asker)
     mapping = _thread_conversation(asker, channel_id, thread_id, scope)
     conversation_id = mapping.conversation_id if mapping else None
     if mapping is not None and mapping.conversation.user_id != (asker.user.pk if asker.user else None):
         conversation_id = None  # the account link changed since: start afresh rather than fail
-    if mapping is not None and fresh_after is not None and mapping.last_used_at < timezone.now() - fresh_after:
+    if mapping is not None and fresh_after is not None and mapping.last_used_at < now - fresh_after:
         conversation_id = None
     try:
         with BOT_ANSWER_SECONDS.labels(asker.platform).time():
@@ -205,7 +243,7 @@ def answer_question(
             pass  # a concurrent first question in the same thread won; later follow-ups use that one
     else:
         ThreadConversation.objects.filter(pk=mapping.pk).update(conversation_id=result.conversation_id,
-                                                                last_used_at=timezone.now())
+                                                                last_used_at=now)
     return BotAnswer(result=result, asker=asker, scope=scope, members_unlinked=members_unlinked)
 
 
@@ -287,7 +325,8 @@ def renew_claim(claim: Claim, *, now: datetime | None = None) -> bool:
     ).update(lease_expires_at=now + event_lease(), updated_at=now) == 1
 
 
-def finish_event(platform: str, event_id: str, *, error: str = "", attempt: int | None = None) -> bool:
+def finish_event(platform: str, event_id: str, *, error: str = "", attempt: int | None = None,
+                 now: datetime | None = None) -> bool:
     """Mark a claimed event done (answer posted) or failed (a retry may answer it).
 
     With `attempt` (Claim.attempt), only while that claim is still the event's: a worker whose event was taken over
@@ -297,7 +336,8 @@ def finish_event(platform: str, event_id: str, *, error: str = "", attempt: int 
     rows = ProcessedEvent.objects.filter(platform=platform, event_id=event_id)
     if attempt is not None:
         rows = rows.filter(attempts=attempt)
-    marked = rows.update(status=status, error=error[:2000], lease_expires_at=None, updated_at=timezone.now()) == 1
+    marked = rows.update(status=status, error=error[:2000], lease_expires_at=None,
+                         updated_at=now or timezone.now()) == 1
     if marked:
         BOT_EVENTS.labels(platform, status).inc()
     else:

@@ -39,6 +39,8 @@ from botframework.connector.auth.jwt_token_extractor import JwtTokenExtractor, _
 from django.conf import settings
 from urllib3.util.retry import Retry
 
+from bot.clock import clock
+
 logger = logging.getLogger("citewise.bot.teams")
 
 MAX_RETRY_AFTER_S = 30  # a longer Retry-After is not waited for: the reply fails and is logged instead
@@ -193,13 +195,25 @@ class ClientCredentialsFactory(ServiceClientCredentialsFactory):
 # -- connector clients: allowlist, timeout, 429 ------------------------------------------------------
 
 class _CappedRetry(Retry):
-    """urllib3's Retry, honouring Retry-After up to MAX_RETRY_AFTER_S."""
+    """urllib3's Retry, honouring Retry-After up to MAX_RETRY_AFTER_S, and waiting on the bots' clock."""
 
     BACKOFF_MAX = 10  # msrest still reads this urllib3 1.x attribute when it logs its retry settings
 
     def get_retry_after(self, response: Any) -> float | None:
         retry_after = super().get_retry_after(response)
         return None if retry_after is None else min(retry_after, MAX_RETRY_AFTER_S)
+
+    def sleep_for_retry(self, response: Any) -> bool:
+        retry_after = self.get_retry_after(response)
+        if retry_after:
+            clock().sleep(retry_after)
+            return True
+        return False
+
+    def _sleep_backoff(self) -> None:
+        backoff = self.get_backoff_time()
+        if backoff > 0:
+            clock().sleep(backoff)
 
 
 def _tune_retries(policy: Retry) -> None:

@@ -12,7 +12,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 if TYPE_CHECKING:
-    from bot.teams.adapter import Reply
+    from bot.teams.listeners import Reply
 
 
 def _error(status: int, message: str) -> JsonResponse:
@@ -31,7 +31,7 @@ def messages(request: HttpRequest) -> HttpResponse:
     # botbuilder takes over half a second to import: only processes that serve Teams pay for it.
     from botbuilder.schema import Activity
 
-    from bot.teams.adapter import TeamsNotConfigured, authenticate_header, check_configured, receive
+    from bot.teams.listeners import TeamsNotConfigured, authenticate_header, check_configured, receive
 
     try:
         check_configured()

@@ -189,6 +189,9 @@ RATELIMIT_FAIL_OPEN = True
 # Retry-After waits). A claim left to run out is taken to have died with its worker, and a platform retry (Slack's
 # come about 1 and 5 minutes after a failed delivery) takes the event over.
 BOT_EVENT_LEASE_S = env_int("BOT_EVENT_LEASE_S", 90)
+# The bots' clock (bot/clock.py): the time leases and idle chats are measured by, and what Retry-After waits on.
+# Tests put one of their own here to assert waits without sleeping.
+BOT_CLOCK = "bot.clock.SYSTEM_CLOCK"
 
 # Slack bot (bot/slack, README "Slack"): the app's credentials, and where its Web API lives (tests point it at a
 # local stand-in).

@@ -112,3 +112,41 @@ def test_the_status_migration_keeps_demonstrably_internal_users_internal():
                         "decided": "guest"}
     assert EVERYONE_EXCEPT_EXTERNAL in expanded_principals(staff)
     assert EVERYONE_EXCEPT_EXTERNAL not in expanded_principals(bare)
+
+
+def test_many_users_expand_together_as_each_would_alone_in_the_queries_of_one():
+    """A channel's members are expanded at once (bot channel-safe answers): the same principals as one by one,
+    with one query per level of group nesting rather than per member."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from identity.selectors import expanded_principals_of
+
+    users = get_user_model().objects
+    a, b, c = (Group.objects.create(principal=f"group:{n}") for n in "abc")
+    GroupMembership.objects.bulk_create([
+        GroupMembership(group=a, member="email:ana@corp.example"), GroupMembership(group=b, member="group:a"),
+        GroupMembership(group=c, member="group:b"), GroupMembership(group=a, member="group:c"),  # a cycle
+        GroupMembership(group=b, member="citewise:user:bo"),
+        GroupMembership(group=c, member="email:cy@corp.example", revoked_at="2026-01-01T00:00:00Z"),
+    ])
+    members = []
+    for name, status, identities in (
+            ("ana", "employee", [("email:Ana@corp.example", False)]), ("bo", "guest", []),
+            ("cy", "employee", [("email:cy@corp.example", False), ("slack:TP:user:UC", True)]),
+            ("dee", None, [])):
+        user = users.create_user(name)
+        for principal, external in identities:
+            ExternalIdentity.objects.create(user=user, principal=principal, is_external=external)
+        if status is not None:
+            Account.objects.create(user=user, status=status)
+        members.append(user)
+    gone = users.create_user("gone", is_active=False)
+    one_by_one, most_alone = {}, 0
+    for user in members:
+        with CaptureQueriesContext(connection) as alone:
+            one_by_one[user.pk] = expanded_principals(user)
+        most_alone = max(most_alone, len(alone.captured_queries))
+    with CaptureQueriesContext(connection) as together:
+        assert expanded_principals_of([*members, gone]) == one_by_one
+    assert len(together.captured_queries) <= most_alone

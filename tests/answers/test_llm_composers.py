@@ -26,7 +26,7 @@ from retrieval import selectors
 from retrieval.reranking import RerankerError
 from retrieval.services import DocumentToIndex, index_documents
 from search.types import DocumentAcl, IndexedDocument, SearchHit, SearchMode
-from tests.standins import RecordedRequest, Reply, Step, hang, malformed, status
+from tests.standins.base import RecordedRequest, Reply, Step, hang, malformed, status
 from tests.standins import cohere as cohere_api
 from tests.standins import openai as openai_api
 

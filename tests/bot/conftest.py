@@ -4,12 +4,15 @@ import hashlib
 import hmac
 import json
 import time
+from datetime import datetime, timedelta
 from urllib.parse import urlencode
 
 import pytest
 from django.core.cache import cache
+from django.utils import timezone
 
-from tests.bot.slack_standin import SlackStandIn
+from tests.fixtures import merge, payload
+from tests.standins.slack import SlackStandIn
 
 SECRET = "test-signing-secret"
 TEAM = "T1"
@@ -19,6 +22,32 @@ def sign(body: str, timestamp: int | None = None, secret: str = SECRET) -> dict[
     ts = str(int(time.time()) if timestamp is None else timestamp)
     digest = hmac.new(secret.encode(), f"v0:{ts}:{body}".encode(), hashlib.sha256).hexdigest()
     return {"HTTP_X_SLACK_REQUEST_TIMESTAMP": ts, "HTTP_X_SLACK_SIGNATURE": f"v0={digest}"}
+
+
+class FakeClock:
+    """bot.clock.Clock for tests: time moves only when a test, or a wait of the bot's, moves it; every wait is
+    recorded, so a test asserts how long the bot meant to wait without waiting."""
+
+    def __init__(self) -> None:
+        self.current = timezone.now()
+        self.waits: list[float] = []
+
+    def now(self) -> datetime:
+        return self.current
+
+    def sleep(self, seconds: float) -> None:
+        self.waits.append(seconds)
+        self.advance(seconds)
+
+    def advance(self, seconds: float) -> None:
+        self.current += timedelta(seconds=seconds)
+
+
+@pytest.fixture
+def bot_clock(settings) -> FakeClock:
+    clock = FakeClock()
+    settings.BOT_CLOCK = clock
+    return clock
 
 
 @pytest.fixture
@@ -39,12 +68,12 @@ class SlackSender:
         self.client = client
         self.counter = 0
 
-    def post_event(self, event: dict, *, event_id: str | None = None, headers: dict | None = None, **sign_kw):
+    def post_event(self, envelope: dict, *, event_id: str | None = None, headers: dict | None = None, **sign_kw):
+        """Send an Events API envelope (tests/fixtures/slack) as a new delivery: a fresh event_id unless one is
+        given, stamped now."""
         self.counter += 1
-        body = json.dumps({"token": "x", "team_id": TEAM, "api_app_id": "A1", "type": "event_callback",
-                           "event_id": event_id or f"Ev{self.counter:06d}", "event_time": int(time.time()),
-                           "authorizations": [{"team_id": TEAM, "user_id": "UBOT", "is_bot": True}],
-                           "event": event})
+        body = json.dumps(merge(dict(envelope), {"event_id": event_id or f"Ev{self.counter:06d}",
+                                                 "event_time": int(time.time())}))
         return self.raw(body, "application/json", headers=headers, **sign_kw)
 
     def post_payload(self, payload: dict):
@@ -62,13 +91,44 @@ def sender(client):
 
 
 def mention(user: str, text: str, *, ts: str, channel: str = "C1", thread_ts: str | None = None) -> dict:
-    event = {"type": "app_mention", "user": user, "text": f"<@UBOT> {text}", "ts": ts, "channel": channel,
-             "event_ts": ts}
-    if thread_ts:
-        event["thread_ts"] = thread_ts
-    return event
+    """An app_mention envelope."""
+    return payload("slack/app_mention", event={"user": user, "text": f"<@UBOT> {text}", "ts": ts, "event_ts": ts,
+                                                "channel": channel, "thread_ts": thread_ts})
 
 
-def dm(user: str, text: str, *, ts: str, channel: str = "D1") -> dict:
-    return {"type": "message", "channel_type": "im", "user": user, "text": text, "ts": ts, "channel": channel,
-            "event_ts": ts}
+def dm(user: str, text: str, *, ts: str, channel: str = "D1", **event) -> dict:
+    """A message.im envelope."""
+    return payload("slack/message_im", event={"user": user, "text": text, "ts": ts, "event_ts": ts,
+                                               "channel": channel, **event})
+
+
+def channel_message(user: str, text: str, *, ts: str, channel: str = "C1") -> dict:
+    """A message.channels envelope: a channel message that does not mention the bot."""
+    return payload("slack/message_channel", event={"user": user, "text": text, "ts": ts, "event_ts": ts,
+                                                    "channel": channel})
+
+
+def button_click(action_id: str, value: str, *, user: str = "UALICE", **fields) -> dict:
+    """A block_actions payload: `user` clicked the answer's button `action_id` (feedback_up/down, flag)."""
+    clicked = payload("slack/block_actions", user={"id": user, "username": user.lower(), "name": user.lower()},
+                      **fields)
+    if clicked.get("actions"):
+        clicked["actions"][0].update(action_id=action_id, value=value)
+    return clicked
+
+
+def flag_submission(private_metadata: str, *, user: str = "UALICE", reason: str | None = "wrong",
+                    comment: str | None = "Out of date", **fields) -> dict:
+    """A view_submission payload of the flag modal; None leaves a field out of the state."""
+    submitted = payload("slack/view_submission", user={"id": user, "username": user.lower(), "name": user.lower()},
+                        view={"private_metadata": private_metadata}, **fields)
+    values = submitted["view"]["state"]["values"]
+    if reason is None:
+        del values["reason"]
+    else:
+        values["reason"]["reason"]["selected_option"]["value"] = reason
+    if comment is None:
+        del values["comment"]
+    else:
+        values["comment"]["comment"]["value"] = comment
+    return submitted

@@ -135,3 +135,49 @@ def test_the_slack_module_only_talks_to_the_core():
                      else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
             for name in names:
                 assert not name.startswith(("search", "connectors")), (path, name)
+
+
+def _bot_imports(module: str) -> set[str]:
+    """The bot.* modules `module` imports anywhere in it (a deferred import inside a function included)."""
+    path = BOT.parent / (module.replace(".", "/") + ".py")
+    if not path.exists():
+        path = path.with_suffix("") / "__init__.py"
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "bot":
+            # "from bot.slack import render" names a module; "from bot.services import X" a module's member.
+            for alias in node.names:
+                candidate = f"{node.module}.{alias.name}"
+                as_module = BOT.parent / (candidate.replace(".", "/") + ".py")
+                found.add(candidate if as_module.exists() else node.module)
+        elif isinstance(node, ast.Import):
+            found.update(a.name for a in node.names if a.name.split(".")[0] == "bot")
+    return found - {"bot"}
+
+
+def _reaches(module: str) -> set[str]:
+    seen, todo = set(), [module]
+    while todo:
+        for name in _bot_imports(todo.pop()):
+            if name not in seen:
+                seen.add(name)
+                todo.append(name)
+    return seen
+
+
+def test_imports_run_one_way_from_listener_to_task_to_platform_to_workflow():
+    """Issue 11 item 3: listener → task → platform adapter → workflow core, with no way back."""
+    request_path = {"bot.slack.listeners", "bot.slack.app", "bot.slack.views", "bot.teams.listeners",
+                    "bot.teams.views"}
+    platforms = {"bot.slack.platform", "bot.teams.platform"}
+    # bot.urls routes requests to the platforms' views and bot.tasks hands work to their adapters: the rest is core.
+    core = {f"bot.{path.stem}" for path in BOT.glob("*.py")} - {"bot.__init__", "bot.urls", "bot.tasks"}
+    for module in core:
+        assert not {name for name in _reaches(module) if name.startswith(("bot.slack", "bot.teams", "bot.tasks"))}, \
+            module
+    assert _bot_imports("bot.tasks") & (platforms | request_path) == platforms
+    for module in platforms:
+        reached = _reaches(module)
+        assert "bot.workflow" in reached and not reached & (request_path | {"bot.tasks"}), (module, reached)
+    for module in ("bot.slack.listeners", "bot.teams.listeners"):
+        assert "bot.tasks" in _bot_imports(module) and not _bot_imports(module) & (platforms | {"bot.workflow"})

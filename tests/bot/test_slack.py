@@ -22,7 +22,8 @@ from bot.models import ProcessedEvent, ChannelSettings, ThreadConversation
 from connectors.models import Document
 from identity.models import ExternalIdentity
 from identity.selectors import principals_for
-from tests.bot.conftest import TEAM, dm, mention
+from tests.bot.conftest import TEAM, button_click, channel_message, dm, flag_submission, mention
+from tests.fixtures import merge, payload
 
 pytestmark = pytest.mark.django_db
 QUESTION = "How much extra pay do I get for a week of on-call?"
@@ -57,7 +58,7 @@ def buttons(blocks: list[dict]) -> dict[str, str]:
 
 
 def test_url_verification(slack, sender):
-    body = json.dumps({"token": "x", "challenge": "c-123", "type": "url_verification"})
+    body = json.dumps(payload("slack/url_verification", challenge="c-123"))
     response = sender.raw(body, "application/json")
     assert response.status_code == 200
     assert "c-123" in response.content.decode()
@@ -102,11 +103,7 @@ def test_follow_up_in_a_thread_continues_the_conversation(demo, sender):
 def test_thumbs_up_is_recorded(demo, sender):
     sender.post_event(mention("UALICE", QUESTION, ts="400.000001"))
     answer = Answer.objects.get()
-    response = sender.post_payload({
-        "type": "block_actions", "team": {"id": TEAM}, "user": {"id": "UALICE", "team_id": TEAM},
-        "channel": {"id": "C1"}, "container": {"type": "message", "channel_id": "C1", "is_ephemeral": True},
-        "trigger_id": "t1", "actions": [{"action_id": "feedback_up", "block_id": "citewise_feedback",
-                                         "value": str(answer.id), "type": "button"}]})
+    response = sender.post_payload(button_click("feedback_up", str(answer.id)))
     assert response.status_code == 200
     feedback = Feedback.objects.get()
     assert feedback.kind == "up" and feedback.user.username == "alice" and feedback.answer_id == answer.id
@@ -116,22 +113,12 @@ def test_thumbs_up_is_recorded(demo, sender):
 def test_flag_opens_a_modal_and_the_submission_is_stored(demo, sender):
     sender.post_event(mention("UALICE", QUESTION, ts="500.000001"))
     answer = Answer.objects.get()
-    sender.post_payload({
-        "type": "block_actions", "team": {"id": TEAM}, "user": {"id": "UALICE", "team_id": TEAM},
-        "channel": {"id": "C1"}, "trigger_id": "trigger-9",
-        "actions": [{"action_id": "flag", "block_id": "citewise_feedback", "value": str(answer.id),
-                     "type": "button"}]})
+    sender.post_payload(button_click("flag", str(answer.id), trigger_id="trigger-9"))
     [opened] = demo.of("views.open")
     assert opened["body"]["trigger_id"] == "trigger-9"
     view = opened["body"]["view"]
     assert view["callback_id"] == "citewise_flag"
-    response = sender.post_payload({
-        "type": "view_submission", "team": {"id": TEAM}, "user": {"id": "UALICE", "team_id": TEAM},
-        "view": {"id": "V1", "type": "modal", "callback_id": "citewise_flag",
-                 "private_metadata": view["private_metadata"],
-                 "state": {"values": {"reason": {"reason": {"type": "static_select",
-                                                            "selected_option": {"value": "wrong"}}},
-                                      "comment": {"comment": {"type": "plain_text_input", "value": "Out of date"}}}}}})
+    response = sender.post_payload(flag_submission(view["private_metadata"], reason="wrong", comment="Out of date"))
     assert response.status_code == 200
     flag = Feedback.objects.get()
     assert (flag.kind, flag.reason, flag.comment, flag.user.username) == ("flag", "wrong", "Out of date", "alice")
@@ -175,16 +162,16 @@ def test_bad_signatures_are_refused_before_any_retrieval(demo, sender, how):
     assert Answer.objects.count() == 0 and ProcessedEvent.objects.count() == 0 and demo.posts() == []
 
 
-def test_a_rate_limited_post_is_retried_after_retry_after(demo, sender, settings):
+def test_a_rate_limited_post_is_retried_after_retry_after(demo, sender, bot_clock):
     ChannelSettings.objects.create(team_id=TEAM, channel_id="C1", visibility="channel_safe")
     demo.members["C1"] = ["UALICE", "UBOT"]
-    demo.rate_limit_once.add("chat.postMessage")
-    started = time.monotonic()
+    demo.fail("chat.postMessage", status=429, retry_after=1)
     sender.post_event(mention("UALICE", QUESTION, ts="800.000001"))
     attempts = demo.of("chat.postMessage", ok_only=False)
     assert [a["status"] for a in attempts] == [429, 200]
     assert len(demo.posts()) == 1
-    assert attempts[1]["at"] - attempts[0]["at"] >= 0.9 and time.monotonic() - started >= 1
+    [waited] = bot_clock.waits  # Retry-After: 1, and up to a second of jitter
+    assert 1 <= waited < 2
 
 
 def test_a_claim_left_by_a_dead_worker_is_taken_over_by_slacks_retry(demo, sender):
@@ -214,33 +201,32 @@ def test_a_retry_while_the_worker_still_holds_its_lease_is_dropped(demo, sender)
 def test_a_retry_after_beyond_the_cap_fails_the_call_instead_of_waiting(slack):
     """Reproduces issue 10 item 10: the Slack client slept for any Retry-After (40 s here, twice), past gunicorn's
     30 s worker timeout, and the killed worker lost the event."""
-    from bot.slack.app import make_client
+    from bot.slack.client import make_client
 
-    slack.rate_limit_once.add("chat.postMessage")
-    slack.retry_after["chat.postMessage"] = "40"  # the cap is 30 s
+    slack.fail("chat.postMessage", status=429, retry_after=40)  # the cap is 30 s
     with pytest.raises(SlackApiError) as raised:
         make_client().chat_postMessage(channel="C1", text="hello")
     assert raised.value.response.status_code == 429
     assert [c["status"] for c in slack.of("chat.postMessage", ok_only=False)] == [429]  # not waited for, not resent
-    from bot.slack.app import MAX_RETRY_AFTER_S
+    from bot.slack.client import MAX_RETRY_AFTER_S
 
     assert MAX_RETRY_AFTER_S < 40
 
 
-def test_a_fractional_retry_after_is_waited_out(slack):
-    from bot.slack.app import make_client
+def test_a_fractional_retry_after_is_waited_out(slack, bot_clock):
+    from bot.slack.client import make_client
 
-    slack.rate_limit_once.add("chat.postMessage")
-    slack.retry_after["chat.postMessage"] = "0.5"  # slack_sdk's own handler read it with int() and crashed
+    slack.fail("chat.postMessage", status=429, retry_after="0.5")  # slack_sdk's own handler read it with int()
     assert make_client().chat_postMessage(channel="C1", text="hello")["ok"]
     assert [c["status"] for c in slack.of("chat.postMessage", ok_only=False)] == [429, 200]
+    [waited] = bot_clock.waits
+    assert 0.5 <= waited < 1.5
 
 
 def test_a_throttled_answer_beyond_the_cap_is_explained_and_left_to_slacks_retry(demo, sender):
     ChannelSettings.objects.create(team_id=TEAM, channel_id="C1", visibility="channel_safe")
     demo.members["C1"] = ["UALICE", "UBOT"]
-    demo.rate_limit_once.add("chat.postMessage")
-    demo.retry_after["chat.postMessage"] = "600"
+    demo.fail("chat.postMessage", status=429, retry_after=600)
     event = mention("UALICE", QUESTION, ts="840.000001")
     sender.post_event(event, event_id="EvTHROTTLED")
     throttled, apology = demo.of("chat.postMessage", ok_only=False)
@@ -286,10 +272,8 @@ def test_channel_safe_never_cites_what_a_member_cannot_read(demo, sender):
 
 
 def test_bot_messages_are_ignored(demo, sender):
-    sender.post_event({"type": "message", "channel_type": "im", "bot_id": "BOTHER", "user": "UOTHER",
-                       "text": QUESTION, "ts": "1.1", "channel": "D9"})
-    sender.post_event({"type": "message", "channel_type": "im", "user": "UBOT", "text": QUESTION, "ts": "1.2",
-                       "channel": "D9"})
+    sender.post_event(dm("UOTHER", QUESTION, ts="1.1", channel="D9", bot_id="BOTHER"))
+    sender.post_event(dm("UBOT", QUESTION, ts="1.2", channel="D9"))
     assert demo.posts() == [] and Answer.objects.count() == 0
 
 
@@ -297,10 +281,9 @@ def test_channel_settings_disable_and_unmentioned_messages(demo, sender):
     ChannelSettings.objects.create(team_id=TEAM, channel_id="COFF", enabled=False)
     ChannelSettings.objects.create(team_id=TEAM, channel_id="COPEN", respond_only_when_mentioned=False)
     sender.post_event(mention("UALICE", QUESTION, ts="1100.000001", channel="COFF"))
-    plain = {"type": "message", "channel_type": "channel", "user": "UALICE", "text": QUESTION}
-    sender.post_event({**plain, "ts": "1100.000002", "channel": "C1"})  # default: mentions only
+    sender.post_event(channel_message("UALICE", QUESTION, ts="1100.000002", channel="C1"))  # default: mentions only
     assert demo.posts() == []
-    sender.post_event({**plain, "ts": "1100.000003", "channel": "COPEN"})
+    sender.post_event(channel_message("UALICE", QUESTION, ts="1100.000003", channel="COPEN"))
     [post] = demo.posts()
     assert post["body"]["channel"] == "COPEN" and post["method"] == "chat.postEphemeral"
 
@@ -401,19 +384,11 @@ def test_an_outsider_cannot_give_feedback_as_the_employee_whose_email_they_repor
     sender.post_event(mention("UALICE", QUESTION, ts="2200.000001"))
     answer = Answer.objects.get()
     demo.users["UPARTNER"], demo.emails["UPARTNER"] = {"team_id": "TPARTNER"}, ALICE_EMAIL
-    partner = {"id": "UPARTNER", "team_id": "TPARTNER"}
-    sender.post_payload({
-        "type": "block_actions", "team": {"id": TEAM}, "user": partner, "channel": {"id": "C1"},
-        "trigger_id": "t1", "actions": [{"action_id": "feedback_down", "block_id": "citewise_feedback",
-                                         "value": str(answer.id), "type": "button"}]})
+    partner = {"user": {"id": "UPARTNER", "username": "partner", "name": "partner", "team_id": "TPARTNER"}}
+    sender.post_payload(merge(button_click("feedback_down", str(answer.id)), partner))
     assert "Link your account" in demo.posts()[-1]["body"]["text"]
-    response = sender.post_payload({
-        "type": "view_submission", "team": {"id": TEAM}, "user": partner,
-        "view": {"id": "V1", "type": "modal", "callback_id": "citewise_flag",
-                 "private_metadata": json.dumps({"answer_id": str(answer.id), "channel_id": "C1"}),
-                 "state": {"values": {"reason": {"reason": {"type": "static_select",
-                                                            "selected_option": {"value": "wrong"}}},
-                                      "comment": {"comment": {"type": "plain_text_input", "value": "no"}}}}}})
+    metadata = json.dumps({"answer_id": str(answer.id), "channel_id": "C1"})
+    response = sender.post_payload(merge(flag_submission(metadata, reason="wrong", comment="no"), partner))
     assert response.status_code == 200 and "Link your account" in response.content.decode()
     assert Feedback.objects.count() == 0
 
@@ -435,14 +410,9 @@ def test_channel_safe_counts_an_outsider_with_an_employees_email_as_unlinked(dem
 # -- hostile input: 400/401/413 with a clear body, never a 500 ---------------------------------------
 
 DEEPLY_NESTED = "[" * 100_000 + "]" * 100_000
-EVENT_WITHOUT_EVENT = json.dumps({"token": "x", "team_id": TEAM, "api_app_id": "A1", "type": "event_callback",
-                                  "event_id": "EvNOEVENT", "event_time": 1})
-VIEW_WITHOUT_STATE = "payload=" + json.dumps({
-    "type": "view_submission", "team": {"id": TEAM}, "user": {"id": "UALICE", "team_id": TEAM},
-    "view": {"id": "V1", "type": "modal", "callback_id": "citewise_flag", "private_metadata": "{}"}})
-ACTION_WITHOUT_USER = "payload=" + json.dumps({
-    "type": "block_actions", "team": {"id": TEAM}, "channel": {"id": "C1"}, "trigger_id": "t1",
-    "actions": [{"action_id": "feedback_up", "block_id": "citewise_feedback", "value": "1", "type": "button"}]})
+EVENT_WITHOUT_EVENT = json.dumps(payload("slack/app_mention", event=None, event_id="EvNOEVENT", event_time=1))
+VIEW_WITHOUT_STATE = "payload=" + json.dumps(payload("slack/view_submission", view={"state": None}))
+ACTION_WITHOUT_USER = "payload=" + json.dumps(payload("slack/block_actions", user=None))
 SIGNED_BUT_ODD = {
     "not JSON": ("not json", "application/json"),
     "a JSON list": ("[1, 2]", "application/json"),
@@ -503,9 +473,83 @@ def test_a_body_larger_than_django_accepts_is_413(slack, client, settings):
 
 
 def test_a_flag_submission_with_unreadable_metadata_is_answered_in_the_modal(demo, sender):
-    response = sender.post_payload({
-        "type": "view_submission", "team": {"id": TEAM}, "user": {"id": "UALICE", "team_id": TEAM},
-        "view": {"id": "V1", "type": "modal", "callback_id": "citewise_flag", "private_metadata": "{not json",
-                 "state": {"values": {"reason": {"reason": {"selected_option": {"value": "wrong"}}}}}}})
+    response = sender.post_payload(flag_submission("{not json", reason="wrong", comment=None))
     assert response.status_code == 200
     assert response.json()["response_action"] == "errors" and Feedback.objects.count() == 0
+
+
+# -- channel-safe member resolution in bulk ------------------------------------------------------------
+
+IDENTITY_TABLES = ("connectors_externalidentity", "connectors_account", "connectors_groupmembership")
+
+
+def identity_queries(captured) -> int:
+    return sum(any(table in query["sql"] for table in IDENTITY_TABLES) for query in captured.captured_queries)
+
+
+def add_linked_members(slack, how_many: int, *, prefix: str) -> list[str]:
+    """Citewise users linked to Slack ids, each in a group, as an organisation's staff are."""
+    from identity.models import Group, GroupMembership
+    from identity.principals import local_principal
+
+    group, _ = Group.objects.get_or_create(principal="group:bulk-staff")
+    ids = []
+    for n in range(how_many):
+        user = get_user_model().objects.create_user(f"{prefix}{n}", f"{prefix}{n}@kestrelrobotics.com")
+        ExternalIdentity.objects.create(user=user, principal=f"slack:{TEAM}:user:U{prefix.upper()}{n}")
+        GroupMembership.objects.create(group=group, member=local_principal(user.username))
+        ids.append(f"U{prefix.upper()}{n}")
+    return ids
+
+
+def test_channel_safe_resolves_members_in_bulk_and_asks_slack_only_about_unlinked_ones(demo, sender):
+    """Reproduces issue 11 item 3: channel-safe answers resolved members one by one (an identity query, an email
+    query and a principal expansion each, and a users.info call for every member, linked ones included), so the
+    work grew with the channel."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    ChannelSettings.objects.create(team_id=TEAM, channel_id="CSMALL", visibility="channel_safe")
+    ChannelSettings.objects.create(team_id=TEAM, channel_id="CLARGE", visibility="channel_safe")
+    demo.members["CSMALL"] = ["UALICE", "UBEN", "UCHRIS", "UBOT"] + add_linked_members(demo, 1, prefix="small")
+    unlinked = [f"UTEMP{n}" for n in range(250)]
+    for n, user in enumerate(unlinked):
+        demo.emails[user] = f"temp{n}@elsewhere.example"
+    demo.bots |= {"UOTHERBOT"}
+    demo.members["CLARGE"] = (["UALICE", "UBEN", "UCHRIS", "UBOT", "UOTHERBOT"] + unlinked
+                              + add_linked_members(demo, 12, prefix="large"))
+    with CaptureQueriesContext(connection) as small:
+        sender.post_event(mention("UALICE", QUESTION, ts="3000.000001", channel="CSMALL"))
+    # A few unlinked members are asked about one by one: here only chris.
+    assert [call["body"]["user"] for call in demo.of("users.info")] == ["UCHRIS"]
+    assert demo.of("users.list") == []
+    with CaptureQueriesContext(connection) as large:
+        sender.post_event(mention("UALICE", QUESTION, ts="3000.000002", channel="CLARGE"))
+    assert len(demo.posts()) == 2
+    assert all("everyone in this channel can read" in blocks_text(p["body"]["blocks"]) for p in demo.posts())
+    # The same identity work for 268 members as for 5: the linked ones in one query, the emails in another, and
+    # the principals of all of them expanded together.
+    assert identity_queries(large) == identity_queries(small)
+    # Slack is not asked about each member: the member list and the workspace's user list, a page per 200.
+    assert len(demo.of("conversations.members")) == 1 + 2
+    assert len(demo.of("users.list")) == 2
+    assert [call["body"]["user"] for call in demo.of("users.info")] == ["UCHRIS"]  # cached since
+
+
+def questions_counted(outcome: str, halt: str) -> float:
+    from prometheus_client import REGISTRY
+
+    return REGISTRY.get_sample_value("citewise_bot_questions_total",
+                                     {"platform": "slack", "outcome": outcome, "halt": halt}) or 0.0
+
+
+def test_each_question_is_counted_by_what_became_of_it_and_why(demo, sender, client, settings):
+    answered, ignored = questions_counted("answered", "none"), questions_counted("ignored", "channel_disabled")
+    sender.post_event(mention("UALICE", QUESTION, ts="3100.000001"))
+    ChannelSettings.objects.create(team_id=TEAM, channel_id="COFF", enabled=False)
+    sender.post_event(mention("UALICE", QUESTION, ts="3100.000002", channel="COFF"))
+    assert questions_counted("answered", "none") == answered + 1
+    assert questions_counted("ignored", "channel_disabled") == ignored + 1
+    settings.CITEWISE_METRICS_TOKEN = "a-long-random-metrics-scrape-token"
+    scrape = client.get("/metrics", headers={"Authorization": "Bearer a-long-random-metrics-scrape-token"})
+    assert 'citewise_bot_questions_total{halt="none",outcome="answered",platform="slack"}' in scrape.content.decode()

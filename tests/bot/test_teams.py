@@ -19,7 +19,8 @@ from bot.models import ChannelSettings, ProcessedEvent, ThreadConversation
 from connectors.models import Document
 from identity.models import ExternalIdentity
 from identity.selectors import principals_for
-from tests.bot.teams_standin import BotFrameworkIdentityStandIn, ConnectorStandIn
+from tests.fixtures import merge, payload
+from tests.standins.teams import MEMBER_ROUTES, BotFrameworkIdentityStandIn, ConnectorStandIn
 
 pytestmark = pytest.mark.django_db
 
@@ -102,27 +103,27 @@ def account(name: str) -> dict:
     return {"id": user_id, "name": display, "aadObjectId": aad}
 
 
+def teams_activity(teams, kind: str, name: str, **fields) -> dict:
+    """An activity of tests/fixtures/teams/<kind>.json from `name`, with a new id, sent through the stand-in
+    Connector, in `name`'s personal chat unless `fields` say otherwise."""
+    made = payload(f"teams/{kind}", id=str(next(_ids)), serviceUrl=teams.connector.service_url,
+                   recipient={"id": BOT, "name": "Citewise"},
+                   conversation={"id": personal_conversation(name), "tenantId": TENANT},
+                   channelData={"tenant": {"id": TENANT}})
+    made["from"] = account(name)
+    return merge(made, fields)
+
+
 def personal_message(teams, name: str, text: str, **extra) -> dict:
-    return {
-        "type": "message", "id": str(next(_ids)), "channelId": "msteams", "serviceUrl": teams.connector.service_url,
-        "timestamp": "2026-11-21T12:00:00.000Z", "from": account(name), "recipient": {"id": BOT, "name": "Citewise"},
-        "conversation": {"id": personal_conversation(name), "conversationType": "personal", "tenantId": TENANT},
-        "channelData": {"tenant": {"id": TENANT}}, "text": text, "textFormat": "plain", "locale": "en-US",
-        **extra}
+    return teams_activity(teams, "message_personal", name, text=text, **extra)
 
 
 def channel_mention(teams, name: str, text: str, *, thread: str | None = None, channel: str = CHANNEL) -> dict:
-    activity_id = str(next(_ids))
-    return {
-        "type": "message", "id": activity_id, "channelId": "msteams", "serviceUrl": teams.connector.service_url,
-        "from": account(name), "recipient": {"id": BOT, "name": "Citewise"},
-        "conversation": {"id": f"{channel};messageid={thread or activity_id}", "conversationType": "channel",
-                         "isGroup": True, "tenantId": TENANT},
-        "text": f"<at>Citewise</at> {text}", "textFormat": "plain",
-        "entities": [{"type": "mention", "text": "<at>Citewise</at>", "mentioned": {"id": BOT, "name": "Citewise"}}],
-        "channelData": {"teamsChannelId": channel, "teamsTeamId": TEAM, "channel": {"id": channel},
-                        "team": {"id": TEAM}, "tenant": {"id": TENANT}},
-    }
+    mentioned = teams_activity(teams, "message_channel_mention", name, text=f"<at>Citewise</at> {text}",
+                               channelData={"teamsChannelId": channel, "teamsTeamId": TEAM,
+                                            "channel": {"id": channel}, "team": {"id": TEAM}})
+    mentioned["conversation"]["id"] = f"{channel};messageid={thread or mentioned['id']}"
+    return mentioned
 
 
 def send(client, teams, activity: dict, *, token: str | None = None, header: str | None = None):
@@ -154,14 +155,10 @@ def actions(card: dict) -> dict:
 
 
 def invoke(teams, name: str, verb: str, data: dict, *, conversation: str | None = None) -> dict:
-    return {
-        "type": "invoke", "name": "adaptiveCard/action", "id": str(next(_ids)), "channelId": "msteams",
-        "serviceUrl": teams.connector.service_url, "from": account(name), "recipient": {"id": BOT, "name": "Citewise"},
-        "conversation": {"id": conversation or personal_conversation(name), "conversationType": "personal",
-                         "tenantId": TENANT},
-        "channelData": {"tenant": {"id": TENANT}},
-        "value": {"action": {"type": "Action.Execute", "verb": verb, "data": data}, "trigger": "manual"},
-    }
+    clicked = teams_activity(teams, "invoke_adaptive_card_action", name,
+                             conversation={"id": conversation} if conversation else {})
+    clicked["value"]["action"].update(verb=verb, data=data)
+    return clicked
 
 
 # -- answering ---------------------------------------------------------------------------------------
@@ -252,7 +249,7 @@ def test_channel_mention_is_answered_privately_by_default(demo, client):
 
 
 def test_private_answer_that_cannot_be_delivered_is_not_shown_in_the_channel(demo, client):
-    demo.connector.refuse_create_conversation = True
+    demo.connector.fail("create", status=403, times=None)
     activity = channel_mention(demo, "alice", QUESTION)
     send(client, demo, activity)
     [note] = demo.connector.messages()
@@ -289,7 +286,7 @@ def test_channel_settings_can_turn_the_bot_off(demo, client):
 
 
 def test_members_lookup_failure_gives_a_public_only_answer_with_a_hint(demo, client):
-    demo.connector.fail_members = True
+    demo.connector.fail(*MEMBER_ROUTES, status=500, times=None)
     assert send(client, demo, personal_message(demo, "ben", QUESTION)).status_code == 200
     [reply] = demo.connector.messages()
     text = card_text(card_of(reply))
@@ -299,7 +296,7 @@ def test_members_lookup_failure_gives_a_public_only_answer_with_a_hint(demo, cli
     assert all(Document.objects.get(id=c["document_id"]).acl_public for c in answer.citations)
     assert ProcessedEvent.objects.get().status == "done"
     # Once the directory answers again, Ben gets his own permissions (nothing cached from the failure).
-    demo.connector.fail_members = False
+    demo.connector.clear(*MEMBER_ROUTES)
     send(client, demo, personal_message(demo, "ben", QUESTION))
     assert Answer.objects.filter(user__username="ben").count() == 1
 
@@ -307,7 +304,7 @@ def test_members_lookup_failure_gives_a_public_only_answer_with_a_hint(demo, cli
 def test_channel_member_list_failure_falls_back_to_public_documents(demo, client):
     ChannelSettings.objects.create(platform="teams", team_id=TEAM, channel_id=CHANNEL, visibility="channel_safe")
     send(client, demo, personal_message(demo, "alice", "warm the member cache"))
-    demo.connector.fail_members = True
+    demo.connector.fail(*MEMBER_ROUTES, status=500, times=None)
     send(client, demo, channel_mention(demo, "alice", QUESTION))
     reply = demo.connector.messages()[-1]
     text = card_text(card_of(reply))
@@ -335,13 +332,13 @@ def test_a_redelivered_activity_is_answered_once(demo, client, settings):
     assert 'citewise_bot_answer_seconds_count{platform="teams"}' in scrape.content.decode()
 
 
-def test_a_throttled_reply_is_retried_after_retry_after(demo, client):
-    demo.connector.rate_limit_once.add("reply")
+def test_a_throttled_reply_is_retried_after_retry_after(demo, client, bot_clock):
+    demo.connector.fail("reply", status=429, retry_after=1)
     send(client, demo, personal_message(demo, "alice", QUESTION))
     attempts = demo.connector.calls_to("reply")
     assert [a.status for a in attempts] == [429, 201, 201]
     assert attempts[0].body == attempts[1].body  # the same activity, sent again
-    assert attempts[1].at - attempts[0].at >= 0.9  # Retry-After: 1
+    assert bot_clock.waits == [1]  # Retry-After: 1
     assert "$400 per week" in card_text(card_of(demo.connector.messages()[0]))
 
 
@@ -379,13 +376,20 @@ def test_search_outage_is_explained_and_a_redelivery_answers(demo, client, setti
 
 
 def test_a_personal_install_is_greeted_and_an_empty_message_gets_help(teams, client, isolated_index):
-    install = {**personal_message(teams, "alice", ""), "type": "installationUpdate", "action": "add"}
-    del install["text"]
+    install = teams_activity(teams, "installation_update_add", "alice")
     assert send(client, teams, install).status_code == 200
     assert send(client, teams, personal_message(teams, "alice", "  <p>&nbsp;</p> ")).status_code == 200
     welcome, help_message = teams.connector.messages()
     assert "I'm Citewise" in welcome["text"] and "Ask me a question" in help_message["text"]
     assert Answer.objects.count() == 0
+
+
+def test_the_bot_added_to_a_team_says_nothing(teams, client, isolated_index):
+    added = teams_activity(teams, "conversation_update_members_added", "alice",
+                           conversation={"id": CHANNEL}, channelData={"team": {"id": TEAM}})
+    added["membersAdded"] = [{"id": BOT}]
+    assert send(client, teams, added).status_code == 200
+    assert teams.connector.activities() == [] and ProcessedEvent.objects.count() == 0
 
 
 # -- feedback ----------------------------------------------------------------------------------------
@@ -507,7 +511,7 @@ def test_service_url_off_the_allowlist_gets_nothing_posted(teams, client, isolat
 def test_no_connector_is_ever_built_for_a_service_url_off_the_allowlist(teams, isolated_index):
     # Defence in depth: even a queued answer task carrying a foreign serviceUrl cannot post there.
     from bot.teams.auth import ServiceUrlNotAllowed
-    from bot.teams.handlers import process_activity
+    from bot.teams.platform import process_activity
 
     activity = personal_message(teams, "alice", QUESTION)
     activity["serviceUrl"] = activity["serviceUrl"].replace("127.0.0.1", "localhost")
@@ -719,3 +723,56 @@ def test_channel_safe_counts_a_guest_with_an_employees_email_as_unlinked(demo, c
     assert "Some members aren't linked" in text
     answer = Answer.objects.get()
     assert all(Document.objects.get(id=c["document_id"]).acl_public for c in answer.citations)
+
+
+# -- channel-safe member resolution in bulk ------------------------------------------------------------------
+
+IDENTITY_TABLES = ("connectors_externalidentity", "connectors_account", "connectors_groupmembership")
+
+
+def identity_queries(captured) -> int:
+    return sum(any(table in query["sql"] for table in IDENTITY_TABLES) for query in captured.captured_queries)
+
+
+def test_channel_safe_resolves_the_teams_members_in_bulk(demo, client):
+    """Reproduces issue 11 item 3: channel-safe answers resolved each member of the team on its own (an identity
+    query, an email query and a principal expansion each), so the work grew with the team."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from identity.models import Group, GroupMembership
+    from identity.principals import local_principal
+
+    small_team, small_channel = "19:small-team@thread.tacv2", "19:small@thread.tacv2"
+    for team, channel in ((small_team, small_channel), (TEAM, CHANNEL)):
+        ChannelSettings.objects.create(platform="teams", team_id=team, channel_id=channel, visibility="channel_safe")
+    for name in ("alice", "ben"):
+        user_id, aad, display, email, upn = USERS[name]
+        demo.connector.add_member(small_team, id=user_id, aad_object_id=aad, name=display, email=email, upn=upn)
+    group, _ = Group.objects.get_or_create(principal="group:bulk-staff")
+    for n in range(12):
+        user = get_user_model().objects.create_user(f"staff{n}", f"staff{n}@kestrelrobotics.com")
+        aad = f"57aff000-0000-4000-8000-{n:012d}"
+        ExternalIdentity.objects.create(user=user, principal=f"teams:{TENANT}:user:{aad}")
+        GroupMembership.objects.create(group=group, member=local_principal(user.username))
+        demo.connector.add_member(TEAM, id=f"29:1staff{n}", aad_object_id=aad, name=f"Staff {n}")
+    for n in range(4):
+        demo.connector.add_member(TEAM, id=f"29:1temp{n}", aad_object_id=f"7e3b0000-0000-4000-8000-{n:012d}",
+                                  name=f"Temp {n}", email=f"temp{n}@kestrelrobotics.com")
+
+    def ask(team: str, channel: str):
+        activity = channel_mention(demo, "alice", QUESTION, channel=channel)
+        activity["channelData"].update({"teamsTeamId": team, "team": {"id": team}})
+        with CaptureQueriesContext(connection) as captured:
+            send(client, demo, activity)
+        return captured
+
+    small = ask(small_team, small_channel)
+    lookups_before = len(demo.connector.calls_to("member"))
+    large = ask(TEAM, CHANNEL)
+    replies = demo.connector.messages()
+    assert len(replies) == 2 and all("everyone in this channel can read" in card_text(card_of(r)) for r in replies)
+    # The same identity work for 20 members as for 2.
+    assert identity_queries(large) == identity_queries(small)
+    # The member list already says who everyone is: no lookup per member.
+    assert len(demo.connector.calls_to("member")) == lookups_before

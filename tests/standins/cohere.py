@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 
-from tests.standins import RecordedRequest, Reply, StandInServer, Step, overlap_scores
+from tests.standins.base import RecordedRequest, Reply, StandInServer, Step, overlap_scores
 
 CHAT = "/v2/chat"
 RERANK = "/v2/rerank"

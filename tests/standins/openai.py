@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 import uuid
 
-from tests.standins import RecordedRequest, Reply, StandInServer, Step
+from tests.standins.base import RecordedRequest, Reply, StandInServer, Step
 
 CHAT_COMPLETIONS = "/v1/chat/completions"
 

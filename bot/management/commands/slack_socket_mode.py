@@ -1,4 +1,4 @@
-"""Run the Slack bot over Socket Mode (no public URL needed): the same App and handlers as POST /slack/events."""
+"""Run the Slack bot over Socket Mode (no public URL needed): the same App and listeners as POST /slack/events."""
 
 from __future__ import annotations
 

@@ -50,7 +50,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
-from tests.standins import RecordedRequest, Reply, StandInServer
+from tests.standins.base import RecordedRequest, Reply, StandInServer
 
 BOT_FRAMEWORK_ISSUER = "https://api.botframework.com"
 OPENID_METADATA_PATH = "/v1/.well-known/openidconfiguration"
@@ -65,7 +65,7 @@ EMULATOR_ISSUERS = {"1.0": "https://sts.windows.net/d6d49420-f39b-4df7-a1dc-d59a
 OTHER_CHANNEL_KID = "bf-key-other-channel"
 UNPUBLISHED_KID = "bf-unknown"
 
-# Route families a test can script with ConnectorStandIn.rate_limit_once; "members" covers all three lookups.
+# The Connector's member lookups: one member, all members, a page of members.
 MEMBER_ROUTES = frozenset({"member", "members", "pagedmembers"})
 
 
@@ -134,7 +134,6 @@ class BotFrameworkIdentityStandIn(StandInServer):
         super().__init__()
         self.app_id, self.app_password, self.channel_id = app_id, app_password, channel_id
         self.issued_tokens: list[str] = []
-        self.fail_metadata = False  # metadata and keys answer 503 while set
         others = [c for c in ("webchat", "directline", "emulator", "skype", "slack") if c != channel_id]
         self._keys: dict[str, _SigningKey] = {
             SIGNING_KID: _make_signing_key(SIGNING_KID, [channel_id, *others[:3]]),
@@ -209,8 +208,6 @@ class BotFrameworkIdentityStandIn(StandInServer):
         if path in (EMULATOR_OPENID_METADATA_PATH, EMULATOR_JWKS_PATH):
             if method != "GET":
                 return Reply(405, {"error": "method_not_allowed"})
-            if self.fail_metadata:
-                return Reply(503, {"error": "service_unavailable"})
             if path == EMULATOR_JWKS_PATH:
                 return Reply(200, {"keys": [self._emulator_key.jwk()]})
             return Reply(200, {"issuer": "https://login.microsoftonline.com/{tenantid}/v2.0",
@@ -219,8 +216,6 @@ class BotFrameworkIdentityStandIn(StandInServer):
         if path in (OPENID_METADATA_PATH, JWKS_PATH):
             if method != "GET":
                 return Reply(405, {"error": "method_not_allowed"})
-            if self.fail_metadata:
-                return Reply(503, {"error": "service_unavailable"})
             if path == JWKS_PATH:
                 return Reply(200, self.jwks())
             return Reply(200, {"issuer": BOT_FRAMEWORK_ISSUER,
@@ -283,12 +278,21 @@ def _connector_error(status: int, code: str, message: str, headers: dict[str, st
     return Reply(status, {"error": {"code": code, "message": message}}, headers or {})
 
 
+# The Connector's ErrorResponse for the faults a test scripts (ConnectorStandIn.fail).
+CONNECTOR_ERRORS = {
+    403: ("Forbidden", "The bot is not installed for this user or is blocked."),
+    429: ("Throttled", "Too many requests; retry after the given delay."),
+    500: ("ServiceError", "Unknown error while processing the request."),
+    503: ("ServiceUnavailable", "The service is temporarily unavailable."),
+}
+
+
 class ConnectorStandIn(StandInServer):
     """The Bot Connector a Teams serviceUrl points at; all routes live under /teams/ like a regional Teams URL.
 
-    Scripting: `refuse_create_conversation` (403 on create), `fail_members` (500 on every member lookup),
-    `rate_limit_once` (route names -- "send", "reply", "update", "create", "members" or a single member route --
-    whose next call answers 429 with Retry-After: 1).
+    Routes (what `fail`, `script` and `calls_to` name): create, send, reply, update, delete, member, members,
+    pagedmembers, unknown. `connector.fail("reply", status=429, retry_after=1)` throttles the next reply;
+    `connector.fail(*MEMBER_ROUTES, status=500, times=None)` fails every member lookup until `clear`.
     """
 
     PREFIX = "/teams/"
@@ -299,9 +303,6 @@ class ConnectorStandIn(StandInServer):
         self.accepted_tokens = accepted_tokens
         self.calls: list[ConnectorCall] = []
         self.created_conversations: list[dict[str, Any]] = []  # {"id", "parameters"}
-        self.refuse_create_conversation = False
-        self.fail_members = False
-        self.rate_limit_once: set[str] = set()
         self._members: dict[str, list[dict[str, Any]]] = {}
         # Teams activity ids look like millisecond timestamps; a counter keeps them unique and ordered.
         self._activity_ids = itertools.count(int(time.time() * 1000))
@@ -385,25 +386,47 @@ class ConnectorStandIn(StandInServer):
 
     # HTTP ---------------------------------------------------------------------------------------------------
 
-    def default(self, request: RecordedRequest) -> Reply:
-        method, raw_path, headers, body = request.method, request.path, request.headers, request.body
+    def _segments(self, request: RecordedRequest) -> list[str]:
         # A trailing slash ("/v3/conversations/") names the same resource as without one.
-        segments = [unquote(s) for s in raw_path[len(self.PREFIX):].rstrip("/").split("/")] \
-            if raw_path.startswith(self.PREFIX) else []
-        route, conversation_id, activity_id, member_id = self._route(method, segments)
-        try:
-            parsed = json.loads(body.decode("utf-8")) if body else None
-            bad_json = False
-        except (UnicodeDecodeError, ValueError):
-            parsed, bad_json = None, True
-        call = ConnectorCall(method, self.PREFIX + "/".join(segments) if segments else raw_path, route,
-                             conversation_id, activity_id, member_id,
-                             request.query, parsed, headers, request.at)
+        return ([unquote(s) for s in request.path[len(self.PREFIX):].rstrip("/").split("/")]
+                if request.path.startswith(self.PREFIX) else [])
+
+    def route(self, request: RecordedRequest) -> str:
+        return self._route(request.method, self._segments(request))[0]
+
+    def error_body(self, code: int) -> Any:
+        error, message = CONNECTOR_ERRORS.get(code, ("ServiceError", f"Error {code}."))
+        return {"error": {"code": error, "message": message}}
+
+    def recorded(self, request: RecordedRequest, reply: Reply) -> None:
+        segments = self._segments(request)
+        route, conversation_id, activity_id, member_id = self._route(request.method, segments)
+        body, _ = _json_body(request)
         with self._lock:
-            self.calls.append(call)
-        reply = self._answer(call, bad_json)
-        call.status, call.response = reply.status, reply.body
-        return reply
+            self.calls.append(ConnectorCall(
+                request.method, self.PREFIX + "/".join(segments) if segments else request.path, route,
+                conversation_id, activity_id, member_id, request.query, body, request.headers, request.at,
+                reply.status, reply.body))
+
+    def default(self, request: RecordedRequest) -> Reply:
+        route, conversation_id, activity_id, member_id = self._route(request.method, self._segments(request))
+        body, bad_json = _json_body(request)
+        if route == "unknown":
+            return _connector_error(404, "NotFound", f"No route for {request.method} {request.path}")
+        if not self._authorized(request.headers):
+            return _connector_error(401, "Unauthorized", "Authorization has been denied for this request.")
+        if bad_json or (route in ("create", "send", "reply", "update") and not isinstance(body, dict)):
+            return _connector_error(400, "BadSyntax", "The request body is not a JSON object.")
+        if route in MEMBER_ROUTES:
+            assert conversation_id is not None
+            return self._members_reply(route, conversation_id, member_id, request.query)
+        if route == "create":
+            return self._create(body)
+        if route in ("send", "reply"):
+            return Reply(201, {"id": str(next(self._activity_ids))})
+        if route == "update":
+            return Reply(200, {"id": activity_id})
+        return Reply(200, None)  # delete
 
     @staticmethod
     def _route(method: str, segments: list[str]) -> tuple[str, str | None, str | None, str | None]:
@@ -429,39 +452,7 @@ class ConnectorStandIn(StandInServer):
         scheme, _, token = headers.get("authorization", "").partition(" ")
         return scheme.lower() == "bearer" and bool(token) and token in set(self.accepted_tokens())
 
-    def _take_rate_limit(self, route: str) -> bool:
-        with self._lock:
-            for name in (route, "members" if route in MEMBER_ROUTES else None):
-                if name in self.rate_limit_once:
-                    self.rate_limit_once.discard(name)
-                    return True
-        return False
-
-    def _answer(self, call: ConnectorCall, bad_json: bool) -> Reply:
-        if call.route == "unknown":
-            return _connector_error(404, "NotFound", f"No route for {call.method} {call.path}")
-        if not self._authorized(call.headers):
-            return _connector_error(401, "Unauthorized", "Authorization has been denied for this request.")
-        if self._take_rate_limit(call.route):
-            return _connector_error(429, "Throttled", "Too many requests; retry after the given delay.",
-                                    {"Retry-After": "1"})
-        if bad_json or (call.route in ("create", "send", "reply", "update") and not isinstance(call.body, dict)):
-            return _connector_error(400, "BadSyntax", "The request body is not a JSON object.")
-        if call.route in MEMBER_ROUTES:
-            if self.fail_members:
-                return _connector_error(500, "ServiceError", "Unknown error while fetching members.")
-            return self._members_reply(call)
-        if call.route == "create":
-            return self._create(call.body)
-        if call.route in ("send", "reply"):
-            return Reply(201, {"id": str(next(self._activity_ids))})
-        if call.route == "update":
-            return Reply(200, {"id": call.activity_id})
-        return Reply(200, None)  # delete
-
     def _create(self, parameters: dict[str, Any]) -> Reply:
-        if self.refuse_create_conversation:
-            return _connector_error(403, "Forbidden", "The bot is not installed for this user or is blocked.")
         conversation_id = f"a:personal-{next(self._conversation_ids)}"
         for account in parameters.get("members") or []:
             if isinstance(account, dict) and (known := self._known_member(account)) is not None:
@@ -472,21 +463,20 @@ class ConnectorStandIn(StandInServer):
             self.created_conversations.append({"id": conversation_id, "parameters": parameters})
         return Reply(201, {"id": conversation_id, "serviceUrl": self.service_url, "activityId": ""})
 
-    def _members_reply(self, call: ConnectorCall) -> Reply:
-        assert call.conversation_id is not None
-        if call.route == "member":
-            member = self._find_member(call.conversation_id, call.member_id or "")
+    def _members_reply(self, route: str, conversation_id: str, member_id: str | None,
+                       query: dict[str, str]) -> Reply:
+        if route == "member":
+            member = self._find_member(conversation_id, member_id or "")
             if member is None:
                 return _connector_error(404, "MemberNotFoundInConversation",
                                         "The specified user was not found in the conversation.")
             return Reply(200, member)
-        members = self.members_of(call.conversation_id)
-        if call.route == "members":
+        members = self.members_of(conversation_id)
+        if route == "members":
             return Reply(200, members)
         try:
-            page_size = int(call.query.get("pageSize") or 100)
-            start = int(call.query["continuationToken"].removeprefix("ct-")) if "continuationToken" in call.query \
-                else 0
+            page_size = int(query.get("pageSize") or 100)
+            start = int(query["continuationToken"].removeprefix("ct-")) if "continuationToken" in query else 0
         except ValueError:
             return _connector_error(400, "BadArgument", "Invalid pageSize or continuationToken.")
         if page_size < 1 or start < 0:
@@ -495,3 +485,13 @@ class ConnectorStandIn(StandInServer):
         if start + page_size < len(members):
             page["continuationToken"] = f"ct-{start + page_size}"
         return Reply(200, page)
+
+
+def _json_body(request: RecordedRequest) -> tuple[Any, bool]:
+    """(the parsed JSON body or None, whether there was a body that is not JSON)."""
+    if not request.body:
+        return None, False
+    try:
+        return json.loads(request.body.decode("utf-8")), False
+    except (UnicodeDecodeError, ValueError):
+        return None, True
