@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-
 from answers.scoring import score_sentences
 from answers.types import Passage
 from core.config import current

@@ -48,7 +48,7 @@ def bump_index_version() -> None:
     """Invalidate every cached answer."""
     try:
         cache.set(INDEX_VERSION_KEY, uuid.uuid4().hex, timeout=None)
-    except Exception:  # noqa: BLE001 - the sources' sync times in the key still change; see index_version()
+    except Exception:
         logger.warning("could not bump the answer cache's index version", exc_info=True)
 
 
@@ -73,7 +73,7 @@ def answer_cache_key(question: str, search_query: str, principals: frozenset[str
     config = config or current()
     material = json.dumps({
         "question": normalise_question(question), "search_query": normalise_question(search_query),
-        "settings": config.model_dump(mode="json", include=_ANSWER_SETTINGS), "prompt": PROMPT_VERSION,
+        "settings": config.model_dump(mode="json", include=set(_ANSWER_SETTINGS)), "prompt": PROMPT_VERSION,
         "principals": principals_digest(principals), "index": index_version(),
     }, sort_keys=True)
     return ANSWER_CACHE_PREFIX + hashlib.sha256(material.encode()).hexdigest()
@@ -104,7 +104,7 @@ def _lookup(question: str, search_query: str, principals: frozenset[str],
     try:
         key = answer_cache_key(question, search_query, principals, config)
         cached = cache.get(key)
-    except Exception:  # noqa: BLE001 - a cache outage makes every question a miss, never a failure
+    except Exception:
         logger.warning("answer cache unavailable", exc_info=True)
         return "", None, "unavailable"
     if not isinstance(cached, Outcome):
@@ -115,5 +115,5 @@ def _lookup(question: str, search_query: str, principals: frozenset[str],
 def _store(key: str, outcome: Outcome, ttl: int) -> None:
     try:
         cache.set(key, outcome, timeout=ttl)
-    except Exception:  # noqa: BLE001
+    except Exception:
         logger.warning("answer cache unavailable", exc_info=True)

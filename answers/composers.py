@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from answers.types import Composer
 from core.config import current
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from answers.scoring import score_sentences
+from answers.scoring import ScoredSentence, score_sentences
 from answers.types import Composition, Passage, Turn
 from search.analysis import analyze
 
@@ -30,7 +30,7 @@ class ExtractiveComposer:
         if not scored:
             return Composition(text="", composer=self.name, declined=True)
         best = scored[0].score
-        chosen = []
+        chosen: list[ScoredSentence] = []
         for sentence in scored:
             if len(chosen) == MAX_SENTENCES or sentence.score < best - SCORE_MARGIN:
                 break

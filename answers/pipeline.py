@@ -19,7 +19,7 @@ from answers.composers import PROMPT_VERSION, get_composer
 from answers.extractive import ExtractiveComposer
 from answers.rerankers import get_reranker
 from answers.rewrite import rewrite_query
-from answers.types import Composition, ComposerError, Passage, Turn
+from answers.types import ComposerError, Composition, Passage, Turn
 from core.config import CitewiseSettings
 from retrieval import selectors
 from retrieval.metrics import timed

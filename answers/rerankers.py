@@ -6,11 +6,10 @@ import logging
 import threading
 from collections.abc import Sequence
 
-
 from answers.types import ComposerError
+from core.config import current
 from retrieval.reranking import Reranker, RerankerError
 from search.types import SearchHit
-from core.config import current
 
 logger = logging.getLogger("citewise.answering.rerank")
 

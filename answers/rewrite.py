@@ -6,10 +6,9 @@ import logging
 import re
 from collections.abc import Sequence
 
-
 from answers.types import ComposerError, Turn
-from search.analysis import ENGLISH_STOP_WORDS
 from core.config import current
+from search.analysis import ENGLISH_STOP_WORDS
 
 logger = logging.getLogger("citewise.answering.rewrite")
 _FOLLOW_UP = re.compile(

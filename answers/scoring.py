@@ -7,7 +7,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
-
 from answers.types import Passage
 from retrieval.chunking import split_sentences
 from retrieval.embeddings import get_embedder

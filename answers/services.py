@@ -11,7 +11,6 @@ from decimal import Decimal
 from typing import Any
 
 from django.core.exceptions import ValidationError
-
 from django.db import transaction
 
 from answers import cache, throttling

@@ -65,7 +65,7 @@ def _check(action: str, limits: list[tuple[str, str, str]]) -> None:
         try:
             usage = get_usage(None, group=f"citewise.{action}.{scope}", key=lambda _group, _request: key, rate=rate,
                               increment=True)
-        except Exception:  # noqa: BLE001 - like the answer cache: a cache outage must not stop everyone asking
+        except Exception:
             logger.warning("rate limit store unavailable; %s not limited", action, exc_info=True)
             continue
         if usage is not None and usage["should_limit"]:

@@ -29,7 +29,7 @@ class StrictCharField(serializers.CharField):
 class StrictUUIDField(serializers.UUIDField):
     """A UUIDField that takes only the string form (DRF would also read the integer 7 as a UUID)."""
 
-    def to_internal_value(self, data: Any):  # noqa: ANN201
+    def to_internal_value(self, data: Any):
         if not isinstance(data, str):
             self.fail("invalid", value=data)
         return super().to_internal_value(data)

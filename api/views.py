@@ -33,9 +33,9 @@ from api.serializers import (
 )
 from audit import services as audit
 from connectors.models import Source
+from core.errors import NotFound
 from identity.selectors import principals_for
 from retrieval import selectors
-from core.errors import NotFound
 from search.types import IndexedDocument, SearchMode
 
 logger = logging.getLogger("citewise.api")

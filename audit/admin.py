@@ -11,6 +11,7 @@ from typing import Any
 
 from django.contrib import admin
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.db import models
 from django.http import HttpRequest, HttpResponse
 
 from audit import services as audit
@@ -23,6 +24,8 @@ def _object_type(model: Any) -> str:
 
 class AuditedAdminMixin:
     """Log every list and record an admin opens ("admin.view") and every change or action ("admin.change")."""
+
+    model: type[models.Model]  # the ModelAdmin's, which this is mixed into
 
     def changelist_view(self, request: HttpRequest, extra_context: dict | None = None) -> HttpResponse:
         response = super().changelist_view(request, extra_context)  # type: ignore[misc]

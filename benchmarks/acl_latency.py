@@ -12,6 +12,7 @@ memberships in the database (connectors.selectors.expanded_principals).
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import platform
@@ -59,7 +60,8 @@ def main() -> None:
 
     rng = random.Random(7)
     pool = [f"spo:bench:group:{i}" for i in range(args.principals * 2)]
-    words = "policy laptop travel budget onboarding deploy incident firmware robot charger warehouse leave".split()
+    words = ["policy", "laptop", "travel", "budget", "onboarding", "deploy", "incident", "firmware", "robot", "charger",
+             "warehouse", "leave"]
     documents = []
     for i in range(args.documents):
         text = " ".join(rng.choice(words) for _ in range(30)) + f". Document {i} covers {rng.choice(words)}."
@@ -109,7 +111,7 @@ def main() -> None:
                                         for i in range(args.principals)])
     direct, chain = groups[:-50], groups[-50:]
     memberships = [GroupMembership(group=g, member=member) for g in direct + chain[:1]]
-    memberships += [GroupMembership(group=parent, member=child.principal) for child, parent in zip(chain, chain[1:])]
+    memberships += [GroupMembership(group=parent, member=child.principal) for child, parent in itertools.pairwise(chain)]
     GroupMembership.objects.bulk_create(memberships)
     expansion = []
     for _ in range(20):

@@ -8,7 +8,8 @@ question of connectors/demo/questions/{answerable,unanswerable}.jsonl `--rounds`
 at a time, each in a new conversation. Prints a JSON summary (p50/p95/p99/mean of the client-side
 wall time: overall, first round vs repeats, per question set; the server's own per-stage medians) and
 writes it to benchmarks/results/ask-latency.json. Repeats are faster: the answer pipeline caches
-sentence scores in-process, so `first_round` is the figure for questions never asked before. The composer is the extractive one unless --composer says otherwise.
+sentence scores in-process, so `first_round` is the figure for questions never asked before. The composer is the
+extractive one unless --composer says otherwise.
 """
 
 from __future__ import annotations

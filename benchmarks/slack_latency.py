@@ -38,6 +38,7 @@ from ask_latency import (  # noqa: E402
     start_demo_deployment,
     stop_server,
 )
+
 from tests.standins.slack import SlackStandIn  # noqa: E402
 
 SECRET = "bench-signing-secret"

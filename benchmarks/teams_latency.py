@@ -40,6 +40,7 @@ from ask_latency import (  # noqa: E402
     stop_server,
     summarize,
 )
+
 from tests.standins.teams import BotFrameworkIdentityStandIn, ConnectorStandIn  # noqa: E402
 
 APP_ID = "0b0e5a1c-7d2f-4c59-9a8e-3f1d2c4b5a6e"

@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from bot.models import ProcessedEvent, ChannelSettings
+from bot.models import ChannelSettings, ProcessedEvent
 
 
 @admin.register(ChannelSettings)

@@ -29,6 +29,7 @@ from answers.services import (
 )
 from bot.metrics import BOT_ANSWER_SECONDS, BOT_EVENTS
 from bot.models import ProcessedEvent, ThreadConversation
+from core.errors import CitewiseError, ServiceUnavailable
 from identity.models import ExternalIdentity
 from identity.principals import normalize_principal
 from identity.selectors import principals_for, principals_of
@@ -87,12 +88,13 @@ class BotAnswer:
     members_lookup_failed: bool = False  # channel-safe: the member list could not be read, public documents only
 
 
-class BotError(Exception):
+class BotError(CitewiseError):
     """A failure to report to the asker as a short, friendly message (`user_message`)."""
 
+    code = "bot_error"
+
     def __init__(self, user_message: str, *, retryable: bool = False):
-        super().__init__(user_message)
-        self.user_message = user_message
+        super().__init__(user_message, user_message=user_message)
         # A retry of the same platform event may succeed (search was down): the event is not marked done.
         self.retryable = retryable
 
@@ -146,12 +148,12 @@ def resolve_users(platform: str, team_id: str, user_ids: Sequence[str],
     wanted = set().union(*emails.values()) if emails else set()
     # Of several accounts with one of a user's addresses, the one linked first (as a single lookup took).
     by_email: dict[str, ExternalIdentity] = {}
-    for identity in (ExternalIdentity.objects.select_related("user").filter(principal__in=wanted).order_by("id")
-                     if wanted else ()):
-        by_email.setdefault(identity.principal, identity)
+    for candidate in (ExternalIdentity.objects.select_related("user").filter(principal__in=wanted).order_by("id")
+                      if wanted else ()):
+        by_email.setdefault(candidate.principal, candidate)
     askers = []
     for user_id in user_ids:
-        identity = linked.get(principals[user_id]) or min(
+        identity: ExternalIdentity | None = linked.get(principals[user_id]) or min(
             (by_email[p] for p in emails.get(user_id, ()) if p in by_email), key=lambda i: i.pk, default=None)
         user = identity.user if identity is not None and identity.user.is_active else None
         entry = found.get(user_id)
@@ -227,12 +229,13 @@ def answer_question(
                          requester=platform_principal(asker.platform, asker.team_id, asker.user_id),
                          channel=f"{asker.platform}:{asker.team_id}:{channel_id}")
     except InvalidQuestion as exc:
-        raise BotError(f"I can't answer that: {exc}.") from exc
+        raise BotError(f"I can't answer that: {exc.user_message}.") from exc
     except RateLimited as exc:
         # Not retryable: the event is done, so a redelivery does not ask again.
-        raise BotError(exc.message) from exc
-    except SearchUnavailable as exc:
-        raise BotError("Search is unavailable right now; please try again in a few minutes.", retryable=True) from exc
+        raise BotError(exc.user_message) from exc
+    except ServiceUnavailable as exc:
+        # Search down: a platform retry a minute later may find it back. An index not ready yet will not be.
+        raise BotError(exc.user_message, retryable=isinstance(exc, SearchUnavailable)) from exc
     if mapping is None:
         try:
             with transaction.atomic():
@@ -258,7 +261,7 @@ def give_feedback(asker: Asker, answer_id: str, kind: str, reason: str = "", com
     except AnswerNotFound as exc:
         raise BotError("Only the person who asked can give feedback on this answer.") from exc
     except FeedbackError as exc:
-        raise BotError(f"That feedback could not be recorded: {exc}.") from exc
+        raise BotError(f"That feedback could not be recorded: {exc.user_message}.") from exc
 
 
 def flag_reasons() -> list[tuple[str, str]]:

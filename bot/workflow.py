@@ -20,7 +20,8 @@ from enum import StrEnum
 from typing import Protocol
 
 from bot import selectors, services
-from bot.clock import Clock, clock as bot_clock
+from bot.clock import Clock
+from bot.clock import clock as bot_clock
 from bot.metrics import BOT_QUESTIONS
 from bot.services import SCOPE_CHANNEL, SCOPE_PERSONAL, Asker, BotAnswer, BotError, Claim, DirectoryUser
 
@@ -163,7 +164,7 @@ def _answer(question: Question, platform: Platform, clock: Clock) -> tuple[Outco
         outcome = _deliver_failure(platform, exc.user_message, delivery, log, ids)
         _finish(question, claim, clock, error=exc.user_message if exc.retryable else "")
         return outcome, Halt.RETRYABLE_ERROR if exc.retryable else Halt.FINAL_ERROR
-    except Exception as exc:  # noqa: BLE001 - every failure becomes a friendly message and a log line
+    except Exception as exc:
         log.exception("%s answer failed: %s", question.platform, ids)
         _deliver_failure(platform, FAILURE_MESSAGE.format(ref=question.reference), delivery, log, ids)
         _finish(question, claim, clock, error=f"{type(exc).__name__}: {exc}")
@@ -197,7 +198,7 @@ def _deliver_failure(platform: Platform, message: str, delivery: Delivery, log: 
                      ids: str) -> Outcome:
     try:
         platform.deliver_failure(message, delivery)
-    except Exception:  # noqa: BLE001
+    except Exception:
         log.exception("could not post the failure message either: %s", ids)
         return Outcome.FAILED
     return Outcome.EXPLAINED

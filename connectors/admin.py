@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 from django.contrib import admin, messages
 from django.contrib.admin.utils import quote
@@ -65,8 +65,9 @@ class SourceAdmin(IndexFirstDeleteMixin, admin.ModelAdmin):
 
 @admin.register(Document)
 class DocumentAdmin(IndexFirstDeleteMixin, admin.ModelAdmin):
-    list_display = ("title", "source", "mime_type", "status", "chunk_count", "source_modified_at", "indexed_at")
-    list_filter = ("status", "mime_type", "source")
+    list_display: tuple[str, ...] = ("title", "source", "mime_type", "status", "chunk_count", "source_modified_at",
+                                     "indexed_at")
+    list_filter: ClassVar[tuple[str, ...]] = ("status", "mime_type", "source")
     search_fields = ("title", "external_id", "error")
     readonly_fields = [f.name for f in Document._meta.fields]
 

@@ -229,7 +229,7 @@ def parse_markdown(content: bytes, limits: ParseLimits = ParseLimits()) -> Parse
     return ParsedDocument(title=title, sections=builder.finish())
 
 
-def _inline_text(token) -> str:  # noqa: ANN001 - markdown_it Token
+def _inline_text(token) -> str:
     parts = []
     for child in token.children or []:
         if child.type in ("text", "code_inline"):
@@ -329,7 +329,7 @@ def parse_docx(content: bytes, limits: ParseLimits = ParseLimits()) -> ParsedDoc
             for row in block.rows:
                 builder.block(" | ".join(_clean(cell.text) for cell in row.cells))
             continue
-        style = style_names.get(block._p.style, default_name)  # noqa: SLF001 - the paragraph's style id
+        style = style_names.get(block._p.style, default_name)
         text = block.text
         if style == "Title":
             title = title or _clean(text)

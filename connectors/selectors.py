@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from connectors.models import Document
 from core.config import current
 

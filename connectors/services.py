@@ -24,12 +24,12 @@ from connectors.base import Connector, IncompleteListing, ItemError, Permissions
 from connectors.models import Document, Source, document_id_for
 from connectors.parsing import ParseError, parse
 from connectors.sources import connector_for
+from core.config import CitewiseSettings, current
 from identity import services as identity_services
 from retrieval import services as retrieval_services
 from retrieval.embeddings import get_embedder
 from search.backends import SearchBackend
 from search.types import DocumentAcl, IndexedDocument, SearchUnavailable
-from core.config import CitewiseSettings, current
 
 logger = logging.getLogger("citewise.connectors")
 # Documents per index call when deleting in bulk: a bounded request (Elasticsearch refuses terms queries of
@@ -82,7 +82,7 @@ def acl_hash(permissions: Permissions) -> str:
 def _fetch_permissions(connector: Connector, external_id: str) -> Permissions:
     try:
         return connector.fetch_permissions(external_id)
-    except Exception:  # noqa: BLE001 - a source that cannot say who may read an item hides it from everyone
+    except Exception:
         logger.exception("fetching permissions failed for %s", external_id)
         return Permissions(status="error")
 
@@ -233,8 +233,6 @@ def _sync_source(
     model_name = config.embedding_model
     pipeline = retrieval_services.pipeline_signature(config)
     max_bytes = config.max_file_bytes
-    limits = {"max_chars": config.max_extracted_chars, "max_uncompressed_bytes": config.max_uncompressed_bytes,
-              "max_compression_ratio": config.max_compression_ratio}
     batch_size = config.ingest_batch_documents
     existing = {d.external_id: d for d in Document.objects.filter(source=source)}
     items, listing_problems = _listed(connector.load())
@@ -265,7 +263,9 @@ def _sync_source(
                     raise ItemError(WORKER_STOPPED, "the worker stopped while reading this file (killed, or out of "
                                     "memory); it is skipped until the file changes")
                 _mark_parsing(document, content_hash, item.title)
-                parsed = parse(content, item.mime_type, max_bytes=max_bytes, **limits)
+                parsed = parse(content, item.mime_type, max_bytes=max_bytes, max_chars=config.max_extracted_chars,
+                               max_uncompressed_bytes=config.max_uncompressed_bytes,
+                               max_compression_ratio=config.max_compression_ratio)
                 _clear_parsing(document)
             except ItemError as exc:
                 if exc.withdraw:
@@ -444,9 +444,9 @@ def remove_documents_from_index(documents: Iterable[Document]) -> int:
 
 def delete_documents(documents: QuerySet[Document]) -> int:
     """Delete documents from the search index first, then their rows (if the index cannot confirm, none go)."""
-    documents = list(documents.select_related("source"))
-    remove_documents_from_index(documents)
-    return _delete_rows([d.id for d in documents])
+    listed = list(documents.select_related("source"))
+    remove_documents_from_index(listed)
+    return _delete_rows([d.id for d in listed])
 
 
 def remove_source_from_index(source: Source) -> int:

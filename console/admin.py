@@ -6,6 +6,8 @@ to the audit log (audit/admin.py: AuditedAdminMixin). Answers and feedback are r
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
@@ -17,15 +19,14 @@ from connectors.admin import DocumentAdmin
 from connectors.models import Document
 from console.models import FlaggedAnswer
 
-
 # Documents stay registered by connectors/admin.py; this swaps in the same admin with auditing.
 admin.site.unregister(Document)
 
 
 @admin.register(Document)
 class AuditedDocumentAdmin(AuditedAdminMixin, DocumentAdmin):
-    list_display = (*DocumentAdmin.list_display, "acl_status", "acl_public")
-    list_filter = (*DocumentAdmin.list_filter, "acl_status", "acl_public")
+    list_display: tuple[str, ...] = (*DocumentAdmin.list_display, "acl_status", "acl_public")
+    list_filter: ClassVar[tuple[str, ...]] = (*DocumentAdmin.list_filter, "acl_status", "acl_public")
 
 
 @admin.register(FlaggedAnswer)

@@ -22,6 +22,7 @@ from django.http import (
     JsonResponse,
     StreamingHttpResponse,
 )
+from django.http.response import HttpResponseBase
 from django.shortcuts import render
 from django.views.decorators.http import require_GET, require_POST
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -31,11 +32,11 @@ from answers import throttling
 from answers.models import Feedback
 from audit import services as audit
 from connectors.models import Source
+from core.config import current
+from core.errors import CitewiseError, RateLimited
 from identity.selectors import principals_for
 from retrieval import selectors
 from retrieval.services import get_backend
-from core.config import current
-from core.errors import CitewiseError, RateLimited
 from search.types import SearchMode, SearchUnavailable
 
 logger = logging.getLogger("citewise.chat")
@@ -102,7 +103,7 @@ def _answer_events(request: HttpRequest, question: str, conversation_id: uuid.UU
             error["retry_after"] = exc.retry_after
         yield _event("error", error)
         return
-    except Exception:  # noqa: BLE001 - the response has started: report in the stream, not as a 500
+    except Exception:
         logger.exception("chat: answering failed")
         yield _event("error", {"status": 500, "message": CitewiseError.user_message, "code": CitewiseError.code})
         return
@@ -117,7 +118,7 @@ def _answer_events(request: HttpRequest, question: str, conversation_id: uuid.UU
 
 
 @require_POST
-def chat_stream(request: HttpRequest) -> HttpResponse:
+def chat_stream(request: HttpRequest) -> HttpResponseBase:
     """Server-Sent Events: meta, token... (the answer in pieces), citations, done; or one error event.
 
     A POST (form fields `q`, `conversation_id`): asking records a question in the user's name, so it goes through
@@ -248,10 +249,11 @@ def open_document(request: HttpRequest, document_id: str) -> HttpResponse:
         document = selectors.readable_document(document_id, principals_for(request.user))
     except SearchUnavailable as exc:
         return HttpResponse(exc.user_message, status=exc.http_status, content_type="text/plain")
-    scheme = document.url.split(":", 1)[0].lower() if document and ":" in document.url else ""
-    followable = document is not None and scheme in SourceRedirect.allowed_schemes
+    url = document.url if document is not None else ""
+    scheme = url.split(":", 1)[0].lower() if ":" in url else ""
+    followable = scheme in SourceRedirect.allowed_schemes
     audit.record(request.user, "document.open", object_type="connectors.document", object_id=document_id[:100],
                  surface="web", detail={"visible": document is not None, "redirected": followable})
     if not followable:
         raise Http404("unknown document")
-    return SourceRedirect(document.url)
+    return SourceRedirect(url)

@@ -11,6 +11,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
+from django.forms.formsets import DELETION_FIELD_NAME
 from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
@@ -35,7 +36,7 @@ class GroupMembershipFormSet(BaseInlineFormSet):
         for form in self.forms:
             membership = form.instance
             if (membership.pk and membership.origin == GroupMembership.Origin.SOURCE and "member" in form.changed_data
-                    and not self._should_delete_form(form)):
+                    and not (self.can_delete and form.cleaned_data.get(DELETION_FIELD_NAME, False))):
                 raise ValidationError(f"{form.initial.get('member')} was synced from the source and cannot be edited "
                                       "here: delete it (that revokes it) and add the new member as a local "
                                       "membership.")
@@ -193,8 +194,8 @@ admin.site.unregister(get_user_model())
 @admin.register(get_user_model())
 class CitewiseUserAdmin(UserAdmin):
     inlines = [*UserAdmin.inlines, AccountInline]
-    list_display = (*UserAdmin.list_display, "account_status")
-    list_filter = (*UserAdmin.list_filter, "account__status")
+    list_display = ("username", "email", "first_name", "last_name", "is_staff", "account_status")
+    list_filter = ("is_staff", "is_superuser", "is_active", "groups", "account__status")
     list_select_related = ("account",)
 
     @admin.display(description="account", ordering="account__status")

@@ -80,9 +80,9 @@ class GroupMembership(models.Model):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["group", "member"], name="unique_group_member")]
 
+    def __str__(self) -> str:
+        return f"{self.member} ∈ {self.group.principal}" + (" (revoked)" if self.revoked else "")
+
     @property
     def revoked(self) -> bool:
         return self.revoked_at is not None
-
-    def __str__(self) -> str:
-        return f"{self.member} ∈ {self.group.principal}" + (" (revoked)" if self.revoked else "")

@@ -66,7 +66,7 @@ def lift_revocation(membership: GroupMembership, *, actor: Any, surface: str = "
     if not membership.revoked:
         return False
     detail = {"group": membership.group.principal, "member": membership.member,
-              "revoked_at": membership.revoked_at.isoformat(),
+              "revoked_at": membership.revoked_at.isoformat() if membership.revoked_at else None,
               "revoked_by": membership.revoked_by.get_username() if membership.revoked_by else None}
     membership.revoked_at, membership.revoked_by = None, None
     with transaction.atomic():
@@ -81,9 +81,12 @@ def lift_revocation(membership: GroupMembership, *, actor: Any, surface: str = "
 class ListedGroup(Protocol):
     """A group as a source lists it now (connectors.base.SourceGroup): its principal, name and direct members."""
 
-    principal: str
-    name: str
-    members: Sequence[str]
+    @property
+    def principal(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def members(self) -> Sequence[str]: ...
 
 
 def replace_source_groups(source: models.Model, groups: Sequence[ListedGroup]) -> tuple[int, int]:
@@ -95,7 +98,7 @@ def replace_source_groups(source: models.Model, groups: Sequence[ListedGroup]) -
     """
     synced = GroupMembership.objects.filter(origin=GroupMembership.Origin.SOURCE, revoked_at__isnull=True)
     with transaction.atomic():
-        gone = Group.objects.filter(source=source).exclude(principal__in=[g.principal for g in groups])
+        gone = Group.objects.filter(source_id=source.pk).exclude(principal__in=[g.principal for g in groups])
         synced.filter(group__in=gone).delete()
         # A group the source dropped is kept while an admin's memberships or revocations still hang on it.
         gone.exclude(pk__in=GroupMembership.objects.values("group")).delete()

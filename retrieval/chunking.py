@@ -158,7 +158,8 @@ def _pack(units: list[tuple[int, int, int]], config: ChunkingConfig) -> list[tup
 
 def merge_section_text(chunks: Sequence[tuple[str, int, int]]) -> str:
     """Rebuild a section from its (text, start, end) chunks, dropping the overlapping parts."""
-    merged, cursor = [], -1
+    merged: list[str] = []
+    cursor = -1
     for text, start, end in sorted(chunks, key=lambda c: c[1]):
         if end <= cursor:
             continue

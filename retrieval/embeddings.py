@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 import numpy as np
+
 from core.config import current
 
 logger = logging.getLogger("citewise.retrieval.embeddings")
@@ -52,8 +53,11 @@ class SentenceTransformerEmbedder:
         transformers_logging.disable_progress_bar()
         self._model = SentenceTransformer(path, device=device)
         dimension_of = getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
-        self.dimensions = int(dimension_of())
-        self.max_tokens = int(self._model.max_seq_length)
+        dimensions = dimension_of()
+        if dimensions is None:
+            raise ValueError(f"{model_name}: the model does not say how long its vectors are")
+        self.dimensions = int(dimensions)
+        self.max_tokens = int(self._model.max_seq_length or 0)
         self._lock = threading.Lock()
 
     def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
@@ -82,7 +86,7 @@ _embedders_lock = threading.Lock()
 
 def get_embedder(model_name: str | None = None) -> Embedder:
     """The process-wide embedder for a model (loading one costs seconds, so it is kept)."""
-    
+
     config = current()
     key = (model_name or config.embedding_model, config.embedding_device, config.embedding_batch_size)
     with _embedders_lock:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-
+from core.config import current
 from retrieval.chunking import merge_section_text
 from retrieval.embeddings import get_embedder
 from retrieval.metrics import SEARCHES, timed
@@ -11,8 +11,6 @@ from retrieval.signals import index_found_empty
 from search.analysis import analyzed_text
 from search.backends import SearchBackend
 from search.types import FusionConfig, IndexedDocument, IndexMissing, SearchFilters, SearchHit, SearchMode
-from core.config import current
-
 
 # A pasted log or document as a "query" must not become a 50,000-clause query.
 MAX_QUERY_CHARS = 4000

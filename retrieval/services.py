@@ -3,13 +3,16 @@ rebuilt index. Each change is announced with the index_changed signal (retrieval
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
+from core.config import CitewiseSettings, current
 from retrieval.chunking import ChunkingConfig, SectionLike, TooManyChunks, chunk_sections
 from retrieval.embeddings import Embedder, get_embedder
 from retrieval.metrics import CHUNKS_EMBEDDED, CHUNKS_INDEXED, EMBEDDING_CACHE_HITS, timed
@@ -19,7 +22,6 @@ from search.analysis import analyzed_text
 from search.backends import SearchBackend, create_backend
 from search.backends.base import DocumentChunks
 from search.types import Chunk, DocumentAcl, FusionConfig, IndexedDocument
-from core.config import CitewiseSettings, current
 
 logger = logging.getLogger("citewise.search")
 
@@ -37,15 +39,14 @@ def get_backend(index_name: str | None = None, kind: str | None = None) -> Searc
         return _backends[key]
 
 
-def fusion_config(**overrides: object) -> FusionConfig:
+def fusion_config(**overrides: Any) -> FusionConfig:
+    """The settings' fusion, with any of FusionConfig's fields given here (and not None) in their place."""
     config = current()
-    values = {
-        "method": config.fusion, "rrf_k": config.rrf_k, "bm25_weight": config.bm25_weight,
-        "dense_weight": config.dense_weight, "candidates_per_leg": config.candidates_per_leg,
-        "knn_num_candidates": config.knn_num_candidates,
-    }
-    values.update({k: v for k, v in overrides.items() if v is not None})
-    return FusionConfig(**values)
+    configured = FusionConfig(
+        method=config.fusion, rrf_k=config.rrf_k, bm25_weight=config.bm25_weight, dense_weight=config.dense_weight,
+        candidates_per_leg=config.candidates_per_leg, knn_num_candidates=config.knn_num_candidates,
+    )
+    return dataclasses.replace(configured, **{k: v for k, v in overrides.items() if v is not None})
 
 
 # Bump when parsing or chunking changes what the same bytes turn into, so everything re-indexes.
@@ -150,7 +151,7 @@ def index_documents(
     stats.documents = len(items)
     if not items:
         return stats
-    inputs = [c.embedding_input(item.document.title) for item, chunks in zip(items, per_document) for c in chunks]
+    inputs = [c.embedding_input(item.document.title) for item, chunks in zip(items, per_document, strict=True) for c in chunks]
     hashes = [c.content_hash for chunks in per_document for c in chunks]
     with timed("embed", stats.seconds):
         vectors, stats.embedded, stats.embedding_cache_hits = embed_cached(embedder, inputs, hashes)
@@ -164,14 +165,14 @@ def index_documents(
     with timed("index", stats.seconds):
         backend.replace_documents(batch, embedding_model=embedder.model_name)
     stats.chunks = offset
-    stats.chunks_per_document = {item.document.document_id: len(c) for item, c in zip(items, per_document)}
+    stats.chunks_per_document = {item.document.document_id: len(c) for item, c in zip(items, per_document, strict=True)}
     CHUNKS_INDEXED.labels(backend.name).inc(offset)
     _announce(backend, [item.document.document_id for item in items], [item.document.source_id for item in items])
     return stats
 
 
 def delete_documents(
-    document_ids: Sequence[str], *, backend: SearchBackend | None = None, source_ids: Sequence[str] = (),
+    document_ids: Sequence[str], *, backend: SearchBackend | None = None, source_ids: Sequence[str | int] = (),
 ) -> None:
     """Delete documents' chunks from the index; `source_ids` (their sources, where the caller knows) go with the
     announcement."""
@@ -197,7 +198,7 @@ def promote(live: SearchBackend, staged: SearchBackend) -> None:
     _announce(live, None)
 
 
-def _announce(backend: SearchBackend, document_ids: Sequence[str] | None, source_ids: Sequence[str] = ()) -> None:
+def _announce(backend: SearchBackend, document_ids: Sequence[str] | None, source_ids: Sequence[str | int] = ()) -> None:
     index_changed.send(sender=type(backend), backend=backend,
                        document_ids=None if document_ids is None else frozenset(document_ids),
                        source_ids=frozenset(str(source_id) for source_id in source_ids))

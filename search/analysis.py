@@ -15,8 +15,8 @@ import Stemmer
 
 # Lucene's EnglishAnalyzer.ENGLISH_STOP_WORDS_SET, which the `english` analyzer uses.
 ENGLISH_STOP_WORDS = frozenset(
-    "a an and are as at be but by for if in into is it no not of on or such that the their then "
-    "there these they this to was will with".split()
+    ["a", "an", "and", "are", "as", "at", "be", "but", "by", "for", "if", "in", "into", "is", "it", "no", "not", "of",
+     "on", "or", "such", "that", "the", "their", "then", "there", "these", "they", "this", "to", "was", "will", "with"]
 )
 _TOKEN = re.compile(r"[^\W_]+(?:['’][^\W_]+)*", re.UNICODE)
 
@@ -28,7 +28,7 @@ def _stemmer() -> Stemmer.Stemmer:
 
 def analyze(text: str) -> list[str]:
     """Lowercased, stop-word-free, Porter-stemmed terms, in order."""
-    terms = []
+    terms: list[str] = []
     for match in _TOKEN.finditer(text.lower()):
         token = match.group(0)
         if token.endswith(("'s", "’s")):

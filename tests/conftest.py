@@ -28,7 +28,7 @@ def elasticsearch_node() -> Iterator[str]:
     client = Elasticsearch(url, request_timeout=10)
     try:
         health = client.cluster.health(wait_for_status="yellow", timeout="30s")
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         pytest.fail(f"Elasticsearch is not reachable at {url} ({exc}); start it with scripts/services.sh start")
     assert health["status"] in ("green", "yellow")
     # As production clusters run (ES's default): deleting or closing indices by wildcard is refused, so any

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 
-def sse_events(response) -> list[tuple[str, dict]]:  # noqa: ANN001 - a StreamingHttpResponse
+def sse_events(response) -> list[tuple[str, dict]]:
     """(event name, JSON data) of every event in a streamed response; comments (": …") are skipped."""
     events = []
     for block in b"".join(response.streaming_content).decode().split("\n\n"):

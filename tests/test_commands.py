@@ -8,7 +8,6 @@ import uuid
 import pytest
 from django.core.management import CommandError, call_command
 
-
 pytestmark = pytest.mark.django_db
 
 @pytest.fixture
@@ -29,7 +28,7 @@ def test_evaluate_prints_the_metrics_as_one_json_object(dataset, backend, mode, 
 
 
 def test_evaluate_rejects_a_folder_that_is_not_a_beir_dataset(tmp_path):
-    with pytest.raises(CommandError, match="corpus.jsonl is missing"):
+    with pytest.raises(CommandError, match=r"corpus\.jsonl is missing"):
         call_command("evaluate", dataset=tmp_path, json=True)
 
 
@@ -59,7 +58,7 @@ def test_search_against_an_unreachable_elasticsearch_is_a_clear_error(settings):
     settings.CITEWISE = settings.CITEWISE.replace(elasticsearch_url="http://127.0.0.1:9", elasticsearch_timeout_s=2)
     services._backends.clear()
     try:
-        with pytest.raises(CommandError, match="Elasticsearch at http://127.0.0.1:9 failed"):
+        with pytest.raises(CommandError, match=r"Elasticsearch at http://127\.0\.0\.1:9 failed"):
             call_command("search", "anything", backend="elasticsearch", index=f"down-{uuid.uuid4().hex[:6]}")
     finally:
         services._backends.clear()

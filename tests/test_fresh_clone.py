@@ -12,7 +12,6 @@ import time
 import urllib.request
 from pathlib import Path
 
-
 ROOT = Path(__file__).resolve().parent.parent
 README_COMMAND_ONE = "make demo"
 

@@ -128,7 +128,8 @@ plain = client.get("/api/v1/ask", HTTP_HOST="citewise.example")
 health = client.get("/healthz", HTTP_HOST="citewise.example")
 secure = client.get("/healthz", HTTP_HOST="citewise.example", secure=True)
 print(json.dumps({"plain": [plain.status_code, plain.headers.get("Location", "")],
-                  "health": [health.status_code, health.headers.get("Location", "")], "hsts": secure.headers.get("Strict-Transport-Security", "")}))
+                  "health": [health.status_code, health.headers.get("Location", "")],
+                  "hsts": secure.headers.get("Strict-Transport-Security", "")}))
 """
 
 

@@ -12,7 +12,8 @@ from slack_sdk.http_retry.request import HttpRequest
 from slack_sdk.http_retry.response import HttpResponse
 from slack_sdk.http_retry.state import RetryState
 
-from bot.clock import Clock, clock as bot_clock
+from bot.clock import Clock
+from bot.clock import clock as bot_clock
 
 logger = logging.getLogger("citewise.bot.slack")
 
@@ -21,7 +22,9 @@ logger = logging.getLogger("citewise.bot.slack")
 MAX_RETRY_AFTER_S = 30
 
 
-def _retry_after_s(response: HttpResponse) -> float | None:
+def _retry_after_s(response: HttpResponse | None) -> float | None:
+    if response is None:
+        return None
     for name, values in response.headers.items():
         if name.lower() == "retry-after" and values:
             try:

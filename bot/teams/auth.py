@@ -106,7 +106,8 @@ def tenant_id(activity: Activity) -> str:
         extra = getattr(conversation, "additional_properties", None) or {}
         in_conversation = str(conversation.tenant_id or extra.get("tenantId") or "")
     data = activity.channel_data if isinstance(activity.channel_data, dict) else {}
-    tenant = data.get("tenant") if isinstance(data.get("tenant"), dict) else {}
+    tenant = data.get("tenant")
+    tenant = tenant if isinstance(tenant, dict) else {}
     in_channel_data = str(tenant.get("id") or "")
     if in_conversation and in_channel_data and in_conversation.lower() != in_channel_data.lower():
         raise TenantMismatch(f"conversation.tenantId {in_conversation!r} != channelData.tenant.id "
@@ -236,7 +237,7 @@ class _GuardedConnectorFactory(ConnectorFactory):
     def __init__(self, inner: ConnectorFactory):
         self._inner = inner
 
-    async def create(self, service_url: str, audience: str = None) -> ConnectorClient:
+    async def create(self, service_url: str, audience: str | None = None) -> ConnectorClient:
         if not service_url_allowed(service_url):
             raise ServiceUrlNotAllowed(f"serviceUrl {service_url!r} is not in TEAMS_ALLOWED_SERVICE_HOSTS")
         client = await self._inner.create(service_url, audience)

@@ -44,7 +44,7 @@ async def fetch_member_record(turn_context: TurnContext, account: Any) -> dict[s
         return cached
     try:
         member = await TeamsInfo.get_member(turn_context, account.id)
-    except Exception as exc:  # noqa: BLE001 - any connector failure means "unknown right now"
+    except Exception as exc:
         raise IdentityLookupFailed(f"{type(exc).__name__}: {exc}") from exc
     record = member_record(member)
     await cache.aset(key, record, timeout=int(settings.TEAMS_USER_CACHE_TTL_S))

@@ -47,7 +47,7 @@ class TeamsPlatform:
     def show_progress(self) -> None:
         try:
             self._send(Activity(type=ActivityTypes.typing))
-        except Exception:  # noqa: BLE001 - only a progress hint: the answer still goes out
+        except Exception:
             logger.warning("teams typing indicator failed: conversation=%s", self._conversation, exc_info=True)
 
     def stop_progress(self) -> None:
@@ -72,7 +72,7 @@ class TeamsPlatform:
                     break
         except BotError:
             raise
-        except Exception:  # noqa: BLE001 - unknown membership: the answer uses what everyone may read
+        except Exception:
             logger.warning("teams member list failed: conversation=%s", self._conversation, exc_info=True)
             return None
         return self._directory.remember(members)
@@ -112,7 +112,7 @@ class TeamsPlatform:
 
         try:
             async_to_sync(send)()
-        except Exception:  # noqa: BLE001 - e.g. the app is not installed for the user
+        except Exception:
             logger.warning("teams private answer could not be delivered: conversation=%s", self._conversation,
                            exc_info=True)
             return False

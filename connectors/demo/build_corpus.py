@@ -49,7 +49,7 @@ SOURCES_DIR = DEMO_DIR / "sources"
 FORMATS = (".pdf", ".docx")
 
 # Fixed timestamp so the generated files are byte-for-byte reproducible.
-FIXED_DATE = dt.datetime(2025, 6, 1, 9, 0, 0, tzinfo=dt.timezone.utc)
+FIXED_DATE = dt.datetime(2025, 6, 1, 9, 0, 0, tzinfo=dt.UTC)
 AUTHOR = "Kestrel Robotics (fictional demo data)"
 
 
@@ -321,7 +321,7 @@ def verify(path: Path) -> str:
     import docx
 
     document = docx.Document(str(path))
-    styles = {p.style.name for p in document.paragraphs}
+    styles = {p.style.name for p in document.paragraphs if p.style is not None}
     if not {"Heading 1", "Heading 2"} <= styles:
         raise AssertionError(f"{path}: missing Heading 1/2 styles ({sorted(styles)})")
     words = sum(len(p.text.split()) for p in document.paragraphs)

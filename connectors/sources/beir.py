@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,7 +32,7 @@ class BeirCorpusConnector:
                     title=record.get("title", ""),
                     mime_type="text/plain",
                     size_bytes=len(body),
-                    read=lambda body=body: body,
+                    read=functools.partial(bytes, body),
                 )
 
     def poll(self, cursor: str | None) -> tuple[Iterator[SourceItem], str]:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
 import structlog
+from django.core.exceptions import ImproperlyConfigured
 
 from core import config as citewise_config
-from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 VAR_DIR = Path(os.environ.get("CITEWISE_VAR_DIR", BASE_DIR / "var"))
@@ -24,17 +25,17 @@ def env_bool(name: str, default: bool) -> bool:
 
 def env_int(name: str, default: int) -> int:
     raw = os.environ.get(name)
-    return default if raw in (None, "") else int(raw)
+    return int(raw) if raw else default
 
 
 def env_float(name: str, default: float) -> float:
     raw = os.environ.get(name)
-    return default if raw in (None, "") else float(raw)
+    return float(raw) if raw else default
 
 
 def env_list(name: str, default: list[str]) -> list[str]:
     raw = os.environ.get(name)
-    return default if raw in (None, "") else [item.strip() for item in raw.split(",") if item.strip()]
+    return [item.strip() for item in raw.split(",") if item.strip()] if raw else default
 
 
 SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "insecure-local-development-key-change-me")
@@ -163,7 +164,7 @@ CELERY_BEAT_SCHEDULE = {
 # Local memory by default (one process); set CITEWISE_CACHE_URL=redis://host:6379/1 to share it between
 # web processes and workers, so a sync anywhere invalidates cached answers everywhere at once.
 CITEWISE_CACHE_URL = os.environ.get("CITEWISE_CACHE_URL", "")
-CACHES = {
+CACHES: dict[str, dict[str, Any]] = {
     "default": (
         {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CITEWISE_CACHE_URL,
          "KEY_PREFIX": "citewise"}

@@ -4,7 +4,7 @@ DEBUG stays off unless DJANGO_DEBUG asks for it (`make demo` does): console.wsgi
 settings, and a server started with DEBUG on shows anyone every URL pattern on a 404 and tracebacks on a 500.
 """
 
-from .base import *  # noqa: F401,F403
+from .base import *
 from .base import VAR_DIR
 
 VAR_DIR.mkdir(parents=True, exist_ok=True)

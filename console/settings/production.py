@@ -4,7 +4,7 @@ import os
 
 from django.core.exceptions import ImproperlyConfigured
 
-from .base import *  # noqa: F401,F403
+from .base import *
 
 _REQUIRED = ["DJANGO_SECRET_KEY", "DATABASE_URL", "CITEWISE_ENCRYPTION_KEY", "DJANGO_ALLOWED_HOSTS"]
 _missing = [name for name in _REQUIRED if not os.environ.get(name)]
@@ -14,14 +14,14 @@ if os.environ["DJANGO_SECRET_KEY"].startswith("insecure") or len(os.environ["DJA
     raise ImproperlyConfigured("DJANGO_SECRET_KEY must be a random value of at least 32 characters")
 
 # An empty app id switches Bot Framework authentication off: anyone could post activities as any user.
-if TEAMS_ENABLED and not TEAMS_APP_ID:  # noqa: F405
+if TEAMS_ENABLED and not TEAMS_APP_ID:
     raise ImproperlyConfigured("TEAMS_APP_ID is empty: set the Azure Bot's app id (and TEAMS_APP_PASSWORD), or set"
                                " TEAMS_ENABLED=false to run without the Teams bot")
 # Emulator tokens are issued to any developer's Emulator and name no serviceUrl: never accepted in production.
-if TEAMS_ALLOW_EMULATOR:  # noqa: F405
+if TEAMS_ALLOW_EMULATOR:
     raise ImproperlyConfigured("TEAMS_ALLOW_EMULATOR is on: Bot Framework Emulator tokens are for local development "
                                "only; unset it in production")
-if TEAMS_ENABLED and not TEAMS_APP_PASSWORD:  # noqa: F405
+if TEAMS_ENABLED and not TEAMS_APP_PASSWORD:
     raise ImproperlyConfigured("TEAMS_APP_PASSWORD is empty: the Teams bot cannot sign its replies without it")
 
 DEBUG = False
@@ -33,7 +33,7 @@ SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 # rollout; 0 turns it off); plain-HTTP requests are redirected, except the health, readiness and metrics endpoints,
 # which load balancers, Kubernetes and Prometheus reach inside the network over plain HTTP. Behind a TLS-terminating
 # proxy that sets X-Forwarded-Proto (SECURE_PROXY_SSL_HEADER above), the redirect sees the original scheme.
-SECURE_HSTS_SECONDS = env_int("DJANGO_HSTS_SECONDS", 31_536_000)  # noqa: F405
-SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_HSTS_INCLUDE_SUBDOMAINS", True)  # noqa: F405
-SECURE_SSL_REDIRECT = env_bool("DJANGO_SSL_REDIRECT", True)  # noqa: F405
+SECURE_HSTS_SECONDS = env_int("DJANGO_HSTS_SECONDS", 31_536_000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_HSTS_INCLUDE_SUBDOMAINS", True)
+SECURE_SSL_REDIRECT = env_bool("DJANGO_SSL_REDIRECT", True)
 SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]

@@ -4,7 +4,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from .base import *  # noqa: F401,F403
+from .base import *
 from .base import CITEWISE
 
 _TEST_VAR = Path(os.environ.get("CITEWISE_TEST_VAR_DIR") or tempfile.mkdtemp(prefix="citewise-test-"))

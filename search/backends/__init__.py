@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from search.backends.base import SearchBackend
 from core.config import current
+from search.backends.base import SearchBackend
 
 
 def create_backend(kind: str, index_name: str) -> SearchBackend:
-    
+
     config = current()
     if kind == "embedded":
         from search.backends.embedded import EmbeddedBackend

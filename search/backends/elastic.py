@@ -18,9 +18,9 @@ from typing import Any
 import numpy as np
 from elasticsearch import ApiError, Elasticsearch, NotFoundError, TransportError, helpers
 
-from search.backends.base import DocumentChunks
+from search.backends.base import DocumentChunks, SearchBackend
 from search.fusion import rank
-from search.highlighting import PRE_TAG, POST_TAG, highlight
+from search.highlighting import POST_TAG, PRE_TAG, highlight
 from search.types import (
     DocumentAcl,
     FusionConfig,
@@ -116,7 +116,7 @@ class ElasticsearchBackend:
     ) -> None:
         self.url = url
         self.index_name = index_name
-        self._options = {"api_key": api_key, "timeout_s": timeout_s, "shards": shards, "replicas": replicas}
+        self._api_key, self._timeout_s = api_key, timeout_s
         self.shards = shards
         self.replicas = replicas
         self.client = Elasticsearch(url, api_key=api_key, request_timeout=timeout_s, max_retries=2,
@@ -196,12 +196,15 @@ class ElasticsearchBackend:
     def staging(self, embedding_model: str, dimensions: int) -> ElasticsearchBackend:
         with self._errors("create a staging index"):
             physical = self.create_version(embedding_model, dimensions, make_current=False)
-        return ElasticsearchBackend(self.url, physical, **self._options)
+        return ElasticsearchBackend(self.url, physical, api_key=self._api_key, timeout_s=self._timeout_s,
+                                    shards=self.shards, replicas=self.replicas)
 
-    def promote(self, staged: ElasticsearchBackend) -> None:
+    def promote(self, staged: SearchBackend) -> None:
+        staged = self._check_staged(staged)
         with self._errors("switch the alias to the rebuilt index"):
             old = self._physical_indices()
-            actions = [{"remove": {"index": name, "alias": self.index_name}} for name in old]
+            actions: list[dict[str, dict[str, str | bool]]] = [
+                {"remove": {"index": name, "alias": self.index_name}} for name in old]
             actions.append({"add": {"index": staged.index_name, "alias": self.index_name, "is_write_index": True}})
             self.client.indices.update_aliases(actions=actions)
         # The swap is done and searches use the new index; an old version that cannot be deleted now is
@@ -213,12 +216,19 @@ class ElasticsearchBackend:
                 logger.warning("could not delete the replaced index %s (collected by the next rebuild): %s",
                                name, exc)
 
-    def discard(self, staged: ElasticsearchBackend) -> None:
+    def discard(self, staged: SearchBackend) -> None:
+        staged = self._check_staged(staged)
         with self._errors("delete an unused staging index"):
             # Never the live index, even if a promote that seemed to fail did move the alias.
             if staged.index_name in self._physical_indices():
                 return
             self._delete_index(staged.index_name)
+
+    def _check_staged(self, staged: SearchBackend) -> ElasticsearchBackend:
+        if not (isinstance(staged, ElasticsearchBackend) and staged.url == self.url
+                and staged.index_name.startswith(f"{self.index_name}-")):
+            raise ValueError(f"{staged!r} is not a staging index of {self.index_name!r}")
+        return staged
 
     def remove_stale_versions(self) -> list[str]:
         with self._errors("delete stale index versions"):
@@ -463,7 +473,7 @@ class ElasticsearchBackend:
         with self._errors("read a document"):
             try:
                 response = self.client.search(
-                    index=self.index_name, size=1, track_total_hits=False, _source=_DOCUMENT_FIELDS,
+                    index=self.index_name, size=1, track_total_hits=False, source={"includes": _DOCUMENT_FIELDS},
                     query={"bool": {"filter": [{"term": {"document_id": document_id}},
                                                visibility_filter(principals)]}},
                     sort=[{"ordinal": "asc"}],
@@ -491,7 +501,7 @@ class ElasticsearchBackend:
             if self._meta() is None:
                 return []
             response = self.client.search(
-                index=self.index_name, size=1000, _source=["text", "section_start", "section_end"],
+                index=self.index_name, size=1000, source={"includes": ["text", "section_start", "section_end"]},
                 query={"bool": {"filter": [
                     {"term": {"document_id": document_id}}, {"term": {"section_ordinal": section_ordinal}},
                     visibility_filter(principals),

@@ -21,6 +21,7 @@ vector matrix is stale.
 from __future__ import annotations
 
 import fcntl
+import functools
 import json
 import logging
 import os
@@ -38,7 +39,7 @@ from urllib.parse import quote
 
 import numpy as np
 
-from search.backends.base import DocumentChunks
+from search.backends.base import DocumentChunks, SearchBackend
 from search.fusion import rank
 from search.highlighting import highlight
 from search.types import (
@@ -381,10 +382,11 @@ class EmbeddedBackend:
         staged.ensure_index(embedding_model, dimensions)
         return staged
 
-    def _check_staged(self, staged: EmbeddedBackend) -> None:
+    def _check_staged(self, staged: SearchBackend) -> EmbeddedBackend:
         if not (isinstance(staged, EmbeddedBackend) and staged._pinned and staged.directory == self.directory
                 and staged.index_name == self.index_name):
             raise ValueError(f"{staged!r} is not a staging index of {self.index_name!r}")
+        return staged
 
     def _write_pointer(self, target: str) -> None:
         temporary = self.directory / f".{self.index_name}.current.{uuid.uuid4().hex}.tmp"
@@ -399,38 +401,41 @@ class EmbeddedBackend:
         finally:
             os.close(directory)
 
-    def promote(self, staged: EmbeddedBackend) -> None:
-        self._check_staged(staged)
+    def promote(self, staged: SearchBackend) -> None:
+        staged = self._check_staged(staged)
         with self._errors("switch to the rebuilt index"):
             connection = staged._connection()
             if connection is None:
                 raise SearchUnavailable(f"the staging file {staged._pinned} is gone")
             connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             # The pointer moves while the staged file is still held, so no collector can take it in between.
-            self._write_pointer(staged._pinned)
+            self._write_pointer(staged._pinned or "")
             staged.close()
             self.drop_connection()
             self._matrix = None
         self._collect_quietly()
 
-    def discard(self, staged: EmbeddedBackend) -> None:
-        self._check_staged(staged)
+    def discard(self, staged: SearchBackend) -> None:
+        staged = self._check_staged(staged)
         with self._errors("delete an unused staging index"):
             staged.close()
-            path = self.directory / staged._pinned
+            path = self.directory / (staged._pinned or "")
             _remove_if_unused(path, lambda: self._live_path() != path)
+
+    def _is_not_live(self, path: Path) -> bool:
+        return self._live_path() != path
 
     def remove_stale_versions(self) -> list[str]:
         with self._errors("delete stale index versions"):
             removed = []
             for path in self._physical_files():
-                if path != self._live_path() and _remove_if_unused(path, lambda p=path: self._live_path() != p):
+                if path != self._live_path() and _remove_if_unused(path, functools.partial(self._is_not_live, path)):
                     removed.append(path.name)
             # Lock files whose database is gone (a reader that lost the race with a collector left one).
             for lock in self.directory.glob(f"{self.index_name}*.sqlite3.lock") if self.directory.is_dir() else ():
                 database = lock.with_name(lock.name[: -len(".lock")])
                 if self._files.fullmatch(database.name) and not database.exists():
-                    _remove_if_unused(database, lambda d=database: self._live_path() != d)
+                    _remove_if_unused(database, functools.partial(self._is_not_live, database))
         if removed:
             logger.info("removed unused files of index %s: %s", self.index_name, ", ".join(removed))
         return removed
@@ -548,8 +553,9 @@ class EmbeddedBackend:
             return {row[0] for row in connection.execute("SELECT DISTINCT source_id FROM documents")}
 
     # -- reads ---------------------------------------------------------------------------------
-    def _filter_sql(self, principals: frozenset[str], filters: SearchFilters) -> tuple[str, list]:
-        clauses, params = [_VISIBLE_SQL], [json.dumps(sorted(principals))]
+    def _filter_sql(self, principals: frozenset[str], filters: SearchFilters) -> tuple[str, list[str | float | None]]:
+        clauses = [_VISIBLE_SQL]
+        params: list[str | float | None] = [json.dumps(sorted(principals))]
         for column, values in (("d.source_id", filters.source_ids), ("d.mime_type", filters.mime_types),
                                ("d.document_id", filters.document_ids)):
             if values:

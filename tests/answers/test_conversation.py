@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 from django.contrib.auth import get_user_model
 
-from connectors import services as connector_services
+from answers.models import Answer
 from answers.rewrite import rewrite_query
 from answers.services import InvalidQuestion, ask
 from answers.types import Turn
-from answers.models import Answer
+from connectors import services as connector_services
 
 pytestmark = pytest.mark.django_db
 

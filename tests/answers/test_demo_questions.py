@@ -13,9 +13,9 @@ import json
 
 import pytest
 
+from answers.services import ask
 from connectors import services as connector_services
 from connectors.management.commands.load_demo import DEMO_CORPUS
-from answers.services import ask
 
 pytestmark = pytest.mark.django_db
 QUESTIONS = DEMO_CORPUS.parent / "questions"

@@ -16,8 +16,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from answers.models import Answer
-from tests.api.test_api import ASK, QUESTION, SEARCH, post, stream
-from tests.api.test_api import alice, bob, corpus  # noqa: F401 - fixtures
+from tests.api.test_api import ASK, QUESTION, SEARCH, alice, bob, corpus, post, stream  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.django_db
 ROOT = Path(__file__).resolve().parent.parent.parent

@@ -85,7 +85,7 @@ class OnPostgres(threading.Thread):
         connections["default"] = DatabaseWrapper(config, "default")
         try:
             self.result = self.work()
-        except BaseException as exc:  # noqa: BLE001 - re-raised in the test's thread by outcome()
+        except BaseException as exc:
             self.error = exc
         finally:
             connections["default"].close()

@@ -4,27 +4,30 @@ from __future__ import annotations
 
 import ast
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
 
 import yaml
 
-from bot.services import SCOPE_CHANNEL, SCOPE_PERSONAL, Asker, BotAnswer
 from bot import messages
+from bot.services import SCOPE_CHANNEL, SCOPE_PERSONAL, Asker, BotAnswer
 from bot.slack import render
 
 BOT = Path(__file__).resolve().parents[2] / "bot"
 
 
-def _answer(text: str, citations=(), scope=SCOPE_PERSONAL, user=object()):
+SOME_USER = object()  # a linked asker: only its presence matters to the renderers
+
+
+def _answer(text: str, citations=(), scope=SCOPE_PERSONAL, user=SOME_USER):
     result = SimpleNamespace(text=text, citations=list(citations), nearest=[], answer_id=uuid.uuid4(), refused=False)
     return BotAnswer(result=result, asker=Asker("slack", "T1", "U1", user), scope=scope)
 
 
 def _citation(n: int, title: str, url: str):
     return SimpleNamespace(number=n, title=title, url=url, document_id=f"d{n}", source_type="Markdown",
-                           modified_at=datetime(2025, 3, 1, tzinfo=timezone.utc))
+                           modified_at=datetime(2025, 3, 1, tzinfo=UTC))
 
 
 def test_user_and_document_text_cannot_ping_or_spoof_links():

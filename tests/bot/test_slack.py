@@ -7,8 +7,6 @@ import hmac
 import json
 import time
 import uuid
-
-
 from datetime import timedelta
 
 import pytest
@@ -18,7 +16,7 @@ from slack_sdk.errors import SlackApiError
 
 from answers.models import Answer, Feedback
 from bot import services
-from bot.models import ProcessedEvent, ChannelSettings, ThreadConversation
+from bot.models import ChannelSettings, ProcessedEvent, ThreadConversation
 from connectors.models import Document
 from identity.models import ExternalIdentity
 from identity.selectors import principals_for
@@ -511,13 +509,13 @@ def test_channel_safe_resolves_members_in_bulk_and_asks_slack_only_about_unlinke
 
     ChannelSettings.objects.create(team_id=TEAM, channel_id="CSMALL", visibility="channel_safe")
     ChannelSettings.objects.create(team_id=TEAM, channel_id="CLARGE", visibility="channel_safe")
-    demo.members["CSMALL"] = ["UALICE", "UBEN", "UCHRIS", "UBOT"] + add_linked_members(demo, 1, prefix="small")
+    demo.members["CSMALL"] = ["UALICE", "UBEN", "UCHRIS", "UBOT", *add_linked_members(demo, 1, prefix="small")]
     unlinked = [f"UTEMP{n}" for n in range(250)]
     for n, user in enumerate(unlinked):
         demo.emails[user] = f"temp{n}@elsewhere.example"
     demo.bots |= {"UOTHERBOT"}
-    demo.members["CLARGE"] = (["UALICE", "UBEN", "UCHRIS", "UBOT", "UOTHERBOT"] + unlinked
-                              + add_linked_members(demo, 12, prefix="large"))
+    demo.members["CLARGE"] = ["UALICE", "UBEN", "UCHRIS", "UBOT", "UOTHERBOT", *unlinked,
+                              *add_linked_members(demo, 12, prefix="large")]
     with CaptureQueriesContext(connection) as small:
         sender.post_event(mention("UALICE", QUESTION, ts="3000.000001", channel="CSMALL"))
     # A few unlinked members are asked about one by one: here only chris.

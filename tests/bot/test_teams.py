@@ -5,9 +5,9 @@ connector-service stand-in."""
 from __future__ import annotations
 
 import itertools
-from datetime import timedelta
 import json
 import uuid
+from datetime import timedelta
 from types import SimpleNamespace
 
 import pytest
@@ -430,7 +430,7 @@ def test_flag_with_reason_and_comment_reaches_the_review_queue(demo, client):
 
 
 def test_action_submit_fallback_and_other_users_feedback(demo, client):
-    card, answer = _answer_card(demo, client)
+    card, _answer = _answer_card(demo, client)
     [down] = [a for a in card["actions"] if a.get("data", {}).get("kind") == "down"]
     submit = personal_message(demo, "alice", "", value=down["fallback"]["data"])
     send(client, demo, submit)
@@ -533,9 +533,9 @@ def test_activities_from_other_tenants_are_refused_when_tenants_are_restricted(d
 
 
 def test_the_allowlist_rule():
-    from bot.teams.auth import service_url_allowed
-
     from django.test import override_settings
+
+    from bot.teams.auth import service_url_allowed
 
     with override_settings(TEAMS_ALLOWED_SERVICE_HOSTS=["127.0.0.1"]):
         assert service_url_allowed("http://127.0.0.1:8/teams/")  # plain http only for a loopback address

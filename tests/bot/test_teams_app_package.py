@@ -121,7 +121,7 @@ def test_same_arguments_give_the_same_bytes(tmp_path):
 ])
 def test_bad_app_id_is_refused(tmp_path, settings, app_id):
     settings.TEAMS_APP_ID = ""
-    with pytest.raises(CommandError, match="app id|--app-id"):
+    with pytest.raises(CommandError, match=r"app id|--app-id"):
         build(tmp_path, app_id=app_id)
     assert not (tmp_path / "citewise-teams.zip").exists()
 

@@ -5,15 +5,17 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from types import SimpleNamespace
 
-from bot.services import SCOPE_CHANNEL, SCOPE_PERSONAL, Asker, BotAnswer
 from bot import messages
+from bot.services import SCOPE_CHANNEL, SCOPE_PERSONAL, Asker, BotAnswer
 from bot.teams import render
 
+SOME_USER = object()  # a linked asker: only its presence matters to the renderers
 
-def _answer(text: str, citations=(), scope=SCOPE_PERSONAL, user=object(), lookup_failed=False, nearest=()):
+
+def _answer(text: str, citations=(), scope=SCOPE_PERSONAL, user=SOME_USER, lookup_failed=False, nearest=()):
     result = SimpleNamespace(text=text, citations=list(citations), nearest=list(nearest), answer_id=uuid.uuid4(),
                              refused=not citations)
     return BotAnswer(result=result, asker=Asker("teams", "T", "aad", user, lookup_failed=lookup_failed),
@@ -22,7 +24,7 @@ def _answer(text: str, citations=(), scope=SCOPE_PERSONAL, user=object(), lookup
 
 def _citation(n: int, title: str, url: str):
     return SimpleNamespace(number=n, title=title, url=url, document_id=f"doc {n}", source_type="Markdown",
-                           modified_at=datetime(2025, 3, 1, tzinfo=timezone.utc))
+                           modified_at=datetime(2025, 3, 1, tzinfo=UTC))
 
 
 MARKDOWN_LINK = re.compile(r"\[[^\]]*\]\((?!https://wiki\.example|https://citewise\.example)")

@@ -12,8 +12,8 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ready
 from selenium.webdriver.support.ui import WebDriverWait
 
-from connectors import services as connector_services
 from answers.models import Answer, Feedback
+from connectors import services as connector_services
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

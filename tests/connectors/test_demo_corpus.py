@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import importlib.util
 import io
-from pathlib import Path
 
 import docx
 import pytest

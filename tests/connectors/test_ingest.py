@@ -44,7 +44,7 @@ def found(source, query):
 
 
 def test_every_format_is_indexed_and_bad_files_are_recorded_without_stopping_the_run(folder_source):
-    folder, source = folder_source
+    _folder, source = folder_source
     report = services.sync_source(source)
     assert (report.seen, report.indexed, report.failed) == (7, 5, 2)
     errors = dict(Document.objects.filter(source=source, status="error").values_list("external_id", "error"))

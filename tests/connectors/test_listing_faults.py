@@ -65,7 +65,7 @@ def test_an_unreadable_subfolder_is_reported_and_its_files_are_not_pruned(shared
             content = services.sync_source(source)
             permissions = services.sync_permissions(source)
         finally:
-            os.chmod(folder / "private", 0o755)
+            os.chmod(folder / "private", 0o755)  # noqa: S103 - restores the directory the test made unreadable
     salaries = Document.objects.get(source=source, external_id="private/salaries.md")
     assert (content.deleted, content.listing_complete) == (0, False)
     [(where, message)] = content.errors

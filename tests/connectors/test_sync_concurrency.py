@@ -36,7 +36,7 @@ def test_a_content_sync_task_retries_while_elasticsearch_is_unreachable(tmp_path
     source = services.ensure_source("filesystem", tmp_path, config={"public": True})
     retried = []
 
-    def on_retry(sender, reason, **kwargs) -> None:  # noqa: ANN001 - reason is celery's Retry
+    def on_retry(sender, reason, **kwargs) -> None:
         retried.append(reason.exc)
 
     # Run in-process, as a worker would: each retry is applied in turn (without the backoff's wait), and
@@ -108,7 +108,7 @@ def test_a_content_sync_does_not_undo_a_permission_sync_that_ran_meanwhile(tmp_p
     uid = f"permission-sync-meanwhile-{uuid.uuid4().hex}"
     ran = []
 
-    def permission_sync_meanwhile(sender, instance, **kwargs) -> None:  # noqa: ANN001
+    def permission_sync_meanwhile(sender, instance, **kwargs) -> None:
         if not ran and instance.status == Document.Status.ERROR:
             ran.append(True)
             readers("group:executives")

@@ -50,7 +50,7 @@ class SlowSync:
 
 
 @pytest.fixture(params=["embedded", "elasticsearch"])
-def slow_sync(request, tmp_path, settings, isolated_index, shared_database) -> Iterator[SlowSync]:  # noqa: F811
+def slow_sync(request, tmp_path, settings, isolated_index, shared_database) -> Iterator[SlowSync]:
     """Starts `services.sync_source` in a `manage.py shell` process of its own, on the parametrized backend; the
     process is killed at teardown if the test left it running."""
     if request.param == "elasticsearch":

@@ -8,10 +8,10 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 
-from audit.models import AuditEvent
-from identity.selectors import principals_for
 from answers import services as answering
 from answers.models import Answer, Feedback
+from audit.models import AuditEvent
+from identity.selectors import principals_for
 from tests.console.conftest import BUDGET_QUESTION, KITCHEN_QUESTION, auth, finance_document
 
 pytestmark = pytest.mark.django_db

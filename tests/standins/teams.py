@@ -314,7 +314,7 @@ class ConnectorStandIn(StandInServer):
 
     # Members ------------------------------------------------------------------------------------------------
 
-    def add_member(self, conversation_id: str, *, id: str, aad_object_id: str, name: str,  # noqa: A002
+    def add_member(self, conversation_id: str, *, id: str, aad_object_id: str, name: str,
                    email: str = "", upn: str = "", tenant_id: str | None = None,
                    user_role: str = "user") -> dict[str, Any]:
         """Register a member (TeamsChannelAccount) of a personal chat, team or channel; returns its JSON.
@@ -362,7 +362,7 @@ class ConnectorStandIn(StandInServer):
             return [c for c in self.calls
                     if (not routes or c.route in routes) and (not ok_only or 200 <= c.status < 300)]
 
-    def activities(self, type: str | None = None, ok_only: bool = True) -> list[dict[str, Any]]:  # noqa: A002
+    def activities(self, type: str | None = None, ok_only: bool = True) -> list[dict[str, Any]]:
         """Activities the bot sent or replied with, in order; each a copy of the body plus "_conversation",
         "_reply_to" (the activity id replied to, or None) and "_id" (the id the stand-in gave it, if accepted)."""
         found = []

@@ -15,7 +15,7 @@ from search.types import IndexModelMismatch, SearchUnavailable
 class Command(BaseCommand):
     help = "Ask a question and print the answer with its citations and timings (recorded like any other question)."
 
-    def add_arguments(self, parser) -> None:  # noqa: ANN001
+    def add_arguments(self, parser) -> None:
         parser.add_argument("question")
         parser.add_argument("--as", dest="username", default=None, metavar="USER",
                             help="ask as this user, with what they may read (default: an anonymous reader)")

@@ -12,17 +12,17 @@ from django.core.management.base import BaseCommand, CommandError
 
 from connectors import services as connector_services
 from connectors.models import Document
+from core.config import current
 from retrieval.evaluation import evaluate
 from retrieval.reranking import Reranker, RerankerError
 from retrieval.services import fusion_config, get_backend
 from search.types import IndexModelMismatch, SearchMode, SearchUnavailable
-from core.config import current
 
 
 class Command(BaseCommand):
     help = "Ingest a BEIR dataset into its own index and score retrieval on the judged queries."
 
-    def add_arguments(self, parser) -> None:  # noqa: ANN001
+    def add_arguments(self, parser) -> None:
         parser.add_argument("--dataset", required=True, type=Path)
         parser.add_argument("--backend", choices=["embedded", "elasticsearch"], default="embedded")
         parser.add_argument("--mode", choices=[m.value for m in SearchMode], default=SearchMode.HYBRID.value)

@@ -14,7 +14,7 @@ from search.types import IndexModelMismatch, SearchUnavailable
 class Command(BaseCommand):
     help = "Ingest files or directories (Markdown, text, HTML, PDF, DOCX) into the search index."
 
-    def add_arguments(self, parser) -> None:  # noqa: ANN001
+    def add_arguments(self, parser) -> None:
         parser.add_argument("paths", nargs="+", help="files or directories")
         parser.add_argument("--format", choices=["files", "beir"], default="files",
                             help="'beir' reads a BEIR corpus.jsonl (or a directory holding one)")

@@ -26,7 +26,7 @@ DEMO_EMPLOYEES = {
 class Command(BaseCommand):
     help = "Ingest the bundled demo corpus (Kestrel Robotics' handbook, policies, runbooks and specs) with its ACLs."
 
-    def add_arguments(self, parser) -> None:  # noqa: ANN001
+    def add_arguments(self, parser) -> None:
         parser.add_argument("--no-admin", action="store_true", help="do not create the local admin account")
 
     def handle(self, *args, **options) -> None:
@@ -47,7 +47,7 @@ class Command(BaseCommand):
         self.stdout.write(f"Demo corpus: {report.indexed} indexed, {report.unchanged} unchanged, "
                           f"{report.failed} failed, {report.chunks} chunks in {report.seconds:.1f}s; "
                           f"{permissions.groups} groups, {permissions.changed} permission changes")
-        self.stdout.write("Demo employees (password %r): " % password + ", ".join(
+        self.stdout.write(f"Demo employees (password {password!r}): " + ", ".join(
             f"{name} ({role})" for name, (_, _, role) in DEMO_EMPLOYEES.items()))
         if options["no_admin"]:
             return

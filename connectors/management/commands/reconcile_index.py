@@ -14,7 +14,7 @@ class Command(BaseCommand):
             "deleting a source removed its documents from the index). Default: the main index and every index "
             "a source uses.")
 
-    def add_arguments(self, parser) -> None:  # noqa: ANN001
+    def add_arguments(self, parser) -> None:
         parser.add_argument("--backend", choices=["embedded", "elasticsearch"], default=None)
         parser.add_argument("--index", default=None, help="only this index (default: all in use)")
 

@@ -11,7 +11,7 @@ from search.types import SearchUnavailable
 class Command(BaseCommand):
     help = "Re-index every source of an index into a new version and switch to it atomically."
 
-    def add_arguments(self, parser) -> None:  # noqa: ANN001
+    def add_arguments(self, parser) -> None:
         parser.add_argument("--backend", choices=["embedded", "elasticsearch"], default=None)
         parser.add_argument("--index", default="", help="index name (default: the main index)")
         parser.add_argument("--no-progress", action="store_true")

@@ -16,7 +16,7 @@ class Command(BaseCommand):
     help = ("Re-read who may read each document (and the sources' groups) without re-indexing content; "
             "revocations take effect on the next question.")
 
-    def add_arguments(self, parser) -> None:  # noqa: ANN001
+    def add_arguments(self, parser) -> None:
         parser.add_argument("--source", type=int, action="append", dest="sources", metavar="ID",
                             help="only this source (repeatable); default: every source except evaluation corpora")
         parser.add_argument("--json", action="store_true", help="print the reports as JSON")

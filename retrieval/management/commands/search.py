@@ -22,7 +22,7 @@ def _date(value: str) -> datetime:
 class Command(BaseCommand):
     help = "Search the index (hybrid by default) and print the best passages."
 
-    def add_arguments(self, parser) -> None:  # noqa: ANN001
+    def add_arguments(self, parser) -> None:
         parser.add_argument("query")
         parser.add_argument("--backend", choices=["embedded", "elasticsearch"], default=None)
         parser.add_argument("--index", default=None)
@@ -41,7 +41,7 @@ class Command(BaseCommand):
             raise CommandError("the query is empty")
         filters = SearchFilters(source_ids=tuple(options["source"]), mime_types=tuple(options["mime_types"]),
                                 modified_after=options["after"], modified_before=options["before"])
-        principals = frozenset()
+        principals: frozenset[str] = frozenset()
         if options["as_user"]:
             user = get_user_model().objects.filter(username=options["as_user"]).first()
             if user is None:
