@@ -5,7 +5,7 @@ DEMO_ADDR ?= 127.0.0.1:8000
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: venv demo test system services-start services-stop benchmarks
+.PHONY: venv demo test lint lock system services-start services-stop benchmarks
 
 venv:
 	@VENV=$(VENV) bash scripts/ensure-venv.sh
@@ -28,9 +28,18 @@ services-start: system
 services-stop:
 	bash scripts/services.sh stop
 
-# The whole suite, Elasticsearch, Redis and PostgreSQL included (started if they are not running).
-test: venv services-start
+# Static checks (ruff, import-linter, mypy), then the whole suite, Elasticsearch, Redis and PostgreSQL included
+# (started if they are not running).
+test: venv services-start lint
 	$(PY) -m pytest -p no:cacheprovider
+
+# Re-resolve requirements.lock from pyproject.toml (dependencies, test and dev extras) after changing either.
+lock: venv
+	$(PY) -m pip install --quiet pip-tools
+	$(VENV)/bin/pip-compile --quiet --extra test --extra dev --strip-extras --no-emit-index-url --no-emit-find-links -o requirements.lock pyproject.toml
+
+lint: venv
+	VENV=$(VENV) bash scripts/lint.sh
 
 benchmarks: venv services-start
 	$(PY) benchmarks/ingest_scifact.py
