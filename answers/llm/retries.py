@@ -2,10 +2,10 @@
 
 Retries are ours, not the SDKs' (both SDKs are built with max_retries=0): the SDKs honour Retry-After for
 up to 60 s (cohere) or 120 s (openai), and the openai SDK also retries timeouts, which would multiply the
-time a person waits. Here a call is retried at most LLM_MAX_RETRIES times on 408/409/429/5xx and
+time a person waits. Here a call is retried at most CITEWISE_LLM_MAX_RETRIES times on 408/409/429/5xx and
 connection failures: after Retry-After when the server sends one (in seconds or as an HTTP date), giving
 up at once when it asks for more than MAX_RETRY_WAIT_S, or else after exponential backoff with jitter.
-A client-side timeout is not retried: the asker has already waited LLM_TIMEOUT_S.
+A client-side timeout is not retried: the asker has already waited CITEWISE_LLM_TIMEOUT_S.
 
 Waiting goes through a Clock, the system's unless one is given or set with `retry_clock()`, so tests
 script 429s and 500s without sleeping.
