@@ -7,8 +7,8 @@ connection failures: after Retry-After when the server sends one (in seconds or 
 up at once when it asks for more than MAX_RETRY_WAIT_S, or else after exponential backoff with jitter.
 A client-side timeout is not retried: the asker has already waited CITEWISE_LLM_TIMEOUT_S.
 
-Waiting goes through a Clock, the system's unless one is given or set with `retry_clock()`, so tests
-script 429s and 500s without sleeping.
+Waiting goes through a Clock (settings.LLM_CLOCK, the system's in production), so that tests script 429s
+and 500s and assert the waits without sleeping.
 """
 
 from __future__ import annotations
@@ -18,12 +18,13 @@ import json
 import logging
 import math
 import time
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
-from contextvars import ContextVar
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
 
+from django.conf import settings
+from django.utils.module_loading import import_string
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 from tenacity.stop import stop_base
 from tenacity.wait import wait_base
@@ -40,32 +41,28 @@ T = TypeVar("T")
 
 
 class Clock(Protocol):
-    def now(self) -> float:
-        """Seconds since the epoch, to turn a Retry-After HTTP date into a wait."""
+    def now(self) -> datetime:
+        """The current time, timezone-aware: what a Retry-After HTTP date is counted from."""
 
     def sleep(self, seconds: float) -> None:
-        ...
+        """Wait `seconds` before the next attempt."""
 
 
 class SystemClock:
-    def now(self) -> float:
-        return time.time()
+    def now(self) -> datetime:
+        return datetime.now(UTC)
 
     def sleep(self, seconds: float) -> None:
         time.sleep(seconds)
 
 
-_clock: ContextVar[Clock] = ContextVar("citewise_retry_clock", default=SystemClock())
+SYSTEM_CLOCK = SystemClock()
 
 
-@contextmanager
-def retry_clock(clock: Clock) -> Iterator[Clock]:
-    """Within the block, provider calls made in this context wait (and read the time) through `clock`."""
-    token = _clock.set(clock)
-    try:
-        yield clock
-    finally:
-        _clock.reset(token)
+def configured_clock() -> Clock:
+    """settings.LLM_CLOCK: a Clock, or the dotted path of one."""
+    configured = getattr(settings, "LLM_CLOCK", None) or SYSTEM_CLOCK
+    return import_string(configured) if isinstance(configured, str) else configured
 
 
 @dataclass(frozen=True)
@@ -93,7 +90,7 @@ def status_failure(status: int, body: Any, headers: Mapping[str, Any] | None) ->
     return Failure(f"HTTP {status}: {short(body)}", retryable, retry_after)
 
 
-def retry_after_s(retry_after: Mapping[str, str], now: float) -> float | None:
+def retry_after_s(retry_after: Mapping[str, str], now: datetime) -> float | None:
     """Seconds to wait from Retry-After-Ms, or Retry-After as seconds or an HTTP date; None if absent."""
     if "retry-after-ms" in retry_after:
         try:
@@ -107,9 +104,11 @@ def retry_after_s(retry_after: Mapping[str, str], now: float) -> float | None:
         seconds = float(value)
     except ValueError:
         try:
-            seconds = email.utils.parsedate_to_datetime(value).timestamp() - now
+            when = email.utils.parsedate_to_datetime(value)
         except (TypeError, ValueError, IndexError, OverflowError):
             return None
+        # An HTTP date is always GMT; "-0000" (how some servers write it) parses without a zone.
+        seconds = (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp() - now.timestamp()
     return max(0.0, seconds) if math.isfinite(seconds) else None
 
 
@@ -157,7 +156,7 @@ def call_with_retry(call: Callable[[], T], *, describe: Callable[[Exception], Fa
 
     `describe` turns the provider SDK's exception into a Failure; `what` names the call in messages and logs.
     """
-    clock = clock or _clock.get()
+    clock = clock or configured_clock()
     max_retries = max(0, max_retries)
     attempts = 0
 

@@ -12,7 +12,7 @@ import re
 import socket
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -21,7 +21,7 @@ from answers.llm import rewrite_with_llm
 from answers.llm.cohere import CohereComposer
 from answers.llm.openai import OpenAICompatibleComposer
 from answers.llm.prompting import estimate_tokens
-from answers.llm.retries import MAX_RETRY_WAIT_S, retry_clock
+from answers.llm.retries import MAX_RETRY_WAIT_S, retry_after_s
 from answers.models import Answer
 from answers.rerankers import CohereReranker, get_reranker
 from answers.services import ask
@@ -31,6 +31,7 @@ from retrieval import selectors
 from retrieval.reranking import RerankerError
 from retrieval.services import DocumentToIndex, index_documents
 from search.types import DocumentAcl, IndexedDocument, SearchHit, SearchMode
+from tests.clock import FakeClock
 from tests.standins.base import RecordedRequest, Reply, Step, hang, malformed, status
 from tests.standins import cohere as cohere_api
 from tests.standins import openai as openai_api
@@ -101,24 +102,13 @@ def openai_server() -> Iterator[openai_api.OpenAIStandIn]:
         yield server
 
 
-class ScriptedClock:
-    """The retry policy's clock in tests: a fixed wall-clock time, and sleeps recorded instead of slept."""
-
-    def __init__(self, now: float = 1_780_000_000.0) -> None:
-        self.at = now
-        self.slept: list[float] = []
-
-    def now(self) -> float:
-        return self.at
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-
-
 @pytest.fixture
-def clock() -> Iterator[ScriptedClock]:
-    with retry_clock(ScriptedClock()) as scripted:
-        yield scripted
+def clock(settings) -> FakeClock:
+    """The retry policy's clock: waits are recorded, not slept; whole seconds, as HTTP dates have."""
+    clock = FakeClock()
+    clock.current = clock.current.replace(microsecond=0)
+    settings.LLM_CLOCK = clock
+    return clock
 
 
 @pytest.fixture
@@ -338,15 +328,16 @@ def test_a_429_is_retried_after_its_retry_after(provider, clock):
 
     assert "240 euros per night [1]" in composition.text
     first, second = provider.requests()
-    assert clock.slept == [1.0]  # waited what Retry-After said, not our backoff
+    assert clock.waits == [1.0]  # waited what Retry-After said, not our backoff
     assert second.at - first.at < 1.0  # and nothing else waited: not the SDK's own backoff
     assert first.body == second.body
 
 
 def test_a_retry_after_given_as_an_http_date_is_honoured(provider, clock):
-    in_three_seconds = email.utils.formatdate(clock.now() + 3, usegmt=True)
+    in_three_seconds = email.utils.format_datetime(clock.now() + timedelta(seconds=3), usegmt=True)
+    a_minute_ago = email.utils.format_datetime(clock.now() - timedelta(seconds=60), usegmt=True)
     provider.server.script(provider.path, status(429, retry_after=in_three_seconds),
-                           status(503, retry_after=email.utils.formatdate(clock.now() - 60, usegmt=True)),
+                           status(503, retry_after=a_minute_ago),
                            provider.answer("Hotel stays are capped at 240 euros per night [1].",
                                            [("Hotel stays are capped at 240 euros per night", ["1"])]))
 
@@ -354,7 +345,20 @@ def test_a_retry_after_given_as_an_http_date_is_honoured(provider, clock):
 
     assert "240 euros per night [1]" in composition.text
     assert len(provider.requests()) == 3
-    assert clock.slept == [3.0, 0.0]  # a date already past means "now"
+    assert clock.waits == [3.0, 0.0]  # a date already past means "now"
+
+
+def test_retry_after_forms():
+    now = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
+    assert retry_after_s({"retry-after": "7"}, now) == 7.0
+    assert retry_after_s({"retry-after": "1.5", "retry-after-ms": "250"}, now) == 0.25  # the finer one wins
+    assert retry_after_s({"retry-after": "Sun, 01 Mar 2026 12:00:09 GMT"}, now) == 9.0
+    assert retry_after_s({"retry-after": "Sun, 01 Mar 2026 12:00:09 -0000"}, now) == 9.0  # no zone: GMT
+    assert retry_after_s({"retry-after": "Sun, 01 Mar 2026 11:00:00 GMT"}, now) == 0.0
+    assert retry_after_s({"retry-after": "-3"}, now) == 0.0
+    assert retry_after_s({"retry-after": "soon"}, now) is None
+    assert retry_after_s({"retry-after": "inf"}, now) is None
+    assert retry_after_s({}, now) is None
 
 
 def test_a_retry_after_longer_than_the_cap_is_not_waited_for(provider, clock):
@@ -362,16 +366,16 @@ def test_a_retry_after_longer_than_the_cap_is_not_waited_for(provider, clock):
     with pytest.raises(ComposerError, match=r"HTTP 429.*Retry-After 120 s"):
         provider.composer().compose("How much is a hotel night?", PASSAGES)
     assert len(provider.requests()) == 1
-    assert clock.slept == []
+    assert clock.waits == []
 
 
 def test_a_retry_after_date_beyond_the_cap_fails_at_once(provider, clock):
-    later = email.utils.formatdate(clock.now() + MAX_RETRY_WAIT_S + 50, usegmt=True)
+    later = email.utils.format_datetime(clock.now() + timedelta(seconds=MAX_RETRY_WAIT_S + 50), usegmt=True)
     provider.server.script(provider.path, status(503, retry_after=later))
     with pytest.raises(ComposerError, match=rf"HTTP 503.*Retry-After {MAX_RETRY_WAIT_S + 50:.0f} s is longer than"):
         provider.composer().compose("How much is a hotel night?", PASSAGES)
     assert len(provider.requests()) == 1
-    assert clock.slept == []
+    assert clock.waits == []
 
 
 @pytest.mark.parametrize("code", [408, 409, 429, 500, 502, 503, 504])
@@ -384,7 +388,7 @@ def test_retryable_statuses_are_retried_with_growing_backoff(provider, clock, co
 
     assert "240 euros per night [1]" in composition.text
     assert len(provider.requests()) == 3
-    first, second = clock.slept  # no Retry-After: exponential backoff with jitter, from 0.5 s
+    first, second = clock.waits  # no Retry-After: exponential backoff with jitter, from 0.5 s
     assert 0.5 <= first <= 0.75 and 1.0 <= second <= 1.25
 
 
@@ -409,7 +413,7 @@ def test_client_errors_are_not_retried_even_with_a_retry_after(provider, clock, 
         provider.composer().compose("How much is a hotel night?", PASSAGES)
     assert "attempts" not in str(raised.value)
     assert len(provider.requests()) == 1
-    assert clock.slept == []
+    assert clock.waits == []
 
 
 @pytest.mark.parametrize("max_retries", [0, 1, 4])
@@ -426,7 +430,7 @@ def test_attempts_are_llm_max_retries_plus_one(provider, llm_settings, clock, ca
         llm_logger.removeHandler(caplog.handler)
 
     assert len(provider.requests()) == max_retries + 1
-    assert clock.slept == [2.0] * max_retries
+    assert clock.waits == [2.0] * max_retries
     assert (f"after {max_retries + 1} attempts" in str(raised.value)) == (max_retries > 0)
     retries = [r.getMessage() for r in caplog.records if "; retry " in r.getMessage()]
     assert len(retries) == max_retries
@@ -630,7 +634,7 @@ def test_cohere_rerank_500_is_a_reranker_error_after_bounded_retries(llm_setting
 
 def test_cohere_rerank_follows_the_same_retry_policy(llm_settings, cohere_server, clock):
     hits = [p.hit for p in PASSAGES]
-    in_four_seconds = email.utils.formatdate(clock.now() + 4, usegmt=True)
+    in_four_seconds = email.utils.format_datetime(clock.now() + timedelta(seconds=4), usegmt=True)
     cohere_server.script(cohere_api.RERANK, status(429, retry_after=in_four_seconds), status(502),
                          cohere_api.rerank([0.12, 0.91, 0.55]))
     llm_settings.CITEWISE = llm_settings.CITEWISE.replace(reranker="cohere")
@@ -639,7 +643,7 @@ def test_cohere_rerank_follows_the_same_retry_policy(llm_settings, cohere_server
 
     assert [h.chunk_id for h, _ in ranked] == ["chunk-2", "chunk-3"]
     assert len(cohere_server.requests_to(cohere_api.RERANK)) == MAX_RETRIES + 1
-    assert clock.slept[0] == 4.0 and 0.5 <= clock.slept[1] <= 1.25
+    assert clock.waits[0] == 4.0 and 0.5 <= clock.waits[1] <= 1.25
 
     cohere_server.script(cohere_api.RERANK, status(429, retry_after=MAX_RETRY_WAIT_S + 1))
     with pytest.raises(RerankerError, match="Cohere rerank: HTTP 429.*longer than"):
@@ -648,7 +652,7 @@ def test_cohere_rerank_follows_the_same_retry_policy(llm_settings, cohere_server
     with pytest.raises(RerankerError, match="HTTP 401"):
         get_reranker().rerank("flight class", hits, top_n=2)
     assert len(cohere_server.requests_to(cohere_api.RERANK)) == MAX_RETRIES + 3
-    assert len(clock.slept) == 2
+    assert len(clock.waits) == 2
 
 
 @pytest.mark.django_db
