@@ -16,11 +16,11 @@ def get_composer(name: str | None = None) -> Composer:
 
         return ExtractiveComposer()
     if name == "cohere":
-        from answers.llm import CohereComposer
+        from answers.llm.cohere import CohereComposer
 
         return CohereComposer.from_settings()
     if name == "openai":
-        from answers.llm import OpenAICompatibleComposer
+        from answers.llm.openai import OpenAICompatibleComposer
 
         return OpenAICompatibleComposer.from_settings()
     raise ValueError(f"unknown composer {name!r} (expected extractive, cohere or openai)")

@@ -69,17 +69,17 @@ class CohereReranker:
     def rerank(self, query: str, hits: Sequence[SearchHit], *, top_n: int) -> list[tuple[SearchHit, float]]:
         if not hits:
             return []
-        from answers.llm import call_with_retries, describe_cohere_failure
+        from answers.llm.cohere import describe_cohere_failure
+        from answers.llm.retries import call_with_retry
 
         try:
-            # One retry policy for every provider call: bounded, honouring Retry-After, capped waits.
-            response = call_with_retries(
+            response = call_with_retry(
                 lambda: self._client.rerank(
                     model=self.model, query=query, documents=[passage_text(h) for h in hits],
                     top_n=min(top_n, len(hits)), request_options={"timeout": self.timeout_s, "max_retries": 0},
                 ),
-                describe=lambda exc: describe_cohere_failure(exc, self.timeout_s), max_retries=self.max_retries,
-                what="Cohere rerank",
+                describe=lambda exc: describe_cohere_failure(exc, self.timeout_s), what="Cohere rerank",
+                max_retries=self.max_retries,
             )
             return [(hits[r.index], float(r.relevance_score)) for r in response.results]
         except (ComposerError, AttributeError, IndexError, TypeError) as exc:

@@ -142,6 +142,10 @@ try:
 except citewise_config.SettingsError as error:
     raise ImproperlyConfigured(str(error)) from None
 
+# The LLM providers' retry clock (answers/llm/retries.py): what Retry-After and backoff wait on. Tests put one of
+# their own here to assert waits without sleeping.
+LLM_CLOCK = "answers.llm.retries.SYSTEM_CLOCK"
+
 # --- Celery: eager (in-process) unless a broker is configured -------------------------------
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "")
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", not CELERY_BROKER_URL)

@@ -6,17 +6,22 @@ recorded answer from the extractive fallback; retrieved text must only ever trav
 
 from __future__ import annotations
 
+import email.utils
+import logging
 import re
 import socket
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from answers import llm
 from answers.citations import verify
-from answers.llm import CohereComposer, OpenAICompatibleComposer, estimate_tokens, rewrite_with_llm
+from answers.llm import rewrite_with_llm
+from answers.llm.cohere import CohereComposer
+from answers.llm.openai import OpenAICompatibleComposer
+from answers.llm.prompting import estimate_tokens
+from answers.llm.retries import MAX_RETRY_WAIT_S, retry_after_s
 from answers.models import Answer
 from answers.rerankers import CohereReranker, get_reranker
 from answers.services import ask
@@ -26,6 +31,7 @@ from retrieval import selectors
 from retrieval.reranking import RerankerError
 from retrieval.services import DocumentToIndex, index_documents
 from search.types import DocumentAcl, IndexedDocument, SearchHit, SearchMode
+from tests.clock import FakeClock
 from tests.standins.base import RecordedRequest, Reply, Step, hang, malformed, status
 from tests.standins import cohere as cohere_api
 from tests.standins import openai as openai_api
@@ -76,6 +82,9 @@ class Provider:
     def requests(self) -> list[RecordedRequest]:
         return self.server.requests_to(self.path)
 
+    def server_model(self) -> str:
+        return "command-test" if self.name == "cohere" else "gpt-test"
+
     def sent_text(self, request: RecordedRequest) -> str:
         """Everything the composer sent as conversation messages (not Cohere's documents)."""
         return "\n".join(m["content"] for m in request.json["messages"])
@@ -94,15 +103,22 @@ def openai_server() -> Iterator[openai_api.OpenAIStandIn]:
 
 
 @pytest.fixture
-def llm_settings(settings, cohere_server, openai_server, monkeypatch):
+def clock(settings) -> FakeClock:
+    """The retry policy's clock: waits are recorded, not slept; whole seconds, as HTTP dates have."""
+    clock = FakeClock()
+    clock.current = clock.current.replace(microsecond=0)
+    settings.LLM_CLOCK = clock
+    return clock
+
+
+@pytest.fixture
+def llm_settings(settings, cohere_server, openai_server, clock):
     settings.CITEWISE = settings.CITEWISE.replace(
         cohere_base_url=cohere_server.url, cohere_api_key="test-cohere-key", cohere_chat_model="command-test",
         cohere_rerank_model="rerank-test",
         openai_base_url=f"{openai_server.url}/v1", openai_api_key="test-openai-key", openai_model="gpt-test",
         llm_timeout_s=TIMEOUT_S, llm_max_retries=MAX_RETRIES, llm_max_input_tokens=6000, llm_max_output_tokens=321,
     )
-    # Backoff without Retry-After starts at 0.5 s in production; tests need not wait for it.
-    monkeypatch.setattr(llm, "INITIAL_BACKOFF_S", 0.01)
     return settings
 
 
@@ -303,7 +319,7 @@ def test_a_timeout_is_a_composer_error_and_is_not_retried(provider):
     assert len(provider.requests()) == 1
 
 
-def test_a_429_is_retried_after_its_retry_after(provider):
+def test_a_429_is_retried_after_its_retry_after(provider, clock):
     provider.server.script(provider.path, status(429, retry_after=1),
                            provider.answer("Hotel stays are capped at 240 euros per night [1].",
                                            [("Hotel stays are capped at 240 euros per night", ["1"])]))
@@ -312,15 +328,68 @@ def test_a_429_is_retried_after_its_retry_after(provider):
 
     assert "240 euros per night [1]" in composition.text
     first, second = provider.requests()
-    assert 1.0 <= second.at - first.at < 2.5  # waited what Retry-After said, not the SDK's own backoff
+    assert clock.waits == [1.0]  # waited what Retry-After said, not our backoff
+    assert second.at - first.at < 1.0  # and nothing else waited: not the SDK's own backoff
     assert first.body == second.body
 
 
-def test_a_retry_after_longer_than_the_cap_is_not_waited_for(provider):
+def test_a_retry_after_given_as_an_http_date_is_honoured(provider, clock):
+    in_three_seconds = email.utils.format_datetime(clock.now() + timedelta(seconds=3), usegmt=True)
+    a_minute_ago = email.utils.format_datetime(clock.now() - timedelta(seconds=60), usegmt=True)
+    provider.server.script(provider.path, status(429, retry_after=in_three_seconds),
+                           status(503, retry_after=a_minute_ago),
+                           provider.answer("Hotel stays are capped at 240 euros per night [1].",
+                                           [("Hotel stays are capped at 240 euros per night", ["1"])]))
+
+    composition = provider.composer().compose("How much is a hotel night?", PASSAGES)
+
+    assert "240 euros per night [1]" in composition.text
+    assert len(provider.requests()) == 3
+    assert clock.waits == [3.0, 0.0]  # a date already past means "now"
+
+
+def test_retry_after_forms():
+    now = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
+    assert retry_after_s({"retry-after": "7"}, now) == 7.0
+    assert retry_after_s({"retry-after": "1.5", "retry-after-ms": "250"}, now) == 0.25  # the finer one wins
+    assert retry_after_s({"retry-after": "Sun, 01 Mar 2026 12:00:09 GMT"}, now) == 9.0
+    assert retry_after_s({"retry-after": "Sun, 01 Mar 2026 12:00:09 -0000"}, now) == 9.0  # no zone: GMT
+    assert retry_after_s({"retry-after": "Sun, 01 Mar 2026 11:00:00 GMT"}, now) == 0.0
+    assert retry_after_s({"retry-after": "-3"}, now) == 0.0
+    assert retry_after_s({"retry-after": "soon"}, now) is None
+    assert retry_after_s({"retry-after": "inf"}, now) is None
+    assert retry_after_s({}, now) is None
+
+
+def test_a_retry_after_longer_than_the_cap_is_not_waited_for(provider, clock):
     provider.server.script(provider.path, status(429, retry_after=120))
     with pytest.raises(ComposerError, match=r"HTTP 429.*Retry-After 120 s"):
         provider.composer().compose("How much is a hotel night?", PASSAGES)
     assert len(provider.requests()) == 1
+    assert clock.waits == []
+
+
+def test_a_retry_after_date_beyond_the_cap_fails_at_once(provider, clock):
+    later = email.utils.format_datetime(clock.now() + timedelta(seconds=MAX_RETRY_WAIT_S + 50), usegmt=True)
+    provider.server.script(provider.path, status(503, retry_after=later))
+    with pytest.raises(ComposerError, match=rf"HTTP 503.*Retry-After {MAX_RETRY_WAIT_S + 50:.0f} s is longer than"):
+        provider.composer().compose("How much is a hotel night?", PASSAGES)
+    assert len(provider.requests()) == 1
+    assert clock.waits == []
+
+
+@pytest.mark.parametrize("code", [408, 409, 429, 500, 502, 503, 504])
+def test_retryable_statuses_are_retried_with_growing_backoff(provider, clock, code):
+    provider.server.script(provider.path, status(code), status(code),
+                           provider.answer("Hotel stays are capped at 240 euros per night [1].",
+                                           [("Hotel stays are capped at 240 euros per night", ["1"])]))
+
+    composition = provider.composer().compose("How much is a hotel night?", PASSAGES)
+
+    assert "240 euros per night [1]" in composition.text
+    assert len(provider.requests()) == 3
+    first, second = clock.waits  # no Retry-After: exponential backoff with jitter, from 0.5 s
+    assert 0.5 <= first <= 0.75 and 1.0 <= second <= 1.25
 
 
 def test_a_persistent_500_gives_up_after_a_bounded_number_of_attempts(provider):
@@ -335,6 +404,39 @@ def test_a_400_is_not_retried(provider):
     with pytest.raises(ComposerError, match="HTTP 400.*model not found"):
         provider.composer().compose("How much is a hotel night?", PASSAGES)
     assert len(provider.requests()) == 1
+
+
+@pytest.mark.parametrize("code", [400, 401, 403, 404, 422])
+def test_client_errors_are_not_retried_even_with_a_retry_after(provider, clock, code):
+    provider.server.always(provider.path, status(code, {"message": f"refused with {code}"}, retry_after=1))
+    with pytest.raises(ComposerError, match=rf"HTTP {code}.*refused with {code}") as raised:
+        provider.composer().compose("How much is a hotel night?", PASSAGES)
+    assert "attempts" not in str(raised.value)
+    assert len(provider.requests()) == 1
+    assert clock.waits == []
+
+
+@pytest.mark.parametrize("max_retries", [0, 1, 4])
+def test_attempts_are_llm_max_retries_plus_one(provider, llm_settings, clock, caplog, max_retries):
+    llm_settings.CITEWISE = llm_settings.CITEWISE.replace(llm_max_retries=max_retries)
+    provider.server.always(provider.path, status(503, retry_after=2))
+
+    llm_logger = logging.getLogger("citewise.answering.llm")  # "citewise" does not propagate to caplog's root
+    llm_logger.addHandler(caplog.handler)
+    try:
+        with pytest.raises(ComposerError, match="HTTP 503") as raised:
+            provider.composer().compose("How much is a hotel night?", PASSAGES)
+    finally:
+        llm_logger.removeHandler(caplog.handler)
+
+    assert len(provider.requests()) == max_retries + 1
+    assert clock.waits == [2.0] * max_retries
+    assert (f"after {max_retries + 1} attempts" in str(raised.value)) == (max_retries > 0)
+    retries = [r.getMessage() for r in caplog.records if "; retry " in r.getMessage()]
+    assert len(retries) == max_retries
+    for n, message in enumerate(retries, start=1):
+        assert message.startswith(f"{provider.name} chat ({provider.server_model()}): HTTP 503")
+        assert message.endswith(f"; retry {n} of {max_retries} in 2.00 s")
 
 
 def test_malformed_json_is_a_composer_error(provider):
@@ -528,6 +630,29 @@ def test_cohere_rerank_500_is_a_reranker_error_after_bounded_retries(llm_setting
     with pytest.raises(RerankerError):
         reranker.rerank("flight class", [p.hit for p in PASSAGES], top_n=2)
     assert len(cohere_server.requests_to(cohere_api.RERANK)) == 2
+
+
+def test_cohere_rerank_follows_the_same_retry_policy(llm_settings, cohere_server, clock):
+    hits = [p.hit for p in PASSAGES]
+    in_four_seconds = email.utils.format_datetime(clock.now() + timedelta(seconds=4), usegmt=True)
+    cohere_server.script(cohere_api.RERANK, status(429, retry_after=in_four_seconds), status(502),
+                         cohere_api.rerank([0.12, 0.91, 0.55]))
+    llm_settings.CITEWISE = llm_settings.CITEWISE.replace(reranker="cohere")
+
+    ranked = get_reranker().rerank("flight class", hits, top_n=2)
+
+    assert [h.chunk_id for h, _ in ranked] == ["chunk-2", "chunk-3"]
+    assert len(cohere_server.requests_to(cohere_api.RERANK)) == MAX_RETRIES + 1
+    assert clock.waits[0] == 4.0 and 0.5 <= clock.waits[1] <= 1.25
+
+    cohere_server.script(cohere_api.RERANK, status(429, retry_after=MAX_RETRY_WAIT_S + 1))
+    with pytest.raises(RerankerError, match="Cohere rerank: HTTP 429.*longer than"):
+        get_reranker().rerank("flight class", hits, top_n=2)
+    cohere_server.script(cohere_api.RERANK, status(401, {"message": "invalid api token"}))
+    with pytest.raises(RerankerError, match="HTTP 401"):
+        get_reranker().rerank("flight class", hits, top_n=2)
+    assert len(cohere_server.requests_to(cohere_api.RERANK)) == MAX_RETRIES + 3
+    assert len(clock.waits) == 2
 
 
 @pytest.mark.django_db

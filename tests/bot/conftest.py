@@ -4,13 +4,12 @@ import hashlib
 import hmac
 import json
 import time
-from datetime import datetime, timedelta
 from urllib.parse import urlencode
 
 import pytest
 from django.core.cache import cache
-from django.utils import timezone
 
+from tests.clock import FakeClock
 from tests.fixtures import merge, payload
 from tests.standins.slack import SlackStandIn
 
@@ -22,25 +21,6 @@ def sign(body: str, timestamp: int | None = None, secret: str = SECRET) -> dict[
     ts = str(int(time.time()) if timestamp is None else timestamp)
     digest = hmac.new(secret.encode(), f"v0:{ts}:{body}".encode(), hashlib.sha256).hexdigest()
     return {"HTTP_X_SLACK_REQUEST_TIMESTAMP": ts, "HTTP_X_SLACK_SIGNATURE": f"v0={digest}"}
-
-
-class FakeClock:
-    """bot.clock.Clock for tests: time moves only when a test, or a wait of the bot's, moves it; every wait is
-    recorded, so a test asserts how long the bot meant to wait without waiting."""
-
-    def __init__(self) -> None:
-        self.current = timezone.now()
-        self.waits: list[float] = []
-
-    def now(self) -> datetime:
-        return self.current
-
-    def sleep(self, seconds: float) -> None:
-        self.waits.append(seconds)
-        self.advance(seconds)
-
-    def advance(self, seconds: float) -> None:
-        self.current += timedelta(seconds=seconds)
 
 
 @pytest.fixture
