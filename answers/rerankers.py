@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Sequence
+from typing import Any, ClassVar
 
 from answers.types import ComposerError
 from core.config import current
@@ -30,7 +31,7 @@ class CrossEncoderReranker:
     """A sentence-transformers CrossEncoder scoring (query, passage) pairs; loaded once per process."""
 
     name = "cross-encoder"
-    _models: dict[str, object] = {}
+    _models: ClassVar[dict[str, Any]] = {}
     _lock = threading.Lock()
 
     def __init__(self, model_name: str, *, device: str = "cpu", batch_size: int = 32) -> None:

@@ -8,12 +8,20 @@ documents it came from); cited_spans() maps those onto the answer text and inser
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 from answers.llm.limits import Limits, token_count
 from answers.llm.prompting import (
-    MARKER, MARKER_RUN, REWRITE_MAX_OUTPUT_TOKENS, build_prompt, estimate_tokens, is_not_found, passage_context,
-    quote_data, read_rewrite, rewrite_prompt,
+    MARKER,
+    MARKER_RUN,
+    REWRITE_MAX_OUTPUT_TOKENS,
+    build_prompt,
+    estimate_tokens,
+    is_not_found,
+    passage_context,
+    quote_data,
+    read_rewrite,
+    rewrite_prompt,
 )
 from answers.llm.retries import Failure, call_with_retry, short, status_failure
 from answers.types import ComposerError, Composition, Passage, Turn
@@ -62,9 +70,11 @@ class CohereComposer:
 
     def _chat(self, messages: list[dict[str, str]], max_tokens: int, what: str,
               documents: list[dict[str, Any]] | None = None) -> Any:
-        extra = {"documents": documents} if documents else {}
+        # The SDK's TypedDicts describe exactly these plain dicts (role/content messages, id/data documents).
+        extra: dict[str, Any] = {"documents": documents} if documents else {}
         return call_with_retry(
-            lambda: self._client.chat(model=self.model, messages=messages, max_tokens=max_tokens, temperature=0,
+            lambda: self._client.chat(model=self.model, messages=cast(Any, messages), max_tokens=max_tokens,
+                                      temperature=0,
                                       request_options={"timeout": self.limits.timeout_s, "max_retries": 0}, **extra),
             describe=self._describe, what=what, max_retries=self.limits.max_retries)
 
@@ -141,13 +151,14 @@ def cited_spans(text: str, offsets: dict[int, int], citations: Sequence[Any],
                 sent: set[int]) -> list[tuple[int, int, tuple[int, ...]]]:
     """Cohere's citations as (start, end, passage numbers) in `text`, keeping only passages that were sent."""
     first = min(offsets.values(), default=0)
-    spans = []
+    spans: list[tuple[int, int, tuple[int, ...]]] = []
     for citation in citations:
         numbers = tuple(sorted({n for s in (getattr(citation, "sources", None) or [])
                                 if (n := _source_number(s)) is not None and n in sent}))
         if not numbers:
             continue
-        base = offsets.get(getattr(citation, "content_index", None), first)
+        content_index = getattr(citation, "content_index", None)
+        base = offsets.get(content_index, first) if isinstance(content_index, int) else first
         start, end = getattr(citation, "start", None), getattr(citation, "end", None)
         cited = getattr(citation, "text", None)
         if isinstance(start, int) and isinstance(end, int) and 0 <= base + start < base + end <= len(text) and (
@@ -173,15 +184,16 @@ def insert_markers(text: str, spans: Sequence[tuple[int, int, tuple[int, ...]]]
         wanted = at.setdefault(end, [])
         wanted.extend(n for n in numbers if n not in wanted)
     inserted: list[tuple[int, int]] = []  # (position in the original text, length inserted)
-    pieces, previous = [], 0
+    pieces: list[str] = []
+    previous = 0
     for position in sorted(at):
         # The model may already have written the marker there; do not repeat it.
         run = MARKER_RUN.match(text, position)
         present = {int(n) for m in MARKER.finditer(run.group(0)) for n in m.group(1).split(",")} if run else set()
-        numbers = [n for n in at[position] if n not in present]
-        if not numbers:
+        missing = [n for n in at[position] if n not in present]
+        if not missing:
             continue
-        marker = " " + "".join(f"[{n}]" for n in numbers)
+        marker = " " + "".join(f"[{n}]" for n in missing)
         pieces.extend((text[previous:position], marker))
         inserted.append((position, len(marker)))
         previous = position

@@ -7,10 +7,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from typing import Any, cast
 
 from answers.llm.limits import Limits, token_count
 from answers.llm.prompting import (
-    REWRITE_MAX_OUTPUT_TOKENS, build_prompt, estimate_tokens, is_not_found, read_rewrite, render_passage,
+    REWRITE_MAX_OUTPUT_TOKENS,
+    build_prompt,
+    estimate_tokens,
+    is_not_found,
+    read_rewrite,
+    render_passage,
     rewrite_prompt,
 )
 from answers.llm.retries import Failure, call_with_retry, short, status_failure
@@ -56,7 +62,7 @@ class OpenAICompatibleComposer:
 
     def _complete(self, messages: list[dict[str, str]], max_tokens: int, what: str) -> tuple[str, int, int]:
         response = call_with_retry(
-            lambda: self._client.chat.completions.create(model=self.model, messages=messages, max_tokens=max_tokens,
+            lambda: self._client.chat.completions.create(model=self.model, messages=cast(Any, messages), max_tokens=max_tokens,
                                                          temperature=0, timeout=self.limits.timeout_s),
             describe=self._describe, what=what, max_retries=self.limits.max_retries)
         try:

@@ -124,11 +124,12 @@ class _Failed(Exception):
 def _failed(retry_state: RetryCallState) -> _Failed:
     """The failed attempt tenacity is deciding about (only _Failed is ever retried)."""
     failed = retry_state.outcome.exception() if retry_state.outcome else None
-    assert isinstance(failed, _Failed)
+    if not isinstance(failed, _Failed):  # the retry predicate lets nothing else through
+        raise TypeError(f"not a retryable failure: {failed!r}")
     return failed
 
 
-class _wait_retry_after(wait_base):  # noqa: N801 - tenacity's naming for strategies
+class _wait_retry_after(wait_base):
     """What Retry-After asks for, uncapped (stop_when_wait_exceeds refuses too long a wait); else `backoff`."""
 
     def __init__(self, backoff: wait_base, clock: Clock) -> None:
@@ -140,7 +141,7 @@ class _wait_retry_after(wait_base):  # noqa: N801 - tenacity's naming for strate
         return self.backoff(retry_state) if asked is None else asked
 
 
-class _stop_when_wait_exceeds(stop_base):  # noqa: N801 - tenacity's naming for strategies
+class _stop_when_wait_exceeds(stop_base):
     """Give up rather than wait longer than `limit_s` (tenacity chooses the wait before asking to stop)."""
 
     def __init__(self, limit_s: float) -> None:
@@ -165,7 +166,7 @@ def call_with_retry(call: Callable[[], T], *, describe: Callable[[Exception], Fa
         attempts += 1
         try:
             return call()
-        except Exception as exc:  # noqa: BLE001 - every provider failure becomes a ComposerError
+        except Exception as exc:
             raise _Failed(describe(exc), attempts) from exc
 
     def log_retry(retry_state: RetryCallState) -> None:

@@ -32,9 +32,9 @@ from retrieval.reranking import RerankerError
 from retrieval.services import DocumentToIndex, index_documents
 from search.types import DocumentAcl, IndexedDocument, SearchHit, SearchMode
 from tests.clock import FakeClock
-from tests.standins.base import RecordedRequest, Reply, Step, hang, malformed, status
 from tests.standins import cohere as cohere_api
 from tests.standins import openai as openai_api
+from tests.standins.base import RecordedRequest, Reply, Step, hang, malformed, status
 
 TIMEOUT_S = 1.0
 MAX_RETRIES = 2
@@ -401,7 +401,7 @@ def test_a_persistent_500_gives_up_after_a_bounded_number_of_attempts(provider):
 
 def test_a_400_is_not_retried(provider):
     provider.server.always(provider.path, status(400, {"message": "invalid request: model not found"}))
-    with pytest.raises(ComposerError, match="HTTP 400.*model not found"):
+    with pytest.raises(ComposerError, match=r"HTTP 400.*model not found"):
         provider.composer().compose("How much is a hotel night?", PASSAGES)
     assert len(provider.requests()) == 1
 
@@ -646,7 +646,7 @@ def test_cohere_rerank_follows_the_same_retry_policy(llm_settings, cohere_server
     assert clock.waits[0] == 4.0 and 0.5 <= clock.waits[1] <= 1.25
 
     cohere_server.script(cohere_api.RERANK, status(429, retry_after=MAX_RETRY_WAIT_S + 1))
-    with pytest.raises(RerankerError, match="Cohere rerank: HTTP 429.*longer than"):
+    with pytest.raises(RerankerError, match=r"Cohere rerank: HTTP 429.*longer than"):
         get_reranker().rerank("flight class", hits, top_n=2)
     cohere_server.script(cohere_api.RERANK, status(401, {"message": "invalid api token"}))
     with pytest.raises(RerankerError, match="HTTP 401"):
