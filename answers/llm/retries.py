@@ -84,9 +84,8 @@ def short(value: Any, limit: int = 200) -> str:
 
 def status_failure(status: int, body: Any, headers: Mapping[str, Any] | None) -> Failure:
     retryable = status in RETRYABLE_STATUS or status >= 500
-    retry_after = {name: str(value) for name, value in
-                   ((str(k).lower(), v) for k, v in (headers or {}).items())
-                   if name in ("retry-after", "retry-after-ms")} if retryable else {}
+    lowered = {str(name).lower(): str(value) for name, value in (headers or {}).items()} if retryable else {}
+    retry_after = {name: value for name, value in lowered.items() if name in ("retry-after", "retry-after-ms")}
     return Failure(f"HTTP {status}: {short(body)}", retryable, retry_after)
 
 
@@ -130,7 +129,7 @@ def _failed(retry_state: RetryCallState) -> _Failed:
 
 
 class _wait_retry_after(wait_base):
-    """What Retry-After asks for, uncapped (stop_when_wait_exceeds refuses too long a wait); else `backoff`."""
+    """What Retry-After asks for, uncapped (_stop_when_wait_exceeds refuses too long a wait); else `backoff`."""
 
     def __init__(self, backoff: wait_base, clock: Clock) -> None:
         self.backoff = backoff
