@@ -20,10 +20,10 @@ from enum import StrEnum
 from typing import Protocol
 
 from bot import selectors, services
-from bot.clock import Clock
 from bot.clock import clock as bot_clock
 from bot.metrics import BOT_QUESTIONS
 from bot.services import SCOPE_CHANNEL, SCOPE_PERSONAL, Asker, BotAnswer, BotError, Claim, DirectoryUser
+from core.clock import Clock
 
 FAILURE_MESSAGE = ("Sorry, something went wrong while answering. Please try again; if it keeps happening, tell your"
                    " admin (ref {ref}).")

@@ -1,4 +1,4 @@
-"""A clock for tests of code that waits (bot.clock.Clock, answers.llm.retries.Clock): time moves only when a test,
+"""A clock for tests of code that waits (core.clock.Clock): time moves only when a test,
 or a wait of the code under test, moves it; every wait is recorded, so a test asserts how long the code meant to
 wait without waiting."""
 

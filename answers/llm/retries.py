@@ -17,19 +17,18 @@ import email.utils
 import json
 import logging
 import math
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
-from django.conf import settings
-from django.utils.module_loading import import_string
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 from tenacity.stop import stop_base
 from tenacity.wait import wait_base
 
 from answers.types import ComposerError
+from core.clock import Clock
+from core.clock import configured as clock_named
 
 logger = logging.getLogger("citewise.answering.llm")
 
@@ -40,29 +39,9 @@ INITIAL_BACKOFF_S = 0.5
 T = TypeVar("T")
 
 
-class Clock(Protocol):
-    def now(self) -> datetime:
-        """The current time, timezone-aware: what a Retry-After HTTP date is counted from."""
-
-    def sleep(self, seconds: float) -> None:
-        """Wait `seconds` before the next attempt."""
-
-
-class SystemClock:
-    def now(self) -> datetime:
-        return datetime.now(UTC)
-
-    def sleep(self, seconds: float) -> None:
-        time.sleep(seconds)
-
-
-SYSTEM_CLOCK = SystemClock()
-
-
 def configured_clock() -> Clock:
-    """settings.LLM_CLOCK: a Clock, or the dotted path of one."""
-    configured = getattr(settings, "LLM_CLOCK", None) or SYSTEM_CLOCK
-    return import_string(configured) if isinstance(configured, str) else configured
+    """settings.LLM_CLOCK: the clock retries wait on (the system's unless a test sets one)."""
+    return clock_named("LLM_CLOCK")
 
 
 @dataclass(frozen=True)

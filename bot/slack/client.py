@@ -12,8 +12,8 @@ from slack_sdk.http_retry.request import HttpRequest
 from slack_sdk.http_retry.response import HttpResponse
 from slack_sdk.http_retry.state import RetryState
 
-from bot.clock import Clock
 from bot.clock import clock as bot_clock
+from core.clock import Clock
 
 logger = logging.getLogger("citewise.bot.slack")
 
