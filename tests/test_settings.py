@@ -228,3 +228,11 @@ def test_no_module_reads_the_citewise_settings_by_string_key():
         ["git", "grep", "-n", "-E", r"CITEWISE(\[|\.get\()|\*\*settings\.CITEWISE", "--", "*.py"],
         cwd=ROOT, capture_output=True, text=True).stdout.strip()
     assert offenders == ""
+
+
+def test_the_clocks_the_settings_name_are_the_system_clock():
+    """BOT_CLOCK and LLM_CLOCK name an importable clock; unset, they mean the system's."""
+    from core.clock import SYSTEM_CLOCK, configured
+
+    assert configured("BOT_CLOCK") is SYSTEM_CLOCK and configured("LLM_CLOCK") is SYSTEM_CLOCK
+    assert configured("NO_SUCH_CLOCK_SETTING") is SYSTEM_CLOCK

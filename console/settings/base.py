@@ -144,7 +144,7 @@ except citewise_config.SettingsError as error:
 
 # The LLM providers' retry clock (answers/llm/retries.py): what Retry-After and backoff wait on. Tests put one of
 # their own here to assert waits without sleeping.
-LLM_CLOCK = "answers.llm.retries.SYSTEM_CLOCK"
+LLM_CLOCK = "core.clock.SYSTEM_CLOCK"
 
 # --- Celery: eager (in-process) unless a broker is configured -------------------------------
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "")
@@ -196,7 +196,7 @@ RATELIMIT_FAIL_OPEN = True
 BOT_EVENT_LEASE_S = env_int("BOT_EVENT_LEASE_S", 90)
 # The bots' clock (bot/clock.py): the time leases and idle chats are measured by, and what Retry-After waits on.
 # Tests put one of their own here to assert waits without sleeping.
-BOT_CLOCK = "bot.clock.SYSTEM_CLOCK"
+BOT_CLOCK = "core.clock.SYSTEM_CLOCK"
 
 # Slack bot (bot/slack, README "Slack"): the app's credentials, and where its Web API lives (tests point it at a
 # local stand-in).
