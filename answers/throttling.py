@@ -32,14 +32,10 @@ class RateLimited(errors.RateLimited):
     def __init__(self, action: str, scope: str, retry_after: int):
         self.action, self.scope = action, scope
         retry_after = max(1, int(retry_after))
-        self.retry_after = retry_after
-        super().__init__(self.message, retry_after=retry_after, user_message=self.message)
-
-    @property
-    def message(self) -> str:
-        who = "This channel is" if self.scope == CHANNEL else "You are"
-        doing = "asking questions" if self.action == ASK else "searching"
-        return f"{who} {doing} too quickly; please wait {_duration(self.retry_after)} and try again."
+        who = "This channel is" if scope == CHANNEL else "You are"
+        doing = "asking questions" if action == ASK else "searching"
+        message = f"{who} {doing} too quickly; please wait {_duration(retry_after)} and try again."
+        super().__init__(message, retry_after=retry_after, user_message=message)
 
 
 def _duration(seconds: int) -> str:
