@@ -177,9 +177,15 @@ def plain(content: Inline) -> str:
                    for part in content).strip()
 
 
-def parse(text: str) -> list[Block]:
-    """The blocks of an answer text. A line of markers after a table or code block becomes its citations."""
-    tokens = _markdown().parse(strip_invisible(text or ""))
+def parse(text: str, cited_urls: Iterable[str] | None = None) -> list[Block]:
+    """The blocks of an answer text. A line of markers after a table or code block becomes its citations.
+
+    With `cited_urls`, web addresses that are none of them are removed first (strip_foreign_links).
+    """
+    text = strip_invisible(text or "")
+    if cited_urls is not None:
+        text = strip_foreign_links(text, cited_urls)
+    tokens = _markdown().parse(text)
     blocks: list[Block] = []
     index = 0
     while index < len(tokens):
@@ -192,7 +198,7 @@ def parse(text: str) -> list[Block]:
             elif content:
                 blocks.append(Paragraph(content))
         elif token.type in ("fence", "code_block"):
-            language = (token.info or "").split(maxsplit=1)[0] if token.type == "fence" else ""
+            language = ((token.info or "").split() or [""])[0] if token.type == "fence" else ""
             blocks.append(Code(token.content.rstrip("\n"), language))
         elif token.type in ("bullet_list_open", "ordered_list_open"):
             index, block = _list(tokens, index)
@@ -292,10 +298,10 @@ def _html_cite_line(numbers: tuple[int, ...], cite_href: Callable[[int], str]) -
     return f'<p class="cites">{_html_cites(numbers, cite_href)}</p>' if numbers else ""
 
 
-def to_html(text: str, cite_href: Callable[[int], str]) -> str:
+def to_html(text: str, cite_href: Callable[[int], str], cited_urls: Iterable[str] = ()) -> str:
     """The answer as HTML: every piece of text escaped, no link but the [n] markers, which go to `cite_href(n)`."""
     html: list[str] = []
-    for block in parse(text):
+    for block in parse(text, cited_urls):
         if isinstance(block, Paragraph):
             html.append(f"<p>{_html_inline(block.content, cite_href)}</p>")
         elif isinstance(block, ItemList):
@@ -329,3 +335,18 @@ def aligned(table: Table) -> str:
     lines = [" | ".join(cell.ljust(widths[c]) for c, cell in enumerate(row)).rstrip() for row in rows]
     lines.insert(1, "-+-".join("-" * width for width in widths))
     return "\n".join(lines)
+
+
+def to_text(blocks: Sequence[Block]) -> str:
+    """Blocks as plain text, for a notification or a fallback: markers as "[n]", tables as aligned columns."""
+    parts: list[str] = []
+    for block in blocks:
+        if isinstance(block, Paragraph):
+            parts.append(plain(block.content))
+        elif isinstance(block, ItemList):
+            parts.append("\n".join(f"{f'{block.start + i}.' if block.ordered else '-'} {plain(item)}"
+                                   for i, item in enumerate(block.items)))
+        else:
+            body = aligned(block) if isinstance(block, Table) else block.text
+            parts.append(body + ("\n" + "".join(f"[{n}]" for n in block.citations) if block.citations else ""))
+    return "\n\n".join(parts)

@@ -56,7 +56,7 @@ class AnswerResult:
 
     def html(self) -> str:
         """The answer as safe HTML; its [n] markers link to `#src-<answer_id>-<n>`, the ids of the sources list."""
-        return to_html(self.text, lambda number: f"#src-{self.answer_id}-{number}")
+        return to_html(self.text, lambda number: f"#src-{self.answer_id}-{number}", (c.url for c in self.citations))
 
     def as_dict(self) -> dict[str, Any]:
         return {

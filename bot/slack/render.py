@@ -113,12 +113,12 @@ def table_block(table: formatting.Table) -> dict[str, Any] | None:
     return {"type": "table", "column_settings": [{"is_wrapped": True}] * columns, "rows": cells}
 
 
-def answer_body(text: str) -> list[dict[str, Any]]:
+def answer_body(blocks: list[formatting.Block]) -> list[dict[str, Any]]:
     """The answer's blocks: sections of mrkdwn (paragraphs, bullet lines, ``` code), and its first table as a Block
     Kit table (Slack takes one per message; others are aligned columns in a code block)."""
     pieces: list[str | dict[str, Any]] = []
     table_used = False
-    for block in formatting.parse(text):
+    for block in blocks:
         if isinstance(block, formatting.Paragraph):
             pieces.append(_mrkdwn(block.content))
         elif isinstance(block, formatting.ItemList):
@@ -135,14 +135,14 @@ def answer_body(text: str) -> list[dict[str, Any]]:
                 pieces.append(native)
                 if block.citations:
                     pieces.append(_markers(block.citations))
-    blocks: list[dict[str, Any]] = []
+    rendered: list[dict[str, Any]] = []
     pending = ""
     budget = MAX_ANSWER_CHARS
 
     def flush() -> None:
         nonlocal pending
         for chunk in _split(pending):
-            blocks.append(_section(chunk))
+            rendered.append(_section(chunk))
         pending = ""
 
     for piece in pieces:
@@ -150,7 +150,7 @@ def answer_body(text: str) -> list[dict[str, Any]]:
             break
         if isinstance(piece, dict):
             flush()
-            blocks.append(piece)
+            rendered.append(piece)
             continue
         piece = truncate(piece, budget)
         budget -= len(piece)
@@ -158,13 +158,16 @@ def answer_body(text: str) -> list[dict[str, Any]]:
             flush()
         pending = f"{pending}\n\n{piece}" if pending else piece
     flush()
-    return blocks[:MAX_ANSWER_BLOCKS] or [_section(" ")]
+    return rendered[:MAX_ANSWER_BLOCKS] or [_section(" ")]
 
 
 def answer_blocks(answer: BotAnswer, *, ephemeral: bool, console_url: str = "") -> tuple[str, list[dict[str, Any]]]:
     """(notification text, blocks) for an answer."""
     result = answer.result
-    blocks = answer_body(result.text)
+    # Links not to a cited source were removed when the answer was made; removing them here too keeps the
+    # renderer safe on its own.
+    parsed = formatting.parse(result.text, (c.url for c in result.citations))
+    blocks = answer_body(parsed)
     if result.citations:
         blocks.append(_section(truncate("*Sources*\n" + source_lines(result.citations, console_url), SECTION_LIMIT)))
     elif result.nearest:
@@ -182,7 +185,7 @@ def answer_blocks(answer: BotAnswer, *, ephemeral: bool, console_url: str = "") 
         {"type": "button", "action_id": "flag", "value": answer_id,
          "text": {"type": "plain_text", "text": "Flag", "emoji": True}},
     ]})
-    fallback = formatting.break_broadcasts(escape(formatting.strip_invisible(result.text)))
+    fallback = formatting.break_broadcasts(escape(formatting.to_text(parsed)))
     return truncate(fallback, FALLBACK_LIMIT), blocks[:MAX_BLOCKS]
 
 

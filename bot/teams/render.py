@@ -25,13 +25,13 @@ MAX_COMMENT_CHARS = 3000
 FEEDBACK_VERB = "citewise.feedback"
 FLAG_VERB = "citewise.flag"
 _LINK_SYNTAX = re.compile(r"\]\s*\(")
-_TAG_OR_AUTOLINK = re.compile(r"<(?=[A-Za-z/!])")
+_TAG_OR_AUTOLINK = re.compile(r"<(?=[A-Za-z/!@#])")
 
 
 def plain(text: str) -> str:
     """Text that Teams' Markdown cannot turn into a link or an image."""
     text = _LINK_SYNTAX.sub("] (", text or "")
-    # "<https://…>" autolinks and tags such as <at> are shown literally; "x < 5" is left alone.
+    # "<https://…>" autolinks, tags such as <at> and Slack-style <!here> / <@U1> are shown literally; "x < 5" stays.
     return _TAG_OR_AUTOLINK.sub("‹", text)
 
 
@@ -114,12 +114,12 @@ def _code(code: formatting.Code) -> dict[str, Any]:
         {"type": "TextRun", "text": formatting.break_broadcasts(code.text) or " ", "fontType": "Monospace"}]}
 
 
-def answer_elements(text: str) -> list[dict[str, Any]]:
+def answer_elements(blocks: list[formatting.Block]) -> list[dict[str, Any]]:
     """The answer as card elements: TextBlocks for paragraphs and Markdown lists, a Table for each table and a
     monospace run for code; a table's or code block's markers follow it."""
     elements: list[dict[str, Any]] = []
     budget = MAX_ANSWER_CHARS
-    for block in formatting.parse(text):
+    for block in blocks:
         if budget <= 0:
             elements.append(_text("…", isSubtle=True))
             break
@@ -143,7 +143,9 @@ def answer_card(answer: BotAnswer, *, console_url: str = "", private_in_chat: bo
     """The Adaptive Card for an answer: text with [n] markers, sources, scope note, 👍 / 👎 / Flag."""
     result = answer.result
     answer_id = str(result.answer_id)
-    answer_part = answer_elements(result.text)
+    # Links not to a cited source were removed when the answer was made; removing them here too keeps the
+    # renderer safe on its own.
+    answer_part = answer_elements(formatting.parse(result.text, (c.url for c in result.citations)))
     body: list[dict[str, Any]] = list(answer_part)
     listed, heading = (result.citations, "Sources") if result.citations else (
         result.nearest, "Nearest documents (they may help, but do not answer it)")
@@ -184,4 +186,6 @@ def card_attachment(card: dict[str, Any]) -> dict[str, Any]:
 
 def summary(answer: BotAnswer) -> str:
     """The notification text Teams shows for the card (activity feed, toast)."""
-    return truncate(formatting.break_broadcasts(plain(formatting.strip_invisible(answer.result.text))), 300)
+    result = answer.result
+    text = formatting.to_text(formatting.parse(result.text, (c.url for c in result.citations)))
+    return truncate(formatting.break_broadcasts(plain(text)), 300)
