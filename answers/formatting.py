@@ -201,11 +201,11 @@ def parse(text: str, cited_urls: Iterable[str] | None = None) -> list[Block]:
             language = ((token.info or "").split() or [""])[0] if token.type == "fence" else ""
             blocks.append(Code(token.content.rstrip("\n"), language))
         elif token.type in ("bullet_list_open", "ordered_list_open"):
-            index, block = _list(tokens, index)
-            blocks.append(block)
+            index, item_list = _list(tokens, index)
+            blocks.append(item_list)
         elif token.type == "table_open":
-            index, block = _table(tokens, index)
-            blocks.append(block)
+            index, table = _table(tokens, index)
+            blocks.append(table)
         index += 1
     return blocks
 
@@ -223,7 +223,8 @@ def _list(tokens: Sequence[Any], index: int) -> tuple[int, ItemList]:
     ordered = opening.type == "ordered_list_open"
     start = int(opening.attrGet("start") or 1) if ordered else 1
     items: list[Inline] = []
-    depth, current = 0, []
+    depth = 0
+    current: list[Inline] = []
     for index in range(index, len(tokens)):  # noqa: B020 - the loop resumes where the list ends
         token = tokens[index]
         if token.type in ("bullet_list_open", "ordered_list_open"):
