@@ -73,20 +73,44 @@ class VerifiedAnswer:
     removed_markers: int = 0
 
 
+# Text that speaks to the assistant rather than to the reader: a prompt injection, not a statement of fact.
+_ADDRESSES_THE_ASSISTANT = re.compile(
+    r"\b(?:ignore|disregard|forget|override)\b[^.!?\n]{0,60}\b(?:instructions?|prompts?|rules|guidelines)\b"
+    r"|\b(?:system|developer)\s+(?:prompt|message|instructions?)\b|\byou are now\b|\bnew instructions\b"
+    r"|\b(?:admin|developer|jailbreak|DAN)\s+mode\b|^\W*(?:system|assistant|developer)\s*:",
+    re.IGNORECASE | re.MULTILINE)
+
+
+def evidence(text: str) -> str:
+    """A passage's text as evidence: from a sentence that addresses the assistant ("ignore previous instructions…")
+    to the end of its paragraph, nothing counts, so an answer that obeys an injected instruction has no support."""
+    kept: list[str] = []
+    for paragraph in re.split(r"\n\s*\n", text):
+        for start, end in split_sentences(paragraph):
+            if _ADDRESSES_THE_ASSISTANT.search(paragraph[start:end]):
+                paragraph = paragraph[:start]
+                break
+        kept.append(paragraph)
+    return "\n\n".join(kept)
+
+
+def _context(passage: Passage) -> set[str]:
+    return set(analyze(" ".join((passage.hit.title, *passage.hit.heading_path, evidence(passage.text)))))
+
+
 def support(sentence: str, passage: Passage) -> float:
     """Share of the sentence's content terms that the passage (with its title and headings) contains."""
     terms = set(analyze(sentence))
     if not terms:
         return 0.0
-    context = set(analyze(" ".join((passage.hit.title, *passage.hit.heading_path, passage.text))))
-    return len(terms & context) / len(terms)
+    return len(terms & _context(passage)) / len(terms)
 
 
 def _joint_support(sentence: str, passages: Sequence[Passage]) -> bool:
     terms = set(analyze(sentence))
     context: set[str] = set()
     for passage in passages:
-        context |= set(analyze(" ".join((passage.hit.title, *passage.hit.heading_path, passage.text))))
+        context |= _context(passage)
     return bool(terms) and len(terms & context) / len(terms) >= SUPPORT_THRESHOLD
 
 

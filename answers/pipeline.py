@@ -17,6 +17,7 @@ from answers.answerability import Decision, judge
 from answers.citations import Citation, VerifiedAnswer, verify
 from answers.composers import PROMPT_VERSION, get_composer
 from answers.extractive import ExtractiveComposer
+from answers.formatting import strip_foreign_links
 from answers.rerankers import get_reranker
 from answers.rewrite import rewrite_query
 from answers.types import ComposerError, Composition, Passage, Turn
@@ -137,7 +138,9 @@ class Run:
         if verified is None or not verified.citations:
             outcome.text, outcome.nearest = REFUSAL, nearest_documents(passages)
         else:
-            outcome.text, outcome.refused, outcome.citations = verified.text, False, verified.citations
+            # A document cannot send the reader anywhere: the only links an answer keeps are its cited sources.
+            outcome.text = strip_foreign_links(verified.text, (citation.url for citation in verified.citations))
+            outcome.refused, outcome.citations = False, verified.citations
         return outcome
 
 

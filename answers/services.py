@@ -16,6 +16,7 @@ from django.db import transaction
 from answers import cache, throttling
 from answers import selectors as answer_selectors
 from answers.citations import Citation
+from answers.formatting import to_html
 from answers.models import Answer, Conversation, Feedback
 from answers.pipeline import DEFAULT_STEPS, Outcome, Run, Steps
 from audit import services as audit
@@ -53,10 +54,15 @@ class AnswerResult:
     output_tokens: int = 0
     cost_usd: float = 0.0
 
+    def html(self) -> str:
+        """The answer as safe HTML; its [n] markers link to `#src-<answer_id>-<n>`, the ids of the sources list."""
+        return to_html(self.text, lambda number: f"#src-{self.answer_id}-{number}", (c.url for c in self.citations))
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "answer_id": str(self.answer_id), "conversation_id": str(self.conversation_id),
             "question": self.question, "search_query": self.search_query, "answer": self.text,
+            "answer_html": self.html(),
             "refused": self.refused, "citations": [c.as_dict() for c in self.citations],
             "nearest_documents": [c.as_dict() for c in self.nearest], "composer": self.composer,
             "fallback_reason": self.fallback_reason, "timings_ms": {k: round(v * 1000, 1) for k, v in self.timings.items()},

@@ -120,7 +120,11 @@ class AnswerSerializer(serializers.Serializer):
     conversation_id = serializers.UUIDField(help_text="Send back as conversation_id to ask a follow-up.")
     question = serializers.CharField()
     search_query = serializers.CharField(help_text="The question as searched, rewritten with the conversation.")
-    answer = serializers.CharField(help_text="The answer text with [n] citation markers, or a refusal.")
+    answer = serializers.CharField(help_text="The answer text with [n] citation markers, or a refusal: paragraphs, "
+                                             "'- ' / '1. ' lists, pipe tables and fenced code (docs/answering.md).")
+    answer_html = serializers.CharField(help_text=(
+        "The same answer as HTML (<p>, <ul>/<ol>, <table>, <pre><code>), every piece of document text escaped; "
+        "its only links are the [n] markers, to #src-{answer_id}-{n}."))
     refused = serializers.BooleanField(help_text="True when the sources you may read do not answer the question.")
     citations = CitationSerializer(many=True)
     nearest_documents = CitationSerializer(many=True, help_text="When refused: the nearest documents, not answers.")

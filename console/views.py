@@ -112,8 +112,9 @@ def _answer_events(request: HttpRequest, question: str, conversation_id: uuid.UU
                                                       "refused", "composer")})
     for piece in answer_pieces(data["answer"]):
         yield _event("token", {"text": piece})
+    # The structured answer (lists, tables, code) replaces the streamed text once it is complete.
     yield _event("citations", {"citations": data["citations"], "nearest_documents": data["nearest_documents"],
-                               "refused": data["refused"]})
+                               "refused": data["refused"], "answer_html": data["answer_html"]})
     yield _event("done", {"answer_id": data["answer_id"], "timings_ms": data["timings_ms"]})
 
 

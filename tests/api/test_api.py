@@ -321,6 +321,21 @@ def test_chat_stream_sends_meta_tokens_citations_done(client, corpus, alice):
     assert follow_up[0][0] == "meta" and follow_up[0][1]["conversation_id"] == meta["conversation_id"]
 
 
+def test_the_answer_also_comes_as_html_for_the_api_and_the_chat(client, corpus, alice):
+    body = post(client, ASK, {"question": QUESTION}, alice).json()
+    html = body["answer_html"]
+    assert html.startswith("<p>") and html.endswith("</p>") and "descaled every Friday" in html
+    answer_id = body["answer_id"]
+    assert f'<a class="cite" href="#src-{answer_id}-1" aria-label="source 1">[1]</a>' in html
+
+    client.force_login(alice)
+    events = stream(client, {"q": QUESTION})
+    meta, citations = events[0][1], events[-2][1]
+    answer_id = meta["answer_id"]
+    assert f'href="#src-{answer_id}-1"' in citations["answer_html"]
+    assert "descaled every Friday" in citations["answer_html"]
+
+
 @pytest.mark.parametrize("params, message", [
     ({"q": ""}, "empty"),
     ({"q": "x" * 3000}, "longer"),

@@ -88,4 +88,4 @@ def test_feedback_actions_carry_the_answer_id_with_a_submit_fallback():
     assert reason["isRequired"] and {c["value"] for c in reason["choices"]} == {"wrong", "missing_citation",
                                                                                  "harmful", "other"}
     assert comment["maxLength"] == render.MAX_COMMENT_CHARS
-    assert card["version"] == "1.4"
+    assert card["version"] == "1.5"  # the Table element

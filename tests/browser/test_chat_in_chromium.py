@@ -54,6 +54,9 @@ def test_an_employee_signs_in_asks_and_rates_the_answer(browser, live_server, is
     browser.find_element(By.ID, "ask-button").click()
     marker = wait.until(ready.presence_of_element_located((By.CSS_SELECTOR, "#thread a.cite")))
     assert marker.text == "[1]"
+    # The finished answer replaces the streamed text with the server's structured HTML.
+    marker = wait.until(ready.presence_of_element_located((By.CSS_SELECTOR, "#thread .answer.formatted p a.cite")))
+    assert marker.text == "[1]" and marker.get_attribute("href").endswith("-1")
     sources = browser.find_elements(By.CSS_SELECTOR, "#thread ol.sources li")
     assert sources and "Gym" in sources[0].text
     assert "six in the morning" in browser.find_element(By.ID, "thread").text
