@@ -371,16 +371,13 @@ def _section_slice(text: str, start: int, end: int) -> str:
     return text[extra:]
 
 
-def _gap(merged: str, following: str) -> str:
-    """What most likely stood between two chunks that do not meet: a line break before a table, code or a list
-    line, else a space (sentences of one paragraph)."""
-    last_line = merged.rsplit("\n", 1)[-1]
-    if _TABLE_ROW.match(following) or _FENCE.match(following) or _FENCE.match(last_line) \
-            or _TABLE_ROW.match(last_line):
+def _gap(length: int, following: str) -> str:
+    """What most likely stood between two chunks that do not meet, knowing only how long it was: parsers
+    write one space between words, a line break between list lines and table rows, a blank line between
+    blocks."""
+    if length >= 2:
         return "\n\n"
-    if re.match(r"(?:-|\d+\.) ", following):
-        return "\n"
-    return " "
+    return "\n" if _LIST_ITEM.match(following) or _TABLE_ROW.match(following) else " "
 
 
 def merge_section_text(chunks: Sequence[tuple[str, int, int]]) -> str:
@@ -395,7 +392,7 @@ def merge_section_text(chunks: Sequence[tuple[str, int, int]]) -> str:
             text = text[cursor - start:]
             start = cursor
         elif merged and start > cursor:
-            merged.append(_gap(merged[-1], text))
+            merged.append(_gap(start - cursor, text))
         merged.append(text)
         cursor = end
     return "".join(merged).strip()
