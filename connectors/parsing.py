@@ -512,7 +512,10 @@ def parse_pdf(content: bytes, limits: ParseLimits = ParseLimits()) -> ParsedDocu
             # Page by page, so extraction stops at the text limit rather than after reading every page.
             for page in reader.pages:
                 for paragraph in _paragraphs(page.extract_text() or ""):
-                    builder.block(re.sub(r"[ \t]*\n[ \t]*", " ", paragraph))
+                    for kind, lines in _pdf_runs(paragraph.split("\n")):
+                        builder.block(pipe_table([re.split(r"\s+\|\s+", line.strip().strip("|").strip())
+                                                  for line in lines]) if kind == "table"
+                                      else " ".join(line.strip() for line in lines))
             title = (reader.metadata.title or "") if reader.metadata else ""
     except ParseError:
         raise
@@ -523,6 +526,30 @@ def parse_pdf(content: bytes, limits: ParseLimits = ParseLimits()) -> ParsedDocu
     except (PdfReadError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise ParseError("corrupt", f"the PDF could not be read ({exc.__class__.__name__}: {exc})") from exc
     return ParsedDocument(title=_clean(title), sections=builder.finish())
+
+
+def _pdf_runs(lines: list[str]) -> list[tuple[str, list[str]]]:
+    """A PDF paragraph's lines as ("table", rows) and ("text", lines) runs.
+
+    pypdf gives text only, with table cells run together, so only tables written with " | " between cells
+    are recognised: three or more consecutive lines with the same number of separators. Anything less sure
+    stays text, its wrapped lines joined.
+    """
+    separators = [len(re.findall(r"\s\|\s", f" {line.strip()} ".replace(" | ", "  |  "))) for line in lines]
+    runs: list[tuple[str, list[str]]] = []
+    i = 0
+    while i < len(lines):
+        j = i
+        while j + 1 < len(lines) and separators[i] and separators[j + 1] == separators[i]:
+            j += 1
+        if j - i >= 2:
+            runs.append(("table", lines[i:j + 1]))
+        elif runs and runs[-1][0] == "text":
+            runs[-1][1].extend(lines[i:j + 1])
+        else:
+            runs.append(("text", lines[i:j + 1]))
+        i = j + 1
+    return runs
 
 
 def parse_docx(content: bytes, limits: ParseLimits = ParseLimits()) -> ParsedDocument:

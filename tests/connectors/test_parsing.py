@@ -255,3 +255,12 @@ def test_clean_text_removes_only_what_no_reader_sees():
     assert clean_text(visible) == visible
     assert clean_text("a\u200bb\u200c\u200dc\u2060d\ufeffe\u202af\u202eg\u2066h\u2069i\U000e0041\U000e007fj") == \
         "abcdefghij"
+
+
+def test_pdf_rows_written_with_pipes_become_a_pipe_table_and_other_text_stays_as_it_is():
+    source = make_pdf("Plans", [("Pricing", "Prices are per month.\nPlan | Price | Seats\nBasic | $5 | 1\n"
+                                            "Team | $9 | 10\nPrices exclude tax | see below.")])
+    parsed = parse(source, PDF, max_bytes=LIMIT)
+    text = section_texts(parsed)
+    assert "| Plan | Price | Seats |\n| --- | --- | --- |\n| Basic | $5 | 1 |\n| Team | $9 | 10 |" in text
+    assert "Prices exclude tax | see below." in text
