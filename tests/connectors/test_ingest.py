@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 
 import pytest
@@ -134,3 +135,15 @@ def test_a_plain_text_file_is_titled_by_its_first_line_not_its_name(make_folder_
     hit = selectors.search("ramen", principals=EVERYONE, mode=SearchMode.BM25, backend=backend)[0]
     assert (hit.title, hit.heading_path, hit.text) == ("Cafeteria Menu", ("Cafeteria Menu",),
                                                        "The cafeteria serves ramen on Thursdays.")
+
+
+def test_a_title_the_source_gives_beats_a_first_line_guessed_as_one(isolated_index, tmp_path):
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text(json.dumps({"_id": "d1", "title": "Vitamin D and bone density",
+                                  "text": "Background\n\nVitamin D supplements raised bone density in adults."}) + "\n")
+    source = services.ensure_source("beir", corpus, index_name=f"test-beir-{uuid.uuid4().hex[:8]}")
+    try:
+        services.sync_source(source)
+        assert Document.objects.get(source=source).title == "Vitamin D and bone density"
+    finally:
+        get_backend(source.index_name, source.search_backend).drop()
