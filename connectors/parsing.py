@@ -86,7 +86,7 @@ def fenced_code(code: str, language: str = "") -> str:
         return ""
     runs = re.findall(r"`{3,}", code)
     fence = "`" * (max(len(run) for run in runs) + 1 if runs else 3)
-    language = re.match(r"[\w+#.-]*", language.strip()).group(0) if language.strip() else ""
+    language = re.sub(r"[^\w+#.-].*", "", language.strip(), flags=re.S)
     return f"{fence}{language}\n{code}\n{fence}"
 
 
