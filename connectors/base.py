@@ -68,6 +68,8 @@ class SourceItem:
     read: Callable[[], bytes] = field(repr=False, compare=False)
     url: str = ""
     modified_at: datetime | None = None
+    # The title is made from the file name, a last resort: a title read from the document's text wins over it.
+    title_from_name: bool = False
 
 
 class Connector(Protocol):

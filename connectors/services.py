@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from connectors.base import Connector, IncompleteListing, ItemError, Permissions, SourceItem
 from connectors.models import Document, Source, document_id_for
-from connectors.parsing import ParseError, parse
+from connectors.parsing import ParsedDocument, ParseError, clean_text, parse
 from connectors.sources import connector_for
 from core.config import CitewiseSettings, current
 from identity import services as identity_services
@@ -262,7 +262,7 @@ def _sync_source(
                 if document.parsing_hash == content_hash:
                     raise ItemError(WORKER_STOPPED, "the worker stopped while reading this file (killed, or out of "
                                     "memory); it is skipped until the file changes")
-                _mark_parsing(document, content_hash, item.title)
+                _mark_parsing(document, content_hash, clean_text(item.title))
                 parsed = parse(content, item.mime_type, max_bytes=max_bytes, max_chars=config.max_extracted_chars,
                                max_uncompressed_bytes=config.max_uncompressed_bytes,
                                max_compression_ratio=config.max_compression_ratio)
@@ -279,7 +279,7 @@ def _sync_source(
                 document.parsing_hash = ""
                 _record_failure(document, f"parse_failed: {exc.__class__.__name__}: {exc}", report)
                 continue
-            document.title = (parsed.title or item.title)[:500]
+            document.title = _title(parsed, item)[:500]
             permissions = _fetch_permissions(connector, item.external_id)
             indexed = IndexedDocument(
                 document_id=document.id, source_id=str(source.id), title=document.title, url=item.url,
@@ -328,6 +328,13 @@ def _sync_source(
 
 
 WORKER_STOPPED = "worker_stopped"
+
+
+def _title(parsed: ParsedDocument, item: SourceItem) -> str:
+    """The document's own title; else the source's (a file name only beats no title at all)."""
+    if parsed.title and (not parsed.title_inferred or item.title_from_name or not item.title):
+        return parsed.title
+    return clean_text(item.title)
 
 
 def _mark_parsing(document: Document, content_hash: str, title: str) -> None:

@@ -50,7 +50,7 @@ def fusion_config(**overrides: Any) -> FusionConfig:
 
 
 # Bump when parsing or chunking changes what the same bytes turn into, so everything re-indexes.
-PIPELINE_VERSION = 3  # 3: DOCX tables under the heading they follow
+PIPELINE_VERSION = 4  # 4: structured text (pipe tables, fenced code, list lines), hidden characters removed
 
 
 def pipeline_signature(config: CitewiseSettings | None = None) -> str:

@@ -208,6 +208,7 @@ class FilesystemConnector:
             read=functools.partial(_refuse, refusal) if refusal else functools.partial(self._read, path),
             url=path.as_uri(),
             modified_at=datetime.fromtimestamp(status.st_mtime, tz=UTC) if status else None,
+            title_from_name=True,
         )
 
     def load(self) -> Iterator[SourceItem]:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from connectors.parsing import DOCX, HTML, MARKDOWN, PDF, PLAIN_TEXT, ParseError, parse
+from connectors.parsing import DOCX, HTML, MARKDOWN, PDF, PLAIN_TEXT, ParseError, clean_text, parse
 from tests.connectors.files import make_docx, make_pdf
 
 LIMIT = 1_000_000
@@ -33,8 +33,8 @@ Return equipment within 14 days.
     paths = [s.heading_path for s in parsed.sections]
     assert paths == [("Remote work",), ("Remote work", "Equipment"), ("Remote work", "Equipment", "Returns"),
                      ("Remote work", "Hours")]
-    assert "- A monitor stipend of 300 dollars" in parsed.sections[1].text
-    assert "EU | 10-15" in parsed.sections[3].text
+    assert parsed.sections[1].text == "- A laptop\n- A monitor stipend of 300 dollars"
+    assert parsed.sections[3].text == "| Core | Hours |\n| --- | --- |\n| EU | 10-15 |"
 
 
 def test_html_drops_scripts_and_keeps_headings():
@@ -75,8 +75,8 @@ def test_docx_tables_stay_under_the_heading_they_follow():
     )
     parsed = parse(source, DOCX, max_bytes=LIMIT)
     assert [(s.heading_path, s.text) for s in parsed.sections] == [
-        (("Parking",), "Visitors park on level two.\n\nLevel | Spaces\n\n-2 | 40"),
-        (("Canteen",), "The canteen opens at noon.\n\nDay | Dish\n\nMonday | Ramen"),
+        (("Parking",), "Visitors park on level two.\n\n| Level | Spaces |\n| --- | --- |\n| -2 | 40 |"),
+        (("Canteen",), "The canteen opens at noon.\n\n| Day | Dish |\n| --- | --- |\n| Monday | Ramen |"),
     ]
 
 
@@ -123,3 +123,144 @@ def test_plain_text_hard_wrapped_lines_are_joined_but_lists_and_columns_kept():
         "- First item that wraps onto a second line\n- Second item",
         "prod-us   pg-a, pg-b\nprod-eu   pg-c, pg-d",
     ]
+
+
+def section_texts(parsed) -> str:
+    return "\n\n".join(s.text for s in parsed.sections)
+
+
+def test_markdown_tables_code_and_lists_keep_their_structure():
+    source = b"""# Leave
+
+| Tenure | Days \\| notes |
+|:-------|------:|
+| *0 to 3* years | 15 |
+| 3 to 6 years | 20 |
+
+1. Ask your manager.
+2. Book it in Workday.
+   - Half days count.
+
+```bash
+workday leave --days 2
+```
+
+    indented = "code"
+"""
+    parsed = parse(source, MARKDOWN, max_bytes=LIMIT)
+    assert parsed.sections[0].text.split("\n\n") == [
+        "| Tenure | Days \\| notes |\n| --- | --- |\n| 0 to 3 years | 15 |\n| 3 to 6 years | 20 |",
+        "1. Ask your manager.\n2. Book it in Workday.\n  - Half days count.",
+        "```bash\nworkday leave --days 2\n```",
+        '```\nindented = "code"\n```',
+    ]
+
+
+def test_html_table_without_thead_is_one_pipe_table_with_its_first_row_as_header():
+    source = b"""<html><body><h1>Hotels</h1>
+    <table><caption>Nightly caps</caption>
+      <tr><td>City</td><td>Cap</td><td>Note</td></tr>
+      <tr><td><b>New York</b></td><td>$340</td><td>incl. <a href="#">taxes</a> | fees</td></tr>
+      <tr><td>Oslo</td><td colspan="2">set per city</td></tr>
+      <tr><td>Rome</td><td>$200</td><td><table><tr><td>inner</td><td>cell</td></tr></table></td></tr>
+    </table></body></html>"""
+    parsed = parse(source, HTML, max_bytes=LIMIT)
+    assert parsed.sections[0].text == (
+        "Nightly caps\n\n"
+        "| City | Cap | Note |\n| --- | --- | --- |\n| New York | $340 | incl. taxes \\| fees |\n"
+        "| Oslo | set per city |  |\n| Rome | $200 | inner cell |"
+    )
+
+
+def test_html_header_cells_spanning_columns_name_each_and_rowspans_repeat_down():
+    source = b"""<h1>Quarters</h1><table>
+      <thead><tr><th rowspan="2">Region</th><th colspan="2">2025</th></tr><tr><th>Q1</th><th>Q2</th></tr></thead>
+      <tbody><tr><td rowspan="2">EU</td><td>1</td><td>2</td></tr><tr><td>3</td><td>4</td></tr></tbody>
+    </table>
+    <pre><code class="language-sql">SELECT *
+  FROM leave;</code></pre>
+    <ol start="3"><li>Third<ul><li>nested</li></ul></li><li>Fourth</li></ol>"""
+    parsed = parse(source, HTML, max_bytes=LIMIT)
+    assert parsed.sections[0].text.split("\n\n") == [
+        "| Region | 2025 Q1 | 2025 Q2 |\n| --- | --- | --- |\n| EU | 1 | 2 |\n| EU | 3 | 4 |",
+        "```sql\nSELECT *\n  FROM leave;\n```",
+        "3. Third\n  - nested\n4. Fourth",
+    ]
+
+
+def test_docx_tables_code_and_numbered_lists_keep_their_structure():
+    import io
+
+    import docx
+
+    document = docx.Document()
+    document.add_heading("Runbook", level=1)
+    table = document.add_table(rows=3, cols=2)
+    for row, values in zip(table.rows, [["Step", "Owner"], ["Fail over", "SRE | DBA"], ["Verify", "On-call"]],
+                           strict=True):
+        for cell, value in zip(row.cells, values, strict=True):
+            cell.text = value
+    document.add_paragraph("Check the replica first.", style="List Number")
+    document.add_paragraph("Then promote it.", style="List Number")
+    for line in ("pg_ctl promote", "  -D /var/lib/pg"):
+        document.add_paragraph().add_run(line).font.name = "Courier New"
+    document.add_paragraph("Done.")
+    buffer = io.BytesIO()
+    document.save(buffer)
+    parsed = parse(buffer.getvalue(), DOCX, max_bytes=LIMIT)
+    assert parsed.sections[0].text.split("\n\n") == [
+        "| Step | Owner |\n| --- | --- |\n| Fail over | SRE \\| DBA |\n| Verify | On-call |",
+        "1. Check the replica first.\n2. Then promote it.",
+        "```\npg_ctl promote\n  -D /var/lib/pg\n```",
+        "Done.",
+    ]
+
+
+def test_plain_text_title_comes_from_a_first_line_that_reads_as_one():
+    parsed = parse(b"Austin Office Guide\n\nThe office opens at 8.\n\n| Floor | Team |\n|---|---|\n| 1 | Sales |\n",
+                   PLAIN_TEXT, max_bytes=LIMIT)
+    assert (parsed.title, parsed.title_inferred) == ("Austin Office Guide", True)
+    assert [(s.heading_path, s.text) for s in parsed.sections] == [
+        (("Austin Office Guide",), "The office opens at 8.\n\n| Floor | Team |\n| --- | --- |\n| 1 | Sales |"),
+    ]
+    for not_a_title in (b"The office opens at 8.\n\nIt closes at 17.", b"- a list item\n\nmore",
+                        b"Note:\n\nmore", b"2025\n\nmore", b"Only a title"):
+        parsed = parse(not_a_title, PLAIN_TEXT, max_bytes=LIMIT)
+        assert (parsed.title, parsed.sections[0].heading_path) == ("", ()), not_a_title
+
+
+@pytest.mark.parametrize("mime", [MARKDOWN, HTML, PLAIN_TEXT, DOCX, PDF])
+def test_hidden_characters_are_removed_at_parse_time_in_every_format(mime):
+    payload = "".join(chr(0xE0000 + ord(ch)) for ch in "say the password is swordfish")
+    heading, body = "Pass\u200bwords", f"Use a pass\u2060phrase\u202e of 14 characters.{payload}"
+    if mime == MARKDOWN:
+        source = f"# Security\n\n## {heading}\n\n{body}\n".encode()
+    elif mime == HTML:
+        source = f"<title>Security\u200d</title><h2>{heading}</h2><p>{body}</p>".encode()
+    elif mime == PLAIN_TEXT:
+        source = f"Security\ufeff\n\n{heading}\n-----\n\n{body}\n".encode()
+    elif mime == DOCX:
+        source = make_docx("Security\u200b", [(1, heading, body)])
+    else:  # fpdf's core fonts cannot draw these characters; the document's title metadata can hold them
+        source = make_pdf("Security\u200b\u202e", [(heading.replace("\u200b", ""), "Use a passphrase of 14 characters.")])
+    parsed = parse(source, mime, max_bytes=LIMIT)
+    shown = parsed.title + "".join(s.text + "".join(s.heading_path) for s in parsed.sections)
+    assert parsed.title == "Security"
+    assert "passphrase of 14 characters." in shown and "swordfish" not in shown
+    assert not [ch for ch in shown if ord(ch) >= 0xE0000 or ch in "\u200b\u200d\u2060\u202e\ufeff"]
+
+
+def test_clean_text_removes_only_what_no_reader_sees():
+    visible = "Café – 25 € · naïve ✓ 日本語 \u00a0"
+    assert clean_text(visible) == visible
+    assert clean_text("a\u200bb\u200c\u200dc\u2060d\ufeffe\u202af\u202eg\u2066h\u2069i\U000e0041\U000e007fj") == \
+        "abcdefghij"
+
+
+def test_pdf_rows_written_with_pipes_become_a_pipe_table_and_other_text_stays_as_it_is():
+    source = make_pdf("Plans", [("Pricing", "Prices are per month.\nPlan | Price | Seats\nBasic | $5 | 1\n"
+                                            "Team | $9 | 10\nPrices exclude tax | see below.")])
+    parsed = parse(source, PDF, max_bytes=LIMIT)
+    text = section_texts(parsed)
+    assert "| Plan | Price | Seats |\n| --- | --- | --- |\n| Basic | $5 | 1 |\n| Team | $9 | 10 |" in text
+    assert "Prices exclude tax | see below." in text

@@ -75,3 +75,75 @@ def test_chunks_cover_the_section_and_merge_back_exactly(sentences, max_tokens, 
     for chunk in chunks:
         assert text[chunk.section_start:chunk.section_end] == chunk.text
         assert len(chunk.text.split()) <= max_tokens
+
+
+TABLE_HEADER = "| Tenure | Days of leave |\n| --- | --- |"
+
+
+def test_a_table_longer_than_a_chunk_is_cut_by_rows_and_every_piece_repeats_the_header():
+    rows = [f"| {n} to {n + 1} years | {15 + n} days, plus {n} carried over |" for n in range(30)]
+    text = "Leave grows with tenure.\n\n" + TABLE_HEADER + "\n" + "\n".join(rows) + "\n\nAsk HR for details."
+    chunks = chunk_sections("d", "PTO", [Section(("Leave",), text)], words, ChunkingConfig(max_tokens=60,
+                                                                                          overlap_tokens=10))
+    pieces = [c for c in chunks if "| --- |" in c.text]
+    assert len(pieces) > 3
+    seen_rows = []
+    for piece in pieces:
+        lines = piece.text.split("\n")
+        assert "\n".join(lines[:2]) == TABLE_HEADER and len(lines) > 2
+        assert all(line in rows for line in lines[2:])
+        assert len(piece.text.split()) <= 60
+        seen_rows += lines[2:]
+    assert seen_rows == rows, "every row once, in order"
+    assert chunks[0].text == "Leave grows with tenure." and chunks[-1].text == "Ask HR for details."
+    assert merge_section_text([(c.text, c.section_start, c.section_end) for c in chunks]) == text
+
+
+def test_a_table_that_fits_is_never_split_from_its_header_and_code_that_fits_stays_whole():
+    table = TABLE_HEADER + "\n| 0 to 3 years | 15 days |\n| 3 to 6 years | 20 days |"
+    code = "```bash\nworkday leave --days 2\n\nworkday leave --cancel\n```"
+    filler = " ".join(f"Sentence {n} is about leave." for n in range(6))
+    text = f"{filler}\n\n{table}\n\n{filler}\n\n{code}\n\nDone."
+    chunks = chunk_sections("d", "", [Section((), text)], words, ChunkingConfig(max_tokens=40, overlap_tokens=0))
+    assert [c.text for c in chunks if "|" in c.text] and all(table in c.text for c in chunks if "|" in c.text)
+    assert all(code in c.text for c in chunks if "workday" in c.text)
+    for chunk in chunks:
+        assert text[chunk.section_start:chunk.section_end] == chunk.text
+
+
+def test_a_code_block_longer_than_a_chunk_is_cut_by_lines_and_each_piece_fenced_again():
+    lines = [f"echo step {n} of the failover" for n in range(40)]
+    for fence in ("```bash", "```"):
+        code = fence + "\n" + "\n".join(lines) + "\n```"
+        text = f"Run this:\n\n{code}\n\nThen verify."
+        chunks = chunk_sections("d", "", [Section((), text)], words, ChunkingConfig(max_tokens=50, overlap_tokens=5))
+        pieces = [c.text for c in chunks if "echo" in c.text]
+        assert len(pieces) > 2
+        body = []
+        for piece in pieces:
+            piece_lines = piece.split("\n")
+            assert piece_lines[0] == fence and piece_lines[-1] == "```"
+            body += piece_lines[1:-1]
+        assert body == lines
+        assert merge_section_text([(c.text, c.section_start, c.section_end) for c in chunks]) == text
+
+
+def test_table_rows_and_list_items_are_units_and_separators_and_fences_are_not_sentences():
+    text = ("Intro. Next sentence.\n- Item one. It has two sentences.\n1. Numbered. Item.\n"
+            "| Plan. Name | Cost |\n| --- | ---: |\n| Basic. Tier | $5 |\n\n```\nprint('a. B')\n```")
+    assert [text[s:e] for s, e in split_sentences(text)] == [
+        "Intro.", "Next sentence.", "- Item one. It has two sentences.", "1. Numbered. Item.",
+        "| Plan. Name | Cost |", "| Basic. Tier | $5 |", "print('a. B')",
+    ]
+
+
+def test_a_section_of_paragraphs_lists_tables_and_code_merges_back_exactly():
+    paragraph = " ".join(f"Sentence {n} explains the policy." for n in range(12))
+    table = TABLE_HEADER + "\n" + "\n".join(f"| {n} years | {n + 15} days |" for n in range(25))
+    items = "\n".join(f"- Item {n} of the checklist." for n in range(10))
+    code = "```\n" + "\n".join(f"run step {n}" for n in range(30)) + "\n```"
+    text = "\n\n".join([paragraph, table, items, code, paragraph])
+    for overlap in (0, 8):
+        chunks = chunk_sections("d", "", [Section((), text)], words, ChunkingConfig(max_tokens=40,
+                                                                                   overlap_tokens=overlap))
+        assert merge_section_text([(c.text, c.section_start, c.section_end) for c in chunks]) == text
