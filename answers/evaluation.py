@@ -328,6 +328,7 @@ class AnswerSeen:
     error: str = ""
     composer: str = ""
     fallback_reason: str = ""
+    conversation_id: str = ""
 
 
 @dataclass
@@ -359,7 +360,8 @@ class ScoredAnswer:
             "facts_found": self.facts_found, "missing_facts": self.missing_facts, "correct": self.correct,
             "false_refusal": self.false_refusal, "refusal_ok": self.refusal_ok, "leaks": self.leaks,
             "passed": not self.failures, "failures": self.failures, "error": answer.error or None,
-            "latency_ms": answer.latency_ms, "composer": answer.composer,
+            "latency_ms": answer.latency_ms, "conversation_id": answer.conversation_id or None,
+            "composer": answer.composer,
             "fallback_reason": answer.fallback_reason or None,
         }
 
@@ -593,7 +595,8 @@ def _seen(result: AnswerResult, documents: dict[str, tuple[str, str]], latency_m
         nearest=[path(c.document_id) for c in result.nearest], linked=linked,
         citations=[{"number": c.number, "doc_id": doc_id(path(c.document_id)), "title": c.title,
                     "section": " > ".join(c.heading_path)} for c in result.citations],
-        latency_ms=latency_ms, composer=result.composer, fallback_reason=result.fallback_reason)
+        latency_ms=latency_ms, composer=result.composer, fallback_reason=result.fallback_reason,
+        conversation_id=str(result.conversation_id))
 
 
 # -- the text report -----------------------------------------------------------------------------------
