@@ -14,6 +14,7 @@ none of the product's ACL code: a bug there cannot hide itself from the score.
 from __future__ import annotations
 
 import fnmatch
+import functools
 import json
 import logging
 import re
@@ -421,6 +422,7 @@ def summarise(rows: Sequence[ScoredAnswer]) -> dict[str, Any]:
     facts = sum(bool(row.facts_found) for row in answerable)
     false_refusals = sum(bool(row.false_refusal) for row in answerable)
     refusals_ok = sum(bool(row.refusal_ok) for row in others)
+    refused = sum(row.answer.refused for row in others)
     leaked = sum(bool(row.leaks) for row in rows)
     return {
         "questions": len(rows), "passed": sum(not row.failures for row in rows),
@@ -430,6 +432,9 @@ def summarise(rows: Sequence[ScoredAnswer]) -> dict[str, Any]:
         "false_refusals": false_refusals, "false_refusal_rate": _rate(false_refusals, len(answerable)),
         "not_answerable": len(others), "refusals_ok": refusals_ok,
         "refusal_accuracy": _rate(refusals_ok, len(others)),
+        # Refused outright: refusal accuracy also counts an answer that leaked nothing (for a question not in the
+        # corpus, any answer that cites what the asker may read), so this is the stricter of the two.
+        "refused": refused, "refusal_rate": _rate(refused, len(others)),
         "leaks": leaked, "leak_rate": _rate(leaked, len(rows)),
         "errors": sum(bool(row.answer.error) for row in rows),
         "latency_p50_ms": round(float(np.percentile(latencies, 50)), 1) if latencies else None,
@@ -561,7 +566,7 @@ def _ask_all(questions: Sequence[Question], users: dict[str, Any], documents: di
         else:
             answer, conversations[question.id] = _ask_one(question, users[question.asker], documents,
                                                           conversations.get(question.follows))
-        scored = score(question, answer, lambda path, asker=question.asker: oracle.can_read(asker, path))
+        scored = score(question, answer, functools.partial(oracle.can_read, question.asker))
         logger.info("evaluated question=%s asker=%s kind=%s refused=%s correct=%s refusal_ok=%s leaks=%d "
                     "latency_ms=%s error=%s", question.id, question.asker, question.kind, answer.refused,
                     scored.correct, scored.refusal_ok, len(scored.leaks), answer.latency_ms, answer.error or "-")
@@ -577,7 +582,7 @@ def _ask_one(question: Question, user: Any, documents: dict[str, tuple[str, str]
     try:
         result = ask(question.question, principals=principals_for(user), user=user, conversation_id=conversation_id,
                      surface="api")
-    except Exception as exc:  # an outage or a bug fails this question, not the run; ask() has logged it
+    except Exception as exc:  # noqa: BLE001 - an outage or a bug fails this question, not the run (ask() logs it)
         return AnswerSeen(error=f"{type(exc).__name__}: {exc}",
                           latency_ms=round((time.perf_counter() - started) * 1000, 1)), None
     latency_ms = round((time.perf_counter() - started) * 1000, 1)
@@ -613,7 +618,7 @@ def format_report(evaluation: Evaluation) -> str:
     """A readable table (overall, per kind, per tag) and the failing questions with what went wrong."""
     data = evaluation.as_dict()
     header = f"{'group':<24} {'n':>4}  {'correct':>11}  {'cites':>11}  {'facts':>11}  {'false refusals':>14}  " \
-             f"{'refusal acc':>11}  {'leaks':>9}  {'p50 ms':>7}  {'p95 ms':>7}"
+             f"{'refusal acc':>11}  {'refused':>11}  {'leaks':>9}  {'p50 ms':>7}  {'p95 ms':>7}"
     lines = [f"Answer evaluation of {data['corpus']}: {data['backend']} backend, {data['composer']} composer",
              f"ingest: {data['ingest']['indexed']} indexed, {data['ingest']['failed']} failed", "", header,
              "-" * len(header)]
@@ -624,6 +629,7 @@ def format_report(evaluation: Evaluation) -> str:
             f"{name[:24]:<24} {s['questions']:>4}  {_cell(s['correct'], s['answerable']):>11}  "
             f"{_cell(s['citation_hits'], s['answerable']):>11}  {_cell(s['facts_found'], s['answerable']):>11}  "
             f"{_cell(s['false_refusals'], s['answerable']):>14}  {_cell(s['refusals_ok'], s['not_answerable']):>11}  "
+            f"{_cell(s['refused'], s['not_answerable']):>11}  "
             f"{_cell(s['leaks'], s['questions']):>9}  {_latency(s['latency_p50_ms']):>7}  "
             f"{_latency(s['latency_p95_ms']):>7}")
     failing = [row for row in data["questions"] if not row["passed"]]

@@ -157,7 +157,7 @@ def test_the_summary_counts_each_score_over_its_own_questions():
         "questions": 6, "passed": 2, "answerable": 4, "correct": 1, "correct_rate": 0.25,
         "citation_hits": 2, "citation_hit_rate": 0.5, "facts_found": 2, "fact_recall": 0.5,
         "false_refusals": 1, "false_refusal_rate": 0.25, "not_answerable": 2, "refusals_ok": 1,
-        "refusal_accuracy": 0.5, "leaks": 2, "leak_rate": 0.3333, "errors": 0,
+        "refusal_accuracy": 0.5, "refused": 1, "refusal_rate": 0.5, "leaks": 2, "leak_rate": 0.3333, "errors": 0,
         "latency_p50_ms": 300.0, "latency_p95_ms": 480.0,
     }
     by_kind, by_tag = evaluation.breakdown(rows)
