@@ -3,7 +3,8 @@
     python benchmarks/ask_latency.py [--rounds 3] [--server gunicorn|runserver] [--backend embedded]
 
 Builds a throwaway deployment (fresh CITEWISE_VAR_DIR, migrate, `manage.py load_demo --no-admin`, a
-user with an API token), starts the server on a free 127.0.0.1 port, warms it up, then asks every
+linked employee in the engineering and people teams with an API token, so the demo ACLs let it read what
+the questions ask about), starts the server on a free 127.0.0.1 port, warms it up, then asks every
 question of connectors/demo/questions/{answerable,unanswerable}.jsonl `--rounds` times, one request
 at a time, each in a new conversation. Prints a JSON summary (p50/p95/p99/mean of the client-side
 wall time: overall, first round vs repeats, per question set; the server's own per-stage medians) and
@@ -34,6 +35,18 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 QUESTIONS = ROOT / "connectors/demo/questions"
 USERNAME = "bench"
+# The asker is a linked employee in the engineering and people teams, so the demo ACLs let it read every document
+# the questions are about: an unlinked user reads only public documents and has most questions refused.
+BENCH_USER = (
+    "from django.contrib.auth import get_user_model; from rest_framework.authtoken.models import Token; "
+    "from identity.models import Account, ExternalIdentity, Group, GroupMembership; "
+    f"u = get_user_model().objects.create_user({USERNAME!r}, email='{USERNAME}@kestrelrobotics.com'); "
+    "Account.objects.create(user=u, status=Account.Status.EMPLOYEE); "
+    "ExternalIdentity.objects.create(user=u, principal=f'email:{u.email}'); "
+    "[GroupMembership.objects.create(group=Group.objects.get(principal=g), member=f'email:{u.email}') "
+    "for g in ('group:engineering', 'group:people-team')]; "
+    "print(Token.objects.create(user=u).key)"
+)
 
 
 def free_port() -> int:
@@ -202,10 +215,7 @@ def main() -> None:
     try:
         manage(env, "migrate", "--no-input", "-v0")
         demo = manage(env, "load_demo", "--no-admin").strip().splitlines()[-1]
-        token = manage(env, "shell", "-c", (
-            "from django.contrib.auth import get_user_model; from rest_framework.authtoken.models import Token; "
-            f"u = get_user_model().objects.create_user({USERNAME!r}); print(Token.objects.create(user=u).key)"
-        )).strip().splitlines()[-1]
+        token = manage(env, "shell", "-c", BENCH_USER).strip().splitlines()[-1]
         port = free_port()
         base = f"http://127.0.0.1:{port}"
         log = var_dir / "server.log"

@@ -39,6 +39,14 @@ def get_backend(index_name: str | None = None, kind: str | None = None) -> Searc
         return _backends[key]
 
 
+def discard_backend(index_name: str, kind: str) -> None:
+    """Drop a throwaway index (an evaluation run's) and forget its backend; nothing if it was never opened."""
+    with _backends_lock:
+        backend = _backends.pop((kind, index_name), None)
+    if backend is not None:
+        backend.drop()
+
+
 def fusion_config(**overrides: Any) -> FusionConfig:
     """The settings' fusion, with any of FusionConfig's fields given here (and not None) in their place."""
     config = current()

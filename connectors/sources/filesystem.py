@@ -14,7 +14,9 @@ Permissions come from an ACL manifest, `.citewise-acl.json`, at the top of the d
 Patterns are fnmatch-style on the path relative to the directory (`*` also crosses folders). The
 last rule that matches a file decides its permissions, so a later, narrower rule can restrict part
 of a folder an earlier rule opened. A file no rule matches, with no default, has unknown
-permissions and is visible to nobody. A source configured `{"public": true}` makes every file
+permissions and is visible to nobody. A rule may instead say `"status": "unknown"` or `"status": "error"`
+(the permissions are not known, or failed to sync, as a real source may report): its files are indexed
+but visible to nobody, and it may grant nothing besides. A source configured `{"public": true}` makes every file
 public instead.
 
 Links are followed only while they stay inside the directory (FilesystemConnector says how); a link
@@ -54,6 +56,8 @@ mimetypes.add_type("application/vnd.openxmlformats-officedocument.wordprocessing
 
 ACL_MANIFEST = ".citewise-acl.json"
 _SKIPPED_NAMES = {".DS_Store", "Thumbs.db"}
+# What a rule may say of its files' permissions: "ok" (the default) grants as the rule says; the others hide them.
+_RULE_STATUSES = frozenset({"ok", "unknown", "error"})
 
 
 class ManifestError(ValueError):
@@ -259,6 +263,8 @@ class FilesystemConnector:
             return UNKNOWN
         if _grant_problem(decisive, "rule"):
             return Permissions(status="error")  # a malformed grant decides nothing but "hidden"
+        if decisive.get("status", "ok") != "ok":
+            return Permissions(status=decisive["status"])
         return Permissions(principals=frozenset(normalize_principal(p) for p in decisive.get("principals", [])),
                            public=decisive.get("public") is True, status="ok")
 
@@ -289,6 +295,11 @@ def _grant_problem(grant: dict[str, Any], where: str) -> str:
         return f"{where}: principals must be a list of strings"
     if "public" in grant and not isinstance(grant["public"], bool):
         return f"{where}: public must be true or false"
+    status = grant.get("status", "ok")
+    if not isinstance(status, str) or status not in _RULE_STATUSES:
+        return f"{where}: status must be one of {', '.join(sorted(_RULE_STATUSES))}"
+    if status != "ok" and (grant.get("principals") or grant.get("public")):
+        return f"{where}: a rule with status {status} grants nothing; it cannot name principals or be public"
     return ""
 
 

@@ -1,0 +1,47 @@
+"""manage.py evaluate_answers --corpus DIR --people PEOPLE.yaml --questions Q.jsonl — answer-level scores.
+
+Asks every question as its asker, of a throwaway copy of the corpus, and scores citations, facts, refusals, leaks and
+latency (answers/evaluation.py; the formats and scores are described in docs/answering.md).
+"""
+
+from __future__ import annotations
+
+import json
+import typing
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+
+from answers import evaluation
+from core.config import CitewiseSettings
+from search.types import IndexModelMismatch, SearchUnavailable
+
+
+class Command(BaseCommand):
+    help = "Ask an evaluation set's questions as their askers, of a throwaway copy of its corpus, and score the answers."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--corpus", required=True, type=Path, help="the corpus folder, with its .citewise-acl.json")
+        parser.add_argument("--people", required=True, type=Path, help="PEOPLE.yaml: who asks")
+        parser.add_argument("--questions", required=True, type=Path, help="Q.jsonl: one question per line")
+        parser.add_argument("--backend", choices=["embedded", "elasticsearch"], default="embedded")
+        parser.add_argument("--composer", default=None,
+                            choices=typing.get_args(CitewiseSettings.model_fields["composer"].annotation),
+                            help="compose with this instead of the configured composer (CITEWISE_COMPOSER)")
+        parser.add_argument("--json", action="store_true",
+                            help="print one JSON object: the summary and every question's answer and scores")
+
+    def handle(self, *args, **options) -> None:
+        try:
+            people, questions = evaluation.load_evaluation_set(options["corpus"], options["people"],
+                                                               options["questions"])
+            result = evaluation.run(options["corpus"], people, questions, backend=options["backend"],
+                                    composer=options["composer"], progress=not options["json"])
+        except evaluation.EvaluationSetError as exc:
+            raise CommandError(f"invalid evaluation set: {exc}") from exc
+        except (SearchUnavailable, IndexModelMismatch) as exc:
+            raise CommandError(str(exc)) from exc
+        if options["json"]:
+            self.stdout.write(json.dumps(result.as_dict()))
+        else:
+            self.stdout.write(evaluation.format_report(result))
