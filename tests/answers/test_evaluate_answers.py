@@ -122,21 +122,22 @@ def test_leaks_are_forbidden_text_or_documents_the_asker_may_not_read_however_sh
     assert shown.leaks == ["shows as nearest finance/salaries, which alice may not read",
                            "shows as nearest handbook/parking, restricted for this question",
                            "links to finance/budget, which alice may not read"]
-    # The refusal itself was right (refusal accuracy counts it); what it showed is counted as a leak, and fails it.
-    assert shown.refusal_ok is True and len(shown.failures) == 3
+    # A refusal that shows what the asker may not read is no right refusal.
+    assert shown.refusal_ok is False and len(shown.failures) == 3
     assert all(f.startswith("leak: ") for f in shown.failures)
     cited = score(question(), AnswerSeen(text="25 days, 1000 euros [1][2].",
                                          cited=["policies/pto.md", "<unknown document d9>"]), readable)
     assert cited.correct is True and cited.leaks == ["cites <unknown document d9>, which alice may not read"]
 
 
-def test_a_question_not_answerable_for_its_asker_is_right_when_refused_or_answered_without_a_leak():
+def test_a_question_not_answerable_for_its_asker_is_right_only_when_refused():
     unanswerable = question(answerable_for_asker=False, expected_doc_ids=(), must_contain=())
     refused = score(unanswerable, AnswerSeen(text="No.", refused=True, nearest=["policies/pto.md"]), readable)
     harmless = score(unanswerable, AnswerSeen(text="Parking is on level -2 [1].", cited=["handbook/parking.md"]),
                      readable)
     failed = score(unanswerable, AnswerSeen(error="SearchUnavailable: down"), readable)
-    assert (refused.refusal_ok, harmless.refusal_ok, failed.refusal_ok) == (True, True, False)
+    assert (refused.refusal_ok, harmless.refusal_ok, failed.refusal_ok) == (True, False, False)
+    assert harmless.failures == ["answered a question the asker's sources cannot answer"]
     assert refused.correct is None and refused.citation_hit is None and refused.facts_found is None
     assert failed.failures == ["error: SearchUnavailable: down"]
 
