@@ -138,7 +138,15 @@ class Run:
             outcome.text, outcome.nearest = REFUSAL, nearest_documents(passages)
         else:
             outcome.text, outcome.refused, outcome.citations = verified.text, False, verified.citations
+            outcome.text += superseded_note(verified.citations)
         return outcome
+
+
+def superseded_note(citations: Sequence[Citation]) -> str:
+    """A closing paragraph saying which cited passages come from a superseded edition (and which one replaces it),
+    or "". Citation.superseded_by names only editions the asker may read (retrieval.selectors)."""
+    notes = [f"[{c.number}] is from {c.title}, superseded by {c.superseded_by}." for c in citations if c.superseded_by]
+    return "\n\nNote: " + " ".join(notes) if notes else ""
 
 
 def nearest_documents(passages: Sequence[Passage], limit: int = NEAREST_DOCUMENTS) -> list[Citation]:
