@@ -11,7 +11,7 @@ effective date.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -25,7 +25,7 @@ _DATE = (rf"(?P<iso>\d{{4}}-\d{{1,2}}-\d{{1,2}})"
          rf"|(?P<dmy>\d{{1,2}}(?:st|nd|rd|th)?\s+(?:{_MONTH})\.?,?\s+\d{{4}})")
 # "Effective: …", "Effective date: …", "Effective from/as of/on …", "In effect from …", "Valid from …".
 _EFFECTIVE = re.compile(
-    rf"\b(?:effective(?:\s+date)?|in\s+effect|valid)(?:\s+(?:from|as\s+of|on|since))?\s*[:\-–]?\s*(?:{_DATE})",
+    rf"\b(?:effective(?:\s+date)?|in\s+effect|valid)(?:\s+(?:from|as\s+of|on|since))?[*_]*\s*[:\-–]?[*_]*\s*(?:{_DATE})",
     re.IGNORECASE)
 _SUPERSEDES = re.compile(
     r"(?:^|\n)\s*[*_]*(?:supersedes|replaces)[*_]*\s*:[*_]*\s*(?P<listed>[^\n]+)"
@@ -124,15 +124,15 @@ def successor(document: VersionInfo, candidates: Iterable[VersionInfo]) -> Versi
 
     Candidates must be documents the asker may read: the answer names the successor.
     """
-    newer = []
-    for other in candidates:
+    def replaces(other: VersionInfo) -> bool:
         if other.document_id == document.document_id or other.key == document.key:
-            continue
-        if document.key in other.supersedes and other.key not in document.supersedes:
-            newer.append(other)
-        elif (document.family and other.family == document.family and document.effective_date
-              and other.effective_date and other.effective_date > document.effective_date):
-            newer.append(other)
+            return False
+        if document.key in other.supersedes:
+            return other.key not in document.supersedes  # two documents claiming each other settle nothing
+        return bool(document.family and other.family == document.family and document.effective_date
+                    and other.effective_date and other.effective_date > document.effective_date)
+
+    newer = [other for other in candidates if replaces(other)]
     return max(newer, key=lambda v: (v.effective_date or date.min, v.title), default=None)
 
 
