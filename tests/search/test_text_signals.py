@@ -33,6 +33,7 @@ def test_identifiers_are_found_whole_and_lowercased(text, expected):
 
 @pytest.mark.parametrize("text", [
     "On 2026-01-01 at 10am the 4th floor", "a well-known e-mail", "version 3.4.1", "24h or 5kg", "__init__",
+    "a 30-minute call", "FleetView and PowerDock",
 ])
 def test_dates_quantities_and_plain_words_are_not_identifiers(text):
     assert identifiers(text) == []
