@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from answers.types import Composition, Passage
@@ -47,6 +47,10 @@ class Citation:
     modified_at: datetime | None
     heading_path: tuple[str, ...]
     snippet: str
+    # The date the document says it takes effect (search/versions.py), shown before modified_at when known.
+    effective_date: date | None = None
+    # Title of a newer edition the asker may read; the pipeline notes it under the answer.
+    superseded_by: str = ""
 
     @classmethod
     def from_passage(cls, number: int, passage: Passage) -> Citation:
@@ -56,13 +60,23 @@ class Citation:
             url = f"{url}#{heading_anchor(hit.heading_path[-1])}"
         return cls(number=number, document_id=hit.document_id, chunk_id=hit.chunk_id, title=hit.title, url=url,
                    source_type=source_type(hit.mime_type), mime_type=hit.mime_type,
-                   modified_at=hit.modified_at, heading_path=hit.heading_path, snippet=passage.text[:300])
+                   modified_at=hit.modified_at, heading_path=hit.heading_path, snippet=passage.text[:300],
+                   effective_date=hit.effective_date, superseded_by=hit.superseded_by)
 
     def as_dict(self) -> dict[str, Any]:
         return {"number": self.number, "document_id": self.document_id, "chunk_id": self.chunk_id,
                 "title": self.title, "url": self.url, "source_type": self.source_type, "mime_type": self.mime_type,
                 "modified_at": self.modified_at.isoformat() if self.modified_at else None,
-                "section": " > ".join(self.heading_path), "snippet": self.snippet}
+                "section": " > ".join(self.heading_path), "snippet": self.snippet,
+                "effective_date": self.effective_date.isoformat() if self.effective_date else None,
+                "superseded_by": self.superseded_by, "date_label": self.date_label()}
+
+    def date_label(self) -> str:
+        """What a reader is shown as the document's date: the date it states it takes effect, else when the source
+        last changed it ("effective 2026-01-01", "modified 2026-03-02"); "" when neither is known."""
+        if self.effective_date:
+            return f"effective {self.effective_date:%Y-%m-%d}"
+        return f"modified {self.modified_at:%Y-%m-%d}" if self.modified_at else ""
 
 
 @dataclass

@@ -140,8 +140,16 @@ class Run:
         else:
             # A document cannot send the reader anywhere: the only links an answer keeps are its cited sources.
             outcome.text = strip_foreign_links(verified.text, (citation.url for citation in verified.citations))
+            outcome.text += superseded_note(verified.citations)
             outcome.refused, outcome.citations = False, verified.citations
         return outcome
+
+
+def superseded_note(citations: Sequence[Citation]) -> str:
+    """A closing paragraph saying which cited passages come from a superseded edition (and which one replaces it),
+    or "". Citation.superseded_by names only editions the asker may read (retrieval.selectors)."""
+    notes = [f"[{c.number}] is from {c.title}, superseded by {c.superseded_by}." for c in citations if c.superseded_by]
+    return "\n\nNote: " + " ".join(notes) if notes else ""
 
 
 def nearest_documents(passages: Sequence[Passage], limit: int = NEAREST_DOCUMENTS) -> list[Citation]:

@@ -113,6 +113,10 @@ class CitationSerializer(serializers.Serializer):
     modified_at = serializers.DateTimeField(allow_null=True, help_text="When the document last changed.")
     section = serializers.CharField(allow_blank=True, help_text="Heading path, joined with ' > '.")
     snippet = serializers.CharField(help_text="The start of the cited passage.")
+    effective_date = serializers.DateField(allow_null=True, help_text="The date the document states it takes effect.")
+    superseded_by = serializers.CharField(allow_blank=True, help_text="Title of a newer edition you may read, if any.")
+    date_label = serializers.CharField(allow_blank=True, help_text="The date to show: 'effective YYYY-MM-DD' when "
+                                                                   "the document states one, else 'modified …'.")
 
 
 class AnswerSerializer(serializers.Serializer):
@@ -151,6 +155,8 @@ class SearchHitSerializer(serializers.Serializer):
     bm25_rank = serializers.IntegerField(allow_null=True)
     dense_rank = serializers.IntegerField(allow_null=True)
     highlight = serializers.CharField(help_text="HTML: the text, escaped, with matches in <em>.")
+    effective_date = serializers.DateField(allow_null=True, help_text="The date the document states it takes effect.")
+    superseded_by = serializers.CharField(allow_blank=True, help_text="Title of a newer edition you may read, if any.")
 
 
 class SearchResponseSerializer(serializers.Serializer):

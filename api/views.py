@@ -161,6 +161,7 @@ def document_summary(document: IndexedDocument) -> dict:
         "source_type": source_type(document.mime_type), "mime_type": document.mime_type,
         "source_kind": kind or "",
         "modified_at": document.modified_at.isoformat() if document.modified_at else None,
+        "effective_date": document.effective_date.isoformat() if document.effective_date else None,
     }
 
 
@@ -172,6 +173,7 @@ DocumentSerializer = inline_serializer("Document", {
     "mime_type": serializers.CharField(),
     "source_kind": serializers.CharField(help_text="The connector it came from (e.g. filesystem)."),
     "modified_at": serializers.DateTimeField(allow_null=True),
+    "effective_date": serializers.DateField(allow_null=True, help_text="The date the document states it takes effect."),
 })
 
 

@@ -17,6 +17,16 @@ def source_url(citation: Any, console_url: str = "") -> str:
     return url if url.startswith(("https://", "http://")) else ""
 
 
+def citation_date(citation: Any) -> str:
+    """The date shown beside a source: the date the document states it takes effect, else when the source last
+    changed it ("effective 2026-01-01", "modified 2026-03-02"), or ""."""
+    effective = getattr(citation, "effective_date", None)
+    if effective:
+        return f"effective {effective:%Y-%m-%d}"
+    modified = getattr(citation, "modified_at", None)
+    return f"modified {modified:%Y-%m-%d}" if modified else ""
+
+
 def scope_note(answer: BotAnswer, *, private: bool, platform_name: str) -> str:
     """Whose permissions built the answer and who sees it, so nobody mistakes a personal answer for a shared one."""
     if answer.scope == SCOPE_CHANNEL:

@@ -73,6 +73,10 @@ class Document(models.Model):
     acl_public = models.BooleanField(default=False)
     acl_status = models.CharField(max_length=16, default="unknown")
     acl_hash = models.CharField(max_length=64, blank=True)
+    # What the text itself states (search/versions.py): the date it takes effect, and title keys of the
+    # documents it replaces. Citations show the effective date before the source's modified time.
+    effective_date = models.DateField(null=True, blank=True)
+    supersedes = models.JSONField(default=list, blank=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["source", "external_id"], name="unique_external_id_per_source")]

@@ -30,6 +30,7 @@ from retrieval import services as retrieval_services
 from retrieval.embeddings import get_embedder
 from search.backends import SearchBackend
 from search.types import DocumentAcl, IndexedDocument, SearchUnavailable
+from search.versions import stated_version
 
 logger = logging.getLogger("citewise.connectors")
 # Documents per index call when deleting in bulk: a bounded request (Elasticsearch refuses terms queries of
@@ -280,10 +281,14 @@ def _sync_source(
                 _record_failure(document, f"parse_failed: {exc.__class__.__name__}: {exc}", report)
                 continue
             document.title = _title(parsed, item)[:500]
+            document.effective_date, supersedes = stated_version(
+                document.title, "\n\n".join(section.text for section in parsed.sections))
+            document.supersedes = list(supersedes)
             permissions = _fetch_permissions(connector, item.external_id)
             indexed = IndexedDocument(
                 document_id=document.id, source_id=str(source.id), title=document.title, url=item.url,
                 mime_type=item.mime_type, modified_at=item.modified_at, acl=_acl(permissions),
+                effective_date=document.effective_date, supersedes=supersedes,
             )
             pending.append(_Pending(document, retrieval_services.DocumentToIndex(indexed, parsed.sections),
                                     content_hash, permissions, document.acl_hash))
@@ -366,7 +371,7 @@ def _withdraw(document: Document, backend: SearchBackend) -> None:
 # (and to _record_indexed's conditional write): saving them here would undo a permission sync that ran meanwhile.
 _CONTENT_FIELDS = ["title", "url", "mime_type", "size_bytes", "content_hash", "indexed_hash", "embedding_model",
                    "indexed_pipeline", "chunk_count", "source_modified_at", "indexed_at", "status", "error",
-                   "parsing_hash"]
+                   "parsing_hash", "effective_date", "supersedes"]
 
 
 def _save_content(document: Document) -> None:

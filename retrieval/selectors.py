@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from core.config import current
 from retrieval.chunking import merge_section_text
 from retrieval.embeddings import get_embedder
 from retrieval.metrics import SEARCHES, timed
 from retrieval.services import fusion_config, get_backend
 from retrieval.signals import index_found_empty
-from search.analysis import analyzed_text
+from search.analysis import analyzed_text, identifiers
 from search.backends import SearchBackend
 from search.types import FusionConfig, IndexedDocument, IndexMissing, SearchFilters, SearchHit, SearchMode
+from search.versions import VersionInfo, asks_for_this_version, demoted, successor
 
 # A pasted log or document as a "query" must not become a 50,000-clause query.
 MAX_QUERY_CHARS = 4000
@@ -32,6 +35,7 @@ def search(
         raise TypeError("principals must be a frozenset of the asker's principals")
     query = query[:MAX_QUERY_CHARS]
     terms = " ".join(analyzed_text(query).split()[:MAX_QUERY_TERMS])
+    named = identifiers(query)[:MAX_QUERY_TERMS]
     backend = backend or get_backend()
     embedding_model = current().embedding_model
     query_vector = None
@@ -42,12 +46,44 @@ def search(
         hits = backend.search(
             principals=principals, query=query, analyzed_query=terms, query_vector=query_vector,
             embedding_model=embedding_model, mode=mode, filters=filters or SearchFilters(), limit=limit,
-            fusion=fusion or fusion_config(),
+            fusion=fusion or fusion_config(), identifiers=named,
         )
+        hits = _rank_superseded_lower(hits, query, principals, backend)
     SEARCHES.labels(backend.name, mode.value).inc()
     if not hits:  # nothing found, or nothing there to find: only the second is an outage
         _raise_if_missing(backend)
     return hits
+
+
+def _rank_superseded_lower(hits: list[SearchHit], query: str, principals: frozenset[str],
+                           backend: SearchBackend) -> list[SearchHit]:
+    """Hits with `superseded_by` set where the asker may read a newer edition, and those ranked a little lower
+    (search.versions.SUPERSEDED_SCORE_FACTOR) unless the query names the old edition ("the 2025 policy").
+
+    Only documents the principals may read count as newer editions: a successor's title is shown to the asker.
+    """
+    if not hits:
+        return hits
+    documents = {hit.document_id: VersionInfo(hit.document_id, hit.title, hit.effective_date) for hit in hits}
+    candidates = backend.version_candidates(
+        title_keys=sorted({d.key for d in documents.values()}),
+        families=sorted({d.family for d in documents.values() if d.family and d.effective_date}),
+        principals=principals,
+    )
+    if not candidates:
+        return hits
+    # A hit that is itself a candidate is known in full (what it supersedes too).
+    documents.update((c.document_id, c) for c in candidates if c.document_id in documents)
+    successors = {document_id: successor(info, candidates) for document_id, info in documents.items()}
+    ranked = []
+    for hit in hits:
+        newer = successors.get(hit.document_id)
+        if newer is None:
+            ranked.append(hit)
+            continue
+        score = hit.score if asks_for_this_version(query, hit.title, newer.title) else demoted(hit.score)
+        ranked.append(dataclasses.replace(hit, superseded_by=newer.title, score=score))
+    return sorted(ranked, key=lambda hit: -hit.score)
 
 
 def index_status(backend: SearchBackend | None = None) -> str:

@@ -18,7 +18,7 @@ from retrieval.embeddings import Embedder, get_embedder
 from retrieval.metrics import CHUNKS_EMBEDDED, CHUNKS_INDEXED, EMBEDDING_CACHE_HITS, timed
 from retrieval.models import EmbeddingCacheEntry
 from retrieval.signals import index_changed
-from search.analysis import analyzed_text
+from search.analysis import analyzed_text, identifiers
 from search.backends import SearchBackend, create_backend
 from search.backends.base import DocumentChunks
 from search.types import Chunk, DocumentAcl, FusionConfig, IndexedDocument
@@ -58,7 +58,8 @@ def fusion_config(**overrides: Any) -> FusionConfig:
 
 
 # Bump when parsing or chunking changes what the same bytes turn into, so everything re-indexes.
-PIPELINE_VERSION = 4  # 4: structured text (pipe tables, fenced code, list lines), hidden characters removed
+PIPELINE_VERSION = 4  # 4: structured text (pipe tables, fenced code, list lines), hidden characters removed;
+# identifiers, effective dates and supersedes read at index time
 
 
 def pipeline_signature(config: CitewiseSettings | None = None) -> str:
@@ -165,10 +166,11 @@ def index_documents(
         vectors, stats.embedded, stats.embedding_cache_hits = embed_cached(embedder, inputs, hashes)
     with timed("analyze", stats.seconds):
         terms = [analyzed_text(text) for text in inputs]
+        named = [identifiers(text) for text in inputs]
     batch, offset = [], 0
     for item, chunks in zip(items, per_document, strict=True):
         batch.append(DocumentChunks(item.document, chunks, vectors[offset:offset + len(chunks)],
-                                    terms[offset:offset + len(chunks)]))
+                                    terms[offset:offset + len(chunks)], named[offset:offset + len(chunks)]))
         offset += len(chunks)
     with timed("index", stats.seconds):
         backend.replace_documents(batch, embedding_model=embedder.model_name)

@@ -42,3 +42,30 @@ def analyze(text: str) -> list[str]:
 
 def analyzed_text(text: str) -> str:
     return " ".join(analyze(text))
+
+
+# Identifiers (part numbers, SKUs, ticket ids, config keys) are kept whole as well as split into terms: the terms
+# find their parts, the whole form matches exactly. A candidate is a run of letters and digits joined by -, _, . or
+# /; it counts when it mixes letters and digits, joins parts with an underscore, or is camelCase.
+_DASHES = str.maketrans({c: "-" for c in "\u2010\u2011\u2012\u2013\u2014\u2015\u2212\ufe63\uff0d"})
+_IDENTIFIER = re.compile(r"(?<![\w\-./])[^\W_]+(?:[-_./][^\W_]+)*(?:_[^\W_]+)*(?![\w\-]|[./][^\W_])")
+# Ordinals, times and quantities ("4th", "10am", "24h", "5kg", "30-minute", "12-month") mix digits and letters
+# but name nothing.
+_QUANTITY = re.compile(r"\d+(?:st|nd|rd|th|am|pm|[a-z]{1,2}|(?:-[a-z]+)+)", re.IGNORECASE)
+# camelCase keys start lower-case ("maxRetries"); PascalCase is how product names are spelt ("FleetView").
+_CAMEL = re.compile(r"[a-z]+[A-Z]")
+_DATE_LIKE = re.compile(r"\d+(?:[-./]\d+)*")
+
+
+def identifiers(text: str) -> list[str]:
+    """The identifiers a text names, lowercased with dashes unified, each once, in order of appearance."""
+    found: dict[str, None] = {}
+    for match in _IDENTIFIER.finditer(text.translate(_DASHES)):
+        token = match.group(0)
+        if len(token) < 3 or len(token) > 64 or _DATE_LIKE.fullmatch(token) or _QUANTITY.fullmatch(token):
+            continue
+        has_digit = any(c.isdigit() for c in token)
+        has_letter = any(c.isalpha() for c in token)
+        if (has_digit and has_letter) or ("_" in token.strip("_") and has_letter) or _CAMEL.match(token):
+            found.setdefault(token.lower(), None)
+    return list(found)

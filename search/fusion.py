@@ -16,14 +16,24 @@ class FusedHit:
     dense_rank: int | None
 
 
-def fuse(bm25: Sequence[LegHit], dense: Sequence[LegHit], config: FusionConfig) -> list[FusedHit]:
-    """Merge two rank-ordered legs; ranks are 1-based and kept on every hit for explanation."""
+def fuse(bm25: Sequence[LegHit], dense: Sequence[LegHit], config: FusionConfig,
+         exact: Sequence[LegHit] = ()) -> list[FusedHit]:
+    """Merge rank-ordered legs; ranks are 1-based and kept on every hit for explanation.
+
+    `exact` (chunks naming identifiers the query names, scored by how many) is a third leg with
+    config.identifier_weight; among chunks naming as many, the BM25 leg's order decides.
+    """
     bm25_ranks = {hit.chunk_id: rank for rank, hit in enumerate(bm25, start=1)}
     dense_ranks = {hit.chunk_id: rank for rank, hit in enumerate(dense, start=1)}
+    exact = sorted(exact, key=lambda h: (-h.score, bm25_ranks.get(h.chunk_id, len(bm25) + 1), h.chunk_id))
     if config.method == "rrf":
         scores = _rrf(bm25_ranks, dense_ranks, config)
+        for rank, hit in enumerate(exact, start=1):
+            scores[hit.chunk_id] = scores.get(hit.chunk_id, 0.0) + config.identifier_weight / (config.rrf_k + rank)
     elif config.method == "linear":
         scores = _linear(bm25, dense, config)
+        for chunk_id, value in _min_max(exact).items():
+            scores[chunk_id] = scores.get(chunk_id, 0.0) + config.identifier_weight * value
     else:
         raise ValueError(f"unknown fusion method {config.method!r} (expected rrf or linear)")
     fused = [
@@ -66,8 +76,9 @@ def single_leg(hits: Sequence[LegHit], leg: str) -> list[FusedHit]:
     ]
 
 
-def rank(mode: SearchMode, bm25: Sequence[LegHit], dense: Sequence[LegHit], config: FusionConfig) -> list[FusedHit]:
-    """The final order for a search mode: fused legs for hybrid, the one leg otherwise."""
+def rank(mode: SearchMode, bm25: Sequence[LegHit], dense: Sequence[LegHit], config: FusionConfig,
+         exact: Sequence[LegHit] = ()) -> list[FusedHit]:
+    """The final order for a search mode: fused legs for hybrid (with the identifier leg), the one leg otherwise."""
     if mode == SearchMode.HYBRID:
-        return fuse(bm25, dense, config)
+        return fuse(bm25, dense, config, exact)
     return single_leg(bm25, "bm25") if mode == SearchMode.BM25 else single_leg(dense, "dense")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 
 from core.errors import ServiceUnavailable
@@ -39,6 +39,9 @@ class IndexedDocument:
     mime_type: str
     modified_at: datetime | None
     acl: DocumentAcl = field(default_factory=DocumentAcl.public_ok)
+    # What the text states (search/versions.py): the date it takes effect, and title keys of what it replaces.
+    effective_date: date | None = None
+    supersedes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -84,6 +87,9 @@ class SearchHit:
     bm25_rank: int | None
     dense_rank: int | None
     highlight: str
+    effective_date: date | None = None
+    # Title of a newer edition the asker may read (retrieval.selectors sets it); "" when there is none.
+    superseded_by: str = ""
 
     def as_dict(self) -> dict:
         return {
@@ -101,6 +107,8 @@ class SearchHit:
             "bm25_rank": self.bm25_rank,
             "dense_rank": self.dense_rank,
             "highlight": self.highlight,
+            "effective_date": self.effective_date.isoformat() if self.effective_date else None,
+            "superseded_by": self.superseded_by,
         }
 
 
@@ -120,6 +128,8 @@ class FusionConfig:
     dense_weight: float = 1.0
     candidates_per_leg: int = 100
     knn_num_candidates: int = 200
+    # Hybrid search's third leg: chunks naming an identifier the query names (search.analysis.identifiers).
+    identifier_weight: float = 1.0
 
 
 @dataclass(frozen=True)

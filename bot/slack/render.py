@@ -50,8 +50,8 @@ def source_lines(citations: list[Any], console_url: str = "") -> str:
         parts = [f"[{citation.number}] {_link(citation, console_url)}"]
         if citation.source_type:
             parts.append(escape(citation.source_type))
-        if citation.modified_at:
-            parts.append(f"updated {citation.modified_at:%Y-%m-%d}")
+        if dated := messages.citation_date(citation):
+            parts.append(dated)
         lines.append(" · ".join(parts))
     return "\n".join(lines)
 

@@ -55,8 +55,8 @@ def source_line(citation: Any, console_url: str = "") -> str:
     parts = [f"[{citation.number}] " + (f"[{title}]({url})" if url else f"**{title}**")]
     if citation.source_type:
         parts.append(plain(citation.source_type))
-    if citation.modified_at:
-        parts.append(f"updated {citation.modified_at:%Y-%m-%d}")
+    if dated := messages.citation_date(citation):
+        parts.append(dated)
     return " · ".join(parts)
 
 

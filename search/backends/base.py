@@ -18,6 +18,7 @@ from search.types import (
     SearchHit,
     SearchMode,
 )
+from search.versions import VersionInfo
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,7 @@ class DocumentChunks:
     chunks: Sequence[Chunk]
     vectors: np.ndarray  # one normalised row per chunk
     analyzed_texts: Sequence[str]  # BM25 terms per chunk (search.analysis)
+    identifiers: Sequence[Sequence[str]] = ()  # per chunk, search.analysis.identifiers; none when empty
 
 
 class SearchBackend(Protocol):
@@ -86,8 +88,20 @@ class SearchBackend(Protocol):
         filters: SearchFilters,
         limit: int,
         fusion: FusionConfig,
+        identifiers: Sequence[str] = (),
     ) -> list[SearchHit]:
-        """Hits the principals may read, best first. `principals` has no default: callers must say who asks."""
+        """Hits the principals may read, best first. `principals` has no default: callers must say who asks.
+
+        In hybrid mode, chunks that name any of `identifiers` (exactly, as search.analysis.identifiers spells them)
+        form a third leg of the fusion, so an exact part number or ticket id outranks its near neighbours.
+        """
+        ...
+
+    def version_candidates(
+        self, *, title_keys: Sequence[str], families: Sequence[str], principals: frozenset[str], limit: int = 100,
+    ) -> list[VersionInfo]:
+        """Documents the principals may read that say they supersede one of `title_keys`, or that belong to one of
+        `families` (search.versions.title_family) and state an effective date; one entry per document."""
         ...
 
     def get_document(self, document_id: str, principals: frozenset[str]) -> IndexedDocument | None:

@@ -12,7 +12,7 @@ import logging
 import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 import numpy as np
@@ -33,17 +33,29 @@ from search.types import (
     SearchMode,
     SearchUnavailable,
 )
+from search.versions import VersionInfo, title_family, title_key
 
 logger = logging.getLogger("citewise.search.elastic")
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: identifiers and document versions
 _SOURCE_FIELDS = [
     "chunk_id", "document_id", "source_id", "title", "url", "mime_type", "modified_at", "heading_path",
-    "section_ordinal", "section_start", "section_end", "text",
+    "section_ordinal", "section_start", "section_end", "text", "effective_date",
 ]
 _DOCUMENT_FIELDS = [
     "document_id", "source_id", "title", "url", "mime_type", "modified_at", "acl_principals", "acl_public",
-    "acl_status",
+    "acl_status", "effective_date", "supersedes",
 ]
+# Fields schema 2 added. An index made before gets them (a mapping update adds fields in place); its chunks read
+# as naming no identifiers and stating no versions until they are re-indexed, which the pipeline version bump does.
+_SCHEMA_2_FIELDS: dict[str, Any] = {
+    # Whole identifiers, lowercased in Python (search.analysis.identifiers): the integ-test distribution has no
+    # word-delimiter or pattern filters, and a keyword field matches exactly on every distribution.
+    "identifiers": {"type": "keyword"},
+    "effective_date": {"type": "date", "format": "strict_date"},
+    "title_key": {"type": "keyword"},
+    "title_family": {"type": "keyword"},
+    "supersedes": {"type": "keyword"},
+}
 
 
 def _raise_on_shard_failures(response: Any, what: str) -> None:
@@ -85,6 +97,7 @@ def _mappings(embedding_model: str, dimensions: int) -> dict[str, Any]:
             "acl_principals": {"type": "keyword"},
             "acl_public": {"type": "boolean"},
             "acl_status": {"type": "keyword"},
+            **_SCHEMA_2_FIELDS,
         },
     }
 
@@ -170,9 +183,13 @@ class ElasticsearchBackend:
 
     def ensure_index(self, embedding_model: str, dimensions: int) -> None:
         with self._errors("create the index"):
-            if self._meta() is None:
+            meta = self._meta()
+            if meta is None:
                 self.create_version(embedding_model, dimensions, make_current=True)
             self._check_model(embedding_model)
+            if meta is not None and int(meta.get("schema_version") or 1) < SCHEMA_VERSION:
+                self.client.indices.put_mapping(index=self.index_name, properties=_SCHEMA_2_FIELDS,
+                                                meta={**meta, "schema_version": SCHEMA_VERSION})
 
     def create_version(self, embedding_model: str, dimensions: int, *, make_current: bool) -> str:
         """A new physical index `<alias>-v<N>`; re-indexing fills one and then moves the alias to it."""
@@ -283,7 +300,9 @@ class ElasticsearchBackend:
             ]
             for item in batch:
                 document = item.document
-                for chunk, vector, terms in zip(item.chunks, item.vectors, item.analyzed_texts, strict=True):
+                identifiers = item.identifiers or [()] * len(item.chunks)
+                for chunk, vector, terms, named in zip(item.chunks, item.vectors, item.analyzed_texts, identifiers,
+                                                       strict=True):
                     actions.append({
                         "_op_type": "index", "_index": self.index_name, "_id": chunk.chunk_id,
                         "_source": {
@@ -297,6 +316,11 @@ class ElasticsearchBackend:
                             "vector": np.asarray(vector, dtype=np.float32).tolist(),
                             "acl_principals": sorted(document.acl.principals),
                             "acl_public": document.acl.public, "acl_status": document.acl.status,
+                            "identifiers": list(named),
+                            "effective_date": document.effective_date.isoformat() if document.effective_date
+                            else None,
+                            "title_key": title_key(document.title), "title_family": title_family(document.title),
+                            "supersedes": list(document.supersedes),
                         },
                     })
             helpers.bulk(self.client, actions, chunk_size=500, max_retries=3, raise_on_error=True,
@@ -408,6 +432,7 @@ class ElasticsearchBackend:
         filters: SearchFilters,
         limit: int,
         fusion: FusionConfig,
+        identifiers: Sequence[str] = (),
     ) -> list[SearchHit]:
         with self._errors("search"):
             meta = self._meta()
@@ -421,7 +446,7 @@ class ElasticsearchBackend:
             clauses = self._filters(principals, filters)
             searches: list[dict[str, Any]] = []
             legs: list[str] = []
-            results: dict[str, list[LegHit]] = {"bm25": [], "dense": []}
+            results: dict[str, list[LegHit]] = {"bm25": [], "dense": [], "exact": []}
             if mode != SearchMode.DENSE and analyzed_query:
                 legs.append("bm25")
                 searches += [{"index": self.index_name}, {
@@ -440,6 +465,16 @@ class ElasticsearchBackend:
                             "k": depth, "num_candidates": max(depth, fusion.knn_num_candidates),
                             "filter": clauses},
                 }]
+            if mode == SearchMode.HYBRID and identifiers:
+                legs.append("exact")
+                # Each identifier named scores 1: a chunk's score is how many of the query's it names.
+                named = [{"constant_score": {"filter": {"term": {"identifiers": identifier}}, "boost": 1.0}}
+                         for identifier in sorted(set(identifiers))]
+                searches += [{"index": self.index_name}, {
+                    "size": depth, "_source": _SOURCE_FIELDS, "track_total_hits": False,
+                    "query": {"bool": {"should": named, "minimum_should_match": 1, "filter": clauses}},
+                    "sort": ["_score", {"chunk_id": "asc"}],
+                }]
             responses = self.client.msearch(searches=searches)["responses"] if searches else []
             by_id: dict[str, dict[str, Any]] = {}
             for leg, response in zip(legs, responses, strict=True):
@@ -454,7 +489,7 @@ class ElasticsearchBackend:
                         stored["_highlight"] = hit["highlight"]["text"][0]
                     leg_hits.append(LegHit(source["chunk_id"], float(hit["_score"])))
                 results[leg] = leg_hits
-            fused = rank(mode, results["bm25"], results["dense"], fusion)
+            fused = rank(mode, results["bm25"], results["dense"], fusion, results["exact"])
             return [self._hit(by_id[f.chunk_id], f, query) for f in fused[:limit]]
 
     @staticmethod
@@ -467,6 +502,7 @@ class ElasticsearchBackend:
             heading_path=tuple(source["heading_path"]), section_ordinal=source["section_ordinal"],
             text=source["text"], score=fused.score, bm25_rank=fused.bm25_rank, dense_rank=fused.dense_rank,
             highlight=source.get("_highlight") or highlight(source["text"], query),
+            effective_date=date.fromisoformat(source["effective_date"]) if source.get("effective_date") else None,
         )
 
     def get_document(self, document_id: str, principals: frozenset[str]) -> IndexedDocument | None:
@@ -492,7 +528,35 @@ class ElasticsearchBackend:
                 modified_at=datetime.fromisoformat(modified) if modified else None,
                 acl=DocumentAcl(principals=frozenset(source.get("acl_principals") or ()),
                                 public=bool(source["acl_public"]), status=source["acl_status"]),
+                effective_date=date.fromisoformat(source["effective_date"]) if source.get("effective_date") else None,
+                supersedes=tuple(source.get("supersedes") or ()),
             )
+
+    def version_candidates(
+        self, *, title_keys: Sequence[str], families: Sequence[str], principals: frozenset[str], limit: int = 100,
+    ) -> list[VersionInfo]:
+        if not title_keys and not families:
+            return []
+        with self._errors("read document versions"):
+            try:
+                response = self.client.search(
+                    index=self.index_name, size=limit, track_total_hits=False,
+                    source={"includes": ["document_id", "title", "effective_date", "supersedes"]},
+                    query={"bool": {"filter": [visibility_filter(principals)], "minimum_should_match": 1, "should": [
+                        {"terms": {"supersedes": sorted(set(title_keys))}},
+                        {"bool": {"filter": [{"terms": {"title_family": sorted(set(families))}},
+                                             {"exists": {"field": "effective_date"}}]}},
+                    ]}},
+                    collapse={"field": "document_id"}, sort=[{"document_id": "asc"}],
+                )
+            except NotFoundError:
+                return []
+            _raise_on_shard_failures(response, "version lookup")
+            return [VersionInfo(
+                source["document_id"], source["title"],
+                date.fromisoformat(source["effective_date"]) if source.get("effective_date") else None,
+                tuple(source.get("supersedes") or ()),
+            ) for source in (hit["_source"] for hit in response["hits"]["hits"])]
 
     def section_chunks(
         self, document_id: str, section_ordinal: int, *, principals: frozenset[str]

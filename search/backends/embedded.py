@@ -33,7 +33,7 @@ import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from urllib.parse import quote
 
@@ -54,6 +54,7 @@ from search.types import (
     SearchMode,
     SearchUnavailable,
 )
+from search.versions import VersionInfo, title_family, title_key
 
 logger = logging.getLogger("citewise.search.embedded")
 
@@ -67,7 +68,11 @@ CREATE TABLE IF NOT EXISTS documents (
     mime_type TEXT NOT NULL,
     modified_at REAL,
     acl_public INTEGER NOT NULL,
-    acl_status TEXT NOT NULL
+    acl_status TEXT NOT NULL,
+    effective_date TEXT,
+    title_key TEXT NOT NULL DEFAULT '',
+    title_family TEXT NOT NULL DEFAULT '',
+    supersedes TEXT NOT NULL DEFAULT '[]'
 );
 CREATE INDEX IF NOT EXISTS documents_source ON documents(source_id);
 CREATE TABLE IF NOT EXISTS document_principals (
@@ -91,7 +96,27 @@ CREATE TABLE IF NOT EXISTS chunks (
 );
 CREATE INDEX IF NOT EXISTS chunks_document ON chunks(document_id, section_ordinal);
 CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(terms, tokenize = 'unicode61 remove_diacritics 2');
+CREATE TABLE IF NOT EXISTS chunk_identifiers (
+    identifier TEXT NOT NULL,
+    chunk_rowid INTEGER NOT NULL REFERENCES chunks(rowid) ON DELETE CASCADE,
+    PRIMARY KEY (identifier, chunk_rowid)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS chunk_identifiers_chunk ON chunk_identifiers(chunk_rowid);
+CREATE TABLE IF NOT EXISTS document_supersedes (
+    title_key TEXT NOT NULL,
+    document_id TEXT NOT NULL REFERENCES documents(document_id) ON DELETE CASCADE,
+    PRIMARY KEY (title_key, document_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS document_supersedes_document ON document_supersedes(document_id);
 """
+# Columns files made before versions were read lack; added when such a file is opened (their documents read as
+# stating nothing until re-indexed, which the pipeline version bump does).
+_ADDED_COLUMNS = {
+    "effective_date": "TEXT",
+    "title_key": "TEXT NOT NULL DEFAULT ''",
+    "title_family": "TEXT NOT NULL DEFAULT ''",
+    "supersedes": "TEXT NOT NULL DEFAULT '[]'",
+}
 
 # A document is readable iff its ACL status is ok and it is public or shares a principal with the asker.
 # The principal subquery is uncorrelated, so SQLite evaluates it once per statement (an index probe per
@@ -104,6 +129,23 @@ _VISIBLE_SQL = (
 
 def _epoch(value: datetime | None) -> float | None:
     return value.timestamp() if value else None
+
+
+def _add_missing_columns(connection: sqlite3.Connection) -> None:
+    def missing() -> list[str]:
+        present = {row[1] for row in connection.execute("PRAGMA table_info(documents)")}
+        return [name for name in _ADDED_COLUMNS if name not in present]
+
+    if missing():
+        connection.execute("BEGIN IMMEDIATE")  # another process may be adding them too: one at a time
+        try:
+            for name in missing():
+                connection.execute(f"ALTER TABLE documents ADD COLUMN {name} {_ADDED_COLUMNS[name]}")
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+        connection.execute("COMMIT")
+    connection.execute("CREATE INDEX IF NOT EXISTS documents_family ON documents(title_family)")
 
 
 def _lock_path(path: Path) -> Path:
@@ -258,6 +300,7 @@ class EmbeddedBackend:
                 connection.execute("PRAGMA foreign_keys=ON")
                 connection.execute("PRAGMA synchronous=NORMAL")
                 connection.executescript(_SCHEMA)
+                _add_missing_columns(connection)
                 stat = os.stat(path)
             except BaseException:
                 connection.close()
@@ -459,7 +502,9 @@ class EmbeddedBackend:
                         raise ValueError(f"expected {len(item.chunks)} vectors of {dimensions} dimensions")
                     self._delete(connection, [item.document.document_id])
                     self._insert_document(connection, item.document)
-                    for chunk, vector, terms in zip(item.chunks, item.vectors, item.analyzed_texts, strict=True):
+                    identifiers = item.identifiers or [()] * len(item.chunks)
+                    for chunk, vector, terms, named in zip(item.chunks, item.vectors, item.analyzed_texts,
+                                                           identifiers, strict=True):
                         cursor = connection.execute(
                             "INSERT INTO chunks(chunk_id, document_id, ordinal, heading_path, section_ordinal, "
                             "section_start, section_end, text, content_hash, vector) VALUES (?,?,?,?,?,?,?,?,?,?)",
@@ -469,12 +514,22 @@ class EmbeddedBackend:
                         )
                         connection.execute("INSERT INTO chunks_fts(rowid, terms) VALUES (?, ?)",
                                            (cursor.lastrowid, terms))
+                        connection.executemany(
+                            "INSERT OR IGNORE INTO chunk_identifiers(identifier, chunk_rowid) VALUES (?, ?)",
+                            [(identifier, cursor.lastrowid) for identifier in named])
 
     def _insert_document(self, connection: sqlite3.Connection, document: IndexedDocument) -> None:
         connection.execute(
-            "INSERT INTO documents VALUES (?,?,?,?,?,?,?,?)",
+            "INSERT INTO documents(document_id, source_id, title, url, mime_type, modified_at, acl_public, acl_status, "
+            "effective_date, title_key, title_family, supersedes) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
             (document.document_id, document.source_id, document.title, document.url, document.mime_type,
-             _epoch(document.modified_at), int(document.acl.public), document.acl.status),
+             _epoch(document.modified_at), int(document.acl.public), document.acl.status,
+             document.effective_date.isoformat() if document.effective_date else None, title_key(document.title),
+             title_family(document.title), json.dumps(list(document.supersedes))),
+        )
+        connection.executemany(
+            "INSERT OR IGNORE INTO document_supersedes(title_key, document_id) VALUES (?, ?)",
+            [(key, document.document_id) for key in document.supersedes],
         )
         connection.executemany(
             "INSERT INTO document_principals(document_id, principal) VALUES (?, ?)",
@@ -584,6 +639,18 @@ class EmbeddedBackend:
         # FTS5's bm25() is negated so that smaller is better; flip it back to BM25's sign.
         return [LegHit(chunk_id, -score) for chunk_id, score in rows]
 
+    def _exact(self, connection: sqlite3.Connection, identifiers: Sequence[str], where: str, params: list,
+               limit: int) -> list[LegHit]:
+        if not identifiers:
+            return []
+        rows = connection.execute(
+            "SELECT c.chunk_id, count(*) AS named FROM chunk_identifiers i JOIN chunks c ON c.rowid = i.chunk_rowid "
+            "JOIN documents d ON d.document_id = c.document_id WHERE i.identifier IN (SELECT value FROM json_each(?)) "
+            f"AND {where} GROUP BY c.chunk_id ORDER BY named DESC, c.chunk_id LIMIT ?",
+            [json.dumps(sorted(set(identifiers))), *params, limit],
+        ).fetchall()
+        return [LegHit(chunk_id, float(named)) for chunk_id, named in rows]
+
     def _vectors(self, state: _ThreadState) -> tuple[np.ndarray, np.ndarray, list[str]]:
         meta = self._meta(state.connection)
         # Generations count writes within one file; two files can share a number, never an identity.
@@ -632,6 +699,7 @@ class EmbeddedBackend:
         filters: SearchFilters,
         limit: int,
         fusion: FusionConfig,
+        identifiers: Sequence[str] = (),
     ) -> list[SearchHit]:
         with self._errors("search"):
             state = self._state()
@@ -658,7 +726,8 @@ class EmbeddedBackend:
                 if query_vector is None:
                     raise ValueError("dense and hybrid search need a query vector")
                 dense = self._dense(state, query_vector, where, params, depth)
-            return self._hydrate(connection, rank(mode, bm25, dense, fusion)[:limit], query, visible,
+            exact = self._exact(connection, identifiers, where, params, depth) if mode == SearchMode.HYBRID else []
+            return self._hydrate(connection, rank(mode, bm25, dense, fusion, exact)[:limit], query, visible,
                                  visible_params)
 
     def _hydrate(self, connection: sqlite3.Connection, fused: list, query: str, visible: str,
@@ -671,7 +740,7 @@ class EmbeddedBackend:
             row[0]: row
             for row in connection.execute(
                 "SELECT c.chunk_id, c.document_id, d.source_id, d.title, d.url, d.mime_type, d.modified_at, "
-                "c.heading_path, c.section_ordinal, c.text FROM chunks c JOIN documents d "
+                "c.heading_path, c.section_ordinal, c.text, d.effective_date FROM chunks c JOIN documents d "
                 f"ON d.document_id = c.document_id WHERE c.chunk_id IN (SELECT value FROM json_each(?)) AND {visible}",
                 [ids, *visible_params],
             )
@@ -686,7 +755,7 @@ class EmbeddedBackend:
                 modified_at=datetime.fromtimestamp(row[6], tz=UTC) if row[6] is not None else None,
                 heading_path=tuple(json.loads(row[7])), section_ordinal=row[8], text=row[9],
                 score=fused_hit.score, bm25_rank=fused_hit.bm25_rank, dense_rank=fused_hit.dense_rank,
-                highlight=highlight(row[9], query),
+                highlight=highlight(row[9], query), effective_date=date.fromisoformat(row[10]) if row[10] else None,
             ))
         return hits
 
@@ -700,7 +769,8 @@ class EmbeddedBackend:
             row = connection.execute(
                 "SELECT d.document_id, d.source_id, d.title, d.url, d.mime_type, d.modified_at, d.acl_public, "
                 "d.acl_status, (SELECT json_group_array(p.principal) FROM document_principals p "
-                "WHERE p.document_id = d.document_id) FROM documents d WHERE d.document_id = ? AND "
+                "WHERE p.document_id = d.document_id), d.effective_date, d.supersedes FROM documents d "
+                "WHERE d.document_id = ? AND "
                 f"{_VISIBLE_SQL} AND EXISTS (SELECT 1 FROM chunks c WHERE c.document_id = d.document_id)",
                 (document_id, json.dumps(sorted(principals))),
             ).fetchone()
@@ -710,7 +780,30 @@ class EmbeddedBackend:
                 document_id=row[0], source_id=row[1], title=row[2], url=row[3], mime_type=row[4],
                 modified_at=datetime.fromtimestamp(row[5], tz=UTC) if row[5] is not None else None,
                 acl=DocumentAcl(principals=frozenset(json.loads(row[8])), public=bool(row[6]), status=row[7]),
+                effective_date=date.fromisoformat(row[9]) if row[9] else None,
+                supersedes=tuple(json.loads(row[10] or "[]")),
             )
+
+    def version_candidates(
+        self, *, title_keys: Sequence[str], families: Sequence[str], principals: frozenset[str], limit: int = 100,
+    ) -> list[VersionInfo]:
+        if not title_keys and not families:
+            return []
+        with self._errors("read document versions"):
+            connection = self._connection()
+            if connection is None:
+                return []
+            rows = connection.execute(
+                "SELECT d.document_id, d.title, d.effective_date, d.supersedes FROM documents d WHERE "
+                "(d.document_id IN (SELECT s.document_id FROM document_supersedes s WHERE s.title_key IN "
+                "(SELECT value FROM json_each(?))) OR (d.title_family IN (SELECT value FROM json_each(?)) AND "
+                f"d.effective_date IS NOT NULL)) AND {_VISIBLE_SQL} AND EXISTS (SELECT 1 FROM chunks c "
+                "WHERE c.document_id = d.document_id) ORDER BY d.document_id LIMIT ?",
+                (json.dumps(sorted(set(title_keys))), json.dumps(sorted(set(families))),
+                 json.dumps(sorted(principals)), limit),
+            ).fetchall()
+            return [VersionInfo(row[0], row[1], date.fromisoformat(row[2]) if row[2] else None,
+                                tuple(json.loads(row[3] or "[]"))) for row in rows]
 
     def section_chunks(
         self, document_id: str, section_ordinal: int, *, principals: frozenset[str]

@@ -39,12 +39,12 @@ def test_user_and_document_text_cannot_ping_or_spoof_links():
     assert "<@U999>" not in rendered and "&lt;!channel&gt;" in rendered
     sources = blocks[1]["text"]["text"]
     assert "<https://wiki.example/a?b=1&amp;c=2|Pay &lt;!here&gt; ¦x>" in sources
-    assert "Markdown" in sources and "updated 2025-03-01" in sources
+    assert "Markdown" in sources and "modified 2025-03-01" in sources
 
 
 def test_non_web_urls_are_not_linked_but_console_links_are():
     citation = _citation(1, "Runbook", "file:///srv/corpus/runbooks/on-call.md")
-    assert render.source_lines([citation]) == "[1] *Runbook* · Markdown · updated 2025-03-01"
+    assert render.source_lines([citation]) == "[1] *Runbook* · Markdown · modified 2025-03-01"
     linked = render.source_lines([citation], console_url="https://citewise.example.com/")
     assert "<https://citewise.example.com/documents/d1/open|Runbook>" in linked
 

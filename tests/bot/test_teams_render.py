@@ -40,12 +40,12 @@ def test_document_and_answer_text_cannot_make_links_or_mentions():
     assert "budgets < 5 % stay [1]" in card["body"][0]["text"]  # ordinary text and markers survive
     source = card["body"][2]["text"]
     assert source.startswith("[1] [Pay (policy)(https://evil.example) \\*2025\\*](https://wiki.example/pay%20%28v2%29)")
-    assert "Markdown" in source and "updated 2025-03-01" in source
+    assert "Markdown" in source and "modified 2025-03-01" in source
 
 
 def test_only_web_urls_are_linked_and_console_links_win():
     citation = _citation(1, "Runbook", "file:///srv/corpus/runbooks/on-call.md")
-    assert render.source_line(citation) == "[1] **Runbook** · Markdown · updated 2025-03-01"
+    assert render.source_line(citation) == "[1] **Runbook** · Markdown · modified 2025-03-01"
     linked = render.source_line(citation, console_url="https://citewise.example/")
     assert "[Runbook](https://citewise.example/documents/doc%201/open)" in linked
 

@@ -63,7 +63,7 @@ def test_the_documents_endpoint_is_200_when_readable_and_404_otherwise(client, i
     body = response.json()
     assert body == {"document_id": budget.id, "title": "Travel budget", "url": budget.url,
                     "source_type": "Markdown", "mime_type": "text/markdown", "source_kind": "filesystem",
-                    "modified_at": budget.source_modified_at.isoformat()}
+                    "modified_at": budget.source_modified_at.isoformat(), "effective_date": None}
 
     # Forbidden looks exactly like missing: 404 with the same body, never 403.
     forbidden = client.get(document_url(budget.id), headers=auth(bob))

@@ -491,3 +491,109 @@ def test_a_process_searching_through_rebuilds_in_another_sees_whole_indices_only
     assert answers_seen == sorted(answers_seen)  # never back to a replaced edition
     assert set(answers_seen) == {0, 1, 2}
     assert backend.document_ids() == {"b", "c", "d"}
+
+
+# -- identifiers and versions ---------------------------------------------------------------------------------
+
+PARTS = [
+    # Each exact document names its identifier and little else; its near neighbour names a similar identifier and
+    # says much more about what the query asks (more shared terms, a closer embedding).
+    doc("stock-12", "Stock sheet 12", (("Stock sheet 12",), "Bin 12 holds NA-4471-B.")),
+    doc("gasket-c", "Gasket NA-4471-C for the K2 pump housing", (
+        ("Gasket NA-4471-C for the K2 pump housing",),
+        "NA-4471-C is the gasket for the K2 pump housing; it replaced part B. Replace the K2 pump housing gasket "
+        "yearly.")),
+    doc("pager-log", "Pager log", (("Pager log",), "INC-2291 closed at 14:05.")),
+    doc("incident-2219", "INC-2219 payments outage", (
+        ("INC-2219 payments outage",),
+        "INC-2219: payments were delayed for an hour during the payments outage; the payments queue was drained.")),
+    doc("settings", "Client settings", (("Client settings",), "max_retries: 5")),
+    doc("retry-policy", "Retry policy for the client", (
+        ("Retry policy for the client",),
+        "How the client retries: a failed call is retried at most three times (the max retries setting), with "
+        "backoff between retries.")),
+    doc("changelog", "Changelog", (("Changelog",), "K2-FW-3.4.1 shipped on 3 May.")),
+    doc("fw-342", "K2 firmware K2-FW-3.4.2 release notes", (
+        ("K2 firmware K2-FW-3.4.2 release notes",),
+        "K2-FW-3.4.2 release notes: the K2 firmware boot loop fix of K2-FW-3.4.0 is kept and boot is faster.")),
+]
+
+
+@pytest.mark.parametrize(("query", "exact", "neighbour"), [
+    ("NA-4471-B gasket for the K2 pump housing", "stock-12", "gasket-c"),
+    ("INC-2291 payments delayed outage", "pager-log", "incident-2219"),
+    ("how does max_retries make the client retry a failed call", "settings", "retry-policy"),
+    ("K2-FW-3.4.1 K2 firmware boot loop release notes", "changelog", "fw-342"),
+])
+def test_an_exact_identifier_outranks_its_near_neighbours(backend, query, exact, neighbour):
+    index_documents(PARTS, backend=backend)
+    without = [h.document_id for h in search(backend, query, fusion=fusion_config(identifier_weight=0.0))]
+    assert without.index(neighbour) < without.index(exact), "the neighbour must win on terms and meaning alone"
+    ranked = [h.document_id for h in search(backend, query)]
+    assert ranked[0] == exact, ranked
+
+
+def test_identifiers_match_whole_and_by_their_parts(backend):
+    index_documents(PARTS, backend=backend)
+    # Case and the kind of dash do not matter to the whole form.
+    assert search(backend, "na\u20114471\u2011b")[0].document_id == "stock-12"
+    # The parts stay ordinary terms: a part number's number finds both parts, a key's words find the key.
+    assert {h.document_id for h in search(backend, "4471", SearchMode.BM25)} == {"stock-12", "gasket-c"}
+    assert "settings" in {h.document_id for h in search(backend, "max", SearchMode.BM25)}
+
+
+TRAVEL_2025 = doc("travel-2025", "Travel Policy 2025", (
+    ("Travel Policy 2025", "Per diem"), "Effective: 2025-01-01. The per diem for meals is 45 euros a day."))
+TRAVEL_2026 = doc("travel-2026", "Travel Policy 2026", (
+    ("Travel Policy 2026", "Per diem"), "Effective: 2026-01-01. Supersedes: Travel Policy 2025. The per diem for "
+                                        "meals is 52 euros a day."))
+
+
+def versioned(item, effective, supersedes=(), acl=None):
+    document = dataclasses.replace(item.document, effective_date=effective, supersedes=supersedes,
+                                   acl=acl or item.document.acl)
+    return DocumentToIndex(document, item.sections)
+
+
+def test_a_superseded_edition_ranks_below_its_successor_and_says_so(backend):
+    from datetime import date
+
+    index_documents([versioned(TRAVEL_2025, date(2025, 1, 1)),
+                     versioned(TRAVEL_2026, date(2026, 1, 1), ("travel policy 2025",))], backend=backend)
+    hits = search(backend, "what is the per diem for meals on a trip")
+    assert [h.document_id for h in hits][:2] == ["travel-2026", "travel-2025"]
+    assert hits[0].effective_date == date(2026, 1, 1) and hits[0].superseded_by == ""
+    assert hits[1].superseded_by == "Travel Policy 2026"
+    # Asked about the old edition by name, it is found first, still marked superseded.
+    old = search(backend, "what was the 2025 per diem for meals")
+    assert old[0].document_id == "travel-2025" and old[0].superseded_by == "Travel Policy 2026"
+    stored = backend.get_document("travel-2026", EVERYONE)
+    assert stored.effective_date == date(2026, 1, 1) and stored.supersedes == ("travel policy 2025",)
+
+
+def test_a_later_edition_of_the_same_family_supersedes_without_saying_so(backend):
+    from datetime import date
+
+    index_documents([versioned(TRAVEL_2025, date(2025, 1, 1)), versioned(TRAVEL_2026, date(2026, 1, 1))],
+                    backend=backend)
+    by_id = {h.document_id: h for h in search(backend, "per diem for meals")}
+    assert by_id["travel-2025"].superseded_by == "Travel Policy 2026" and by_id["travel-2026"].superseded_by == ""
+
+
+def test_a_successor_the_asker_cannot_read_is_never_named_nor_counted(backend):
+    from datetime import date
+
+    finance = DocumentAcl(principals=frozenset({"group:finance"}), public=False, status="ok")
+    index_documents([versioned(TRAVEL_2025, date(2025, 1, 1)),
+                     versioned(TRAVEL_2026, date(2026, 1, 1), ("travel policy 2025",), acl=finance)], backend=backend)
+    outsider = search(backend, "what is the per diem for meals on a trip")
+    assert [h.document_id for h in outsider] == ["travel-2025"] and outsider[0].superseded_by == ""
+    candidates = backend.version_candidates(title_keys=["travel policy 2025"], families=["travel policy"],
+                                            principals=EVERYONE)
+    assert [c.document_id for c in candidates] == ["travel-2025"]  # the old edition itself, nothing newer
+    member = search(backend, "what is the per diem for meals on a trip", principals=frozenset({"group:finance"}))
+    assert {h.document_id: h.superseded_by for h in member} == {"travel-2026": "", "travel-2025": "Travel Policy 2026"}
+    [candidate] = backend.version_candidates(title_keys=["travel policy 2025"], families=[],
+                                             principals=frozenset({"group:finance"}))
+    assert (candidate.document_id, candidate.effective_date, candidate.supersedes) == (
+        "travel-2026", date(2026, 1, 1), ("travel policy 2025",))

@@ -58,6 +58,6 @@ class Command(BaseCommand):
         self.stdout.write(f"timings: {timings}")
 
     def _citation(self, citation: dict) -> None:
-        modified = f"  updated {citation['modified_at'][:10]}" if citation.get("modified_at") else ""
+        modified = f"  {citation['date_label']}" if citation.get("date_label") else ""
         self.stdout.write(f"[{citation['number']}] {citation['title']}  ({citation['source_type']}{modified})")
         self.stdout.write(f"    document {citation['document_id']}  {citation['url']}")
