@@ -84,6 +84,9 @@ class SearchHit:
     bm25_rank: int | None
     dense_rank: int | None
     highlight: str
+    # The chunk's answer-unit vectors as stored at index time (search/unit_vectors.py), b"" when the index holds
+    # none or they were not asked for. Internal to answering: never in as_dict, reprs or logs.
+    unit_vectors: bytes = field(default=b"", repr=False, compare=False)
 
     def as_dict(self) -> dict:
         return {

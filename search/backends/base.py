@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
@@ -28,6 +28,8 @@ class DocumentChunks:
     chunks: Sequence[Chunk]
     vectors: np.ndarray  # one normalised row per chunk
     analyzed_texts: Sequence[str]  # BM25 terms per chunk (search.analysis)
+    # Per chunk, its answer-unit vectors as one opaque blob (search/unit_vectors.py); empty: none stored.
+    unit_vectors: Sequence[bytes] = field(default=())
 
 
 class SearchBackend(Protocol):
@@ -86,8 +88,13 @@ class SearchBackend(Protocol):
         filters: SearchFilters,
         limit: int,
         fusion: FusionConfig,
+        with_unit_vectors: bool = False,
     ) -> list[SearchHit]:
-        """Hits the principals may read, best first. `principals` has no default: callers must say who asks."""
+        """Hits the principals may read, best first. `principals` has no default: callers must say who asks.
+
+        `with_unit_vectors`: each hit carries its chunk's stored unit vectors (answering wants them; a plain
+        search does not pay for reading them).
+        """
         ...
 
     def get_document(self, document_id: str, principals: frozenset[str]) -> IndexedDocument | None:

@@ -8,6 +8,7 @@ chunks and the removal of its old ones become visible together, as soon as the c
 
 from __future__ import annotations
 
+import base64
 import logging
 import re
 from collections.abc import Iterator, Sequence
@@ -35,7 +36,8 @@ from search.types import (
 )
 
 logger = logging.getLogger("citewise.search.elastic")
-SCHEMA_VERSION = 1
+# 2: unit_vectors. Versions differ only by fields added, which ensure_index adds to an older index in place.
+SCHEMA_VERSION = 2
 _SOURCE_FIELDS = [
     "chunk_id", "document_id", "source_id", "title", "url", "mime_type", "modified_at", "heading_path",
     "section_ordinal", "section_start", "section_end", "text",
@@ -54,11 +56,23 @@ def _raise_on_shard_failures(response: Any, what: str) -> None:
                                 f"{(response['_shards'].get('failures') or [''])[0]}")
 
 
+def _meta_of(embedding_model: str, dimensions: int) -> dict[str, Any]:
+    return {"embedding_model": embedding_model, "dimensions": dimensions, "schema_version": SCHEMA_VERSION}
+
+
+# Fields added after schema version 1, by the version that added them.
+_ADDED_FIELDS: dict[str, Any] = {
+    # The chunk's answer-unit vectors (search/unit_vectors.py), base64: kept in _source, never indexed.
+    "unit_vectors": {"type": "binary"},
+}
+
+
 def _mappings(embedding_model: str, dimensions: int) -> dict[str, Any]:
     return {
-        "_meta": {"embedding_model": embedding_model, "dimensions": dimensions, "schema_version": SCHEMA_VERSION},
+        "_meta": _meta_of(embedding_model, dimensions),
         "dynamic": "strict",
         "properties": {
+            **_ADDED_FIELDS,
             "chunk_id": {"type": "keyword"},
             "document_id": {"type": "keyword"},
             "source_id": {"type": "keyword"},
@@ -173,6 +187,18 @@ class ElasticsearchBackend:
             if self._meta() is None:
                 self.create_version(embedding_model, dimensions, make_current=True)
             self._check_model(embedding_model)
+            self._upgrade_mapping()
+
+    def _upgrade_mapping(self) -> None:
+        """Add the fields of newer schema versions to an index made by an older one (new fields only, so no
+        re-index); its chunks simply lack them until they are written again."""
+        meta = self._meta() or {}
+        if int(meta.get("schema_version") or 1) >= SCHEMA_VERSION:
+            return
+        # put_mapping replaces _meta whole: the model and dimensions go back in with the new version.
+        self.client.indices.put_mapping(index=self.index_name, properties=_ADDED_FIELDS,
+                                        meta=_meta_of(meta["embedding_model"], int(meta["dimensions"])))
+        logger.info("added %s to the mapping of index %s", ", ".join(_ADDED_FIELDS), self.index_name)
 
     def create_version(self, embedding_model: str, dimensions: int, *, make_current: bool) -> str:
         """A new physical index `<alias>-v<N>`; re-indexing fills one and then moves the alias to it."""
@@ -276,6 +302,7 @@ class ElasticsearchBackend:
     def replace_documents(self, batch: Sequence[DocumentChunks], *, embedding_model: str) -> None:
         with self._errors("index documents"):
             self._check_model(embedding_model)
+            self._upgrade_mapping()  # the mapping is strict: an older index would refuse unit_vectors
             new_ids = {c.chunk_id for item in batch for c in item.chunks}
             stale = [cid for cid, _ in self._chunk_ids([i.document.document_id for i in batch]) if cid not in new_ids]
             actions: list[dict[str, Any]] = [
@@ -283,22 +310,25 @@ class ElasticsearchBackend:
             ]
             for item in batch:
                 document = item.document
-                for chunk, vector, terms in zip(item.chunks, item.vectors, item.analyzed_texts, strict=True):
-                    actions.append({
-                        "_op_type": "index", "_index": self.index_name, "_id": chunk.chunk_id,
-                        "_source": {
-                            "chunk_id": chunk.chunk_id, "document_id": document.document_id,
-                            "source_id": document.source_id, "ordinal": chunk.ordinal, "title": document.title,
-                            "url": document.url, "mime_type": document.mime_type,
-                            "modified_at": document.modified_at.isoformat() if document.modified_at else None,
-                            "heading_path": list(chunk.heading_path), "section_ordinal": chunk.section_ordinal,
-                            "section_start": chunk.section_start, "section_end": chunk.section_end,
-                            "text": chunk.text, "terms": terms, "content_hash": chunk.content_hash,
-                            "vector": np.asarray(vector, dtype=np.float32).tolist(),
-                            "acl_principals": sorted(document.acl.principals),
-                            "acl_public": document.acl.public, "acl_status": document.acl.status,
-                        },
-                    })
+                units = item.unit_vectors or [b""] * len(item.chunks)
+                for chunk, vector, terms, unit_vectors in zip(item.chunks, item.vectors, item.analyzed_texts,
+                                                              units, strict=True):
+                    source: dict[str, Any] = {
+                        "chunk_id": chunk.chunk_id, "document_id": document.document_id,
+                        "source_id": document.source_id, "ordinal": chunk.ordinal, "title": document.title,
+                        "url": document.url, "mime_type": document.mime_type,
+                        "modified_at": document.modified_at.isoformat() if document.modified_at else None,
+                        "heading_path": list(chunk.heading_path), "section_ordinal": chunk.section_ordinal,
+                        "section_start": chunk.section_start, "section_end": chunk.section_end,
+                        "text": chunk.text, "terms": terms, "content_hash": chunk.content_hash,
+                        "vector": np.asarray(vector, dtype=np.float32).tolist(),
+                        "acl_principals": sorted(document.acl.principals),
+                        "acl_public": document.acl.public, "acl_status": document.acl.status,
+                    }
+                    if unit_vectors:
+                        source["unit_vectors"] = base64.b64encode(unit_vectors).decode("ascii")
+                    actions.append({"_op_type": "index", "_index": self.index_name, "_id": chunk.chunk_id,
+                                    "_source": source})
             helpers.bulk(self.client, actions, chunk_size=500, max_retries=3, raise_on_error=True,
                          ignore_status=(404,))
             self.client.indices.refresh(index=self.index_name)
@@ -408,6 +438,7 @@ class ElasticsearchBackend:
         filters: SearchFilters,
         limit: int,
         fusion: FusionConfig,
+        with_unit_vectors: bool = False,
     ) -> list[SearchHit]:
         with self._errors("search"):
             meta = self._meta()
@@ -454,11 +485,21 @@ class ElasticsearchBackend:
                         stored["_highlight"] = hit["highlight"]["text"][0]
                     leg_hits.append(LegHit(source["chunk_id"], float(hit["_score"])))
                 results[leg] = leg_hits
-            fused = rank(mode, results["bm25"], results["dense"], fusion)
-            return [self._hit(by_id[f.chunk_id], f, query) for f in fused[:limit]]
+            fused = rank(mode, results["bm25"], results["dense"], fusion)[:limit]
+            units = self._unit_vectors([f.chunk_id for f in fused]) if with_unit_vectors else {}
+            return [self._hit(by_id[f.chunk_id], f, query, units.get(f.chunk_id, b"")) for f in fused]
+
+    def _unit_vectors(self, chunk_ids: list[str]) -> dict[str, bytes]:
+        """The stored unit vectors of the final hits only: the legs leave them out, as they read many more
+        candidates than are returned."""
+        if not chunk_ids:
+            return {}
+        response = self.client.mget(index=self.index_name, ids=chunk_ids, source_includes=["unit_vectors"])
+        return {doc["_id"]: base64.b64decode(doc["_source"]["unit_vectors"])
+                for doc in response["docs"] if doc.get("found") and doc["_source"].get("unit_vectors")}
 
     @staticmethod
-    def _hit(source: dict[str, Any], fused: Any, query: str) -> SearchHit:
+    def _hit(source: dict[str, Any], fused: Any, query: str, unit_vectors: bytes = b"") -> SearchHit:
         modified = source.get("modified_at")
         return SearchHit(
             chunk_id=source["chunk_id"], document_id=source["document_id"], source_id=source["source_id"],
@@ -466,7 +507,7 @@ class ElasticsearchBackend:
             modified_at=datetime.fromisoformat(modified) if modified else None,
             heading_path=tuple(source["heading_path"]), section_ordinal=source["section_ordinal"],
             text=source["text"], score=fused.score, bm25_rank=fused.bm25_rank, dense_rank=fused.dense_rank,
-            highlight=source.get("_highlight") or highlight(source["text"], query),
+            highlight=source.get("_highlight") or highlight(source["text"], query), unit_vectors=unit_vectors,
         )
 
     def get_document(self, document_id: str, principals: frozenset[str]) -> IndexedDocument | None:

@@ -90,6 +90,12 @@ CREATE TABLE IF NOT EXISTS chunks (
     vector BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS chunks_document ON chunks(document_id, section_ordinal);
+-- A chunk's answer-unit vectors (search/unit_vectors.py), apart from the rows every search reads. Files made before
+-- this table existed get it when next opened and keep serving without it: answering embeds what is not here.
+CREATE TABLE IF NOT EXISTS chunk_unit_vectors (
+    chunk_rowid INTEGER PRIMARY KEY REFERENCES chunks(rowid) ON DELETE CASCADE,
+    vectors BLOB NOT NULL
+);
 CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(terms, tokenize = 'unicode61 remove_diacritics 2');
 """
 
@@ -459,7 +465,9 @@ class EmbeddedBackend:
                         raise ValueError(f"expected {len(item.chunks)} vectors of {dimensions} dimensions")
                     self._delete(connection, [item.document.document_id])
                     self._insert_document(connection, item.document)
-                    for chunk, vector, terms in zip(item.chunks, item.vectors, item.analyzed_texts, strict=True):
+                    units = item.unit_vectors or [b""] * len(item.chunks)
+                    for chunk, vector, terms, unit_vectors in zip(item.chunks, item.vectors, item.analyzed_texts,
+                                                                  units, strict=True):
                         cursor = connection.execute(
                             "INSERT INTO chunks(chunk_id, document_id, ordinal, heading_path, section_ordinal, "
                             "section_start, section_end, text, content_hash, vector) VALUES (?,?,?,?,?,?,?,?,?,?)",
@@ -469,6 +477,9 @@ class EmbeddedBackend:
                         )
                         connection.execute("INSERT INTO chunks_fts(rowid, terms) VALUES (?, ?)",
                                            (cursor.lastrowid, terms))
+                        if unit_vectors:
+                            connection.execute("INSERT INTO chunk_unit_vectors(chunk_rowid, vectors) VALUES (?, ?)",
+                                               (cursor.lastrowid, unit_vectors))
 
     def _insert_document(self, connection: sqlite3.Connection, document: IndexedDocument) -> None:
         connection.execute(
@@ -632,6 +643,7 @@ class EmbeddedBackend:
         filters: SearchFilters,
         limit: int,
         fusion: FusionConfig,
+        with_unit_vectors: bool = False,
     ) -> list[SearchHit]:
         with self._errors("search"):
             state = self._state()
@@ -659,20 +671,23 @@ class EmbeddedBackend:
                     raise ValueError("dense and hybrid search need a query vector")
                 dense = self._dense(state, query_vector, where, params, depth)
             return self._hydrate(connection, rank(mode, bm25, dense, fusion)[:limit], query, visible,
-                                 visible_params)
+                                 visible_params, with_unit_vectors)
 
     def _hydrate(self, connection: sqlite3.Connection, fused: list, query: str, visible: str,
-                 visible_params: list) -> list[SearchHit]:
+                 visible_params: list, with_unit_vectors: bool) -> list[SearchHit]:
         if not fused:
             return []
         ids = json.dumps([h.chunk_id for h in fused])
+        units_column, units_join = (("u.vectors", "LEFT JOIN chunk_unit_vectors u ON u.chunk_rowid = c.rowid ")
+                                    if with_unit_vectors else ("NULL", ""))
         # The asker's filter again: a document deleted or made unreadable since the legs ran is dropped here.
         rows = {
             row[0]: row
             for row in connection.execute(
                 "SELECT c.chunk_id, c.document_id, d.source_id, d.title, d.url, d.mime_type, d.modified_at, "
-                "c.heading_path, c.section_ordinal, c.text FROM chunks c JOIN documents d "
-                f"ON d.document_id = c.document_id WHERE c.chunk_id IN (SELECT value FROM json_each(?)) AND {visible}",
+                f"c.heading_path, c.section_ordinal, c.text, {units_column} FROM chunks c JOIN documents d "
+                f"ON d.document_id = c.document_id {units_join}"
+                f"WHERE c.chunk_id IN (SELECT value FROM json_each(?)) AND {visible}",
                 [ids, *visible_params],
             )
         }
@@ -686,7 +701,7 @@ class EmbeddedBackend:
                 modified_at=datetime.fromtimestamp(row[6], tz=UTC) if row[6] is not None else None,
                 heading_path=tuple(json.loads(row[7])), section_ordinal=row[8], text=row[9],
                 score=fused_hit.score, bm25_rank=fused_hit.bm25_rank, dense_rank=fused_hit.dense_rank,
-                highlight=highlight(row[9], query),
+                highlight=highlight(row[9], query), unit_vectors=bytes(row[10] or b""),
             ))
         return hits
 
