@@ -60,7 +60,9 @@ def fusion_config(**overrides: Any) -> FusionConfig:
 
 
 # Bump when parsing or chunking changes what the same bytes turn into, so everything re-indexes.
-PIPELINE_VERSION = 3  # 3: DOCX tables under the heading they follow
+# 3: DOCX tables under the heading they follow. 4: answer-unit vectors stored with each chunk (an index from v3
+# serves without them: answering embeds them until the next sync re-indexes).
+PIPELINE_VERSION = 4
 
 
 def pipeline_signature(config: CitewiseSettings | None = None) -> str:

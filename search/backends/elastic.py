@@ -186,13 +186,11 @@ class ElasticsearchBackend:
         with self._errors("create the index"):
             if self._meta() is None:
                 self.create_version(embedding_model, dimensions, make_current=True)
-            self._check_model(embedding_model)
-            self._upgrade_mapping()
+            self._upgrade_mapping(self._check_model(embedding_model))
 
-    def _upgrade_mapping(self) -> None:
+    def _upgrade_mapping(self, meta: dict[str, Any]) -> None:
         """Add the fields of newer schema versions to an index made by an older one (new fields only, so no
         re-index); its chunks simply lack them until they are written again."""
-        meta = self._meta() or {}
         if int(meta.get("schema_version") or 1) >= SCHEMA_VERSION:
             return
         # put_mapping replaces _meta whole: the model and dimensions go back in with the new version.
@@ -266,7 +264,8 @@ class ElasticsearchBackend:
             logger.info("deleted index versions not behind the alias %s: %s", self.index_name, ", ".join(stale))
         return stale
 
-    def _check_model(self, embedding_model: str) -> None:
+    def _check_model(self, embedding_model: str) -> dict[str, Any]:
+        """The index's _meta, once it is known to hold this model's vectors."""
         meta = self._meta()
         if meta is None:
             raise IndexModelMismatch(f"index {self.index_name!r} does not exist yet; ingest documents first")
@@ -275,6 +274,7 @@ class ElasticsearchBackend:
                 f"index {self.index_name!r} holds vectors from {meta.get('embedding_model')!r}, not "
                 f"{embedding_model!r}; re-index with `manage.py reindex` instead of mixing models"
             )
+        return meta
 
     def index_info(self) -> IndexInfo | None:
         with self._errors("read index information"):
@@ -301,8 +301,8 @@ class ElasticsearchBackend:
 
     def replace_documents(self, batch: Sequence[DocumentChunks], *, embedding_model: str) -> None:
         with self._errors("index documents"):
-            self._check_model(embedding_model)
-            self._upgrade_mapping()  # the mapping is strict: an older index would refuse unit_vectors
+            # The mapping is strict: an index from an older schema would refuse unit_vectors.
+            self._upgrade_mapping(self._check_model(embedding_model))
             new_ids = {c.chunk_id for item in batch for c in item.chunks}
             stale = [cid for cid, _ in self._chunk_ids([i.document.document_id for i in batch]) if cid not in new_ids]
             actions: list[dict[str, Any]] = [
