@@ -59,7 +59,7 @@ class Outcome:
 def _retrieve(search_query: str, principals: frozenset[str], config: CitewiseSettings,
               timings: dict[str, float]) -> list[SearchHit]:
     return selectors.search(search_query, principals=principals, mode=SearchMode.HYBRID,
-                            limit=config.rerank_candidates, timings=timings)
+                            limit=config.rerank_candidates, timings=timings, with_unit_vectors=True)
 
 
 def _rerank(search_query: str, hits: list[SearchHit], config: CitewiseSettings) -> tuple[list[tuple[SearchHit, float]], str]:

@@ -29,6 +29,8 @@ class Embedder(Protocol):
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]: ...
 
+    def __hash__(self) -> int: ...  # answers/scoring.py caches its work per embedder
+
 
 def resolve_model_path(model_name: str) -> str:
     if model_name in _BUNDLED_MINILM:

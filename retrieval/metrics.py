@@ -14,6 +14,8 @@ STAGE_SECONDS = Histogram(
 )
 CHUNKS_EMBEDDED = Counter("citewise_chunks_embedded_total", "Chunks sent to the embedding model", ["model"])
 EMBEDDING_CACHE_HITS = Counter("citewise_embedding_cache_hits_total", "Chunks whose vector came from the cache", ["model"])
+UNITS_EMBEDDED = Counter("citewise_units_embedded_total", "Answer units sent to the embedding model", ["model"])
+UNIT_CACHE_HITS = Counter("citewise_unit_cache_hits_total", "Answer units whose vector came from the cache", ["model"])
 CHUNKS_INDEXED = Counter("citewise_chunks_indexed_total", "Chunks written to a search index", ["backend"])
 SEARCHES = Counter("citewise_searches_total", "Searches run", ["backend", "mode"])
 

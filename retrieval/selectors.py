@@ -30,7 +30,9 @@ def search(
     backend: SearchBackend | None = None,
     fusion: FusionConfig | None = None,
     timings: dict[str, float] | None = None,
+    with_unit_vectors: bool = False,
 ) -> list[SearchHit]:
+    """Hits the principals may read, best first; `with_unit_vectors` for answering (SearchHit.unit_vectors)."""
     if not isinstance(principals, frozenset):
         raise TypeError("principals must be a frozenset of the asker's principals")
     query = query[:MAX_QUERY_CHARS]
@@ -46,7 +48,7 @@ def search(
         hits = backend.search(
             principals=principals, query=query, analyzed_query=terms, query_vector=query_vector,
             embedding_model=embedding_model, mode=mode, filters=filters or SearchFilters(), limit=limit,
-            fusion=fusion or fusion_config(), identifiers=named,
+            fusion=fusion or fusion_config(), identifiers=named, with_unit_vectors=with_unit_vectors,
         )
         hits = _rank_superseded_lower(hits, query, principals, backend)
     SEARCHES.labels(backend.name, mode.value).inc()

@@ -4,6 +4,7 @@ rebuilt index. Each change is announced with the index_changed signal (retrieval
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
 import threading
 from collections.abc import Sequence
@@ -15,13 +16,22 @@ import numpy as np
 from core.config import CitewiseSettings, current
 from retrieval.chunking import ChunkingConfig, SectionLike, TooManyChunks, chunk_sections
 from retrieval.embeddings import Embedder, get_embedder
-from retrieval.metrics import CHUNKS_EMBEDDED, CHUNKS_INDEXED, EMBEDDING_CACHE_HITS, timed
+from retrieval.metrics import (
+    CHUNKS_EMBEDDED,
+    CHUNKS_INDEXED,
+    EMBEDDING_CACHE_HITS,
+    UNIT_CACHE_HITS,
+    UNITS_EMBEDDED,
+    timed,
+)
 from retrieval.models import EmbeddingCacheEntry
 from retrieval.signals import index_changed
+from retrieval.units import embedding_texts
 from search.analysis import analyzed_text, identifiers
 from search.backends import SearchBackend, create_backend
 from search.backends.base import DocumentChunks
 from search.types import Chunk, DocumentAcl, FusionConfig, IndexedDocument
+from search.unit_vectors import encode_unit_vectors
 
 logger = logging.getLogger("citewise.search")
 
@@ -58,8 +68,10 @@ def fusion_config(**overrides: Any) -> FusionConfig:
 
 
 # Bump when parsing or chunking changes what the same bytes turn into, so everything re-indexes.
-PIPELINE_VERSION = 4  # 4: structured text (pipe tables, fenced code, list lines), hidden characters removed;
-# identifiers, effective dates and supersedes read at index time
+# 4: structured text (pipe tables, fenced code, list lines), hidden characters removed; identifiers, effective
+# dates and supersedes read at index time; answer-unit vectors stored with each chunk (an index from v3 serves
+# without them: answering embeds them until the next sync re-indexes).
+PIPELINE_VERSION = 4
 
 
 def pipeline_signature(config: CitewiseSettings | None = None) -> str:
@@ -84,16 +96,20 @@ class IndexingStats:
     chunks: int = 0
     embedded: int = 0
     embedding_cache_hits: int = 0
+    # Answer units (retrieval/units.py), embedded so that answering need not: sent to the model, and from cache.
+    units_embedded: int = 0
+    unit_cache_hits: int = 0
     seconds: dict[str, float] = field(default_factory=dict)
     chunks_per_document: dict[str, int] = field(default_factory=dict)
     # Documents left out, each with its "code: message"; the index keeps whatever it held for them.
     rejected: dict[str, str] = field(default_factory=dict)
 
 
-def embed_cached(embedder: Embedder, texts: Sequence[str], hashes: Sequence[str]) -> tuple[np.ndarray, int, int]:
+def embed_cached(embedder: Embedder, texts: Sequence[str], hashes: Sequence[str], *,
+                 units: bool = False) -> tuple[np.ndarray, int, int]:
     """Vectors for texts, embedding only those whose (model, content hash) is not cached yet.
 
-    Returns (vectors, embedded count, cache hit count).
+    Returns (vectors, embedded count, cache hit count); `units` counts them as answer units, not chunks.
     """
     vectors = np.zeros((len(texts), embedder.dimensions), dtype=np.float32)
     cached: dict[str, bytes] = {}
@@ -120,8 +136,8 @@ def embed_cached(embedder: Embedder, texts: Sequence[str], hashes: Sequence[str]
             if digest in by_hash:
                 vectors[i] = by_hash[digest]
     hits = sum(1 for digest in hashes if digest in cached)
-    CHUNKS_EMBEDDED.labels(embedder.model_name).inc(len(missing))
-    EMBEDDING_CACHE_HITS.labels(embedder.model_name).inc(hits)
+    (UNITS_EMBEDDED if units else CHUNKS_EMBEDDED).labels(embedder.model_name).inc(len(missing))
+    (UNIT_CACHE_HITS if units else EMBEDDING_CACHE_HITS).labels(embedder.model_name).inc(hits)
     return vectors, len(missing), hits
 
 
@@ -164,13 +180,17 @@ def index_documents(
     hashes = [c.content_hash for chunks in per_document for c in chunks]
     with timed("embed", stats.seconds):
         vectors, stats.embedded, stats.embedding_cache_hits = embed_cached(embedder, inputs, hashes)
+    with timed("embed_units", stats.seconds):
+        unit_vectors = _embed_units(embedder, items, per_document, stats)
     with timed("analyze", stats.seconds):
         terms = [analyzed_text(text) for text in inputs]
         named = [identifiers(text) for text in inputs]
     batch, offset = [], 0
     for item, chunks in zip(items, per_document, strict=True):
         batch.append(DocumentChunks(item.document, chunks, vectors[offset:offset + len(chunks)],
-                                    terms[offset:offset + len(chunks)], named[offset:offset + len(chunks)]))
+                                    terms[offset:offset + len(chunks)],
+                                    identifiers=named[offset:offset + len(chunks)],
+                                    unit_vectors=unit_vectors[offset:offset + len(chunks)]))
         offset += len(chunks)
     with timed("index", stats.seconds):
         backend.replace_documents(batch, embedding_model=embedder.model_name)
@@ -179,6 +199,25 @@ def index_documents(
     CHUNKS_INDEXED.labels(backend.name).inc(offset)
     _announce(backend, [item.document.document_id for item in items], [item.document.source_id for item in items])
     return stats
+
+
+def _embed_units(embedder: Embedder, items: Sequence[DocumentToIndex], per_document: Sequence[Sequence[Chunk]],
+                 stats: IndexingStats) -> list[bytes]:
+    """Each chunk's answer-unit vectors, encoded for the index, so answering embeds only the question.
+
+    One batch for every chunk of the call, through the embedding cache (keyed by sha256 of the exact string, as
+    chunks are): a sentence that overlapping chunks share is embedded once.
+    """
+    texts = [embedding_texts(item.document.title, chunk.heading_path, chunk.text)
+             for item, chunks in zip(items, per_document, strict=True) for chunk in chunks]
+    flat = [text for chunk_texts in texts for text in chunk_texts]
+    vectors, stats.units_embedded, stats.unit_cache_hits = embed_cached(
+        embedder, flat, [hashlib.sha256(text.encode()).hexdigest() for text in flat], units=True)
+    encoded, offset = [], 0
+    for chunk_texts in texts:
+        encoded.append(encode_unit_vectors(chunk_texts, vectors[offset:offset + len(chunk_texts)]))
+        offset += len(chunk_texts)
+    return encoded
 
 
 def delete_documents(

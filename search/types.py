@@ -90,6 +90,9 @@ class SearchHit:
     effective_date: date | None = None
     # Title of a newer edition the asker may read (retrieval.selectors sets it); "" when there is none.
     superseded_by: str = ""
+    # The chunk's answer-unit vectors as stored at index time (search/unit_vectors.py), b"" when the index holds
+    # none or they were not asked for. Internal to answering: never in as_dict, reprs or logs.
+    unit_vectors: bytes = field(default=b"", repr=False, compare=False)
 
     def as_dict(self) -> dict:
         return {

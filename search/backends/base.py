@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
@@ -30,6 +30,8 @@ class DocumentChunks:
     vectors: np.ndarray  # one normalised row per chunk
     analyzed_texts: Sequence[str]  # BM25 terms per chunk (search.analysis)
     identifiers: Sequence[Sequence[str]] = ()  # per chunk, search.analysis.identifiers; none when empty
+    # Per chunk, its answer-unit vectors as one opaque blob (search/unit_vectors.py); empty: none stored.
+    unit_vectors: Sequence[bytes] = field(default=())
 
 
 class SearchBackend(Protocol):
@@ -89,11 +91,14 @@ class SearchBackend(Protocol):
         limit: int,
         fusion: FusionConfig,
         identifiers: Sequence[str] = (),
+        with_unit_vectors: bool = False,
     ) -> list[SearchHit]:
         """Hits the principals may read, best first. `principals` has no default: callers must say who asks.
 
         In hybrid mode, chunks that name any of `identifiers` (exactly, as search.analysis.identifiers spells them)
         form a third leg of the fusion, so an exact part number or ticket id outranks its near neighbours.
+        `with_unit_vectors`: each hit carries its chunk's stored unit vectors (answering wants them; a plain
+        search does not pay for reading them).
         """
         ...
 

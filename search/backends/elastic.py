@@ -8,6 +8,7 @@ chunks and the removal of its old ones become visible together, as soon as the c
 
 from __future__ import annotations
 
+import base64
 import logging
 import re
 from collections.abc import Iterator, Sequence
@@ -36,7 +37,9 @@ from search.types import (
 from search.versions import VersionInfo, title_family, title_key
 
 logger = logging.getLogger("citewise.search.elastic")
-SCHEMA_VERSION = 2  # 2: identifiers and document versions
+# 2: identifiers, document versions and unit_vectors. Versions differ only by fields added, which ensure_index adds
+# to an older index in place.
+SCHEMA_VERSION = 2
 _SOURCE_FIELDS = [
     "chunk_id", "document_id", "source_id", "title", "url", "mime_type", "modified_at", "heading_path",
     "section_ordinal", "section_start", "section_end", "text", "effective_date",
@@ -66,11 +69,23 @@ def _raise_on_shard_failures(response: Any, what: str) -> None:
                                 f"{(response['_shards'].get('failures') or [''])[0]}")
 
 
+def _meta_of(embedding_model: str, dimensions: int) -> dict[str, Any]:
+    return {"embedding_model": embedding_model, "dimensions": dimensions, "schema_version": SCHEMA_VERSION}
+
+
+# Fields added after schema version 1, by the version that added them.
+_ADDED_FIELDS: dict[str, Any] = {
+    # The chunk's answer-unit vectors (search/unit_vectors.py), base64: kept in _source, never indexed.
+    "unit_vectors": {"type": "binary"},
+}
+
+
 def _mappings(embedding_model: str, dimensions: int) -> dict[str, Any]:
     return {
-        "_meta": {"embedding_model": embedding_model, "dimensions": dimensions, "schema_version": SCHEMA_VERSION},
+        "_meta": _meta_of(embedding_model, dimensions),
         "dynamic": "strict",
         "properties": {
+            **_ADDED_FIELDS,
             "chunk_id": {"type": "keyword"},
             "document_id": {"type": "keyword"},
             "source_id": {"type": "keyword"},
@@ -186,10 +201,18 @@ class ElasticsearchBackend:
             meta = self._meta()
             if meta is None:
                 self.create_version(embedding_model, dimensions, make_current=True)
-            self._check_model(embedding_model)
-            if meta is not None and int(meta.get("schema_version") or 1) < SCHEMA_VERSION:
-                self.client.indices.put_mapping(index=self.index_name, properties=_SCHEMA_2_FIELDS,
-                                                meta={**meta, "schema_version": SCHEMA_VERSION})
+            self._upgrade_mapping(self._check_model(embedding_model))
+
+    def _upgrade_mapping(self, meta: dict[str, Any]) -> None:
+        """Add the fields of newer schema versions to an index made by an older one (new fields only, so no
+        re-index); its chunks simply lack them until they are written again."""
+        if int(meta.get("schema_version") or 1) >= SCHEMA_VERSION:
+            return
+        added = {**_ADDED_FIELDS, **_SCHEMA_2_FIELDS}
+        # put_mapping replaces _meta whole: the model and dimensions go back in with the new version.
+        self.client.indices.put_mapping(index=self.index_name, properties=added,
+                                        meta=_meta_of(meta["embedding_model"], int(meta["dimensions"])))
+        logger.info("added %s to the mapping of index %s", ", ".join(added), self.index_name)
 
     def create_version(self, embedding_model: str, dimensions: int, *, make_current: bool) -> str:
         """A new physical index `<alias>-v<N>`; re-indexing fills one and then moves the alias to it."""
@@ -257,7 +280,8 @@ class ElasticsearchBackend:
             logger.info("deleted index versions not behind the alias %s: %s", self.index_name, ", ".join(stale))
         return stale
 
-    def _check_model(self, embedding_model: str) -> None:
+    def _check_model(self, embedding_model: str) -> dict[str, Any]:
+        """The index's _meta, once it is known to hold this model's vectors."""
         meta = self._meta()
         if meta is None:
             raise IndexModelMismatch(f"index {self.index_name!r} does not exist yet; ingest documents first")
@@ -266,6 +290,7 @@ class ElasticsearchBackend:
                 f"index {self.index_name!r} holds vectors from {meta.get('embedding_model')!r}, not "
                 f"{embedding_model!r}; re-index with `manage.py reindex` instead of mixing models"
             )
+        return meta
 
     def index_info(self) -> IndexInfo | None:
         with self._errors("read index information"):
@@ -292,7 +317,8 @@ class ElasticsearchBackend:
 
     def replace_documents(self, batch: Sequence[DocumentChunks], *, embedding_model: str) -> None:
         with self._errors("index documents"):
-            self._check_model(embedding_model)
+            # The mapping is strict: an index from an older schema would refuse unit_vectors.
+            self._upgrade_mapping(self._check_model(embedding_model))
             new_ids = {c.chunk_id for item in batch for c in item.chunks}
             stale = [cid for cid, _ in self._chunk_ids([i.document.document_id for i in batch]) if cid not in new_ids]
             actions: list[dict[str, Any]] = [
@@ -301,28 +327,29 @@ class ElasticsearchBackend:
             for item in batch:
                 document = item.document
                 identifiers = item.identifiers or [()] * len(item.chunks)
-                for chunk, vector, terms, named in zip(item.chunks, item.vectors, item.analyzed_texts, identifiers,
-                                                       strict=True):
-                    actions.append({
-                        "_op_type": "index", "_index": self.index_name, "_id": chunk.chunk_id,
-                        "_source": {
-                            "chunk_id": chunk.chunk_id, "document_id": document.document_id,
-                            "source_id": document.source_id, "ordinal": chunk.ordinal, "title": document.title,
-                            "url": document.url, "mime_type": document.mime_type,
-                            "modified_at": document.modified_at.isoformat() if document.modified_at else None,
-                            "heading_path": list(chunk.heading_path), "section_ordinal": chunk.section_ordinal,
-                            "section_start": chunk.section_start, "section_end": chunk.section_end,
-                            "text": chunk.text, "terms": terms, "content_hash": chunk.content_hash,
-                            "vector": np.asarray(vector, dtype=np.float32).tolist(),
-                            "acl_principals": sorted(document.acl.principals),
-                            "acl_public": document.acl.public, "acl_status": document.acl.status,
-                            "identifiers": list(named),
-                            "effective_date": document.effective_date.isoformat() if document.effective_date
-                            else None,
-                            "title_key": title_key(document.title), "title_family": title_family(document.title),
-                            "supersedes": list(document.supersedes),
-                        },
-                    })
+                units = item.unit_vectors or [b""] * len(item.chunks)
+                for chunk, vector, terms, named, unit_vectors in zip(item.chunks, item.vectors, item.analyzed_texts,
+                                                                     identifiers, units, strict=True):
+                    source: dict[str, Any] = {
+                        "chunk_id": chunk.chunk_id, "document_id": document.document_id,
+                        "source_id": document.source_id, "ordinal": chunk.ordinal, "title": document.title,
+                        "url": document.url, "mime_type": document.mime_type,
+                        "modified_at": document.modified_at.isoformat() if document.modified_at else None,
+                        "heading_path": list(chunk.heading_path), "section_ordinal": chunk.section_ordinal,
+                        "section_start": chunk.section_start, "section_end": chunk.section_end,
+                        "text": chunk.text, "terms": terms, "content_hash": chunk.content_hash,
+                        "vector": np.asarray(vector, dtype=np.float32).tolist(),
+                        "acl_principals": sorted(document.acl.principals),
+                        "acl_public": document.acl.public, "acl_status": document.acl.status,
+                        "identifiers": list(named),
+                        "effective_date": document.effective_date.isoformat() if document.effective_date else None,
+                        "title_key": title_key(document.title), "title_family": title_family(document.title),
+                        "supersedes": list(document.supersedes),
+                    }
+                    if unit_vectors:
+                        source["unit_vectors"] = base64.b64encode(unit_vectors).decode("ascii")
+                    actions.append({"_op_type": "index", "_index": self.index_name, "_id": chunk.chunk_id,
+                                    "_source": source})
             helpers.bulk(self.client, actions, chunk_size=500, max_retries=3, raise_on_error=True,
                          ignore_status=(404,))
             self.client.indices.refresh(index=self.index_name)
@@ -433,6 +460,7 @@ class ElasticsearchBackend:
         limit: int,
         fusion: FusionConfig,
         identifiers: Sequence[str] = (),
+        with_unit_vectors: bool = False,
     ) -> list[SearchHit]:
         with self._errors("search"):
             meta = self._meta()
@@ -489,11 +517,21 @@ class ElasticsearchBackend:
                         stored["_highlight"] = hit["highlight"]["text"][0]
                     leg_hits.append(LegHit(source["chunk_id"], float(hit["_score"])))
                 results[leg] = leg_hits
-            fused = rank(mode, results["bm25"], results["dense"], fusion, results["exact"])
-            return [self._hit(by_id[f.chunk_id], f, query) for f in fused[:limit]]
+            fused = rank(mode, results["bm25"], results["dense"], fusion, results["exact"])[:limit]
+            units = self._unit_vectors([f.chunk_id for f in fused]) if with_unit_vectors else {}
+            return [self._hit(by_id[f.chunk_id], f, query, units.get(f.chunk_id, b"")) for f in fused]
+
+    def _unit_vectors(self, chunk_ids: list[str]) -> dict[str, bytes]:
+        """The stored unit vectors of the final hits only: the legs leave them out, as they read many more
+        candidates than are returned."""
+        if not chunk_ids:
+            return {}
+        response = self.client.mget(index=self.index_name, ids=chunk_ids, source_includes=["unit_vectors"])
+        return {doc["_id"]: base64.b64decode(doc["_source"]["unit_vectors"])
+                for doc in response["docs"] if doc.get("found") and doc["_source"].get("unit_vectors")}
 
     @staticmethod
-    def _hit(source: dict[str, Any], fused: Any, query: str) -> SearchHit:
+    def _hit(source: dict[str, Any], fused: Any, query: str, unit_vectors: bytes = b"") -> SearchHit:
         modified = source.get("modified_at")
         return SearchHit(
             chunk_id=source["chunk_id"], document_id=source["document_id"], source_id=source["source_id"],
@@ -501,7 +539,7 @@ class ElasticsearchBackend:
             modified_at=datetime.fromisoformat(modified) if modified else None,
             heading_path=tuple(source["heading_path"]), section_ordinal=source["section_ordinal"],
             text=source["text"], score=fused.score, bm25_rank=fused.bm25_rank, dense_rank=fused.dense_rank,
-            highlight=source.get("_highlight") or highlight(source["text"], query),
+            highlight=source.get("_highlight") or highlight(source["text"], query), unit_vectors=unit_vectors,
             effective_date=date.fromisoformat(source["effective_date"]) if source.get("effective_date") else None,
         )
 

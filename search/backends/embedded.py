@@ -95,6 +95,12 @@ CREATE TABLE IF NOT EXISTS chunks (
     vector BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS chunks_document ON chunks(document_id, section_ordinal);
+-- A chunk's answer-unit vectors (search/unit_vectors.py), apart from the rows every search reads. Files made before
+-- this table existed get it when next opened and keep serving without it: answering embeds what is not here.
+CREATE TABLE IF NOT EXISTS chunk_unit_vectors (
+    chunk_rowid INTEGER PRIMARY KEY REFERENCES chunks(rowid) ON DELETE CASCADE,
+    vectors BLOB NOT NULL
+);
 CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(terms, tokenize = 'unicode61 remove_diacritics 2');
 CREATE TABLE IF NOT EXISTS chunk_identifiers (
     identifier TEXT NOT NULL,
@@ -503,8 +509,9 @@ class EmbeddedBackend:
                     self._delete(connection, [item.document.document_id])
                     self._insert_document(connection, item.document)
                     identifiers = item.identifiers or [()] * len(item.chunks)
-                    for chunk, vector, terms, named in zip(item.chunks, item.vectors, item.analyzed_texts,
-                                                           identifiers, strict=True):
+                    units = item.unit_vectors or [b""] * len(item.chunks)
+                    for chunk, vector, terms, named, unit_vectors in zip(
+                            item.chunks, item.vectors, item.analyzed_texts, identifiers, units, strict=True):
                         cursor = connection.execute(
                             "INSERT INTO chunks(chunk_id, document_id, ordinal, heading_path, section_ordinal, "
                             "section_start, section_end, text, content_hash, vector) VALUES (?,?,?,?,?,?,?,?,?,?)",
@@ -517,6 +524,9 @@ class EmbeddedBackend:
                         connection.executemany(
                             "INSERT OR IGNORE INTO chunk_identifiers(identifier, chunk_rowid) VALUES (?, ?)",
                             [(identifier, cursor.lastrowid) for identifier in named])
+                        if unit_vectors:
+                            connection.execute("INSERT INTO chunk_unit_vectors(chunk_rowid, vectors) VALUES (?, ?)",
+                                               (cursor.lastrowid, unit_vectors))
 
     def _insert_document(self, connection: sqlite3.Connection, document: IndexedDocument) -> None:
         connection.execute(
@@ -700,6 +710,7 @@ class EmbeddedBackend:
         limit: int,
         fusion: FusionConfig,
         identifiers: Sequence[str] = (),
+        with_unit_vectors: bool = False,
     ) -> list[SearchHit]:
         with self._errors("search"):
             state = self._state()
@@ -728,20 +739,23 @@ class EmbeddedBackend:
                 dense = self._dense(state, query_vector, where, params, depth)
             exact = self._exact(connection, identifiers, where, params, depth) if mode == SearchMode.HYBRID else []
             return self._hydrate(connection, rank(mode, bm25, dense, fusion, exact)[:limit], query, visible,
-                                 visible_params)
+                                 visible_params, with_unit_vectors)
 
     def _hydrate(self, connection: sqlite3.Connection, fused: list, query: str, visible: str,
-                 visible_params: list) -> list[SearchHit]:
+                 visible_params: list, with_unit_vectors: bool) -> list[SearchHit]:
         if not fused:
             return []
         ids = json.dumps([h.chunk_id for h in fused])
+        units_column, units_join = (("u.vectors", "LEFT JOIN chunk_unit_vectors u ON u.chunk_rowid = c.rowid ")
+                                    if with_unit_vectors else ("NULL", ""))
         # The asker's filter again: a document deleted or made unreadable since the legs ran is dropped here.
         rows = {
             row[0]: row
             for row in connection.execute(
                 "SELECT c.chunk_id, c.document_id, d.source_id, d.title, d.url, d.mime_type, d.modified_at, "
-                "c.heading_path, c.section_ordinal, c.text, d.effective_date FROM chunks c JOIN documents d "
-                f"ON d.document_id = c.document_id WHERE c.chunk_id IN (SELECT value FROM json_each(?)) AND {visible}",
+                f"c.heading_path, c.section_ordinal, c.text, d.effective_date, {units_column} FROM chunks c "
+                f"JOIN documents d ON d.document_id = c.document_id {units_join}"
+                f"WHERE c.chunk_id IN (SELECT value FROM json_each(?)) AND {visible}",
                 [ids, *visible_params],
             )
         }
@@ -756,6 +770,7 @@ class EmbeddedBackend:
                 heading_path=tuple(json.loads(row[7])), section_ordinal=row[8], text=row[9],
                 score=fused_hit.score, bm25_rank=fused_hit.bm25_rank, dense_rank=fused_hit.dense_rank,
                 highlight=highlight(row[9], query), effective_date=date.fromisoformat(row[10]) if row[10] else None,
+                unit_vectors=bytes(row[11] or b""),
             ))
         return hits
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import queue
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -16,12 +17,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from answers.scoring import score_sentences
+from answers.types import Passage
 from connectors.parsing import Section
 from retrieval import selectors
 from retrieval.chunking import ChunkingConfig, chunk_sections
 from retrieval.services import DocumentToIndex, fusion_config, index_documents
+from retrieval.units import embedding_texts
+from search.analysis import analyzed_text
+from search.backends import elastic
 from search.backends.base import DocumentChunks
 from search.types import DocumentAcl, IndexedDocument, IndexModelMismatch, SearchFilters, SearchHit, SearchMode
+from search.unit_vectors import decode_unit_vectors, unit_key
 
 pytestmark = pytest.mark.django_db
 
@@ -354,6 +361,115 @@ def test_staging_promote_discard_and_drop_never_touch_what_they_should_not(backe
     backend.drop()
     assert backend.index_info() is None and backend.document_ids() == set()
     assert physical_versions(backend) == []
+
+
+class CountingEmbedder:
+    """The real embedder, keeping what it was asked to embed."""
+
+    def __init__(self, embedder) -> None:
+        self._embedder = embedder
+        self.model_name, self.dimensions, self.max_tokens = embedder.model_name, embedder.dimensions, embedder.max_tokens
+        self.documents: list[str] = []
+        self.queries: list[str] = []
+
+    def embed_documents(self, texts):
+        self.documents += texts
+        return self._embedder.embed_documents(texts)
+
+    def embed_query(self, text):
+        self.queries.append(text)
+        return self._embedder.embed_query(text)
+
+    def count_tokens(self, texts):
+        return self._embedder.count_tokens(texts)
+
+
+def unit_texts(hit: SearchHit) -> list[str]:
+    return embedding_texts(hit.title, hit.heading_path, hit.text)
+
+
+def test_a_hit_carries_the_unit_vectors_stored_for_its_chunk_when_asked(loaded, embedder):
+    hits = search(loaded, "hotel night receipts flights leave", limit=20, with_unit_vectors=True)
+    assert {h.document_id for h in hits} >= {"travel", "vpn", "leave"}
+    for hit in hits:
+        texts = unit_texts(hit)
+        stored = decode_unit_vectors(hit.unit_vectors)
+        assert texts and len(stored) == len(texts), hit.chunk_id
+        for text, vector in zip(texts, embedder.embed_documents(texts), strict=True):
+            np.testing.assert_allclose(stored[unit_key(text)], vector, atol=1e-3)  # float16, as stored
+    travel = next(h for h in hits if h.document_id == "travel" and "240 euros" in h.text)
+    assert unit_texts(travel) == ["Travel policy > Travel policy > Hotels: Hotel stays are capped at 240 euros per "
+                                  "night.", "Travel policy > Travel policy > Hotels: Receipts are mandatory."]
+    # Not read for a plain search, and never shown.
+    assert all(h.unit_vectors == b"" for h in search(loaded, "hotel night receipts flights leave", limit=20))
+    assert "unit_vectors" not in travel.as_dict() and "unit_vectors" not in repr(travel)
+
+
+def passages_of(hits) -> list[Passage]:
+    return [Passage(number, hit, hit.text) for number, hit in enumerate(hits, start=1)]
+
+
+def test_the_scorer_embeds_only_the_question_when_the_hits_carry_unit_vectors(loaded, embedder):
+    question = "How much may a hotel night cost?"
+    passages = passages_of(search(loaded, question, limit=5, with_unit_vectors=True))
+    counting = CountingEmbedder(embedder)
+    from_index = score_sentences(question, passages, embedder=counting)
+    assert (counting.documents, counting.queries) == ([], [question])
+    assert from_index[0].text == "Hotel stays are capped at 240 euros per night."
+
+    # Hits from an index without them: every unit is embedded now, and scores the same.
+    counting = CountingEmbedder(embedder)
+    bare = [Passage(p.number, dataclasses.replace(p.hit, unit_vectors=b""), p.text) for p in passages]
+    embedded_now = score_sentences(question, bare, embedder=counting)
+    assert sorted(counting.documents) == sorted({t for p in passages for t in unit_texts(p.hit)})
+    assert counting.queries == [question]
+    assert {(s.passage_number, s.start): round(s.score, 2) for s in embedded_now} \
+        == {(s.passage_number, s.start): round(s.score, 2) for s in from_index}
+
+    # A passage that is more than its chunk as indexed: only what the index lacks is embedded.
+    counting = CountingEmbedder(embedder)
+    first = passages[0]
+    longer = [Passage(1, first.hit, first.text + " Breakfast is not included."), *passages[1:]]
+    score_sentences(question, longer, embedder=counting)
+    assert counting.documents == ["Travel policy > Travel policy > Hotels: Breakfast is not included."]
+
+
+def make_index_from_before_unit_vectors(backend, embedder) -> None:
+    """The backend's index as code from before unit vectors made it."""
+    if backend.name == "embedded":
+        backend.ensure_index(embedder.model_name, embedder.dimensions)
+        with sqlite3.connect(backend.path) as connection:
+            connection.execute("DROP TABLE chunk_unit_vectors")
+        backend.drop_connection()
+        return
+    mappings = elastic._mappings(embedder.model_name, embedder.dimensions)
+    del mappings["properties"]["unit_vectors"]
+    mappings["_meta"]["schema_version"] = 1
+    backend.client.indices.create(index=f"{backend.index_name}-v1", mappings=mappings,
+                                  settings={"number_of_shards": 1, "number_of_replicas": 0},
+                                  aliases={backend.index_name: {"is_write_index": True}})
+
+
+def test_an_index_from_before_unit_vectors_keeps_serving_and_gains_them_when_written(backend, embedder):
+    make_index_from_before_unit_vectors(backend, embedder)
+    item = CORPUS[0]
+    chunks = chunk_sections(item.document.document_id, item.document.title, item.sections, embedder.count_tokens,
+                            ChunkingConfig())
+    inputs = [c.embedding_input(item.document.title) for c in chunks]
+    backend.replace_documents([DocumentChunks(item.document, chunks, embedder.embed_documents(inputs),
+                                              [analyzed_text(text) for text in inputs])],
+                              embedding_model=embedder.model_name)
+    question = "How much may a hotel night cost?"
+    hits = search(backend, question, with_unit_vectors=True)
+    assert hits and all(h.unit_vectors == b"" for h in hits)
+    counting = CountingEmbedder(embedder)
+    assert score_sentences(question, passages_of(hits), embedder=counting)[0].text.startswith("Hotel stays")
+    assert counting.documents  # what the index lacks is embedded at question time
+
+    index_documents(CORPUS, backend=backend)
+    hits = search(backend, question, with_unit_vectors=True)
+    assert hits and all(len(decode_unit_vectors(h.unit_vectors)) == len(unit_texts(h)) for h in hits)
+    assert backend.index_info().embedding_model == embedder.model_name
 
 
 REPO = Path(__file__).resolve().parents[2]
