@@ -1,15 +1,21 @@
-"""Sentence-level relevance of passages to a question, shared by the extractive composer and the refusal gate."""
+"""Unit-level relevance of passages to a question, shared by the extractive composer and the refusal gate.
+
+A unit (retrieval/units.py) is a sentence, a table row with its header, a small table, a list item or list, or a
+code block. Each is embedded with its title and headings, exactly as `retrieval.units.embedding_texts` spells it.
+"""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
+import numpy as np
+
+from answers.question_type import classify
 from answers.types import Passage
-from retrieval.chunking import split_sentences
 from retrieval.embeddings import get_embedder
+from retrieval.units import Unit, context, split_units, unit_embedding_text
 from search.analysis import analyze
 
 # Words that say what kind of answer is wanted, not what it is about.
@@ -20,17 +26,37 @@ QUESTION_WORDS = frozenset(analyze(
 ))
 LEXICAL_WEIGHT = 0.25
 RANK_PENALTY = 0.01
+# The composer's preferences, on top of relevance: a unit holding the kind of fact asked for ("how much" → an
+# amount), one naming the identifier asked about, and away from bookkeeping lines nobody asked for.
+TYPE_BONUS = 0.05
+MEASURED_BONUS = 0.10
+IDENTIFIER_BONUS = 0.10
+METADATA_PENALTY = 0.20
+# The retriever's order is evidence too: a little more weight than the gate's rank penalty gives it.
+RANK_PREFERENCE = 0.02
 
 
 @dataclass(frozen=True)
-class ScoredSentence:
+class ScoredUnit:
     passage_number: int
-    text: str
-    start: int
-    end: int
+    unit: Unit
     semantic: float
     coverage: float
+    # What the refusal gate reads: closeness to the question. `score` adds the composer's preferences.
+    relevance: float
     score: float
+
+    @property
+    def text(self) -> str:
+        return self.unit.text
+
+    @property
+    def start(self) -> int:
+        return self.unit.start
+
+    @property
+    def kind(self) -> str:
+        return self.unit.kind
 
 
 def content_terms(question: str) -> set[str]:
@@ -38,36 +64,47 @@ def content_terms(question: str) -> set[str]:
 
 
 def _context(passage: Passage) -> str:
-    return " > ".join(p for p in (passage.hit.title, *passage.hit.heading_path) if p)
+    return context(passage.hit.title, passage.hit.heading_path)
 
 
-def score_sentences(question: str, passages: Sequence[Passage]) -> list[ScoredSentence]:
-    """Every sentence of every passage, best first. Cached: the gate and the composer share one pass."""
+def score_units(question: str, passages: Sequence[Passage]) -> list[ScoredUnit]:
+    """Every unit of every passage, best first. Cached: the gate and the composer share one pass."""
     key = tuple((p.number, p.hit.chunk_id, p.text, _context(p)) for p in passages)
     return list(_score(question, key))
 
 
-@lru_cache(maxsize=256)
-def _score(question: str, key: tuple[tuple[int, str, str, str], ...]) -> tuple[ScoredSentence, ...]:
-    wanted = content_terms(question)
-    spans: list[tuple[int, int, int, str, str]] = []
-    for number, _, text, context in key:
-        for start, end in split_sentences(text):
-            sentence = text[start:end]
-            if re.search(r"\w", sentence):
-                spans.append((number, start, end, sentence, context))
-    if not spans:
-        return ()
+@lru_cache(maxsize=64)
+def _unit_vectors(key: tuple[tuple[int, str, str, str], ...]) -> tuple[tuple[tuple[int, Unit, str], ...], np.ndarray]:
+    """The units of the passages with their contexts, and their vectors (a question's parts share them)."""
+    entries = tuple((number, unit, unit_context) for number, _, text, unit_context in key
+                    for unit in split_units(text))
     embedder = get_embedder()
-    # A sentence is embedded with its title and headings: "15 days" alone says nothing.
-    vectors = embedder.embed_documents([f"{context}: {sentence}" if context else sentence
-                                        for _, _, _, sentence, context in spans])
-    similarities = vectors @ embedder.embed_query(question)
+    vectors = embedder.embed_documents([unit_embedding_text(unit_context, unit) for _, unit, unit_context in entries])
+    return entries, vectors
+
+
+@lru_cache(maxsize=256)
+def _score(question: str, key: tuple[tuple[int, str, str, str], ...]) -> tuple[ScoredUnit, ...]:
+    entries, vectors = _unit_vectors(key)
+    if not entries:
+        return ()
+    wanted = content_terms(question)
+    asked = classify(question)
+    similarities = vectors @ get_embedder().embed_query(question)
     scored = []
-    for (number, start, end, sentence, context), similarity in zip(spans, similarities, strict=True):
-        terms = set(analyze(f"{context} {sentence}"))
+    for (number, unit, unit_context), similarity in zip(entries, similarities, strict=True):
+        terms = set(analyze(f"{unit_context} {unit.embedding_text}"))
         coverage = len(wanted & terms) / len(wanted) if wanted else 0.0
-        score = float(similarity) + LEXICAL_WEIGHT * coverage - RANK_PENALTY * (number - 1)
-        scored.append(ScoredSentence(number, sentence, start, end, float(similarity), coverage, score))
-    scored.sort(key=lambda s: (-s.score, s.passage_number, s.start))
+        relevance = float(similarity) + LEXICAL_WEIGHT * coverage - RANK_PENALTY * (number - 1)
+        score = relevance - RANK_PREFERENCE * (number - 1)
+        if asked.holds_measured(unit.text):
+            score += MEASURED_BONUS
+        elif any(asked.holds(kind, unit.text, unit.kind) for kind in asked.wants):
+            score += TYPE_BONUS
+        if asked.identifiers and asked.holds_identifier(unit.text):
+            score += IDENTIFIER_BONUS
+        if unit.metadata and not asked.asks_metadata:
+            score -= METADATA_PENALTY
+        scored.append(ScoredUnit(number, unit, float(similarity), coverage, relevance, score))
+    scored.sort(key=lambda s: (-s.score, s.passage_number, s.unit.start))
     return tuple(scored)
