@@ -9,11 +9,12 @@ Everything is copied from the passages; nothing is reworded.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from answers.question_type import LIST, STEPS, QuestionType, classify, split_parts
-from answers.scoring import ScoredUnit, content_terms, score_units
+from answers.scoring import QUESTION_WORDS, ScoredUnit, score_units
 from answers.types import Composition, Passage, Turn
 from core.config import current
 from retrieval.chunking import split_sentences
@@ -64,11 +65,19 @@ class Piece:
         return self.passage_number == other.passage_number and self.start < other.end and other.start < self.end
 
 
+_NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+
+
+def row_terms(text: str) -> set[str]:
+    """Terms for matching a question to table rows: numbers whole ("3.6" is not "3"), words stemmed."""
+    return set(analyze(_NUMBER.sub(" ", text))) | set(_NUMBER.findall(text))
+
+
 def _table_rows(scored: ScoredUnit, block: Block, text: str, wanted: set[str], same_block: list[ScoredUnit]) -> list[int]:
     """Header plus the rows the question names ("less than 3 years", "prod-eu"); a small table whole when none
     is named (every tier answers "how many days do I get?"); otherwise the best-scoring rows."""
-    header_terms = set(analyze(block.header_text(text)))
-    hits = [len(wanted & (set(analyze(text[s:e])) - header_terms)) for s, e in block.parts]
+    header_terms = row_terms(block.header_text(text))
+    hits = [len(wanted & (row_terms(text[s:e]) - header_terms)) for s, e in block.parts]
     most = max(hits, default=0)
     if most:
         return [row for row, count in enumerate(hits) if count == most][:SMALL_TABLE_ROWS]
@@ -119,8 +128,8 @@ def _select(part: str, passages: Sequence[Passage], limit: int) -> list[Piece]:
     ranked = score_units(part, passages)
     if not ranked:
         return []
-    asked, wanted = classify(part), content_terms(part)
-    wanted |= {term for identifier in asked.identifiers for term in analyze(identifier)}
+    asked = classify(part)
+    wanted = (row_terms(part) - QUESTION_WORDS) | {t for identifier in asked.identifiers for t in row_terms(identifier)}
     by_number = {p.number: p for p in passages}
     best = ranked[0].score
     chosen: list[Piece] = []
@@ -138,7 +147,29 @@ def _select(part: str, passages: Sequence[Passage], limit: int) -> list[Piece]:
         chosen.append(piece)
         if chosen[0].kind != "sentences" and len(chosen) == 2:
             break
+    if STEPS in asked.wants:
+        chosen.extend(_shown_how(chosen, by_number, asked, wanted, ranked))
     return chosen
+
+
+def _shown_how(chosen: list[Piece], by_number: dict[int, Passage], asked: QuestionType, wanted: set[str],
+               ranked: Sequence[ScoredUnit]) -> list[Piece]:
+    """For "how do I…": the code block or list right after a chosen sentence ("… roll back first." then the
+    command) — the sentence says what to do, the block how."""
+    added: list[Piece] = []
+    for piece in [p for p in chosen if p.kind == "sentences"]:
+        blocks = split_blocks(by_number[piece.passage_number].text)
+        following = piece.block + 1
+        if following >= len(blocks) or blocks[following].kind not in ("code", "list"):
+            continue
+        unit = next((s for s in ranked if s.passage_number == piece.passage_number and s.unit.block == following
+                     and s.unit.kind in ("code", "list", "item")), None)
+        if unit is None:
+            continue
+        block_piece = _piece(unit, by_number[piece.passage_number], asked, wanted, ranked)
+        if not any(block_piece.overlaps(other) for other in (*chosen, *added)):
+            added.append(block_piece)
+    return added
 
 
 def _marked_sentences(text: str, number: int) -> str:

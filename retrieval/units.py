@@ -321,9 +321,14 @@ def split_units(text: str) -> tuple[Unit, ...]:
                                   tuple(range(len(block.parts)))))
         elif block.kind == "code":
             body = code_body(text[block.start:block.end])
+            # Code says what it does in the sentence before it ("If a release misbehaves, roll back"), colon or not.
+            previous = blocks[index - 1] if index else None
+            introduction = _lead_in(text, block) or (
+                f"{text[previous.parts[-1][0]:previous.parts[-1][1]].strip()} "
+                if previous is not None and previous.kind == "paragraph" and previous.parts else "")
             if body.strip():
-                units.append(Unit("code", block.start, block.end, render_code(text, block),
-                                  _lead_in(text, block) + body, index, (0,)))
+                units.append(Unit("code", block.start, block.end, render_code(text, block), introduction + body, index,
+                                  (0,)))
     return tuple(units)
 
 
