@@ -206,29 +206,30 @@ def _list(check: _Check, text: str, block: Block, extra: list[int]) -> list:
 
 
 def _table(check: _Check, text: str, block: Block, extra: list[int]) -> tuple[str, list[int]] | None:
-    rows = [cells(block.header_text(text))] + [cells(text[s:e]) for s, e in block.parts]
+    """A copied table: its header and the rows its passage holds; None when no passage holds it."""
+    rows = ([cells(block.header_text(text))] if block.header else []) + [cells(text[s:e]) for s, e in block.parts]
     cited = list(extra)
     for row in rows:
         for cell in row:
             cited.extend(n for n in check.markers(cell) if n not in cited)
     rows = [[_ANY_BRACKET_NUMBER.sub("", cell).strip() for cell in row] for row in rows]
-    rows = [row for row in rows if any(row)]
-    if len(rows) < 2:
-        check.removed += len(cited)
-        return None
-    header, body = rows[0], rows[1:]
-    holding = [n for n in cited if _contains(check.by_number[n], " ".join(header))
-               and any(_contains(check.by_number[n], " ".join(row)) for row in body)]
+    header = rows.pop(0) if block.header else []
+    body = [row for row in rows if any(row)]
+
+    def holds(passage: Passage) -> bool:
+        return (not any(header) or _contains(passage, " ".join(header))) \
+            and any(_contains(passage, " ".join(row)) for row in body)
+
+    holding = [n for n in cited if holds(check.by_number[n])]
     check.removed += len(cited) - len(holding)
     if not holding:
-        holding = [p.number for p in check.passages if _contains(p, " ".join(header))
-                   and any(_contains(p, " ".join(row)) for row in body)][:1]
+        holding = [p.number for p in check.passages if holds(p)][:1]
     if not holding:
         check.dropped += 1
         return None
     body = [row for row in body if any(_contains(check.by_number[n], " ".join(row)) for n in holding)]
-    lines = [table_row(header), table_row(["---"] * len(header)), *(table_row(row) for row in body)]
-    return "\n".join(lines), holding
+    lines = [table_row(header), table_row(["---"] * len(header))] if any(header) else []
+    return "\n".join([*lines, *(table_row(row) for row in body)]), holding
 
 
 def verify(composition: Composition, passages: Sequence[Passage]) -> VerifiedAnswer:

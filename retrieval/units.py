@@ -156,7 +156,12 @@ def split_blocks(text: str) -> tuple[Block, ...]:
                 continue
             body = [r for r in rows if not _SEPARATOR.match(text[r[0]:r[1]])]
             separator = next((k for k, r in enumerate(rows) if _SEPARATOR.match(text[r[0]:r[1]])), None)
-            header = rows[separator - 1] if separator else body[0]
+            header: Span | None = None
+            if separator:
+                header = rows[separator - 1]
+            elif separator is None and not text[rows[0][0]:rows[0][1]].lstrip().startswith("|"):
+                header = body[0]  # "a | b" lines, written before tables had a separator: the first is the header
+            # Otherwise the chunk starts inside a table whose header is in the chunk before: rows only.
             blocks.append(Block("table", rows[0][0], rows[-1][1], tuple(r for r in body if r != header), header))
             i = j
         elif _LIST_ITEM.match(line):
@@ -242,9 +247,10 @@ def code_body(code: str) -> str:
 
 
 def render_table(text: str, block: Block, rows: Sequence[int]) -> str:
-    """The block's header, a separator and the given body rows, as a GitHub pipe table."""
-    header = cells(block.header_text(text))
-    lines = [table_row(header), table_row(["---"] * len(header))]
+    """The block's header, a separator and the given body rows, as a GitHub pipe table (rows alone when the
+    chunk holds no header)."""
+    header = cells(block.header_text(text)) if block.header else []
+    lines = [table_row(header), table_row(["---"] * len(header))] if header else []
     lines.extend(table_row(cells(text[block.parts[r][0]:block.parts[r][1]])) for r in rows)
     return "\n".join(lines)
 
@@ -299,7 +305,7 @@ def split_units(text: str) -> tuple[Unit, ...]:
                 else:
                     units.append(Unit("sentence", start, end, sentence, sentence, index, (k,), metadata))
         elif block.kind == "table":
-            header = cells(block.header_text(text))
+            header = cells(block.header_text(text)) if block.header else []
             lead_in = _lead_in(text, block)
             for k, (start, end) in enumerate(block.parts):
                 row = cells(text[start:end])

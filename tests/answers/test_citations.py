@@ -176,3 +176,9 @@ def test_a_lead_in_stands_or_falls_with_the_list_it_introduces():
     dropped = verify(Composition("Before a planned switchover:\n\n- Reboot every robot in the fleet first. [4]", "test"),
                      STRUCTURED)
     assert dropped.text == "" and dropped.citations == []
+
+
+def test_rows_without_their_header_are_checked_row_by_row():
+    fragment = passage(1, "| 3 to 6 years | 20 days |\n| More than 6 years | 25 days |\n\nRates change on anniversaries.")
+    verified = verify(Composition("| More than 6 years | 25 days |\n| Forever | 99 days |\n[1]", "test"), [fragment])
+    assert verified.text == "| More than 6 years | 25 days |\n[1]"

@@ -137,3 +137,11 @@ def test_embedding_texts_put_title_and_headings_before_every_unit_in_unit_order(
     assert all(t == f"PTO Policy > How much PTO you earn: {u.embedding_text}" for t, u in zip(texts, units, strict=True))
     assert embedding_texts("", (), "Plain sentence.") == ["Plain sentence."]
     assert embedding_texts("T", (), "") == []
+
+
+def test_a_chunk_starting_inside_a_table_has_rows_but_no_made_up_header():
+    text = "| 3 to 6 years | 20 days |\n| More than 6 years | 25 days |\n\nYour new rate starts after your anniversary."
+    [table] = [b for b in split_blocks(text) if b.kind == "table"]
+    assert table.header is None and len(table.parts) == 2
+    rows = by_kind(text)["row"]
+    assert rows == ["| 3 to 6 years | 20 days |", "| More than 6 years | 25 days |"]
