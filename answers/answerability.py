@@ -1,4 +1,5 @@
-"""The refusal gate: answer only when some passage sentence is close enough to the question.
+"""The refusal gate: answer only when some passage unit (a sentence, a table row with its header, a list item, a code
+block: retrieval/units.py) is close enough to the question.
 
 The threshold is calibrated on the demo question sets (docs/answering.md explains how); it is a
 setting, because a different corpus or embedding model moves it.
@@ -9,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from answers.scoring import score_sentences
+from answers.question_type import classify
+from answers.scoring import score_units
 from answers.types import Passage
 from core.config import current
 
@@ -25,6 +27,8 @@ class Decision:
 
 def judge(question: str, passages: Sequence[Passage]) -> Decision:
     threshold = current().answer_threshold
-    scored = score_sentences(question, passages)
-    best = scored[0].score if scored else float("-inf")
+    # Bookkeeping lines ("Policy owner: …") answer only questions about the document itself.
+    asks_metadata = classify(question).asks_metadata
+    best = max((s.relevance for s in score_units(question, passages) if asks_metadata or not s.unit.metadata),
+               default=float("-inf"))
     return Decision(best >= threshold, best, threshold)

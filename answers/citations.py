@@ -10,11 +10,13 @@ from typing import Any
 
 from answers.types import Composition, Passage
 from retrieval.chunking import split_sentences
+from retrieval.units import Block, cells, code_body, item_body, render_code, split_blocks, table_row
 from search.analysis import analyze
 
 # [3], [3, 4], [3][4] and the full-width brackets some models emit.
 _MARKER = re.compile(r"\s*[\[【](\d{1,3}(?:\s*,\s*\d{1,3})*)[\]】]")
 _ANY_BRACKET_NUMBER = re.compile(r"\s*[\[【][^\]】]{0,12}[\]】]")
+_MARKERS_ONLY = re.compile(r"^(?:\s*[\[【][\d,\s]{1,20}[\]】])+\s*$")
 # A sentence is supported when most of its content terms occur in the cited passage.
 SUPPORT_THRESHOLD = 0.6
 
@@ -128,49 +130,212 @@ def _joint_support(sentence: str, passages: Sequence[Passage]) -> bool:
     return bool(terms) and len(terms & context) / len(terms) >= SUPPORT_THRESHOLD
 
 
+_DASHES = str.maketrans({"‐": "-", "‑": "-", "‒": "-", "–": "-", "—": "-", "−": "-", "\u00a0": " "})
+_FENCE_LINE = re.compile(r"^\s*(?:`{3,}|~{3,}).*$", re.MULTILINE)
+_TABLE_SEPARATOR = re.compile(r"^\s*\|?\s*:?-{3,}:?\s*(?:\|\s*:?-{3,}:?\s*)*\|?\s*$", re.MULTILINE)
+
+
+def _flat(text: str) -> str:
+    """Text as copied-block matching compares it: fences, table separators and pipes gone, whitespace collapsed."""
+    text = _TABLE_SEPARATOR.sub(" ", _FENCE_LINE.sub(" ", text.translate(_DASHES)))
+    return " ".join(text.replace("|", " ").split()).casefold()
+
+
+def _contains(passage: Passage, copied: str) -> bool:
+    """Whether a copied block (table row, code) appears in the passage, whitespace and pipes aside."""
+    flat = _flat(copied)
+    return bool(flat) and flat in _flat(passage.text)
+
+
+@dataclass
+class _Check:
+    """The running tally of one verification: what was kept, in order, and what was dropped or removed."""
+
+    by_number: dict[int, Passage]
+    passages: Sequence[Passage]
+    dropped: int = 0
+    removed: int = 0
+
+    def markers(self, text: str) -> list[int]:
+        """The valid passage numbers [n] in the text cites, in order; invalid ones are counted as removed."""
+        cited: list[int] = []
+        for match in _MARKER.finditer(text):
+            for raw in match.group(1).split(","):
+                number = int(raw)
+                if number in self.by_number and number not in cited:
+                    cited.append(number)
+                else:
+                    self.removed += 1
+        return cited
+
+    def supporters(self, body: str, cited: list[int]) -> list[int]:
+        """The cited passages that support a sentence or list item; else a given passage that does; else none."""
+        supported = [n for n in cited if support(body, self.by_number[n]) >= SUPPORT_THRESHOLD]
+        if not supported and len(cited) > 1 and _joint_support(body, [self.by_number[n] for n in cited]):
+            supported = cited  # a sentence joining facts from several cited passages
+        self.removed += len(cited) - len(supported)
+        if not supported:
+            # Uncited or unsupported: keep it only if some given passage supports it, and cite that one.
+            best = max(self.passages, key=lambda p: support(body, p), default=None)
+            if best is None or support(body, best) < SUPPORT_THRESHOLD:
+                self.dropped += 1
+                return []
+            supported = [best.number]
+        return supported
+
+    def copied_from(self, pieces: list[str], cited: list[int]) -> list[int]:
+        """The cited passages holding every piece of a copied block; else the one given passage that does."""
+        holding = [n for n in cited if all(_contains(self.by_number[n], piece) for piece in pieces)]
+        self.removed += len(cited) - len(holding)
+        if not holding:
+            holding = [p.number for p in self.passages if all(_contains(p, piece) for piece in pieces)][:1]
+        if not holding:
+            self.dropped += 1
+        return holding
+
+
+# Kept pieces of the answer, in order: ("paragraph", [(body, cited, ending)]), ("list", [(line, cited)]),
+# ("table" | "code", text, cited) and ("lead", text) for the uncited line introducing the next block.
+_Piece = tuple[Any, ...]
+
+
 def _sentences(text: str) -> list[str]:
     # Markers often sit after the full stop ("… night. [2]"); attach them to the sentence before.
-    text = re.sub(r"([.!?])((?:\s*[\[【][\d,\s]{1,20}[\]】])+)", r"\2\1", text)
+    text = re.sub(r"([.!?])((?:[ \t]*[\[【][\d,\s]{1,20}[\]】])+)", r"\2\1", text)
     return [text[s:e] for s, e in split_sentences(text)]
 
 
-def verify(composition: Composition, passages: Sequence[Passage]) -> VerifiedAnswer:
-    """Keep sentences whose markers point at given passages that support them; renumber 1..k."""
-    if composition.declined or not composition.text.strip():
-        return VerifiedAnswer("", [])
-    by_number = {p.number: p for p in passages}
-    kept: list[tuple[str, list[int], str]] = []
-    dropped = removed = 0
-    for sentence in _sentences(composition.text):
-        cited: list[int] = []
-        for match in _MARKER.finditer(sentence):
-            for raw in match.group(1).split(","):
-                number = int(raw)
-                if number in by_number and number not in cited:
-                    cited.append(number)
-                else:
-                    removed += 1
+def _paragraph(check: _Check, text: str, extra: list[int], introduces: bool) -> tuple[list, str | None]:
+    """A paragraph's supported sentences; a last sentence that introduces the next block (it ends in ":" and
+    cites nothing) is held back to stand or fall with that block."""
+    kept = []
+    held = None
+    sentences = _sentences(text)
+    for index, sentence in enumerate(sentences):
+        cited = check.markers(sentence)
         body = _ANY_BRACKET_NUMBER.sub("", sentence).strip()
-        ending = body[-1] if body and body[-1] in ".!?" else ""
+        if introduces and index == len(sentences) - 1 and not cited and body.endswith(":"):
+            held = body
+            continue
+        cited = cited or list(extra)
+        ending = body[-1] if body and body[-1] in ".!?:" else ""
         body = body[:-1].rstrip() if ending else body
         if not body:
             continue
-        supported = [n for n in cited if support(body, by_number[n]) >= SUPPORT_THRESHOLD]
-        if not supported and len(cited) > 1 and _joint_support(body, [by_number[n] for n in cited]):
-            supported = cited  # a sentence joining facts from several cited passages
-        removed += len(cited) - len(supported)
-        if not supported:
-            # Uncited or unsupported: keep it only if some given passage supports it, and cite that one.
-            best = max(passages, key=lambda p: support(body, p), default=None)
-            if best is None or support(body, best) < SUPPORT_THRESHOLD:
-                dropped += 1
-                continue
-            supported = [best.number]
-        kept.append((body, supported, ending or "."))
+        supported = check.supporters(body, cited)
+        if supported:
+            kept.append((body, supported, ending or "."))
+    return kept, held
+
+
+def _list(check: _Check, text: str, block: Block, extra: list[int]) -> list:
+    kept = []
+    for start, end in block.parts:
+        line = " ".join(text[start:end].split())
+        cited = check.markers(line) or list(extra)
+        line = _ANY_BRACKET_NUMBER.sub("", line).strip()
+        body = item_body(line)
+        if not body:
+            continue
+        supported = check.supporters(body, cited)
+        if supported:
+            kept.append((line[:len(line) - len(body)].strip() + " " + body, supported))
+    return kept
+
+
+def _table(check: _Check, text: str, block: Block, extra: list[int]) -> tuple[str, list[int]] | None:
+    """A copied table: its header and the rows its passage holds; None when no passage holds it."""
+    rows = ([cells(block.header_text(text))] if block.header else []) + [cells(text[s:e]) for s, e in block.parts]
+    cited = list(extra)
+    for row in rows:
+        for cell in row:
+            cited.extend(n for n in check.markers(cell) if n not in cited)
+    rows = [[_ANY_BRACKET_NUMBER.sub("", cell).strip() for cell in row] for row in rows]
+    header = rows.pop(0) if block.header else []
+    body = [row for row in rows if any(row)]
+
+    def holds(passage: Passage) -> bool:
+        return (not any(header) or _contains(passage, " ".join(header))) \
+            and any(_contains(passage, " ".join(row)) for row in body)
+
+    holding = [n for n in cited if holds(check.by_number[n])]
+    check.removed += len(cited) - len(holding)
+    if not holding:
+        holding = [p.number for p in check.passages if holds(p)][:1]
+    if not holding:
+        check.dropped += 1
+        return None
+    body = [row for row in body if any(_contains(check.by_number[n], " ".join(row)) for n in holding)]
+    lines = [table_row(header), table_row(["---"] * len(header))] if any(header) else []
+    return "\n".join([*lines, *(table_row(row) for row in body)]), holding
+
+
+def verify(composition: Composition, passages: Sequence[Passage]) -> VerifiedAnswer:
+    """Keep what the cited passages support, renumbered 1..k: paragraph sentences and list items by their terms,
+    copied tables and code blocks by their content (a block's markers are on the line after it)."""
+    if composition.declined or not composition.text.strip():
+        return VerifiedAnswer("", [])
+    check = _Check({p.number: p for p in passages}, passages)
+    text = composition.text
+    blocks = split_blocks(text)
+    kept: list[_Piece] = []
+    held: str | None = None
+    for index, block in enumerate(blocks):
+        block_text = text[block.start:block.end]
+        following = blocks[index + 1] if index + 1 < len(blocks) else None
+        if block.kind in ("paragraph", "heading") and _MARKERS_ONLY.match(block_text):
+            continue  # taken by the block before it, below
+        # Markers on the line after a block apply to the block.
+        extra: list[int] = []
+        if following is not None and following.kind in ("paragraph", "heading") \
+                and _MARKERS_ONLY.match(text[following.start:following.end]):
+            extra = check.markers(text[following.start:following.end])
+        lead_in, held = held, None
+        if block.kind in ("paragraph", "heading"):
+            introduces = following is not None and following.lead_in is not None
+            sentences, held = _paragraph(check, block_text, extra, introduces)
+            if sentences:
+                kept.append(("paragraph", sentences))
+            continue
+        piece: _Piece | None = None
+        if block.kind == "list":
+            items = _list(check, text, block, extra)
+            piece = ("list", items) if items else None
+            supporters = sorted({n for _, cited in items for n in cited})
+        elif block.kind == "table":
+            table = _table(check, text, block, extra)
+            piece = ("table", *table) if table else None
+            supporters = table[1] if table else []
+        else:
+            code = render_code(text, block)
+            if code_body(code).strip():
+                supporters = check.copied_from([code_body(code)], extra)
+            else:
+                supporters, check.removed = [], check.removed + len(extra)
+            piece = ("code", code, supporters) if supporters else None
+        if piece is None:
+            continue
+        if lead_in and any(support(lead_in, check.by_number[n]) >= SUPPORT_THRESHOLD for n in supporters):
+            kept.append(("lead", lead_in))
+        kept.append(piece)
+    return _renumbered(kept, check)
+
+
+def _renumbered(kept: list[_Piece], check: _Check) -> VerifiedAnswer:
     renumber: dict[int, int] = {}
-    for _, cited, _ in kept:
-        for number in cited:
-            renumber.setdefault(number, len(renumber) + 1)
-    text = " ".join(f"{body} {''.join(f'[{renumber[n]}]' for n in cited)}{ending}" for body, cited, ending in kept)
-    citations = [Citation.from_passage(new, by_number[old]) for old, new in renumber.items()]
-    return VerifiedAnswer(text, citations, dropped, removed)
+
+    def marks(cited: list[int]) -> str:
+        return "".join(f"[{renumber.setdefault(n, len(renumber) + 1)}]" for n in cited)
+
+    rendered: list[str] = []
+    for piece in kept:
+        if piece[0] == "paragraph":
+            rendered.append(" ".join(f"{body} {marks(cited)}{ending}" for body, cited, ending in piece[1]))
+        elif piece[0] == "list":
+            rendered.append("\n".join(f"{line} {marks(cited)}" for line, cited in piece[1]))
+        elif piece[0] == "lead":
+            rendered.append(piece[1])
+        else:
+            rendered.append(f"{piece[1]}\n{marks(piece[2])}")
+    citations = [Citation.from_passage(new, check.by_number[old]) for old, new in renumber.items()]
+    return VerifiedAnswer("\n\n".join(rendered), citations, check.dropped, check.removed)

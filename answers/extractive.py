@@ -1,19 +1,43 @@
-"""The default composer: no LLM; picks the passage sentences that answer the question and cites them."""
+"""The default composer: no LLM; quotes the passage units that hold the answer and cites them.
+
+A unit is a sentence, a table row with its header, a list item, a code block (retrieval/units.py). The answer is
+the structured text of docs/answering.md: sentences as a paragraph with their markers before the full stop, a
+table (its header and the matching rows, or the whole of a small one) or a code block followed by a line holding
+its markers, list items each ending in theirs. A question asking two things gets a unit for each.
+Everything is copied from the passages; nothing is reworded.
+"""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 
-from answers.scoring import ScoredSentence, score_sentences
+from answers.question_type import LIST, STEPS, QuestionType, classify, split_parts
+from answers.scoring import QUESTION_WORDS, ScoredUnit, score_units
 from answers.types import Composition, Passage, Turn
+from core.config import current
+from retrieval.chunking import split_sentences
+from retrieval.units import (
+    SMALL_TABLE_ROWS,
+    Block,
+    render_code,
+    render_list,
+    render_table,
+    split_blocks,
+)
 from search.analysis import analyze
 
-MAX_SENTENCES = 3
-# Further sentences must score nearly as well as the best one to be worth the reader's time.
+MAX_UNITS = 3
+MAX_UNITS_PER_PART = 2
+# Further units must score nearly as well as the best one to be worth the reader's time.
 SCORE_MARGIN = 0.08
+# A list this short reads better whole than as one item out of context.
+SHORT_LIST_ITEMS, SHORT_LIST_CHARS = 4, 400
+MAX_ROWS, MAX_ITEMS = 3, 3
 
 
-def _redundant(candidate: str, chosen: list[str]) -> bool:
+def _redundant(candidate: str, chosen: Sequence[str]) -> bool:
     terms = set(analyze(candidate))
     for other in chosen:
         other_terms = set(analyze(other))
@@ -22,26 +46,188 @@ def _redundant(candidate: str, chosen: list[str]) -> bool:
     return False
 
 
+@dataclass(frozen=True)
+class Piece:
+    """What the answer quotes from one passage: sentences, some rows of a table, some items of a list, a code
+    block. `parts` index the block's parts (sentences, rows, items) quoted."""
+
+    passage_number: int
+    block: int
+    kind: str
+    start: int
+    end: int
+    parts: tuple[int, ...]
+    text: str
+    # The sentence ending in ":" that introduces a list, table or code block ("Rules:").
+    lead_in: str = ""
+
+    def overlaps(self, other: Piece) -> bool:
+        return self.passage_number == other.passage_number and self.start < other.end and other.start < self.end
+
+
+_NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+
+
+def row_terms(text: str) -> set[str]:
+    """Terms for matching a question to table rows: numbers whole ("3.6" is not "3"), words stemmed."""
+    return set(analyze(_NUMBER.sub(" ", text))) | set(_NUMBER.findall(text))
+
+
+def _table_rows(scored: ScoredUnit, block: Block, text: str, wanted: set[str], same_block: list[ScoredUnit]) -> list[int]:
+    """Header plus the rows the question names ("less than 3 years", "prod-eu"); a small table whole when none
+    is named (every tier answers "how many days do I get?"); otherwise the best-scoring rows."""
+    header_terms = row_terms(block.header_text(text))
+    hits = [len(wanted & (row_terms(text[s:e]) - header_terms)) for s, e in block.parts]
+    most = max(hits, default=0)
+    if most:
+        return [row for row, count in enumerate(hits) if count == most][:SMALL_TABLE_ROWS]
+    if len(block.parts) <= SMALL_TABLE_ROWS:
+        return list(range(len(block.parts)))
+    best = scored.score
+    rows = [s.unit.parts[0] for s in same_block if s.unit.kind == "row" and s.score >= best - SCORE_MARGIN]
+    return sorted(set(rows[:MAX_ROWS]) | ({scored.unit.parts[0]} if scored.unit.kind == "row" else set()))
+
+
+def _list_items(scored: ScoredUnit, block: Block, text: str, asked: QuestionType,
+                same_block: list[ScoredUnit]) -> list[int]:
+    """The whole list for steps or a list asked for, or a short list; otherwise the best-scoring items."""
+    whole = range(len(block.parts))
+    if STEPS in asked.wants or LIST in asked.wants or (
+            len(block.parts) <= SHORT_LIST_ITEMS and block.end - block.start <= SHORT_LIST_CHARS):
+        return list(whole)
+    best = scored.score
+    items = [s.unit.parts[0] for s in same_block if s.unit.kind == "item" and s.score >= best - SCORE_MARGIN]
+    own = set(scored.unit.parts) if scored.unit.kind == "item" else set()
+    return sorted(set(items[:MAX_ITEMS]) | own) or list(whole)
+
+
+def _piece(scored: ScoredUnit, passage: Passage, asked: QuestionType, wanted: set[str],
+           ranked: Sequence[ScoredUnit]) -> Piece:
+    """The unit widened or narrowed to what the question needs."""
+    unit, text = scored.unit, passage.text
+    block = split_blocks(text)[unit.block]
+    number = scored.passage_number
+    same_block = [s for s in ranked if s.passage_number == number and s.unit.block == unit.block]
+    lead_in = text[block.lead_in[0]:block.lead_in[1]].strip() if block.lead_in else ""
+    start = block.lead_in[0] if block.lead_in else block.start
+    if unit.kind in ("row", "table"):
+        rows = _table_rows(scored, block, text, wanted, same_block)
+        return Piece(number, unit.block, "table", start, block.end, tuple(rows), render_table(text, block, rows),
+                     lead_in)
+    if unit.kind in ("item", "list"):
+        items = _list_items(scored, block, text, asked, same_block)
+        return Piece(number, unit.block, "list", start, block.end, tuple(items),
+                     "\n".join(render_list(text, block, items)), lead_in)
+    if unit.kind == "code":
+        return Piece(number, unit.block, "code", start, block.end, (0,), render_code(text, block), lead_in)
+    return Piece(number, unit.block, "sentences", unit.start, unit.end, unit.parts, unit.text)
+
+
+def _select(part: str, passages: Sequence[Passage], limit: int) -> list[Piece]:
+    """The pieces answering one part of the question, best first."""
+    ranked = score_units(part, passages)
+    if not ranked:
+        return []
+    asked = classify(part)
+    wanted = (row_terms(part) - QUESTION_WORDS) | {t for identifier in asked.identifiers for t in row_terms(identifier)}
+    by_number = {p.number: p for p in passages}
+    best = ranked[0].score
+    chosen: list[Piece] = []
+    for scored in ranked:
+        if len(chosen) == limit or scored.score < best - SCORE_MARGIN:
+            break
+        # A table, list or code block answers on its own: at most a sentence from its own passage goes with it,
+        # never a second block from elsewhere.
+        if chosen and chosen[0].kind != "sentences" and (
+                scored.unit.kind != "sentence" or scored.passage_number != chosen[0].passage_number):
+            continue
+        piece = _piece(scored, by_number[scored.passage_number], asked, wanted, ranked)
+        if any(piece.overlaps(other) for other in chosen) or _redundant(piece.text, [c.text for c in chosen]):
+            continue
+        chosen.append(piece)
+        if chosen[0].kind != "sentences" and len(chosen) == 2:
+            break
+    if STEPS in asked.wants:
+        chosen.extend(_shown_how(chosen, by_number, asked, wanted, ranked))
+    return chosen
+
+
+def _shown_how(chosen: list[Piece], by_number: dict[int, Passage], asked: QuestionType, wanted: set[str],
+               ranked: Sequence[ScoredUnit]) -> list[Piece]:
+    """For "how do I…": the code block or list right after a chosen sentence ("… roll back first." then the
+    command) — the sentence says what to do, the block how."""
+    added: list[Piece] = []
+    for piece in [p for p in chosen if p.kind == "sentences"]:
+        blocks = split_blocks(by_number[piece.passage_number].text)
+        following = piece.block + 1
+        if following >= len(blocks) or blocks[following].kind not in ("code", "list"):
+            continue
+        unit = next((s for s in ranked if s.passage_number == piece.passage_number and s.unit.block == following
+                     and s.unit.kind in ("code", "list", "item")), None)
+        if unit is None:
+            continue
+        block_piece = _piece(unit, by_number[piece.passage_number], asked, wanted, ranked)
+        if not any(block_piece.overlaps(other) for other in (*chosen, *added)):
+            added.append(block_piece)
+    return added
+
+
+def _marked_sentences(text: str, number: int) -> str:
+    """Sentences with their marker before the final punctuation: "… 15 days [1]."."""
+    marked = []
+    for start, end in split_sentences(text):
+        sentence = text[start:end].strip()
+        ending = sentence[-1] if sentence[-1] in ".!?" else "."
+        body = sentence[:-1].rstrip() if sentence[-1] in ".!?" else sentence
+        marked.append(f"{body} [{number}]{ending}")
+    return " ".join(marked)
+
+
+def _render(pieces: Sequence[Piece]) -> str:
+    blocks: list[str] = []
+    paragraph: list[str] = []
+    for piece in pieces:
+        marker = f"[{piece.passage_number}]"
+        if piece.kind == "sentences":
+            paragraph.append(_marked_sentences(piece.text, piece.passage_number))
+            continue
+        if paragraph:
+            blocks.append(" ".join(paragraph))
+            paragraph = []
+        if piece.lead_in:
+            # Uncited: it is checked with, and stands or falls with, the block it introduces.
+            blocks.append(piece.lead_in)
+        if piece.kind == "list":
+            # Each item carries its marker at the end of its line.
+            blocks.append("\n".join(f"{line} {marker}" for line in piece.text.split("\n")))
+        else:
+            blocks.append(f"{piece.text}\n{marker}")
+    if paragraph:
+        blocks.append(" ".join(paragraph))
+    return "\n\n".join(blocks)
+
+
 class ExtractiveComposer:
     name = "extractive"
 
     def compose(self, question: str, passages: Sequence[Passage], *, history: Sequence[Turn] = ()) -> Composition:
-        scored = score_sentences(question, passages)
-        if not scored:
+        parts = split_parts(question)
+        pieces: list[Piece] = []
+        if len(parts) > 1:
+            threshold = current().answer_threshold
+            for part in parts:
+                ranked = score_units(part, passages)
+                # A part nothing answers gets no unit rather than the nearest unrelated one.
+                if not ranked or max(s.relevance for s in ranked) < threshold:
+                    continue
+                chosen = _select(part, passages, MAX_UNITS_PER_PART)
+                for piece in sorted(chosen, key=lambda p: (p.passage_number, p.start)):
+                    if not any(piece.overlaps(other) for other in pieces):
+                        pieces.append(piece)
+        if not pieces:
+            chosen = _select(question, passages, MAX_UNITS)
+            # Read in document order within a passage, passages in rank order.
+            pieces = sorted(chosen, key=lambda p: (p.passage_number, p.start))
+        if not pieces:
             return Composition(text="", composer=self.name, declined=True)
-        best = scored[0].score
-        chosen: list[ScoredSentence] = []
-        for sentence in scored:
-            if len(chosen) == MAX_SENTENCES or sentence.score < best - SCORE_MARGIN:
-                break
-            if not _redundant(sentence.text, [c.text for c in chosen]):
-                chosen.append(sentence)
-        # Read in document order within a passage, passages in rank order.
-        chosen.sort(key=lambda s: (s.passage_number, s.start))
-        parts = []
-        for sentence in chosen:
-            text = sentence.text.strip()
-            ending = text[-1] if text[-1] in ".!?" else "."
-            body = text[:-1].rstrip() if text[-1] in ".!?" else text
-            parts.append(f"{body} [{sentence.passage_number}]{ending}")
-        return Composition(text=" ".join(parts), composer=self.name)
+        return Composition(text=_render(pieces), composer=self.name)

@@ -1,8 +1,10 @@
-"""Sentence-level relevance of passages to a question, shared by the extractive composer and the refusal gate.
+"""Unit-level relevance of passages to a question, shared by the extractive composer and the refusal gate.
 
-Each unit is embedded with its context (retrieval/units.py::embedding_texts). Indexing stores those vectors with the
-chunk (search/unit_vectors.py), so answering normally embeds only the question; a unit whose vector is not stored
-(an index built before they were, a passage that is not a chunk's text as indexed) is embedded here.
+A unit (retrieval/units.py) is a sentence, a table row with its header, a small table, a list item or list, or a
+code block. Each is embedded with its title and headings, exactly as `retrieval.units.embedding_texts` spells it.
+Indexing stores those vectors with the chunk (search/unit_vectors.py), so answering normally embeds only the
+question; a unit whose vector is not stored (an index built before they were, a passage that is not a chunk's text
+as indexed) is embedded here.
 """
 
 from __future__ import annotations
@@ -13,9 +15,10 @@ from functools import lru_cache
 
 import numpy as np
 
+from answers.question_type import classify
 from answers.types import Passage
 from retrieval.embeddings import Embedder, get_embedder
-from retrieval.units import embedding_texts, unit_spans
+from retrieval.units import Unit, context, split_units, unit_embedding_text
 from search.analysis import analyze
 from search.unit_vectors import decode_unit_vectors, unit_key
 
@@ -27,64 +30,106 @@ QUESTION_WORDS = frozenset(analyze(
 ))
 LEXICAL_WEIGHT = 0.25
 RANK_PENALTY = 0.01
+# The composer's preferences, on top of relevance: a unit holding the kind of fact asked for ("how much" → an
+# amount), one naming the identifier asked about, and away from bookkeeping lines nobody asked for.
+TYPE_BONUS = 0.05
+MEASURED_BONUS = 0.10
+IDENTIFIER_BONUS = 0.10
+METADATA_PENALTY = 0.20
+# The retriever's order is evidence too: a little more weight than the gate's rank penalty gives it.
+RANK_PREFERENCE = 0.02
 
 
 @dataclass(frozen=True)
-class ScoredSentence:
+class ScoredUnit:
     passage_number: int
-    text: str
-    start: int
-    end: int
+    unit: Unit
     semantic: float
     coverage: float
+    # What the refusal gate reads: closeness to the question. `score` adds the composer's preferences.
+    relevance: float
     score: float
+
+    @property
+    def text(self) -> str:
+        return self.unit.text
+
+    @property
+    def start(self) -> int:
+        return self.unit.start
+
+    @property
+    def kind(self) -> str:
+        return self.unit.kind
 
 
 def content_terms(question: str) -> set[str]:
     return set(analyze(question)) - QUESTION_WORDS
 
 
-def score_sentences(question: str, passages: Sequence[Passage], *,
-                    embedder: Embedder | None = None) -> list[ScoredSentence]:
-    """Every sentence of every passage, best first. Cached: the gate and the composer share one pass."""
-    key = tuple((p.number, p.hit.chunk_id, p.text, p.hit.title, p.hit.heading_path, p.hit.unit_vectors)
-                for p in passages)
+def _context(passage: Passage) -> str:
+    return context(passage.hit.title, passage.hit.heading_path)
+
+
+PassageKey = tuple[tuple[int, str, str, str, bytes], ...]
+
+
+def score_units(question: str, passages: Sequence[Passage], *, embedder: Embedder | None = None) -> list[ScoredUnit]:
+    """Every unit of every passage, best first. Cached: the gate and the composer share one pass."""
+    key = tuple((p.number, p.hit.chunk_id, p.text, _context(p), p.hit.unit_vectors) for p in passages)
     return list(_score(question, key, embedder or get_embedder()))
 
 
-# The key holds each passage's stored vectors (a few kB); the gate and the composer of one question are what
+# The key holds each passage's stored vectors (a few kB); the gate, the composer and a question's parts are what
 # share an entry, so a short cache is enough.
 @lru_cache(maxsize=64)
-def _score(question: str, key: tuple[tuple[int, str, str, str, tuple[str, ...], bytes], ...],
-           embedder: Embedder) -> tuple[ScoredSentence, ...]:
-    wanted = content_terms(question)
-    units: list[tuple[int, int, int, str, str]] = []
-    found: dict[int, np.ndarray] = {}
-    missing: dict[str, list[int]] = {}  # each string once, however many passages share it
-    for number, _, text, title, heading_path, blob in key:
-        context = " > ".join(p for p in (title, *heading_path) if p)
+def _unit_vectors(key: PassageKey, embedder: Embedder) -> tuple[tuple[tuple[int, Unit, str], ...], np.ndarray]:
+    """The units of the passages with their contexts, and their vectors: stored ones where the index holds them,
+    the rest embedded now (each string once, however many passages share it)."""
+    entries: list[tuple[int, Unit, str]] = []
+    vectors_found: dict[int, np.ndarray] = {}
+    missing: dict[str, list[int]] = {}
+    for number, _, text, unit_context, blob in key:
         stored = decode_unit_vectors(blob)
-        for (start, end), embedded in zip(unit_spans(text), embedding_texts(title, heading_path, text), strict=True):
+        for unit in split_units(text):
+            embedded = unit_embedding_text(unit_context, unit)
             vector = stored.get(unit_key(embedded))
             if vector is not None and vector.shape == (embedder.dimensions,):
-                found[len(units)] = vector
+                vectors_found[len(entries)] = vector
             else:
-                missing.setdefault(embedded, []).append(len(units))
-            units.append((number, start, end, text[start:end], context))
-    if not units:
-        return ()
-    vectors = np.zeros((len(units), embedder.dimensions), dtype=np.float32)
-    for position, vector in found.items():
+                missing.setdefault(embedded, []).append(len(entries))
+            entries.append((number, unit, unit_context))
+    vectors = np.zeros((len(entries), embedder.dimensions), dtype=np.float32)
+    for position, vector in vectors_found.items():
         vectors[position] = vector
     if missing:
         for positions, vector in zip(missing.values(), embedder.embed_documents(list(missing)), strict=True):
             vectors[positions] = vector
+    return tuple(entries), vectors
+
+
+@lru_cache(maxsize=256)
+def _score(question: str, key: PassageKey, embedder: Embedder) -> tuple[ScoredUnit, ...]:
+    entries, vectors = _unit_vectors(key, embedder)
+    if not entries:
+        return ()
+    wanted = content_terms(question)
+    asked = classify(question)
     similarities = vectors @ embedder.embed_query(question)
     scored = []
-    for (number, start, end, sentence, context), similarity in zip(units, similarities, strict=True):
-        terms = set(analyze(f"{context} {sentence}"))
+    for (number, unit, unit_context), similarity in zip(entries, similarities, strict=True):
+        terms = set(analyze(f"{unit_context} {unit.embedding_text}"))
         coverage = len(wanted & terms) / len(wanted) if wanted else 0.0
-        score = float(similarity) + LEXICAL_WEIGHT * coverage - RANK_PENALTY * (number - 1)
-        scored.append(ScoredSentence(number, sentence, start, end, float(similarity), coverage, score))
-    scored.sort(key=lambda s: (-s.score, s.passage_number, s.start))
+        relevance = float(similarity) + LEXICAL_WEIGHT * coverage - RANK_PENALTY * (number - 1)
+        score = relevance - RANK_PREFERENCE * (number - 1)
+        if asked.holds_measured(unit.text):
+            score += MEASURED_BONUS
+        elif any(asked.holds(kind, unit.text, unit.kind) for kind in asked.wants):
+            score += TYPE_BONUS
+        if asked.identifiers and asked.holds_identifier(unit.text):
+            score += IDENTIFIER_BONUS
+        if unit.metadata and not asked.asks_metadata:
+            score -= METADATA_PENALTY
+        scored.append(ScoredUnit(number, unit, float(similarity), coverage, relevance, score))
+    scored.sort(key=lambda s: (-s.score, s.passage_number, s.unit.start))
     return tuple(scored)

@@ -38,7 +38,7 @@ QUESTIONS = ROOT / "connectors/demo/questions/answerable.jsonl"
 
 def corpus_sentences() -> list[tuple[str, str, list[str]]]:
     """(title, heading, sentences) of each Markdown section of the demo corpus that holds prose."""
-    from retrieval.units import unit_spans
+    from retrieval.units import split_units
 
     sections = []
     for path in sorted(CORPUS.rglob("*.md")):
@@ -46,7 +46,7 @@ def corpus_sentences() -> list[tuple[str, str, list[str]]]:
         for line in [*path.read_text(encoding="utf-8").splitlines(), "# end"]:
             if line.startswith("#"):
                 text = " ".join(lines)
-                sentences = [text[s:e] for s, e in unit_spans(text)]
+                sentences = [unit.text for unit in split_units(text) if unit.kind == "sentence"]
                 if sentences:
                     sections.append((title, heading, sentences))
                 lines, heading = [], line.lstrip("#").strip()

@@ -6,7 +6,7 @@ import pytest
 
 from answers.answerability import judge
 from answers.pipeline import Steps
-from answers.scoring import score_sentences
+from answers.scoring import score_units
 from answers.services import ask
 from retrieval.embeddings import get_embedder
 from tests.api.test_api import QUESTION, corpus  # noqa: F401 - fixtures
@@ -27,5 +27,5 @@ def test_the_passages_an_answer_is_judged_and_composed_from_need_only_the_questi
     [(question, passages)] = judged
     assert passages and all(p.hit.unit_vectors for p in passages)
     counting = CountingEmbedder(get_embedder())
-    assert score_sentences(question, passages, embedder=counting)[0].text.startswith("The espresso machine")
+    assert score_units(question, passages, embedder=counting)[0].text.startswith("The espresso machine")
     assert (counting.documents, counting.queries) == ([], [question])

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from answers.scoring import score_sentences
+from answers.scoring import score_units
 from answers.types import Passage
 from connectors.parsing import Section
 from retrieval import selectors
@@ -413,14 +413,14 @@ def test_the_scorer_embeds_only_the_question_when_the_hits_carry_unit_vectors(lo
     question = "How much may a hotel night cost?"
     passages = passages_of(search(loaded, question, limit=5, with_unit_vectors=True))
     counting = CountingEmbedder(embedder)
-    from_index = score_sentences(question, passages, embedder=counting)
+    from_index = score_units(question, passages, embedder=counting)
     assert (counting.documents, counting.queries) == ([], [question])
     assert from_index[0].text == "Hotel stays are capped at 240 euros per night."
 
     # Hits from an index without them: every unit is embedded now, and scores the same.
     counting = CountingEmbedder(embedder)
     bare = [Passage(p.number, dataclasses.replace(p.hit, unit_vectors=b""), p.text) for p in passages]
-    embedded_now = score_sentences(question, bare, embedder=counting)
+    embedded_now = score_units(question, bare, embedder=counting)
     assert sorted(counting.documents) == sorted({t for p in passages for t in unit_texts(p.hit)})
     assert counting.queries == [question]
     assert {(s.passage_number, s.start): round(s.score, 2) for s in embedded_now} \
@@ -430,7 +430,7 @@ def test_the_scorer_embeds_only_the_question_when_the_hits_carry_unit_vectors(lo
     counting = CountingEmbedder(embedder)
     first = passages[0]
     longer = [Passage(1, first.hit, first.text + " Breakfast is not included."), *passages[1:]]
-    score_sentences(question, longer, embedder=counting)
+    score_units(question, longer, embedder=counting)
     assert counting.documents == ["Travel policy > Travel policy > Hotels: Breakfast is not included."]
 
 
@@ -463,7 +463,7 @@ def test_an_index_from_before_unit_vectors_keeps_serving_and_gains_them_when_wri
     hits = search(backend, question, with_unit_vectors=True)
     assert hits and all(h.unit_vectors == b"" for h in hits)
     counting = CountingEmbedder(embedder)
-    assert score_sentences(question, passages_of(hits), embedder=counting)[0].text.startswith("Hotel stays")
+    assert score_units(question, passages_of(hits), embedder=counting)[0].text.startswith("Hotel stays")
     assert counting.documents  # what the index lacks is embedded at question time
 
     index_documents(CORPUS, backend=backend)
