@@ -125,9 +125,11 @@ class Run:
                           retrieved=retrieved, fallback_reason=fallback)
         verified: VerifiedAnswer | None = None
         if decision.answerable:
+            # An LLM reads the conversation and the question as asked; the extractive composer reads neither, so it
+            # picks sentences for the standalone query (a follow-up resolved, a misspelling corrected).
+            asked = self.question if self.config.composer != "extractive" else search_query
             with timed("compose", self.timings):
-                composition, composer_fallback = self.steps.compose(self.question, passages, self.history,
-                                                                    self.config)
+                composition, composer_fallback = self.steps.compose(asked, passages, self.history, self.config)
             outcome.fallback_reason = "; ".join(reason for reason in (fallback, composer_fallback) if reason)
             outcome.composer = composition.composer
             outcome.prompt_version = PROMPT_VERSION if composition.composer != "extractive" else ""
