@@ -8,6 +8,7 @@ from retrieval.embeddings import get_embedder
 from retrieval.metrics import SEARCHES, timed
 from retrieval.services import fusion_config, get_backend
 from retrieval.signals import index_found_empty
+from retrieval.spelling import Correction, correct, vocabulary
 from search.analysis import analyzed_text
 from search.backends import SearchBackend
 from search.types import FusionConfig, IndexedDocument, IndexMissing, SearchFilters, SearchHit, SearchMode
@@ -48,6 +49,15 @@ def search(
     if not hits:  # nothing found, or nothing there to find: only the second is an outage
         _raise_if_missing(backend)
     return hits
+
+
+def correct_spelling(query: str, *, principals: frozenset[str], backend: SearchBackend | None = None) -> Correction:
+    """The query with its misspelt words corrected to words of the index that the principals may read
+    (retrieval/spelling.py). Keep only what `retrieval.spelling.confirmed` keeps once the corrected query is searched.
+    """
+    if not isinstance(principals, frozenset):
+        raise TypeError("principals must be a frozenset of the asker's principals")
+    return correct(query[:MAX_QUERY_CHARS], vocabulary(backend or get_backend()), principals)
 
 
 def index_status(backend: SearchBackend | None = None) -> str:
