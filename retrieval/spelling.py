@@ -123,6 +123,18 @@ def _is_identifier(query: str, start: int, end: int, word: str) -> bool:
             or "'" in word or "’" in word)
 
 
+# An inflection of a word the asker may read is spelt right too ("runbooks" where the index only says "runbook").
+_INFLECTIONS = (("s", ""), ("es", ""), ("ed", ""), ("ed", "e"), ("d", ""), ("ing", ""), ("ing", "e"), ("er", ""),
+                ("ers", ""), ("ly", ""))
+
+
+def _known(word: str, vocabulary: Vocabulary, readable_acls: frozenset[int], english: frozenset[str]) -> bool:
+    if word in english or vocabulary.readable(word, readable_acls):
+        return True
+    return any(vocabulary.readable(word[:-len(suffix)] + stem_end, readable_acls)
+               for suffix, stem_end in _INFLECTIONS if word.endswith(suffix) and len(word) - len(suffix) >= 3)
+
+
 def _cased_like(typed: str, word: str) -> str:
     return word[:1].upper() + word[1:] if typed[:1].isupper() else word
 
@@ -144,7 +156,7 @@ def correct(query: str, vocabulary: Vocabulary, principals: frozenset[str]) -> C
             spans.append((match.start(), match.end()))
             continue
         if (len(word) < MIN_WORD_LENGTH or _is_identifier(query, match.start(), match.end(), typed)
-                or word in english or vocabulary.readable(word, readable_acls)):
+                or _known(word, vocabulary, readable_acls, english)):
             continue
         distance = 1 if len(word) <= SHORT_WORD_LENGTH else MAX_EDIT_DISTANCE
         suggestions = [s for s in vocabulary.speller.lookup(word, Verbosity.ALL, max_edit_distance=distance)

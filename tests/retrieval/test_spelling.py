@@ -50,6 +50,7 @@ def test_misspelt_words_become_the_nearest_word_of_the_index(vocabulary):
 def test_correctly_spelt_numbers_identifiers_and_short_words_are_never_changed(vocabulary):
     for query in [
         "Hillsboro shifts",  # a rare word of the index
+        "Expensify's reimbursements were Expensifying",  # inflections of words of the index
         "What is a sabbatical?",  # an English word the index lacks
         "tontine annuities",  # rare English words
         "ticket EXP-4021 and host vpn-gw01.kestrel",  # identifiers: digits, dashes, dots
