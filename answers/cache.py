@@ -30,7 +30,7 @@ INDEX_VERSION_KEY = "citewise:index-version"
 _ANSWER_SETTINGS = frozenset({
     "search_backend", "index_name", "embedding_model", "fusion", "rrf_k", "bm25_weight", "dense_weight",
     "candidates_per_leg", "knn_num_candidates", "reranker", "rerank_model", "rerank_candidates", "answer_passages",
-    "answer_threshold", "composer", "llm_max_input_tokens", "llm_max_output_tokens", "cohere_chat_model",
+    "answer_threshold", "spell_correction", "composer", "llm_max_input_tokens", "llm_max_output_tokens", "cohere_chat_model",
     "cohere_rerank_model", "openai_base_url", "openai_model",
 })
 

@@ -1,4 +1,4 @@
-"""The answer pipeline, pure: rewrite → retrieve → rerank → judge → compose → verify.
+"""The answer pipeline, pure: rewrite → correct spelling → retrieve → rerank → judge → compose → verify.
 
 Nothing here writes to the database or the cache; what it returns (`Outcome`) is all the caller needs to record.
 answers/services.py wraps it: the answer cache around `answer()`, and one transaction that records the outcome,
@@ -25,7 +25,8 @@ from core.config import CitewiseSettings
 from retrieval import selectors
 from retrieval.metrics import timed
 from retrieval.reranking import RerankerError
-from search.types import SearchHit, SearchMode
+from retrieval.spelling import Correction, confirmed, unchanged
+from search.types import SearchHit, SearchMode, SearchUnavailable
 
 logger = logging.getLogger("citewise.answering")
 
@@ -39,7 +40,7 @@ class Outcome:
     """What the pipeline made of a question: an answer with verified citations, or a refusal with the nearest
     documents. `fallback_reason` says a reranker or composer failed and a simpler one stood in."""
 
-    search_query: str
+    search_query: str  # what was searched: the rewritten question, its spelling corrected
     text: str
     refused: bool
     citations: list[Citation]
@@ -50,6 +51,7 @@ class Outcome:
     fallback_reason: str = ""
     input_tokens: int = 0
     output_tokens: int = 0
+    corrected_query: str = ""  # the search query when spelling correction changed it, shown to the asker; else ""
 
     @property
     def status(self) -> str:
@@ -60,6 +62,16 @@ def _retrieve(search_query: str, principals: frozenset[str], config: CitewiseSet
               timings: dict[str, float]) -> list[SearchHit]:
     return selectors.search(search_query, principals=principals, mode=SearchMode.HYBRID,
                             limit=config.rerank_candidates, timings=timings, with_unit_vectors=True)
+
+
+def _correct(search_query: str, principals: frozenset[str], config: CitewiseSettings) -> Correction:
+    if not config.spell_correction:
+        return unchanged(search_query)
+    try:
+        return selectors.correct_spelling(search_query, principals=principals)
+    except SearchUnavailable as exc:  # the search right after says so, or answers without the correction
+        logger.warning("spelling correction skipped: %s", exc)
+        return unchanged(search_query)
 
 
 def _rerank(search_query: str, hits: list[SearchHit], config: CitewiseSettings) -> tuple[list[tuple[SearchHit, float]], str]:
@@ -86,6 +98,7 @@ def _compose(question: str, passages: Sequence[Passage], history: Sequence[Turn]
 @dataclass(frozen=True)
 class Steps:
     rewrite: Callable[[str, Sequence[Turn]], str] = rewrite_query
+    correct: Callable[[str, frozenset[str], CitewiseSettings], Correction] = _correct
     retrieve: Callable[[str, frozenset[str], CitewiseSettings, dict[str, float]], list[SearchHit]] = _retrieve
     rerank: Callable[[str, list[SearchHit], CitewiseSettings], tuple[list[tuple[SearchHit, float]], str]] = _rerank
     judge: Callable[[str, Sequence[Passage]], Decision] = judge
@@ -111,9 +124,23 @@ class Run:
         with timed("rewrite", self.timings):
             return self.steps.rewrite(self.question, self.history)
 
+    def _search(self, search_query: str) -> tuple[str, str, list[SearchHit]]:
+        """The query searched (its spelling corrected, as far as what it finds confirms), the correction shown to the
+        asker ("" when none), and the hits."""
+        with timed("spelling", self.timings):
+            correction = self.steps.correct(search_query, self.principals, self.config)
+        hits = self.steps.retrieve(correction.query, self.principals, self.config, self.timings)
+        if not correction.changed:
+            return search_query, "", hits
+        kept = confirmed(correction, hits)
+        if kept.query != correction.query:  # a corrected word the asker's search did not find: searched as typed
+            hits = self.steps.retrieve(kept.query, self.principals, self.config, self.timings)
+        return kept.query, kept.query if kept.changed else "", hits
+
     def answer(self, search_query: str) -> Outcome:
-        """Retrieve what the principals may read, rerank, judge, compose and verify: an answer or a refusal."""
-        hits = self.steps.retrieve(search_query, self.principals, self.config, self.timings)
+        """Correct the query's spelling, retrieve what the principals may read, rerank, judge, compose and verify: an
+        answer or a refusal."""
+        search_query, corrected_query, hits = self._search(search_query)
         with timed("rerank", self.timings):
             ranked, fallback = self.steps.rerank(search_query, hits, self.config)
         passages = [Passage(number, hit, hit.text) for number, (hit, _) in enumerate(ranked, start=1)]
@@ -123,12 +150,14 @@ class Run:
         with timed("answerability", self.timings):
             decision = self.steps.judge(search_query, passages)
         outcome = Outcome(search_query=search_query, text="", refused=True, citations=[], nearest=[],
-                          retrieved=retrieved, fallback_reason=fallback)
+                          retrieved=retrieved, fallback_reason=fallback, corrected_query=corrected_query)
         verified: VerifiedAnswer | None = None
         if decision.answerable:
+            # An LLM reads the conversation and the question as asked; the extractive composer reads neither, so it
+            # picks sentences for the standalone query (a follow-up resolved, a misspelling corrected).
+            asked = self.question if self.config.composer != "extractive" else search_query
             with timed("compose", self.timings):
-                composition, composer_fallback = self.steps.compose(self.question, passages, self.history,
-                                                                    self.config)
+                composition, composer_fallback = self.steps.compose(asked, passages, self.history, self.config)
             outcome.fallback_reason = "; ".join(reason for reason in (fallback, composer_fallback) if reason)
             outcome.composer = composition.composer
             outcome.prompt_version = PROMPT_VERSION if composition.composer != "extractive" else ""

@@ -53,6 +53,7 @@ class AnswerResult:
     input_tokens: int = 0
     output_tokens: int = 0
     cost_usd: float = 0.0
+    corrected_query: str = ""  # the search query with misspellings corrected, when it was; "" otherwise
 
     def html(self) -> str:
         """The answer as safe HTML; its [n] markers link to `#src-<answer_id>-<n>`, the ids of the sources list."""
@@ -61,8 +62,8 @@ class AnswerResult:
     def as_dict(self) -> dict[str, Any]:
         return {
             "answer_id": str(self.answer_id), "conversation_id": str(self.conversation_id),
-            "question": self.question, "search_query": self.search_query, "answer": self.text,
-            "answer_html": self.html(),
+            "question": self.question, "search_query": self.search_query, "corrected_query": self.corrected_query,
+            "answer": self.text, "answer_html": self.html(),
             "refused": self.refused, "citations": [c.as_dict() for c in self.citations],
             "nearest_documents": [c.as_dict() for c in self.nearest], "composer": self.composer,
             "fallback_reason": self.fallback_reason, "timings_ms": {k: round(v * 1000, 1) for k, v in self.timings.items()},
@@ -176,6 +177,7 @@ def ask(
         text=record.text, refused=record.refused, citations=outcome.citations, nearest=outcome.nearest,
         composer=record.composer, fallback_reason=record.fallback_reason, timings=run.timings,
         input_tokens=record.input_tokens, output_tokens=record.output_tokens, cost_usd=float(record.cost_usd),
+        corrected_query=outcome.corrected_query,
     )
 
 

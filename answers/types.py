@@ -24,10 +24,16 @@ class Passage:
 
 @dataclass(frozen=True)
 class Turn:
-    """An earlier question and answer in the same conversation."""
+    """An earlier question and answer in the same conversation.
+
+    `search_query` is what that question was resolved to and searched for (itself a follow-up's rewrite, perhaps),
+    and `sources` the titles and section headings its answer cited: the conversation's topic at that turn.
+    """
 
     question: str
     answer: str
+    search_query: str = ""
+    sources: tuple[str, ...] = ()
 
 
 @dataclass

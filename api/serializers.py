@@ -124,6 +124,9 @@ class AnswerSerializer(serializers.Serializer):
     conversation_id = serializers.UUIDField(help_text="Send back as conversation_id to ask a follow-up.")
     question = serializers.CharField()
     search_query = serializers.CharField(help_text="The question as searched, rewritten with the conversation.")
+    corrected_query = serializers.CharField(
+        allow_blank=True, help_text="When misspelt words were corrected before searching: the query searched for "
+                                    "(show it, e.g. “Searched for …”); empty otherwise.")
     answer = serializers.CharField(help_text="The answer text with [n] citation markers, or a refusal: paragraphs, "
                                              "'- ' / '1. ' lists, pipe tables and fenced code (docs/answering.md).")
     answer_html = serializers.CharField(help_text=(

@@ -51,4 +51,6 @@ def scope_note(answer: BotAnswer, *, private: bool, platform_name: str) -> str:
             note += (" I don't know your Citewise account yet, so I searched public documents only: ask an admin"
                      f" to link your {platform_name} account, or use the same email address in {platform_name}"
                      " and Citewise.")
+    if answer.result.corrected_query:  # a misspelt question was searched corrected: say what was searched for
+        note = f"Searched for “{answer.result.corrected_query}”. {note}"
     return note

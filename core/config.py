@@ -76,6 +76,8 @@ class CitewiseSettings(BaseSettings):
     answer_passages: int = Field(5, ge=1, validation_alias=_env("CITEWISE_ANSWER_PASSAGES"))
     # Refuse unless the best passage sentence scores at least this (docs/answering.md: calibration).
     answer_threshold: float = Field(0.65, validation_alias=_env("CITEWISE_ANSWER_THRESHOLD"))
+    # Correct misspelt words of a question against the index's vocabulary before searching (retrieval/spelling.py).
+    spell_correction: bool = Field(True, validation_alias=_env("CITEWISE_SPELL_CORRECTION"))
     composer: Literal["extractive", "cohere", "openai"] = Field("extractive", validation_alias=_env("CITEWISE_COMPOSER"))
     llm_timeout_s: float = Field(20.0, gt=0, validation_alias=_env("CITEWISE_LLM_TIMEOUT_S"))
     llm_max_retries: int = Field(2, ge=0, validation_alias=_env("CITEWISE_LLM_MAX_RETRIES"))

@@ -10,6 +10,7 @@ from retrieval.embeddings import get_embedder
 from retrieval.metrics import SEARCHES, timed
 from retrieval.services import fusion_config, get_backend
 from retrieval.signals import index_found_empty
+from retrieval.spelling import Correction, correct, vocabulary
 from search.analysis import analyzed_text, identifiers
 from search.backends import SearchBackend
 from search.types import FusionConfig, IndexedDocument, IndexMissing, SearchFilters, SearchHit, SearchMode
@@ -86,6 +87,15 @@ def _rank_superseded_lower(hits: list[SearchHit], query: str, principals: frozen
         score = hit.score if asks_for_this_version(query, hit.title, newer.title) else demoted(hit.score)
         ranked.append(dataclasses.replace(hit, superseded_by=newer.title, score=score))
     return sorted(ranked, key=lambda hit: -hit.score)
+
+
+def correct_spelling(query: str, *, principals: frozenset[str], backend: SearchBackend | None = None) -> Correction:
+    """The query with its misspelt words corrected to words of the index that the principals may read
+    (retrieval/spelling.py). Keep only what `retrieval.spelling.confirmed` keeps once the corrected query is searched.
+    """
+    if not isinstance(principals, frozenset):
+        raise TypeError("principals must be a frozenset of the asker's principals")
+    return correct(query[:MAX_QUERY_CHARS], vocabulary(backend or get_backend()), principals)
 
 
 def index_status(backend: SearchBackend | None = None) -> str:

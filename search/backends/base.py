@@ -122,6 +122,14 @@ class SearchBackend(Protocol):
         """(text, start, end) of every chunk in a section the principals may read, for parent expansion."""
         ...
 
+    def chunk_texts(self, *, page_size: int = 500) -> Iterator[list[tuple[str, DocumentAcl]]]:
+        """Every indexed chunk's text with its document's ACL, at most `page_size` at a time, each chunk once.
+
+        For statistics over the whole index (retrieval's spelling vocabulary, which keeps each word's ACLs so
+        that it only ever tells an asker about words they may read); never to be shown to anyone as it is.
+        """
+        ...
+
     def drop(self) -> None:
         """Delete the index and everything in it, every version included, by name (never by wildcard)."""
         ...

@@ -596,6 +596,28 @@ class ElasticsearchBackend:
                 tuple(source.get("supersedes") or ()),
             ) for source in (hit["_source"] for hit in response["hits"]["hits"])]
 
+    def chunk_texts(self, *, page_size: int = 500) -> Iterator[list[tuple[str, DocumentAcl]]]:
+        if page_size < 1:
+            raise ValueError("page_size must be at least 1")
+        with self._errors("read chunk texts"):
+            if self._meta() is None:
+                return
+            page: list[tuple[str, DocumentAcl]] = []
+            for hit in helpers.scan(
+                self.client, index=self.index_name, size=page_size,
+                query={"query": {"match_all": {}},
+                       "_source": ["text", "acl_principals", "acl_public", "acl_status"]},
+            ):
+                source = hit["_source"]
+                page.append((source["text"], DocumentAcl(principals=frozenset(source.get("acl_principals") or ()),
+                                                         public=bool(source["acl_public"]),
+                                                         status=source["acl_status"])))
+                if len(page) == page_size:
+                    yield page
+                    page = []
+            if page:
+                yield page
+
     def section_chunks(
         self, document_id: str, section_ordinal: int, *, principals: frozenset[str]
     ) -> list[tuple[str, int, int]]:

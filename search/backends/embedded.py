@@ -820,6 +820,28 @@ class EmbeddedBackend:
             return [VersionInfo(row[0], row[1], date.fromisoformat(row[2]) if row[2] else None,
                                 tuple(json.loads(row[3] or "[]"))) for row in rows]
 
+    def chunk_texts(self, *, page_size: int = 500) -> Iterator[list[tuple[str, DocumentAcl]]]:
+        if page_size < 1:
+            raise ValueError("page_size must be at least 1")
+        with self._errors("read chunk texts"):
+            after = 0  # rowids start at 1
+            while True:
+                # One statement per page, none left open across a yield, as in document_id_pages.
+                connection = self._connection()
+                if connection is None:
+                    return
+                rows = connection.execute(
+                    "SELECT c.rowid, c.text, d.acl_public, d.acl_status, (SELECT json_group_array(p.principal) "
+                    "FROM document_principals p WHERE p.document_id = d.document_id) FROM chunks c JOIN documents d "
+                    "ON d.document_id = c.document_id WHERE c.rowid > ? ORDER BY c.rowid LIMIT ?",
+                    (after, page_size),
+                ).fetchall()
+                if not rows:
+                    return
+                yield [(row[1], DocumentAcl(principals=frozenset(json.loads(row[4])), public=bool(row[2]),
+                                            status=row[3])) for row in rows]
+                after = rows[-1][0]
+
     def section_chunks(
         self, document_id: str, section_ordinal: int, *, principals: frozenset[str]
     ) -> list[tuple[str, int, int]]:

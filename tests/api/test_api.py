@@ -84,6 +84,18 @@ def test_ask_answers_with_citations_and_records_the_answer(client, corpus, alice
     assert Conversation.objects.get(id=body["conversation_id"]).answers.count() == 2
 
 
+def test_ask_corrects_a_misspelt_question_and_says_what_it_searched_for(client, corpus, alice):
+    body = post(client, ASK, {"question": "When is the esspresso machine descalled?"}, alice).json()
+    assert body["corrected_query"] == "When is the espresso machine descaled?"
+    assert body["search_query"] == body["corrected_query"]
+    assert body["refused"] is False and body["citations"][0]["title"] == "Kitchen"
+    assert post(client, ASK, {"question": QUESTION}, alice).json()["corrected_query"] == ""
+
+    client.force_login(alice)
+    meta = stream(client, {"q": "When is the esspresso machine descalled?"})[0][1]
+    assert meta["corrected_query"] == "When is the espresso machine descaled?"
+
+
 def test_ask_refuses_what_the_documents_do_not_answer(client, corpus, alice):
     body = post(client, ASK, {"question": "What is the pet insurance policy?"}, alice).json()
     assert body["refused"] is True and body["citations"] == [] and body["nearest_documents"]

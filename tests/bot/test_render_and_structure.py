@@ -20,8 +20,9 @@ BOT = Path(__file__).resolve().parents[2] / "bot"
 SOME_USER = object()  # a linked asker: only its presence matters to the renderers
 
 
-def _answer(text: str, citations=(), scope=SCOPE_PERSONAL, user=SOME_USER):
-    result = SimpleNamespace(text=text, citations=list(citations), nearest=[], answer_id=uuid.uuid4(), refused=False)
+def _answer(text: str, citations=(), scope=SCOPE_PERSONAL, user=SOME_USER, corrected_query=""):
+    result = SimpleNamespace(text=text, citations=list(citations), nearest=[], answer_id=uuid.uuid4(), refused=False,
+                             corrected_query=corrected_query)
     return BotAnswer(result=result, asker=Asker("slack", "T1", "U1", user), scope=scope)
 
 
@@ -73,6 +74,9 @@ def test_scope_notes():
     assert "everyone in this channel can read" in scope_note(channel, ephemeral=False)
     assert "only public documents" in scope_note(channel, ephemeral=False)
     assert "link" in scope_note(_answer("a", user=None), ephemeral=True)
+    # A question searched with its spelling corrected says what was searched for, first.
+    assert scope_note(_answer("a", corrected_query="how do i submit an expense report"), ephemeral=False) == \
+        "Searched for “how do i submit an expense report”. Answered with your permissions."
 
 
 def test_flag_modal_offers_every_reason():

@@ -17,7 +17,7 @@ SOME_USER = object()  # a linked asker: only its presence matters to the rendere
 
 def _answer(text: str, citations=(), scope=SCOPE_PERSONAL, user=SOME_USER, lookup_failed=False, nearest=()):
     result = SimpleNamespace(text=text, citations=list(citations), nearest=list(nearest), answer_id=uuid.uuid4(),
-                             refused=not citations)
+                             refused=not citations, corrected_query="")
     return BotAnswer(result=result, asker=Asker("teams", "T", "aad", user, lookup_failed=lookup_failed),
                      scope=scope)
 

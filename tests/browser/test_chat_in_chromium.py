@@ -81,3 +81,31 @@ def test_an_employee_signs_in_asks_and_rates_the_answer(browser, live_server, is
     assert "too quickly" in error.text and "wait" in error.text
     assert browser.find_element(By.ID, "ask-button").is_enabled() and Answer.objects.count() == 2
     browser.save_screenshot(str(tmp_path / "chat.png"))
+
+
+def test_a_misspelt_question_shows_what_was_searched_for(browser, live_server, isolated_index, tmp_path):
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "gym.md").write_text(
+        "# Gym\n\n## Opening hours\n\nThe rooftop gym opens at six in the morning and closes at ten at night.\n")
+    connector_services.sync_source(connector_services.ensure_source("filesystem", tmp_path / "docs",
+                                                                    config={"public": True}))
+    get_user_model().objects.create_user("erin", password="a long demo password")
+    wait = WebDriverWait(browser, 60)
+    browser.get(f"{live_server.url}/chat/")
+    wait.until(ready.presence_of_element_located((By.NAME, "username"))).send_keys("erin")
+    browser.find_element(By.NAME, "password").send_keys("a long demo password")
+    browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+
+    wait.until(ready.presence_of_element_located((By.ID, "question"))).send_keys("When does the rooftop gymm open?")
+    browser.find_element(By.ID, "ask-button").click()
+    corrected = wait.until(ready.visibility_of_element_located((By.CSS_SELECTOR, "#thread .turn .corrected")))
+    assert corrected.text == "Searched for When does the rooftop gym open?"
+    assert corrected.find_element(By.TAG_NAME, "em").text == "When does the rooftop gym open?"
+    wait.until(ready.presence_of_element_located((By.CSS_SELECTOR, "#thread a.cite")))
+    assert "six in the morning" in browser.find_element(By.ID, "thread").text
+
+    browser.find_element(By.ID, "question").send_keys("When does the rooftop gym close?")
+    browser.find_element(By.ID, "ask-button").click()
+    wait.until(lambda driver: len(driver.find_elements(By.CSS_SELECTOR, "#thread .turn .feedback button")) >= 6)
+    assert not browser.find_elements(By.CSS_SELECTOR, "#thread .turn")[1].find_element(
+        By.CSS_SELECTOR, ".corrected").is_displayed()

@@ -247,7 +247,26 @@ def test_a_caller_may_delete_each_page_before_reading_the_next(loaded):
     assert loaded.document_ids() == {"travel", "vpn", "leave", "secret", "unknown-acl"}
 
 
+def test_chunk_texts_are_every_chunk_with_its_documents_current_acl_a_page_at_a_time(loaded):
+    index_documents(MEMOS, backend=loaded)
+    pages = list(loaded.chunk_texts(page_size=4))
+    assert pages and all(1 <= len(page) <= 4 for page in pages)
+    texts = {text: acl for page in pages for text, acl in page}
+    assert len(texts) == sum(len(page) for page in pages) == len(CORPUS) + 1 + len(MEMOS)  # travel has two sections
+    assert texts["Economy class is required for flights shorter than six hours."] == DocumentAcl.public_ok()
+    secret = "The board plans to acquire the hotel booking startup Roomly next spring."
+    assert texts[secret] == DocumentAcl(principals=BOARD, public=False, status="ok")
+    assert texts["Hotel night allowances for executives are listed in the salary bands table."].status == "unknown"
+
+    loaded.update_acls([("secret", DocumentAcl(principals=BOARD | ALICE, public=False, status="ok"))])
+    texts = {text: acl for page in loaded.chunk_texts() for text, acl in page}
+    assert texts[secret].principals == BOARD | ALICE
+    with pytest.raises(ValueError):
+        next(loaded.chunk_texts(page_size=0))
+
+
 def test_an_index_that_does_not_exist_reads_as_empty_and_ignores_acl_updates(backend):
+    assert list(backend.chunk_texts()) == []
     assert list(backend.document_id_pages(page_size=2)) == []
     assert list(backend.document_id_pages(source_ids=["1"])) == []
     assert backend.get_document("travel", EVERYONE) is None
