@@ -26,7 +26,7 @@ from retrieval.units import (
     render_table,
     split_blocks,
 )
-from search.analysis import analyze
+from search.analysis import analyze, identifiers
 
 MAX_UNITS = 3
 MAX_UNITS_PER_PART = 2
@@ -73,9 +73,19 @@ def row_terms(text: str) -> set[str]:
     return set(analyze(_NUMBER.sub(" ", text))) | set(_NUMBER.findall(text))
 
 
-def _table_rows(scored: ScoredUnit, block: Block, text: str, wanted: set[str], same_block: list[ScoredUnit]) -> list[int]:
+def _table_rows(scored: ScoredUnit, block: Block, text: str, wanted: set[str], same_block: list[ScoredUnit],
+                asked: QuestionType) -> list[int]:
     """Header plus the rows the question names ("less than 3 years", "prod-eu"); a small table whole when none
-    is named (every tier answers "how many days do I get?"); otherwise the best-scoring rows."""
+    is named (every tier answers "how many days do I get?"); otherwise the best-scoring rows.
+
+    An identifier the question names picks the rows naming that identifier whole: "NW-FC7" is not "NW-FC7-PRO",
+    although the two share every word.
+    """
+    named = {found for identifier in asked.identifiers for found in identifiers(identifier)}
+    if named:
+        exact = [row for row, (s, e) in enumerate(block.parts) if named & set(identifiers(text[s:e]))]
+        if exact:
+            return exact[:SMALL_TABLE_ROWS]
     header_terms = row_terms(block.header_text(text))
     hits = [len(wanted & (row_terms(text[s:e]) - header_terms)) for s, e in block.parts]
     most = max(hits, default=0)
@@ -111,7 +121,7 @@ def _piece(scored: ScoredUnit, passage: Passage, asked: QuestionType, wanted: se
     lead_in = text[block.lead_in[0]:block.lead_in[1]].strip() if block.lead_in else ""
     start = block.lead_in[0] if block.lead_in else block.start
     if unit.kind in ("row", "table"):
-        rows = _table_rows(scored, block, text, wanted, same_block)
+        rows = _table_rows(scored, block, text, wanted, same_block, asked)
         return Piece(number, unit.block, "table", start, block.end, tuple(rows), render_table(text, block, rows),
                      lead_in)
     if unit.kind in ("item", "list"):

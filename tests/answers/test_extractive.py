@@ -142,6 +142,27 @@ def test_a_question_naming_a_row_gets_the_header_and_that_row():
     assert verified == composed
 
 
+PRICE_LIST = """Prices are in US dollars and exclude tax.
+
+| SKU | Description | List price |
+| --- | --- | --- |
+| NW-FC7 | Fleet edge controller, up to 150 robots | $6,400 |
+| NW-FC7-PRO | Fleet edge controller Pro, up to 500 robots | $9,850 |
+| NW-AP2 | Warehouse access point | $1,150 |"""
+
+
+@pytest.mark.parametrize(("question", "row", "other"), [
+    ("price of the nw-fc7", "| NW-FC7 | Fleet edge controller, up to 150 robots | $6,400 |", "$9,850"),
+    ("how much is an NW-FC7-PRO", "| NW-FC7-PRO | Fleet edge controller Pro, up to 500 robots | $9,850 |", "$6,400"),
+])
+def test_a_question_naming_an_identifier_gets_that_row_not_its_longer_neighbour(question, row, other):
+    passages = [passage(1, PRICE_LIST, "prices", "Price List 2026", "Controllers")]
+    composed, verified = answer(question, passages)
+    assert f"| SKU | Description | List price |\n| --- | --- | --- |\n{row}\n[1]" in composed
+    assert other not in composed
+    assert verified == composed
+
+
 def test_a_table_in_todays_chunk_text_without_a_separator_line_is_answered_as_a_table():
     legacy = ("Your accrual rate depends on your length of service.\n\nYears of service | Days per year\n\n"
               "Less than 3 years | 15 days\n\n3 to 6 years | 20 days\n\nMore than 6 years | 25 days")
