@@ -32,6 +32,17 @@ def browser(tmp_path):
     driver.quit()
 
 
+def sign_in_to_the_chat(browser, live_server) -> WebDriverWait:
+    """A new employee, erin, signed in to the web chat; the wait the test goes on with."""
+    get_user_model().objects.create_user("erin", password="a long demo password")
+    wait = WebDriverWait(browser, 60)
+    browser.get(f"{live_server.url}/chat/")
+    wait.until(ready.presence_of_element_located((By.NAME, "username"))).send_keys("erin")
+    browser.find_element(By.NAME, "password").send_keys("a long demo password")
+    browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    return wait
+
+
 def test_an_employee_signs_in_asks_and_rates_the_answer(browser, live_server, isolated_index, tmp_path, settings):
     # Two questions a day for this test (a key space of its own): the third shows the rate-limit message.
     settings.RATELIMIT_CACHE_PREFIX = f"citewise-test-rl-{uuid.uuid4().hex}:"
@@ -42,13 +53,7 @@ def test_an_employee_signs_in_asks_and_rates_the_answer(browser, live_server, is
     (tmp_path / "docs" / "parking.md").write_text("# Parking\n\nVisitor parking is on level minus two.\n")
     connector_services.sync_source(connector_services.ensure_source("filesystem", tmp_path / "docs",
                                                                     config={"public": True}))
-    get_user_model().objects.create_user("erin", password="a long demo password")
-    wait = WebDriverWait(browser, 60)
-
-    browser.get(f"{live_server.url}/chat/")
-    wait.until(ready.presence_of_element_located((By.NAME, "username"))).send_keys("erin")
-    browser.find_element(By.NAME, "password").send_keys("a long demo password")
-    browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    wait = sign_in_to_the_chat(browser, live_server)
 
     wait.until(ready.presence_of_element_located((By.ID, "question"))).send_keys("When does the gym open?")
     browser.find_element(By.ID, "ask-button").click()
@@ -89,12 +94,7 @@ def test_a_misspelt_question_shows_what_was_searched_for(browser, live_server, i
         "# Gym\n\n## Opening hours\n\nThe rooftop gym opens at six in the morning and closes at ten at night.\n")
     connector_services.sync_source(connector_services.ensure_source("filesystem", tmp_path / "docs",
                                                                     config={"public": True}))
-    get_user_model().objects.create_user("erin", password="a long demo password")
-    wait = WebDriverWait(browser, 60)
-    browser.get(f"{live_server.url}/chat/")
-    wait.until(ready.presence_of_element_located((By.NAME, "username"))).send_keys("erin")
-    browser.find_element(By.NAME, "password").send_keys("a long demo password")
-    browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    wait = sign_in_to_the_chat(browser, live_server)
 
     wait.until(ready.presence_of_element_located((By.ID, "question"))).send_keys("When does the rooftop gymm open?")
     browser.find_element(By.ID, "ask-button").click()
@@ -109,3 +109,76 @@ def test_a_misspelt_question_shows_what_was_searched_for(browser, live_server, i
     wait.until(lambda driver: len(driver.find_elements(By.CSS_SELECTOR, "#thread .turn .feedback button")) >= 6)
     assert not browser.find_elements(By.CSS_SELECTOR, "#thread .turn")[1].find_element(
         By.CSS_SELECTOR, ".corrected").is_displayed()
+
+
+HANDBOOK = {
+    "pto.md": """# PTO Policy
+
+## How much PTO you earn
+
+Your accrual rate depends on your length of service.
+
+| Years of service | Days per year |
+| --- | --- |
+| Less than 3 years | 15 days |
+| 3 to 6 years | 20 days |
+| More than 6 years | 25 days |
+
+## Carrying PTO over
+
+You may carry over up to 40 hours of unused PTO into the next calendar year; anything above that is forfeited.
+""",
+    "rollback.md": """# Mission Service Rollback
+
+## Rolling back
+
+If a release of the mission service misbehaves, roll it back with these commands:
+
+```
+kubectl argo rollouts undo mission-service -n missions
+kubectl argo rollouts status mission-service -n missions
+```
+""",
+    "parking.md": """# Visitor Parking
+
+Visitors park on level P2 of the garage and register at the front desk on arrival.
+""",
+}
+
+
+def test_tables_and_code_render_as_such_and_a_follow_up_keeps_its_topic_until_the_topic_changes(
+        browser, live_server, isolated_index, tmp_path):
+    (tmp_path / "docs").mkdir()
+    for name, text in HANDBOOK.items():
+        (tmp_path / "docs" / name).write_text(text)
+    connector_services.sync_source(connector_services.ensure_source("filesystem", tmp_path / "docs",
+                                                                    config={"public": True}))
+    wait = sign_in_to_the_chat(browser, live_server)
+
+    def ask(question: str, turn: int):
+        browser.find_element(By.ID, "question").send_keys(question)
+        browser.find_element(By.ID, "ask-button").click()
+        selector = f"#thread .turn:nth-child({turn}) .answer.formatted, #thread .turn:nth-child({turn}) .answer.refused"
+        return wait.until(ready.presence_of_element_located((By.CSS_SELECTOR, selector)))
+
+    wait.until(ready.presence_of_element_located((By.ID, "question")))
+    table_answer = ask("how many pto days do i get", 1)
+    header = [cell.text for cell in table_answer.find_elements(By.CSS_SELECTOR, "table thead th")]
+    rows = [[cell.text for cell in row.find_elements(By.CSS_SELECTOR, "td")]
+            for row in table_answer.find_elements(By.CSS_SELECTOR, "table tbody tr")]
+    assert header == ["Years of service", "Days per year"]
+    assert ["Less than 3 years", "15 days"] in rows and ["More than 6 years", "25 days"] in rows
+
+    follow_up = ask("and can i carry them over?", 2)
+    assert "40 hours" in follow_up.text
+    assert Answer.objects.order_by("created_at")[1].search_query != "and can i carry them over?"
+
+    switched = ask("where do visitors park", 3)
+    assert "P2" in switched.text
+    third = Answer.objects.order_by("created_at")[2]
+    assert third.search_query == "where do visitors park" and third.citations[0]["title"] == "Visitor Parking"
+
+    code_answer = ask("how do i roll back the mission service", 4)
+    code = code_answer.find_element(By.CSS_SELECTOR, "pre code")
+    assert code.text.splitlines() == ["kubectl argo rollouts undo mission-service -n missions",
+                                      "kubectl argo rollouts status mission-service -n missions"]
