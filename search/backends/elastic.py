@@ -201,7 +201,9 @@ class ElasticsearchBackend:
             meta = self._meta()
             if meta is None:
                 self.create_version(embedding_model, dimensions, make_current=True)
-            self._upgrade_mapping(self._check_model(embedding_model))
+            checked = self._check_model(embedding_model)
+            if meta is not None:  # an index just created has this version's mapping already
+                self._upgrade_mapping(checked)
 
     def _upgrade_mapping(self, meta: dict[str, Any]) -> None:
         """Add the fields of newer schema versions to an index made by an older one (new fields only, so no

@@ -22,7 +22,8 @@ HOSTILE = ("<!channel> <!here> <!everyone> <!subteam^S123|admins> <@U123> @here 
 def _answer(platform: str, text: str) -> BotAnswer:
     citation = SimpleNamespace(number=1, title="Handbook", url="https://wiki.example/handbook", document_id="d1",
                                source_type="Markdown", modified_at=datetime(2025, 3, 1, tzinfo=UTC))
-    result = SimpleNamespace(text=text, citations=[citation], nearest=[], answer_id=uuid.uuid4(), refused=False)
+    result = SimpleNamespace(text=text, citations=[citation], nearest=[], answer_id=uuid.uuid4(), refused=False,
+                             corrected_query="")
     return BotAnswer(result=result, asker=Asker(platform, "T1", "U1", SOME_USER), scope=SCOPE_PERSONAL)
 
 
