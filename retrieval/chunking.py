@@ -371,13 +371,18 @@ def _section_slice(text: str, start: int, end: int) -> str:
     return text[extra:]
 
 
-def _gap(length: int, following: str) -> str:
+def _gap(length: int, previous: str, following: str) -> str:
     """What most likely stood between two chunks that do not meet, knowing only how long it was: parsers
-    write one space between words, a line break between list lines and table rows, a blank line between
-    blocks."""
+    write one space between words, a line break between the lines of one list or table, a blank line between
+    blocks. A single character before a list line or table row is a line break only when the line before it is
+    one too: a block starts after a blank line, and prose may well read "… in 2024. 42. Alpha"."""
     if length >= 2:
         return "\n\n"
-    return "\n" if _LIST_ITEM.match(following) or _TABLE_ROW.match(following) else " "
+    last_line = previous.rsplit("\n", 1)[-1]
+    for pattern in (_LIST_ITEM, _TABLE_ROW):
+        if pattern.match(following) and pattern.match(last_line):
+            return "\n"
+    return " "
 
 
 def merge_section_text(chunks: Sequence[tuple[str, int, int]]) -> str:
@@ -392,7 +397,7 @@ def merge_section_text(chunks: Sequence[tuple[str, int, int]]) -> str:
             text = text[cursor - start:]
             start = cursor
         elif merged and start > cursor:
-            merged.append(_gap(start - cursor, text))
+            merged.append(_gap(start - cursor, merged[-1], text))
         merged.append(text)
         cursor = end
     return "".join(merged).strip()

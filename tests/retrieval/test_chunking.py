@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import re
 
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
@@ -67,6 +67,8 @@ sentence = st.builds(
 
 @hypothesis_settings(max_examples=60, deadline=None)
 @given(st.lists(sentence, min_size=1, max_size=40), st.integers(16, 60), st.integers(0, 7))
+# Prose whose next sentence reads like a numbered list item ("42."): the space before it is not a line break.
+@example(sentences=[" ".join(["alpha"] * 26).capitalize() + ".", "42.", "Alpha."], max_tokens=26, overlap=0)
 def test_chunks_cover_the_section_and_merge_back_exactly(sentences, max_tokens, overlap):
     text = " ".join(sentences)
     chunks = chunk_sections("d", "T", [Section(("H",), text)], words,
