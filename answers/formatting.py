@@ -19,11 +19,10 @@ from functools import lru_cache
 from html import escape
 from typing import Any
 
+from core.text import remove_hidden_characters
+
 # [3], [3, 4] and the full-width brackets some models emit.
 _MARKER = re.compile(r"[\[【](\d{1,3}(?:\s*,\s*\d{1,3})*)[\]】]")
-# Invisible characters that can hide text from a reader: zero-width spaces, word joiners, bidirectional overrides
-# and Unicode "tag" characters (ASCII smuggling). Joiners (U+200C, U+200D) stay: scripts and emoji need them.
-_INVISIBLE = re.compile("[\u00ad\u200b\u200e\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff\U000e0000-\U000e007f]")
 # @-keywords that notify a whole channel in Slack (and read as such in Teams); the full-width ＠ cannot.
 _BROADCAST = re.compile(r"@(?=(?:here|channel|everyone)\b)", re.IGNORECASE)
 
@@ -36,8 +35,9 @@ _BARE_URL = re.compile(r"\b(?:(?:https?|ftp|file)://|www\.)[^\s<>\"'`]+", re.IGN
 
 
 def strip_invisible(text: str) -> str:
-    """Text without the invisible characters that could hide part of it from the reader."""
-    return _INVISIBLE.sub("", text)
+    """Text without the invisible characters that could hide part of it from the reader (core.text); the joiners
+    emoji need stay."""
+    return remove_hidden_characters(text, keep_joiners=True)
 
 
 def break_broadcasts(text: str) -> str:

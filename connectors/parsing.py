@@ -13,6 +13,7 @@ import zipfile
 from dataclasses import dataclass, field
 
 from connectors.base import ItemError
+from core.text import remove_hidden_characters
 
 MARKDOWN = "text/markdown"
 PLAIN_TEXT = "text/plain"
@@ -43,19 +44,9 @@ class ParseLimits:
 # A part this small may compress as well as it likes: it cannot expand to much.
 _RATIO_EXEMPT_BYTES = 1024 * 1024
 
-# Characters a reader never sees but a search index, a language model or a copy-paste does: zero-width
-# spaces and joiners, the word joiner and invisible operators, BOMs inside text, the soft hyphen, bidi
-# controls (which reorder what is displayed), and Unicode tag characters (which can spell out a whole
-# instruction no one sees). Removed from everything a document is indexed and shown as.
-_HIDDEN_CHARACTERS = dict.fromkeys([
-    0x00AD, 0x061C, 0x200B, 0x200C, 0x200D, 0x200E, 0x200F, 0x2060, 0x2061, 0x2062, 0x2063, 0x2064, 0xFEFF,
-    *range(0x202A, 0x202F), *range(0x2066, 0x206A), *range(0xE0000, 0xE0080),
-])
-
-
 def clean_text(text: str) -> str:
-    """`text` without hidden characters (see _HIDDEN_CHARACTERS); everything a reader can see is kept."""
-    return text.translate(_HIDDEN_CHARACTERS)
+    """`text` as it is indexed and shown: without the characters no reader sees (core.text), joiners included."""
+    return remove_hidden_characters(text)
 
 
 def pipe_table(rows: list[list[str]]) -> str:
