@@ -17,6 +17,7 @@ from answers.services import ask
 from answers.types import Passage
 from identity.selectors import principals_for
 from search.types import SearchHit
+from tests.retrieval.test_units import ROLLBACK
 
 pytestmark = pytest.mark.django_db
 
@@ -44,16 +45,6 @@ employees in the United States.
 
 Kestrel wants people to take real breaks. This policy explains how much PTO you earn, how to request it, and what \
 happens to unused time."""
-
-ROLLBACK = """If a release misbehaves after the canary completes, roll back first and investigate later. You do not need \
-approval to roll back, even during the freeze.
-
-```
-/rollback fleetview-api prod-us
-```
-
-This redeploys the previous stable image in a single step, without a canary, and usually completes in under four \
-minutes."""
 
 DEPLOY_WINDOWS = """Production deploys are allowed Monday to Thursday, 09:00 to 16:00 Pacific. There are no production \
 deploys on Fridays, weekends, company holidays or the winter quiet week."""
