@@ -35,6 +35,7 @@ from django.db.models import Q
 from django.test.utils import override_settings
 from tqdm import tqdm
 
+from answers.pipeline import DEFAULT_STEPS, Steps
 from answers.services import AnswerResult, ask
 from connectors import services as connector_services
 from connectors.models import Document
@@ -483,9 +484,10 @@ def load_evaluation_set(corpus: Path, people_file: Path, questions_file: Path) -
 
 
 def run(corpus: Path, people: Sequence[Person], questions: Sequence[Question], *, backend: str = "embedded",
-        composer: str | None = None, progress: bool = False) -> Evaluation:
+        composer: str | None = None, progress: bool = False, steps: Steps = DEFAULT_STEPS) -> Evaluation:
     """Ingest the corpus into a throwaway index, ask every question as its asker, score the answers; leave nothing
-    behind (see the module's docstring)."""
+    behind (see the module's docstring). `steps` replaces pipeline steps (the answerability training records what
+    the gate sees)."""
     corpus = corpus.resolve()
     oracle = AccessOracle.for_corpus(corpus, people)
     token = uuid.uuid4().hex[:12]
@@ -503,7 +505,7 @@ def run(corpus: Path, people: Sequence[Person], questions: Sequence[Question], *
             connector_services.sync_permissions(source)
             users = _make_people(people, token)
             documents = {doc.id: (doc.external_id, doc.url) for doc in Document.objects.filter(source=source)}
-            rows = list(_ask_all(questions, users, documents, oracle, progress=progress))
+            rows = list(_ask_all(questions, users, documents, oracle, progress=progress, steps=steps))
         return Evaluation(corpus=str(corpus), backend=backend, composer=config.composer, index_name=index_name,
                           index_dir=str(index_dir) if backend == "embedded" else "",
                           ingest={"indexed": report.indexed, "failed": report.failed, "errors": report.errors},
@@ -559,14 +561,14 @@ def _make_people(people: Sequence[Person], token: str) -> dict[str, Any]:
 
 
 def _ask_all(questions: Sequence[Question], users: dict[str, Any], documents: dict[str, tuple[str, str]],
-             oracle: AccessOracle, *, progress: bool) -> Iterator[ScoredAnswer]:
+             oracle: AccessOracle, *, progress: bool, steps: Steps = DEFAULT_STEPS) -> Iterator[ScoredAnswer]:
     conversations: dict[str, Any] = {}
     for question in tqdm(questions, desc="questions", unit="q", disable=not progress, dynamic_ncols=True):
         if question.follows and question.follows not in conversations:
             answer = AnswerSeen(error=f"not asked: it follows {question.follows}, which failed")
         else:
             answer, conversations[question.id] = _ask_one(question, users[question.asker], documents,
-                                                          conversations.get(question.follows))
+                                                          conversations.get(question.follows), steps)
         scored = score(question, answer, functools.partial(oracle.can_read, question.asker))
         logger.info("evaluated question=%s asker=%s kind=%s refused=%s correct=%s refusal_ok=%s leaks=%d "
                     "latency_ms=%s error=%s", question.id, question.asker, question.kind, answer.refused,
@@ -577,12 +579,12 @@ def _ask_all(questions: Sequence[Question], users: dict[str, Any], documents: di
 
 
 def _ask_one(question: Question, user: Any, documents: dict[str, tuple[str, str]],
-             conversation_id: Any) -> tuple[AnswerSeen, Any]:
+             conversation_id: Any, steps: Steps = DEFAULT_STEPS) -> tuple[AnswerSeen, Any]:
     """Ask as the API asks for a signed-in user: the principals its request resolves to, in the conversation."""
     started = time.perf_counter()
     try:
         result = ask(question.question, principals=principals_for(user), user=user, conversation_id=conversation_id,
-                     surface="api")
+                     surface="api", steps=steps)
     except Exception as exc:  # noqa: BLE001 - an outage or a bug fails this question, not the run (ask() logs it)
         return AnswerSeen(error=f"{type(exc).__name__}: {exc}",
                           latency_ms=round((time.perf_counter() - started) * 1000, 1)), None

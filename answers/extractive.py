@@ -13,14 +13,15 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from answers.answerability import judge
 from answers.question_type import LIST, STEPS, QuestionType, classify, split_parts
 from answers.scoring import QUESTION_WORDS, ScoredUnit, score_units
 from answers.types import Composition, Passage, Turn
-from core.config import current
 from retrieval.chunking import split_sentences
 from retrieval.units import (
     SMALL_TABLE_ROWS,
     Block,
+    Unit,
     render_code,
     render_list,
     render_table,
@@ -111,12 +112,27 @@ def _list_items(scored: ScoredUnit, block: Block, text: str, asked: QuestionType
     return sorted(set(items[:MAX_ITEMS]) | own) or list(whole)
 
 
+def _introduced_block(unit: Unit, blocks: Sequence[Block]) -> int | None:
+    """The list, table or code block a sentence ending in ":" introduces, or None."""
+    if unit.kind != "sentence" or not unit.text.rstrip().endswith(":"):
+        return None
+    return next((index for index, block in enumerate(blocks)
+                 if block.lead_in and block.lead_in[0] < unit.end and unit.start < block.lead_in[1]), None)
+
+
 def _piece(scored: ScoredUnit, passage: Passage, asked: QuestionType, wanted: set[str],
            ranked: Sequence[ScoredUnit]) -> Piece:
     """The unit widened or narrowed to what the question needs."""
     unit, text = scored.unit, passage.text
-    block = split_blocks(text)[unit.block]
+    blocks = split_blocks(text)
     number = scored.passage_number
+    introduced = _introduced_block(unit, blocks)
+    if introduced is not None:
+        # "… you receive a referral bonus of:" says nothing alone: the table or list it introduces is the answer.
+        inner = next((s for s in ranked if s.passage_number == number and s.unit.block == introduced), None)
+        if inner is not None:
+            return _piece(inner, passage, asked, wanted, ranked)
+    block = blocks[unit.block]
     same_block = [s for s in ranked if s.passage_number == number and s.unit.block == unit.block]
     lead_in = text[block.lead_in[0]:block.lead_in[1]].strip() if block.lead_in else ""
     start = block.lead_in[0] if block.lead_in else block.start
@@ -224,11 +240,10 @@ class ExtractiveComposer:
         parts = split_parts(question)
         pieces: list[Piece] = []
         if len(parts) > 1:
-            threshold = current().answer_threshold
             for part in parts:
-                ranked = score_units(part, passages)
-                # A part nothing answers gets no unit rather than the nearest unrelated one.
-                if not ranked or max(s.relevance for s in ranked) < threshold:
+                # A part nothing answers gets no unit rather than the nearest unrelated one: each part passes the
+                # refusal gate on its own.
+                if not judge(part, passages).answerable:
                     continue
                 chosen = _select(part, passages, MAX_UNITS_PER_PART)
                 for piece in sorted(chosen, key=lambda p: (p.passage_number, p.start)):

@@ -18,6 +18,7 @@ from answers.citations import Citation, VerifiedAnswer, verify
 from answers.composers import PROMPT_VERSION, get_composer
 from answers.extractive import ExtractiveComposer
 from answers.formatting import strip_foreign_links
+from answers.question_type import split_parts
 from answers.rerankers import get_reranker
 from answers.rewrite import rewrite_query
 from answers.types import ComposerError, Composition, Passage, Turn
@@ -27,12 +28,15 @@ from retrieval.metrics import timed
 from retrieval.reranking import RerankerError
 from retrieval.spelling import Correction, confirmed, unchanged
 from search.types import SearchHit, SearchMode, SearchUnavailable
+from search.versions import asks_for_this_version
 
 logger = logging.getLogger("citewise.answering")
 
 REFUSAL = ("I couldn't find an answer to that in the sources you have access to. "
            "The nearest documents are listed below; they may help, but they do not answer it.")
 NEAREST_DOCUMENTS = 3
+# For a question asking two or three things: each part's own best passages join the question's.
+PASSAGES_PER_PART = 2
 
 
 @dataclass
@@ -137,12 +141,32 @@ class Run:
             hits = self.steps.retrieve(kept.query, self.principals, self.config, self.timings)
         return kept.query, kept.query if kept.changed else "", hits
 
+    def _with_parts(self, parts: Sequence[str], ranked: list[tuple[SearchHit, float]]) -> list[tuple[SearchHit, float]]:
+        """The question's passages and, for a question asking two or three things, the best few for each part
+        searched alone: "the K2's charge time and how long it runs" needs the charging table and the spec sheet,
+        and the whole question's search may find only one of them."""
+        seen = {hit.chunk_id for hit, _ in ranked}
+        added: list[tuple[SearchHit, float]] = []
+        for part in parts:
+            hits = self.steps.retrieve(part, self.principals, self.config, self.timings)
+            with timed("rerank", self.timings):
+                part_ranked, _ = self.steps.rerank(part, hits, self.config)
+            for hit, score in part_ranked[:PASSAGES_PER_PART]:
+                if hit.chunk_id not in seen:
+                    seen.add(hit.chunk_id)
+                    added.append((hit, score))
+        return [*ranked, *added]
+
     def answer(self, search_query: str) -> Outcome:
         """Correct the query's spelling, retrieve what the principals may read, rerank, judge, compose and verify: an
         answer or a refusal."""
         search_query, corrected_query, hits = self._search(search_query)
         with timed("rerank", self.timings):
             ranked, fallback = self.steps.rerank(search_query, hits, self.config)
+        parts = split_parts(search_query)
+        if len(parts) > 1:
+            ranked = self._with_parts(parts, ranked)
+        ranked = current_editions(search_query, ranked)
         passages = [Passage(number, hit, hit.text) for number, (hit, _) in enumerate(ranked, start=1)]
         retrieved = [{"number": passage.number, "chunk_id": passage.hit.chunk_id,
                       "document_id": passage.hit.document_id, "score": round(float(score), 6)}
@@ -172,6 +196,18 @@ class Run:
             outcome.text += superseded_note(verified.citations)
             outcome.refused, outcome.citations = False, verified.citations
         return outcome
+
+
+def current_editions(search_query: str, ranked: list[tuple[SearchHit, float]]) -> list[tuple[SearchHit, float]]:
+    """The passages without those of a superseded edition whose newer edition is among them too, unless the
+    question names the old one ("the 2025 policy"): quoting both invites the old figure, and the note under an
+    answer cannot undo a wrong number. An old edition alone stays (its answer says it is superseded)."""
+    current = {hit.document_id for hit, _ in ranked if not hit.superseded_by}
+    titles = {hit.title for hit, _ in ranked if hit.document_id in current}
+    kept = [(hit, score) for hit, score in ranked
+            if not hit.superseded_by or hit.superseded_by not in titles
+            or asks_for_this_version(search_query, hit.title, hit.superseded_by)]
+    return kept or ranked
 
 
 def superseded_note(citations: Sequence[Citation]) -> str:

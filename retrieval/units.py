@@ -31,6 +31,7 @@ _LIST_ITEM = re.compile(r"^\s*(?:[-*+•]|\d{1,3}[.)])\s+")
 _SEPARATOR = re.compile(r"^\s*\|?\s*:?-{3,}:?\s*(?:\|\s*:?-{3,}:?\s*)*\|?\s*$")
 _MARKDOWN_HEADING = re.compile(r"^\s*#{1,6}\s+\S")
 _UNESCAPED_PIPE = re.compile(r"(?<!\\)\|")
+_SECTION_NUMBER = re.compile(r"^(?:\d{1,2}\.){1,3}\d{0,2}\s+(?=[A-Z])")
 # A sentence that leans on the one before it: a pronoun or connective opening.
 _DEPENDENT = re.compile(
     r"^\W*(?:this|that|these|those|it|its|they|them|their|such|he|she|however|therefore|thus|also|otherwise|"
@@ -118,7 +119,9 @@ def _heading_like(line: str, following: str | None) -> bool:
     if following is None:
         return False
     after = following.strip()
-    return (0 < len(stripped.split()) <= 6 and stripped[0].isupper() and not re.search(r"[.!?:;,)\"'”’\d]", stripped)
+    # A numbered section title ("3.2 Spot awards") is a title too: the number is its outline position.
+    stripped = _SECTION_NUMBER.sub("", stripped, count=1)
+    return (0 < len(stripped.split()) <= 6 and stripped[:1].isupper() and not re.search(r"[.!?:;,)\"'”’\d]", stripped)
             and after[:1].isupper() and after[-1:] in (".", "!", "?", ":") and len(after) > len(stripped))
 
 
@@ -193,6 +196,9 @@ def split_blocks(text: str) -> tuple[Block, ...]:
             for k in range(i, j):
                 k_start, k_end = lines[k]
                 following = text[lines[k + 1][0]:lines[k + 1][1]] if k + 1 < j else None
+                if following is None and j == i + 1:
+                    # A one-line paragraph: a title when the paragraph after it reads as a sentence.
+                    following = next((text[a:b] for a, b in lines[j:] if text[a:b].strip()), None)
                 if _heading_like(text[k_start:k_end], following):
                     if k_start > run_start:
                         blocks.append(Block("paragraph", run_start, lines[k - 1][1],
