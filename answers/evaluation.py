@@ -331,6 +331,10 @@ class AnswerSeen:
     composer: str = ""
     fallback_reason: str = ""
     conversation_id: str = ""
+    # What an LLM composer was billed for this answer (0 for the extractive composer), priced by the settings.
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
 
 
 @dataclass
@@ -365,6 +369,7 @@ class ScoredAnswer:
             "latency_ms": answer.latency_ms, "conversation_id": answer.conversation_id or None,
             "composer": answer.composer,
             "fallback_reason": answer.fallback_reason or None,
+            "input_tokens": answer.input_tokens, "output_tokens": answer.output_tokens, "cost_usd": answer.cost_usd,
         }
 
 
@@ -439,6 +444,12 @@ def summarise(rows: Sequence[ScoredAnswer]) -> dict[str, Any]:
         "refused": refused, "refusal_rate": _rate(refused, len(others)),
         "leaks": leaked, "leak_rate": _rate(leaked, len(rows)),
         "errors": sum(bool(row.answer.error) for row in rows),
+        # A configured composer that failed and was stood in for: the scores are then partly the stand-in's.
+        "composer_fallbacks": sum(row.answer.fallback_reason.startswith("composer ") or
+                                  "; composer " in row.answer.fallback_reason for row in rows),
+        "input_tokens": sum(row.answer.input_tokens for row in rows),
+        "output_tokens": sum(row.answer.output_tokens for row in rows),
+        "cost_usd": round(sum(row.answer.cost_usd for row in rows), 6),
         "latency_p50_ms": round(float(np.percentile(latencies, 50)), 1) if latencies else None,
         "latency_p95_ms": round(float(np.percentile(latencies, 95)), 1) if latencies else None,
     }
@@ -604,7 +615,8 @@ def _seen(result: AnswerResult, documents: dict[str, tuple[str, str]], latency_m
         citations=[{"number": c.number, "doc_id": doc_id(path(c.document_id)), "title": c.title,
                     "section": " > ".join(c.heading_path)} for c in result.citations],
         latency_ms=latency_ms, composer=result.composer, fallback_reason=result.fallback_reason,
-        conversation_id=str(result.conversation_id))
+        conversation_id=str(result.conversation_id), input_tokens=result.input_tokens,
+        output_tokens=result.output_tokens, cost_usd=result.cost_usd)
 
 
 # -- the text report -----------------------------------------------------------------------------------
@@ -623,7 +635,9 @@ def format_report(evaluation: Evaluation) -> str:
     header = f"{'group':<24} {'n':>4}  {'correct':>11}  {'cites':>11}  {'facts':>11}  {'false refusals':>14}  " \
              f"{'refusal acc':>11}  {'refused':>11}  {'leaks':>9}  {'p50 ms':>7}  {'p95 ms':>7}"
     lines = [f"Answer evaluation of {data['corpus']}: {data['backend']} backend, {data['composer']} composer",
-             f"ingest: {data['ingest']['indexed']} indexed, {data['ingest']['failed']} failed", "", header,
+             f"ingest: {data['ingest']['indexed']} indexed, {data['ingest']['failed']} failed",
+             f"composer: {data['summary']['composer_fallbacks']} fallbacks, {data['summary']['input_tokens']} input "
+             f"and {data['summary']['output_tokens']} output tokens, {data['summary']['cost_usd']:.4f} USD", "", header,
              "-" * len(header)]
     groups = [("overall", data["summary"]), *((f"kind:{k}", s) for k, s in data["by_kind"].items()),
               *((f"tag:{t}", s) for t, s in data["by_tag"].items())]

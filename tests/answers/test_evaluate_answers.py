@@ -145,9 +145,14 @@ def test_a_question_not_answerable_for_its_asker_is_right_only_when_refused():
 def test_the_summary_counts_each_score_over_its_own_questions():
     answerable, other = question(tags=("numbers",)), question(answerable_for_asker=False, kind="no-access")
     rows = [
-        score(answerable, AnswerSeen(text="25 days, 1,000 euros", cited=["policies/pto.md"], latency_ms=100), readable),
-        score(answerable, AnswerSeen(text="25 days", cited=["policies/pto.md"], latency_ms=200), readable),
-        score(answerable, AnswerSeen(refused=True, latency_ms=300), readable),
+        score(answerable, AnswerSeen(text="25 days, 1,000 euros", cited=["policies/pto.md"], latency_ms=100,
+                                     composer="openai", input_tokens=800, output_tokens=20, cost_usd=0.0007),
+              readable),
+        score(answerable, AnswerSeen(text="25 days", cited=["policies/pto.md"], latency_ms=200, composer="extractive",
+                                     fallback_reason="reranker cohere failed: x; composer openai failed: HTTP 500"),
+              readable),
+        score(answerable, AnswerSeen(refused=True, latency_ms=300, fallback_reason="reranker cohere failed: x"),
+              readable),
         score(answerable, AnswerSeen(text="25 days, 1000 euros", cited=["finance/salaries.md"], latency_ms=400),
               readable),
         score(other, AnswerSeen(refused=True, latency_ms=500), readable),
@@ -160,6 +165,8 @@ def test_the_summary_counts_each_score_over_its_own_questions():
         "false_refusals": 1, "false_refusal_rate": 0.25, "not_answerable": 2, "refusals_ok": 1,
         "refusal_accuracy": 0.5, "refused": 1, "refusal_rate": 0.5, "leaks": 2, "leak_rate": 0.3333, "errors": 0,
         "latency_p50_ms": 300.0, "latency_p95_ms": 480.0,
+        # only a composer's failure is a composer fallback; tokens and cost are summed over the questions
+        "composer_fallbacks": 1, "input_tokens": 800, "output_tokens": 20, "cost_usd": 0.0007,
     }
     by_kind, by_tag = evaluation.breakdown(rows)
     assert set(by_kind) == {"fact", "no-access"} and by_kind["no-access"]["refusal_accuracy"] == 0.5
@@ -372,6 +379,7 @@ def test_the_text_report_shows_the_table_and_the_failing_questions(eval_set, cap
     call_command("evaluate_answers", "--corpus", str(corpus), "--people", str(people), "--questions", str(questions))
     out = capsys.readouterr().out
     assert "overall" in out and "kind:fact" in out and "tag:pto" in out
+    assert "composer: 0 fallbacks, 0 input and 0 output tokens, 0.0000 USD" in out
     assert "Failing questions: 1 of 2" in out
     assert "pto-wrong [fact] asked by alice" in out and "missing '26 days'" in out
 

@@ -17,6 +17,7 @@ received, with arrival times, to assert what was sent and how the client retried
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from collections import deque
@@ -239,3 +240,43 @@ def overlap_scores(query: str, documents: Iterable[str]) -> list[float]:
     """A deterministic stand-in relevance: the share of query words each document contains."""
     wanted = words(query)
     return [len(wanted & words(d)) / len(wanted) if wanted else 0.0 for d in documents]
+
+
+# Words a question shares with every passage; the grounded stand-ins match on the others.
+_FUNCTION_WORDS = frozenset({
+    "a", "about", "an", "and", "any", "are", "as", "at", "be", "by", "can", "could", "do", "does", "for", "from",
+    "get", "gets", "go", "has", "have", "how", "i", "if", "in", "is", "it", "its", "may", "me", "much", "many",
+    "my", "of", "on", "or", "per", "should", "than", "that", "the", "their", "there", "this", "to", "up", "was",
+    "we", "what", "when", "where", "which", "who", "why", "will", "with", "would", "you", "your"
+})
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+# Passage text that holds no sentence to quote: headings, table separators, fences.
+_NOT_PROSE = re.compile(r"^\s*(?:#|\|?\s*-{3}|```)")
+
+
+def content_words(text: str) -> set[str]:
+    """The words that carry meaning, crudely stemmed ("stays" and "stay" match)."""
+    return {w[:-1] if len(w) > 3 and w.endswith("s") and not w.endswith("ss") else w
+            for w in words(text) if w not in _FUNCTION_WORDS}
+
+
+def best_sentence(question: str, passages: Iterable[tuple[str, str]], *, at_least: int = 2) -> tuple[str, str] | None:
+    """What a model grounded in the passages would quote: (passage id, sentence) for the sentence sharing the most
+    content words with the question (the earlier passage on a tie), or None when none shares `at_least`."""
+    wanted = content_words(question)
+    best: tuple[int, str, str] | None = None
+    for passage_id, text in passages:
+        for line in text.splitlines():
+            if _NOT_PROSE.match(line):
+                continue
+            for sentence in _SENTENCE_END.split(line.strip()):
+                shared = len(wanted & content_words(sentence))
+                if shared >= at_least and (best is None or shared > best[0]):
+                    best = (shared, passage_id, sentence.strip())
+    return (best[1], best[2]) if best else None
+
+
+def follow_up_of(prompt: str) -> str | None:
+    """The follow-up question of a query-rewrite prompt (answers/prompts/rewrite_v1.txt), or None if it is not one."""
+    match = re.search(r"<follow_up>\s*(.*?)\s*</follow_up>", prompt, re.S)
+    return match.group(1) if match else None

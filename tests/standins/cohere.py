@@ -10,7 +10,15 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 
-from tests.standins.base import RecordedRequest, Reply, StandInServer, Step, overlap_scores
+from tests.standins.base import (
+    RecordedRequest,
+    Reply,
+    StandInServer,
+    Step,
+    best_sentence,
+    follow_up_of,
+    overlap_scores,
+)
 
 CHAT = "/v2/chat"
 RERANK = "/v2/rerank"
@@ -83,6 +91,25 @@ def rerank(scores: Sequence[float]) -> Step:
         return Reply(200, rerank_body(body, scores))
 
     return step
+
+
+def grounded(request: RecordedRequest) -> Reply:
+    """A model that answers from the documents it was sent: the sentence sharing the most words with the question,
+    cited natively to its document; a decline ("NOT_FOUND", citing nothing) when none shares enough. A query
+    rewrite is answered with the follow-up as asked."""
+    body = request.json
+    prompt = str(body["messages"][-1].get("content", ""))
+    follow_up = follow_up_of(prompt)
+    if follow_up is not None:
+        return Reply(200, chat_body(follow_up, [], body))
+    question = prompt.rsplit("Question: ", 1)[-1]
+    documents = [(str(d.get("id")), str((d.get("data") or {}).get("snippet", "")))
+                 for d in body.get("documents") or [] if isinstance(d, dict)]
+    found = best_sentence(question, documents)
+    if found is None:
+        return Reply(200, chat_body("NOT_FOUND", [], body))
+    document_id, sentence = found
+    return Reply(200, chat_body(sentence, [(sentence.rstrip(".!?"), [document_id])], body))
 
 
 class CohereStandIn(StandInServer):

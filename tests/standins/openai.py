@@ -7,10 +7,11 @@ usage{prompt_tokens, completion_tokens, total_tokens}; errors are {"error": {mes
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 
-from tests.standins.base import RecordedRequest, Reply, StandInServer, Step
+from tests.standins.base import RecordedRequest, Reply, StandInServer, Step, best_sentence, follow_up_of
 
 CHAT_COMPLETIONS = "/v1/chat/completions"
 
@@ -43,6 +44,28 @@ def completion_body(content: str | None, request: dict, *, prompt_tokens: int | 
 def completion(content: str | None, **kwargs: object) -> Step:
     """Reply with `content` as the assistant message."""
     return lambda request: Reply(200, completion_body(content, request.json, **kwargs))
+
+
+_PASSAGE = re.compile(r'<passage number="(\d+)">\nSource: [^\n]*\n(.*?)\n</passage>', re.S)
+
+
+def grounded(request: RecordedRequest) -> Reply:
+    """A model that answers from what it was sent: the sentence of the fenced passages sharing the most words with
+    the question, quoted with its passage's [n] before the final stop; NOT_FOUND when none shares enough. A query
+    rewrite is answered with the follow-up as asked."""
+    body = request.json
+    prompt = str(body["messages"][-1].get("content", ""))
+    follow_up = follow_up_of(prompt)
+    if follow_up is not None:
+        return Reply(200, completion_body(follow_up, body))
+    block = prompt[prompt.find("<passages>"):prompt.rfind("</passages>")] if "<passages>" in prompt else ""
+    question = prompt.rsplit("Question: ", 1)[-1]
+    found = best_sentence(question, _PASSAGE.findall(block))
+    if found is None:
+        return Reply(200, completion_body("NOT_FOUND", body))
+    number, sentence = found
+    stop = sentence[-1] if sentence[-1] in ".!?" else "."
+    return Reply(200, completion_body(f"{sentence.rstrip('.!?')} [{number}]{stop}", body))
 
 
 class OpenAIStandIn(StandInServer):
