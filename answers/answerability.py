@@ -55,10 +55,11 @@ class LearnedGate:
             model = json.loads(path.read_text(encoding="utf-8"))
             if tuple(model["features"]) != FEATURES:
                 raise ModelError(f"{path} was fitted on other features; retrain it (manage.py train_answerability)")
-            numbers = [tuple(float(v) for v in model[key]) for key in ("mean", "scale", "coefficients")]
-            if any(len(values) != len(FEATURES) for values in numbers):
+            mean, scale, coefficients = (tuple(float(v) for v in model[key])
+                                         for key in ("mean", "scale", "coefficients"))
+            if any(len(values) != len(FEATURES) for values in (mean, scale, coefficients)):
                 raise ModelError(f"{path} does not have one number per feature")
-            return cls(*numbers, float(model["intercept"]), float(model["threshold"]))
+            return cls(mean, scale, coefficients, float(model["intercept"]), float(model["threshold"]))
         except (OSError, KeyError, TypeError, ValueError) as exc:
             if isinstance(exc, ModelError):
                 raise

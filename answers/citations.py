@@ -110,6 +110,19 @@ def evidence(text: str) -> str:
     return "\n\n".join(kept)
 
 
+def addressed_spans(text: str) -> list[tuple[int, int]]:
+    """Where a passage's text stops counting as evidence (see `evidence`): from each sentence that addresses the
+    assistant to the end of its paragraph, as (start, end) offsets into the text."""
+    spans = []
+    bounds = [0, *(m for match in re.finditer(r"\n\s*\n", text) for m in match.span()), len(text)]
+    for start, end in zip(bounds[::2], bounds[1::2], strict=True):
+        for sentence_start, sentence_end in split_sentences(text[start:end]):
+            if _ADDRESSES_THE_ASSISTANT.search(text[start + sentence_start:start + sentence_end]):
+                spans.append((start + sentence_start, end))
+                break
+    return spans
+
+
 def _context(passage: Passage) -> set[str]:
     return set(analyze(" ".join((passage.hit.title, *passage.hit.heading_path, evidence(passage.text)))))
 

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from answers.answerability import judge
+from answers.citations import addressed_spans
 from answers.question_type import LIST, STEPS, QuestionType, classify, split_parts
 from answers.scoring import QUESTION_WORDS, ScoredUnit, score_units
 from answers.types import Composition, Passage, Turn
@@ -157,6 +158,13 @@ def _select(part: str, passages: Sequence[Passage], limit: int) -> list[Piece]:
     asked = classify(part)
     wanted = (row_terms(part) - QUESTION_WORDS) | {t for identifier in asked.identifiers for t in row_terms(identifier)}
     by_number = {p.number: p for p in passages}
+    # Text that addresses the assistant ("ignore previous instructions…"), and what follows it in its paragraph, is
+    # never quoted: verification would drop it, and the units after it answer in its place.
+    addressed = {p.number: addressed_spans(p.text) for p in passages}
+    ranked = [s for s in ranked
+              if not any(s.unit.start < end and start < s.unit.end for start, end in addressed[s.passage_number])]
+    if not ranked:
+        return []
     best = ranked[0].score
     chosen: list[Piece] = []
     for scored in ranked:

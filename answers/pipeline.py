@@ -166,7 +166,7 @@ class Run:
         parts = split_parts(search_query)
         if len(parts) > 1:
             ranked = self._with_parts(parts, ranked)
-        ranked = current_editions(search_query, ranked)
+        ranked = current_editions(search_query, ranked, self.steps.judge)
         passages = [Passage(number, hit, hit.text) for number, (hit, _) in enumerate(ranked, start=1)]
         retrieved = [{"number": passage.number, "chunk_id": passage.hit.chunk_id,
                       "document_id": passage.hit.document_id, "score": round(float(score), 6)}
@@ -198,16 +198,22 @@ class Run:
         return outcome
 
 
-def current_editions(search_query: str, ranked: list[tuple[SearchHit, float]]) -> list[tuple[SearchHit, float]]:
-    """The passages without those of a superseded edition whose newer edition is among them too, unless the
-    question names the old one ("the 2025 policy"): quoting both invites the old figure, and the note under an
-    answer cannot undo a wrong number. An old edition alone stays (its answer says it is superseded)."""
+def current_editions(search_query: str, ranked: list[tuple[SearchHit, float]],
+                     judge: Callable[[str, Sequence[Passage]], Decision]) -> list[tuple[SearchHit, float]]:
+    """The passages without those of a superseded edition whose newer edition is among them too, when the newer
+    edition's passages answer the question on their own (the judge says so) and the question does not name the old
+    one ("the 2025 policy"): quoting both invites the old figure, and the note under an answer cannot undo a wrong
+    number. A question only the old edition answers (a section the new one carries over unchanged) keeps it, with
+    the note saying it is superseded."""
     current = {hit.document_id for hit, _ in ranked if not hit.superseded_by}
     titles = {hit.title for hit, _ in ranked if hit.document_id in current}
     kept = [(hit, score) for hit, score in ranked
             if not hit.superseded_by or hit.superseded_by not in titles
             or asks_for_this_version(search_query, hit.title, hit.superseded_by)]
-    return kept or ranked
+    if not kept or len(kept) == len(ranked):
+        return ranked
+    newer_only = [Passage(number, hit, hit.text) for number, (hit, _) in enumerate(kept, start=1)]
+    return kept if judge(search_query, newer_only).answerable else ranked
 
 
 def superseded_note(citations: Sequence[Citation]) -> str:

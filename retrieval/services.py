@@ -71,7 +71,8 @@ def fusion_config(**overrides: Any) -> FusionConfig:
 # 4: structured text (pipe tables, fenced code, list lines), hidden characters removed; identifiers, effective
 # dates and supersedes read at index time; answer-unit vectors stored with each chunk (an index from v3 serves
 # without them: answering embeds them until the next sync re-indexes).
-PIPELINE_VERSION = 4
+# 5: "Supersedes: <title>." ends with its sentence (a following sentence on the line was read as part of the title).
+PIPELINE_VERSION = 5
 
 
 def pipeline_signature(config: CitewiseSettings | None = None) -> str:

@@ -33,6 +33,7 @@ _SUPERSEDES = re.compile(
     r"(?P<named>[\"“'‘][^\"”'’\n]+[\"”'’]|[^\n.;:,()\"“]+?\b(?:(?:19|20)\d{2}|v\d+(?:\.\d+)*)\b)",
     re.IGNORECASE)
 _YEAR = re.compile(r"(?:19|20)\d{2}")
+_SENTENCE_END = re.compile(r"\.\s+(?=[A-Z])")
 _VERSION_TOKEN = re.compile(r"(?:v|rev|r)?\d+(?:\.\d+)*[a-z]?", re.IGNORECASE)
 _VERSION_WORDS = frozenset({"version", "rev", "revision", "edition", "draft", "update", "updated", "issue"})
 _WORD = re.compile(r"[^\W_]+")
@@ -80,6 +81,8 @@ def supersedes(text: str) -> tuple[str, ...]:
     found: dict[str, None] = {}
     for match in _SUPERSEDES.finditer(text):
         listed = match.group("listed")
+        if listed:
+            listed = _SENTENCE_END.split(listed, maxsplit=1)[0]
         names = re.split(r"\s*;\s*|\s*,\s*(?=[A-Z])", listed) if listed else [match.group("named")]
         for name in names:
             name = re.sub(r"^\s*(?:the\s+)", "", name.strip(" \t\"“”'‘’*_."), flags=re.IGNORECASE)

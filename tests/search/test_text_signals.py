@@ -57,6 +57,10 @@ def test_the_stated_effective_date(text, expected):
     ("This policy replaces the Travel Policy 2025.", ("travel policy 2025",)),
     ('This document supersedes "Expense Guide v3" from now on.', ("expense guide v3",)),
     ("The new laptop replaces the old one.", ()),
+    # The list ends with its sentence: what follows on the line is about something else.
+    ("Supersedes: Benefits Overview 2025. Sections not repeated here carry over from 2025.",
+     ("benefits overview 2025",)),
+    ("Supersedes: Deploy Guide v1.2. See the changelog.", ("deploy guide v1 2",)),
 ])
 def test_what_a_document_says_it_supersedes(text, expected):
     assert supersedes(text) == expected
