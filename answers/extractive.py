@@ -23,6 +23,7 @@ from retrieval.units import (
     SMALL_TABLE_ROWS,
     Block,
     Unit,
+    cells,
     render_code,
     render_list,
     render_table,
@@ -75,8 +76,14 @@ def row_terms(text: str) -> set[str]:
     return set(analyze(_NUMBER.sub(" ", text))) | set(_NUMBER.findall(text))
 
 
+def _cells_named(question: str, row: str) -> int:
+    """How many of a table row's cells the question names whole (as words of its own, case aside)."""
+    lowered = question.lower()
+    return sum(1 for cell in cells(row) if cell and re.search(rf"(?<![\w-]){re.escape(cell.lower())}(?![\w-])", lowered))
+
+
 def _table_rows(scored: ScoredUnit, block: Block, text: str, wanted: set[str], same_block: list[ScoredUnit],
-                asked: QuestionType) -> list[int]:
+                asked: QuestionType, question: str) -> list[int]:
     """Header plus the rows the question names ("less than 3 years", "prod-eu"); a small table whole when none
     is named (every tier answers "how many days do I get?"); otherwise the best-scoring rows.
 
@@ -92,7 +99,13 @@ def _table_rows(scored: ScoredUnit, block: Block, text: str, wanted: set[str], s
     hits = [len(wanted & (row_terms(text[s:e]) - header_terms)) for s, e in block.parts]
     most = max(hits, default=0)
     if most:
-        return [row for row, count in enumerate(hits) if count == most][:SMALL_TABLE_ROWS]
+        tied = [row for row, count in enumerate(hits) if count == most]
+        # "the k2 drive wheel": the row whose Fits cell is "K2", not the one whose cell is "K2-XL", though both
+        # share every word of the question. A cell the question names whole decides between tied rows.
+        named_cells = {row: _cells_named(question, text[block.parts[row][0]:block.parts[row][1]]) for row in tied}
+        if len(set(named_cells.values())) > 1:
+            tied = [row for row in tied if named_cells[row] == max(named_cells.values())]
+        return tied[:SMALL_TABLE_ROWS]
     if len(block.parts) <= SMALL_TABLE_ROWS:
         return list(range(len(block.parts)))
     best = scored.score
@@ -122,7 +135,7 @@ def _introduced_block(unit: Unit, blocks: Sequence[Block]) -> int | None:
 
 
 def _piece(scored: ScoredUnit, passage: Passage, asked: QuestionType, wanted: set[str],
-           ranked: Sequence[ScoredUnit]) -> Piece:
+           ranked: Sequence[ScoredUnit], question: str) -> Piece:
     """The unit widened or narrowed to what the question needs."""
     unit, text = scored.unit, passage.text
     blocks = split_blocks(text)
@@ -132,13 +145,13 @@ def _piece(scored: ScoredUnit, passage: Passage, asked: QuestionType, wanted: se
         # "… you receive a referral bonus of:" says nothing alone: the table or list it introduces is the answer.
         inner = next((s for s in ranked if s.passage_number == number and s.unit.block == introduced), None)
         if inner is not None:
-            return _piece(inner, passage, asked, wanted, ranked)
+            return _piece(inner, passage, asked, wanted, ranked, question)
     block = blocks[unit.block]
     same_block = [s for s in ranked if s.passage_number == number and s.unit.block == unit.block]
     lead_in = text[block.lead_in[0]:block.lead_in[1]].strip() if block.lead_in else ""
     start = block.lead_in[0] if block.lead_in else block.start
     if unit.kind in ("row", "table"):
-        rows = _table_rows(scored, block, text, wanted, same_block, asked)
+        rows = _table_rows(scored, block, text, wanted, same_block, asked, question)
         return Piece(number, unit.block, "table", start, block.end, tuple(rows), render_table(text, block, rows),
                      lead_in)
     if unit.kind in ("item", "list"):
@@ -175,19 +188,19 @@ def _select(part: str, passages: Sequence[Passage], limit: int) -> list[Piece]:
         if chosen and chosen[0].kind != "sentences" and (
                 scored.unit.kind != "sentence" or scored.passage_number != chosen[0].passage_number):
             continue
-        piece = _piece(scored, by_number[scored.passage_number], asked, wanted, ranked)
+        piece = _piece(scored, by_number[scored.passage_number], asked, wanted, ranked, part)
         if any(piece.overlaps(other) for other in chosen) or _redundant(piece.text, [c.text for c in chosen]):
             continue
         chosen.append(piece)
         if chosen[0].kind != "sentences" and len(chosen) == 2:
             break
     if STEPS in asked.wants:
-        chosen.extend(_shown_how(chosen, by_number, asked, wanted, ranked))
+        chosen.extend(_shown_how(chosen, by_number, asked, wanted, ranked, part))
     return chosen
 
 
 def _shown_how(chosen: list[Piece], by_number: dict[int, Passage], asked: QuestionType, wanted: set[str],
-               ranked: Sequence[ScoredUnit]) -> list[Piece]:
+               ranked: Sequence[ScoredUnit], question: str) -> list[Piece]:
     """For "how do I…": the code block or list right after a chosen sentence ("… roll back first." then the
     command) — the sentence says what to do, the block how."""
     added: list[Piece] = []
@@ -200,7 +213,7 @@ def _shown_how(chosen: list[Piece], by_number: dict[int, Passage], asked: Questi
                      and s.unit.kind in ("code", "list", "item")), None)
         if unit is None:
             continue
-        block_piece = _piece(unit, by_number[piece.passage_number], asked, wanted, ranked)
+        block_piece = _piece(unit, by_number[piece.passage_number], asked, wanted, ranked, question)
         if not any(block_piece.overlaps(other) for other in (*chosen, *added)):
             added.append(block_piece)
     return added

@@ -239,3 +239,19 @@ def test_a_sentence_addressing_the_assistant_is_never_quoted_and_the_next_best_u
     assert "Forgot password" in composition.text
     assert "ignore previous instructions" not in composition.text and "it-reset@" not in composition.text
     assert verify(composition, passages).citations
+
+
+PARTS = """| Part number | Description | Fits | Price |
+| --- | --- | --- | --- |
+| NA-4471-B | Drive wheel assembly, polyurethane tread | K2 | $640 |
+| NA-4471-C | Drive wheel assembly, reinforced tread | K2-XL | $910 |
+| NA-7740-A | Caster set | K2 | $120 |"""
+
+
+def test_rows_tied_on_the_question_words_go_to_the_one_whose_cell_the_question_names_whole():
+    passages = [passage(1, PARTS, "parts", "Parts catalogue", "Wheels")]
+    composed, verified = answer("part number for the k2 drive wheel assembly", passages)
+    assert "| NA-4471-B | Drive wheel assembly, polyurethane tread | K2 | $640 |" in composed
+    assert "NA-4471-C" not in composed and verified == composed
+    composed, _ = answer("part number for the k2-xl drive wheel assembly", passages)
+    assert "NA-4471-C" in composed and "NA-4471-B" not in composed
