@@ -47,6 +47,7 @@ FEATURES = (
 
 # Units compared for the widest coverage: the best-scoring ones, enough to include each passage's best few.
 MAX_UNITS_COMPARED = 40
+MIN_COMPOUND_PART = 3
 _WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)*")
 _NUMBER = re.compile(r"(?<![\w.-])\d+(?:[.,]\d+)*(?![\w-])")
 _MONEY_ASKED = re.compile(r"\b(?:price[sd]?|pricing|costs?|fees?|charges?|budget|pay|paid|salary|stipend|allowance|"
@@ -88,9 +89,23 @@ def _content_words(question: str) -> list[tuple[str, str, float, bool]]:
     return words
 
 
+def _held(word: str, stem: str, stems: set[str]) -> bool:
+    """Whether text with these stems holds the word: as itself, or written in two ("helpline" as "help line",
+    "cutoff" as "cut-off")."""
+    if stem in stems:
+        return True
+    return any(_stem(word[:i]) in stems and _stem(word[i:]) in stems
+               for i in range(MIN_COMPOUND_PART, len(word) - MIN_COMPOUND_PART + 1))
+
+
+def _stem(word: str) -> str:
+    stems = analyze(word)
+    return stems[0] if stems else ""
+
+
 def _weighted_share(words: Sequence[tuple[str, str, float, bool]], stems: set[str]) -> float:
     total = sum(weight for _, _, weight, _ in words)
-    return sum(weight for _, stem, weight, _ in words if stem in stems) / total if total else 0.0
+    return sum(weight for word, stem, weight, _ in words if _held(word, stem, stems)) / total if total else 0.0
 
 
 def _passage_stems(passage: Passage) -> set[str]:
@@ -118,7 +133,7 @@ def features(question: str, passages: Sequence[Passage]) -> dict[str, float]:
     every_stem = set().union(*passage_stems.values())
     unit_stems = set(analyze(" ".join((best_passage.hit.title, *best_passage.hit.heading_path,
                                        best.unit.embedding_text))))
-    missing_any = [(weight, known) for _, stem, weight, known in words if stem not in every_stem]
+    missing_any = [(weight, known) for word, stem, weight, known in words if not _held(word, stem, every_stem)]
     values.update(
         relevance=best.relevance,
         semantic=best.semantic,
@@ -126,8 +141,9 @@ def features(question: str, passages: Sequence[Passage]) -> dict[str, float]:
         idf_coverage_unit=_weighted_share(words, unit_stems),
         idf_coverage_passage=_weighted_share(words, passage_stems[best.passage_number]),
         specific_missing_any=max((w for w, known in missing_any if known), default=0.0),
-        specific_missing_passage=max((w for _, stem, w, known in words
-                                      if known and stem not in passage_stems[best.passage_number]), default=0.0),
+        specific_missing_passage=max((w for word, stem, w, known in words
+                                      if known and not _held(word, stem, passage_stems[best.passage_number])),
+                                     default=0.0),
         unknown_missing=min(sum(1 for _, known in missing_any if not known), 2) / 2,
     )
     asked_identifiers = {found.lower() for identifier in asked.identifiers for found in identifiers(identifier)}
@@ -151,8 +167,8 @@ def features(question: str, passages: Sequence[Passage]) -> dict[str, float]:
     if _PERSON_ASKED.search(question):
         values["person_asked"] = 1.0
         values["name_held"] = float(bool(_NAMED.search(best.text)))
-    values["specific_missing_unit"] = max((w for _, stem, w, known in words if known and stem not in unit_stems),
-                                          default=0.0)
+    values["specific_missing_unit"] = max((w for word, stem, w, known in words
+                                           if known and not _held(word, stem, unit_stems)), default=0.0)
     values["best_unit_coverage_any"] = max(
         (_weighted_share(words, set(analyze(" ".join((by_number[s.passage_number].hit.title,
                                                       *by_number[s.passage_number].hit.heading_path,

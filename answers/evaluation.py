@@ -483,6 +483,15 @@ class Evaluation:
                 "questions": [row.as_dict() for row in self.rows]}
 
 
+def add_set_arguments(parser: Any) -> None:
+    """The command-line arguments naming an evaluation set and the backend to run it on (evaluate_answers,
+    train_answerability)."""
+    parser.add_argument("--corpus", required=True, type=Path, help="the corpus folder, with its .citewise-acl.json")
+    parser.add_argument("--people", required=True, type=Path, help="PEOPLE.yaml: who asks")
+    parser.add_argument("--questions", required=True, type=Path, help="Q.jsonl: one question per line")
+    parser.add_argument("--backend", choices=["embedded", "elasticsearch"], default="embedded")
+
+
 def load_evaluation_set(corpus: Path, people_file: Path, questions_file: Path) -> tuple[list[Person], list[Question]]:
     if not corpus.is_dir():
         raise EvaluationSetError(f"{corpus}: not a directory")

@@ -33,6 +33,12 @@ def test_a_near_miss_leaves_its_specific_word_uncovered_and_an_answerable_questi
     assert informal["specific_missing_any"] == 0.0 and informal["unknown_missing"] == 0.5
 
 
+def test_a_word_the_passage_writes_in_two_is_held():
+    helpline = passage(4, "Call the IT help line on +1 503 555 0170; orders placed before the cut-off ship today.")
+    values = features("it helpline and the shipping cutoff", [helpline])
+    assert values["specific_missing_any"] == 0.0 and values["idf_coverage_passage"] == 1.0
+
+
 def test_identifiers_and_numbers_the_question_names_must_be_in_the_passages():
     held = features("what caused INC-2291", [INCIDENTS, SPEC])
     assert (held["identifier_found"], held["identifier_missing"]) == (1.0, 0.0)

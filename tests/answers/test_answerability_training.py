@@ -18,7 +18,7 @@ from search.analysis import analyze, identifiers
 from tests.answers.test_evaluate_answers import eval_set  # noqa: F401 - fixture
 
 
-def test_a_near_miss_swaps_a_word_for_one_the_corpus_never_uses(eval_set):  # noqa: F811
+def test_a_near_miss_swaps_a_word_for_one_the_corpus_never_uses(eval_set):
     corpus, people, questions_file = eval_set
     _, questions = load_evaluation_set(corpus, people, questions_file)
     stems, corpus_identifiers = corpus_vocabulary(corpus)
@@ -45,7 +45,7 @@ def test_an_identifier_is_swapped_for_one_the_corpus_lacks():
 
 
 @pytest.mark.django_db
-def test_training_writes_a_model_the_learned_gate_loads(eval_set, tmp_path, capsys, isolated_index):  # noqa: F811
+def test_training_writes_a_model_the_learned_gate_loads(eval_set, tmp_path, capsys, isolated_index):
     corpus, people, questions = eval_set
     out, examples = tmp_path / "gate.json", tmp_path / "examples.jsonl"
     call_command("train_answerability", "--corpus", str(corpus), "--people", str(people), "--questions",
@@ -66,7 +66,7 @@ def test_training_writes_a_model_the_learned_gate_loads(eval_set, tmp_path, caps
 
 
 @pytest.mark.django_db
-def test_a_set_without_both_labels_cannot_be_fitted(eval_set, tmp_path, isolated_index):  # noqa: F811
+def test_a_set_without_both_labels_cannot_be_fitted(eval_set, tmp_path, isolated_index):
     corpus, people, questions = eval_set
     only_one = tmp_path / "only-unanswerable.jsonl"
     only_one.write_text("\n".join(line for line in questions.read_text().splitlines()

@@ -255,23 +255,29 @@ QUESTIONS = [
 ]
 
 
+def write_eval_set(folder: Path, files: dict[str, str], manifest: dict, people_yaml: str,
+                   questions: list[dict]) -> tuple[Path, Path, Path]:
+    """An evaluation set on disk: (corpus folder with its ACL manifest, people file, questions file)."""
+    corpus = folder / "corpus"
+    for path, text in files.items():
+        (corpus / path).parent.mkdir(parents=True, exist_ok=True)
+        (corpus / path).write_text(text)
+    (corpus / ".citewise-acl.json").write_text(json.dumps(manifest))
+    people, questions_file = folder / "people.yaml", folder / "questions.jsonl"
+    people.write_text(people_yaml)
+    questions_file.write_text("\n".join(json.dumps(q) for q in questions) + "\n")
+    return corpus, people, questions_file
+
+
 @pytest.fixture
 def eval_set(tmp_path) -> tuple[Path, Path, Path]:
-    corpus = tmp_path / "corpus"
-    for path, text in {
+    return write_eval_set(tmp_path, {
         "policies/pto.md": "# Paid time off\n\nEvery employee gets 25 days of paid vacation per year.\n\n"
                            "## Carry-over\n\nUp to 5 unused days carry over to the next year.\n",
         "handbook/parking.md": "# Parking\n\nVisitor parking is on level minus two of the north garage.\n",
         "finance/salaries.md": "# Salary bands\n\nThe engineering salary band goes as high as 1.200.000 kroner.\n",
         "finance/budget.md": "# Travel budget\n\nThe 2027 travel budget is 4,000 euros per team.\n",
-    }.items():
-        (corpus / path).parent.mkdir(parents=True, exist_ok=True)
-        (corpus / path).write_text(text)
-    (corpus / ".citewise-acl.json").write_text(json.dumps(EVAL_MANIFEST))
-    people, questions = tmp_path / "people.yaml", tmp_path / "questions.jsonl"
-    people.write_text(PEOPLE_YAML)
-    questions.write_text("\n".join(json.dumps(q) for q in QUESTIONS) + "\n")
-    return corpus, people, questions
+    }, EVAL_MANIFEST, PEOPLE_YAML, QUESTIONS)
 
 
 def database_counts() -> dict[str, int]:

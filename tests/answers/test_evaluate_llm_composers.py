@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from django.core.management import call_command
 
+from tests.answers.test_evaluate_answers import write_eval_set
 from tests.clock import FakeClock
 from tests.standins import cohere as cohere_api
 from tests.standins import openai as openai_api
@@ -67,15 +68,7 @@ PRICE_IN, PRICE_OUT = 0.5, 1.5  # USD per 1,000 tokens, so that the cost is not 
 
 @pytest.fixture
 def eval_set(tmp_path) -> tuple[Path, Path, Path]:
-    corpus = tmp_path / "corpus"
-    for path, text in CORPUS.items():
-        (corpus / path).parent.mkdir(parents=True, exist_ok=True)
-        (corpus / path).write_text(text)
-    (corpus / ".citewise-acl.json").write_text(json.dumps(MANIFEST))
-    people, questions = tmp_path / "people.yaml", tmp_path / "questions.jsonl"
-    people.write_text(PEOPLE_YAML)
-    questions.write_text("\n".join(json.dumps(q) for q in QUESTIONS) + "\n")
-    return corpus, people, questions
+    return write_eval_set(tmp_path, CORPUS, MANIFEST, PEOPLE_YAML, QUESTIONS)
 
 
 @pytest.fixture

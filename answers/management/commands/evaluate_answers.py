@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import typing
-from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
@@ -21,10 +20,7 @@ class Command(BaseCommand):
     help = "Ask an evaluation set's questions as their askers, of a throwaway copy of its corpus, and score the answers."
 
     def add_arguments(self, parser) -> None:
-        parser.add_argument("--corpus", required=True, type=Path, help="the corpus folder, with its .citewise-acl.json")
-        parser.add_argument("--people", required=True, type=Path, help="PEOPLE.yaml: who asks")
-        parser.add_argument("--questions", required=True, type=Path, help="Q.jsonl: one question per line")
-        parser.add_argument("--backend", choices=["embedded", "elasticsearch"], default="embedded")
+        evaluation.add_set_arguments(parser)
         parser.add_argument("--composer", default=None,
                             choices=typing.get_args(CitewiseSettings.model_fields["composer"].annotation),
                             help="compose with this instead of the configured composer (CITEWISE_COMPOSER)")

@@ -18,10 +18,7 @@ class Command(BaseCommand):
     help = "Fit the answerability gate on an evaluation set and near misses made from it; write the model as JSON."
 
     def add_arguments(self, parser) -> None:
-        parser.add_argument("--corpus", required=True, type=Path, help="the corpus folder, with its .citewise-acl.json")
-        parser.add_argument("--people", required=True, type=Path, help="PEOPLE.yaml: who asks")
-        parser.add_argument("--questions", required=True, type=Path, help="Q.jsonl: one question per line")
-        parser.add_argument("--backend", choices=["embedded", "elasticsearch"], default="embedded")
+        evaluation.add_set_arguments(parser)
         parser.add_argument("--out", type=Path, default=BUNDLED_MODEL,
                             help=f"where to write the model (default: the bundled {BUNDLED_MODEL.name})")
         parser.add_argument("--examples", type=Path, default=None,
