@@ -92,6 +92,12 @@ def _table_rows(scored: ScoredUnit, block: Block, text: str, wanted: set[str], s
     """
     named = {found for identifier in asked.identifiers for found in identifiers(identifier)}
     if named:
+        # "the pro version of the NW-FC7": the question names a variant by a word of its own, NW-FC7-PRO.
+        words = {w.lower() for w in re.findall(r"[^\W_]+", question)}
+        variants = {f"{identifier}-{word}" for identifier in named for word in words}
+        variant = [row for row, (s, e) in enumerate(block.parts) if variants & set(identifiers(text[s:e]))]
+        if variant:
+            return variant[:SMALL_TABLE_ROWS]
         exact = [row for row, (s, e) in enumerate(block.parts) if named & set(identifiers(text[s:e]))]
         if exact:
             return exact[:SMALL_TABLE_ROWS]

@@ -146,6 +146,8 @@ PRICE_LIST = """Prices are in US dollars and exclude tax.
 @pytest.mark.parametrize(("question", "row", "other"), [
     ("price of the nw-fc7", "| NW-FC7 | Fleet edge controller, up to 150 robots | $6,400 |", "$9,850"),
     ("how much is an NW-FC7-PRO", "| NW-FC7-PRO | Fleet edge controller Pro, up to 500 robots | $9,850 |", "$6,400"),
+    # A follow-up rewritten from "and the pro version?": the variant named by a word of its own.
+    ("pro version of the nw-fc7", "| NW-FC7-PRO | Fleet edge controller Pro, up to 500 robots | $9,850 |", "$6,400"),
 ])
 def test_a_question_naming_an_identifier_gets_that_row_not_its_longer_neighbour(question, row, other):
     passages = [passage(1, PRICE_LIST, "prices", "Price List 2026", "Controllers")]
