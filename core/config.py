@@ -74,10 +74,12 @@ class CitewiseSettings(BaseSettings):
     rerank_model: str = Field("cross-encoder/ms-marco-MiniLM-L6-v2", validation_alias=_env("CITEWISE_RERANK_MODEL"))
     rerank_candidates: int = Field(50, ge=1, validation_alias=_env("CITEWISE_RERANK_CANDIDATES"))
     answer_passages: int = Field(5, ge=1, validation_alias=_env("CITEWISE_ANSWER_PASSAGES"))
-    # The refusal gate: "learned" reads the question and passages through a small fitted model (answers/
-    # answerability.py; trained by `manage.py train_answerability`), "threshold" compares the best passage unit's
-    # score with answer_threshold. answerability_model names another fitted model; "" is the bundled one.
-    answerability: Literal["learned", "threshold"] = Field("learned", validation_alias=_env("CITEWISE_ANSWERABILITY"))
+    # The refusal gate: "threshold" compares the best passage unit's score with answer_threshold; "learned" (opt-in)
+    # reads the question and passages through a small fitted model (answers/answerability.py; trained by
+    # `manage.py train_answerability`), better on the set it was fitted on but not on held-out questions yet
+    # (docs/answering.md). answerability_model names another fitted model; "" is the bundled one.
+    answerability: Literal["learned", "threshold"] = Field("threshold",
+                                                           validation_alias=_env("CITEWISE_ANSWERABILITY"))
     answerability_model: str = Field("", validation_alias=_env("CITEWISE_ANSWERABILITY_MODEL"))
     # The threshold gate's bar, and a part's bar in a two-part question (docs/answering.md: calibration).
     answer_threshold: float = Field(0.65, validation_alias=_env("CITEWISE_ANSWER_THRESHOLD"))

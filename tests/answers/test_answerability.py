@@ -57,7 +57,7 @@ def test_answer_types_a_price_needs_money_and_who_needs_a_name():
     assert (who["person_asked"], who["name_held"]) == (1.0, 1.0)
 
 
-def test_without_passages_every_feature_is_zero_and_the_gate_refuses():
+def test_without_passages_every_feature_is_zero_and_the_gate_refuses(learned_gate):
     assert set(features("anything", [])) == set(FEATURES) and not any(features("anything", []).values())
     assert not judge("anything", []).answerable
 
@@ -87,7 +87,7 @@ def test_the_gate_setting_chooses_the_learned_model_or_the_threshold(tmp_path):
     path = tmp_path / "semantic.json"
     path.write_text(json.dumps(only_semantic))
     answerability._gate.cache_clear()
-    with override_settings(CITEWISE=current().replace(answerability_model=str(path))):
+    with override_settings(CITEWISE=current().replace(answerability="learned", answerability_model=str(path))):
         decision = judge("k2 payload", [SPEC])
         assert decision.threshold == 0.5
         assert decision.answerable == (features("k2 payload", [SPEC])["semantic"] > 0.5)
@@ -96,6 +96,12 @@ def test_the_gate_setting_chooses_the_learned_model_or_the_threshold(tmp_path):
     answerability._gate.cache_clear()
 
 
+@pytest.fixture
+def learned_gate(settings):
+    settings.CITEWISE = settings.CITEWISE.replace(answerability="learned", answerability_model="")
+
+
+@pytest.mark.usefixtures("learned_gate")
 @pytest.mark.parametrize(("question", "passages"), [
     ("whats the k2 payload", [SPEC]),
     ("who was IC for INC-2291", [INCIDENTS]),
@@ -105,6 +111,7 @@ def test_the_bundled_gate_answers_what_the_passages_hold(question, passages):
     assert judge(question, passages).answerable
 
 
+@pytest.mark.usefixtures("learned_gate")
 @pytest.mark.parametrize(("question", "passages"), [
     ("what caused INC-2304", [INCIDENTS]),  # another incident
     ("list price of a k2 robot", [SPEC]),  # the spec sheet has no prices
