@@ -21,8 +21,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from answers.answerability_features import FEATURES, features
-from answers.question_type import classify
-from answers.scoring import score_units
+from answers.scoring import best_unit, score_units
 from answers.types import Passage
 from core.config import current
 
@@ -53,17 +52,17 @@ class LearnedGate:
     def load(cls, path: Path) -> LearnedGate:
         try:
             model = json.loads(path.read_text(encoding="utf-8"))
-            if tuple(model["features"]) != FEATURES:
-                raise ModelError(f"{path} was fitted on other features; retrain it (manage.py train_answerability)")
+            features = tuple(model["features"])
             mean, scale, coefficients = (tuple(float(v) for v in model[key])
                                          for key in ("mean", "scale", "coefficients"))
-            if any(len(values) != len(FEATURES) for values in (mean, scale, coefficients)):
-                raise ModelError(f"{path} does not have one number per feature")
-            return cls(mean, scale, coefficients, float(model["intercept"]), float(model["threshold"]))
+            intercept, threshold = float(model["intercept"]), float(model["threshold"])
         except (OSError, KeyError, TypeError, ValueError) as exc:
-            if isinstance(exc, ModelError):
-                raise
             raise ModelError(f"cannot read the answerability model {path}: {exc}") from exc
+        if features != FEATURES:
+            raise ModelError(f"{path} was fitted on other features; retrain it (manage.py train_answerability)")
+        if any(len(values) != len(FEATURES) for values in (mean, scale, coefficients)):
+            raise ModelError(f"{path} does not have one number per feature")
+        return cls(mean, scale, coefficients, intercept, threshold)
 
     def probability(self, values: dict[str, float]) -> float:
         z = self.intercept + sum(c * (values[name] - m) / (s or 1.0) for name, m, s, c
@@ -78,11 +77,9 @@ def _gate(path: str) -> LearnedGate:
 
 def judge_by_threshold(question: str, passages: Sequence[Passage]) -> Decision:
     threshold = current().answer_threshold
-    # Bookkeeping lines ("Policy owner: …") answer only questions about the document itself.
-    asks_metadata = classify(question).asks_metadata
-    best = max((s.relevance for s in score_units(question, passages) if asks_metadata or not s.unit.metadata),
-               default=float("-inf"))
-    return Decision(best >= threshold, best, threshold)
+    best = best_unit(question, score_units(question, passages))
+    score = best.relevance if best is not None else float("-inf")
+    return Decision(score >= threshold, score, threshold)
 
 
 def judge(question: str, passages: Sequence[Passage]) -> Decision:

@@ -10,15 +10,15 @@ corpus-independent, so a gate fitted on one corpus carries over to another (answ
 
 from __future__ import annotations
 
-import importlib.resources
 import math
 import re
 from collections.abc import Sequence
 from functools import lru_cache
 
-from answers.question_type import classify
-from answers.scoring import QUESTION_WORDS, ScoredUnit, score_units
+from answers.question_type import classify, stem
+from answers.scoring import QUESTION_WORDS, best_unit, score_units
 from answers.types import Passage
+from retrieval.spelling import english_word_counts
 from search.analysis import analyze, identifiers
 
 FEATURES = (
@@ -61,12 +61,7 @@ _NAMED = re.compile(r"\b[A-Z][a-z]+(?:[- ][A-Z][a-z]+)+\b|[\w.+-]+@[\w-]+\.[\w.]
 def english_rarity() -> tuple[dict[str, float], float]:
     """Each English word's rarity in [0, 1] (log inverse frequency in symspellpy's dictionary, scaled by the rarest
     word's), and the rarity given to a word the dictionary lacks."""
-    dictionary = importlib.resources.files("symspellpy") / "frequency_dictionary_en_82_765.txt"
-    counts: dict[str, int] = {}
-    for line in dictionary.read_text(encoding="utf-8").splitlines():
-        word, _, count = line.partition(" ")
-        if word and count.isdigit():
-            counts[word] = int(count)
+    counts = english_word_counts()
     total = sum(counts.values())
     rarest = math.log(total / min(counts.values()))
     return {word: math.log(total / count) / rarest for word, count in counts.items()}, 1.0
@@ -81,48 +76,36 @@ def _content_words(question: str) -> list[tuple[str, str, float, bool]]:
     for word in dict.fromkeys(w.lower() for w in _WORD.findall(question)):
         if any(ch.isdigit() for ch in word) or word in named:
             continue
-        stems = analyze(word)
-        if not stems or stems[0] in QUESTION_WORDS:
+        word_stem = stem(word)
+        if not word_stem or word_stem in QUESTION_WORDS:
             continue
-        known = word in rarity
-        words.append((word, stems[0], rarity.get(word, unknown), known))
+        words.append((word, word_stem, rarity.get(word, unknown), word in rarity))
     return words
 
 
-def _held(word: str, stem: str, stems: set[str]) -> bool:
+def _held(word: str, word_stem: str, stems: set[str]) -> bool:
     """Whether text with these stems holds the word: as itself, or written in two ("helpline" as "help line",
     "cutoff" as "cut-off")."""
-    if stem in stems:
+    if word_stem in stems:
         return True
-    return any(_stem(word[:i]) in stems and _stem(word[i:]) in stems
+    return any(stem(word[:i]) in stems and stem(word[i:]) in stems
                for i in range(MIN_COMPOUND_PART, len(word) - MIN_COMPOUND_PART + 1))
-
-
-def _stem(word: str) -> str:
-    stems = analyze(word)
-    return stems[0] if stems else ""
 
 
 def _weighted_share(words: Sequence[tuple[str, str, float, bool]], stems: set[str]) -> float:
     total = sum(weight for _, _, weight, _ in words)
-    return sum(weight for word, stem, weight, _ in words if _held(word, stem, stems)) / total if total else 0.0
+    return sum(weight for word, word_stem, weight, _ in words if _held(word, word_stem, stems)) / total if total else 0.0
 
 
 def _passage_stems(passage: Passage) -> set[str]:
     return set(analyze(" ".join((passage.hit.title, *passage.hit.heading_path, passage.text))))
 
 
-def _best_unit(question: str, ranked: Sequence[ScoredUnit]) -> ScoredUnit | None:
-    asks_metadata = classify(question).asks_metadata
-    candidates = [s for s in ranked if asks_metadata or not s.unit.metadata]
-    return max(candidates, key=lambda s: s.relevance, default=None)
-
-
 def features(question: str, passages: Sequence[Passage]) -> dict[str, float]:
     """The gate's features for a question and its passages (FEATURES, in that order); all zero without passages."""
     values = dict.fromkeys(FEATURES, 0.0)
     ranked = score_units(question, passages)
-    best = _best_unit(question, ranked)
+    best = best_unit(question, ranked)
     if best is None:
         return values
     asked = classify(question)

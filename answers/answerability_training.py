@@ -36,6 +36,7 @@ from answers import evaluation
 from answers.answerability import judge_by_threshold
 from answers.answerability_features import FEATURES, english_rarity, features, vector
 from answers.pipeline import DEFAULT_STEPS
+from answers.question_type import stem
 from answers.scoring import QUESTION_WORDS
 from answers.types import Passage
 from connectors import parsing
@@ -91,8 +92,8 @@ def _substitutes(corpus_stems: set[str]) -> list[tuple[float, str]]:
     for word, value in rarity.items():
         if not word.isalpha() or len(word) < 4:
             continue
-        stems = analyze(word)
-        if stems and stems[0] not in corpus_stems and stems[0] not in QUESTION_WORDS:
+        word_stem = stem(word)
+        if word_stem and word_stem not in corpus_stems and word_stem not in QUESTION_WORDS:
             pool.append((value, word))
     pool.sort()
     return pool
@@ -157,8 +158,8 @@ def near_misses(questions: Sequence[evaluation.Question], corpus_stems: set[str]
         anchors = []
         for match in _WORD.finditer(text):
             word = match.group(0).lower()
-            stems = analyze(word)
-            if word in rarity and stems and stems[0] in corpus_stems and stems[0] not in QUESTION_WORDS:
+            word_stem = stem(word)
+            if word in rarity and word_stem in corpus_stems and word_stem not in QUESTION_WORDS:
                 anchors.append((rarity[word], match))
         if not anchors:
             continue

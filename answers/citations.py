@@ -97,22 +97,9 @@ _ADDRESSES_THE_ASSISTANT = re.compile(
     re.IGNORECASE | re.MULTILINE)
 
 
-def evidence(text: str) -> str:
-    """A passage's text as evidence: from a sentence that addresses the assistant ("ignore previous instructions…")
-    to the end of its paragraph, nothing counts, so an answer that obeys an injected instruction has no support."""
-    kept: list[str] = []
-    for paragraph in re.split(r"\n\s*\n", text):
-        for start, end in split_sentences(paragraph):
-            if _ADDRESSES_THE_ASSISTANT.search(paragraph[start:end]):
-                paragraph = paragraph[:start]
-                break
-        kept.append(paragraph)
-    return "\n\n".join(kept)
-
-
 def addressed_spans(text: str) -> list[tuple[int, int]]:
-    """Where a passage's text stops counting as evidence (see `evidence`): from each sentence that addresses the
-    assistant to the end of its paragraph, as (start, end) offsets into the text."""
+    """Where a passage's text stops counting as evidence: from each sentence that addresses the assistant ("ignore
+    previous instructions…") to the end of its paragraph, as (start, end) offsets into the text."""
     spans = []
     bounds = [0, *(m for match in re.finditer(r"\n\s*\n", text) for m in match.span()), len(text)]
     for start, end in zip(bounds[::2], bounds[1::2], strict=True):
@@ -121,6 +108,16 @@ def addressed_spans(text: str) -> list[tuple[int, int]]:
                 spans.append((start + sentence_start, end))
                 break
     return spans
+
+
+def evidence(text: str) -> str:
+    """A passage's text as evidence: the text outside `addressed_spans`, so an answer that obeys an injected
+    instruction has no support (and the extractive composer never quotes one)."""
+    kept, cursor = [], 0
+    for start, end in addressed_spans(text):
+        kept.append(text[cursor:start])
+        cursor = end
+    return "".join(kept) + text[cursor:]
 
 
 def _context(passage: Passage) -> set[str]:

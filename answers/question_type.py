@@ -74,7 +74,8 @@ _MONEY_MEASURES = frozenset(analyze("money cash budget allowance stipend spend p
 _MONEY = re.compile(r"[$€£]\s?\d|\b\d[\d,.]*\s?(?:usd|eur|gbp|dollars|euros)\b", re.IGNORECASE)
 
 
-def _stem(word: str) -> str:
+def stem(word: str) -> str:
+    """The word's stem as search.analysis stems it, or "" for a stop word."""
     terms = analyze(word)
     return terms[0] if terms else ""
 
@@ -95,7 +96,7 @@ class QuestionType:
             return True
         tokens = _AMOUNT_TOKEN.findall(text.lower())
         return any((token[:1].isdigit() or token[:1] in "$€£" or token in _NUMBER_WORDS)
-                   and _stem(following) == self.measure for token, following in pairwise(tokens))
+                   and stem(following) == self.measure for token, following in pairwise(tokens))
 
     def holds(self, kind: str, text: str, unit_kind: str) -> bool:
         """Whether a unit (of `unit_kind`, "sentence", "row", "list"…) holds the kind of fact wanted."""
@@ -119,7 +120,7 @@ def classify(question: str) -> QuestionType:
         identifiers.extend(m.group(0) for m in _COMPOUND.finditer(question))
         identifiers.extend(m.group(0) for m in _ACRONYM.finditer(question) if m.group(0) != "I")
     measured = _MEASURE.search(question)
-    measure = _stem(measured.group(1).split()[-1]) if measured and measured.group(1).strip() else ""
+    measure = stem(measured.group(1).split()[-1]) if measured and measured.group(1).strip() else ""
     return QuestionType(wants, tuple(dict.fromkeys(i for i in identifiers if len(i) > 1)),
                         bool(_ASKS_METADATA.search(question)), measure)
 

@@ -63,6 +63,13 @@ class ScoredUnit:
         return self.unit.kind
 
 
+def best_unit(question: str, ranked: Sequence[ScoredUnit]) -> ScoredUnit | None:
+    """The unit closest to the question (by relevance); bookkeeping lines ("Policy owner: …") count only when the
+    question asks about the document itself."""
+    asks_metadata = classify(question).asks_metadata
+    return max((s for s in ranked if asks_metadata or not s.unit.metadata), key=lambda s: s.relevance, default=None)
+
+
 def content_terms(question: str) -> set[str]:
     return set(analyze(question)) - QUESTION_WORDS
 

@@ -51,10 +51,21 @@ _JOINERS = frozenset("-_./@:#\\")
 
 
 @lru_cache(maxsize=1)
+def english_word_counts() -> dict[str, int]:
+    """symspellpy's English frequency dictionary: each word and how often it occurs in its source text."""
+    dictionary = importlib.resources.files("symspellpy") / "frequency_dictionary_en_82_765.txt"
+    counts: dict[str, int] = {}
+    for line in dictionary.read_text(encoding="utf-8").splitlines():
+        word, _, count = line.partition(" ")
+        if word and count.isdigit():
+            counts[word] = int(count)
+    return counts
+
+
+@lru_cache(maxsize=1)
 def english_words() -> frozenset[str]:
     """The words of symspellpy's English frequency dictionary: a correctly spelled word needs no corpus to prove it."""
-    dictionary = importlib.resources.files("symspellpy") / "frequency_dictionary_en_82_765.txt"
-    return frozenset(line.split(" ", 1)[0] for line in dictionary.read_text(encoding="utf-8").splitlines() if line)
+    return frozenset(english_word_counts())
 
 
 @dataclass

@@ -17,20 +17,9 @@ from answers.services import ask
 from answers.types import Passage
 from identity.selectors import principals_for
 from search.types import SearchHit
-from tests.retrieval.test_units import ROLLBACK
+from tests.retrieval.test_units import PTO, ROLLBACK
 
 pytestmark = pytest.mark.django_db
-
-PTO_TABLE = """PTO accrues every pay period, so you earn a little with every paycheck. Your accrual rate depends on your \
-length of service, measured from your original hire date.
-
-| Years of service | Days per year | Hours accrued per pay period |
-| --- | --- | --- |
-| Less than 3 years | 15 days | 5.0 hours |
-| 3 to 6 years | 20 days | 6.67 hours |
-| More than 6 years | 25 days | 8.33 hours |
-
-Your new rate starts in the first pay period after your work anniversary."""
 
 PTO_REQUESTS = """All PTO is requested and approved in Workday under Time Off → Request Time Off.
 
@@ -112,7 +101,7 @@ def markers(text: str) -> set[int]:
 
 
 def test_a_table_question_gets_the_header_and_every_tier_of_a_small_table():
-    passages = [passage(1, PTO_TABLE, "pto", "PTO Policy", "How much PTO you earn"),
+    passages = [passage(1, PTO, "pto", "PTO Policy", "How much PTO you earn"),
                 passage(2, PTO_REQUESTS, "pto", "PTO Policy", "Requesting time off"),
                 passage(3, PTO_INTRO, "pto", "PTO Policy")]
     composed, verified = answer("How many PTO days do I get?", passages)

@@ -43,16 +43,23 @@ def sign_in_to_the_chat(browser, live_server) -> WebDriverWait:
     return wait
 
 
+GYM = "# Gym\n\n## Opening hours\n\nThe rooftop gym opens at six in the morning and closes at ten at night.\n"
+
+
+def public_documents(tmp_path, files: dict[str, str]) -> None:
+    """Markdown files, readable by everyone, synced into the test's index."""
+    (tmp_path / "docs").mkdir()
+    for name, text in files.items():
+        (tmp_path / "docs" / name).write_text(text)
+    connector_services.sync_source(connector_services.ensure_source("filesystem", tmp_path / "docs",
+                                                                    config={"public": True}))
+
+
 def test_an_employee_signs_in_asks_and_rates_the_answer(browser, live_server, isolated_index, tmp_path, settings):
     # Two questions a day for this test (a key space of its own): the third shows the rate-limit message.
     settings.RATELIMIT_CACHE_PREFIX = f"citewise-test-rl-{uuid.uuid4().hex}:"
     settings.CITEWISE = settings.CITEWISE.replace(ask_rate_per_user="2/d")
-    (tmp_path / "docs").mkdir()
-    (tmp_path / "docs" / "gym.md").write_text(
-        "# Gym\n\n## Opening hours\n\nThe rooftop gym opens at six in the morning and closes at ten at night.\n")
-    (tmp_path / "docs" / "parking.md").write_text("# Parking\n\nVisitor parking is on level minus two.\n")
-    connector_services.sync_source(connector_services.ensure_source("filesystem", tmp_path / "docs",
-                                                                    config={"public": True}))
+    public_documents(tmp_path, {"gym.md": GYM, "parking.md": "# Parking\n\nVisitor parking is on level minus two.\n"})
     wait = sign_in_to_the_chat(browser, live_server)
 
     wait.until(ready.presence_of_element_located((By.ID, "question"))).send_keys("When does the gym open?")
@@ -89,11 +96,7 @@ def test_an_employee_signs_in_asks_and_rates_the_answer(browser, live_server, is
 
 
 def test_a_misspelt_question_shows_what_was_searched_for(browser, live_server, isolated_index, tmp_path):
-    (tmp_path / "docs").mkdir()
-    (tmp_path / "docs" / "gym.md").write_text(
-        "# Gym\n\n## Opening hours\n\nThe rooftop gym opens at six in the morning and closes at ten at night.\n")
-    connector_services.sync_source(connector_services.ensure_source("filesystem", tmp_path / "docs",
-                                                                    config={"public": True}))
+    public_documents(tmp_path, {"gym.md": GYM})
     wait = sign_in_to_the_chat(browser, live_server)
 
     wait.until(ready.presence_of_element_located((By.ID, "question"))).send_keys("When does the rooftop gymm open?")
@@ -148,11 +151,7 @@ Visitors park on level P2 of the garage and register at the front desk on arriva
 
 def test_tables_and_code_render_as_such_and_a_follow_up_keeps_its_topic_until_the_topic_changes(
         browser, live_server, isolated_index, tmp_path):
-    (tmp_path / "docs").mkdir()
-    for name, text in HANDBOOK.items():
-        (tmp_path / "docs" / name).write_text(text)
-    connector_services.sync_source(connector_services.ensure_source("filesystem", tmp_path / "docs",
-                                                                    config={"public": True}))
+    public_documents(tmp_path, HANDBOOK)
     wait = sign_in_to_the_chat(browser, live_server)
 
     def ask(question: str, turn: int):
