@@ -89,7 +89,9 @@ def cached_answer(run: Run, search_query: str) -> tuple[Outcome, str]:
     if ttl <= 0:
         return run.answer(search_query), "off"
     with timed("cache_lookup", run.timings):
-        key, hit, status = _lookup(run.question, search_query, run.principals, run.config)
+        # A question asked again with the conversation's topic when nothing answers it alone depends on that too.
+        key, hit, status = _lookup(run.question, " | ".join(filter(None, (search_query, run.contextual_query(
+            search_query)))), run.principals, run.config)
     if hit is not None:
         return hit, status
     outcome = run.answer(search_query)

@@ -20,7 +20,7 @@ from answers.extractive import ExtractiveComposer
 from answers.formatting import strip_foreign_links
 from answers.question_type import split_parts
 from answers.rerankers import get_reranker
-from answers.rewrite import rewrite_query
+from answers.rewrite import in_context, rewrite_query
 from answers.types import ComposerError, Composition, Passage, Turn
 from core.config import CitewiseSettings
 from retrieval import selectors
@@ -159,7 +159,23 @@ class Run:
 
     def answer(self, search_query: str) -> Outcome:
         """Correct the query's spelling, retrieve what the principals may read, rerank, judge, compose and verify: an
-        answer or a refusal."""
+        answer or a refusal. A follow-up that seemed to stand alone but that nothing answers on its own ("how long do
+        I have to hand the old one back" after the laptop refresh cycle) is asked again with the conversation's topic
+        beside it (rewrite.in_context), and that answer kept if there is one."""
+        outcome = self._answer(search_query)
+        contextual = self.contextual_query(search_query)
+        if outcome.refused and contextual is not None:
+            retried = self._answer(contextual)
+            if not retried.refused:
+                return retried
+        return outcome
+
+    def contextual_query(self, search_query: str) -> str | None:
+        """What the question is asked again as if nothing answers it alone (None when it is not): part of what its
+        outcome depends on, besides the search query."""
+        return in_context(self.question, self.history) if search_query == self.question else None
+
+    def _answer(self, search_query: str) -> Outcome:
         search_query, corrected_query, hits = self._search(search_query)
         with timed("rerank", self.timings):
             ranked, fallback = self.steps.rerank(search_query, hits, self.config)

@@ -81,10 +81,27 @@ _OPENERS = re.compile(
 )
 _PREPOSITION_START = re.compile(
     r"^\s*(?:for|in|at|with|during|after|before|outside|inside|on|from|under|over|without|within)\b", re.IGNORECASE)
+# "new topic: …", "unrelated - …", "btw …": the asker says the question stands alone. The marker is dropped (it
+# names nothing to search for) and the conversation is not consulted.
+_TOPIC_SWITCH = re.compile(
+    r"^\s*(?:(?:ok(?:ay)?|so|also|and|hey|oh)[\s,]+)*(?:"
+    r"(?:(?:switching|changing|change\s+of)\s+(?:the\s+)?(?:topics?|subjects?|gears))"
+    r"|(?:(?:a\s+)?(?:(?:totally|completely|slightly|somewhat|entirely)\s+)?"
+    r"(?:new|different|another|other|unrelated|separate|random)\s+(?:topic|subject|question|q|thing|one)s?)"
+    r"|(?:on\s+(?:(?:a|an)\s+)?(?:different|other|another|unrelated|separate)\s+(?:note|topic|subject))"
+    r"|btw|by\s+the\s+way"
+    r")(?:\s*[:\-\u2013\u2014,.!;]+\s*|\s+)"
+    r"|^\s*(?:(?:ok(?:ay)?|so|also|and|hey|oh)[\s,]+)*(?:unrelated|different|separate|random)\s*[:\-\u2013\u2014;]+\s*",
+    re.IGNORECASE,
+)
+# After "how" these ask for a measure ("how long is a PIP"); they are not the topic.
+_MEASURE_WORDS = _set("long often soon far big many much old late early")
 _MAX_FRAGMENT_CONTENT_WORDS = 4
 # How similar (cosine, the embedding model's) a fragment must be to a phrase of the previous topic, and by how much
 # more than to any other, to take its place: "austin" and "Portland HQ" are alternatives, "austin" and "park" not.
 _CONTRAST_SIMILARITY = 0.35
+# How much of the previous turn's topic a question that needs it after all is searched with.
+_CONTEXT_PHRASES = 2
 _CONTRAST_MARGIN = 0.05
 
 
@@ -107,12 +124,24 @@ def _words(text: str) -> list[_Word]:
     return [_Word(m.group(0), m.start(), m.end()) for m in _TOKEN.finditer(text)]
 
 
+def topic_switch(question: str) -> str | None:
+    """The question without a marker saying it changes the subject ("new topic: whats the austin address" → "whats
+    the austin address"), or None when it has none."""
+    marker = _TOPIC_SWITCH.match(question)
+    if marker is None or not question[marker.end():].strip():
+        return None
+    return question[marker.end():].strip()
+
+
 def _phrases(text: str) -> list[str]:
     """Runs of adjacent content words, in order: the noun phrases a question names, near enough."""
     phrases: list[str] = []
     run: list[_Word] = []
+    previous = ""
     for word in [*_words(text), _Word(".", len(text), len(text))]:
-        if word.is_content:
+        measure = previous == "how" and word.lower in _MEASURE_WORDS
+        previous = word.lower
+        if word.is_content and not measure:
             run.append(word)
         elif run:
             phrases.append(text[run[0].start:run[-1].end])
@@ -310,12 +339,27 @@ def resolve_follow_up(question: str, previous: Turn, similarity: Similarity = em
     return _replace(question, anaphor, phrases) if anaphor is not None else question
 
 
+def in_context(question: str, history: Sequence[Turn]) -> str | None:
+    """The question with the latest turn's topic beside it, for a question that seemed to stand alone but that
+    nothing answers on its own ("engineering laptop refresh cycle" then "how long do i have to hand the old one
+    back"): None without history, for a question already resolved against it, or one that says it changes the
+    subject."""
+    if not history or topic_switch(question) is not None or depends_on_conversation(question):
+        return None
+    phrases = [p for p in topic(history[-1]) if p.lower() not in question.lower()][:_CONTEXT_PHRASES]
+    return f"{', '.join(phrases)}, {question}" if phrases else None
+
+
 def rewrite_query(question: str, history: Sequence[Turn]) -> str:
     """The question alone if it stands alone; else resolved against the latest turn's topic (resolve_follow_up).
+    A marker changing the subject ("unrelated - …") is dropped, and the question searched on its own.
 
     With an LLM composer configured, the LLM rewrites it (prompts/rewrite_v1.txt); if that fails,
     the heuristic answers.
     """
+    switched = topic_switch(question)
+    if switched is not None:
+        return switched
     if not history:
         return question
     if current().composer != "extractive":

@@ -1,11 +1,12 @@
 """Spelling correction of a query against the index's own vocabulary (SymSpell), before it is searched.
 
 The vocabulary is every word of every indexed chunk, each with the ACLs of the documents it occurs in. A word is
-left alone when it is an English word (symspellpy's frequency dictionary), a word the asker may read in the index,
-a number or identifier (digits, dashes, underscores, dots, CamelCase) or short. Otherwise its closest readable
-word within two edits (one for words of up to six letters) replaces it. One exception for numbers: a term the
-corpus writes with inner punctuation, typed with its letters and digits run together ("401k" for "401(k)",
-"oncall" for "on-call"), is written as the corpus writes it: nothing is guessed.
+left alone when it is an English word (symspellpy's frequency dictionary) or a contraction typed without its
+apostrophe, a word the asker may read in the index, a number or identifier (digits, dashes, underscores, dots,
+CamelCase) or short. Otherwise its closest readable word one edit away replaces it (for a word of four letters, only
+a letter dropped, added or swapped round). One exception for numbers: a term the corpus writes with inner
+punctuation, typed with its letters run together ("401k" for "401(k)", "oncall" for "on-call"), is written as the
+corpus writes it: nothing is guessed; a bare number ("20") is never rewritten ("2.0").
 
 Nothing the asker may not read can show through: a word is "known" or "suggested" only by way of documents the
 asker may read, so neither a correction nor its absence says anything about the others; and a correction is kept
@@ -37,8 +38,12 @@ from search.types import DocumentAcl, SearchHit
 logger = logging.getLogger("citewise.search.spelling")
 
 MIN_WORD_LENGTH = 4  # shorter words have too many neighbours one edit away to correct safely
-SHORT_WORD_LENGTH = 6  # up to this long, one edit at most
-MAX_EDIT_DISTANCE = 2
+# One edit covers what people mistype (a letter dropped, doubled, swapped or struck wrong); two edits turn words
+# the English dictionary lacks into other words ("hostname" into "lastname").
+MAX_EDIT_DISTANCE = 1
+# Up to this long, a letter struck wrong is as likely another word ("repo", "reno") as a typo: only a letter
+# dropped, added or swapped is corrected.
+SHORT_WORD_LENGTH = 4
 STALENESS_CHECK = timedelta(seconds=60)
 
 _WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)*")
@@ -134,13 +139,29 @@ def _is_identifier(query: str, start: int, end: int, word: str) -> bool:
             or "'" in word or "’" in word)
 
 
+# Contractions typed without their apostrophe are words, not typos of the nearest word ("dont" is not "done").
+CONTRACTIONS = frozenset({
+    "dont", "doesnt", "didnt", "cant", "couldnt", "wont", "wouldnt", "shouldnt", "isnt", "arent", "wasnt", "werent",
+    "havent", "hasnt", "hadnt", "mustnt", "youre", "theyre", "ive", "youve", "weve", "theyve", "youd", "theyd",
+    "youll", "theyll", "im", "whats", "thats", "hows", "wheres", "whos", "whens", "whys", "heres", "theres",
+})
+
+
+def _typo_shaped(typed: str, suggestion: str) -> bool:
+    """Whether a short word could be a mistyping of the suggestion: a letter dropped, added or swapped round, not
+    one struck wrong."""
+    if len(suggestion) < MIN_WORD_LENGTH:  # "repo" is not a typo of "rpo"
+        return False
+    return len(typed) > SHORT_WORD_LENGTH or len(typed) != len(suggestion) or sorted(typed) == sorted(suggestion)
+
+
 # An inflection of a word the asker may read is spelt right too ("runbooks" where the index only says "runbook").
 _INFLECTIONS = (("s", ""), ("es", ""), ("ed", ""), ("ed", "e"), ("d", ""), ("ing", ""), ("ing", "e"), ("er", ""),
                 ("ers", ""), ("ly", ""))
 
 
 def _known(word: str, vocabulary: Vocabulary, readable_acls: frozenset[int], english: frozenset[str]) -> bool:
-    if word in english or vocabulary.readable(word, readable_acls):
+    if word in english or word in CONTRACTIONS or vocabulary.readable(word, readable_acls):
         return True
     return any(vocabulary.readable(word[:-len(suffix)] + stem_end, readable_acls)
                for suffix, stem_end in _INFLECTIONS if word.endswith(suffix) and len(word) - len(suffix) >= 3)
@@ -160,7 +181,8 @@ def correct(query: str, vocabulary: Vocabulary, principals: frozenset[str]) -> C
         typed = match.group(0)
         word = typed.lower()
         written = vocabulary.punctuated.get(word)
-        if (written is not None and word not in english and not vocabulary.readable(word, readable_acls)
+        if (written is not None and not word.isdigit() and word not in english
+                and not vocabulary.readable(word, readable_acls)
                 and vocabulary.readable(written.lower(), readable_acls)):
             # The same letters and digits as the corpus writes them: "401k" → "401(k)", nothing guessed.
             changes.append((typed, _cased_like(typed, written.lower())))
@@ -169,9 +191,8 @@ def correct(query: str, vocabulary: Vocabulary, principals: frozenset[str]) -> C
         if (len(word) < MIN_WORD_LENGTH or _is_identifier(query, match.start(), match.end(), typed)
                 or _known(word, vocabulary, readable_acls, english)):
             continue
-        distance = 1 if len(word) <= SHORT_WORD_LENGTH else MAX_EDIT_DISTANCE
-        suggestions = [s for s in vocabulary.speller.lookup(word, Verbosity.ALL, max_edit_distance=distance)
-                       if s.term != word and vocabulary.readable(s.term, readable_acls)]
+        suggestions = [s for s in vocabulary.speller.lookup(word, Verbosity.ALL, max_edit_distance=MAX_EDIT_DISTANCE)
+                       if s.term != word and vocabulary.readable(s.term, readable_acls) and _typo_shaped(word, s.term)]
         if not suggestions:
             continue
         best = min(suggestions, key=lambda s: (s.distance, -s.count, s.term))

@@ -9,7 +9,15 @@ import pytest
 from django.contrib.auth import get_user_model
 
 from answers.models import Answer
-from answers.rewrite import depends_on_conversation, embedding_similarity, resolve_follow_up, rewrite_query, topic
+from answers.rewrite import (
+    depends_on_conversation,
+    embedding_similarity,
+    in_context,
+    resolve_follow_up,
+    rewrite_query,
+    topic,
+    topic_switch,
+)
 from answers.selectors import recent_turns
 from answers.services import InvalidQuestion, ask
 from answers.types import Turn
@@ -152,6 +160,61 @@ def test_rewrite_query_reads_the_latest_turn_only_and_leaves_a_first_question_al
 
 def cited(result) -> list[str]:
     return [c.url.split("/corpus/", 1)[1].split("#", 1)[0] for c in result.citations]
+
+
+@pytest.mark.parametrize(("question", "alone"), [
+    ("switching topics - whats the bike parking like at hq", "whats the bike parking like at hq"),
+    ("totally different q - when's the next all hands", "when's the next all hands"),
+    ("unrelated - how much is my learning budget", "how much is my learning budget"),
+    ("new topic: whats the austin address", "whats the austin address"),
+    ("ok, on another note, who runs IT?", "who runs IT?"),
+    ("btw is there a gym", "is there a gym"),
+])
+def test_a_marker_changing_the_subject_is_dropped_and_the_question_stands_alone(question, alone):
+    assert topic_switch(question) == alone
+    assert rewrite_query(question, [PTO]) == alone
+    assert rewrite_query(question, []) == alone
+    assert in_context(question, [PTO]) is None
+
+
+@pytest.mark.parametrize("question", [
+    "different laptop models for engineers?", "new hire checklist", "is a random drug test allowed", "another laptop?",
+])
+def test_words_that_only_look_like_a_topic_switch_are_kept(question):
+    assert topic_switch(question) is None
+
+
+def test_a_measure_asked_for_is_not_the_topic():
+    assert topic(Turn("how long is a pip", "60 days [1].", "how long is a pip")) == ["pip"]
+    assert topic(Turn("how many ppl fit in aerie", "120 [1].", "how many ppl fit in aerie")) == ["ppl fit", "aerie"]
+
+
+def test_a_question_that_seemed_to_stand_alone_can_be_asked_with_the_topic_beside_it():
+    laptops = Turn("engineering laptop refresh cycle", "Every three years [1].", "engineering laptop refresh cycle",
+                   ("IT Equipment", "IT Equipment > Refresh cycle"))
+    question = "how long do i have to hand the old one back"
+    assert rewrite_query(question, [laptops]) == question  # nothing in it refers back
+    assert in_context(question, [laptops]) == f"engineering laptop refresh cycle, {question}"
+    assert in_context(question, []) is None
+    assert in_context("And can I carry them over?", [PTO]) is None  # already resolved against the turn
+
+
+@pytest.mark.django_db
+def test_a_follow_up_nothing_answers_alone_is_answered_with_the_conversations_topic(isolated_index, tmp_path):
+    (tmp_path / "laptops.md").write_text(
+        "# Laptop refresh\n\nEngineering laptops are replaced every three years. Return the old laptop to the "
+        "Tech Bar within ten business days of receiving the new one.\n")
+    (tmp_path / "printers.md").write_text("# Printers\n\nThe printer on floor 2 takes A3 paper.\n")
+    connector_services.sync_source(connector_services.ensure_source("filesystem", tmp_path, config={"public": True}))
+    user = get_user_model().objects.create_user("ana")
+    first = ask("engineering laptop refresh cycle", principals=frozenset(), user=user)
+    assert not first.refused and "three years" in first.text
+    alone = ask("how many days to hand the old one back", principals=frozenset(), user=user)
+    assert alone.refused  # asked without the conversation, nothing says what "the old one" is
+    follow_up = ask("how many days to hand the old one back", principals=frozenset(), user=user,
+                    conversation_id=first.conversation_id)
+    assert not follow_up.refused and "ten business days" in follow_up.text
+    assert follow_up.search_query.startswith("engineering laptop refresh cycle, ")
 
 
 @pytest.mark.django_db

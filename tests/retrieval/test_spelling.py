@@ -63,6 +63,19 @@ def test_correctly_spelt_numbers_identifiers_and_short_words_are_never_changed(v
         assert corrected(query, vocabulary) == query, query
 
 
+def test_what_is_not_a_typo_is_not_corrected():
+    # Seen in the evaluation set: "prod bastion hostname" was searched as "lastname", "charge 20 to 80" as "2.0",
+    # "15% off" as "1.5%", "if i dont" as "done", "the fleet repo" as "reno" (and then "rpo").
+    index = Vocabulary.build([[("Every lastname field and the Reno office, RPO. Charge from 2.0 to 1.5 volts. "
+                                "The work is done.", PUBLIC)]])
+    for query in ["prod bastion hostname", "charge 20 to 80", "approval for 15% off", "core fee if i dont return it",
+                  "the fleet repo", "youre past 6 yrs"]:
+        assert corrected(query, index) == query, query
+    # What people do mistype, one edit away, is still corrected, short words included.
+    assert corrected("the offise in Renno", index) == "the office in Reno"
+    assert corrected("lastnmae", index) == "lastname"
+
+
 def test_a_joined_form_of_a_punctuated_term_is_written_as_the_index_writes_it(vocabulary):
     assert corrected("whats the 401k match", vocabulary) == "whats the 401(k) match"
     assert corrected("oncall stipend", vocabulary) == "on-call stipend"
