@@ -2,12 +2,12 @@
 
 Two gates, chosen by the `answerability` setting:
 
-- **learned** (the default): a logistic regression over features of the question and its passages
+- **learned** (opt-in): a logistic regression over features of the question and its passages
   (answers/answerability_features.py: the best unit's similarity and word coverage, how specific the words no
   passage holds are, identifiers and numbers found or not, the kind of fact asked for and held). Its numbers live in
   answers/answerability_model.json, fitted by `manage.py train_answerability` on the visible evaluation set and near
   misses made from it (answers/answerability_training.py); `answerability_model` names another fitted file.
-- **threshold**: the best passage unit (a sentence, a table row with its header, a list item, a code block:
+- **threshold** (the default): the best passage unit (a sentence, a table row with its header, a list item, a code block:
   retrieval/units.py) must score at least `answer_threshold`.
 """
 
@@ -38,6 +38,11 @@ class Decision:
     answerable: bool
     score: float
     threshold: float
+
+    def within(self, leeway: float) -> bool:
+        """Whether the score clears the threshold less `leeway`: the bar for one part of a question the gate has
+        already found answerable as a whole or in another part."""
+        return self.score >= self.threshold - leeway
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,7 @@ from search.analysis import analyze, identifiers
 
 MAX_UNITS = 3
 MAX_UNITS_PER_PART = 2
+PART_LEEWAY = 0.1
 # Further units must score nearly as well as the best one to be worth the reader's time.
 SCORE_MARGIN = 0.08
 # A list this short reads better whole than as one item out of context.
@@ -269,8 +270,9 @@ class ExtractiveComposer:
         if len(parts) > 1:
             for part in parts:
                 # A part nothing answers gets no unit rather than the nearest unrelated one: each part passes the
-                # refusal gate on its own.
-                if not judge(part, passages).answerable:
+                # refusal gate on its own, a little under its bar (the question already passed it, as a whole or
+                # in a part): a part is shorter than the question, so it shares fewer of its words with any unit.
+                if not judge(part, passages).within(PART_LEEWAY):
                     continue
                 chosen = _select(part, passages, MAX_UNITS_PER_PART)
                 for piece in sorted(chosen, key=lambda p: (p.passage_number, p.start)):

@@ -189,6 +189,11 @@ class Run:
                      for passage, (_, score) in zip(passages, ranked, strict=True)]
         with timed("answerability", self.timings):
             decision = self.steps.judge(search_query, passages)
+            # A question asking two things is answerable when either is: the composer answers each part that is.
+            for part in parts if len(parts) > 1 and not decision.answerable else ():
+                decision = self.steps.judge(part, passages)
+                if decision.answerable:
+                    break
         outcome = Outcome(search_query=search_query, text="", refused=True, citations=[], nearest=[],
                           retrieved=retrieved, fallback_reason=fallback, corrected_query=corrected_query)
         verified: VerifiedAnswer | None = None

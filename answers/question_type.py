@@ -130,12 +130,14 @@ _AND_PART = re.compile(
     r"\s*,?\s+(?:and|as well as|plus|also)\s+(?=(?:also\s+)?(?:the|a|an|my|our|your|their|its|what|what's|how|when|"
     r"who|where|which|whether|is|are|can|do|does|should)\b)", re.IGNORECASE)
 _OPENER = re.compile(
-    r"^\W*(?:what(?:'s| is| are| was| were)?|how (?:much|many|long|often|do|does|can|should)(?: \w+)?|"
+    r"^\W*(?:what(?:'s|s| is| are| was| were)?|how (?:much|many|long|often|do|does|can|should)(?: \w+)?|"
     r"when (?:is|are|do|does|can|should)|who (?:is|are|do|does|can|should)|where (?:is|are|do|does|can)|"
     r"which|is|are|can|do|does)\b", re.IGNORECASE)
 _TRAILING_SCOPE = re.compile(
     r"\s+(?:in|for|at|on|during|from|under|within)\s+[^,?]+?(?=\??\s*$)", re.IGNORECASE)
-_NO_SPLIT = re.compile(r"\b(?:between|both|difference|compare|compared|versus|vs)\b", re.IGNORECASE)
+_NO_SPLIT = re.compile(r"\b(?:between|both|difference|diff|compare)\b", re.IGNORECASE)
+# "the screen lock timeout vs the VPN idle disconnect": two facts, each looked up alone.
+_VERSUS = re.compile(r"\s+(?:vs\.?|versus|compared (?:to|with))\s+", re.IGNORECASE)
 _LEADING_JOINER = re.compile(r"^\W*(?:and|also|plus)\b[\s,]*(?:also\b\s*)?", re.IGNORECASE)
 _PRONOUN = re.compile(r"\b(?:it|its|they|them|their|this|that|these|those|one)\b", re.IGNORECASE)
 _QUESTION_WORDS = re.compile(
@@ -157,11 +159,15 @@ def split_parts(question: str) -> list[str]:
     parts: list[str] = []
     for sentence in sentences:
         sentence = _LEADING_JOINER.sub("", sentence) if parts else sentence
-        pieces = [p.strip() for p in _AND_PART.split(sentence)] if not _NO_SPLIT.search(sentence) else [sentence]
+        pieces, sides = [sentence], [sentence]
+        if not _NO_SPLIT.search(sentence):
+            sides = _VERSUS.split(sentence)
+            pieces = [p.strip() for side in sides for p in _AND_PART.split(side)]
         pieces = [p for p in pieces if re.search(r"\w", p)]
         if len(pieces) > 1:
             opener = _OPENER.match(pieces[0])
-            scope = _TRAILING_SCOPE.search(pieces[-1])
+            # "… in Austin" scopes every request joined by "and"; the sides of "A vs B" each say their own.
+            scope = _TRAILING_SCOPE.search(pieces[-1]) if len(sides) == 1 else None
             completed = []
             for index, piece in enumerate(pieces):
                 if index and opener and not _OPENER.match(piece):

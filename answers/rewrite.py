@@ -347,7 +347,7 @@ def in_context(question: str, history: Sequence[Turn]) -> str | None:
     if not history or topic_switch(question) is not None or depends_on_conversation(question):
         return None
     phrases = [p for p in topic(history[-1]) if p.lower() not in question.lower()][:_CONTEXT_PHRASES]
-    return f"{', '.join(phrases)}, {question}" if phrases else None
+    return f"{question.rstrip().rstrip('?.!')} ({', '.join(phrases)})" if phrases else None
 
 
 def rewrite_query(question: str, history: Sequence[Turn]) -> str:

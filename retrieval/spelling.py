@@ -4,7 +4,7 @@ The vocabulary is every word of every indexed chunk, each with the ACLs of the d
 left alone when it is an English word (symspellpy's frequency dictionary) or a contraction typed without its
 apostrophe, a word the asker may read in the index, a number or identifier (digits, dashes, underscores, dots,
 CamelCase) or short. Otherwise its closest readable word one edit away replaces it (for a word of four letters, only
-a letter dropped, added or swapped round). One exception for numbers: a term the corpus writes with inner
+a letter dropped, added or swapped round, or a vowel for a vowel). One exception for numbers: a term the corpus writes with inner
 punctuation, typed with its letters run together ("401k" for "401(k)", "oncall" for "on-call"), is written as the
 corpus writes it: nothing is guessed; a bare number ("20") is never rewritten ("2.0").
 
@@ -41,8 +41,8 @@ MIN_WORD_LENGTH = 4  # shorter words have too many neighbours one edit away to c
 # One edit covers what people mistype (a letter dropped, doubled, swapped or struck wrong); two edits turn words
 # the English dictionary lacks into other words ("hostname" into "lastname").
 MAX_EDIT_DISTANCE = 1
-# Up to this long, a letter struck wrong is as likely another word ("repo", "reno") as a typo: only a letter
-# dropped, added or swapped is corrected.
+# Up to this long, a consonant struck wrong is as likely another word ("repo", "reno") as a typo: only a letter
+# dropped, added or swapped, or a vowel for a vowel ("yeer"), is corrected.
 SHORT_WORD_LENGTH = 4
 STALENESS_CHECK = timedelta(seconds=60)
 
@@ -147,12 +147,18 @@ CONTRACTIONS = frozenset({
 })
 
 
+_VOWELS = frozenset("aeiouy")
+
+
 def _typo_shaped(typed: str, suggestion: str) -> bool:
     """Whether a short word could be a mistyping of the suggestion: a letter dropped, added or swapped round, not
     one struck wrong."""
     if len(suggestion) < MIN_WORD_LENGTH:  # "repo" is not a typo of "rpo"
         return False
-    return len(typed) > SHORT_WORD_LENGTH or len(typed) != len(suggestion) or sorted(typed) == sorted(suggestion)
+    if len(typed) > SHORT_WORD_LENGTH or len(typed) != len(suggestion) or sorted(typed) == sorted(suggestion):
+        return True
+    # One letter struck wrong: a vowel for a vowel is a misremembered spelling ("yeer"), a consonant another word.
+    return all(a == b or (a in _VOWELS and b in _VOWELS) for a, b in zip(typed, suggestion, strict=True))
 
 
 # An inflection of a word the asker may read is spelt right too ("runbooks" where the index only says "runbook").

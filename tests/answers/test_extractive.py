@@ -9,10 +9,12 @@ import re
 from datetime import UTC, datetime
 
 import pytest
+from django.contrib.auth import get_user_model
 
 from answers.answerability import judge_by_threshold
 from answers.citations import verify
 from answers.extractive import ExtractiveComposer
+from answers.question_type import split_parts
 from answers.services import ask
 from answers.types import Passage
 from identity.selectors import principals_for
@@ -246,3 +248,42 @@ def test_rows_tied_on_the_question_words_go_to_the_one_whose_cell_the_question_n
     assert "NA-4471-C" not in composed and verified == composed
     composed, _ = answer("part number for the k2-xl drive wheel assembly", passages)
     assert "NA-4471-C" in composed and "NA-4471-B" not in composed
+
+
+SCREEN_LOCK = """Every laptop is configured centrally. Screen lock after 5 minutes of inactivity, requiring your password \
+or Touch ID to unlock. Disk encryption is on from the first boot."""
+
+VPN_IDLE = """GlobalProtect keeps you connected while you work. If you are idle for 2 hours with no traffic through the \
+tunnel, you are disconnected and must sign in again."""
+
+
+def test_each_side_of_a_comparison_gets_its_own_cited_unit():
+    passages = [passage(1, VPN_IDLE, "vpn", "Corporate VPN", "Sessions"),
+                passage(2, SCREEN_LOCK, "laptops", "Laptop and Endpoint Policy", "Configuration"),
+                passage(3, DEPLOY_WINDOWS, "deploy", "Deploy Runbook", "Deploy windows")]
+    composed, _ = answer("laptop screen lock timeout vs vpn idle disconnect", passages)
+    assert "5 minutes" in composed and "2 hours" in composed
+    assert markers(composed) == {1, 2}
+
+
+@pytest.mark.parametrize(("question", "parts"), [
+    ("laptop screen lock timeout vs vpn idle disconnect", ["laptop screen lock timeout", "vpn idle disconnect"]),
+    ("how long are pg backups kept vs bastion session recordings",
+     ["how long are pg backups kept", "how long are bastion session recordings"]),
+    ("whats the per diem and the lodging cap in austin?", ["whats the per diem in austin",
+                                                          "whats the lodging cap in austin?"]),
+    ("what's the difference between NA-1180-T and NA-1180-S", ["what's the difference between NA-1180-T and NA-1180-S"]),
+])
+def test_a_question_is_split_into_the_requests_it_makes(question, parts):
+    assert split_parts(question) == parts
+
+
+def test_a_two_part_question_is_answered_when_the_whole_scores_under_the_bar_but_a_part_clears_it(load_demo):
+    # Each part is in its own document of the demo corpus; the question as a whole is close to neither.
+    load_demo()
+    alice = get_user_model().objects.get(username="alice")
+    result = ask("what laptop do factory floor ppl get and when does day shift start", principals=principals_for(alice))
+    assert not result.refused
+    assert "Toughbook 40" in result.text and "06:00" in result.text
+    assert {c.title for c in result.citations} >= {"Laptop and Endpoint Policy - Kestrel Robotics IT",
+                                                   "Working Hours and Company Holidays"}
