@@ -8,22 +8,26 @@ Two gates, chosen by the `answerability` setting:
   answers/answerability_model.json, fitted by `manage.py train_answerability` on the visible evaluation set and near
   misses made from it (answers/answerability_training.py); `answerability_model` names another fitted file.
 - **threshold** (the default): the best passage unit (a sentence, a table row with its header, a list item, a code block:
-  retrieval/units.py) must score at least `answer_threshold`.
+  retrieval/units.py) must score at least `answer_threshold`, and the passages must be able to hold the answer: an
+  identifier the question names is in one of them, and a question asking a price gets a unit stating one.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 from answers.answerability_features import FEATURES, features
-from answers.scoring import best_unit, score_units
+from answers.question_type import DATE, MONEY, classify
+from answers.scoring import ScoredUnit, best_unit, score_units
 from answers.types import Passage
 from core.config import current
+from search.analysis import identifiers
 
 DEFAULT_THRESHOLD = 0.65
 BUNDLED_MODEL = Path(__file__).resolve().parent / "answerability_model.json"
@@ -80,11 +84,45 @@ def _gate(path: str) -> LearnedGate:
     return LearnedGate.load(Path(path) if path else BUNDLED_MODEL)
 
 
+# A question asking what something costs: "price", "fee", "budget", "salary"; not "paid leave" or "charge time".
+_PRICE_ASKED = re.compile(r"\b(?:prices?|pricing|priced|costs?|fees?|budgets?|salary|salaries|stipends?|allowances?|"
+                          r"how much money)\b|[$€£]\s?\d", re.IGNORECASE)
+# The units the composer would quote first: one of them must state the price asked for.
+PRICED_UNITS = 3
+
+
+def _alphanumeric(identifier: str) -> str:
+    return "".join(ch for ch in identifier.lower() if ch.isalnum())
+
+
+def unheld_identifier(question: str, passages: Sequence[Passage]) -> str:
+    """An identifier the question names ("INC-2304", "NA-4471-Z") that no passage holds, however it is punctuated;
+    "" when there is none. What the asker may not read is not among the passages, so it counts as not held."""
+    asked = {_alphanumeric(found): found for found in identifiers(question)}
+    if not asked:
+        return ""
+    held = {_alphanumeric(found) for p in passages for found in identifiers(f"{p.hit.title}\n{p.text}")}
+    return next((found for key, found in asked.items() if key not in held), "")
+
+
+def unpriced(question: str, ranked: Sequence[ScoredUnit]) -> bool:
+    """Whether the question asks a price, cost, fee or budget and none of the units the composer would quote first
+    states an amount of money: the spec sheet of the robot whose price is asked for is not an answer."""
+    if not _PRICE_ASKED.search(question) or DATE in classify(question).wants:  # "which day does my salary land"
+        return False
+    return not any(MONEY.search(s.text) for s in ranked[:PRICED_UNITS])
+
+
 def judge_by_threshold(question: str, passages: Sequence[Passage]) -> Decision:
+    """Answerable when the best unit scores at least `answer_threshold`, unless the passages cannot hold the answer:
+    an identifier the question names is in none of them, or a price is asked and the units that would be quoted
+    name no amount."""
     threshold = current().answer_threshold
-    best = best_unit(question, score_units(question, passages))
+    ranked = score_units(question, passages)
+    best = best_unit(question, ranked)
     score = best.relevance if best is not None else float("-inf")
-    return Decision(score >= threshold, score, threshold)
+    answerable = score >= threshold and not unheld_identifier(question, passages) and not unpriced(question, ranked)
+    return Decision(answerable, score, threshold)
 
 
 def judge(question: str, passages: Sequence[Passage]) -> Decision:

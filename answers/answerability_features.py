@@ -15,7 +15,7 @@ import re
 from collections.abc import Sequence
 from functools import lru_cache
 
-from answers.question_type import classify, stem
+from answers.question_type import MONEY, classify, stem
 from answers.scoring import QUESTION_WORDS, best_unit, score_units
 from answers.types import Passage
 from retrieval.spelling import english_word_counts
@@ -52,7 +52,6 @@ _WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)*")
 _NUMBER = re.compile(r"(?<![\w.-])\d+(?:[.,]\d+)*(?![\w-])")
 _MONEY_ASKED = re.compile(r"\b(?:price[sd]?|pricing|costs?|fees?|charges?|budget|pay|paid|salary|stipend|allowance|"
                           r"reimburs\w*|bonus|how much (?:is|are|does|do|will|would|money))\b|[$€£]", re.IGNORECASE)
-_MONEY = re.compile(r"[$€£]\s?\d|\b\d[\d,.]*\s?(?:usd|eur|gbp|dollars?|euros?|cents?)\b", re.IGNORECASE)
 _PERSON_ASKED = re.compile(r"\bwho(?:'s|se|m)?\b", re.IGNORECASE)
 _NAMED = re.compile(r"\b[A-Z][a-z]+(?:[- ][A-Z][a-z]+)+\b|[\w.+-]+@[\w-]+\.[\w.]+|(?<!\w)[#@][\w-]{2,}")
 
@@ -146,7 +145,7 @@ def features(question: str, passages: Sequence[Passage]) -> dict[str, float]:
     values["lexical_top"] = float(passages[0].hit.bm25_rank is not None)
     if _MONEY_ASKED.search(question):
         values["money_asked"] = 1.0
-        values["money_held"] = float(bool(_MONEY.search(best.text)))
+        values["money_held"] = float(bool(MONEY.search(best.text)))
     if _PERSON_ASKED.search(question):
         values["person_asked"] = 1.0
         values["name_held"] = float(bool(_NAMED.search(best.text)))

@@ -71,7 +71,8 @@ _NUMBER_WORDS = frozenset((
 
 
 _MONEY_MEASURES = frozenset(analyze("money cash budget allowance stipend spend price fee pay salary dollars euros"))
-_MONEY = re.compile(r"[$€£]\s?\d|\b\d[\d,.]*\s?(?:usd|eur|gbp|dollars|euros)\b", re.IGNORECASE)
+# An amount of money: "$400", "€1,200", "72.5 cents".
+MONEY = re.compile(r"[$€£]\s?\d|\b\d[\d,.]*\s?(?:usd|eur|gbp|dollars?|euros?|cents?)\b", re.IGNORECASE)
 
 
 def stem(word: str) -> str:
@@ -92,7 +93,7 @@ class QuestionType:
         """Whether the text states a number of the counted thing: "20 days" for "how many PTO days"."""
         if not self.measure:
             return False
-        if self.measure in _MONEY_MEASURES and _MONEY.search(text):
+        if self.measure in _MONEY_MEASURES and MONEY.search(text):
             return True
         tokens = _AMOUNT_TOKEN.findall(text.lower())
         return any((token[:1].isdigit() or token[:1] in "$€£" or token in _NUMBER_WORDS)

@@ -119,3 +119,27 @@ def test_the_bundled_gate_answers_what_the_passages_hold(question, passages):
 ])
 def test_the_bundled_gate_refuses_near_misses(question, passages):
     assert not judge(question, passages).answerable
+
+
+# -- the threshold gate (the default) ------------------------------------------------------------------------------
+
+def test_the_threshold_gate_refuses_an_identifier_no_passage_holds_however_close_the_rest_is():
+    with override_settings(CITEWISE=current().replace(answerability="threshold")):
+        assert judge("who was incident commander for INC-2291", [INCIDENTS, SPEC]).answerable
+        refused = judge("who was incident commander for INC-2304", [INCIDENTS, SPEC])
+        assert not refused.answerable and refused.score >= refused.threshold  # close enough, but not about it
+    # Punctuation does not make an identifier another one.
+    assert answerability.unheld_identifier("who was commander for inc2291", [INCIDENTS]) == ""
+    assert answerability.unheld_identifier("who was commander for INC-2304", [INCIDENTS]) == "inc-2304"
+
+
+def test_the_threshold_gate_refuses_a_price_question_answered_by_no_amount():
+    with override_settings(CITEWISE=current().replace(answerability="threshold")):
+        assert judge("powerdock 3 list price", [PRICES, SPEC]).answerable
+        unpriced = judge("list price of a k2-xl robot?", [SPEC])
+        assert not unpriced.answerable
+    # "paid leave", "charge time": words near money that do not ask a price.
+    assert not answerability.unpriced("how long does a k2 take to charge", [])
+    assert not answerability.unpriced("how much paid leave do i get", [])
+    assert not answerability.unpriced("which days of the month does my salary land in my account", [])
+    assert answerability.unpriced("how much does a k2 cost", [])
