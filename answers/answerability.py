@@ -87,6 +87,7 @@ def _gate(path: str) -> LearnedGate:
 # A question asking what something costs: "price", "fee", "budget", "salary"; not "paid leave" or "charge time".
 _PRICE_ASKED = re.compile(r"\b(?:prices?|pricing|priced|costs?|fees?|budgets?|salary|salaries|stipends?|allowances?|"
                           r"how much money)\b|[$€£]\s?\d", re.IGNORECASE)
+_YES_NO = re.compile(r"^\W*(?:is|are|was|were|does|do|did|can|could|will|would|should|has|have|may)\b", re.IGNORECASE)
 # The units the composer would quote first: one of them must state the price asked for.
 PRICED_UNITS = 3
 
@@ -108,7 +109,8 @@ def unheld_identifier(question: str, passages: Sequence[Passage]) -> str:
 def unpriced(question: str, ranked: Sequence[ScoredUnit]) -> bool:
     """Whether the question asks a price, cost, fee or budget and none of the units the composer would quote first
     states an amount of money: the spec sheet of the robot whose price is asked for is not an answer."""
-    if not _PRICE_ASKED.search(question) or DATE in classify(question).wants:  # "which day does my salary land"
+    # "which day does my salary land" asks a date; "is there a fee for …" may be answered "there is no fee".
+    if not _PRICE_ASKED.search(question) or DATE in classify(question).wants or _YES_NO.match(question):
         return False
     return not any(MONEY.search(s.text) for s in ranked[:PRICED_UNITS])
 

@@ -83,6 +83,17 @@ def _cells_named(question: str, row: str) -> int:
     return sum(1 for cell in cells(row) if cell and re.search(rf"(?<![\w-]){re.escape(cell.lower())}(?![\w-])", lowered))
 
 
+def _asks_every_row(question: str, header: str) -> bool:
+    """Whether the question asks for what the table's first column lists, in the plural: "canary stages" asks for
+    every row of a Stage table, though "canary" names one of them."""
+    first = next((cell.strip() for cell in header.strip().strip("|").split("|") if cell.strip()), "")
+    noun = first.split()[-1].lower() if first else ""
+    if len(noun) < 3:
+        return False
+    plurals = {noun + "s", noun + "es", noun[:-1] + "ies" if noun.endswith("y") else noun + "s"}
+    return bool(plurals & {w.lower() for w in re.findall(r"[^\W_]+", question)})
+
+
 def _table_rows(scored: ScoredUnit, block: Block, text: str, wanted: set[str], same_block: list[ScoredUnit],
                 asked: QuestionType, question: str) -> list[int]:
     """Header plus the rows the question names ("less than 3 years", "prod-eu"); a small table whole when none
@@ -102,6 +113,8 @@ def _table_rows(scored: ScoredUnit, block: Block, text: str, wanted: set[str], s
         exact = [row for row, (s, e) in enumerate(block.parts) if named & set(identifiers(text[s:e]))]
         if exact:
             return exact[:SMALL_TABLE_ROWS]
+    if len(block.parts) <= SMALL_TABLE_ROWS and _asks_every_row(question, block.header_text(text)):
+        return list(range(len(block.parts)))
     header_terms = row_terms(block.header_text(text))
     hits = [len(wanted & (row_terms(text[s:e]) - header_terms)) for s, e in block.parts]
     most = max(hits, default=0)

@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 from itertools import pairwise
 
+from retrieval.spelling import english_word_counts
 from search.analysis import analyze
 
 AMOUNT, DATE, PERSON, STEPS, LIST = "amount", "date", "person", "steps", "list"
@@ -19,12 +20,12 @@ _ASKS = {
     AMOUNT: re.compile(
         r"\bhow (?:much|many|long|often|big|large|far|high|fast|soon)\b|\b(?:costs?|prices?|priced|fees?|rates?|"
         r"budget|caps?|capped|limits?|allowance|stipend|per diem|reimburs\w*|maximum|minimum|max|min|amount|salary|"
-        r"percent(?:age)?|number of)\b", re.IGNORECASE),
+        r"percent(?:age)?|number of|range|capacity|timeout)\b", re.IGNORECASE),
     DATE: re.compile(
         r"\bwhen\b|\bdeadlines?\b|\bwhat (?:time|day|date|hours)\b|\b(?:which|what) (?:days?|dates?|months?)\b|"
-        r"\bdue\b|\bhow (?:soon|far in advance)\b|\bby (?:what|which) (?:date|day|time)\b", re.IGNORECASE),
+        r"\bdue\b|\bhow (?:soon|far in advance)\b|\bby (?:what|which) (?:date|day|time)\b|\bwindow\b", re.IGNORECASE),
     PERSON: re.compile(
-        r"\bwho\b|\bwhom\b|\bwhose\b|\b(?:contact|e-?mail|reach|responsible|in charge|approves?|approver)\b",
+        r"\bwho(?:['’]?s)?\b|\bwhom\b|\bwhose\b|\b(?:contact|e-?mail|reach|responsible|in charge|approves?|approver)\b",
         re.IGNORECASE),
     STEPS: re.compile(
         r"^\W*(?:how (?:do|can|should|would|to) (?:i|we|you|one)?)|\bhow to\b|\bsteps?\b|\bprocedures?\b|"
@@ -48,6 +49,7 @@ _HOLDS = {
         r"lead|team|department|officer|administrator|admin|hr|people|on-call|owner|approver|desk|support)\b",
         re.IGNORECASE),
 }
+_EMAIL = re.compile(r"[\w.+-]+@[\w-]+\.[\w.]+")
 _NAME = re.compile(r"\b[A-Z][a-z]+ [A-Z][a-z]+\b")
 # An identifier: inline code or a token mixing letters and digits ("SEV2", "rc-2025.06.12.1"); in a "what is X?"
 # question also a token with inner punctuation ("prod-eu") or an acronym ("SECX").
@@ -72,7 +74,24 @@ _NUMBER_WORDS = frozenset((
 
 _MONEY_MEASURES = frozenset(analyze("money cash budget allowance stipend spend price fee pay salary dollars euros"))
 # An amount of money: "$400", "€1,200", "72.5 cents".
-MONEY = re.compile(r"[$€£]\s?\d|\b\d[\d,.]*\s?(?:usd|eur|gbp|dollars?|euros?|cents?)\b", re.IGNORECASE)
+MONEY = re.compile(
+    r"[$€£¥₹₩₽₪₺₴₦₱]\s?\d|\b(?:usd|eur|gbp|jpy|cny|inr|chf|sek|nok|dkk|aud|cad|nzd|sgd|hkd|pln)\s?\d|"
+    r"\b\d[\d,.]*\s?(?:usd|eur|gbp|jpy|cny|inr|chf|sek|nok|dkk|aud|cad|nzd|sgd|hkd|pln|dollars?|euros?|cents?|"
+    r"pence|pounds?|kr|kroner|kronor|krona|yen|yuan|rupees?|francs?|z[łl]oty)\b", re.IGNORECASE)
+
+
+# A capitalised pair is someone's name when one of its words is rare in English and not shaped like a common noun
+# ("Tessa Nguyen", "Wen Li"), not a product, place or title made of ordinary words ("Access Hub", "Fields Park",
+# "Reimbursement Policy").
+RARE_NAME_WORD_COUNT = 5_000_000
+_NOUN_ENDINGS = ("ment", "tion", "sion", "ness", "ity", "ance", "ence", "ing", "ship", "ism", "ure", "age", "ery")
+
+
+def _names_someone(text: str) -> bool:
+    counts = english_word_counts()
+    return any(any(counts.get(word, 0) < RARE_NAME_WORD_COUNT and not word.endswith(_NOUN_ENDINGS)
+                   for word in match.group(0).lower().split())
+               for match in _NAME.finditer(text))
 
 
 def stem(word: str) -> str:
@@ -90,7 +109,10 @@ class QuestionType:
     measure: str = ""
 
     def holds_measured(self, text: str) -> bool:
-        """Whether the text states a number of the counted thing: "20 days" for "how many PTO days"."""
+        """Whether the text states a number of the counted thing ("20 days" for "how many PTO days"), or names a
+        person (a full name, an email address) for a question asking who."""
+        if PERSON in self.wants and (_EMAIL.search(text) or _names_someone(text)):  # "who is …": not just a role
+            return True
         if not self.measure:
             return False
         if self.measure in _MONEY_MEASURES and MONEY.search(text):

@@ -11,6 +11,7 @@ from django.test import override_settings
 from answers import answerability
 from answers.answerability import BUNDLED_MODEL, LearnedGate, ModelError, judge
 from answers.answerability_features import FEATURES, features
+from answers.scoring import score_units
 from core.config import current
 from tests.answers.test_citations import passage
 
@@ -143,3 +144,7 @@ def test_the_threshold_gate_refuses_a_price_question_answered_by_no_amount():
     assert not answerability.unpriced("how much paid leave do i get", [])
     assert not answerability.unpriced("which days of the month does my salary land in my account", [])
     assert answerability.unpriced("how much does a k2 cost", [])
+    assert not answerability.unpriced("is there a fee for a second badge", [])  # "no fee" answers it
+    salary = passage(5, "The engineering salary band goes as high as 1.200.000 kroner.", title="Salary bands")
+    assert not answerability.unpriced("how high does the engineering salary band go", score_units(
+        "how high does the engineering salary band go", [salary]))

@@ -287,3 +287,29 @@ def test_a_two_part_question_is_answered_when_the_whole_scores_under_the_bar_but
     assert "Toughbook 40" in result.text and "06:00" in result.text
     assert {c.title for c in result.citations} >= {"Laptop and Endpoint Policy - Kestrel Robotics IT",
                                                    "Working Hours and Company Holidays"}
+
+
+CANARY = """Argo Rollouts moves traffic in three steps:
+
+| Stage | Traffic on new version | Minimum duration |
+| --- | --- | --- |
+| Canary | 5% | 30 minutes |
+| Partial | 25% | 30 minutes |
+| Full | 100% | — |"""
+
+def test_a_question_naming_the_first_columns_things_in_the_plural_gets_every_row():
+    passages = [passage(1, CANARY, "deploy", "Deploy Runbook", "Canary releases")]
+    composed, _ = answer("canary stages for fleetview deploys", passages)
+    assert "| Canary | 5% |" in composed and "| Partial | 25% |" in composed and "| Full | 100% |" in composed
+    single, _ = answer("canary rollout partial stage traffic on new version", passages)
+    assert "| Partial | 25% | 30 minutes |" in single
+
+
+def test_who_is_answered_with_a_name_and_ranges_and_windows_with_their_figures(load_demo):
+    # Each was answered from a neighbouring unit of the right document: a role, when a payout comes, who to ask.
+    load_demo()
+    for asker, question, fact in [("alice", "whos the austin office manager", "Tessa Nguyen"),
+                                  ("ben", "spot award range?", "$250 to $1,000"),
+                                  ("ben", "window to appeal a rating", "14 days")]:
+        result = ask(question, principals=principals_for(get_user_model().objects.get(username=asker)))
+        assert not result.refused and fact in result.text, question
