@@ -24,6 +24,8 @@ from retrieval.units import (
     Block,
     Unit,
     cells,
+    is_dependent,
+    is_metadata,
     render_code,
     render_list,
     render_table,
@@ -180,6 +182,14 @@ def _piece(scored: ScoredUnit, passage: Passage, asked: QuestionType, wanted: se
                      "\n".join(render_list(text, block, items)), lead_in)
     if unit.kind == "code":
         return Piece(number, unit.block, "code", start, block.end, (0,), render_code(text, block), lead_in)
+    # "Disconnect and reconnect. If that fails, flush DNS.": a next sentence that leans on this one goes with it.
+    last = unit.parts[-1]
+    if block.kind == "paragraph" and last + 1 < len(block.parts):
+        following = text[block.parts[last + 1][0]:block.parts[last + 1][1]]
+        if is_dependent(following) and not is_metadata(following):
+            end = block.parts[last + 1][1]
+            return Piece(number, unit.block, "sentences", unit.start, end, (*unit.parts, last + 1),
+                         text[unit.start:end])
     return Piece(number, unit.block, "sentences", unit.start, unit.end, unit.parts, unit.text)
 
 

@@ -204,8 +204,21 @@ _UNDERLINE = re.compile(r"^\s*(=+|-+)\s*$")
 _TITLE_LINE = re.compile(r"^(?![-*•+|]\s|\d{1,3}[.)]\s)(?=.*[^\W\d_]).{1,100}(?<![.!?,;:])$")
 
 
+# Below the underlined headings (levels 1 and 2) of a plain-text file.
+DEFINITION_TERM_LEVEL = 3
+
+
+def _is_term(paragraph: str) -> bool:
+    """Whether the paragraph is a short unindented line that reads as a title over lines all indented under it."""
+    raw = [line for line in paragraph.split("\n") if line.strip()]
+    if len(raw) < 2 or raw[0][:1].isspace() or not _TITLE_LINE.match(raw[0].strip()):
+        return False
+    return ": " not in raw[0] and all(line[:1].isspace() for line in raw[1:])  # "Slack: #it-help" is a label
+
+
 def parse_plain_text(content: bytes, limits: ParseLimits = ParseLimits()) -> ParsedDocument:
-    """Paragraphs; a line underlined with === or --- (setext style) starts a section, as in READMEs.
+    """Paragraphs; a line underlined with === or --- (setext style) starts a section, as in READMEs, and a term
+    over its indented explanation a subsection.
 
     With no underlined title, a first line standing alone that reads as a title is the title (and the
     top heading, as a Markdown "# " line would be), so the file name is only the last resort.
@@ -213,12 +226,15 @@ def parse_plain_text(content: bytes, limits: ParseLimits = ParseLimits()) -> Par
     builder = _SectionBuilder(limits.max_chars)
     title = ""
     inferred = False
-    paragraphs = _paragraphs(_decode_text(content))
+    # Kept indented (each paragraph only trimmed of blank lines): an indented explanation tells a term's heading.
+    indented = [p.strip("\n").rstrip() for p in re.split(r"\n\s*\n", _decode_text(content).replace("\r\n", "\n"))
+                if p.strip()]
+    paragraphs = [p.strip() for p in indented]
     if len(paragraphs) > 1 and "\n" not in paragraphs[0] and _TITLE_LINE.match(paragraphs[0]):
         title, inferred = _clean(paragraphs[0]), True
         builder.heading(1, title)
-        paragraphs = paragraphs[1:]
-    for paragraph in paragraphs:
+        indented = indented[1:]
+    for paragraph in indented:
         lines = [line.strip() for line in paragraph.split("\n")]
         while len(lines) >= 2 and _UNDERLINE.match(lines[1]) and len(lines[0]) <= 120:
             level = 1 if lines[1].lstrip().startswith("=") else 2
@@ -226,6 +242,11 @@ def parse_plain_text(content: bytes, limits: ParseLimits = ParseLimits()) -> Par
                 title, inferred = _clean(lines[0]), False
             builder.heading(level, lines[0])
             lines = lines[2:]
+        if _is_term(paragraph):
+            # A term over its indented explanation ("Connected but internal sites do not load" / "  Disconnect,
+            # …"): a heading of its own, not the first words of the sentence it explains.
+            builder.heading(DEFINITION_TERM_LEVEL, lines[0])
+            lines = lines[1:]
         table = _pipe_rows(lines)
         builder.block(pipe_table(table) if table else _unwrap(lines))
     return ParsedDocument(title=title, sections=builder.finish(), title_inferred=inferred)

@@ -72,7 +72,8 @@ def fusion_config(**overrides: Any) -> FusionConfig:
 # dates and supersedes read at index time; answer-unit vectors stored with each chunk (an index from v3 serves
 # without them: answering embeds them until the next sync re-indexes).
 # 5: "Supersedes: <title>." ends with its sentence (a following sentence on the line was read as part of the title).
-PIPELINE_VERSION = 5
+# 6: in plain text, a term over its indented explanation is a heading, not the start of the explanation's sentence.
+PIPELINE_VERSION = 6
 
 
 def pipeline_signature(config: CitewiseSettings | None = None) -> str:

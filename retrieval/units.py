@@ -36,7 +36,8 @@ _SECTION_NUMBER = re.compile(r"^(?:\d{1,2}\.){1,3}\d{0,2}\s+(?=[A-Z])")
 _DEPENDENT = re.compile(
     r"^\W*(?:this|that|these|those|it|its|they|them|their|such|he|she|however|therefore|thus|also|otherwise|"
     r"instead|then|additionally|furthermore|moreover|likewise|similarly|but|and|so|in addition|as a result|"
-    r"for example|for instance|in that case|in this case|after that|in both cases|in either case)\b",
+    r"for example|for instance|in that case|in this case|after that|in both cases|in either case|failing that|"
+    r"if (?:that|this|it|so|not|none|neither|nothing))\b",
     re.IGNORECASE)
 # Document bookkeeping ("Policy owner: …", "Version 3.2, effective April 2025."): rarely what anyone asks.
 _METADATA = re.compile(

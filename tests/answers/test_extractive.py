@@ -313,3 +313,16 @@ def test_who_is_answered_with_a_name_and_ranges_and_windows_with_their_figures(l
                                   ("ben", "window to appeal a rating", "14 days")]:
         result = ask(question, principals=principals_for(get_user_model().objects.get(username=asker)))
         assert not result.refused and fact in result.text, question
+
+
+VPN_TROUBLE = """Disconnect, quit GlobalProtect completely, and reconnect. If that fails, run "sudo killall -HUP \
+mDNSResponder" on a Mac to flush DNS. Printers are on floor 2."""
+
+
+def test_a_next_sentence_leaning_on_the_quoted_one_is_quoted_with_it():
+    passages = [passage(1, VPN_TROUBLE, "vpn", "Corporate VPN", "Troubleshooting",
+                        "Connected but internal sites do not load")]
+    composed, verified = answer("vpn connected but internal sites wont load", passages)
+    assert "reconnect" in composed and "mDNSResponder" in composed
+    assert "Printers" not in composed
+    assert verified == composed

@@ -264,3 +264,17 @@ def test_pdf_rows_written_with_pipes_become_a_pipe_table_and_other_text_stays_as
     text = section_texts(parsed)
     assert "| Plan | Price | Seats |\n| --- | --- | --- |\n| Basic | $5 | 1 |\n| Team | $9 | 10 |" in text
     assert "Prices exclude tax | see below." in text
+
+
+def test_a_plain_text_term_over_its_indented_explanation_is_a_heading_not_the_start_of_a_sentence():
+    text = (b"VPN GUIDE\n\nTROUBLESHOOTING\n---------------\n\n"
+            b"Connected but internal sites do not load\n  Disconnect, quit the client and reconnect. If that fails,\n"
+            b"  flush DNS.\n\n"
+            b"  Slack:  #it-help\n  Email:  it@example.com\n\n"
+            b"Plain paragraphs stay paragraphs.\nEven hard-wrapped ones.\n")
+    parsed = parse(text, PLAIN_TEXT, max_bytes=LIMIT)
+    by_heading = {section.heading_path[-1]: section.text for section in parsed.sections}
+    assert by_heading["Connected but internal sites do not load"].startswith("Disconnect, quit the client")
+    assert parsed.sections[-1].heading_path == ("VPN GUIDE", "TROUBLESHOOTING", "Connected but internal sites do not load")
+    assert "Slack:  #it-help" not in by_heading  # a label over more labels is not a term
+    assert "Plain paragraphs stay paragraphs. Even hard-wrapped ones." in parsed.sections[-1].text
