@@ -109,7 +109,7 @@ class ConfluenceConnector:
                                     follow_redirects=False, transport=transport)
         self._pages: dict[str, _Page] = {}
         self._space_grants: dict[str, _Grant | _Unresolvable] = {}
-        self._restrictions: dict[str, _Grant | None | _Unresolvable] = {}
+        self._restrictions: dict[str, _Grant | _Unresolvable | None] = {}
         self._groups_by_id: dict[str, str] | None = None
         self._members: dict[str, frozenset[str]] = {}
         self._emails: dict[str, str | None] = {}
