@@ -15,6 +15,8 @@ class Permissions:
     principals: frozenset[str] = frozenset()
     public: bool = False
     status: str = "unknown"  # ok | unknown | error
+    # Why the permissions are not known, for admins (not part of the ACL: acl_hash leaves it out).
+    reason: str = field(default="", compare=False)
 
 
 PUBLIC = Permissions(public=True, status="ok")

@@ -11,6 +11,7 @@ class Source(models.Model):
     class Kind(models.TextChoices):
         FILESYSTEM = "filesystem", "Files on disk"
         BEIR = "beir", "BEIR corpus (evaluation)"
+        CONFLUENCE = "confluence", "Confluence Cloud"
 
     name = models.CharField(max_length=200, unique=True)
     kind = models.CharField(max_length=32, choices=Kind.choices)

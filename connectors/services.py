@@ -82,10 +82,14 @@ def acl_hash(permissions: Permissions) -> str:
 
 def _fetch_permissions(connector: Connector, external_id: str) -> Permissions:
     try:
-        return connector.fetch_permissions(external_id)
+        permissions = connector.fetch_permissions(external_id)
     except Exception:
         logger.exception("fetching permissions failed for %s", external_id)
         return Permissions(status="error")
+    if permissions.reason:
+        logger.warning("permissions of %s are %s (visible to nobody): %s", external_id, permissions.status,
+                       permissions.reason)
+    return permissions
 
 
 def _apply_acl(document: Document, permissions: Permissions) -> None:

@@ -11,6 +11,7 @@ if TYPE_CHECKING:
 
 def connector_for(source: Source) -> Connector:
     from connectors.sources.beir import BeirCorpusConnector
+    from connectors.sources.confluence import ConfluenceConnector
     from connectors.sources.filesystem import FilesystemConnector
 
     if source.kind == "filesystem":
@@ -18,4 +19,8 @@ def connector_for(source: Source) -> Connector:
                                    state=source.sync_state)
     if source.kind == "beir":
         return BeirCorpusConnector(source.location)
+    if source.kind == "confluence":
+        return ConfluenceConnector(source.location, email=str(source.config.get("email", "")),
+                                   api_token=str(source.config.get("api_token", "")),
+                                   spaces=source.config.get("spaces") or None)
     raise ValueError(f"no connector for source kind {source.kind!r}")
