@@ -88,6 +88,14 @@ def _gate(path: str) -> LearnedGate:
 _PRICE_ASKED = re.compile(r"\b(?:prices?|pricing|priced|costs?|fees?|budgets?|salary|salaries|stipends?|allowances?|"
                           r"how much money)\b|[$€£]\s?\d", re.IGNORECASE)
 _YES_NO = re.compile(r"^\W*(?:is|are|was|were|does|do|did|can|could|will|would|should|has|have|may)\b", re.IGNORECASE)
+# Words after a price word that leave it the thing asked for: a preposition or verb ("price of", "cost per robot",
+# "fee is"), or a money noun ("salary band", "budget cap").
+_PRICE_FOLLOWERS = frozenset({
+    "of", "per", "for", "in", "on", "at", "to", "is", "are", "was", "were", "do", "does", "did", "will", "would",
+    "and", "or", "if", "when", "with", "from", "this", "that", "these", "those", "a", "an", "the", "my", "our",
+    "your", "their", "its", "be", "been", "band", "bands", "range", "ranges", "cap", "caps", "limit", "limits",
+    "rate", "rates", "amount", "amounts", "total", "totals", "max", "maximum", "minimum", "min",
+})
 # The units the composer would quote first: one of them must state the price asked for.
 PRICED_UNITS = 3
 
@@ -106,11 +114,21 @@ def unheld_identifier(question: str, passages: Sequence[Passage]) -> str:
     return next((found for key, found in asked.items() if key not in held), "")
 
 
+def _asks_price(question: str) -> bool:
+    """Whether the question asks what something costs: a price word that is what is asked for ("list price of the
+    K2", "salary band"), not a modifier of something else ("the budget code", "the cost centre")."""
+    for match in _PRICE_ASKED.finditer(question):
+        following = re.match(r"\s+([^\W\d_]+)", question[match.end():])
+        if following is None or following.group(1).lower() in _PRICE_FOLLOWERS:
+            return True
+    return False
+
+
 def unpriced(question: str, ranked: Sequence[ScoredUnit]) -> bool:
     """Whether the question asks a price, cost, fee or budget and none of the units the composer would quote first
     states an amount of money: the spec sheet of the robot whose price is asked for is not an answer."""
     # "which day does my salary land" asks a date; "is there a fee for …" may be answered "there is no fee".
-    if not _PRICE_ASKED.search(question) or DATE in classify(question).wants or _YES_NO.match(question):
+    if not _asks_price(question) or DATE in classify(question).wants or _YES_NO.match(question):
         return False
     return not any(MONEY.search(s.text) for s in ranked[:PRICED_UNITS])
 

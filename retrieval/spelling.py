@@ -153,8 +153,8 @@ _VOWELS = frozenset("aeiouy")
 def _typo_shaped(typed: str, suggestion: str) -> bool:
     """Whether a short word could be a mistyping of the suggestion: a letter dropped, added or swapped round, not
     one struck wrong."""
-    if len(suggestion) < MIN_WORD_LENGTH:  # "repo" is not a typo of "rpo"
-        return False
+    if len(suggestion) < MIN_WORD_LENGTH:  # "repo" is not a typo of "rpo"; "gymm" is "gym" struck twice
+        return any(typed[:i] + typed[i + 1:] == suggestion for i in range(1, len(typed)) if typed[i] == typed[i - 1])
     if len(typed) > SHORT_WORD_LENGTH or len(typed) != len(suggestion) or sorted(typed) == sorted(suggestion):
         return True
     # One letter struck wrong: a vowel for a vowel is a misremembered spelling ("yeer"), a consonant another word.

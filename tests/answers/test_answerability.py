@@ -145,6 +145,8 @@ def test_the_threshold_gate_refuses_a_price_question_answered_by_no_amount():
     assert not answerability.unpriced("which days of the month does my salary land in my account", [])
     assert answerability.unpriced("how much does a k2 cost", [])
     assert not answerability.unpriced("is there a fee for a second badge", [])  # "no fee" answers it
+    assert not answerability.unpriced("What is the tabonymo budget code?", [])  # a code, not an amount
+    assert answerability.unpriced("salary band for a p5 in zone b", [])
     salary = passage(5, "The engineering salary band goes as high as 1.200.000 kroner.", title="Salary bands")
     assert not answerability.unpriced("how high does the engineering salary band go", score_units(
         "how high does the engineering salary band go", [salary]))

@@ -74,6 +74,8 @@ def test_what_is_not_a_typo_is_not_corrected():
     # What people do mistype, one edit away, is still corrected, short words included.
     assert corrected("the offise in Renno", index) == "the office in Reno"
     assert corrected("lastnmae", index) == "lastname"
+    assert corrected("the rooftop gymm", Vocabulary.build([[("The rooftop gym opens at 7.", PUBLIC)]])) == (
+        "the rooftop gym")  # a key struck twice
     assert corrected("the Reno offise, yeer 2", Vocabulary.build([[("Reno office, every year.", PUBLIC)]])) == (
         "the Reno office, year 2")
 
