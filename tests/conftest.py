@@ -93,6 +93,23 @@ def backend(request, make_backend):
     return make_backend(request.param)
 
 
+@pytest.fixture(params=BACKENDS)
+def configured_backend(request, settings, tmp_path) -> Iterator[str]:
+    """Each backend in turn as the configured one, with a fresh main index, so search(), ask() and the views use
+    it; dropped afterwards. Yields the backend's kind."""
+    from retrieval import services
+
+    if request.param == "elasticsearch":
+        request.getfixturevalue("elasticsearch_node")
+    settings.CITEWISE = settings.CITEWISE.replace(search_backend=request.param, embedded_index_dir=tmp_path / "index",
+                                                  index_name=f"test-main-{uuid.uuid4().hex[:10]}")
+    services._backends.clear()
+    yield request.param
+    for backend in services._backends.values():
+        backend.drop()
+    services._backends.clear()
+
+
 # Embeddings the demo corpus needed, kept for the whole session: the database (and its embedding cache) is rolled
 # back after every test, and embedding the corpus again costs each test that loads it several seconds.
 _DEMO_EMBEDDINGS: dict[tuple[str, str], tuple[int, bytes]] = {}

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
 from html import escape
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
@@ -91,6 +91,25 @@ class _Page:
     url: str
     modified_at: datetime | None
     body: str
+
+
+_Read = TypeVar("_Read")
+
+
+def _remembered(cache: dict[str, _Read | _Unresolvable], key: str, read: Callable[[str], _Read], what: str) -> _Read:
+    """`read(key)`, once per sync: a lookup that failed stays failed (raised again as _Unresolvable), so every page
+    under a space or ancestor whose permissions could not be read is unknown alike."""
+    if key not in cache:
+        try:
+            cache[key] = read(key)
+        except _Unresolvable as exc:
+            cache[key] = exc
+        except ConfluenceError as exc:
+            cache[key] = _Unresolvable(f"{what}: {exc}")
+    found = cache[key]
+    if isinstance(found, _Unresolvable):
+        raise found
+    return found
 
 
 class ConfluenceConnector:
@@ -271,17 +290,7 @@ class ConfluenceConnector:
         return Permissions(principals=frozenset(principals), status="ok")
 
     def _space_grant(self, space_id: str) -> _Grant:
-        if space_id not in self._space_grants:
-            try:
-                self._space_grants[space_id] = self._read_space_grant(space_id)
-            except _Unresolvable as exc:
-                self._space_grants[space_id] = exc
-            except ConfluenceError as exc:
-                self._space_grants[space_id] = _Unresolvable(f"space {space_id} permissions: {exc}")
-        found = self._space_grants[space_id]
-        if isinstance(found, _Unresolvable):
-            raise found
-        return found
+        return _remembered(self._space_grants, space_id, self._read_space_grant, f"space {space_id} permissions")
 
     def _read_space_grant(self, space_id: str) -> _Grant:
         emails: set[str] = set()
@@ -311,17 +320,8 @@ class ConfluenceConnector:
 
     def _restriction(self, content_id: str) -> _Grant | None:
         """The content's own read restriction, or None when it has none."""
-        if content_id not in self._restrictions:
-            try:
-                self._restrictions[content_id] = self._read_restriction(content_id)
-            except _Unresolvable as exc:
-                self._restrictions[content_id] = exc
-            except ConfluenceError as exc:
-                self._restrictions[content_id] = _Unresolvable(f"page {content_id} read restriction: {exc}")
-        found = self._restrictions[content_id]
-        if isinstance(found, _Unresolvable):
-            raise found
-        return found
+        return _remembered(self._restrictions, content_id, self._read_restriction,
+                           f"page {content_id} read restriction")
 
     def _read_restriction(self, content_id: str) -> _Grant | None:
         body = self._get(f"/wiki/rest/api/content/{content_id}/restriction/byOperation/read")

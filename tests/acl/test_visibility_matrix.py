@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import random
 import time
-import uuid
 from collections import Counter
 
 import pytest
@@ -31,7 +30,6 @@ from connectors import services as connectors
 from connectors.models import Document
 from identity.models import Account, ExternalIdentity
 from identity.selectors import principals_for
-from retrieval import services as retrieval_services
 from retrieval.models import EmbeddingCacheEntry
 from retrieval.selectors import search
 from retrieval.services import fusion_config, get_backend
@@ -54,19 +52,10 @@ DEEP = 1000  # deeper than the corpus: every readable chunk comes back
 _EMBEDDING_CACHE: dict[tuple[str, str], tuple[int, bytes]] = {}
 
 
-@pytest.fixture(params=["embedded", "elasticsearch"])
-def backend_kind(request, settings, tmp_path):
-    """Make `kind` the configured backend with a fresh index, so ask() and the views search it too."""
-    if request.param == "elasticsearch":
-        request.getfixturevalue("elasticsearch_node")
-    index = f"test-acl-{uuid.uuid4().hex[:10]}"
-    settings.CITEWISE = settings.CITEWISE.replace(search_backend=request.param, index_name=index,
-                         embedded_index_dir=tmp_path / "index")
-    retrieval_services._backends.clear()
-    yield request.param
-    for backend in retrieval_services._backends.values():
-        backend.drop()
-    retrieval_services._backends.clear()
+@pytest.fixture
+def backend_kind(configured_backend: str) -> str:
+    """Each backend in turn, configured with a fresh index (tests/conftest.py)."""
+    return configured_backend
 
 
 # -- setting the organisation up in Citewise ------------------------------------------------------

@@ -10,7 +10,6 @@ backends, and must get exactly those pages: no leak, no wrong denial; and again 
 from __future__ import annotations
 
 import copy
-import uuid
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -105,19 +104,10 @@ def expected_matrix(site: dict) -> dict[str, set[str]]:
 # -- the product -------------------------------------------------------------------------------------------------
 
 
-@pytest.fixture(params=["embedded", "elasticsearch"])
-def backend_kind(request, settings, tmp_path):
-    """Make `kind` the configured backend with a fresh index, so search() and ask() use it."""
-    if request.param == "elasticsearch":
-        request.getfixturevalue("elasticsearch_node")
-    settings.CITEWISE = settings.CITEWISE.replace(search_backend=request.param,
-                                                  index_name=f"test-conf-{uuid.uuid4().hex[:10]}",
-                                                  embedded_index_dir=tmp_path / "index")
-    retrieval_services._backends.clear()
-    yield request.param
-    for backend in retrieval_services._backends.values():
-        backend.drop()
-    retrieval_services._backends.clear()
+@pytest.fixture
+def backend_kind(configured_backend: str) -> str:
+    """Each backend in turn, configured with a fresh index (tests/conftest.py)."""
+    return configured_backend
 
 
 @pytest.fixture

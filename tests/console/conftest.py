@@ -17,7 +17,6 @@ from rest_framework.authtoken.models import Token
 from connectors import services as connectors
 from connectors.models import Document, Source
 from identity.models import Account, ExternalIdentity
-from retrieval import services as retrieval_services
 
 BUDGET_QUESTION = "What is the travel budget for 2025?"
 KITCHEN_QUESTION = "When is the espresso machine descaled?"
@@ -84,18 +83,10 @@ def auth(user) -> dict[str, str]:
     return {"Authorization": f"Token {Token.objects.get_or_create(user=user)[0].key}"}
 
 
-@pytest.fixture(params=["embedded", "elasticsearch"])
-def main_index(request, settings, tmp_path):
-    """The configured main index on each backend, fresh and dropped afterwards."""
-    if request.param == "elasticsearch":
-        request.getfixturevalue("elasticsearch_node")
-    settings.CITEWISE = settings.CITEWISE.replace(search_backend=request.param,
-                         embedded_index_dir=tmp_path / "index", index_name=f"test-main-{uuid.uuid4().hex[:8]}")
-    retrieval_services._backends.clear()
-    yield request.param
-    for backend in retrieval_services._backends.values():
-        backend.drop()
-    retrieval_services._backends.clear()
+@pytest.fixture
+def main_index(configured_backend: str) -> str:
+    """The configured main index on each backend, fresh and dropped afterwards (tests/conftest.py)."""
+    return configured_backend
 
 
 @pytest.fixture

@@ -2,32 +2,15 @@
 
 from __future__ import annotations
 
-import uuid
-
 import pytest
 
 from audit.models import AuditEvent
 from connectors import services as connectors
 from identity.selectors import principals_for
 from retrieval import selectors
-from retrieval import services as retrieval_services
 from tests.console.conftest import auth, finance_document, index_corpus, public_document, write_corpus, write_manifest
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(params=["embedded", "elasticsearch"])
-def main_index(request, settings, tmp_path):
-    """The configured main index on each backend, fresh and dropped afterwards."""
-    if request.param == "elasticsearch":
-        request.getfixturevalue("elasticsearch_node")
-    settings.CITEWISE = settings.CITEWISE.replace(search_backend=request.param,
-                         embedded_index_dir=tmp_path / "index", index_name=f"test-docs-{uuid.uuid4().hex[:8]}")
-    retrieval_services._backends.clear()
-    yield request.param
-    for backend in retrieval_services._backends.values():
-        backend.drop()
-    retrieval_services._backends.clear()
 
 
 @pytest.fixture
