@@ -3,6 +3,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, ClassVar
 
+from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.utils import quote
 from django.db import router, transaction
@@ -10,8 +11,10 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 
-from connectors import services
+from connectors import selectors, services
 from connectors.models import Document, Source
+from connectors.secrets import SecretsUnavailable, mask
+from core.errors import InvalidInput
 from search.types import SearchUnavailable
 
 
@@ -56,11 +59,58 @@ def _index_first(action: Callable) -> Callable:
     return delete_selected
 
 
+class SourceForm(forms.ModelForm):
+    # Write-only: the stored credentials are never put back into the page, only their masked form.
+    new_secrets = forms.JSONField(
+        required=False, label="Set credentials",
+        help_text='JSON, e.g. {"api_token": "…"}; stored encrypted; leave empty to keep the current ones, {} to remove')
+
+    class Meta:
+        model = Source
+        # Every editable field but the encrypted credentials, which only `new_secrets` writes.
+        fields = ("name", "kind", "location", "index_name", "search_backend", "config", "permissions_synced_at",
+                  "last_synced_at", "sync_state")
+
+    def clean_config(self) -> dict:
+        config = self.cleaned_data["config"] or {}
+        try:
+            services.check_config(config)
+        except InvalidInput as exc:
+            raise forms.ValidationError(exc.user_message) from exc
+        return config
+
+    def clean_new_secrets(self) -> dict[str, str] | None:
+        value = self.cleaned_data["new_secrets"]
+        if value is None or value == "":
+            return None
+        if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+            raise forms.ValidationError("credentials must be a JSON object of names to strings")
+        return value
+
+
 @admin.register(Source)
 class SourceAdmin(IndexFirstDeleteMixin, admin.ModelAdmin):
+    form = SourceForm
     list_display = ("name", "kind", "location", "index_name", "last_synced_at")
-    readonly_fields = ("sync_lease_owner", "sync_lease_expires_at")
+    readonly_fields = ("credentials", "sync_lease_owner", "sync_lease_expires_at")
     search_fields = ("name", "location")
+
+    @admin.display(description="Credentials")
+    def credentials(self, source: Source) -> str:
+        try:
+            stored = selectors.source_secrets(source)
+        except SecretsUnavailable as exc:
+            return exc.user_message
+        return ", ".join(f"{name}: {mask(value)}" for name, value in sorted(stored.items())) or "none"
+
+    def save_model(self, request: HttpRequest, obj: Source, form: forms.ModelForm, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        new_secrets = form.cleaned_data.get("new_secrets")
+        if new_secrets is not None:
+            try:
+                services.set_source_secrets(obj, new_secrets)
+            except SecretsUnavailable as exc:
+                messages.error(request, f"The credentials were not stored: {exc}")
 
 
 @admin.register(Document)

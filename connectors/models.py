@@ -23,6 +23,8 @@ class Source(models.Model):
     search_backend = models.CharField(max_length=32, blank=True, default="")
     # Connector options, e.g. {"public": true} for a folder everyone may read.
     config = models.JSONField(default=dict, blank=True)
+    # Credentials (an API token, a client secret), encrypted with CITEWISE_ENCRYPTION_KEY: connectors/secrets.py.
+    encrypted_secrets = models.TextField(blank=True, default="")
     permissions_synced_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     last_synced_at = models.DateTimeField(null=True, blank=True)

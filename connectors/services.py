@@ -20,11 +20,13 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 from tqdm import tqdm
 
+from connectors import secrets as secret_store
 from connectors.base import Connector, IncompleteListing, ItemError, Permissions, SourceItem
 from connectors.models import Document, Source, document_id_for
 from connectors.parsing import ParsedDocument, ParseError, clean_text, parse
 from connectors.sources import connector_for
 from core.config import CitewiseSettings, current
+from core.errors import InvalidInput
 from identity import services as identity_services
 from retrieval import services as retrieval_services
 from retrieval.embeddings import get_embedder
@@ -62,8 +64,11 @@ class IngestReport:
 
 def ensure_source(
     kind: str, location: str | Path, *, name: str | None = None, index_name: str = "", search_backend: str = "",
-    config: dict | None = None,
+    config: dict | None = None, secrets: dict[str, str] | None = None,
 ) -> Source:
+    """The source of this kind at this location, created if new; `config` and `secrets` (credentials, stored
+    encrypted) replace what it had when given."""
+    check_config(config or {})
     location = str(Path(location).resolve()) if kind in ("filesystem", "beir") else str(location)
     source, created = Source.objects.get_or_create(
         kind=kind, location=location, index_name=index_name, search_backend=search_backend,
@@ -72,7 +77,40 @@ def ensure_source(
     if not created and config is not None and source.config != config:
         source.config = config
         source.save(update_fields=["config"])
+    if secrets is not None:
+        set_source_secrets(source, secrets)
     return source
+
+
+# Keys that name a credential: they belong in a source's secrets, which are encrypted, not in its config.
+SECRET_KEYS = frozenset({"api_token", "token", "password", "client_secret", "secret", "api_key", "private_key"})
+
+
+def check_config(config: dict) -> None:
+    """Refuse a source config that holds a credential (it would be stored and shown in clear)."""
+    found = sorted(SECRET_KEYS & set(config))
+    if found:
+        raise InvalidInput(f"{', '.join(found)} is a credential: give it as the source's secrets, which are stored "
+                           f"encrypted, not in its config")
+
+
+def set_source_secrets(source: Source, secrets: dict[str, str]) -> None:
+    """Store the source's credentials, encrypted with the newest CITEWISE_ENCRYPTION_KEY ({} removes them)."""
+    if not all(isinstance(key, str) and isinstance(value, str) for key, value in secrets.items()):
+        raise InvalidInput("secrets must map names to strings")
+    source.encrypted_secrets = secret_store.encrypt(secrets) if secrets else ""
+    source.save(update_fields=["encrypted_secrets"])
+
+
+def rotate_secrets() -> int:
+    """Re-encrypt every source's credentials with the newest key; the number of sources rewritten."""
+    rotated = 0
+    with transaction.atomic():
+        for source in Source.objects.select_for_update().exclude(encrypted_secrets=""):
+            source.encrypted_secrets = secret_store.rotate(source.encrypted_secrets)
+            source.save(update_fields=["encrypted_secrets"])
+            rotated += 1
+    return rotated
 
 
 def acl_hash(permissions: Permissions) -> str:

@@ -93,6 +93,10 @@ class CitewiseSettings(BaseSettings):
     llm_usd_per_1k_input_tokens: float = Field(0.0, ge=0, validation_alias=_env("CITEWISE_LLM_USD_PER_1K_INPUT_TOKENS"))
     llm_usd_per_1k_output_tokens: float = Field(0.0, ge=0,
                                                 validation_alias=_env("CITEWISE_LLM_USD_PER_1K_OUTPUT_TOKENS"))
+    # Fernet keys (comma-separated, newest first) that encrypt connector credentials at rest (connectors/secrets.py):
+    # the first encrypts, every one decrypts, so a key is rotated by putting a new one in front and running
+    # `manage.py rotate_secrets`. Unset: no source can be given credentials.
+    encryption_key: str = Field("", validation_alias=_env("CITEWISE_ENCRYPTION_KEY"), repr=False)
     cohere_api_key: str = Field("", validation_alias=_env("COHERE_API_KEY"), repr=False)
     cohere_base_url: str = Field("https://api.cohere.com", validation_alias=_env("COHERE_BASE_URL"))
     cohere_chat_model: str = Field("command-a-03-2025", validation_alias=_env("COHERE_CHAT_MODEL"))

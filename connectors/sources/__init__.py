@@ -10,6 +10,7 @@ if TYPE_CHECKING:
 
 
 def connector_for(source: Source) -> Connector:
+    from connectors.selectors import source_secrets
     from connectors.sources.beir import BeirCorpusConnector
     from connectors.sources.confluence import ConfluenceConnector
     from connectors.sources.filesystem import FilesystemConnector
@@ -21,6 +22,6 @@ def connector_for(source: Source) -> Connector:
         return BeirCorpusConnector(source.location)
     if source.kind == "confluence":
         return ConfluenceConnector(source.location, email=str(source.config.get("email", "")),
-                                   api_token=str(source.config.get("api_token", "")),
+                                   api_token=source_secrets(source).get("api_token", ""),
                                    spaces=source.config.get("spaces") or None)
     raise ValueError(f"no connector for source kind {source.kind!r}")

@@ -41,6 +41,13 @@ def alternatives(*pairs: tuple[str, str]):
     return similarity
 
 
+def index_public(folder, files: dict[str, str]) -> None:
+    """Write the files into the folder and index it as a source everyone may read."""
+    for name, text in files.items():
+        (folder / name).write_text(text)
+    connector_services.sync_source(connector_services.ensure_source("filesystem", folder, config={"public": True}))
+
+
 def unrelated(text: str, phrases: Sequence[str]) -> list[float]:
     return [0.1 for _ in phrases]
 
@@ -201,11 +208,10 @@ def test_a_question_that_seemed_to_stand_alone_can_be_asked_with_the_topic_besid
 
 @pytest.mark.django_db
 def test_a_follow_up_nothing_answers_alone_is_answered_with_the_conversations_topic(isolated_index, tmp_path):
-    (tmp_path / "laptops.md").write_text(
-        "# Laptop refresh\n\nEngineering laptops are replaced every three years. Return the old laptop to the "
-        "Tech Bar within ten business days of receiving the new one.\n")
-    (tmp_path / "printers.md").write_text("# Printers\n\nThe printer on floor 2 takes A3 paper.\n")
-    connector_services.sync_source(connector_services.ensure_source("filesystem", tmp_path, config={"public": True}))
+    index_public(tmp_path, {
+        "laptops.md": "# Laptop refresh\n\nEngineering laptops are replaced every three years. Return the old laptop "
+                      "to the Tech Bar within ten business days of receiving the new one.\n",
+        "printers.md": "# Printers\n\nThe printer on floor 2 takes A3 paper.\n"})
     user = get_user_model().objects.create_user("ana")
     first = ask("engineering laptop refresh cycle", principals=frozenset(), user=user)
     assert not first.refused and "three years" in first.text
@@ -229,11 +235,11 @@ def test_recent_turns_carry_the_resolved_query_and_the_cited_sources(isolated_in
 
 @pytest.mark.django_db
 def test_follow_ups_are_answered_in_context_and_recorded(isolated_index, tmp_path):
-    (tmp_path / "pto.md").write_text(
-        "# PTO\n\n## Accrual\n\nNew employees accrue fifteen PTO days per year. After three years of service, "
-        "employees accrue twenty PTO days per year.\n\n## Carry-over\n\nUp to five unused days carry over.\n")
-    (tmp_path / "parking.md").write_text("# Parking\n\nThe garage on Lovejoy Street has forty bike racks.\n")
-    connector_services.sync_source(connector_services.ensure_source("filesystem", tmp_path, config={"public": True}))
+    index_public(tmp_path, {
+        "pto.md": "# PTO\n\n## Accrual\n\nNew employees accrue fifteen PTO days per year. After three years of "
+                  "service, employees accrue twenty PTO days per year.\n\n## Carry-over\n\nUp to five unused days "
+                  "carry over.\n",
+        "parking.md": "# Parking\n\nThe garage on Lovejoy Street has forty bike racks.\n"})
     user = get_user_model().objects.create_user("ana")
     first = ask("How many PTO days do new employees get per year?", principals=frozenset(), user=user)
     assert not first.refused and "fifteen" in first.text

@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 
 import pytest
+from cryptography.fernet import Fernet
 from django.contrib.auth import get_user_model
 
 from answers.services import ask
@@ -110,6 +111,12 @@ def backend_kind(configured_backend: str) -> str:
     return configured_backend
 
 
+@pytest.fixture(autouse=True)
+def encryption_key(settings) -> None:
+    """The API token is stored encrypted (connectors/secrets.py)."""
+    settings.CITEWISE = settings.CITEWISE.replace(encryption_key=Fernet.generate_key().decode())
+
+
 @pytest.fixture
 def site():
     with ConfluenceStandIn(scenario(), email=EMAIL, api_token=API_TOKEN, page_size=2) as server:
@@ -164,7 +171,8 @@ def test_every_user_sees_exactly_the_pages_confluence_lets_them_read_before_and_
     users = make_users()
     source = connectors.ensure_source("confluence", site.url, name=f"confluence-{backend_kind}",
                                       index_name=retrieval_services.get_backend().index_name,
-                                      search_backend=backend_kind, config={"email": EMAIL, "api_token": API_TOKEN})
+                                      search_backend=backend_kind, config={"email": EMAIL},
+                                      secrets={"api_token": API_TOKEN})
     sync(source)
     expected = expected_matrix(site.scenario)
     # The scenario exercises what it means to: a restricted page under an open parent, inheritance, a 403.
