@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from answers.answerability_features import FEATURES, features
+from answers.answerability_features import FEATURES, alphanumeric, features, held_identifiers
 from answers.question_type import DATE, MONEY, classify
 from answers.scoring import ScoredUnit, best_unit, score_units
 from answers.types import Passage
@@ -100,18 +100,14 @@ _PRICE_FOLLOWERS = frozenset({
 PRICED_UNITS = 3
 
 
-def _alphanumeric(identifier: str) -> str:
-    return "".join(ch for ch in identifier.lower() if ch.isalnum())
-
-
 def unheld_identifier(question: str, passages: Sequence[Passage]) -> str:
     """An identifier the question names ("INC-2304", "NA-4471-Z") that no passage holds, however it is punctuated;
     "" when there is none. What the asker may not read is not among the passages, so it counts as not held."""
-    asked = {_alphanumeric(found): found for found in identifiers(question)}
+    asked = identifiers(question)
     if not asked:
         return ""
-    held = {_alphanumeric(found) for p in passages for found in identifiers(f"{p.hit.title}\n{p.text}")}
-    return next((found for key, found in asked.items() if key not in held), "")
+    held = held_identifiers(passages)
+    return next((found for found in asked if alphanumeric(found) not in held), "")
 
 
 def _asks_price(question: str) -> bool:

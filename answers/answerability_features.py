@@ -96,6 +96,17 @@ def _weighted_share(words: Sequence[tuple[str, str, float, bool]], stems: set[st
     return sum(weight for word, word_stem, weight, _ in words if _held(word, word_stem, stems)) / total if total else 0.0
 
 
+def alphanumeric(identifier: str) -> str:
+    """An identifier with its punctuation dropped: "INC-2291", "inc2291" and "INC_2291" are one."""
+    return "".join(ch for ch in identifier.lower() if ch.isalnum())
+
+
+def held_identifiers(passages: Sequence[Passage]) -> set[str]:
+    """The identifiers the passages' titles and texts name (`alphanumeric`): only what the asker may read, since
+    nothing else is among the passages."""
+    return {alphanumeric(found) for p in passages for found in identifiers(f"{p.hit.title}\n{p.text}")}
+
+
 def _passage_stems(passage: Passage) -> set[str]:
     return set(analyze(" ".join((passage.hit.title, *passage.hit.heading_path, passage.text))))
 
@@ -131,9 +142,10 @@ def features(question: str, passages: Sequence[Passage]) -> dict[str, float]:
     asked_identifiers = {found.lower() for identifier in asked.identifiers for found in identifiers(identifier)}
     asked_identifiers |= {found.lower() for found in identifiers(question)}
     if asked_identifiers:
-        held = {found.lower() for p in passages for found in identifiers(p.text)}
-        values["identifier_missing"] = float(bool(asked_identifiers - held))
-        values["identifier_found"] = float(asked_identifiers <= held)
+        held = held_identifiers(passages)
+        missing = {alphanumeric(found) for found in asked_identifiers} - held
+        values["identifier_missing"] = float(bool(missing))
+        values["identifier_found"] = float(not missing)
     numbers = {n.replace(",", "") for n in _NUMBER.findall(question)}
     if numbers:
         held_numbers = {n.replace(",", "") for p in passages for n in _NUMBER.findall(p.text)}

@@ -90,8 +90,9 @@ def cached_answer(run: Run, search_query: str) -> tuple[Outcome, str]:
         return run.answer(search_query), "off"
     with timed("cache_lookup", run.timings):
         # A question asked again with the conversation's topic when nothing answers it alone depends on that too.
-        key, hit, status = _lookup(run.question, " | ".join(filter(None, (search_query, run.contextual_query(
-            search_query)))), run.principals, run.config)
+        contextual = run.contextual_query(search_query)
+        keyed_query = f"{search_query} | {contextual}" if contextual else search_query
+        key, hit, status = _lookup(run.question, keyed_query, run.principals, run.config)
     if hit is not None:
         return hit, status
     outcome = run.answer(search_query)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from answers.answerability import judge
 from answers.citations import addressed_spans
-from answers.question_type import LIST, STEPS, QuestionType, classify, split_parts
+from answers.question_type import LIST, STEPS, QuestionType, classify, split_parts, stem
 from answers.scoring import QUESTION_WORDS, ScoredUnit, score_units
 from answers.types import Composition, Passage, Turn
 from retrieval.chunking import split_sentences
@@ -88,12 +88,12 @@ def _cells_named(question: str, row: str) -> int:
 def _asks_every_row(question: str, header: str) -> bool:
     """Whether the question asks for what the table's first column lists, in the plural: "canary stages" asks for
     every row of a Stage table, though "canary" names one of them."""
-    first = next((cell.strip() for cell in header.strip().strip("|").split("|") if cell.strip()), "")
+    first = next((cell for cell in cells(header) if cell), "")
     noun = first.split()[-1].lower() if first else ""
-    if len(noun) < 3:
-        return False
-    plurals = {noun + "s", noun + "es", noun[:-1] + "ies" if noun.endswith("y") else noun + "s"}
-    return bool(plurals & {w.lower() for w in re.findall(r"[^\W_]+", question)})
+    noun_stem = stem(noun) if len(noun) >= 3 else ""
+    # Another form of the noun with its stem is its plural ("stages", "policies"), given the noun is singular.
+    return bool(noun_stem) and any(word != noun and stem(word) == noun_stem
+                                   for word in (w.lower() for w in re.findall(r"[^\W_]+", question)))
 
 
 def _table_rows(scored: ScoredUnit, block: Block, text: str, wanted: set[str], same_block: list[ScoredUnit],

@@ -163,8 +163,8 @@ class Run:
         I have to hand the old one back" after the laptop refresh cycle) is asked again with the conversation's topic
         beside it (rewrite.in_context), and that answer kept if there is one."""
         outcome = self._answer(search_query)
-        contextual = self.contextual_query(search_query)
-        if outcome.refused and contextual is not None:
+        contextual = self.contextual_query(search_query) if outcome.refused else None
+        if contextual is not None:
             retried = self._answer(contextual)
             if not retried.refused:
                 return retried
@@ -189,11 +189,10 @@ class Run:
                      for passage, (_, score) in zip(passages, ranked, strict=True)]
         with timed("answerability", self.timings):
             decision = self.steps.judge(search_query, passages)
-            # A question asking two things is answerable when either is: the composer answers each part that is.
-            for part in parts if len(parts) > 1 and not decision.answerable else ():
-                decision = self.steps.judge(part, passages)
-                if decision.answerable:
-                    break
+            if not decision.answerable and len(parts) > 1:
+                # A question asking two things is answerable when either is: the composer answers each part that is.
+                decision = next((d for d in (self.steps.judge(part, passages) for part in parts) if d.answerable),
+                                decision)
         outcome = Outcome(search_query=search_query, text="", refused=True, citations=[], nearest=[],
                           retrieved=retrieved, fallback_reason=fallback, corrected_query=corrected_query)
         verified: VerifiedAnswer | None = None

@@ -60,37 +60,38 @@ def _index_first(action: Callable) -> Callable:
 
 
 class SourceForm(forms.ModelForm):
+    """SourceAdmin's form (its fields are the model's, less `SourceAdmin.exclude`)."""
+
     # Write-only: the stored credentials are never put back into the page, only their masked form.
     new_secrets = forms.JSONField(
         required=False, label="Set credentials",
         help_text='JSON, e.g. {"api_token": "…"}; stored encrypted; leave empty to keep the current ones, {} to remove')
 
-    class Meta:
-        model = Source
-        # Every editable field but the encrypted credentials, which only `new_secrets` writes.
-        fields = ("name", "kind", "location", "index_name", "search_backend", "config", "permissions_synced_at",
-                  "last_synced_at", "sync_state")
-
     def clean_config(self) -> dict:
         config = self.cleaned_data["config"] or {}
-        try:
-            services.check_config(config)
-        except InvalidInput as exc:
-            raise forms.ValidationError(exc.user_message) from exc
+        _valid(services.check_config, config)
         return config
 
     def clean_new_secrets(self) -> dict[str, str] | None:
         value = self.cleaned_data["new_secrets"]
         if value is None or value == "":
             return None
-        if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
-            raise forms.ValidationError("credentials must be a JSON object of names to strings")
+        _valid(services.check_secrets, value)
         return value
+
+
+def _valid(check: Callable[[Any], None], value: Any) -> None:
+    """Run a services check, its refusal shown on the form field."""
+    try:
+        check(value)
+    except InvalidInput as exc:
+        raise forms.ValidationError(exc.user_message) from exc
 
 
 @admin.register(Source)
 class SourceAdmin(IndexFirstDeleteMixin, admin.ModelAdmin):
     form = SourceForm
+    exclude = ("encrypted_secrets",)  # written only through the form's `new_secrets`
     list_display = ("name", "kind", "location", "index_name", "last_synced_at")
     readonly_fields = ("credentials", "sync_lease_owner", "sync_lease_expires_at")
     search_fields = ("name", "location")

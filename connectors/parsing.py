@@ -195,8 +195,11 @@ def _decode(content: bytes) -> str:
     return text
 
 
-def _paragraphs(text: str) -> list[str]:
-    return [p.strip() for p in re.split(r"\n\s*\n", text.replace("\r\n", "\n")) if p.strip()]
+def _paragraphs(text: str, *, keep_indent: bool = False) -> list[str]:
+    """The text's blank-line separated paragraphs, trimmed; with `keep_indent`, only of blank lines and trailing
+    space, so that a first line's indentation still shows."""
+    return [p.strip("\n").rstrip() if keep_indent else p.strip()
+            for p in re.split(r"\n\s*\n", text.replace("\r\n", "\n")) if p.strip()]
 
 
 _UNDERLINE = re.compile(r"^\s*(=+|-+)\s*$")
@@ -226,15 +229,14 @@ def parse_plain_text(content: bytes, limits: ParseLimits = ParseLimits()) -> Par
     builder = _SectionBuilder(limits.max_chars)
     title = ""
     inferred = False
-    # Kept indented (each paragraph only trimmed of blank lines): an indented explanation tells a term's heading.
-    indented = [p.strip("\n").rstrip() for p in re.split(r"\n\s*\n", _decode_text(content).replace("\r\n", "\n"))
-                if p.strip()]
-    paragraphs = [p.strip() for p in indented]
-    if len(paragraphs) > 1 and "\n" not in paragraphs[0] and _TITLE_LINE.match(paragraphs[0]):
-        title, inferred = _clean(paragraphs[0]), True
+    # Kept indented: an indented explanation tells a term's heading (_is_term).
+    paragraphs = _paragraphs(_decode_text(content), keep_indent=True)
+    first = paragraphs[0].strip() if paragraphs else ""
+    if len(paragraphs) > 1 and "\n" not in first and _TITLE_LINE.match(first):
+        title, inferred = _clean(first), True
         builder.heading(1, title)
-        indented = indented[1:]
-    for paragraph in indented:
+        paragraphs = paragraphs[1:]
+    for paragraph in paragraphs:
         lines = [line.strip() for line in paragraph.split("\n")]
         while len(lines) >= 2 and _UNDERLINE.match(lines[1]) and len(lines[0]) <= 120:
             level = 1 if lines[1].lstrip().startswith("=") else 2

@@ -94,10 +94,15 @@ def check_config(config: dict) -> None:
                            f"encrypted, not in its config")
 
 
+def check_secrets(secrets: object) -> None:
+    """Refuse credentials that are not a mapping of names to strings."""
+    if not isinstance(secrets, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in secrets.items()):
+        raise InvalidInput("credentials must be a JSON object of names to strings")
+
+
 def set_source_secrets(source: Source, secrets: dict[str, str]) -> None:
     """Store the source's credentials, encrypted with the newest CITEWISE_ENCRYPTION_KEY ({} removes them)."""
-    if not all(isinstance(key, str) and isinstance(value, str) for key, value in secrets.items()):
-        raise InvalidInput("secrets must map names to strings")
+    check_secrets(secrets)
     source.encrypted_secrets = secret_store.encrypt(secrets) if secrets else ""
     source.save(update_fields=["encrypted_secrets"])
 

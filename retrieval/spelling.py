@@ -151,8 +151,9 @@ _VOWELS = frozenset("aeiouy")
 
 
 def _typo_shaped(typed: str, suggestion: str) -> bool:
-    """Whether a short word could be a mistyping of the suggestion: a letter dropped, added or swapped round, not
-    one struck wrong."""
+    """Whether the typed word could be a mistyping of the suggestion: any one edit for longer words; for a word of
+    SHORT_WORD_LENGTH letters, a letter dropped, added or swapped round, or a vowel for a vowel; a suggestion shorter
+    than MIN_WORD_LENGTH only where a letter was struck twice."""
     if len(suggestion) < MIN_WORD_LENGTH:  # "repo" is not a typo of "rpo"; "gymm" is "gym" struck twice
         return any(typed[:i] + typed[i + 1:] == suggestion for i in range(1, len(typed)) if typed[i] == typed[i - 1])
     if len(typed) > SHORT_WORD_LENGTH or len(typed) != len(suggestion) or sorted(typed) == sorted(suggestion):
