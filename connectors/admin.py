@@ -14,6 +14,7 @@ from django.urls import reverse
 from connectors import selectors, services
 from connectors.models import Document, Source
 from connectors.secrets import SecretsUnavailable, mask
+from connectors.sources import validated_config
 from core.errors import InvalidInput
 from search.types import SearchUnavailable
 
@@ -71,6 +72,16 @@ class SourceForm(forms.ModelForm):
         config = self.cleaned_data["config"] or {}
         _valid(services.check_config, config)
         return config
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        kind, config = cleaned.get("kind"), cleaned.get("config")
+        if kind and config is not None:
+            try:
+                validated_config(kind, config)
+            except InvalidInput as exc:
+                self.add_error("config", exc.user_message)
+        return cleaned
 
     def clean_new_secrets(self) -> dict[str, str] | None:
         value = self.cleaned_data["new_secrets"]

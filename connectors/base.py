@@ -1,11 +1,12 @@
-"""The one connector protocol every source implements, and the items it yields."""
+"""What a connector is: its capabilities, one protocol for each, and the items and markers it yields."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from enum import StrEnum
+from typing import Any, ClassVar, Protocol, cast, runtime_checkable
 
 
 @dataclass(frozen=True)
@@ -74,27 +75,132 @@ class SourceItem:
     title_from_name: bool = False
 
 
+class Capability(StrEnum):
+    """What a connector can do; the sync framework runs only the kinds of sync its capabilities allow."""
+
+    LOAD = "load"  # every item the source holds (a full sync)
+    CHECKPOINT = "checkpoint"  # `load`/`changes` yield Checkpoints and resume from one after a crash
+    INCREMENTAL = "incremental"  # `changes(cursor)`: what changed or went since the last sync
+    LIST_IDS = "list_ids"  # a slim listing of the ids that still exist, for pruning
+    PERMISSIONS = "permissions"  # `fetch_permissions` of one item
+    GROUPS = "groups"  # `list_groups`: the source's groups and their members
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """Yielded between items by `load` or `changes`: once every item yielded before it is processed, a run that
+    stops (a killed worker) can be resumed by calling the same method again with `checkpoint=state`. `state` is
+    JSON-serialisable and small: a page cursor, never a list of ids."""
+
+    state: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """Yielded by `load` or `changes`: where the next incremental sync starts, to be passed to `changes` once this
+    run has processed everything (a delta link, a last-modified time taken before listing began)."""
+
+    state: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Deleted:
+    """Yielded by `changes`: the item is gone from the source (or from what the connector may read)."""
+
+    external_id: str
+
+
+class CursorExpired(Exception):
+    """`changes` cannot continue from the cursor it was given (a delta token the source no longer honours, a
+    410 Gone): the framework runs a full sync instead."""
+
+
+Listed = SourceItem | Checkpoint | Cursor
+Changed = SourceItem | Deleted | Checkpoint | Cursor
+
+
+@runtime_checkable
 class Connector(Protocol):
-    def load(self) -> Iterator[SourceItem]:
-        """Every item the source holds now; SourceUnavailable or IncompleteListing when it cannot say."""
+    """What every connector has; the rest is optional, one protocol per capability, declared in `capabilities`."""
+
+    capabilities: ClassVar[frozenset[Capability]]
+
+
+class Loads(Protocol):
+    def load(self, checkpoint: dict[str, Any] | None = None) -> Iterator[Listed]:
+        """Every item the source holds now; SourceUnavailable or IncompleteListing when it cannot say.
+
+        With Capability.CHECKPOINT, Checkpoints between items, and `checkpoint` resumes after the one given."""
         ...
 
-    def poll(self, cursor: str | None) -> tuple[Iterator[SourceItem], str]:
-        """Items changed since `cursor`, and the cursor to pass next time."""
+
+class ChangesSince(Protocol):
+    def changes(self, cursor: dict[str, Any], checkpoint: dict[str, Any] | None = None) -> Iterator[Changed]:
+        """Items changed or deleted since `cursor` (a Cursor's state from an earlier run), then the next Cursor;
+        CursorExpired when the source no longer honours `cursor`."""
         ...
 
+
+class ListsIds(Protocol):
     def list_ids(self) -> Iterator[str]:
         """External ids of every item that still exists, for pruning deleted ones; raises as `load` does."""
         ...
 
+
+class SyncsPermissions(Protocol):
     def fetch_permissions(self, external_id: str) -> Permissions:
         """Who may read the item now; status "unknown" or "error" when the source cannot say."""
         ...
 
+
+class SyncsGroups(Protocol):
     def list_groups(self) -> Iterator[SourceGroup]:
         """The source's groups and their direct members (users or other groups), for membership sync."""
         ...
 
-    def sync_state(self) -> dict:
+
+class RemembersState(Protocol):
+    def sync_state(self) -> dict[str, Any]:
         """What to remember for the next sync (stored on the Source after a complete listing; {} for nothing)."""
         ...
+
+
+class Unsupported(Exception):
+    """The connector lacks the capability a kind of sync needs."""
+
+
+def _require(connector: Connector, capability: Capability) -> None:
+    if capability not in connector.capabilities:
+        raise Unsupported(f"{type(connector).__name__} cannot {capability.value}: its capabilities are "
+                          f"{', '.join(sorted(c.value for c in connector.capabilities))}")
+
+
+def loader(connector: Connector) -> Loads:
+    _require(connector, Capability.LOAD)
+    return cast(Loads, connector)
+
+
+def change_feed(connector: Connector) -> ChangesSince:
+    _require(connector, Capability.INCREMENTAL)
+    return cast(ChangesSince, connector)
+
+
+def id_lister(connector: Connector) -> ListsIds:
+    _require(connector, Capability.LIST_IDS)
+    return cast(ListsIds, connector)
+
+
+def permission_source(connector: Connector) -> SyncsPermissions:
+    _require(connector, Capability.PERMISSIONS)
+    return cast(SyncsPermissions, connector)
+
+
+def group_source(connector: Connector) -> SyncsGroups:
+    _require(connector, Capability.GROUPS)
+    return cast(SyncsGroups, connector)
+
+
+def remembered_state(connector: Connector) -> dict[str, Any]:
+    """What a connector asks to remember for the next sync ({} if it remembers nothing)."""
+    sync_state = getattr(connector, "sync_state", None)
+    return dict(sync_state()) if callable(sync_state) else {}

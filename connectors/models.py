@@ -12,6 +12,7 @@ class Source(models.Model):
         FILESYSTEM = "filesystem", "Files on disk"
         BEIR = "beir", "BEIR corpus (evaluation)"
         CONFLUENCE = "confluence", "Confluence Cloud"
+        SHAREPOINT = "sharepoint", "SharePoint Online and OneDrive"
 
     name = models.CharField(max_length=200, unique=True)
     kind = models.CharField(max_length=32, choices=Kind.choices)

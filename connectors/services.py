@@ -21,10 +21,21 @@ from django.utils import timezone
 from tqdm import tqdm
 
 from connectors import secrets as secret_store
-from connectors.base import Connector, IncompleteListing, ItemError, Permissions, SourceItem
+from connectors.base import (
+    Connector,
+    IncompleteListing,
+    ItemError,
+    Permissions,
+    SourceItem,
+    group_source,
+    id_lister,
+    loader,
+    permission_source,
+    remembered_state,
+)
 from connectors.models import Document, Source, document_id_for
 from connectors.parsing import ParsedDocument, ParseError, clean_text, parse
-from connectors.sources import connector_for
+from connectors.sources import connector_for, validated_config
 from core.config import CitewiseSettings, current
 from core.errors import InvalidInput
 from identity import services as identity_services
@@ -69,6 +80,7 @@ def ensure_source(
     """The source of this kind at this location, created if new; `config` and `secrets` (credentials, stored
     encrypted) replace what it had when given."""
     check_config(config or {})
+    validated_config(kind, config or {})
     location = str(Path(location).resolve()) if kind in ("filesystem", "beir") else str(location)
     source, created = Source.objects.get_or_create(
         kind=kind, location=location, index_name=index_name, search_backend=search_backend,
@@ -125,7 +137,7 @@ def acl_hash(permissions: Permissions) -> str:
 
 def _fetch_permissions(connector: Connector, external_id: str) -> Permissions:
     try:
-        permissions = connector.fetch_permissions(external_id)
+        permissions = permission_source(connector).fetch_permissions(external_id)
     except Exception:
         logger.exception("fetching permissions failed for %s", external_id)
         return Permissions(status="error")
@@ -283,7 +295,7 @@ def _sync_source(
     max_bytes = config.max_file_bytes
     batch_size = config.ingest_batch_documents
     existing = {d.external_id: d for d in Document.objects.filter(source=source)}
-    items, listing_problems = _listed(connector.load())
+    items, listing_problems = _listed(item for item in loader(connector).load() if isinstance(item, SourceItem))
     report.seen = len(items)
     report.listing_complete = not listing_problems
     report.errors.extend(listing_problems)
@@ -359,7 +371,7 @@ def _sync_source(
         bar.update(len(items[start:start + batch_size]))
     bar.close()
     if report.listing_complete:
-        state = connector.sync_state()
+        state = remembered_state(connector)
         if state != source.sync_state:
             source.sync_state = state
             source.save(update_fields=["sync_state"])
@@ -626,7 +638,7 @@ def sync_groups(source: Source) -> tuple[int, int]:
     """Replace the source's groups and direct memberships with what the source says now (identity's
     replace_source_groups: memberships an admin added or revoked stay); returns (groups, memberships)."""
     try:
-        groups = list(connector_for(source).list_groups())
+        groups = list(group_source(connector_for(source)).list_groups())
     except ValueError as exc:  # an unreadable group listing keeps the last good memberships
         logger.error("group sync skipped for %s: %s", source.name, exc)
         return 0, 0
@@ -642,7 +654,7 @@ def sync_permissions(source: Source, *, backend: SearchBackend | None = None) ->
     started = time.perf_counter()
     report = PermissionSyncReport(source=source.name)
     connector = connector_for(source)
-    listed_ids, listing_problems = _listed(connector.list_ids())
+    listed_ids, listing_problems = _listed(id_lister(connector).list_ids())
     report.groups, report.memberships = sync_groups(source)
     backend = backend or retrieval_services.get_backend(source.index_name or None, source.search_backend or None)
     # Items gone from the source are gone from search now, not at the next content sync.

@@ -6,16 +6,36 @@ import functools
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from connectors.base import PUBLIC, Permissions, SourceGroup, SourceItem, SourceUnavailable
+from pydantic import BaseModel, ConfigDict
+
+from connectors.base import PUBLIC, Capability, Permissions, SourceGroup, SourceItem, SourceUnavailable
+
+if TYPE_CHECKING:
+    from connectors.models import Source
+
+
+class Config(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+SECRETS: tuple[str, ...] = ()
+
+
+def build(source: Source, config: Config, secrets: dict[str, str]) -> BeirCorpusConnector:
+    return BeirCorpusConnector(source.location)
 
 
 class BeirCorpusConnector:
+    capabilities: ClassVar[frozenset[Capability]] = frozenset(
+        {Capability.LOAD, Capability.LIST_IDS, Capability.PERMISSIONS, Capability.GROUPS})
+
     def __init__(self, location: str | Path) -> None:
         path = Path(location)
         self.corpus_path = path / "corpus.jsonl" if path.is_dir() else path
 
-    def load(self) -> Iterator[SourceItem]:
+    def load(self, checkpoint: dict[str, Any] | None = None) -> Iterator[SourceItem]:
         try:
             corpus = self.corpus_path.open(encoding="utf-8")
         except OSError as exc:
@@ -34,9 +54,6 @@ class BeirCorpusConnector:
                     size_bytes=len(body),
                     read=functools.partial(bytes, body),
                 )
-
-    def poll(self, cursor: str | None) -> tuple[Iterator[SourceItem], str]:
-        return self.load(), cursor or ""
 
     def list_ids(self) -> Iterator[str]:
         for item in self.load():

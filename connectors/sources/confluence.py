@@ -25,7 +25,8 @@ ancestor that is not a page, or a restriction list longer than one reply makes t
 (visible to nobody) with the reason recorded (Permissions.reason, logged by the sync). A user whose email
 Confluence does not show (profile visibility) is left out of a grant: nobody gains access that way.
 
-The API token sits in Source.config (`{"email": …, "api_token": …, "spaces": [keys]}`) and is never logged.
+Settings are `Config` (`{"email": …, "spaces": [keys]}`); the API token is the source's encrypted `api_token`
+secret and is never logged.
 """
 
 from __future__ import annotations
@@ -37,12 +38,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
 from html import escape
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
+from pydantic import BaseModel, ConfigDict
 
 from connectors.base import (
+    Capability,
     IncompleteListing,
     Permissions,
     SourceGroup,
@@ -50,6 +53,9 @@ from connectors.base import (
     SourceUnavailable,
 )
 from identity.principals import normalize_principal
+
+if TYPE_CHECKING:
+    from connectors.models import Source
 
 logger = logging.getLogger("citewise.connectors.confluence")
 
@@ -112,7 +118,27 @@ def _remembered(cache: dict[str, _Read | _Unresolvable], key: str, read: Callabl
     return found
 
 
+class Config(BaseModel):
+    """A Confluence Cloud site (Source.location is its URL) read as `email` with the `api_token` secret; `spaces`
+    limits the sync to those space keys (all the account can see when empty)."""
+
+    model_config = ConfigDict(extra="forbid")
+    email: str
+    spaces: list[str] = []
+
+
+SECRETS: tuple[str, ...] = ("api_token",)
+
+
+def build(source: Source, config: Config, secrets: dict[str, str]) -> ConfluenceConnector:
+    return ConfluenceConnector(source.location, email=config.email, api_token=secrets.get("api_token", ""),
+                               spaces=config.spaces or None)
+
+
 class ConfluenceConnector:
+    capabilities: ClassVar[frozenset[Capability]] = frozenset(
+        {Capability.LOAD, Capability.LIST_IDS, Capability.PERMISSIONS, Capability.GROUPS})
+
     def __init__(
         self, base_url: str, *, email: str, api_token: str, spaces: list[str] | None = None,
         timeout_s: float = 20.0, page_limit: int = 250, sleep: Callable[[float], None] = time.sleep,
@@ -223,19 +249,12 @@ class ConfluenceConnector:
             body=body if isinstance(body, str) else "",
         )
 
-    def load(self) -> Iterator[SourceItem]:
+    def load(self, checkpoint: dict[str, Any] | None = None) -> Iterator[SourceItem]:
         for page in self._listed_pages(with_body=True):
             content = _html(page).encode("utf-8")
             yield SourceItem(external_id=PAGE_PREFIX + page.id, title=page.title, mime_type="text/html",
                              size_bytes=len(content), read=partial(bytes, content), url=page.url,
                              modified_at=page.modified_at)
-
-    def poll(self, cursor: str | None) -> tuple[Iterator[SourceItem], str]:
-        since = datetime.fromisoformat(cursor) if cursor else None
-        started = datetime.now().astimezone().isoformat()
-        changed = (item for item in self.load()
-                   if since is None or item.modified_at is None or item.modified_at > since)
-        return changed, started
 
     def list_ids(self) -> Iterator[str]:
         for page in self._listed_pages(with_body=False):

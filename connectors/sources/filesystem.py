@@ -36,11 +36,14 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict
 
 from connectors.base import (
     PUBLIC,
     UNKNOWN,
+    Capability,
     IncompleteListing,
     ItemError,
     Permissions,
@@ -50,6 +53,9 @@ from connectors.base import (
 )
 from identity.principals import normalize_principal
 
+if TYPE_CHECKING:
+    from connectors.models import Source
+
 mimetypes.add_type("text/markdown", ".md")
 mimetypes.add_type("text/markdown", ".markdown")
 mimetypes.add_type("application/vnd.openxmlformats-officedocument.wordprocessingml.document", ".docx")
@@ -58,6 +64,20 @@ ACL_MANIFEST = ".citewise-acl.json"
 _SKIPPED_NAMES = {".DS_Store", "Thumbs.db"}
 # What a rule may say of its files' permissions: "ok" (the default) grants as the rule says; the others hide them.
 _RULE_STATUSES = frozenset({"ok", "unknown", "error"})
+
+
+class Config(BaseModel):
+    """A folder's settings: `public` makes every file readable by everyone instead of the ACL manifest's rules."""
+
+    model_config = ConfigDict(extra="forbid")
+    public: bool = False
+
+
+SECRETS: tuple[str, ...] = ()
+
+
+def build(source: Source, config: Config, secrets: dict[str, str]) -> FilesystemConnector:
+    return FilesystemConnector(source.location, public=config.public, state=source.sync_state)
 
 
 class ManifestError(ValueError):
@@ -71,6 +91,9 @@ class FilesystemConnector:
     listed as an item that refuses to be read with `symlink_outside_root`, so the refusal is recorded per
     file. A folder link that stays inside is not walked: its files are listed under their own path already.
     """
+
+    capabilities: ClassVar[frozenset[Capability]] = frozenset(
+        {Capability.LOAD, Capability.LIST_IDS, Capability.PERMISSIONS, Capability.GROUPS})
 
     def __init__(self, location: str | Path, *, public: bool = False, state: dict | None = None) -> None:
         self.root = Path(location).resolve()
@@ -215,17 +238,11 @@ class FilesystemConnector:
             title_from_name=True,
         )
 
-    def load(self) -> Iterator[SourceItem]:
+    def load(self, checkpoint: dict[str, Any] | None = None) -> Iterator[SourceItem]:
         for path, refusal in self._files():
             item = self._item(path, refusal)
             if item is not None:
                 yield item
-
-    def poll(self, cursor: str | None) -> tuple[Iterator[SourceItem], str]:
-        since = float(cursor) if cursor else 0.0
-        started = datetime.now(tz=UTC).timestamp()
-        changed = (item for item in self.load() if item.modified_at is None or item.modified_at.timestamp() > since)
-        return changed, str(started)
 
     def list_ids(self) -> Iterator[str]:
         for path, _ in self._files():
