@@ -104,7 +104,7 @@ class SourceAdmin(IndexFirstDeleteMixin, admin.ModelAdmin):
     form = SourceForm
     exclude = ("encrypted_secrets",)  # written only through the form's `new_secrets`
     list_display = ("name", "kind", "location", "index_name", "last_synced_at")
-    readonly_fields = ("credentials", "sync_lease_owner", "sync_lease_expires_at")
+    readonly_fields = ("credentials",)
     search_fields = ("name", "location")
 
     @admin.display(description="Credentials")

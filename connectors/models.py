@@ -29,13 +29,21 @@ class Source(models.Model):
     permissions_synced_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     last_synced_at = models.DateTimeField(null=True, blank=True)
-    # The content sync running now ("host:pid:token") and until when its lease holds unless renewed: one
-    # content sync per source at a time, taken with a conditional UPDATE (SQLite and PostgreSQL alike).
-    sync_lease_owner = models.CharField(max_length=300, blank=True)
-    sync_lease_expires_at = models.DateTimeField(null=True, blank=True)
     # What the connector remembers between syncs, written after a complete listing: e.g. the mount point a
     # folder lived on, so that an unmounted share (an empty folder) fails instead of pruning everything.
     sync_state = models.JSONField(default=dict, blank=True)
+    # Where the next incremental sync starts (a connector's Cursor), written when a full or incremental run completes.
+    sync_cursor = models.JSONField(default=dict, blank=True)
+    # Scheduled syncs stop while paused; a sync run by hand still runs.
+    paused = models.BooleanField(default=False)
+    # Seconds between scheduled runs of each kind; null takes the CITEWISE_*_INTERVAL_S default, 0 never runs it.
+    incremental_interval_s = models.PositiveIntegerField(null=True, blank=True)
+    full_interval_s = models.PositiveIntegerField(null=True, blank=True)
+    prune_interval_s = models.PositiveIntegerField(null=True, blank=True)
+    permissions_interval_s = models.PositiveIntegerField(null=True, blank=True)
+    groups_interval_s = models.PositiveIntegerField(null=True, blank=True)
+    # Set by an admin to let the next run delete more of the source than the mass-deletion guard allows; used up by it.
+    mass_deletion_confirmed = models.BooleanField(default=False)
 
     def __str__(self) -> str:
         return self.name
@@ -72,6 +80,9 @@ class Document(models.Model):
     # sha256 of the bytes a worker is parsing now, saved before it starts; still set at the next sync means
     # the worker died on them (killed, out of memory), so those bytes are recorded as failed and skipped.
     parsing_hash = models.CharField(max_length=64, blank=True)
+    # The last full or prune run that listed it: one that completes deletes its source's documents it did not list,
+    # and one resumed after a crash skips those it already processed (counts stay exact, nothing runs twice).
+    seen_by_run = models.PositiveBigIntegerField(null=True, blank=True)
     # Who may read it, as the source says. Anything but acl_status "ok" hides it from everyone.
     acl_principals = models.JSONField(default=list, blank=True)
     acl_public = models.BooleanField(default=False)
@@ -88,3 +99,69 @@ class Document(models.Model):
 
     def __str__(self) -> str:
         return self.title or self.external_id
+
+
+class SyncRun(models.Model):
+    """One run of one kind of sync of a source: what it did, what failed, and where to resume if its worker died.
+
+    Runs of one lane (content: full, incremental and prune, which all write documents; permissions; groups) exclude
+    each other per source: at most one is `running` (a partial unique constraint, so two workers can never both
+    start one, on SQLite or PostgreSQL). A running run holds a lease it renews as it goes; a run whose lease ran out,
+    or whose process on this machine is gone, is taken over by the next run of its lane and resumed from its
+    checkpoint, counts included.
+    """
+
+    class Kind(models.TextChoices):
+        FULL = "full", "Full"
+        INCREMENTAL = "incremental", "Incremental"
+        PRUNE = "prune", "Prune"
+        PERMISSIONS = "permissions", "Permissions"
+        GROUPS = "groups", "Groups"
+
+    class State(models.TextChoices):
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        # Finished, but part of the source could not be listed: nothing was pruned.
+        PARTIAL = "partial", "Partial"
+        # Deletions held back by the mass-deletion guard until an admin confirms them.
+        HELD = "held", "Held for confirmation"
+        FAILED = "failed", "Failed"
+
+    source = models.ForeignKey(Source, on_delete=models.CASCADE, related_name="sync_runs")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    lane = models.CharField(max_length=16)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.RUNNING)
+    trigger = models.CharField(max_length=32, blank=True, help_text="schedule, manual, console, api")
+    seen = models.PositiveIntegerField(default=0)
+    added = models.PositiveIntegerField(default=0)
+    updated = models.PositiveIntegerField(default=0)
+    unchanged = models.PositiveIntegerField(default=0)
+    deleted = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0)
+    permission_changes = models.PositiveIntegerField(default=0)
+    # The first errors, each {"item": external id or where, "error": "code: message"}; errors_total counts them all.
+    errors = models.JSONField(default=list, blank=True)
+    errors_total = models.PositiveIntegerField(default=0)
+    # Figures a kind has beyond the counts (groups and memberships, chunks embedded, the guard's arithmetic).
+    details = models.JSONField(default=dict, blank=True)
+    # {"resume": a Checkpoint's state, "cursor": a Cursor's state}: written with the counts of what precedes them.
+    checkpoint = models.JSONField(default=dict, blank=True)
+    resumed = models.PositiveIntegerField(default=0, help_text="times a crashed run was taken over and resumed")
+    started_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    # "host:pid:token" of the process running it, and until when that holds unless renewed.
+    lease_owner = models.CharField(max_length=300, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["source", "lane"], condition=models.Q(state="running"),
+                                               name="one_running_sync_per_source_lane")]
+        indexes = [models.Index(fields=["source", "kind", "-started_at"])]
+        ordering = ["-started_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} sync of {self.source} ({self.state})"
+
+    @property
+    def seconds(self) -> float | None:
+        return (self.finished_at - self.started_at).total_seconds() if self.finished_at else None

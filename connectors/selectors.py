@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+import logging
+from datetime import datetime, timedelta
+
+from django.utils import timezone
+
 from connectors import secrets
-from connectors.models import Document, Source
-from core.config import current
+from connectors.base import Capability
+from connectors.models import Document, Source, SyncRun
+from connectors.runs import LANES, holder_is_gone
+from core.config import CitewiseSettings, current
+from core.errors import InvalidInput
+
+logger = logging.getLogger("citewise.connectors")
 
 
 def indexed_chunks_expected(backend_kind: str, index_name: str) -> bool:
@@ -20,3 +30,80 @@ def indexed_chunks_expected(backend_kind: str, index_name: str) -> bool:
 def source_secrets(source: Source) -> dict[str, str]:
     """The source's credentials, decrypted ({} when it has none)."""
     return secrets.decrypt(source.encrypted_secrets)
+
+
+def sync_intervals(source: Source, capabilities: frozenset[Capability], config: CitewiseSettings | None = None
+                   ) -> dict[str, int]:
+    """Seconds between scheduled runs of each kind of sync this source can run (0: never scheduled).
+
+    Content is kept fresh by incremental runs where the connector has a change feed, with a full run now and then
+    to catch what a feed can miss; without one, the content interval schedules full runs.
+    """
+    config = config or current()
+
+    def own(value: int | None, default: int) -> int:
+        return default if value is None else value
+
+    intervals: dict[str, int] = {}
+    if Capability.INCREMENTAL in capabilities:
+        intervals[SyncRun.Kind.INCREMENTAL] = own(source.incremental_interval_s, config.content_sync_interval_s)
+        intervals[SyncRun.Kind.FULL] = own(source.full_interval_s, config.full_sync_interval_s)
+    elif Capability.LOAD in capabilities:
+        intervals[SyncRun.Kind.FULL] = own(source.full_interval_s, config.content_sync_interval_s)
+    if Capability.LIST_IDS in capabilities:
+        intervals[SyncRun.Kind.PRUNE] = own(source.prune_interval_s, config.prune_interval_s)
+    if Capability.PERMISSIONS in capabilities:
+        intervals[SyncRun.Kind.PERMISSIONS] = own(source.permissions_interval_s, config.permission_sync_interval_s)
+    if Capability.GROUPS in capabilities:
+        intervals[SyncRun.Kind.GROUPS] = own(source.groups_interval_s, config.group_sync_interval_s)
+    return intervals
+
+
+# Within a lane, the first due kind in this order runs: a full run does an incremental's and a prune's work too.
+_PRIORITY = [SyncRun.Kind.FULL, SyncRun.Kind.INCREMENTAL, SyncRun.Kind.PRUNE, SyncRun.Kind.PERMISSIONS,
+             SyncRun.Kind.GROUPS]
+
+
+def due_syncs(now: datetime | None = None, config: CitewiseSettings | None = None) -> list[tuple[int, str]]:
+    """(source id, kind) of every sync due now: at most one per source and lane, none in a lane a live run holds.
+
+    A run whose worker died (lease expired, or its process on this machine gone) makes its lane due in its own
+    kind, so that the next run takes it over and resumes it. Paused sources and evaluation corpora are skipped.
+    """
+    from connectors.sources import connector_for
+
+    now = now or timezone.now()
+    config = config or current()
+    due: list[tuple[int, str]] = []
+    running = {(run.source_id, run.lane): run for run in SyncRun.objects.filter(state=SyncRun.State.RUNNING)}
+    last_started: dict[tuple[int, str], datetime] = {}
+    for source_id, kind, started in (SyncRun.objects.order_by().values_list("source_id", "kind", "started_at")):
+        key = (source_id, kind)
+        if key not in last_started or started > last_started[key]:
+            last_started[key] = started
+    for source in Source.objects.exclude(kind=Source.Kind.BEIR).filter(paused=False).order_by("pk"):
+        try:
+            capabilities = connector_for(source).capabilities
+        except (InvalidInput, secrets.SecretsUnavailable, ValueError) as exc:  # settings or credentials broken
+            logger.warning("scheduled syncs of %s skipped: %s", source.name, exc)
+            continue
+        intervals = sync_intervals(source, capabilities, config)
+        taken: set[str] = set()
+        for lane in sorted(set(LANES.values())):
+            holder = running.get((source.pk, lane))
+            if holder is None:
+                continue
+            taken.add(lane)
+            expired = holder.lease_expires_at is not None and holder.lease_expires_at < now
+            if expired or holder_is_gone(holder.lease_owner):
+                due.append((source.pk, str(holder.kind)))
+        for kind in _PRIORITY:
+            interval = intervals.get(kind, 0)
+            lane = LANES[kind]
+            if interval <= 0 or lane in taken:
+                continue
+            last = last_started.get((source.pk, kind))
+            if last is None or now - last >= timedelta(seconds=interval):
+                due.append((source.pk, str(kind)))
+                taken.add(lane)
+    return due

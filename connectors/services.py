@@ -5,35 +5,42 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import socket
 import time
-import uuid
-from collections.abc import Iterable, Sequence
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from functools import partial
 from pathlib import Path
-from typing import TypeVar
+from typing import Any
 
 from django.db import transaction
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 from django.utils import timezone
 from tqdm import tqdm
 
+from connectors import runs
 from connectors import secrets as secret_store
 from connectors.base import (
+    Capability,
+    Changed,
+    Checkpoint,
     Connector,
+    Cursor,
+    CursorExpired,
+    Deleted,
     IncompleteListing,
     ItemError,
     Permissions,
     SourceItem,
+    SourceUnavailable,
+    change_feed,
     group_source,
     id_lister,
     loader,
     permission_source,
     remembered_state,
 )
-from connectors.models import Document, Source, document_id_for
+from connectors.models import Document, Source, SyncRun, document_id_for
 from connectors.parsing import ParsedDocument, ParseError, clean_text, parse
 from connectors.sources import connector_for, validated_config
 from core.config import CitewiseSettings, current
@@ -49,12 +56,12 @@ logger = logging.getLogger("citewise.connectors")
 # Documents per index call when deleting in bulk: a bounded request (Elasticsearch refuses terms queries of
 # more than 65,536 ids) and a bounded list in memory, however large the source.
 INDEX_PAGE_SIZE = 1000
-_T = TypeVar("_T")
 
 
 @dataclass
 class IngestReport:
     source: str
+    run_id: int = 0
     seen: int = 0
     indexed: int = 0
     unchanged: int = 0
@@ -138,6 +145,8 @@ def acl_hash(permissions: Permissions) -> str:
 def _fetch_permissions(connector: Connector, external_id: str) -> Permissions:
     try:
         permissions = permission_source(connector).fetch_permissions(external_id)
+    except SourceUnavailable:  # the whole source is out of reach: the run stops and no ACL changes
+        raise
     except Exception:
         logger.exception("fetching permissions failed for %s", external_id)
         return Permissions(status="error")
@@ -167,110 +176,6 @@ def _read(item: SourceItem, max_bytes: int) -> bytes:
         raise ParseError("unreadable", f"the file could not be read: {exc}") from exc
 
 
-def _listed(listing: Iterable[_T]) -> tuple[list[_T], list[tuple[str, str]]]:
-    """Everything a connector listed, and where it could not list: (where, "code: message") pairs.
-
-    SourceUnavailable (nothing could be listed) propagates, so the caller stops before changing anything.
-    """
-    listed: list[_T] = []
-    try:
-        for entry in listing:
-            listed.append(entry)
-    except IncompleteListing as exc:
-        return listed, exc.problems
-    return listed, []
-
-
-class SyncInProgress(Exception):
-    """Another content sync of the source holds its lease, so this one did nothing (or stopped)."""
-
-
-@dataclass
-class _Lease:
-    """One content sync's hold on a source; renewed as the sync goes, released when it ends."""
-
-    source_id: int
-    owner: str
-    ttl: timedelta
-    renewed: float = field(default_factory=time.monotonic)
-
-    def keep(self) -> None:
-        """Renew once a third of the lease has passed; SyncInProgress if another sync took it over meanwhile."""
-        if time.monotonic() - self.renewed < self.ttl.total_seconds() / 3:
-            return
-        if not Source.objects.filter(pk=self.source_id, sync_lease_owner=self.owner).update(
-                sync_lease_expires_at=timezone.now() + self.ttl):
-            raise SyncInProgress(f"source {self.source_id}: this sync went longer than CITEWISE_SYNC_LEASE_S "
-                                 f"without renewing its lease and another sync took over; this one stopped")
-        self.renewed = time.monotonic()
-
-    def release(self) -> None:
-        Source.objects.filter(pk=self.source_id, sync_lease_owner=self.owner).update(
-            sync_lease_owner="", sync_lease_expires_at=None)
-
-
-def _holder_is_gone(holder: str) -> bool:
-    """Whether a lease holder ("host:pid:token") was a process on this machine that no longer exists."""
-    host, _, rest = holder.partition(":")
-    pid = rest.partition(":")[0]
-    if host != socket.gethostname() or not pid.isdigit() or int(pid) == os.getpid():
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:  # alive, under another user
-        return False
-    return False
-
-
-def _take_lease(source: Source, config: CitewiseSettings | None = None) -> _Lease:
-    """Hold the source for one content sync, or raise SyncInProgress.
-
-    A conditional UPDATE takes the lease only where it is free or expired, so two workers can never both
-    win, on SQLite or PostgreSQL. A holder that was killed on this machine is not waited out; one on
-    another machine is, until its lease expires.
-    """
-    ttl = timedelta(seconds=(config or current()).sync_lease_s)
-    owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
-    now = timezone.now()
-    claim = {"sync_lease_owner": owner, "sync_lease_expires_at": now + ttl}
-    rows = Source.objects.filter(pk=source.pk)
-    if rows.filter(Q(sync_lease_owner="") | Q(sync_lease_expires_at__lt=now)).update(**claim):
-        return _Lease(source.pk, owner, ttl)
-    holder, until = rows.values_list("sync_lease_owner", "sync_lease_expires_at").get()
-    if _holder_is_gone(holder) and rows.filter(sync_lease_owner=holder).update(**claim):
-        logger.warning("sync lease of %s taken over from %s, whose process is gone", source.name, holder)
-        return _Lease(source.pk, owner, ttl)
-    raise SyncInProgress(f"{source.name}: another sync of this source is running ({holder}, lease until "
-                         f"{until:%Y-%m-%d %H:%M:%S} UTC); this one was skipped")
-
-
-def sync_source(
-    source: Source, *, progress: bool = False, prune: bool = True, backend: SearchBackend | None = None,
-    force: bool = False, config: CitewiseSettings | None = None,
-) -> IngestReport:
-    """Bring the index in line with the source: new and changed items indexed, removed ones deleted.
-
-    One content sync per source runs at a time: a second raises SyncInProgress and changes nothing.
-    A source that cannot be listed at all raises SourceUnavailable before anything changes; one listed
-    only in part is synced for what was listed and nothing is pruned (report.listing_complete is False).
-    A file that cannot be parsed gets its error recorded and the run goes on. If the search
-    index is unreachable the run stops with SearchUnavailable and nothing is marked indexed,
-    so the next run retries the same documents. `force` re-indexes unchanged documents too, into
-    `backend` when given (a staging index during a rebuild).
-
-    Only the fields a content sync owns are saved: a permission sync may write ACLs meanwhile. `config` (default: the
-    settings in force) sets the limits, chunking and embedding model of this run.
-    """
-    config = config or current()
-    lease = _take_lease(source, config)
-    try:
-        return _sync_source(source, lease, progress=progress, prune=prune, backend=backend, force=force, config=config)
-    finally:
-        lease.release()
-
-
 @dataclass
 class _Pending:
     document: Document
@@ -279,116 +184,359 @@ class _Pending:
     permissions: Permissions
     # The ACL hash the document had when this sync loaded it; another value later means a permission sync wrote.
     acl_hash_seen: str
+    # Whether the index held a version of it before: the run counts it as updated rather than added.
+    was_indexed: bool
 
 
-def _sync_source(
-    source: Source, lease: _Lease, *, progress: bool, prune: bool, backend: SearchBackend | None, force: bool,
-    config: CitewiseSettings,
+def sync_source(
+    source: Source, *, progress: bool = False, prune: bool = True, backend: SearchBackend | None = None,
+    force: bool = False, config: CitewiseSettings | None = None, trigger: str = "", confirm_deletions: bool = False,
+) -> IngestReport:
+    """A full sync: bring the index in line with everything the source holds; see `run_sync`.
+
+    One content run per source at a time: a second raises SyncInProgress and changes nothing. A source that cannot
+    be listed at all raises SourceUnavailable before anything changes; one listed only in part is synced for what
+    was listed and nothing is pruned (report.listing_complete is False). A file that cannot be parsed gets its
+    error recorded and the run goes on. If the search index is unreachable the run stops with SearchUnavailable
+    and nothing is marked indexed, so the next run retries the same documents. `force` re-indexes unchanged
+    documents too, into `backend` when given (a staging index during a rebuild). `prune=False` deletes nothing.
+    """
+    return _content_sync(source, SyncRun.Kind.FULL, progress=progress, prune=prune, backend=backend, force=force,
+                         config=config or current(), trigger=trigger, confirm_deletions=confirm_deletions)
+
+
+def run_sync(
+    source: Source, kind: str, *, progress: bool = False, trigger: str = "", confirm_deletions: bool = False,
+    config: CitewiseSettings | None = None,
+) -> SyncRun:
+    """Run one sync of `kind` (full, incremental, prune, permissions, groups) and return its SyncRun.
+
+    A content run (full, incremental, prune) that finds a crashed run of its lane resumes that one instead (in the
+    crashed run's kind, from its checkpoint); SyncInProgress if a live run holds the lane. An incremental run of a
+    connector without a change feed, or with no cursor yet, or whose cursor expired, is a full run.
+    """
+    config = config or current()
+    if kind in (SyncRun.Kind.FULL, SyncRun.Kind.INCREMENTAL, SyncRun.Kind.PRUNE):
+        report = _content_sync(source, SyncRun.Kind(kind), progress=progress, prune=True, backend=None, force=False,
+                               config=config, trigger=trigger, confirm_deletions=confirm_deletions)
+        return SyncRun.objects.get(pk=report.run_id)
+    if kind == SyncRun.Kind.PERMISSIONS:
+        return SyncRun.objects.get(pk=sync_permissions(source, trigger=trigger).run_id)
+    if kind == SyncRun.Kind.GROUPS:
+        return SyncRun.objects.get(pk=sync_groups(source, trigger=trigger).run_id)
+    raise InvalidInput(f"unknown kind of sync {kind!r}; one of {', '.join(SyncRun.Kind.values)}")
+
+
+def _content_sync(
+    source: Source, kind: SyncRun.Kind, *, progress: bool, prune: bool, backend: SearchBackend | None, force: bool,
+    config: CitewiseSettings, trigger: str, confirm_deletions: bool,
+) -> IngestReport:
+    active = runs.start(source, kind, trigger=trigger, config=config)
+    try:
+        report = _run_content(source, active, progress=progress, prune=prune, backend=backend, force=force,
+                              config=config, confirm_deletions=confirm_deletions)
+    except BaseException as exc:
+        active.fail(exc)
+        raise
+    return report
+
+
+def _run_content(
+    source: Source, active: runs.ActiveRun, *, progress: bool, prune: bool, backend: SearchBackend | None,
+    force: bool, config: CitewiseSettings, confirm_deletions: bool,
 ) -> IngestReport:
     started = time.perf_counter()
-    report = IngestReport(source=source.name)
+    report = IngestReport(source=source.name, run_id=active.run.pk)
     connector = connector_for(source)
-    backend = backend or retrieval_services.get_backend(source.index_name or None, source.search_backend or None)
-    # Settings alone decide whether stored chunks are current; the model loads only if something is indexed.
-    model_name = config.embedding_model
-    pipeline = retrieval_services.pipeline_signature(config)
-    max_bytes = config.max_file_bytes
-    batch_size = config.ingest_batch_documents
-    existing = {d.external_id: d for d in Document.objects.filter(source=source)}
-    items, listing_problems = _listed(item for item in loader(connector).load() if isinstance(item, SourceItem))
-    report.seen = len(items)
+    backend = backend or source_backend(source)
+    run = active.run
+    resume = run.checkpoint.get("resume") if active.resuming else None
+    if run.kind == SyncRun.Kind.INCREMENTAL and not (Capability.INCREMENTAL in connector.capabilities
+                                                     and source.sync_cursor):
+        _become_full(active, "no change feed" if Capability.INCREMENTAL not in connector.capabilities
+                     else "no cursor yet: the first sync is a full one")
+    if run.kind == SyncRun.Kind.PRUNE:
+        listing_problems = _mark_listed(source, active, connector, progress=progress)
+    else:
+        stream: Iterator[Changed]
+        if run.kind == SyncRun.Kind.INCREMENTAL:
+            stream = change_feed(connector).changes(dict(source.sync_cursor), resume)
+        else:
+            stream = iter(loader(connector).load(resume))
+        try:
+            listing_problems = _ingest(source, active, connector, stream, report=report, backend=backend,
+                                       force=force, config=config, progress=progress)
+        except CursorExpired as exc:
+            _become_full(active, f"the cursor expired ({exc})")
+            listing_problems = _ingest(source, active, connector, iter(loader(connector).load(None)), report=report,
+                                       backend=backend, force=force, config=config, progress=progress)
     report.listing_complete = not listing_problems
-    report.errors.extend(listing_problems)
-    seen_ids: set[str] = set()
-    bar = tqdm(total=len(items), desc=f"ingest {source.name}", unit="doc", disable=not progress, dynamic_ncols=True)
-    for start in range(0, len(items), batch_size):
-        pending: list[_Pending] = []
-        for item in items[start:start + batch_size]:
-            lease.keep()
-            seen_ids.add(item.external_id)
-            document = existing.get(item.external_id) or Document(
-                id=document_id_for(source.id, item.external_id), source=source, external_id=item.external_id,
-            )
-            document.url, document.mime_type, document.size_bytes = item.url, item.mime_type, item.size_bytes
-            document.source_modified_at = item.modified_at
-            try:
-                content = _read(item, max_bytes)
-                content_hash = hashlib.sha256(content).hexdigest()
-                document.content_hash = content_hash
-                if (not force and document.status == Document.Status.INDEXED and document.indexed_hash == content_hash
-                        and document.indexed_pipeline == pipeline):
-                    report.unchanged += 1
-                    continue
-                if document.parsing_hash == content_hash:
-                    raise ItemError(WORKER_STOPPED, "the worker stopped while reading this file (killed, or out of "
-                                    "memory); it is skipped until the file changes")
-                _mark_parsing(document, content_hash, clean_text(item.title))
-                parsed = parse(content, item.mime_type, max_bytes=max_bytes, max_chars=config.max_extracted_chars,
-                               max_uncompressed_bytes=config.max_uncompressed_bytes,
-                               max_compression_ratio=config.max_compression_ratio)
-                _clear_parsing(document)
-            except ItemError as exc:
-                if exc.withdraw:
-                    _withdraw(document, backend)
-                if exc.code != WORKER_STOPPED:
-                    document.parsing_hash = ""
-                _record_failure(document, str(exc), report)
-                continue
-            except Exception as exc:  # a parser library's own bug must not stop the run
-                logger.exception("parser crashed on %s", item.external_id)
-                document.parsing_hash = ""
-                _record_failure(document, f"parse_failed: {exc.__class__.__name__}: {exc}", report)
-                continue
-            document.title = _title(parsed, item)[:500]
-            document.effective_date, supersedes = stated_version(
-                document.title, "\n\n".join(section.text for section in parsed.sections))
-            document.supersedes = list(supersedes)
-            permissions = _fetch_permissions(connector, item.external_id)
-            indexed = IndexedDocument(
-                document_id=document.id, source_id=str(source.id), title=document.title, url=item.url,
-                mime_type=item.mime_type, modified_at=item.modified_at, acl=_acl(permissions),
-                effective_date=document.effective_date, supersedes=supersedes,
-            )
-            pending.append(_Pending(document, retrieval_services.DocumentToIndex(indexed, parsed.sections),
-                                    content_hash, permissions, document.acl_hash))
-        if pending:
-            lease.keep()
-            stats = retrieval_services.index_documents(
-                [p.to_index for p in pending], backend=backend,
-                max_chunks_per_document=config.max_chunks_per_document, config=config)
-            for entry in pending:
-                if entry.document.id in stats.rejected:
-                    _record_failure(entry.document, stats.rejected[entry.document.id], report)
-            pending = [p for p in pending if p.document.id not in stats.rejected]
-            report.chunks += stats.chunks
-            report.embedded += stats.embedded
-            report.embedding_cache_hits += stats.embedding_cache_hits
-            for stage, seconds in stats.seconds.items():
-                report.stage_seconds[stage] = report.stage_seconds.get(stage, 0.0) + seconds
-            if pending:
-                _record_indexed(pending, model_name, pipeline, stats.chunks_per_document, backend)
-                report.indexed += len(pending)
-        bar.update(len(items[start:start + batch_size]))
-    bar.close()
-    if report.listing_complete:
-        state = remembered_state(connector)
-        if state != source.sync_state:
-            source.sync_state = state
-            source.save(update_fields=["sync_state"])
-    if prune and report.listing_complete:
-        report.deleted = prune_missing(source, seen_ids, backend=backend)
-    elif prune:
+    details: dict[str, Any] = {"chunks": report.chunks, "embedded": report.embedded,
+                               "embedding_cache_hits": report.embedding_cache_hits}
+    state = SyncRun.State.SUCCEEDED
+    if listing_problems:
+        active.commit({}, listing_problems)
+        state = SyncRun.State.PARTIAL
         logger.warning("prune skipped for %s: the source could not be listed completely (%s)", source.name,
                        "; ".join(f"{where}: {message}" for where, message in listing_problems))
-    source.last_synced_at = timezone.now()
-    source.save(update_fields=["last_synced_at"])
+    else:
+        if run.kind != SyncRun.Kind.PRUNE:
+            _remember(source, connector, run)
+        if prune and run.kind in (SyncRun.Kind.FULL, SyncRun.Kind.PRUNE):
+            held = _prune_unlisted(source, active, backend, config=config, confirmed=confirm_deletions)
+            if held:
+                details["held_deletions"] = held
+                state = SyncRun.State.HELD
+    if run.kind != SyncRun.Kind.PRUNE:
+        source.last_synced_at = timezone.now()
+        source.save(update_fields=["last_synced_at"])
+    finished = active.finish(state, details=details)
+    report.seen, report.unchanged, report.failed, report.deleted = (finished.seen, finished.unchanged,
+                                                                     finished.failed, finished.deleted)
+    report.indexed = finished.added + finished.updated
+    report.errors = [(entry["item"], entry["error"]) for entry in finished.errors]
     report.seconds = time.perf_counter() - started
     logger.info(
-        "ingest finished source=%s seen=%d indexed=%d unchanged=%d failed=%d deleted=%d chunks=%d embedded=%d "
-        "cache_hits=%d seconds=%.2f", report.source, report.seen, report.indexed, report.unchanged, report.failed,
-        report.deleted, report.chunks, report.embedded, report.embedding_cache_hits, report.seconds,
+        "ingest finished source=%s kind=%s seen=%d indexed=%d unchanged=%d failed=%d deleted=%d chunks=%d "
+        "embedded=%d cache_hits=%d seconds=%.2f", report.source, finished.kind, report.seen, report.indexed,
+        report.unchanged, report.failed, report.deleted, report.chunks, report.embedded, report.embedding_cache_hits,
+        report.seconds,
     )
     return report
+
+
+def _become_full(active: runs.ActiveRun, why: str) -> None:
+    logger.info("%s: incremental sync runs as a full one: %s", active.run.source_id, why)
+    active.run.kind = SyncRun.Kind.FULL
+    active.run.details = {**active.run.details, "full_because": why}
+    SyncRun.objects.filter(pk=active.run.pk).update(kind=SyncRun.Kind.FULL, details=active.run.details)
+
+
+def _remember(source: Source, connector: Connector, run: SyncRun) -> None:
+    """After a complete listing: what the connector asks to remember, and where the next incremental run starts."""
+    state = remembered_state(connector)
+    cursor = run.checkpoint.get("cursor")
+    fields = []
+    if state != source.sync_state:
+        source.sync_state = state
+        fields.append("sync_state")
+    if cursor is not None and cursor != source.sync_cursor:
+        source.sync_cursor = cursor
+        fields.append("sync_cursor")
+    if fields:
+        source.save(update_fields=fields)
+
+
+def _ingest(
+    source: Source, active: runs.ActiveRun, connector: Connector, stream: Iterator[Changed], *, report: IngestReport,
+    backend: SearchBackend, force: bool, config: CitewiseSettings, progress: bool,
+) -> list[tuple[str, str]]:
+    """Index what `stream` yields, batch by batch, each batch committed with its counts and the checkpoint that
+    follows it; the listing problems (from IncompleteListing) are returned. SourceUnavailable propagates."""
+    batch: list[SourceItem] = []
+    deleted: list[str] = []
+    cursor: dict[str, Any] | None = None
+    bar = tqdm(desc=f"sync {source.name}", unit="doc", disable=not progress, dynamic_ncols=True)
+
+    def flush(resume: dict[str, Any] | None = None) -> None:
+        nonlocal cursor
+        _ingest_batch(source, active, connector, batch, deleted, report=report, backend=backend, force=force,
+                      config=config, resume=resume, cursor=cursor)
+        bar.update(len(batch))
+        batch.clear()
+        deleted.clear()
+        cursor = None
+
+    problems: list[tuple[str, str]] = []
+    try:
+        for entry in stream:
+            if isinstance(entry, SourceItem):
+                batch.append(entry)
+                if len(batch) >= config.ingest_batch_documents:
+                    flush()
+            elif isinstance(entry, Deleted):
+                deleted.append(entry.external_id)
+                if len(deleted) >= INDEX_PAGE_SIZE:
+                    flush()
+            elif isinstance(entry, Checkpoint):
+                flush(entry.state)
+            elif isinstance(entry, Cursor):
+                cursor = entry.state
+    except IncompleteListing as exc:
+        problems = exc.problems
+    flush()
+    bar.close()
+    return problems
+
+
+def _ingest_batch(
+    source: Source, active: runs.ActiveRun, connector: Connector, batch: Sequence[SourceItem],
+    deleted: Sequence[str], *, report: IngestReport, backend: SearchBackend, force: bool, config: CitewiseSettings,
+    resume: dict[str, Any] | None, cursor: dict[str, Any] | None,
+) -> None:
+    run_id = active.run.pk
+    counts: Counter[str] = Counter()
+    errors: list[tuple[str, str]] = []
+    model_name, pipeline, max_bytes = config.embedding_model, retrieval_services.pipeline_signature(config), \
+        config.max_file_bytes
+    existing = {d.external_id: d for d in Document.objects.filter(
+        source=source, external_id__in=[item.external_id for item in batch])}
+    pending: list[_Pending] = []
+    processed: list[str] = []
+    for item in batch:
+        active.keep()
+        document = existing.get(item.external_id)
+        if document is not None and document.seen_by_run == run_id:
+            continue  # processed and counted before this run was interrupted (or listed twice)
+        processed.append(item.external_id)
+        counts["seen"] += 1
+        document = document or Document(id=document_id_for(source.id, item.external_id), source=source,
+                                        external_id=item.external_id)
+        document.url, document.mime_type, document.size_bytes = item.url, item.mime_type, item.size_bytes
+        document.source_modified_at = item.modified_at
+        try:
+            content = _read(item, max_bytes)
+            content_hash = hashlib.sha256(content).hexdigest()
+            document.content_hash = content_hash
+            if (not force and document.status == Document.Status.INDEXED and document.indexed_hash == content_hash
+                    and document.indexed_pipeline == pipeline):
+                counts["unchanged"] += 1
+                continue
+            if document.parsing_hash == content_hash:
+                raise ItemError(WORKER_STOPPED, "the worker stopped while reading this file (killed, or out of "
+                                "memory); it is skipped until the file changes")
+            _mark_parsing(document, content_hash, clean_text(item.title))
+            parsed = parse(content, item.mime_type, max_bytes=max_bytes, max_chars=config.max_extracted_chars,
+                           max_uncompressed_bytes=config.max_uncompressed_bytes,
+                           max_compression_ratio=config.max_compression_ratio)
+            _clear_parsing(document)
+        except ItemError as exc:
+            if exc.withdraw:
+                _withdraw(document, backend)
+            if exc.code != WORKER_STOPPED:
+                document.parsing_hash = ""
+            _record_failure(document, str(exc), counts, errors)
+            continue
+        except Exception as exc:  # a parser library's own bug must not stop the run
+            logger.exception("parser crashed on %s", item.external_id)
+            document.parsing_hash = ""
+            _record_failure(document, f"parse_failed: {exc.__class__.__name__}: {exc}", counts, errors)
+            continue
+        document.title = _title(parsed, item)[:500]
+        document.effective_date, supersedes = stated_version(
+            document.title, "\n\n".join(section.text for section in parsed.sections))
+        document.supersedes = list(supersedes)
+        permissions = _fetch_permissions(connector, item.external_id)
+        indexed = IndexedDocument(
+            document_id=document.id, source_id=str(source.id), title=document.title, url=item.url,
+            mime_type=item.mime_type, modified_at=item.modified_at, acl=_acl(permissions),
+            effective_date=document.effective_date, supersedes=supersedes,
+        )
+        pending.append(_Pending(document, retrieval_services.DocumentToIndex(indexed, parsed.sections),
+                                content_hash, permissions, document.acl_hash, bool(document.indexed_hash)))
+    chunk_counts: dict[str, int] = {}
+    if pending:
+        active.keep()
+        stats = retrieval_services.index_documents(
+            [p.to_index for p in pending], backend=backend,
+            max_chunks_per_document=config.max_chunks_per_document, config=config)
+        for entry in pending:
+            if entry.document.id in stats.rejected:
+                _record_failure(entry.document, stats.rejected[entry.document.id], counts, errors)
+        pending = [p for p in pending if p.document.id not in stats.rejected]
+        report.chunks += stats.chunks
+        report.embedded += stats.embedded
+        report.embedding_cache_hits += stats.embedding_cache_hits
+        for stage, seconds in stats.seconds.items():
+            report.stage_seconds[stage] = report.stage_seconds.get(stage, 0.0) + seconds
+        chunk_counts = stats.chunks_per_document
+    gone: list[Document] = []
+    if deleted:
+        gone = list(Document.objects.filter(source=source, external_id__in=list(deleted)).select_related("source"))
+        remove_documents_from_index(gone)
+        counts["deleted"] += len(gone)
+    counts["added"] += sum(1 for p in pending if not p.was_indexed)
+    counts["updated"] += sum(1 for p in pending if p.was_indexed)
+    overtaken: list[str] = []
+
+    def work() -> None:
+        overtaken.extend(_record_indexed(pending, model_name, pipeline, chunk_counts))
+        if processed:
+            Document.objects.filter(source=source, external_id__in=processed).update(seen_by_run=run_id)
+        if gone:
+            _delete_rows([d.id for d in gone])
+
+    active.commit(counts, errors, resume=resume, cursor=cursor, work=work)
+    if overtaken:
+        _reapply_acls(overtaken, backend)
+
+
+def _mark_listed(source: Source, active: runs.ActiveRun, connector: Connector, *, progress: bool
+                 ) -> list[tuple[str, str]]:
+    """A prune run's listing: every id the source still has marks its document seen by this run, a page at a time
+    (never the whole list in memory); the listing problems are returned."""
+    run_id = active.run.pk
+    if active.resuming:  # the listing starts again from the top; its marks so far stay valid
+        SyncRun.objects.filter(pk=run_id).update(seen=0)
+    bar = tqdm(desc=f"list {source.name}", unit="id", disable=not progress, dynamic_ncols=True)
+    page: list[str] = []
+
+    def flush() -> None:
+        listed = list(page)
+        active.keep()
+        active.commit({"seen": len(listed)}, work=lambda: Document.objects.filter(
+            source=source, external_id__in=listed).update(seen_by_run=run_id))
+        bar.update(len(listed))
+        page.clear()
+
+    try:
+        for external_id in id_lister(connector).list_ids():
+            page.append(external_id)
+            if len(page) >= INDEX_PAGE_SIZE:
+                flush()
+    except IncompleteListing as exc:
+        flush()
+        bar.close()
+        return exc.problems
+    flush()
+    bar.close()
+    return []
+
+
+def _prune_unlisted(source: Source, active: runs.ActiveRun, backend: SearchBackend, *, config: CitewiseSettings,
+                    confirmed: bool) -> dict[str, Any] | None:
+    """Delete the source's documents this run did not list, index first, a page at a time; unless that is more
+    than the mass-deletion guard allows and no admin confirmed it: then nothing is deleted and the guard's figures
+    are returned."""
+    run_id = active.run.pk
+    unlisted = Document.objects.filter(source=source).exclude(seen_by_run=run_id)
+    going, total = unlisted.count(), Document.objects.filter(source=source).count()
+    if not going:
+        return None
+    share = going / total
+    allowed = confirmed or Source.objects.filter(pk=source.pk, mass_deletion_confirmed=True).exists()
+    if (total >= config.mass_deletion_min_documents and share > config.mass_deletion_max_share and not allowed):
+        held = {"would_delete": going, "documents": total, "share": round(share, 4),
+                "max_share": config.mass_deletion_max_share}
+        active.commit({}, [("prune", f"mass_deletion_held: this run would delete {going} of the source's {total} "
+                                     f"documents ({share:.0%}), more than CITEWISE_MASS_DELETION_MAX_SHARE "
+                                     f"({config.mass_deletion_max_share:.0%}); nothing was deleted. If the source "
+                                     f"really lost them, confirm in the console or run `manage.py sync "
+                                     f"{source.pk} --kind prune --confirm-deletions`")])
+        logger.warning("mass deletion held for %s: %d of %d documents (%.0f%%)", source.name, going, total,
+                       share * 100)
+        return held
+    live = source_backend(source)
+    while True:
+        page = list(unlisted.values_list("id", flat=True)[:INDEX_PAGE_SIZE])
+        if not page:
+            break
+        for target in dict.fromkeys([live, backend]):
+            retrieval_services.delete_documents(page, backend=target, source_ids=[source.pk])
+        active.commit({"deleted": len(page)}, work=partial(_delete_rows, page))
+    if allowed:
+        Source.objects.filter(pk=source.pk).update(mass_deletion_confirmed=False)
+    return None
 
 
 WORKER_STOPPED = "worker_stopped"
@@ -440,20 +588,21 @@ def _save_content(document: Document) -> None:
         document.save(update_fields=_CONTENT_FIELDS)
 
 
-def _record_failure(document: Document, message: str, report: IngestReport) -> None:
+def _record_failure(document: Document, message: str, counts: Counter[str], errors: list[tuple[str, str]]) -> None:
     # A document indexed before keeps its last good chunks (indexed_hash); the error says why they are stale.
     document.status = Document.Status.ERROR
     document.error = message
     if not document.title:
         document.title = Path(document.external_id).name
     _save_content(document)
-    report.failed += 1
-    report.errors.append((document.external_id, message))
+    counts["failed"] += 1
+    errors.append((document.external_id, message))
 
 
-def _record_indexed(
-    pending: Sequence[_Pending], model_name: str, pipeline: str, chunk_counts: dict[str, int], backend: SearchBackend,
-) -> None:
+def _record_indexed(pending: Sequence[_Pending], model_name: str, pipeline: str, chunk_counts: dict[str, int]
+                    ) -> list[str]:
+    """Record the batch as indexed; the ids of documents whose ACL a permission sync wrote meanwhile (their chunks
+    must be given that ACL: `_reapply_acls`)."""
     now = timezone.now()
     overtaken: list[str] = []
     with transaction.atomic():
@@ -474,14 +623,17 @@ def _record_indexed(
                     acl_principals=document.acl_principals, acl_public=document.acl_public,
                     acl_status=document.acl_status, acl_hash=document.acl_hash):
                 overtaken.append(document.pk)
-    if overtaken:
-        # The permission sync's ACL is the one on record; the chunks just written must carry it too.
-        current = Document.objects.filter(pk__in=overtaken).values_list("id", "acl_principals", "acl_public",
-                                                                       "acl_status")
-        retrieval_services.update_acls(
-            [(document_id, DocumentAcl(principals=frozenset(principals), public=public, status=status))
-             for document_id, principals, public, status in current], backend=backend)
-        logger.info("kept the ACL a permission sync wrote meanwhile for %d documents", len(overtaken))
+    return overtaken
+
+
+def _reapply_acls(document_ids: Sequence[str], backend: SearchBackend) -> None:
+    # The permission sync's ACL is the one on record; the chunks just written must carry it too.
+    current = Document.objects.filter(pk__in=list(document_ids)).values_list("id", "acl_principals", "acl_public",
+                                                                            "acl_status")
+    retrieval_services.update_acls(
+        [(document_id, DocumentAcl(principals=frozenset(principals), public=public, status=status))
+         for document_id, principals, public, status in current], backend=backend)
+    logger.info("kept the ACL a permission sync wrote meanwhile for %d documents", len(document_ids))
 
 
 def source_backend(source: Source) -> SearchBackend:
@@ -566,21 +718,6 @@ def remove_orphaned_documents(backends: Sequence[SearchBackend] | None = None) -
     return removed
 
 
-def prune_missing(source: Source, seen_ids: set[str], *, backend: SearchBackend | None = None) -> int:
-    """Delete documents the source no longer has, from the index first and then from the database.
-
-    They leave the live index whatever `backend` is (a rebuild's staging index too): once the rows are gone
-    nothing would ever delete them there. A failed delete raises SearchUnavailable and keeps the rows.
-    """
-    gone = list(Document.objects.filter(source=source).exclude(external_id__in=seen_ids).values_list("id", flat=True))
-    if gone:
-        live = source_backend(source)
-        for target in dict.fromkeys([live, backend or live]):
-            retrieval_services.delete_documents(gone, backend=target, source_ids=[source.pk])
-        _delete_rows(gone)
-    return len(gone)
-
-
 def ingest_paths(paths: Sequence[str | Path], *, progress: bool = False) -> list[IngestReport]:
     reports = []
     for path in paths:
@@ -620,75 +757,116 @@ def rebuild_index(index_name: str = "", kind: str | None = None, *, progress: bo
 @dataclass
 class PermissionSyncReport:
     source: str
+    run_id: int = 0
     checked: int = 0
     changed: int = 0
     groups: int = 0
     memberships: int = 0
-    deleted: int = 0
     seconds: float = 0.0
-    # As for IngestReport: a partial listing prunes nothing, and errors say where listing failed.
-    listing_complete: bool = True
     errors: list[tuple[str, str]] = field(default_factory=list)
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
 
 
-def sync_groups(source: Source) -> tuple[int, int]:
+@dataclass
+class GroupSyncReport:
+    source: str
+    run_id: int = 0
+    groups: int = 0
+    memberships: int = 0
+    # False when the source's group listing could not be read: the last good memberships stay.
+    complete: bool = True
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def _replace_groups(source: Source, connector: Connector) -> tuple[int, int] | None:
     """Replace the source's groups and direct memberships with what the source says now (identity's
-    replace_source_groups: memberships an admin added or revoked stay); returns (groups, memberships)."""
-    try:
-        groups = list(group_source(connector_for(source)).list_groups())
-    except ValueError as exc:  # an unreadable group listing keeps the last good memberships
-        logger.error("group sync skipped for %s: %s", source.name, exc)
+    replace_source_groups: memberships an admin added or revoked stay); None when the listing cannot be read."""
+    if Capability.GROUPS not in connector.capabilities:
         return 0, 0
+    try:
+        groups = list(group_source(connector).list_groups())
+    except (ValueError, IncompleteListing, SourceUnavailable) as exc:  # keep the last good memberships
+        logger.error("group sync skipped for %s: %s", source.name, exc)
+        return None
     return identity_services.replace_source_groups(source, groups)
 
 
-def sync_permissions(source: Source, *, backend: SearchBackend | None = None) -> PermissionSyncReport:
-    """Permission-only sync: groups and memberships, then each document's ACL where its hash changed.
+def sync_groups(source: Source, *, trigger: str = "") -> GroupSyncReport:
+    """Group and membership sync alone, as a `groups` run: takes effect at the next query, since principals expand
+    then (no document is re-indexed)."""
+    report = GroupSyncReport(source=source.name)
+    active = runs.start(source, SyncRun.Kind.GROUPS, trigger=trigger)
+    report.run_id = active.run.pk
+    try:
+        replaced = _replace_groups(source, connector_for(source))
+        if replaced is None:
+            report.complete = False
+            active.commit({}, [("groups", "groups_unreadable: the source's groups could not be listed; the last "
+                                          "synced memberships stay")])
+            active.finish(SyncRun.State.PARTIAL)
+            return report
+        report.groups, report.memberships = replaced
+        active.commit({"seen": report.groups})
+        active.finish(SyncRun.State.SUCCEEDED, details={"groups": report.groups, "memberships": report.memberships})
+    except BaseException as exc:
+        active.fail(exc)
+        raise
+    return report
 
-    Nothing is parsed or embedded; the index's ACL fields are updated by document id. A source that cannot
-    be listed raises SourceUnavailable before groups or documents change.
-    """
+
+def sync_permissions(source: Source, *, backend: SearchBackend | None = None, trigger: str = ""
+                     ) -> PermissionSyncReport:
+    """Permission-only sync, as a `permissions` run: the source's groups first (so ACLs and memberships agree),
+    then each document's ACL where its hash changed. Nothing is parsed, embedded or deleted (pruning is the prune
+    run's); the index's ACL fields are updated by document id, a page at a time."""
     started = time.perf_counter()
     report = PermissionSyncReport(source=source.name)
-    connector = connector_for(source)
-    listed_ids, listing_problems = _listed(id_lister(connector).list_ids())
-    report.groups, report.memberships = sync_groups(source)
-    backend = backend or retrieval_services.get_backend(source.index_name or None, source.search_backend or None)
-    # Items gone from the source are gone from search now, not at the next content sync.
-    if listing_problems:
-        report.listing_complete = False
-        report.errors.extend(listing_problems)
-        logger.warning("prune skipped for %s: the source could not be listed completely", source.name)
-    else:
-        try:
-            lease = _take_lease(source)
-        except SyncInProgress as exc:  # pruning under a running content sync would race it; it prunes itself
-            report.errors.append(("prune", f"prune_skipped: a content sync of this source is running and "
-                                           f"prunes what is gone ({exc})"))
+    active = runs.start(source, SyncRun.Kind.PERMISSIONS, trigger=trigger)
+    report.run_id = active.run.pk
+    try:
+        connector = connector_for(source)
+        replaced = _replace_groups(source, connector)
+        if replaced is None:
+            report.errors.append(("groups", "groups_unreadable: the last synced memberships stay"))
         else:
-            try:
-                report.deleted = prune_missing(source, set(listed_ids), backend=backend)
-            finally:
-                lease.release()
-    changed: list[tuple[Document, Permissions]] = []
-    for document in Document.objects.filter(source=source).only("id", "external_id", "acl_hash", "indexed_hash"):
-        report.checked += 1
-        permissions = _fetch_permissions(connector, document.external_id)
-        if acl_hash(permissions) != document.acl_hash:
-            changed.append((document, permissions))
-    for start in range(0, len(changed), 500):
-        batch = changed[start:start + 500]
-        retrieval_services.update_acls([(d.id, _acl(p)) for d, p in batch if d.indexed_hash], backend=backend)
-        with transaction.atomic():
-            for document, permissions in batch:
-                _apply_acl(document, permissions)
-                document.save(update_fields=["acl_principals", "acl_public", "acl_status", "acl_hash"])
-    report.changed = len(changed)
-    source.permissions_synced_at = timezone.now()
-    source.save(update_fields=["permissions_synced_at"])
+            report.groups, report.memberships = replaced
+        backend = backend or source_backend(source)
+        documents = Document.objects.filter(source=source).only("id", "external_id", "acl_hash", "indexed_hash")
+        changed: list[tuple[Document, Permissions]] = []
+
+        def write_changes() -> None:
+            retrieval_services.update_acls([(d.id, _acl(p)) for d, p in changed if d.indexed_hash], backend=backend)
+
+            def save() -> None:
+                for document, permissions in changed:
+                    _apply_acl(document, permissions)
+                    document.save(update_fields=["acl_principals", "acl_public", "acl_status", "acl_hash"])
+
+            active.commit({"permission_changes": len(changed)}, work=save)
+            report.changed += len(changed)
+            changed.clear()
+
+        for document in documents.order_by("pk").iterator(chunk_size=INDEX_PAGE_SIZE):
+            active.keep()
+            report.checked += 1
+            permissions = _fetch_permissions(connector, document.external_id)
+            if acl_hash(permissions) != document.acl_hash:
+                changed.append((document, permissions))
+                if len(changed) >= 500:
+                    write_changes()
+        write_changes()
+        active.commit({"seen": report.checked}, report.errors)
+        source.permissions_synced_at = timezone.now()
+        source.save(update_fields=["permissions_synced_at"])
+        active.finish(SyncRun.State.SUCCEEDED if replaced is not None else SyncRun.State.PARTIAL,
+                      details={"groups": report.groups, "memberships": report.memberships})
+    except BaseException as exc:
+        active.fail(exc)
+        raise
     report.seconds = time.perf_counter() - started
     logger.info("permission sync finished source=%s checked=%d changed=%d groups=%d memberships=%d",
                 source.name, report.checked, report.changed, report.groups, report.memberships)

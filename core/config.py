@@ -58,8 +58,20 @@ class CitewiseSettings(BaseSettings):
     # One content sync per source at a time: its lease lasts this long unless renewed (it is, as the sync goes), so a
     # sync whose worker vanished on another machine blocks the source at most this long.
     sync_lease_s: int = Field(900, ge=1, validation_alias=_env("CITEWISE_SYNC_LEASE_S"))
+    # Default seconds between scheduled runs of each kind of sync (a source may set its own; 0 never runs it).
+    # Content is incremental where the connector has a change feed, full otherwise.
     permission_sync_interval_s: int = Field(300, ge=0, validation_alias=_env("CITEWISE_PERMISSION_SYNC_INTERVAL_S"))
     content_sync_interval_s: int = Field(3600, ge=0, validation_alias=_env("CITEWISE_CONTENT_SYNC_INTERVAL_S"))
+    full_sync_interval_s: int = Field(86400, ge=0, validation_alias=_env("CITEWISE_FULL_SYNC_INTERVAL_S"))
+    prune_interval_s: int = Field(3600, ge=0, validation_alias=_env("CITEWISE_PRUNE_INTERVAL_S"))
+    group_sync_interval_s: int = Field(900, ge=0, validation_alias=_env("CITEWISE_GROUP_SYNC_INTERVAL_S"))
+    # How often beat looks for syncs that are due (and runs left by dead workers, to resume them).
+    sync_dispatch_interval_s: int = Field(60, ge=1, validation_alias=_env("CITEWISE_SYNC_DISPATCH_INTERVAL_S"))
+    # The mass-deletion guard: a run may not delete more than this share of a source of at least this many
+    # documents unless an admin confirms (a source emptied by an outage or a revoked permission is not pruned).
+    mass_deletion_max_share: float = Field(0.5, ge=0, le=1, validation_alias=_env("CITEWISE_MASS_DELETION_MAX_SHARE"))
+    mass_deletion_min_documents: int = Field(
+        10, ge=1, validation_alias=_env("CITEWISE_MASS_DELETION_MIN_DOCUMENTS"))
 
     # --- Hybrid retrieval: weighted reciprocal rank (or linear) fusion of the BM25 and kNN legs.
     fusion: Literal["rrf", "linear"] = Field("rrf", validation_alias=_env("CITEWISE_FUSION"))

@@ -272,9 +272,7 @@ class ConfluenceConnector:
             return Permissions(status="unknown", reason=str(exc))
 
     def _permissions(self, external_id: str) -> Permissions:
-        page = self._pages.get(external_id.removeprefix(PAGE_PREFIX))
-        if page is None:
-            raise _Unresolvable(f"{external_id} was not listed by this sync")
+        page = self._known_page(external_id.removeprefix(PAGE_PREFIX))
         layers = [self._space_grant(page.space_id)]
         seen: set[str] = set()
         current: _Page | None = page
@@ -287,11 +285,23 @@ class ConfluenceConnector:
                 layers.append(restriction)
             if current.parent_id is None:
                 break
-            if current.parent_type != "page" or current.parent_id not in self._pages:
+            if current.parent_type != "page":
                 raise _Unresolvable(f"{external_id}: ancestor {current.parent_type or 'content'} "
-                                    f"{current.parent_id} is not a listed page; its restrictions cannot be read")
-            current = self._pages[current.parent_id]
+                                    f"{current.parent_id} is not a page; its restrictions cannot be read")
+            current = self._known_page(current.parent_id)
         return self._intersection(layers)
+
+    def _known_page(self, page_id: str) -> _Page:
+        """A page this sync listed, else read alone (a permission sync lists nothing): v2 `GET /pages/{id}`."""
+        if page_id not in self._pages:
+            try:
+                page = self._page(self._get(f"/wiki/api/v2/pages/{page_id}"))
+            except ConfluenceError as exc:
+                raise _Unresolvable(f"page {page_id} cannot be read: {exc}") from exc
+            if page is None:
+                raise _Unresolvable(f"page {page_id}: malformed reply")
+            self._pages[page_id] = page
+        return self._pages[page_id]
 
     def _intersection(self, layers: list[_Grant]) -> Permissions:
         """Who every layer lets read, as principals any one of whom may read."""

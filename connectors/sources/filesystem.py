@@ -251,6 +251,12 @@ class FilesystemConnector:
     # -- permissions ---------------------------------------------------------------------------
     @cached_property
     def _manifest(self) -> dict[str, Any] | None:
+        """The ACL manifest (None if there is none); SourceUnavailable when the folder itself is gone or unmounted,
+        so that a permission or group sync changes nothing rather than taking every file's rules to be missing."""
+        self._check_mounted()
+        if not self._folder.is_dir():
+            raise SourceUnavailable(f"{self._folder}: the folder does not exist or is not mounted; no permission "
+                                    f"or group was changed")
         path = self._folder / ACL_MANIFEST
         if not os.path.lexists(path):
             return None

@@ -152,14 +152,15 @@ CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", not CELERY_BROKE
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_RESULT_BACKEND = os.environ.get("CELERY_RESULT_BACKEND", "") or None
 
-# Scheduled syncs (`celery -A console beat`). Permission-only syncs are cheap and run often; a content sync
-# re-reads every item. A revoked permission is visible at most one interval plus one sync's duration after
-# the source changes (docs/acl.md: maximum staleness). 0 turns a schedule off.
+# Scheduled syncs (`celery -A console beat`): the dispatcher queues each source's syncs when their intervals
+# (the source's own, else CITEWISE_*_INTERVAL_S) have passed, and resumes runs dead workers left. A revoked permission
+# is visible at most one permission interval plus one dispatch and one sync's duration after the source changes
+# (docs/acl.md: maximum staleness).
 CELERY_BEAT_SCHEDULE = {
     name: {"task": task, "schedule": float(interval), "options": {"expires": float(interval)}}
     for name, task, interval in (
-        ("sync-all-permissions", "connectors.sync_all_permissions", CITEWISE.permission_sync_interval_s),
-        ("sync-all-sources", "connectors.sync_all_sources", CITEWISE.content_sync_interval_s),
+        ("dispatch-due-syncs", "connectors.dispatch_due_syncs", CITEWISE.sync_dispatch_interval_s),
+        ("remove-orphaned-documents", "connectors.remove_orphaned_documents", CITEWISE.content_sync_interval_s),
     )
     if interval > 0
 }

@@ -68,33 +68,34 @@ def test_the_tasks_run_eagerly_without_a_broker(tmp_path, isolated_index):
     source = index_corpus(folder)
     Source.objects.create(name="eval", kind="beir", location="/nowhere")
     write_manifest(folder, finance_members=[])
-    assert tasks.sync_all_permissions.delay().get() == [source.id]
+    # Its full and permission syncs have just run: a group sync and a prune are due, and the evaluation corpus never.
+    assert sorted(tasks.dispatch_due_syncs.delay().get()) == [(source.id, "groups"), (source.id, "prune")]
+    assert tasks.run_sync.delay(source.id, "permissions").get()["state"] == "succeeded"
     assert tasks.sync_permissions.delay(987654).get() == {"source_id": 987654, "skipped": "no such source"}
     assert Document.objects.get(id=finance_document(source).id).acl_hash
     assert not visible_documents(make_user("alice")) & {finance_document(source).id}
 
 
-def test_the_beat_schedule_runs_both_syncs_at_their_intervals():
+def test_the_beat_schedule_dispatches_due_syncs():
     schedule = django_settings.CELERY_BEAT_SCHEDULE
-    assert schedule["sync-all-permissions"]["task"] == "connectors.sync_all_permissions"
-    assert schedule["sync-all-permissions"]["schedule"] == django_settings.CITEWISE.permission_sync_interval_s
-    assert schedule["sync-all-sources"]["task"] == "connectors.sync_all_sources"
-    assert schedule["sync-all-sources"]["schedule"] == django_settings.CITEWISE.content_sync_interval_s
+    assert schedule["dispatch-due-syncs"]["task"] == "connectors.dispatch_due_syncs"
+    assert schedule["dispatch-due-syncs"]["schedule"] == django_settings.CITEWISE.sync_dispatch_interval_s
+    assert schedule["remove-orphaned-documents"]["task"] == "connectors.remove_orphaned_documents"
     celery_app.loader.import_default_modules()
-    assert {"connectors.sync_permissions", "connectors.sync_all_permissions", "connectors.sync_source",
-            "connectors.sync_all_sources"} <= set(celery_app.tasks)
+    assert {"connectors.run_sync", "connectors.dispatch_due_syncs", "connectors.sync_permissions",
+            "connectors.sync_source", "connectors.remove_orphaned_documents"} <= set(celery_app.tasks)
 
 
 def test_sync_intervals_come_from_the_environment():
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "CITEWISE_"))}
-    env.update(DJANGO_SETTINGS_MODULE="console.settings.test", CITEWISE_PERMISSION_SYNC_INTERVAL_S="60",
+    env.update(DJANGO_SETTINGS_MODULE="console.settings.test", CITEWISE_SYNC_DISPATCH_INTERVAL_S="60",
                CITEWISE_CONTENT_SYNC_INTERVAL_S="0")
     code = ("import django; django.setup(); from django.conf import settings as s; "
             "print(sorted((k, v['schedule']) for k, v in s.CELERY_BEAT_SCHEDULE.items()))")
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
                             timeout=120)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "[('sync-all-permissions', 60.0)]"
+    assert result.stdout.strip() == "[('dispatch-due-syncs', 60.0)]"
 
 
 # -- a real worker on the real Redis broker ---------------------------------------------------------------
@@ -222,7 +223,7 @@ def test_a_celery_worker_on_redis_revokes_access_with_sync_permissions(tmp_path,
 
 
 @pytest.mark.django_db
-def test_permission_sync_removes_documents_deleted_at_the_source(tmp_path, isolated_index):
+def test_a_prune_run_removes_documents_deleted_at_the_source(tmp_path, isolated_index):
     from connectors import services as connector_services
     from connectors.models import Document
     from retrieval import selectors
@@ -234,7 +235,7 @@ def test_permission_sync_removes_documents_deleted_at_the_source(tmp_path, isola
     connector_services.sync_source(source)
     assert selectors.search("quokka", principals=frozenset(), mode=SearchMode.BM25)
     (tmp_path / "a.md").unlink()
-    report = connector_services.sync_permissions(source)
-    assert report.deleted == 1
+    run = connector_services.run_sync(source, "prune")
+    assert (run.kind, run.state, run.deleted) == ("prune", "succeeded", 1)
     assert selectors.search("quokka", principals=frozenset(), mode=SearchMode.BM25) == []
     assert not Document.objects.filter(source=source).exists()

@@ -135,6 +135,11 @@ class ConfluenceStandIn(StandInServer):
             pages = [self._page(page_id, page, with_body) for page_id, page in sorted(scenario["pages"].items())
                      if not space_ids or scenario["spaces"][page["space"]]["id"] in space_ids]
             return Reply(200, self._cursor_page(request, pages))
+        if match := re.fullmatch(rf"{V2}/pages/([^/]+)", path):
+            if match[1] not in scenario["pages"]:
+                return Reply(404, self.error_body(404))
+            return Reply(200, self._page(match[1], scenario["pages"][match[1]],
+                                         request.query.get("body-format") == "storage"))
         if match := re.fullmatch(rf"{V1}/content/([^/]+)/restriction/byOperation/read", path):
             content_id = match[1]
             if content_id in scenario.get("forbidden", set()):

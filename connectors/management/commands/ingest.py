@@ -8,6 +8,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from connectors import services
 from connectors.base import SourceUnavailable
+from connectors.runs import SyncInProgress
 from search.types import IndexModelMismatch, SearchUnavailable
 
 
@@ -38,7 +39,7 @@ class Command(BaseCommand):
                                                 config={"public": True} if options["public"] else None)
                 reports.append(services.sync_source(source, progress=not options["no_progress"]))
                 services.sync_permissions(source)
-        except (SearchUnavailable, IndexModelMismatch, SourceUnavailable, services.SyncInProgress) as exc:
+        except (SearchUnavailable, IndexModelMismatch, SourceUnavailable, SyncInProgress) as exc:
             raise CommandError(str(exc)) from exc
         if options["json"]:
             self.stdout.write(json.dumps([r.as_dict() for r in reports], indent=2, default=str))

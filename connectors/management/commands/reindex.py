@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand, CommandError
 
 from connectors import services
+from connectors.runs import SyncInProgress
 from search.types import SearchUnavailable
 
 
@@ -20,7 +21,7 @@ class Command(BaseCommand):
         try:
             reports = services.rebuild_index(options["index"], options["backend"],
                                              progress=not options["no_progress"])
-        except (SearchUnavailable, services.SyncInProgress) as exc:
+        except (SearchUnavailable, SyncInProgress) as exc:
             raise CommandError(str(exc)) from exc
         for r in reports:
             self.stdout.write(f"{r.source}: {r.indexed} re-indexed, {r.failed} failed, {r.chunks} chunks "

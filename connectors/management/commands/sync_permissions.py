@@ -9,6 +9,7 @@ from django.core.management.base import BaseCommand, CommandError
 from connectors import services
 from connectors.base import SourceUnavailable
 from connectors.models import Source
+from connectors.runs import SyncInProgress
 from search.types import SearchUnavailable
 
 
@@ -34,7 +35,7 @@ class Command(BaseCommand):
             for source in sources:
                 try:
                     reports.append(services.sync_permissions(source))
-                except SourceUnavailable as exc:  # one unmounted folder must not hold up the other sources
+                except (SourceUnavailable, SyncInProgress) as exc:  # one source must not hold up the others
                     unavailable.append(f"{source.name}: {exc}")
         except SearchUnavailable as exc:
             raise CommandError(str(exc)) from exc
@@ -50,7 +51,6 @@ class Command(BaseCommand):
             self.stdout.write("No sources to sync.")
         for r in reports:
             self.stdout.write(f"{r.source}: {r.checked} documents checked, {r.changed} changed; "
-                              f"{r.groups} groups, {r.memberships} memberships in {r.seconds:.1f}s"
-                              + ("" if r.listing_complete else "; listed only in part, so nothing was pruned"))
+                              f"{r.groups} groups, {r.memberships} memberships in {r.seconds:.1f}s")
             for where, message in r.errors:
                 self.stdout.write(self.style.WARNING(f"  ! {where}: {message}"))
