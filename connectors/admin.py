@@ -11,8 +11,8 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 
-from connectors import selectors, services
-from connectors.models import Document, Source
+from connectors import selectors, services, tasks
+from connectors.models import Document, Source, SyncRun
 from connectors.secrets import SecretsUnavailable, mask
 from connectors.sources import validated_config
 from core.errors import InvalidInput
@@ -103,9 +103,22 @@ def _valid(check: Callable[[Any], None], value: Any) -> None:
 class SourceAdmin(IndexFirstDeleteMixin, admin.ModelAdmin):
     form = SourceForm
     exclude = ("encrypted_secrets",)  # written only through the form's `new_secrets`
-    list_display = ("name", "kind", "location", "index_name", "last_synced_at")
-    readonly_fields = ("credentials",)
+    list_display = ("name", "kind", "location", "index_name", "paused", "last_synced_at")
+    readonly_fields = ("credentials", "sync_state", "sync_cursor", "last_synced_at", "permissions_synced_at")
     search_fields = ("name", "location")
+    actions = ("sync_now", "confirm_mass_deletion")
+
+    @admin.action(description="Sync now (queued: incremental where the source has a change feed, else full)")
+    def sync_now(self, request: HttpRequest, queryset: QuerySet[Source]) -> None:
+        for source in queryset:
+            tasks.run_sync.delay(source.pk, "incremental", "console")
+        self.message_user(request, f"{queryset.count()} sync(s) queued; their runs appear under Sync runs.")
+
+    @admin.action(description="Confirm held deletions (the next full or prune run may delete what is gone)")
+    def confirm_mass_deletion(self, request: HttpRequest, queryset: QuerySet[Source]) -> None:
+        for source in queryset:
+            services.confirm_mass_deletion(source)
+        self.message_user(request, f"Deletions confirmed for {queryset.count()} source(s).", messages.WARNING)
 
     @admin.display(description="Credentials")
     def credentials(self, source: Source) -> str:
@@ -135,3 +148,19 @@ class DocumentAdmin(IndexFirstDeleteMixin, admin.ModelAdmin):
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Document]) -> None:
         services.delete_documents(queryset)  # one index call for all, not one per document
+
+
+@admin.register(SyncRun)
+class SyncRunAdmin(admin.ModelAdmin):
+    """Runs are records: read, never written by hand."""
+
+    list_display = ("source", "kind", "state", "trigger", "started_at", "seconds", "seen", "added", "updated",
+                    "unchanged", "deleted", "failed", "permission_changes", "errors_total", "resumed")
+    list_filter: ClassVar[tuple[str, ...]] = ("state", "kind", "source")
+    readonly_fields = [f.name for f in SyncRun._meta.fields] + ["seconds"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

@@ -305,6 +305,13 @@ def _run_content(
     return report
 
 
+def confirm_mass_deletion(source: Source) -> None:
+    """Let the source's next full or prune run delete more than the mass-deletion guard allows (once)."""
+    Source.objects.filter(pk=source.pk).update(mass_deletion_confirmed=True)
+    logger.warning("mass deletion confirmed for %s: its next full or prune run deletes what the source no longer "
+                   "lists, however much", source.name)
+
+
 def _become_full(active: runs.ActiveRun, why: str) -> None:
     logger.info("%s: incremental sync runs as a full one: %s", active.run.source_id, why)
     active.run.kind = SyncRun.Kind.FULL

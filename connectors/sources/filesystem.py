@@ -44,6 +44,7 @@ from connectors.base import (
     PUBLIC,
     UNKNOWN,
     Capability,
+    Checkpoint,
     IncompleteListing,
     ItemError,
     Permissions,
@@ -61,6 +62,8 @@ mimetypes.add_type("text/markdown", ".markdown")
 mimetypes.add_type("application/vnd.openxmlformats-officedocument.wordprocessingml.document", ".docx")
 
 ACL_MANIFEST = ".citewise-acl.json"
+# Files between checkpoints: what a sync killed midway reads again at most.
+CHECKPOINT_EVERY = 50
 _SKIPPED_NAMES = {".DS_Store", "Thumbs.db"}
 # What a rule may say of its files' permissions: "ok" (the default) grants as the rule says; the others hide them.
 _RULE_STATUSES = frozenset({"ok", "unknown", "error"})
@@ -93,7 +96,7 @@ class FilesystemConnector:
     """
 
     capabilities: ClassVar[frozenset[Capability]] = frozenset(
-        {Capability.LOAD, Capability.LIST_IDS, Capability.PERMISSIONS, Capability.GROUPS})
+        {Capability.LOAD, Capability.CHECKPOINT, Capability.LIST_IDS, Capability.PERMISSIONS, Capability.GROUPS})
 
     def __init__(self, location: str | Path, *, public: bool = False, state: dict | None = None) -> None:
         self.root = Path(location).resolve()
@@ -238,11 +241,22 @@ class FilesystemConnector:
             title_from_name=True,
         )
 
-    def load(self, checkpoint: dict[str, Any] | None = None) -> Iterator[SourceItem]:
+    def load(self, checkpoint: dict[str, Any] | None = None) -> Iterator[SourceItem | Checkpoint]:
+        """Files in path order, with a Checkpoint after every CHECKPOINT_EVERY of them; resumed from a checkpoint,
+        the files up to the one it names are passed over (the folder is walked again: a walk is cheap, reading and
+        indexing are not)."""
+        after = self._folder / checkpoint["after"] if checkpoint and not self._single_file else None
+        listed = 0
         for path, refusal in self._files():
+            if after is not None and path <= after:
+                continue
             item = self._item(path, refusal)
-            if item is not None:
-                yield item
+            if item is None:
+                continue
+            yield item
+            listed += 1
+            if listed % CHECKPOINT_EVERY == 0 and not self._single_file:
+                yield Checkpoint({"after": item.external_id})
 
     def list_ids(self) -> Iterator[str]:
         for path, _ in self._files():

@@ -151,6 +151,8 @@ CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "")
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", not CELERY_BROKER_URL)
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_RESULT_BACKEND = os.environ.get("CELERY_RESULT_BACKEND", "") or None
+# The queue tasks go to (and, with `-Q`, the one a worker reads): separate deployments can share one Redis.
+CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_TASK_DEFAULT_QUEUE", "celery")
 
 # Scheduled syncs (`celery -A console beat`): the dispatcher queues each source's syncs when their intervals
 # (the source's own, else CITEWISE_*_INTERVAL_S) have passed, and resumes runs dead workers left. A revoked permission
