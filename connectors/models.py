@@ -88,6 +88,9 @@ class Document(models.Model):
     acl_public = models.BooleanField(default=False)
     acl_status = models.CharField(max_length=16, default="unknown")
     acl_hash = models.CharField(max_length=64, blank=True)
+    # Why the source's permissions could not be worked out (a refused lookup, a grantee of an unknown kind): shown
+    # to admins, counted on each run; never part of the ACL.
+    acl_reason = models.CharField(max_length=500, blank=True)
     # What the text itself states (search/versions.py): the date it takes effect, and title keys of the
     # documents it replaces. Citations show the effective date before the source's modified time.
     effective_date = models.DateField(null=True, blank=True)

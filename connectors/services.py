@@ -161,6 +161,7 @@ def _apply_acl(document: Document, permissions: Permissions) -> None:
     document.acl_public = permissions.public
     document.acl_status = permissions.status
     document.acl_hash = acl_hash(permissions)
+    document.acl_reason = permissions.reason[:500]
 
 
 def _acl(permissions: Permissions) -> DocumentAcl:
@@ -290,7 +291,7 @@ def _run_content(
     if run.kind != SyncRun.Kind.PRUNE:
         source.last_synced_at = timezone.now()
         source.save(update_fields=["last_synced_at"])
-    finished = active.finish(state, details=details)
+    finished = active.finish(state, details={**details, **_invisible(source)})
     report.seen, report.unchanged, report.failed, report.deleted = (finished.seen, finished.unchanged,
                                                                      finished.failed, finished.deleted)
     report.indexed = finished.added + finished.updated
@@ -310,6 +311,15 @@ def confirm_mass_deletion(source: Source) -> None:
     Source.objects.filter(pk=source.pk).update(mass_deletion_confirmed=True)
     logger.warning("mass deletion confirmed for %s: its next full or prune run deletes what the source no longer "
                    "lists, however much", source.name)
+
+
+def _invisible(source: Source) -> dict[str, Any]:
+    """How many of the source's documents nobody may read because their permissions are not known, and why (the
+    most common reasons), for the run's record."""
+    hidden = Document.objects.filter(source=source).exclude(acl_status="ok")
+    reasons = Counter(reason or "no reason given" for reason in hidden.values_list("acl_reason", flat=True)[:10000])
+    return {"invisible_documents": hidden.count(),
+            "invisible_because": dict(reasons.most_common(5))} if reasons else {"invisible_documents": 0}
 
 
 def _become_full(active: runs.ActiveRun, why: str) -> None:
@@ -628,7 +638,7 @@ def _record_indexed(pending: Sequence[_Pending], model_name: str, pipeline: str,
             _apply_acl(document, entry.permissions)
             if not Document.objects.filter(pk=document.pk, acl_hash=entry.acl_hash_seen).update(
                     acl_principals=document.acl_principals, acl_public=document.acl_public,
-                    acl_status=document.acl_status, acl_hash=document.acl_hash):
+                    acl_status=document.acl_status, acl_hash=document.acl_hash, acl_reason=document.acl_reason):
                 overtaken.append(document.pk)
     return overtaken
 
@@ -851,7 +861,8 @@ def sync_permissions(source: Source, *, backend: SearchBackend | None = None, tr
             def save() -> None:
                 for document, permissions in changed:
                     _apply_acl(document, permissions)
-                    document.save(update_fields=["acl_principals", "acl_public", "acl_status", "acl_hash"])
+                    document.save(update_fields=["acl_principals", "acl_public", "acl_status", "acl_hash",
+                                                 "acl_reason"])
 
             active.commit({"permission_changes": len(changed)}, work=save)
             report.changed += len(changed)
@@ -870,7 +881,7 @@ def sync_permissions(source: Source, *, backend: SearchBackend | None = None, tr
         source.permissions_synced_at = timezone.now()
         source.save(update_fields=["permissions_synced_at"])
         active.finish(SyncRun.State.SUCCEEDED if replaced is not None else SyncRun.State.PARTIAL,
-                      details={"groups": report.groups, "memberships": report.memberships})
+                      details={"groups": report.groups, "memberships": report.memberships, **_invisible(source)})
     except BaseException as exc:
         active.fail(exc)
         raise

@@ -42,7 +42,6 @@ from pydantic import BaseModel, ConfigDict
 
 from connectors.base import (
     PUBLIC,
-    UNKNOWN,
     Capability,
     Checkpoint,
     IncompleteListing,
@@ -288,20 +287,22 @@ class FilesystemConnector:
             return PUBLIC
         try:
             manifest = self._manifest
-        except ManifestError:
-            return Permissions(status="error")
+        except ManifestError as exc:
+            return Permissions(status="error", reason=f"the ACL manifest cannot be used: {exc}")
         if manifest is None:
-            return UNKNOWN
+            return Permissions(status="unknown", reason=f"the folder has no {ACL_MANIFEST}")
         decisive = manifest.get("default")
         for rule in manifest.get("rules", []):
             if any(fnmatch.fnmatchcase(external_id, pattern) for pattern in rule["paths"]):
                 decisive = rule
         if not decisive:
-            return UNKNOWN
-        if _grant_problem(decisive, "rule"):
-            return Permissions(status="error")  # a malformed grant decides nothing but "hidden"
+            return Permissions(status="unknown", reason=f"no rule of {ACL_MANIFEST} covers it, and it has no default")
+        problem = _grant_problem(decisive, "rule")
+        if problem:
+            return Permissions(status="error", reason=problem)  # a malformed grant decides nothing but "hidden"
         if decisive.get("status", "ok") != "ok":
-            return Permissions(status=decisive["status"])
+            return Permissions(status=decisive["status"], reason=f"its rule in {ACL_MANIFEST} says the permissions "
+                                                                 f"are {decisive['status']}")
         return Permissions(principals=frozenset(normalize_principal(p) for p in decisive.get("principals", [])),
                            public=decisive.get("public") is True, status="ok")
 

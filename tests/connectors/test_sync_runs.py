@@ -257,3 +257,27 @@ def test_a_killed_worker_s_sync_resumes_from_its_checkpoint_with_nothing_lost_or
     assert backend.document_ids(source_ids=[str(source.pk)]) == set(documents.values_list("id", flat=True))
     chunks = sum(len(page) for page in backend.chunk_texts())
     assert chunks == sum(documents.values_list("chunk_count", flat=True))  # no chunk twice
+
+
+def test_items_whose_permissions_cannot_be_worked_out_are_counted_with_the_reason(tmp_path, make_folder_source):
+    folder = tmp_path / "docs"
+    write(folder, "open.md", "# Open\n\nThe osprey nest is on the north mast.\n")
+    write(folder, "stray.md", "# Stray\n\nThe osprey chick fledged in June.\n")
+    write(folder, "held/back.md", "# Held\n\nThe osprey ring numbers.\n")
+    manifest(folder, [{"paths": ["open.md"], "public": True}, {"paths": ["held/*"], "status": "unknown"}])
+    source = make_folder_source(folder)
+    run = services.run_sync(source, "full")
+    assert run.details["invisible_documents"] == 2
+    assert run.details["invisible_because"] == {
+        "no rule of .citewise-acl.json covers it, and it has no default": 1,
+        "its rule in .citewise-acl.json says the permissions are unknown": 1}
+    stray = Document.objects.get(source=source, external_id="stray.md")
+    assert (stray.acl_status, stray.acl_reason) == ("unknown", "no rule of .citewise-acl.json covers it, and it has "
+                                                               "no default")
+    assert len(found(source, "osprey")) == 1  # only the open one, for anyone
+
+    manifest(folder, [{"paths": ["*"], "public": True}])
+    again = services.run_sync(source, "permissions")
+    assert (again.permission_changes, again.details["invisible_documents"]) == (2, 0)
+    assert Document.objects.get(pk=stray.pk).acl_reason == ""
+    assert len(found(source, "osprey")) == 3
