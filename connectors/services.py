@@ -835,6 +835,21 @@ def sync_groups(source: Source, *, trigger: str = "") -> GroupSyncReport:
     return report
 
 
+def _list_first(connector: Connector) -> None:
+    """Walk the connector's id listing before fetching permissions: a connector learns in a few bulk listing calls
+    what it would otherwise read item by item (Confluence: each page and its ancestors), and a source out of reach
+    (SourceUnavailable) stops the run before any ACL changes. The ids are not kept; a listing that fails part-way
+    still leaves every document's permissions to be fetched one by one."""
+    if Capability.LIST_IDS not in connector.capabilities:
+        return
+    try:
+        for _ in id_lister(connector).list_ids():
+            pass
+    except IncompleteListing as exc:
+        logger.warning("permission sync: the source was listed only in part (%s); the rest is read item by item",
+                       exc)
+
+
 def sync_permissions(source: Source, *, backend: SearchBackend | None = None, trigger: str = ""
                      ) -> PermissionSyncReport:
     """Permission-only sync, as a `permissions` run: the source's groups first (so ACLs and memberships agree),
@@ -852,6 +867,7 @@ def sync_permissions(source: Source, *, backend: SearchBackend | None = None, tr
         else:
             report.groups, report.memberships = replaced
         backend = backend or source_backend(source)
+        _list_first(connector)
         documents = Document.objects.filter(source=source).only("id", "external_id", "acl_hash", "indexed_hash")
         changed: list[tuple[Document, Permissions]] = []
 

@@ -1,57 +1,87 @@
-"""Confluence Cloud pages, read over the REST API with an account's email and API token (basic auth).
+"""Confluence Cloud pages, blog posts and their attachments, read over the REST API with an account's email and
+API token (basic auth).
 
 What is read, and from where (https://developer.atlassian.com/cloud/confluence/rest/):
 
-- spaces: v2 `GET /wiki/api/v2/spaces`, pages: v2 `GET /wiki/api/v2/pages?space-id=…&body-format=storage`, both
-  cursor-paginated through `_links.next`. A page's body is storage format (XHTML), parsed as HTML; its URL is
-  `_links.webui` under `<site>/wiki`; its modified time is `version.createdAt`.
+- spaces: v2 `GET /wiki/api/v2/spaces?status=current` (archived spaces too when `include_archived_spaces`);
+  pages and blog posts: v2 `GET /wiki/api/v2/pages` and `/blogposts` `?space-id=…&status=current&body-format=
+  storage`, all cursor-paginated through `_links.next`. A body is storage format (XHTML), parsed as HTML; its URL
+  is `_links.webui` under `<site>/wiki`; its modified time is `version.createdAt`.
+- attachments: v2 `GET /wiki/api/v2/pages/{id}/attachments` and `/blogposts/{id}/attachments`, those whose
+  `mediaType` a parser reads (connectors.parsing), downloaded from their `downloadLink` (under /wiki; Cloud
+  redirects it to its media store) only when the sync reads them, after it has checked the listed `fileSize`
+  against its limit; a download longer than the listed size is cut off and fails.
 - who may read a space: v2 `GET /wiki/api/v2/spaces/{id}/permissions` (assignments of `read`/`space` to a user
   or a group, by id). v2 is used rather than v1's `?expand=permissions` because it is paginated and is the API
   Atlassian keeps; users come back as account ids and are looked up with v1 `GET /wiki/rest/api/user`.
-- page read restrictions: v1 `GET /wiki/rest/api/content/{id}/restriction/byOperation/read`, for the page and
-  every ancestor page (Confluence's view restrictions are inherited).
-- groups: v1 `GET /wiki/rest/api/group` and `GET /wiki/rest/api/group/{id}/membersByGroupId`.
+- read restrictions: v1 `GET /wiki/rest/api/content/{id}/restriction/byOperation/read`, for a page and every
+  ancestor page (Confluence's view restrictions are inherited), or for a blog post (blog posts have no parents).
+  An ancestor this sync did not list (an incremental or resumed run) is read with v2 `GET /pages/{id}`.
+- groups: v1 `GET /wiki/rest/api/group` and `GET /wiki/rest/api/group/{id}/membersByGroupId`. A member that is
+  itself a group (Data Center / Crowd nesting; Cloud lists users only) is listed as that group's principal, and
+  identity expands the nesting at query time.
 
-A page is readable by whoever the space lets read AND every restricted ancestor allows AND its own restriction
-allows. ACLs here are one list of principals any of whom may read, so the intersection is worked out when the
-permissions are fetched: a group every layer names stays a group principal, `confluence:<site>:group:<name>`
-(its memberships are synced and expanded at query time); anyone else allowed by every layer is named by
-`email:<address>`. A group membership change that decides a mixed case is therefore seen at the next permission
-sync, which fetches every page's permissions again.
+A page or blog post is readable by whoever the space lets read AND every restricted ancestor allows AND its own
+restriction allows; an attachment by whoever may read its page or blog post. ACLs here are one list of
+principals any of whom may read, so the intersection is worked out when the permissions are fetched: a group
+every layer names stays a group principal, `confluence:<site>:group:<name>` (its memberships are synced and
+expanded at query time); anyone else allowed by every layer is named by `email:<address>`. A group membership
+change that decides a mixed case is therefore seen at the next permission sync, which fetches every item's
+permissions again.
+
+Full listing (`load`) yields a Checkpoint after every listing page (which space, which content type, the next
+page's link), so a killed run resumes where it stopped, and at the end, if everything could be listed, a Cursor:
+the time listing began less `CLOCK_SKEW_MARGIN`. Incremental sync (`changes`) asks CQL (v1 `GET /wiki/rest/api/
+content/search`) for pages, blog posts and attachments of the synced spaces modified since the cursor. CQL
+compares whole minutes in the account's time zone (v1 `GET /wiki/rest/api/user/current`; when Confluence does
+not show it, the bound is moved back by the widest UTC offset), and its index lags edits, so the margin makes
+the next sync read a few minutes twice rather than miss an edit made while this one listed. Content CQL shows as
+archived becomes Deleted; what it cannot show (content moved to the trash or purged, a space archived, access
+lost) is removed by the next full sync's or permission sync's prune, from `list_ids`.
 
 Fails closed: a restriction or permission lookup that is refused (403), fails, or comes back malformed, an
 assignment to a principal type this connector does not know (roles, access classes such as anonymous users), an
-ancestor that is not a page, or a restriction list longer than one reply makes the page's permissions unknown
-(visible to nobody) with the reason recorded (Permissions.reason, logged by the sync). A user whose email
-Confluence does not show (profile visibility) is left out of a grant: nobody gains access that way.
+ancestor that is not a page (a folder, a whiteboard), or a restriction list longer than one reply makes the
+item's permissions unknown (visible to nobody) with the reason recorded (Permissions.reason, logged by the
+sync). A user whose email Confluence does not show (profile visibility) is left out of a grant: nobody gains
+access that way.
 
-Settings are `Config` (`{"email": …, "spaces": [keys]}`); the API token is the source's encrypted `api_token`
-secret and is never logged.
+Settings are `Config`; the API token is the source's encrypted `api_token` secret and is never logged.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from html import escape
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import httpx
 from pydantic import BaseModel, ConfigDict
 
 from connectors.base import (
     Capability,
+    Changed,
+    Checkpoint,
+    Cursor,
+    CursorExpired,
+    Deleted,
     IncompleteListing,
+    ItemError,
+    Listed,
     Permissions,
     SourceGroup,
     SourceItem,
     SourceUnavailable,
 )
+from connectors.parsing import SUPPORTED_MIME_TYPES
 from identity.principals import normalize_principal
 
 if TYPE_CHECKING:
@@ -60,10 +90,23 @@ if TYPE_CHECKING:
 logger = logging.getLogger("citewise.connectors.confluence")
 
 PAGE_PREFIX = "page:"
+BLOGPOST_PREFIX = "blogpost:"
+ATTACHMENT_PREFIX = "attachment:"
+# Content type (as CQL and v1 name it, and as external ids are prefixed) -> its v2 collection.
+COLLECTIONS = {"page": "pages", "blogpost": "blogposts"}
 # Retries of a throttled or unavailable call, and the longest Retry-After honoured before giving up on it.
 MAX_ATTEMPTS = 4
 MAX_RETRY_WAIT_S = 30.0
 RETRIED_STATUSES = frozenset({429, 503})
+# How far before listing began the next incremental sync looks: our clock against Confluence's, and the lag
+# between an edit and the search index CQL reads.
+CLOCK_SKEW_MARGIN = timedelta(minutes=10)
+# When the account's time zone is unknown, CQL's local minutes are read as UTC less the widest offset (UTC+14),
+# which is never later than the true bound, whatever the zone.
+UNKNOWN_ZONE_MARGIN = timedelta(hours=14)
+CQL_TIME = "%Y/%m/%d %H:%M"
+# Space keys per CQL query, so that a site of many spaces does not make an overlong URL.
+SPACES_PER_QUERY = 50
 
 
 class ConfluenceError(Exception):
@@ -75,7 +118,7 @@ class ConfluenceError(Exception):
 
 
 class _Unresolvable(Exception):
-    """Why a page's readers cannot be known: its permissions are then unknown."""
+    """Why an item's readers cannot be known: its permissions are then unknown."""
 
 
 @dataclass(frozen=True)
@@ -88,9 +131,13 @@ class _Grant:
 
 
 @dataclass(frozen=True)
-class _Page:
+class _Content:
+    """A page or a blog post."""
+
+    kind: str  # a key of COLLECTIONS
     id: str
     space_id: str
+    status: str
     title: str
     parent_id: str | None
     parent_type: str | None
@@ -98,12 +145,32 @@ class _Page:
     modified_at: datetime | None
     body: str
 
+    @property
+    def external_id(self) -> str:
+        return f"{self.kind}:{self.id}"
+
+
+@dataclass(frozen=True)
+class _Attachment:
+    id: str
+    container: str  # the external id of its page or blog post, whose readers read it
+    title: str
+    media_type: str
+    size: int
+    download: str  # a path on the site
+    url: str
+    modified_at: datetime | None
+
+    @property
+    def external_id(self) -> str:
+        return ATTACHMENT_PREFIX + self.id
+
 
 _Read = TypeVar("_Read")
 
 
 def _remembered(cache: dict[str, _Read | _Unresolvable], key: str, read: Callable[[str], _Read], what: str) -> _Read:
-    """`read(key)`, once per sync: a lookup that failed stays failed (raised again as _Unresolvable), so every page
+    """`read(key)`, once per sync: a lookup that failed stays failed (raised again as _Unresolvable), so every item
     under a space or ancestor whose permissions could not be read is unknown alike."""
     if key not in cache:
         try:
@@ -120,11 +187,15 @@ def _remembered(cache: dict[str, _Read | _Unresolvable], key: str, read: Callabl
 
 class Config(BaseModel):
     """A Confluence Cloud site (Source.location is its URL) read as `email` with the `api_token` secret; `spaces`
-    limits the sync to those space keys (all the account can see when empty)."""
+    limits the sync to those space keys (all the account can see when empty); archived spaces are left out (and
+    their content pruned) unless `include_archived_spaces`. `api_url` is where the REST calls go when it is not the
+    site: `https://api.atlassian.com/ex/confluence/<cloud id>` for an API token with scopes."""
 
     model_config = ConfigDict(extra="forbid")
     email: str
     spaces: list[str] = []
+    include_archived_spaces: bool = False
+    api_url: str = ""
 
 
 SECRETS: tuple[str, ...] = ("api_token",)
@@ -132,31 +203,42 @@ SECRETS: tuple[str, ...] = ("api_token",)
 
 def build(source: Source, config: Config, secrets: dict[str, str]) -> ConfluenceConnector:
     return ConfluenceConnector(source.location, email=config.email, api_token=secrets.get("api_token", ""),
-                               spaces=config.spaces or None)
+                               spaces=config.spaces or None, include_archived_spaces=config.include_archived_spaces,
+                               api_url=config.api_url or None)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
 
 
 class ConfluenceConnector:
-    capabilities: ClassVar[frozenset[Capability]] = frozenset(
-        {Capability.LOAD, Capability.LIST_IDS, Capability.PERMISSIONS, Capability.GROUPS})
+    capabilities: ClassVar[frozenset[Capability]] = frozenset({
+        Capability.LOAD, Capability.CHECKPOINT, Capability.INCREMENTAL, Capability.LIST_IDS,
+        Capability.PERMISSIONS, Capability.GROUPS})
 
     def __init__(
         self, base_url: str, *, email: str, api_token: str, spaces: list[str] | None = None,
-        timeout_s: float = 20.0, page_limit: int = 250, sleep: Callable[[float], None] = time.sleep,
+        include_archived_spaces: bool = False, api_url: str | None = None, timeout_s: float = 20.0,
+        page_limit: int = 250, sleep: Callable[[float], None] = time.sleep, clock: Callable[[], datetime] = _now,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/").removesuffix("/wiki")
         self.site = urlsplit(self.base_url).netloc.lower()
         self.space_keys = set(spaces) if spaces else None
+        self.include_archived_spaces = include_archived_spaces
         self.page_limit = page_limit
         self._sleep = sleep
-        self._client = httpx.Client(base_url=self.base_url, auth=httpx.BasicAuth(email, api_token),
+        self._clock = clock
+        api = (api_url or self.base_url).rstrip("/").removesuffix("/wiki")
+        self._client = httpx.Client(base_url=api, auth=httpx.BasicAuth(email, api_token),
                                     timeout=httpx.Timeout(timeout_s), headers={"Accept": "application/json"},
                                     follow_redirects=False, transport=transport)
-        self._pages: dict[str, _Page] = {}
+        self._contents: dict[str, _Content] = {}
+        self._attachments: dict[str, _Attachment] = {}
         self._space_grants: dict[str, _Grant | _Unresolvable] = {}
         self._restrictions: dict[str, _Grant | _Unresolvable | None] = {}
         self._groups_by_id: dict[str, str] | None = None
-        self._members: dict[str, frozenset[str]] = {}
+        self._members: dict[str, tuple[frozenset[str], frozenset[str]]] = {}
         self._emails: dict[str, str | None] = {}
 
     def __repr__(self) -> str:  # never the token
@@ -167,29 +249,40 @@ class ConfluenceConnector:
 
     # -- HTTP ------------------------------------------------------------------------------------------------
 
-    def _get(self, path: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
-        """One GET, JSON object back; 429/503 retried after Retry-After (bounded), anything else raises."""
+    def _send(self, path: str, params: dict[str, Any] | None = None, *, stream: bool = False,
+              follow_redirects: bool = False) -> httpx.Response:
+        """One GET; 429/503 retried after Retry-After (bounded). The reply, whatever its status (open if
+        `stream`); ConfluenceError when it never came or throttling did not end."""
         for attempt in range(1, MAX_ATTEMPTS + 1):
+            request = self._client.build_request("GET", path, params=params)
             try:
-                response = self._client.get(path, params=params)
+                response = self._client.send(request, stream=stream, follow_redirects=follow_redirects)
             except httpx.HTTPError as exc:
                 raise ConfluenceError(0, f"GET {path}: {exc.__class__.__name__}") from exc
-            if response.status_code in RETRIED_STATUSES and attempt < MAX_ATTEMPTS:
-                wait = _retry_after(response.headers.get("Retry-After"), default=2.0 ** attempt)
-                if wait > MAX_RETRY_WAIT_S:
-                    raise ConfluenceError(response.status_code, f"GET {path}: asked to wait {wait:.0f}s")
-                self._sleep(wait)
-                continue
-            if response.status_code != 200:
-                raise ConfluenceError(response.status_code, f"GET {path}: HTTP {response.status_code}")
-            try:
-                body = response.json()
-            except ValueError as exc:
-                raise ConfluenceError(response.status_code, f"GET {path}: the reply is not JSON") from exc
-            if not isinstance(body, dict):
-                raise ConfluenceError(response.status_code, f"GET {path}: the reply is not a JSON object")
-            return body
-        raise ConfluenceError(429, f"GET {path}: still throttled after {MAX_ATTEMPTS} attempts")
+            if response.status_code not in RETRIED_STATUSES:
+                return response
+            response.close()
+            if attempt == MAX_ATTEMPTS:
+                break
+            wait = _retry_after(response.headers.get("Retry-After"), default=2.0 ** attempt)
+            if wait > MAX_RETRY_WAIT_S:
+                raise ConfluenceError(response.status_code, f"GET {path}: asked to wait {wait:.0f}s")
+            self._sleep(wait)
+        raise ConfluenceError(response.status_code, f"GET {path}: still HTTP {response.status_code} after "
+                                                    f"{MAX_ATTEMPTS} attempts")
+
+    def _get(self, path: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+        """One GET, a JSON object back; anything else raises ConfluenceError."""
+        response = self._send(path, params)
+        if response.status_code != 200:
+            raise ConfluenceError(response.status_code, f"GET {path}: HTTP {response.status_code}")
+        try:
+            body = response.json()
+        except ValueError as exc:
+            raise ConfluenceError(response.status_code, f"GET {path}: the reply is not JSON") from exc
+        if not isinstance(body, dict):
+            raise ConfluenceError(response.status_code, f"GET {path}: the reply is not a JSON object")
+        return body
 
     def _paged(self, path: str, params: dict[str, Any] | None = None) -> Iterator[dict[str, Any]]:
         """Every result of a paginated listing, following `_links.next` (v2 cursors and v1 start/limit alike)."""
@@ -197,71 +290,277 @@ class ConfluenceConnector:
         while next_path:
             body = self._get(next_path, params)
             params = None  # the next link carries the query
-            results = body.get("results")
-            if not isinstance(results, list) or not all(isinstance(r, dict) for r in results):
-                raise ConfluenceError(200, f"GET {next_path}: results missing or malformed")
-            yield from results
-            link = (body.get("_links") or {}).get("next")
-            # v2 links start at /wiki/api/v2; v1 links are relative to the /wiki context.
-            next_path = (link if link.startswith("/wiki/") else f"/wiki{link}") if isinstance(link, str) else None
+            yield from _results(body, next_path)
+            next_path = _next_link(body)
 
-    # -- content ---------------------------------------------------------------------------------------------
+    # -- listing ---------------------------------------------------------------------------------------------
 
     def _spaces(self) -> list[dict[str, Any]]:
+        wanted = {"current", "archived"} if self.include_archived_spaces else {"current"}
+        params: dict[str, Any] = {"limit": self.page_limit}
+        if not self.include_archived_spaces:
+            params["status"] = "current"
         try:
-            spaces = list(self._paged("/wiki/api/v2/spaces", {"limit": self.page_limit}))
+            spaces = list(self._paged("/wiki/api/v2/spaces", params))
         except ConfluenceError as exc:
             raise SourceUnavailable(f"{self.base_url}: the spaces could not be listed ({exc}); nothing was "
                                     f"indexed and nothing was pruned") from exc
-        return [s for s in spaces if self.space_keys is None or s.get("key") in self.space_keys]
+        return [s for s in spaces if isinstance(s.get("id"), str | int) and s.get("status", "current") in wanted
+                and (self.space_keys is None or s.get("key") in self.space_keys)]
 
-    def _listed_pages(self, with_body: bool) -> Iterator[_Page]:
-        problems: list[tuple[str, str]] = []
-        for space in self._spaces():
-            params: dict[str, Any] = {"space-id": space.get("id"), "limit": self.page_limit}
-            if with_body:
-                params["body-format"] = "storage"
-            try:
-                for result in self._paged("/wiki/api/v2/pages", params):
-                    page = self._page(result)
-                    if page is None:
-                        problems.append((f"space {space.get('key')}", "malformed_page: a page without an id"))
-                        continue
-                    self._pages[page.id] = page
-                    yield page
-            except ConfluenceError as exc:
-                problems.append((f"space {space.get('key')}", f"unlistable_space: {exc}"))
+    def _walk(self, *, with_body: bool, checkpoint: dict[str, Any] | None) -> Iterator[
+            _Content | _Attachment | Checkpoint | Cursor]:
+        """Every page and blog post of every synced space with its attachments, a Checkpoint after each listing
+        page, and a Cursor at the end when nothing failed; IncompleteListing after that when something did.
+
+        A checkpoint names the space and content type being listed and the next page's link (None once that
+        listing is done); it carries when the first run began (the Cursor's time) and the problems met so far, so a
+        resumed run reports them too. If its space is no longer listed, listing starts again from the first."""
+        state = checkpoint or {}
+        started = _instant(state.get("started")) or self._clock()
+        problems: list[tuple[str, str]] = [(str(w), str(m)) for w, m in state.get("problems") or []]
+        positions = [(space, kind) for space in self._spaces() for kind in COLLECTIONS]
+        keys = [(str(space["id"]), kind) for space, kind in positions]
+        first, link = 0, None
+        if (state.get("space"), state.get("type")) in keys:
+            first = keys.index((state["space"], state["type"]))
+            link = state.get("next")
+            if not isinstance(link, str):
+                first += 1  # that listing was finished
+                link = None
+        for space, kind in positions[first:]:
+            for entry in self._listing(space, kind, with_body, link, problems):
+                if isinstance(entry, str | None):
+                    yield Checkpoint({"space": str(space["id"]), "type": kind, "next": entry,
+                                      "started": started.isoformat(), "problems": [list(p) for p in problems]})
+                else:
+                    yield entry
+            link = None
         if problems:
             raise IncompleteListing(problems)
+        yield Cursor({"since": (started - CLOCK_SKEW_MARGIN).isoformat()})
 
-    def _page(self, result: dict[str, Any]) -> _Page | None:
-        page_id, space_id = result.get("id"), result.get("spaceId")
-        if not isinstance(page_id, str | int) or not isinstance(space_id, str | int):
+    def _listing(self, space: dict[str, Any], kind: str, with_body: bool, link: str | None,
+                 problems: list[tuple[str, str]]) -> Iterator[_Content | _Attachment | str | None]:
+        """One content type of one space, from `link` (or the start): its items, and after each listing page the
+        next page's link (None after the last). A failure is added to `problems` and ends the listing."""
+        where = f"space {space.get('key')}"
+        path: str = link or f"/wiki/api/v2/{COLLECTIONS[kind]}"
+        params: dict[str, Any] | None = None
+        if not link:
+            params = {"space-id": space["id"], "status": "current", "limit": self.page_limit}
+            if with_body:
+                params["body-format"] = "storage"
+        while True:
+            try:
+                body = self._get(path, params)
+                results = _results(body, path)
+            except ConfluenceError as exc:
+                problems.append((where, f"unlistable_{kind}s: {exc}"))
+                return
+            for result in results:
+                content = self._content_of(kind, result)
+                if content is None:
+                    problems.append((where, f"malformed_{kind}: a {kind} without an id or a space"))
+                    continue
+                if content.status != "current":
+                    continue
+                self._contents[content.external_id] = content
+                yield content
+                yield from self._attachments_of(content, problems)
+            next_link = _next_link(body)
+            yield next_link
+            if next_link is None:
+                return
+            path, params = next_link, None
+
+    def _attachments_of(self, content: _Content, problems: list[tuple[str, str]]) -> Iterator[_Attachment]:
+        path = f"/wiki/api/v2/{COLLECTIONS[content.kind]}/{content.id}/attachments"
+        try:
+            for result in self._paged(path, {"status": "current", "limit": self.page_limit}):
+                attachment = self._attachment_of(result, content.external_id)
+                if attachment is None or attachment.media_type not in SUPPORTED_MIME_TYPES:
+                    continue
+                self._attachments[attachment.external_id] = attachment
+                yield attachment
+        except ConfluenceError as exc:
+            problems.append((content.external_id, f"unlistable_attachments: {exc}"))
+
+    def _content_of(self, kind: str, result: dict[str, Any]) -> _Content | None:
+        content_id, space_id = result.get("id"), result.get("spaceId")
+        if not isinstance(content_id, str | int) or not isinstance(space_id, str | int):
             return None
         version = result.get("version") or {}
         body = ((result.get("body") or {}).get("storage") or {}).get("value") or ""
-        webui = (result.get("_links") or {}).get("webui") or ""
-        parent = result.get("parentId")
-        return _Page(
-            id=str(page_id), space_id=str(space_id), title=str(result.get("title") or ""),
-            parent_id=str(parent) if parent else None, parent_type=result.get("parentType") if parent else None,
-            url=f"{self.base_url}/wiki{webui}" if webui else "", modified_at=_timestamp(version.get("createdAt")),
-            body=body if isinstance(body, str) else "",
+        parent = result.get("parentId") if kind == "page" else None
+        return _Content(
+            kind=kind, id=str(content_id), space_id=str(space_id), status=str(result.get("status") or "current"),
+            title=str(result.get("title") or ""), parent_id=str(parent) if parent else None,
+            parent_type=result.get("parentType") if parent else None,
+            url=self._web_url((result.get("_links") or {}).get("webui")),
+            modified_at=_timestamp(version.get("createdAt")), body=body if isinstance(body, str) else "",
         )
 
-    def load(self, checkpoint: dict[str, Any] | None = None) -> Iterator[SourceItem]:
-        for page in self._listed_pages(with_body=True):
-            content = _html(page).encode("utf-8")
-            yield SourceItem(external_id=PAGE_PREFIX + page.id, title=page.title, mime_type="text/html",
-                             size_bytes=len(content), read=partial(bytes, content), url=page.url,
-                             modified_at=page.modified_at)
+    def _attachment_of(self, result: dict[str, Any], container: str) -> _Attachment | None:
+        """The attachment a v2 reply describes; None (logged) when it cannot be read safely: no id, no download
+        link on this site, or no listed size to check before downloading."""
+        attachment_id, size = result.get("id"), result.get("fileSize")
+        link = result.get("downloadLink") or (result.get("_links") or {}).get("download")
+        if not isinstance(attachment_id, str | int) or not isinstance(size, int) or isinstance(size, bool) \
+                or size < 0 or not isinstance(link, str) or not link.startswith("/"):
+            logger.warning("confluence attachment %r of %s skipped: no id, size or download link on the site",
+                           attachment_id, container)
+            return None
+        version = result.get("version") or {}
+        return _Attachment(
+            id=str(attachment_id), container=container, title=str(result.get("title") or ""),
+            media_type=str(result.get("mediaType") or "").split(";", 1)[0].strip().lower(), size=size,
+            download=link if link.startswith("/wiki/") else f"/wiki{link}",
+            url=self._web_url(result.get("webuiLink") or (result.get("_links") or {}).get("webui")),
+            modified_at=_timestamp(version.get("createdAt") or result.get("createdAt")),
+        )
+
+    def _web_url(self, webui: Any) -> str:
+        return f"{self.base_url}/wiki{webui}" if isinstance(webui, str) and webui.startswith("/") else ""
+
+    def _item(self, found: _Content | _Attachment) -> SourceItem:
+        if isinstance(found, _Attachment):
+            return SourceItem(external_id=found.external_id, title=found.title, mime_type=found.media_type,
+                              size_bytes=found.size, read=partial(self._download, found), url=found.url,
+                              modified_at=found.modified_at, title_from_name=True)
+        content = _html(found).encode("utf-8")
+        return SourceItem(external_id=found.external_id, title=found.title, mime_type="text/html",
+                          size_bytes=len(content), read=partial(bytes, content), url=found.url,
+                          modified_at=found.modified_at)
+
+    def _download(self, attachment: _Attachment) -> bytes:
+        """The attachment's bytes, following Cloud's redirect to its media store (httpx drops the credentials
+        when the redirect leaves the site); never more than the listed size, which the sync checked."""
+        try:
+            response = self._send(attachment.download, stream=True, follow_redirects=True)
+        except ConfluenceError as exc:
+            raise ItemError("download_failed", f"{attachment.external_id}: {exc}") from exc
+        chunks: list[bytes] = []
+        received = 0
+        try:
+            if response.status_code != 200:
+                raise ItemError("download_failed", f"{attachment.external_id}: HTTP {response.status_code}")
+            for chunk in response.iter_bytes():
+                received += len(chunk)
+                if received > attachment.size:
+                    raise ItemError("too_large", f"{attachment.external_id}: the download is longer than the "
+                                                 f"listed {attachment.size:,} bytes")
+                chunks.append(chunk)
+        except httpx.HTTPError as exc:
+            raise ItemError("download_failed", f"{attachment.external_id}: {exc.__class__.__name__}") from exc
+        finally:
+            response.close()
+        return b"".join(chunks)
+
+    def load(self, checkpoint: dict[str, Any] | None = None) -> Iterator[Listed]:
+        for entry in self._walk(with_body=True, checkpoint=checkpoint):
+            yield self._item(entry) if isinstance(entry, _Content | _Attachment) else entry
 
     def list_ids(self) -> Iterator[str]:
-        for page in self._listed_pages(with_body=False):
-            yield PAGE_PREFIX + page.id
+        for entry in self._walk(with_body=False, checkpoint=None):
+            if isinstance(entry, _Content | _Attachment):
+                yield entry.external_id
 
     def sync_state(self) -> dict:
         return {}
+
+    # -- incremental -----------------------------------------------------------------------------------------
+
+    def changes(self, cursor: dict[str, Any], checkpoint: dict[str, Any] | None = None) -> Iterator[Changed]:
+        """Pages, blog posts and attachments of the synced spaces modified since `cursor` (CQL over v1 content
+        search), those CQL shows archived as Deleted, a Checkpoint after each result page, then the next Cursor.
+        What CQL cannot show (trashed or purged content, archived spaces, lost access) is left to pruning."""
+        since = _instant(cursor.get("since"))
+        if since is None:
+            raise CursorExpired(f"{self.base_url}: the cursor {cursor!r} names no time to search from")
+        state = checkpoint or {}
+        started = _instant(state.get("started")) or self._clock()
+        keys = sorted(str(space["key"]) for space in self._spaces() if isinstance(space.get("key"), str))
+        groups = [keys[i:i + SPACES_PER_QUERY] for i in range(0, len(keys), SPACES_PER_QUERY)]
+        bound = self._cql_bound(since)
+        chunk, link = state.get("chunk"), state.get("next")
+        first = chunk if isinstance(chunk, int) else 0
+        link = link if isinstance(link, str) else None
+        if not 0 <= first < len(groups):  # spaces changed since the checkpoint: search them all again
+            first, link = 0, None
+        for index in range(first, len(groups)):
+            spaces = ", ".join(json.dumps(key) for key in groups[index])
+            cql = f'lastmodified >= "{bound}" and type in (page, blogpost, attachment) and space in ({spaces})'
+            path: str = link or "/wiki/rest/api/content/search"
+            params: dict[str, Any] | None = None if link else {
+                "cql": cql, "limit": self.page_limit,
+                "cqlcontext": json.dumps({"contentStatuses": ["current", "archived"]})}
+            while True:
+                try:
+                    body = self._get(path, params)
+                    results = _results(body, path)
+                except ConfluenceError as exc:
+                    raise SourceUnavailable(f"{self.base_url}: changes could not be searched ({exc})") from exc
+                for result in results:
+                    yield from self._changed(result)
+                next_link = _next_link(body)
+                yield Checkpoint({"started": started.isoformat(), "chunk": index if next_link else index + 1,
+                                  "next": next_link})
+                if next_link is None:
+                    break
+                path, params = next_link, None
+            link = None
+        yield Cursor({"since": (started - CLOCK_SKEW_MARGIN).isoformat()})
+
+    def _changed(self, result: dict[str, Any]) -> Iterator[SourceItem | Deleted]:
+        kind, found_id, status = result.get("type"), result.get("id"), result.get("status")
+        if not isinstance(found_id, str | int) or kind not in (*COLLECTIONS, "attachment"):
+            return  # comments and other content types are not indexed
+        external_id = f"{kind}:{found_id}"
+        if status != "current":
+            yield Deleted(external_id)
+            return
+        try:
+            if kind == "attachment":
+                changed = self._fetched_attachment(str(found_id))
+                if changed is not None and changed.media_type in SUPPORTED_MIME_TYPES:
+                    self._attachments[external_id] = changed
+                    yield self._item(changed)
+                return
+            reply = self._get(f"/wiki/api/v2/{COLLECTIONS[kind]}/{found_id}", {"body-format": "storage"})
+        except ConfluenceError as exc:
+            if exc.status in (403, 404):  # gone, or no longer ours to read, since the search
+                yield Deleted(external_id)
+                return
+            raise SourceUnavailable(f"{self.base_url}: changed {external_id} could not be read ({exc})") from exc
+        content = self._content_of(kind, reply)
+        if content is None or content.status != "current":
+            yield Deleted(external_id)
+            return
+        self._contents[external_id] = content
+        yield self._item(content)
+
+    def _fetched_attachment(self, attachment_id: str) -> _Attachment | None:
+        reply = self._get(f"/wiki/api/v2/attachments/{attachment_id}")
+        for field_name, kind in (("pageId", "page"), ("blogPostId", "blogpost")):
+            if isinstance(reply.get(field_name), str | int):
+                return self._attachment_of(reply, f"{kind}:{reply[field_name]}")
+        return None  # on custom content or a comment: not indexed
+
+    def _cql_bound(self, since: datetime) -> str:
+        zone = self._account_zone()
+        if zone is None:
+            return (since - UNKNOWN_ZONE_MARGIN).astimezone(UTC).strftime(CQL_TIME)
+        return since.astimezone(zone).strftime(CQL_TIME)
+
+    def _account_zone(self) -> ZoneInfo | None:
+        """The time zone CQL reads dates in (the account's), or None when Confluence does not show it."""
+        try:
+            name = self._get("/wiki/rest/api/user/current").get("timeZone")
+            return ZoneInfo(name) if isinstance(name, str) and name else None
+        except (ConfluenceError, ZoneInfoNotFoundError, ValueError) as exc:
+            logger.info("confluence account time zone unknown (%s); CQL searches a day further back", exc)
+            return None
 
     # -- permissions -----------------------------------------------------------------------------------------
 
@@ -272,11 +571,15 @@ class ConfluenceConnector:
             return Permissions(status="unknown", reason=str(exc))
 
     def _permissions(self, external_id: str) -> Permissions:
-        page = self._known_page(external_id.removeprefix(PAGE_PREFIX))
-        layers = [self._space_grant(page.space_id)]
+        if external_id.startswith(ATTACHMENT_PREFIX):
+            attachment = self._attachment(external_id)
+            content = self._content(attachment.container)
+        else:
+            content = self._content(external_id)
+        layers = [self._space_grant(content.space_id)]
         seen: set[str] = set()
-        current: _Page | None = page
-        while current is not None:
+        current = content
+        while True:
             if current.id in seen:
                 raise _Unresolvable(f"{external_id}: the ancestors of page {current.id} form a cycle")
             seen.add(current.id)
@@ -288,20 +591,35 @@ class ConfluenceConnector:
             if current.parent_type != "page":
                 raise _Unresolvable(f"{external_id}: ancestor {current.parent_type or 'content'} "
                                     f"{current.parent_id} is not a page; its restrictions cannot be read")
-            current = self._known_page(current.parent_id)
+            current = self._content(PAGE_PREFIX + current.parent_id)
         return self._intersection(layers)
 
-    def _known_page(self, page_id: str) -> _Page:
-        """A page this sync listed, else read alone (a permission sync lists nothing): v2 `GET /pages/{id}`."""
-        if page_id not in self._pages:
+    def _content(self, external_id: str) -> _Content:
+        """A page or blog post this sync listed, else read now (an ancestor or container an incremental or
+        resumed run did not list)."""
+        if external_id not in self._contents:
+            kind, _, content_id = external_id.partition(":")
+            if kind not in COLLECTIONS or not content_id:
+                raise _Unresolvable(f"{external_id} is not a page, blog post or attachment of Confluence")
             try:
-                page = self._page(self._get(f"/wiki/api/v2/pages/{page_id}"))
+                content = self._content_of(kind, self._get(f"/wiki/api/v2/{COLLECTIONS[kind]}/{content_id}"))
             except ConfluenceError as exc:
-                raise _Unresolvable(f"page {page_id} cannot be read: {exc}") from exc
-            if page is None:
-                raise _Unresolvable(f"page {page_id}: malformed reply")
-            self._pages[page_id] = page
-        return self._pages[page_id]
+                raise _Unresolvable(f"{external_id} could not be read: {exc}") from exc
+            if content is None:
+                raise _Unresolvable(f"{external_id}: a malformed {kind}")
+            self._contents[external_id] = content
+        return self._contents[external_id]
+
+    def _attachment(self, external_id: str) -> _Attachment:
+        if external_id not in self._attachments:
+            try:
+                attachment = self._fetched_attachment(external_id.removeprefix(ATTACHMENT_PREFIX))
+            except ConfluenceError as exc:
+                raise _Unresolvable(f"{external_id} could not be read: {exc}") from exc
+            if attachment is None:
+                raise _Unresolvable(f"{external_id}: not attached to a page or blog post")
+            self._attachments[external_id] = attachment
+        return self._attachments[external_id]
 
     def _intersection(self, layers: list[_Grant]) -> Permissions:
         """Who every layer lets read, as principals any one of whom may read."""
@@ -350,34 +668,34 @@ class ConfluenceConnector:
     def _restriction(self, content_id: str) -> _Grant | None:
         """The content's own read restriction, or None when it has none."""
         return _remembered(self._restrictions, content_id, self._read_restriction,
-                           f"page {content_id} read restriction")
+                           f"content {content_id} read restriction")
 
     def _read_restriction(self, content_id: str) -> _Grant | None:
         body = self._get(f"/wiki/rest/api/content/{content_id}/restriction/byOperation/read")
         restrictions = body.get("restrictions")
         if body.get("operation") != "read" or not isinstance(restrictions, dict):
-            raise _Unresolvable(f"page {content_id}: a malformed read restriction")
+            raise _Unresolvable(f"content {content_id}: a malformed read restriction")
         emails: set[str] = set()
         groups: set[str] = set()
         for kind, listed in restrictions.items():
             if not isinstance(listed, dict) or not isinstance(listed.get("results"), list):
-                raise _Unresolvable(f"page {content_id}: a malformed {kind} restriction")
+                raise _Unresolvable(f"content {content_id}: a malformed {kind} restriction")
             results = listed["results"]
             if int(listed.get("size") or 0) > len(results):
-                raise _Unresolvable(f"page {content_id}: the {kind} restriction lists more than one reply holds")
+                raise _Unresolvable(f"content {content_id}: the {kind} restriction lists more than one reply holds")
             for entry in results:
                 if not isinstance(entry, dict):
-                    raise _Unresolvable(f"page {content_id}: a malformed {kind} restriction entry")
+                    raise _Unresolvable(f"content {content_id}: a malformed {kind} restriction entry")
                 if kind == "user":
                     email = entry.get("email") or self._email(str(entry.get("accountId") or ""))
                     if email:
                         emails.add(normalize_principal(f"email:{email}").removeprefix("email:"))
                 elif kind == "group":
                     if not isinstance(entry.get("name"), str):
-                        raise _Unresolvable(f"page {content_id}: a group restriction without a name")
+                        raise _Unresolvable(f"content {content_id}: a group restriction without a name")
                     groups.add(entry["name"])
                 else:
-                    raise _Unresolvable(f"page {content_id}: a restriction on {kind!r}, which this connector "
+                    raise _Unresolvable(f"content {content_id}: a restriction on {kind!r}, which this connector "
                                         f"does not resolve")
         if not emails and not groups and not any(int((v or {}).get("size") or 0) for v in restrictions.values()):
             return None
@@ -412,32 +730,69 @@ class ConfluenceConnector:
                                   if isinstance(g.get("id"), str | int) and isinstance(g.get("name"), str)}
         return self._groups_by_id
 
-    def _group_members(self, name: str) -> frozenset[str]:
+    def _direct_members(self, name: str) -> tuple[frozenset[str], frozenset[str]]:
+        """The group's member users (emails) and member groups (names: Data Center nesting)."""
         if name not in self._members:
             ids = [group_id for group_id, group_name in self._group_names().items() if group_name == name]
             if not ids:
                 raise _Unresolvable(f"group {name!r} is not among the site's groups")
             emails: set[str] = set()
+            groups: set[str] = set()
             try:
                 for member in self._paged(f"/wiki/rest/api/group/{ids[0]}/membersByGroupId", {"limit": 200}):
+                    if member.get("type") == "group":
+                        if not isinstance(member.get("name"), str):
+                            raise _Unresolvable(f"group {name!r}: a member group without a name")
+                        groups.add(member["name"])
+                        continue
                     email = member.get("email") or self._email(str(member.get("accountId") or ""))
                     if email:
                         emails.add(str(email).strip().lower())
             except ConfluenceError as exc:
                 raise _Unresolvable(f"members of group {name!r}: {exc}") from exc
-            self._members[name] = frozenset(emails)
+            self._members[name] = (frozenset(emails), frozenset(groups))
         return self._members[name]
+
+    def _group_members(self, name: str) -> frozenset[str]:
+        """Everyone in the group, through nested groups too (a cycle is walked once)."""
+        emails: set[str] = set()
+        pending, seen = [name], set()
+        while pending:
+            group = pending.pop()
+            if group in seen:
+                continue
+            seen.add(group)
+            direct, nested = self._direct_members(group)
+            emails |= direct
+            pending.extend(nested)
+        return frozenset(emails)
 
     def list_groups(self) -> Iterator[SourceGroup]:
         """Raises ValueError when the groups cannot be read, so the last good memberships are kept."""
         try:
             names = sorted(set(self._group_names().values()))
-            listed = [(name, self._group_members(name)) for name in names]
+            listed = [(name, self._direct_members(name)) for name in names]
         except _Unresolvable as exc:
             raise ValueError(str(exc)) from exc
-        for name, members in listed:
-            yield SourceGroup(principal=self.group_principal(name), name=name,
-                              members=tuple(f"email:{email}" for email in sorted(members)))
+        for name, (emails, groups) in listed:
+            members = [f"email:{email}" for email in sorted(emails)]
+            members += [self.group_principal(group) for group in sorted(groups)]
+            yield SourceGroup(principal=self.group_principal(name), name=name, members=tuple(members))
+
+
+def _results(body: dict[str, Any], path: str) -> list[dict[str, Any]]:
+    results = body.get("results")
+    if not isinstance(results, list) or not all(isinstance(r, dict) for r in results):
+        raise ConfluenceError(200, f"GET {path}: results missing or malformed")
+    return results
+
+
+def _next_link(body: dict[str, Any]) -> str | None:
+    link = (body.get("_links") or {}).get("next")
+    if not isinstance(link, str) or not link.startswith("/"):
+        return None
+    # v2 links start at /wiki/api/v2; v1 links are relative to the /wiki context.
+    return link if link.startswith("/wiki/") else f"/wiki{link}"
 
 
 def _retry_after(value: str | None, *, default: float) -> float:
@@ -456,5 +811,11 @@ def _timestamp(value: Any) -> datetime | None:
         return None
 
 
-def _html(page: _Page) -> str:
-    return f"<html><head><title>{escape(page.title)}</title></head><body>{page.body}</body></html>"
+def _instant(value: Any) -> datetime | None:
+    """An ISO time with its offset (as Cursors and Checkpoints hold them), or None."""
+    found = _timestamp(value)
+    return found if found is not None and found.tzinfo is not None else None
+
+
+def _html(content: _Content) -> str:
+    return f"<html><head><title>{escape(content.title)}</title></head><body>{content.body}</body></html>"

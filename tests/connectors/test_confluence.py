@@ -1,24 +1,43 @@
 """Confluence Cloud through the real sync and retrieval path, against a local stand-in of its REST API.
 
-Who may read each page comes from the test's own reading of the scenario (`readers`, plain set logic over the
-scenario dict), never from the connector: the space's read grant AND every restricted ancestor AND the page's own
-restriction, nobody for a page whose restriction (or an ancestor's) cannot be read, nobody in a space granting to
-a principal type the connector does not know. Every user then searches the token every page shares, on both
-backends, and must get exactly those pages: no leak, no wrong denial; and again after the site churns.
+Who may read each page, blog post and attachment comes from the test's own reading of the scenario (`readers`,
+plain set logic over the scenario dict), never from the connector: the space's read grant AND every restricted
+ancestor AND the item's own restriction (an attachment: its page's or blog post's readers), groups expanded
+through nesting, nobody for an item whose restriction (or an ancestor's) cannot be read, nobody in a space
+granting to a principal type the connector does not know; nothing at all from an archived space or the trash.
+Every user then searches the token every item shares, on both backends, and must get exactly those items: no
+leak, no wrong denial; and again after the site churns.
+
+The connector's own capabilities (checkpoints and resume, incremental changes over CQL, archived spaces, nested
+groups, attachment downloads and throttling) are tested by calling it directly and reading the stand-in's log.
 """
 
 from __future__ import annotations
 
 import copy
+import json
+from datetime import UTC, datetime, timedelta
+from urllib.parse import parse_qs, urlsplit
 
+import httpx
 import pytest
 from cryptography.fernet import Fernet
 from django.contrib.auth import get_user_model
 
 from answers.services import ask
 from connectors import services as connectors
+from connectors.base import (
+    Checkpoint,
+    Cursor,
+    CursorExpired,
+    Deleted,
+    IncompleteListing,
+    ItemError,
+    SourceItem,
+    SourceUnavailable,
+)
 from connectors.models import Document, Source
-from connectors.sources.confluence import ConfluenceConnector
+from connectors.sources.confluence import CLOCK_SKEW_MARGIN, UNKNOWN_ZONE_MARGIN, ConfluenceConnector
 from identity.models import Account, ExternalIdentity
 from identity.selectors import principals_for
 from retrieval import services as retrieval_services
@@ -31,6 +50,7 @@ pytestmark = pytest.mark.django_db
 TOKEN = "zephyr"
 EMAIL, API_TOKEN = "citewise-bot@corp.example", "tok-do-not-log"
 USERS = {"alice": "u-alice", "bob": "u-bob", "carol": "u-carol", "dave": "u-dave", "erin": "u-erin"}
+LISTED_AT = datetime(2025, 3, 2, 12, 0, 30, tzinfo=UTC)
 
 
 def page(space: str, parent: str | None, title: str, word: str, restrict: dict | None = None) -> dict:
@@ -40,19 +60,33 @@ def page(space: str, parent: str | None, title: str, word: str, restrict: dict |
     return {"space": space, "parent": parent, "title": title, "body": body, "restrict": restrict}
 
 
+def blogpost(space: str, title: str, word: str, restrict: dict | None = None) -> dict:
+    body = f"<p>News: the {TOKEN} {word} announcement, from the {word} team.</p>"
+    return {"space": space, "title": title, "body": body, "restrict": restrict}
+
+
+def attachment(container: str, title: str, word: str, media_type: str = "text/markdown") -> dict:
+    return {"container": container, "title": title, "mediaType": media_type,
+            "data": f"# {word.title()} notes\n\nThe {TOKEN} {word} checklist: file the {word} form first.\n"}
+
+
 def scenario() -> dict:
     return {
         # Emails in mixed case: principals are lower-cased.
         "users": {"u-alice": "Alice@Corp.example", "u-bob": "bob@corp.example", "u-carol": "carol@corp.example",
                   "u-dave": "dave@corp.example", "u-erin": "erin@partner.example", "u-admin": "admin@corp.example"},
-        "groups": {"engineering": ["u-alice", "u-bob"], "hr": ["u-bob", "u-carol"],
-                   "staff": ["u-alice", "u-bob", "u-carol", "u-dave"], "contractors": ["u-erin"]},
+        # "group:<name>" is a nested group (Data Center style): its members are members too.
+        "groups": {"engineering": ["u-alice", "u-bob", "group:sre"], "hr": ["u-bob", "u-carol"],
+                   "staff": ["u-alice", "u-bob", "u-carol", "u-dave"], "contractors": ["u-erin"],
+                   "sre": ["u-erin"], "oncall": ["group:sre"]},
         "spaces": {
             "ENG": {"id": "100", "read": {"groups": ["engineering"], "users": ["u-dave"]}},
             "HR": {"id": "200", "read": {"groups": ["hr"]}},
             "ALL": {"id": "300", "read": {"groups": ["staff", "contractors"]}},
             # Read also granted to a role: the connector cannot say who holds it, so nobody reads the space.
             "OPS": {"id": "400", "read": {"groups": ["staff"], "other": [{"type": "role", "id": "r-ops"}]}},
+            "OLD": {"id": "500", "read": {"groups": ["staff"]}, "status": "archived"},
+            "ARC": {"id": "700", "read": {"groups": ["staff"]}},
         },
         "pages": {
             "101": page("ENG", None, "Engineering handbook", "kestrel"),
@@ -61,12 +95,28 @@ def scenario() -> dict:
             "103": page("ENG", "101", "Incident secrets", "marmot", {"users": ["u-alice"], "groups": []}),
             "104": page("ENG", "103", "Incident follow-ups", "nebula"),
             "105": page("ENG", "101", "Engineering salaries", "oriole", {"users": [], "groups": ["hr"]}),
+            # Restricted to a group whose only members come through a nested group.
+            "106": page("ENG", "101", "Pager duty", "plover", {"users": [], "groups": ["oncall"]}),
+            "107": page("ENG", "101", "Capacity plan", "quokka"),
             "201": page("HR", None, "People handbook", "quartz"),
             "202": page("HR", "201", "Reviews", "rosehip", {"users": ["u-dave"], "groups": ["hr"]}),
             "301": page("ALL", None, "Office guide", "saffron"),
             "302": page("ALL", "301", "Board minutes", "tundra"),
             "303": page("ALL", "302", "Board actions", "umber"),
             "401": page("OPS", None, "Ops rota", "vervain"),
+            "501": page("OLD", None, "Old intranet", "walrus"),
+            "701": page("ARC", None, "Project Arc", "yarrow"),
+        },
+        "blogposts": {
+            "601": blogpost("ENG", "Release notes", "xenon"),
+            "602": blogpost("HR", "Salary round", "yucca", {"users": ["u-carol"], "groups": []}),
+        },
+        "attachments": {
+            "att901": attachment("103", "marmot-runbook.md", "mistral"),  # under a restricted page
+            "att902": attachment("601", "xenon.txt", "xylem", "text/plain"),
+            "att903": {"container": "101", "title": "diagram.png", "mediaType": "image/png", "data": "PNG"},
+            "att904": attachment("202", "rosehip.md", "rowan"),
+            "att905": attachment("602", "yucca.md", "yew"),
         },
         "forbidden": {"302"},  # the restriction lookup of 302 gets 403
     }
@@ -75,31 +125,66 @@ def scenario() -> dict:
 # -- the oracle: straight from the scenario, no connector code ---------------------------------------------------
 
 
+def members(site: dict, group: str, seen: frozenset[str] = frozenset()) -> set[str]:
+    """Account ids in a group, through nested groups."""
+    found: set[str] = set()
+    for member in site["groups"].get(group, []):
+        if member.startswith("group:"):
+            nested = member.removeprefix("group:")
+            if nested not in seen:
+                found |= members(site, nested, seen | {group})
+        else:
+            found.add(member)
+    return found
+
+
 def allowed(site: dict, grant: dict) -> set[str]:
     """Account ids a grant names, directly or through a group."""
-    members = {u for g in grant.get("groups", []) for u in site["groups"].get(g, [])}
-    return set(grant.get("users", [])) | members
+    return set(grant.get("users", [])) | {u for g in grant.get("groups", []) for u in members(site, g)}
 
 
-def readers(site: dict, page_id: str) -> set[str]:
-    entry = site["pages"][page_id]
+def content_entry(site: dict, content_id: str) -> dict:
+    return site["pages"].get(content_id) or site["blogposts"][content_id]
+
+
+def readers(site: dict, content_id: str) -> set[str]:
+    if content_id in site["attachments"]:
+        return readers(site, site["attachments"][content_id]["container"])
+    entry = content_entry(site, content_id)
     space = site["spaces"][entry["space"]]
     if space["read"].get("other"):
         return set()
     who = allowed(site, space["read"])
-    current: str | None = page_id
+    current: str | None = content_id
     while current is not None:
         if current in site["forbidden"]:
             return set()
-        restrict = site["pages"][current]["restrict"]
+        restrict = content_entry(site, current)["restrict"]
         if restrict is not None:
             who &= allowed(site, restrict)
-        current = site["pages"][current]["parent"]
+        current = content_entry(site, current).get("parent")
     return who
 
 
+def indexed_ids(site: dict) -> dict[str, str]:
+    """External id -> scenario id of everything a sync should index: current content of current spaces, and the
+    attachments of it that a parser reads."""
+    def live(entry: dict) -> bool:
+        return (entry.get("status", "current") == "current"
+                and site["spaces"][entry["space"]].get("status", "current") == "current")
+
+    found = {f"page:{p}": p for p, entry in site["pages"].items() if live(entry)}
+    found |= {f"blogpost:{b}": b for b, entry in site["blogposts"].items() if live(entry)}
+    found |= {f"attachment:{a}": a for a, entry in site["attachments"].items()
+              if entry.get("status", "current") == "current" and entry["mediaType"] != "image/png"
+              and (f"page:{entry['container']}" in found or f"blogpost:{entry['container']}" in found)}
+    return found
+
+
 def expected_matrix(site: dict) -> dict[str, set[str]]:
-    return {user: {p for p in site["pages"] if account in readers(site, p)} for user, account in USERS.items()}
+    items = indexed_ids(site)
+    return {user: {external for external, item in items.items() if account in readers(site, item)}
+            for user, account in USERS.items()}
 
 
 # -- the product -------------------------------------------------------------------------------------------------
@@ -145,14 +230,14 @@ def visible(users: dict, source: Source, mode: SearchMode) -> dict[str, set[str]
     seen = {}
     for name, user in users.items():
         hits = search(TOKEN, principals=principals_for(user), mode=mode, limit=1000)
-        seen[name] = {external[h.document_id].removeprefix("page:") for h in hits}
+        seen[name] = {external[h.document_id] for h in hits}
     return seen
 
 
 def check_matrix(users: dict, source: Source, site_scenario: dict) -> None:
     expected = expected_matrix(site_scenario)
-    assert set(Document.objects.filter(source=source).values_list("external_id", flat=True)) == {
-        f"page:{p}" for p in site_scenario["pages"]}
+    assert set(Document.objects.filter(source=source).values_list("external_id", flat=True)) == set(
+        indexed_ids(site_scenario))
     for mode in (SearchMode.BM25, SearchMode.HYBRID):
         seen = visible(users, source, mode)
         leaks = {u: seen[u] - expected[u] for u in users if seen[u] - expected[u]}
@@ -161,13 +246,13 @@ def check_matrix(users: dict, source: Source, site_scenario: dict) -> None:
     # Answers cite only what the asker may read.
     urls = dict(Document.objects.filter(source=source).values_list("external_id", "url"))
     for name, user in users.items():
-        readable = {urls[f"page:{p}"] for p in expected[name]}
-        result = ask("What is the marmot procedure and the rosehip procedure?", principals=principals_for(user),
+        readable = {urls[external] for external in expected[name]}
+        result = ask("What is the marmot procedure and the mistral checklist?", principals=principals_for(user),
                      user=user)
         assert {c.url.split("#", 1)[0] for c in result.citations} <= readable, (name, result.citations)
 
 
-def test_every_user_sees_exactly_the_pages_confluence_lets_them_read_before_and_after_churn(backend_kind, site):
+def test_every_user_sees_exactly_what_confluence_lets_them_read_before_and_after_churn(backend_kind, site):
     users = make_users()
     source = connectors.ensure_source("confluence", site.url, name=f"confluence-{backend_kind}",
                                       index_name=retrieval_services.get_backend().index_name,
@@ -175,9 +260,15 @@ def test_every_user_sees_exactly_the_pages_confluence_lets_them_read_before_and_
                                       secrets={"api_token": API_TOKEN})
     sync(source)
     expected = expected_matrix(site.scenario)
-    # The scenario exercises what it means to: a restricted page under an open parent, inheritance, a 403.
-    assert expected["alice"] >= {"103", "104"} and "103" not in expected["bob"] and "103" not in expected["dave"]
-    assert expected["dave"] >= {"101", "102"} and all(not {"302", "303", "401"} & pages for pages in expected.values())
+    # The scenario exercises what it means to: a restricted page under an open parent, inheritance, a 403, blog
+    # posts, an attachment under a restricted page, a nested group, an archived space.
+    assert expected["alice"] >= {"page:103", "page:104", "attachment:att901"}
+    assert not {"page:103", "attachment:att901"} & (expected["bob"] | expected["dave"])
+    assert expected["dave"] >= {"page:101", "page:102", "blogpost:601", "attachment:att902"}
+    assert all(not {"page:302", "page:303", "page:401"} & items for items in expected.values())
+    assert {u for u in USERS if "page:106" in expected[u]} == {"erin"}  # only through sre, nested in oncall
+    assert {u for u in USERS if "blogpost:602" in expected[u]} == {"carol"}
+    assert "page:501" not in indexed_ids(site.scenario) and "attachment:att903" not in indexed_ids(site.scenario)
     check_matrix(users, source, site.scenario)
 
     documents = {d.external_id: d for d in Document.objects.filter(source=source)}
@@ -186,26 +277,47 @@ def test_every_user_sees_exactly_the_pages_confluence_lets_them_read_before_and_
     assert documents["page:101"].url == f"{site.url}/wiki/spaces/ENG/pages/101/Engineering+handbook"
     assert documents["page:101"].title == "Engineering handbook"
     assert str(documents["page:101"].source_modified_at.date()) == "2025-03-01"
+    assert documents["blogpost:601"].url == f"{site.url}/wiki/spaces/ENG/blog/2025/03/01/601/Release+notes"
+    assert documents["attachment:att901"].mime_type == "text/markdown"
+    assert documents["attachment:att901"].url.startswith(f"{site.url}/wiki/pages/viewpageattachments.action")
     # Both kinds of listing paginated (page size 2), and the token went only in the Authorization header.
     assert any("cursor" in r.query for r in site.requests) and any("start" in r.query for r in site.requests)
     assert not any(API_TOKEN in r.path or API_TOKEN in str(r.query) for r in site.requests)
+    # Downloads went through the attachment's link and its redirect off the API, never for an unread type.
+    assert any(r.path.startswith("/media/att901") for r in site.requests)
+    assert not any("diagram.png" in r.path or r.path == "/media/att903" for r in site.requests)
 
     with site.scenario_lock:
-        site.scenario["pages"]["101"]["restrict"] = {"users": [], "groups": ["engineering"]}  # on a parent
-        site.scenario["groups"]["hr"].remove("u-bob")
-        del site.scenario["pages"]["102"]
-        site.scenario["forbidden"] = set()
+        churned = site.scenario
+        churned["pages"]["101"]["restrict"] = {"users": [], "groups": ["engineering"]}  # on a parent
+        churned["pages"]["107"]["parent"] = "103"  # moved under a page restricted to alice
+        churned["pages"]["302"]["restrict"] = {"users": ["u-carol"], "groups": []}  # under an open parent
+        churned["groups"]["hr"].remove("u-bob")
+        churned["groups"]["sre"].append("u-dave")  # a nested group gains a member
+        del churned["pages"]["102"]
+        churned["blogposts"]["602"]["status"] = "trashed"  # with what is attached to it
+        del churned["attachments"]["att902"]
+        churned["spaces"]["ARC"]["status"] = "archived"
+        churned["forbidden"] = set()
     sync(source)
     after = expected_matrix(site.scenario)
-    assert after != expected and "101" not in after["dave"] and "201" not in after["bob"]
-    assert "303" in after["alice"]  # readable again once its ancestor's restriction can be read
+    assert after != expected and "page:201" not in after["bob"]
+    # 101 is now restricted to engineering: dave, granted the space by name, reads it only as a new member of sre,
+    # a group nested in engineering.
+    assert "page:101" in after["dave"] and "u-dave" not in site.scenario["groups"]["engineering"]
+    assert {u for u in USERS if "page:107" in expected[u]} == {"alice", "bob", "dave", "erin"}
+    assert {u for u in USERS if "page:107" in after[u]} == {"alice"}
+    assert {u for u in USERS if "page:106" in after[u]} == {"dave", "erin"}
+    assert {u for u in USERS if "page:303" in after[u]} == {"carol"}  # readable again, by whom 302 now allows
+    assert not {"page:102", "blogpost:602", "attachment:att905", "attachment:att902", "page:701"} & set(
+        indexed_ids(site.scenario))
     check_matrix(users, source, site.scenario)
 
 
 def test_a_forbidden_restriction_lookup_hides_the_page_and_says_why(site):
     connector = ConfluenceConnector(site.url, email=EMAIL, api_token=API_TOKEN)
     ids = list(connector.list_ids())
-    assert ids == [f"page:{p}" for p in sorted(site.scenario["pages"])]
+    assert sorted(ids) == sorted(indexed_ids(site.scenario))
     forbidden = connector.fetch_permissions("page:302")
     assert forbidden.status == "unknown" and not forbidden.principals and not forbidden.public
     assert "403" in forbidden.reason and "302" in forbidden.reason
@@ -217,6 +329,8 @@ def test_a_forbidden_restriction_lookup_hides_the_page_and_says_why(site):
     # A group every layer names stays a group, expanded at query time.
     site_name = site.url.removeprefix("http://")
     assert connector.fetch_permissions("page:202").principals == frozenset({f"confluence:{site_name}:group:hr"})
+    assert connector.fetch_permissions("attachment:att904") == connector.fetch_permissions("page:202")
+    assert connector.fetch_permissions("page:106").principals == frozenset({"email:erin@partner.example"})
     assert "tok-do-not-log" not in repr(connector)
 
 
@@ -225,19 +339,199 @@ def test_throttling_is_honoured_with_retry_after_and_a_wrong_token_fails_the_lis
     site.fail("/wiki/api/v2/spaces", status=429, retry_after=3)
     site.fail("/wiki/api/v2/pages", status=503, retry_after=1)
     connector = ConfluenceConnector(site.url, email=EMAIL, api_token=API_TOKEN, sleep=waits.append)
-    assert len(list(connector.list_ids())) == len(site.scenario["pages"])
+    assert sorted(connector.list_ids()) == sorted(indexed_ids(site.scenario))
     assert waits == [3.0, 1.0]
-
-    from connectors.base import SourceUnavailable
 
     with pytest.raises(SourceUnavailable, match="401"):
         list(ConfluenceConnector(site.url, email=EMAIL, api_token="wrong", sleep=waits.append).list_ids())
 
 
-def test_groups_sync_as_source_scoped_principals_with_email_members(site):
+def test_a_storm_of_429s_loses_nothing_and_waits_as_told():
+    with ConfluenceStandIn(scenario(), email=EMAIL, api_token=API_TOKEN, page_size=2) as calm:
+        expected = {item.external_id: item.read() for item in ConfluenceConnector(
+            calm.url, email=EMAIL, api_token=API_TOKEN).load() if isinstance(item, SourceItem)}
+    with ConfluenceStandIn(scenario(), email=EMAIL, api_token=API_TOKEN, page_size=2, throttle_every=3,
+                           retry_afters=(1.0, 2.5, 0.5)) as stormy:
+        waits: list[float] = []
+        connector = ConfluenceConnector(stormy.url, email=EMAIL, api_token=API_TOKEN, sleep=waits.append)
+        loaded = {item.external_id: item.read() for item in connector.load() if isinstance(item, SourceItem)}
+        permissions = {external: connector.fetch_permissions(external) for external in loaded}
+        assert len(stormy.throttled) > 20 and waits == stormy.throttled
+    assert loaded == expected and any(e.startswith("attachment:") for e in loaded)
+    assert all(p.status == "ok" for e, p in permissions.items() if e not in {"page:302", "page:303", "page:401"})
+
+
+def test_groups_sync_as_source_scoped_principals_with_email_members_and_nested_groups(site):
     connector = ConfluenceConnector(site.url, email=EMAIL, api_token=API_TOKEN)
     groups = {g.name: g for g in connector.list_groups()}
     assert set(groups) == set(site.scenario["groups"])
     assert groups["engineering"].principal.endswith(":group:engineering")
-    assert groups["engineering"].members == ("email:alice@corp.example", "email:bob@corp.example")
+    site_name = site.url.removeprefix("http://")
+    assert groups["engineering"].members == ("email:alice@corp.example", "email:bob@corp.example",
+                                             f"confluence:{site_name}:group:sre")
+    assert groups["oncall"].members == (f"confluence:{site_name}:group:sre",)
     assert copy.deepcopy(site.scenario) == scenario()  # reading changed nothing
+
+
+# -- checkpoints and resume ----------------------------------------------------------------------------------------
+
+
+def test_load_checkpoints_every_listing_page_and_resumes_without_listing_again(site):
+    connector = ConfluenceConnector(site.url, email=EMAIL, api_token=API_TOKEN, clock=lambda: LISTED_AT)
+    run = list(connector.load())
+    checkpoints = [i for i, entry in enumerate(run) if isinstance(entry, Checkpoint)]
+    # One per listing page: ENG has 7 pages (4 listing pages of 2) and 1 blog post, and so on.
+    pages_requests = [r for r in site.requests if r.path in ("/wiki/api/v2/pages", "/wiki/api/v2/blogposts")]
+    assert len(checkpoints) == len(pages_requests)
+    assert isinstance(run[-1], Cursor) and run[-1].state == {"since": (LISTED_AT - CLOCK_SKEW_MARGIN).isoformat()}
+    for index in checkpoints:
+        state = run[index].state
+        assert len(json.dumps(state)) < 500 and state["started"] == LISTED_AT.isoformat()
+    # Stop after the second ENG page listing: resume picks up at its next link.
+    stop = checkpoints[1]
+    state = run[stop].state
+    assert state["space"] == "100" and state["type"] == "page" and "cursor=" in state["next"]
+    site.requests.clear()
+    later = LISTED_AT + timedelta(hours=1)
+    resumed = list(ConfluenceConnector(site.url, email=EMAIL, api_token=API_TOKEN, clock=lambda: later).load(
+        checkpoint=state))
+
+    def ids(entries: list) -> list[str]:
+        return [e.external_id for e in entries if isinstance(e, SourceItem)]
+
+    assert ids(resumed) == ids(run[stop + 1:])
+    assert resumed[-1] == run[-1]  # the cursor is still when the first run began
+    listed = [r for r in site.requests if r.path == "/wiki/api/v2/pages" and r.query.get("space-id") == "100"]
+    assert listed and all("cursor" in r.query for r in listed)  # ENG's first listing pages were not asked again
+    assert listed[0].query["cursor"] == parse_qs(urlsplit(state["next"]).query)["cursor"][0]
+    # A checkpoint at the end of a listing resumes at the next content type.
+    blog_start = next(i for i in checkpoints if run[i].state["type"] == "page" and run[i].state["next"] is None)
+    again = list(ConfluenceConnector(site.url, email=EMAIL, api_token=API_TOKEN).load(
+        checkpoint=run[blog_start].state))
+    assert ids(again) == ids(run[blog_start + 1:])
+
+
+def test_an_incomplete_listing_yields_no_cursor_and_a_resumed_run_still_reports_it(site):
+    site.fail("/wiki/api/v2/blogposts", status=500)
+    run: list = []
+    with pytest.raises(IncompleteListing, match="unlistable_blogposts"):
+        for entry in ConfluenceConnector(site.url, email=EMAIL, api_token=API_TOKEN).load():
+            run.append(entry)
+    assert not any(isinstance(e, Cursor) for e in run)
+    last = [e for e in run if isinstance(e, Checkpoint)][-1]
+    assert last.state["problems"]
+    resumed: list = []
+    with pytest.raises(IncompleteListing, match="unlistable_blogposts"):
+        for entry in ConfluenceConnector(site.url, email=EMAIL, api_token=API_TOKEN).load(checkpoint=last.state):
+            resumed.append(entry)
+    assert not any(isinstance(e, Cursor) for e in resumed)
+
+
+# -- incremental changes -------------------------------------------------------------------------------------------
+
+
+def test_changes_reads_what_cql_shows_changed_and_deletes_what_it_shows_archived(site):
+    site.scenario["time_zone"] = "Europe/Berlin"  # CQL minutes are the account's: UTC+1 in March
+    since = datetime(2025, 3, 2, 11, 0, tzinfo=UTC)
+    later = "2025-03-02T11:30:00Z"
+    with site.scenario_lock:
+        site.scenario["pages"]["102"] |= {"modified": later, "body": f"<p>The {TOKEN} lantern v2 procedure.</p>"}
+        site.scenario["pages"]["104"] |= {"modified": later}  # an edit under a restricted parent
+        site.scenario["pages"]["105"] |= {"modified": later, "status": "archived"}
+        site.scenario["pages"]["107"] |= {"modified": later, "status": "trashed"}  # CQL cannot show it
+        site.scenario["blogposts"]["601"] |= {"modified": later}
+        site.scenario["attachments"]["att904"] |= {"modified": later}
+        site.scenario["pages"]["501"] |= {"modified": later}  # in an archived space: not searched
+        site.scenario["pages"]["701"] |= {"modified": "2025-03-02T11:59:00Z"}
+        site.scenario["pages"]["201"] |= {"modified": "2025-03-02T10:59:00Z"}  # before the cursor
+    now = datetime(2025, 3, 2, 12, 30, tzinfo=UTC)
+    connector = ConfluenceConnector(site.url, email=EMAIL, api_token=API_TOKEN, clock=lambda: now)
+    run = list(connector.changes({"since": since.isoformat()}))
+    items = {e.external_id: e for e in run if isinstance(e, SourceItem)}
+    assert set(items) == {"page:102", "page:104", "blogpost:601", "attachment:att904", "page:701"}
+    assert [e.external_id for e in run if isinstance(e, Deleted)] == ["page:105"]
+    assert b"lantern v2" in items["page:102"].read() and b"rowan checklist" in items["attachment:att904"].read()
+    assert run[-1] == Cursor({"since": (now - CLOCK_SKEW_MARGIN).isoformat()})
+    searches = [r for r in site.requests if r.path == "/wiki/rest/api/content/search"]
+    assert searches[0].query["cql"] == ('lastmodified >= "2025/03/02 12:00" and type in (page, blogpost, attachment)'
+                                        ' and space in ("ALL", "ARC", "ENG", "HR", "OPS")')
+    assert json.loads(searches[0].query["cqlcontext"]) == {"contentStatuses": ["current", "archived"]}
+    # The changed page's permissions need its ancestors, which this run did not list: read on demand, and the
+    # same as a full listing's.
+    full = ConfluenceConnector(site.url, email=EMAIL, api_token=API_TOKEN)
+    list(full.list_ids())
+    for external in items:
+        assert connector.fetch_permissions(external) == full.fetch_permissions(external), external
+    assert connector.fetch_permissions("page:104").principals == frozenset({"email:alice@corp.example"})
+
+    # Resuming from the first checkpoint asks for the next result page only.
+    first = next(e for e in run if isinstance(e, Checkpoint))
+    assert first.state["next"] and len(json.dumps(first.state)) < 1000
+    site.requests.clear()
+    resumed = list(ConfluenceConnector(site.url, email=EMAIL, api_token=API_TOKEN).changes(
+        {"since": since.isoformat()}, checkpoint=first.state))
+    searched = [r for r in site.requests if r.path == "/wiki/rest/api/content/search"]
+    assert searched and all("cursor" in r.query for r in searched)
+    after_first = run[run.index(first) + 1:]
+    assert [getattr(e, "external_id", None) for e in resumed] == [getattr(e, "external_id", None) for e in after_first]
+    assert resumed[-1] == run[-1]
+
+
+def test_changes_search_a_day_further_back_when_the_account_time_zone_is_hidden(site):
+    site.scenario["time_zone_hidden"] = True
+    site.scenario["time_zone"] = "Pacific/Kiritimati"  # UTC+14, the widest
+    since = datetime(2025, 3, 2, 11, 0, tzinfo=UTC)
+    with site.scenario_lock:
+        site.scenario["pages"]["102"] |= {"modified": "2025-03-02T11:01:00Z"}
+    changed = list(ConfluenceConnector(site.url, email=EMAIL, api_token=API_TOKEN).changes(
+        {"since": since.isoformat()}))
+    assert "page:102" in {e.external_id for e in changed if isinstance(e, SourceItem)}
+    search_request = next(r for r in site.requests if r.path == "/wiki/rest/api/content/search")
+    assert f'lastmodified >= "{(since - UNKNOWN_ZONE_MARGIN):%Y/%m/%d %H:%M}"' in search_request.query["cql"]
+
+
+def test_a_cursor_without_a_time_expires_and_unknown_cql_is_refused(site):
+    with pytest.raises(CursorExpired):
+        list(ConfluenceConnector(site.url, email=EMAIL, api_token=API_TOKEN).changes({"deltaLink": "x"}))
+    refused = httpx.get(f"{site.url}/wiki/rest/api/content/search", auth=(EMAIL, API_TOKEN),
+                        params={"cql": 'text ~ "zephyr" and type in (page)'})
+    assert refused.status_code == 400
+    refused = httpx.get(f"{site.url}/wiki/rest/api/content/search", auth=(EMAIL, API_TOKEN),
+                        params={"cql": "type in (page)", "cqlcontext": '{"contentStatuses": ["trashed"]}'})
+    assert refused.status_code == 400
+
+
+# -- spaces, attachments --------------------------------------------------------------------------------------------
+
+
+def test_archived_spaces_are_left_out_unless_configured(site):
+    default = ConfluenceConnector(site.url, email=EMAIL, api_token=API_TOKEN)
+    assert "page:501" not in set(default.list_ids())
+    assert all(r.query.get("status") == "current" for r in site.requests if r.path == "/wiki/api/v2/spaces")
+    included = ConfluenceConnector(site.url, email=EMAIL, api_token=API_TOKEN, include_archived_spaces=True)
+    assert "page:501" in set(included.list_ids())
+    assert included.fetch_permissions("page:501").status == "ok"
+
+
+def test_an_attachment_over_the_size_limit_is_never_downloaded(site, settings, backend_kind):
+    site.scenario["attachments"]["att901"]["data"] = "# Big\n\n" + "zephyr " * 400
+    settings.CITEWISE = settings.CITEWISE.replace(max_file_bytes=1000)
+    source = connectors.ensure_source("confluence", site.url, name="confluence-limits",
+                                      index_name=retrieval_services.get_backend().index_name,
+                                      search_backend=backend_kind, config={"email": EMAIL},
+                                      secrets={"api_token": API_TOKEN})
+    report = connectors.sync_source(source)
+    assert report.failed == 1 and report.listing_complete
+    big = Document.objects.get(source=source, external_id="attachment:att901")
+    assert big.status == Document.Status.ERROR and "too_large" in big.error
+    assert not any("marmot-runbook" in r.path or r.path == "/media/att901" for r in site.requests)
+    assert any(r.path == "/media/att904" for r in site.requests)
+
+
+def test_a_download_longer_than_listed_is_cut_off(site):
+    site.scenario["attachments"]["att904"]["fileSize"] = 10  # the listing understates the file
+    connector = ConfluenceConnector(site.url, email=EMAIL, api_token=API_TOKEN)
+    item = next(i for i in connector.load() if isinstance(i, SourceItem) and i.external_id == "attachment:att904")
+    assert item.size_bytes == 10
+    with pytest.raises(ItemError, match="too_large"):
+        item.read()

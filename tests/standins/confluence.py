@@ -1,62 +1,130 @@
-"""A stand-in for the Confluence Cloud REST API (v2 spaces and pages, v1 restrictions, groups and users), serving a
-scenario a test writes and may change between syncs.
+"""A stand-in for the Confluence Cloud REST API (v2 spaces, pages, blog posts and attachments, attachment downloads,
+v1 restrictions, groups, users and CQL content search), serving a scenario a test writes and may change between
+syncs.
 
     scenario = {
         "users": {"u-alice": "Alice@corp.example"},          # account id -> email (None: not visible)
-        "groups": {"engineering": ["u-alice"]},               # group name -> member account ids
-        "spaces": {"ENG": {"id": "100", "read": {"groups": ["engineering"], "users": []}}},
+        "groups": {"engineering": ["u-alice", "group:sre"]},  # group name -> members: account ids, "group:<name>"
+        "spaces": {"ENG": {"id": "100", "read": {"groups": ["engineering"], "users": []},
+                           "status": "current"}},             # or "archived"
         "pages": {"201": {"space": "ENG", "parent": None, "title": "Runbook", "body": "<p>…</p>",
-                          "restrict": {"groups": [], "users": ["u-alice"]}}},   # restrict: None for none
+                          "restrict": {"groups": [], "users": ["u-alice"]},   # restrict: None for none
+                          "status": "current", "modified": "2025-03-01T10:00:00Z"}},   # both optional
+        "blogposts": {"601": {"space": "ENG", "title": "News", "body": "<p>…</p>", "restrict": None}},
+        "attachments": {"att901": {"container": "201", "title": "plan.md", "mediaType": "text/markdown",
+                                   "data": "# Plan …"}},      # optional: status, modified, fileSize (as listed)
         "forbidden": {"201"},                                  # content ids whose restriction lookup gets 403
+        "time_zone": "Europe/Berlin",                          # the account's; CQL dates are read in it (UTC)
+        "time_zone_hidden": False,                             # True: /user/current does not show it
     }
 
 Wire format as documented (https://developer.atlassian.com/cloud/confluence/rest/v2/ and /v1/): v2 listings are
-cursor-paginated with `_links.next` ("/wiki/api/v2/…?cursor=…"), v1 listings by start/limit with `_links.next`
-relative to /wiki. Every listing returns at most `page_size` results whatever limit is asked (Confluence caps limits
-too), so small scenarios still paginate. Requests without the expected basic auth get 401. Routes are request
-paths, so `fail("/wiki/rest/api/content/201/restriction/byOperation/read", status=403)` scripts a fault.
+cursor-paginated with `_links.next` ("/wiki/api/v2/…?cursor=…"), v1 listings by start/limit (content search by
+cursor) with `_links.next` relative to /wiki. Every listing returns at most `page_size` results whatever limit is
+asked (Confluence caps limits too), so small scenarios still paginate. v2 content listings return current and
+archived content unless `status` says otherwise; trashed content is found by no listing, search or lookup. An
+attachment's `downloadLink` redirects (302) to a media URL off the API, as Cloud's does.
+
+CQL: only what the connector needs is understood, `lastmodified >= "yyyy/MM/dd HH:mm"` (or `>`), `type in (…)` of
+page, blogpost, attachment and `space in ("KEY", …)`, joined by `and`, with `cqlcontext`'s `contentStatuses`
+(current by default, archived; trashed refused as Confluence does). Anything else gets 400, so the connector
+cannot come to rely on syntax nobody checked. Content of archived spaces is left out, as Confluence's search does.
+
+Requests without the expected basic auth get 401. Routes are request paths, so
+`fail("/wiki/rest/api/content/201/restriction/byOperation/read", status=403)` scripts a fault; `throttle_every=3`
+answers every third request with a 429 whose Retry-After cycles through `retry_afters` (recorded in `throttled`).
 """
 
 from __future__ import annotations
 
 import base64
+import itertools
+import json
 import re
 import threading
+from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
+from zoneinfo import ZoneInfo
 
 from tests.standins.base import RecordedRequest, Reply, StandInServer
 
 V2 = "/wiki/api/v2"
 V1 = "/wiki/rest/api"
+DEFAULT_MODIFIED = "2025-03-01T10:00:00.000Z"
+CQL_TYPES = frozenset({"page", "blogpost", "attachment"})
+MEDIA_TOKEN = "media-token"
 
 
 def _group_id(name: str) -> str:
     return f"gid-{name}"
 
 
+def _slug(title: str) -> str:
+    return re.sub(r"\W+", "+", title).strip("+")
+
+
+def _modified(entry: dict[str, Any]) -> datetime:
+    return datetime.fromisoformat(entry.get("modified", DEFAULT_MODIFIED).replace("Z", "+00:00"))
+
+
+class CqlRefused(ValueError):
+    """CQL this stand-in does not understand (Confluence would read it; we cannot check what it would do)."""
+
+
+def parse_cql(cql: str, zone: ZoneInfo) -> tuple[datetime | None, set[str] | None, set[str] | None]:
+    """(modified since, content types, space keys) of the CQL subset understood; CqlRefused otherwise."""
+    since: datetime | None = None
+    types: set[str] | None = None
+    spaces: set[str] | None = None
+    for clause in re.split(r"\s+and\s+", cql.strip(), flags=re.I):
+        if match := re.fullmatch(r'lastmodified\s*(>=|>)\s*"(\d{4}/\d{2}/\d{2} \d{2}:\d{2})"', clause, re.I):
+            local = datetime.strptime(match[2], "%Y/%m/%d %H:%M").replace(tzinfo=zone)
+            # `>` a minute means from the next minute on.
+            since = local.replace(second=59, microsecond=999999) if match[1] == ">" else local
+        elif match := re.fullmatch(r"type\s+in\s*\(([^()]*)\)", clause, re.I):
+            types = {name.strip().strip('"').lower() for name in match[1].split(",")}
+            if not types <= CQL_TYPES:
+                raise CqlRefused(f"content types {sorted(types - CQL_TYPES)}")
+        elif match := re.fullmatch(r"space\s+in\s*\(([^()]*)\)", clause, re.I):
+            keys = [key.strip() for key in match[1].split(",")]
+            if not all(re.fullmatch(r'"[^"\\]+"', key) for key in keys):
+                raise CqlRefused(f"space keys not quoted: {match[1]}")
+            spaces = {key.strip('"') for key in keys}
+        else:
+            raise CqlRefused(f"clause {clause!r}")
+    return since, types, spaces
+
+
 class ConfluenceStandIn(StandInServer):
     def __init__(self, scenario: dict[str, Any], *, email: str = "bot@corp.example", api_token: str = "secret-token",
-                 page_size: int = 2) -> None:
+                 page_size: int = 2, throttle_every: int | None = None,
+                 retry_afters: tuple[float, ...] = (1.0, 2.0, 3.0)) -> None:
         super().__init__()
         self.scenario = scenario
         self.page_size = page_size
         self.scenario_lock = threading.Lock()
         self._auth = "Basic " + base64.b64encode(f"{email}:{api_token}".encode()).decode()
+        self.throttle_every = throttle_every
+        self._retry_afters = itertools.cycle(retry_afters)
+        self._arrivals = itertools.count(1)
+        self.throttled: list[float] = []
 
     def error_body(self, code: int) -> Any:
         return {"statusCode": code, "message": f"stand-in error {code}"}
 
     # Paging ---------------------------------------------------------------------------------------------------
 
-    def _cursor_page(self, request: RecordedRequest, items: list[dict[str, Any]]) -> dict[str, Any]:
+    def _cursor_page(self, request: RecordedRequest, items: list[dict[str, Any]], *, v1: bool = False
+                     ) -> dict[str, Any]:
         offset = int(base64.urlsafe_b64decode(request.query["cursor"]).decode()) if "cursor" in request.query else 0
         limit = min(int(request.query.get("limit") or 25), self.page_size)
         body: dict[str, Any] = {"results": items[offset:offset + limit], "_links": {"base": f"{self.url}/wiki"}}
         if offset + limit < len(items):
             query = {k: v for k, v in request.query.items() if k != "cursor"}
             query["cursor"] = base64.urlsafe_b64encode(str(offset + limit).encode()).decode()
-            body["_links"]["next"] = f"{request.path}?{urlencode(query)}"
+            path = request.path.removeprefix("/wiki") if v1 else request.path
+            body["_links"]["next"] = f"{path}?{urlencode(query)}"
         return body
 
     def _offset_page(self, request: RecordedRequest, items: list[dict[str, Any]]) -> dict[str, Any]:
@@ -82,26 +150,71 @@ class ConfluenceStandIn(StandInServer):
 
     def _space(self, key: str, space: dict[str, Any]) -> dict[str, Any]:
         return {"id": space["id"], "key": key, "name": space.get("name", key), "type": "global",
-                "status": "current", "_links": {"webui": f"/spaces/{key}"}}
+                "status": space.get("status", "current"), "_links": {"webui": f"/spaces/{key}"}}
 
-    def _page(self, page_id: str, page: dict[str, Any], with_body: bool) -> dict[str, Any]:
-        space = self.scenario["spaces"][page["space"]]
-        slug = re.sub(r"\W+", "+", page["title"]).strip("+")
+    def _content_entry(self, content_id: str) -> tuple[str, dict[str, Any]] | None:
+        """(type, entry) of a page or blog post that is not trashed, or None."""
+        for kind, collection in (("page", "pages"), ("blogpost", "blogposts")):
+            entry = self.scenario.get(collection, {}).get(content_id)
+            if entry is not None and entry.get("status", "current") != "trashed":
+                return kind, entry
+        return None
+
+    def _content(self, kind: str, content_id: str, entry: dict[str, Any], with_body: bool) -> dict[str, Any]:
+        space = self.scenario["spaces"][entry["space"]]
+        if kind == "page":
+            webui = f"/spaces/{entry['space']}/pages/{content_id}/{_slug(entry['title'])}"
+        else:
+            webui = f"/spaces/{entry['space']}/blog/2025/03/01/{content_id}/{_slug(entry['title'])}"
         found: dict[str, Any] = {
-            "id": page_id, "status": "current", "title": page["title"], "spaceId": space["id"],
-            "parentId": page.get("parent"), "parentType": "page" if page.get("parent") else None,
-            "authorId": "u-admin", "createdAt": "2025-01-01T09:00:00.000Z",
-            "version": {"number": page.get("version", 1), "createdAt": page.get("modified", "2025-03-01T10:00:00.000Z"),
+            "id": content_id, "status": entry.get("status", "current"), "title": entry["title"],
+            "spaceId": space["id"], "authorId": "u-admin", "createdAt": "2025-01-01T09:00:00.000Z",
+            "version": {"number": entry.get("version", 1), "createdAt": entry.get("modified", DEFAULT_MODIFIED),
                         "authorId": "u-admin", "minorEdit": False},
-            "_links": {"webui": f"/spaces/{page['space']}/pages/{page_id}/{slug}", "tinyui": f"/x/{page_id}"},
+            "_links": {"webui": webui, "tinyui": f"/x/{content_id}"},
         }
+        if kind == "page":
+            found["parentId"] = entry.get("parent")
+            found["parentType"] = "page" if entry.get("parent") else None
         if with_body:
-            found["body"] = {"storage": {"value": page["body"], "representation": "storage"}}
+            found["body"] = {"storage": {"value": entry["body"], "representation": "storage"}}
         return found
+
+    def _attachment(self, attachment_id: str, entry: dict[str, Any]) -> dict[str, Any]:
+        container = entry["container"]
+        kind, _ = self._content_entry(container) or ("page", {})
+        data = entry["data"].encode() if isinstance(entry["data"], str) else entry["data"]
+        download = f"/download/attachments/{container}/{quote(entry['title'])}?version=1&api=v2"
+        found = {
+            "id": attachment_id, "status": entry.get("status", "current"), "title": entry["title"],
+            "createdAt": entry.get("modified", DEFAULT_MODIFIED), "mediaType": entry["mediaType"],
+            "fileId": f"file-{attachment_id}", "fileSize": entry.get("fileSize", len(data)),
+            "webuiLink": f"/pages/viewpageattachments.action?pageId={container}&preview={quote(entry['title'])}",
+            "downloadLink": download,
+            "version": {"number": 1, "createdAt": entry.get("modified", DEFAULT_MODIFIED)},
+            "_links": {"download": download},
+        }
+        found["pageId" if kind == "page" else "blogPostId"] = container
+        return found
+
+    def _attachments_of(self, container: str) -> list[tuple[str, dict[str, Any]]]:
+        return [(attachment_id, entry) for attachment_id, entry in sorted(self.scenario.get("attachments", {}).items())
+                if entry["container"] == container and entry.get("status", "current") != "trashed"]
 
     # Routes ---------------------------------------------------------------------------------------------------
 
     def default(self, request: RecordedRequest) -> Reply:
+        if self.throttle_every and next(self._arrivals) % self.throttle_every == 0:
+            wait = next(self._retry_afters)
+            self.throttled.append(wait)
+            return Reply(429, self.error_body(429), {"Retry-After": f"{wait:g}"})
+        if match := re.fullmatch(r"/media/([^/]+)", request.path):
+            # Off the API: the signed URL is the credential, as on Cloud's media store.
+            with self.scenario_lock:
+                entry = self.scenario.get("attachments", {}).get(match[1])
+            if entry is None or request.query.get("token") != MEDIA_TOKEN:
+                return Reply(404, self.error_body(404))
+            return Reply(200, entry["data"].encode() if isinstance(entry["data"], str) else entry["data"])
         if request.headers.get("authorization") != self._auth:
             return Reply(401, {"statusCode": 401, "message": "Unauthorized; scope does not match"})
         with self.scenario_lock:
@@ -109,54 +222,49 @@ class ConfluenceStandIn(StandInServer):
 
     def _answer(self, request: RecordedRequest) -> Reply:
         path, scenario = request.path, self.scenario
+        statuses = set(request.query.get("status", "current,archived").split(","))
         if path == f"{V2}/spaces":
-            spaces = [self._space(key, space) for key, space in scenario["spaces"].items()]
+            wanted = set(request.query.get("status", "current,archived").split(","))
+            spaces = [self._space(key, space) for key, space in scenario["spaces"].items()
+                      if space.get("status", "current") in wanted]
             return Reply(200, self._cursor_page(request, spaces))
         if match := re.fullmatch(rf"{V2}/spaces/([^/]+)/permissions", path):
-            keyed = {space["id"]: space for space in scenario["spaces"].values()}
-            if match[1] not in keyed:
-                return Reply(404, self.error_body(404))
-            read = keyed[match[1]].get("read") or {}
-            assignments: list[dict[str, Any]] = []
-            for kind, names in (("user", read.get("users", [])), ("group", read.get("groups", []))):
-                for name in names:
-                    principal = {"type": kind, "id": name if kind == "user" else _group_id(name)}
-                    # Real spaces grant more than reading; only read/space decides who sees pages.
-                    for key, target in (("read", "space"), ("create", "page")):
-                        assignments.append({"id": str(len(assignments) + 1), "principal": principal,
-                                            "operation": {"key": key, "targetType": target}})
-            for extra in read.get("other", []):
-                assignments.append({"id": str(len(assignments) + 1), "principal": extra,
-                                    "operation": {"key": "read", "targetType": "space"}})
-            return Reply(200, self._cursor_page(request, assignments))
-        if path == f"{V2}/pages":
+            return self._space_permissions(request, match[1])
+        if match := re.fullmatch(rf"{V2}/(pages|blogposts)", path):
             space_ids = set(request.query.get("space-id", "").split(",")) - {""}
             with_body = request.query.get("body-format") == "storage"
-            pages = [self._page(page_id, page, with_body) for page_id, page in sorted(scenario["pages"].items())
-                     if not space_ids or scenario["spaces"][page["space"]]["id"] in space_ids]
-            return Reply(200, self._cursor_page(request, pages))
-        if match := re.fullmatch(rf"{V2}/pages/([^/]+)", path):
-            if match[1] not in scenario["pages"]:
+            kind = "page" if match[1] == "pages" else "blogpost"
+            listed = [self._content(kind, content_id, entry, with_body)
+                      for content_id, entry in sorted(scenario.get(match[1], {}).items())
+                      if entry.get("status", "current") in statuses
+                      and (not space_ids or scenario["spaces"][entry["space"]]["id"] in space_ids)]
+            return Reply(200, self._cursor_page(request, listed))
+        if match := re.fullmatch(rf"{V2}/(pages|blogposts)/([^/]+)", path):
+            found = self._content_entry(match[2])
+            if found is None or found[0] != ("page" if match[1] == "pages" else "blogpost"):
                 return Reply(404, self.error_body(404))
-            return Reply(200, self._page(match[1], scenario["pages"][match[1]],
-                                         request.query.get("body-format") == "storage"))
+            return Reply(200, self._content(found[0], match[2], found[1],
+                                            request.query.get("body-format") == "storage"))
+        if match := re.fullmatch(rf"{V2}/(pages|blogposts)/([^/]+)/attachments", path):
+            if self._content_entry(match[2]) is None:
+                return Reply(404, self.error_body(404))
+            listed = [self._attachment(attachment_id, entry) for attachment_id, entry in self._attachments_of(match[2])
+                      if entry.get("status", "current") in statuses]
+            return Reply(200, self._cursor_page(request, listed))
+        if match := re.fullmatch(rf"{V2}/attachments/([^/]+)", path):
+            entry = scenario.get("attachments", {}).get(match[1])
+            if entry is None or entry.get("status", "current") == "trashed":
+                return Reply(404, self.error_body(404))
+            return Reply(200, self._attachment(match[1], entry))
+        if match := re.fullmatch(r"/wiki/download/attachments/([^/]+)/([^/]+)", path):
+            for attachment_id, entry in self._attachments_of(match[1]):
+                if quote(entry["title"]) == match[2] or entry["title"] == match[2]:
+                    return Reply(302, b"", {"Location": f"{self.url}/media/{attachment_id}?token={MEDIA_TOKEN}"})
+            return Reply(404, self.error_body(404))
         if match := re.fullmatch(rf"{V1}/content/([^/]+)/restriction/byOperation/read", path):
-            content_id = match[1]
-            if content_id in scenario.get("forbidden", set()):
-                return Reply(403, self.error_body(403))
-            if content_id not in scenario["pages"]:
-                return Reply(404, self.error_body(404))
-            restrict = scenario["pages"][content_id].get("restrict") or {}
-            users = [self._user(u) for u in restrict.get("users", [])]
-            groups = [{"type": "group", "name": g, "id": _group_id(g)} for g in restrict.get("groups", [])]
-            return Reply(200, {
-                "operation": "read",
-                "restrictions": {
-                    "user": {"results": users, "start": 0, "limit": 200, "size": len(users)},
-                    "group": {"results": groups, "start": 0, "limit": 200, "size": len(groups)},
-                },
-                "_links": {"base": f"{self.url}/wiki", "context": "/wiki"},
-            })
+            return self._restriction(match[1])
+        if path == f"{V1}/content/search":
+            return self._search(request)
         if path == f"{V1}/group":
             groups = [{"type": "group", "name": name, "id": _group_id(name)} for name in sorted(scenario["groups"])]
             return Reply(200, self._offset_page(request, groups))
@@ -164,10 +272,89 @@ class ConfluenceStandIn(StandInServer):
             by_id = {_group_id(name): members for name, members in scenario["groups"].items()}
             if match[1] not in by_id:
                 return Reply(404, self.error_body(404))
-            return Reply(200, self._offset_page(request, [self._user(u) for u in by_id[match[1]]]))
+            members = [{"type": "group", "name": m.removeprefix("group:"), "id": _group_id(m.removeprefix("group:"))}
+                       if m.startswith("group:") else self._user(m) for m in by_id[match[1]]]
+            return Reply(200, self._offset_page(request, members))
+        if path == f"{V1}/user/current":
+            current = self._user("u-bot")
+            if not scenario.get("time_zone_hidden"):
+                current["timeZone"] = scenario.get("time_zone", "UTC")
+            return Reply(200, current)
         if path == f"{V1}/user":
             account_id = request.query.get("accountId", "")
             if account_id not in scenario["users"]:
                 return Reply(404, self.error_body(404))
             return Reply(200, self._user(account_id))
         return Reply(404, self.error_body(404))
+
+    def _space_permissions(self, request: RecordedRequest, space_id: str) -> Reply:
+        keyed = {space["id"]: space for space in self.scenario["spaces"].values()}
+        if space_id not in keyed:
+            return Reply(404, self.error_body(404))
+        read = keyed[space_id].get("read") or {}
+        assignments: list[dict[str, Any]] = []
+        for kind, names in (("user", read.get("users", [])), ("group", read.get("groups", []))):
+            for name in names:
+                principal = {"type": kind, "id": name if kind == "user" else _group_id(name)}
+                # Real spaces grant more than reading; only read/space decides who sees pages.
+                for key, target in (("read", "space"), ("create", "page")):
+                    assignments.append({"id": str(len(assignments) + 1), "principal": principal,
+                                        "operation": {"key": key, "targetType": target}})
+        for extra in read.get("other", []):
+            assignments.append({"id": str(len(assignments) + 1), "principal": extra,
+                                "operation": {"key": "read", "targetType": "space"}})
+        return Reply(200, self._cursor_page(request, assignments))
+
+    def _restriction(self, content_id: str) -> Reply:
+        if content_id in self.scenario.get("forbidden", set()):
+            return Reply(403, self.error_body(403))
+        found = self._content_entry(content_id)
+        if found is None:
+            return Reply(404, self.error_body(404))
+        restrict = found[1].get("restrict") or {}
+        users = [self._user(u) for u in restrict.get("users", [])]
+        groups = [{"type": "group", "name": g, "id": _group_id(g)} for g in restrict.get("groups", [])]
+        return Reply(200, {
+            "operation": "read",
+            "restrictions": {
+                "user": {"results": users, "start": 0, "limit": 200, "size": len(users)},
+                "group": {"results": groups, "start": 0, "limit": 200, "size": len(groups)},
+            },
+            "_links": {"base": f"{self.url}/wiki", "context": "/wiki"},
+        })
+
+    def _search(self, request: RecordedRequest) -> Reply:
+        scenario = self.scenario
+        try:
+            context = json.loads(request.query.get("cqlcontext") or "{}")
+            statuses = set(context.get("contentStatuses") or ["current"])
+            if not statuses <= {"current", "archived", "draft"}:
+                raise CqlRefused(f"contentStatuses {sorted(statuses)}")
+            since, types, keys = parse_cql(request.query.get("cql", ""), ZoneInfo(scenario.get("time_zone", "UTC")))
+        except (CqlRefused, ValueError) as exc:
+            return Reply(400, {"statusCode": 400, "message": f"Could not parse cql: {exc}"})
+        found: list[tuple[datetime, dict[str, Any]]] = []
+
+        def consider(kind: str, content_id: str, entry: dict[str, Any], space_key: str) -> None:
+            space = scenario["spaces"][space_key]
+            if (space.get("status", "current") != "current" or entry.get("status", "current") not in statuses
+                    or (types is not None and kind not in types) or (keys is not None and space_key not in keys)
+                    or (since is not None and _modified(entry) < since)):
+                return
+            found.append((_modified(entry), {"id": content_id, "type": kind, "status": entry.get("status", "current"),
+                                             "title": entry["title"], "_links": {"self": f"{V1}/content/{content_id}"}}))
+
+        for kind, collection in (("page", "pages"), ("blogpost", "blogposts")):
+            for content_id, entry in scenario.get(collection, {}).items():
+                consider(kind, content_id, entry, entry["space"])
+        for attachment_id, entry in scenario.get("attachments", {}).items():
+            container = self._content_entry(entry["container"])
+            if container is not None:
+                consider("attachment", attachment_id, entry, container[1]["space"])
+        found.sort(key=lambda pair: (pair[0], pair[1]["id"]))
+        return Reply(200, self._cursor_page(request, [content for _, content in found], v1=True))
+
+
+def utc(text: str) -> datetime:
+    """A scenario time ("2025-03-01T10:00:00Z") as an aware datetime."""
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
