@@ -3,7 +3,9 @@
     python benchmarks/connector_sync.py --source confluence [--items 10000] [--changed 100] [--backend embedded]
         [--dataset ../shared/data/beir/scifact] [--output benchmarks/results/connector-sync-confluence.json]
 
-Pages (or files) carry real text: SciFact abstracts, reused with a numbered suffix past the corpus's 5,183. A tenth
+Pages (or files) carry real text: a SciFact title and the first sentence of its abstract (one chunk each, so that
+embedding, measured by benchmarks/ingest_scifact.py, does not drown the connector's own cost), reused with a
+numbered title past the corpus's 5,183. A tenth
 of them sit in restricted subtrees and a few groups grant reading, so permission work is not trivial. The stand-in
 serves 250 items per listing page (the connectors ask for that many) from a thread of this process, so the peak RSS
 below includes it and the embedding model. Reported per run: seconds, documents/s, the run's counts; the
@@ -30,14 +32,15 @@ sys.path.insert(0, str(ROOT))
 
 
 def scifact_texts(dataset: Path, count: int) -> list[tuple[str, str]]:
-    """`count` (title, text) pairs from the corpus, reused with a numbered title once it runs out."""
+    """`count` (title, first sentence) pairs from the corpus, reused with a numbered title once it runs out."""
     with (dataset / "corpus.jsonl").open(encoding="utf-8") as corpus:
         records = [json.loads(line) for line in corpus if line.strip()]
     texts = []
     for number in range(count):
         record = records[number % len(records)]
         title = record.get("title") or record["_id"]
-        texts.append((title if number < len(records) else f"{title} ({number // len(records)})", record["text"]))
+        first_sentence = record["text"].split(". ")[0].rstrip(".") + "."
+        texts.append((title if number < len(records) else f"{title} ({number // len(records)})", first_sentence))
     return texts
 
 
