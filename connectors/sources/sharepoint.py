@@ -50,6 +50,7 @@ from __future__ import annotations
 import logging
 import mimetypes
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -58,7 +59,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import quote, urlsplit
 
 import httpx
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from connectors.base import (
     Capability,
@@ -120,13 +121,22 @@ class Config(BaseModel):
     """
 
     model_config = ConfigDict(extra="forbid")
-    tenant_id: str
+    tenant_id: str = Field(description="the directory (tenant) id, a GUID: SharePoint names the tenant by it")
     client_id: str
     sites: list[str] = []
     include_onedrive: bool = False
     organization_links_are_org_wide: bool = False
     graph_url: str = "https://graph.microsoft.com/v1.0"
     login_url: str = "https://login.microsoftonline.com"
+
+    @field_validator("tenant_id")
+    @classmethod
+    def _a_guid(cls, value: str) -> str:
+        try:
+            return str(uuid.UUID(value.strip()))
+        except ValueError as exc:
+            raise ValueError("the tenant id is the directory's GUID (Entra admin center > Overview), not a "
+                             "domain name") from exc
 
 
 SECRETS: tuple[str, ...] = ("client_secret",)
@@ -337,11 +347,13 @@ class SharePointConnector:
         A drive whose delta fails is a listing problem (IncompleteListing after the Cursor, which keeps the
         drive's old link, or none, so the next run reads it again); a 410 on a delta link is CursorExpired."""
         drives, problems = self._listed_drives()
-        listed = {drive.id for drive in drives}
-        if cursor is not None and (gone := sorted(set(cursor) - listed)) and not problems:
-            raise CursorExpired(f"drives {', '.join(gone)} are no longer listed; a full sync prunes their items")
         state = checkpoint or {}
         done: dict[str, str] = dict(state.get("delta") or {})
+        unlisted = sorted(set(cursor or {}) - {drive.id for drive in drives})
+        if unlisted and not problems:
+            raise CursorExpired(f"drives {', '.join(unlisted)} are no longer listed; a full sync prunes their items")
+        for drive_id in unlisted:  # perhaps only unlisted because a site failed: read from the same link next time
+            done.setdefault(drive_id, (cursor or {})[drive_id])
         resume_drive, resume_link = state.get("drive_id"), state.get("next")
         for index, drive in enumerate(drives):
             if drive.id in done:
