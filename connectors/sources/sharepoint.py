@@ -36,9 +36,10 @@ the item's permissions unknown (visible to nobody) with the reason recorded.
 Tokens: the client-credentials grant is made with httpx, not msal. msal validates its authority as an https URL
 (msal.authority.canonicalize), so it cannot be pointed at a plain-http stand-in, and the grant is a single form
 POST; the token is cached per resource (Graph, and each SharePoint host for the site-group REST call), renewed a
-minute before it expires and once more when a call answers 401. Note that SharePoint's own REST API refuses
-app-only tokens obtained with a client secret (it wants a certificate): with a secret, items shared through a
-SharePoint site group are unknown, with that reason, until a certificate credential is supported.
+minute before it expires and once more when a call answers 401. The app proves itself with its client secret or,
+when the source has a certificate key, a client assertion signed with it (RS256, `x5t` = the thumbprint).
+SharePoint's own REST API refuses app-only tokens got with a client secret: with a secret only, items shared
+through a SharePoint group are unknown, and the reason says to add a certificate.
 
 Good citizen: every call has a timeout; 429 and 503 are retried after their Retry-After (a bounded wait, a
 bounded number of attempts), other 5xx and transport failures with a short backoff; `sleep` and `clock` are
@@ -47,6 +48,8 @@ injectable so tests never wait. Listings are streamed a page at a time.
 
 from __future__ import annotations
 
+import base64
+import json
 import logging
 import mimetypes
 import time
@@ -59,6 +62,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import quote, urlsplit
 
 import httpx
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from connectors.base import (
@@ -111,7 +116,9 @@ class _Unresolvable(Exception):
 
 
 class Config(BaseModel):
-    """A Microsoft 365 tenant read by the app registration `client_id` with its `client_secret` secret.
+    """A Microsoft 365 tenant read by the app registration `client_id`, with its `client_secret` secret or, for
+    SharePoint group members, a certificate: the `certificate_key` secret (its PEM private key) and
+    `certificate_thumbprint` (the certificate's SHA-1 thumbprint, as Entra shows it).
 
     `sites`: site ids (`host,collection-id,web-id`) or `hostname:/sites/path`; empty reads every site the app
     may read. `include_onedrive` adds every user's OneDrive. `organization_links_are_org_wide`: whether a
@@ -126,6 +133,7 @@ class Config(BaseModel):
     sites: list[str] = []
     include_onedrive: bool = False
     organization_links_are_org_wide: bool = False
+    certificate_thumbprint: str = ""
     graph_url: str = "https://graph.microsoft.com/v1.0"
     login_url: str = "https://login.microsoftonline.com"
 
@@ -139,12 +147,14 @@ class Config(BaseModel):
                              "domain name") from exc
 
 
-SECRETS: tuple[str, ...] = ("client_secret",)
+# Either suffices for Graph; SharePoint's REST API (site group members) takes certificate-based tokens only.
+SECRETS: tuple[str, ...] = ("client_secret", "certificate_key")
 
 
 def build(source: Source, config: Config, secrets: dict[str, str]) -> SharePointConnector:
     return SharePointConnector(
         tenant_id=config.tenant_id, client_id=config.client_id, client_secret=secrets.get("client_secret", ""),
+        certificate_key=secrets.get("certificate_key", ""), certificate_thumbprint=config.certificate_thumbprint,
         sites=config.sites, include_onedrive=config.include_onedrive,
         organization_links_are_org_wide=config.organization_links_are_org_wide, graph_url=config.graph_url,
         login_url=config.login_url)
@@ -172,7 +182,8 @@ class SharePointConnector:
         Capability.PERMISSIONS, Capability.GROUPS})
 
     def __init__(
-        self, *, tenant_id: str, client_id: str, client_secret: str, sites: list[str] | None = None,
+        self, *, tenant_id: str, client_id: str, client_secret: str = "", certificate_key: str = "",
+        certificate_thumbprint: str = "", sites: list[str] | None = None,
         include_onedrive: bool = False, organization_links_are_org_wide: bool = False,
         graph_url: str = "https://graph.microsoft.com/v1.0", login_url: str = "https://login.microsoftonline.com",
         timeout_s: float = 30.0, sleep: Callable[[float], None] = time.sleep,
@@ -181,6 +192,8 @@ class SharePointConnector:
         self.tenant_id = tenant_id.strip().lower()
         self.client_id = client_id
         self._client_secret = client_secret
+        self._certificate_key = certificate_key
+        self._certificate_thumbprint = certificate_thumbprint.replace(":", "").strip()
         self.site_refs = list(sites or [])
         self.include_onedrive = include_onedrive
         self.organization_links_are_org_wide = organization_links_are_org_wide
@@ -213,8 +226,8 @@ class SharePointConnector:
         if cached and self._clock() < cached[1] - TOKEN_MARGIN_S:
             return cached[0]
         url = f"{self.login_url}/{quote(self.tenant_id, safe='')}/oauth2/v2.0/token"
-        form = {"grant_type": "client_credentials", "client_id": self.client_id,
-                "client_secret": self._client_secret, "scope": f"{resource}/.default"}
+        form = {"grant_type": "client_credentials", "client_id": self.client_id, "scope": f"{resource}/.default",
+                **self._credential(url)}
         response = self._send("POST", url, resource=None, data=form)
         body = _json_object(response)
         if response.status_code != 200 or body is None or not isinstance(body.get("access_token"), str):
@@ -229,6 +242,29 @@ class SharePointConnector:
             lifetime = 0.0
         self._tokens[resource] = (body["access_token"], self._clock() + lifetime)
         return body["access_token"]
+
+    def _credential(self, token_url: str) -> dict[str, str]:
+        """The client's proof: a client assertion signed with the certificate's key when there is one, else the
+        secret (https://learn.microsoft.com/entra/identity-platform/certificate-credentials)."""
+        if not self._certificate_key:
+            return {"client_secret": self._client_secret}
+        try:
+            key = serialization.load_pem_private_key(self._certificate_key.encode(), password=None)
+            thumbprint = bytes.fromhex(self._certificate_thumbprint)
+        except ValueError as exc:
+            raise GraphError(0, "the certificate key is not a PEM private key without a password, or "
+                                "certificate_thumbprint is not the certificate's hex SHA-1 thumbprint") from exc
+        if not isinstance(key, rsa.RSAPrivateKey) or len(thumbprint) != 20:
+            raise GraphError(0, "Entra takes an RSA certificate and its 20-byte SHA-1 thumbprint")
+        now = int(time.time())
+        header = {"alg": "RS256", "typ": "JWT", "x5t": _base64url(thumbprint)}
+        claims = {"aud": token_url, "iss": self.client_id, "sub": self.client_id, "jti": str(uuid.uuid4()),
+                  "nbf": now, "iat": now, "exp": now + 600}
+        signing_input = ".".join(_base64url(json.dumps(part, separators=(",", ":")).encode())
+                                 for part in (header, claims))
+        signature = key.sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA256())
+        return {"client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                "client_assertion": f"{signing_input}.{_base64url(signature)}"}
 
     def _send(self, method: str, url: str, *, resource: str | None, data: dict[str, str] | None = None,
               accept: str | None = None) -> httpx.Response:
@@ -609,7 +645,8 @@ class SharePointConnector:
                 response = self._send("GET", url, resource=_origin(site_url), accept="application/json;odata=nometadata")
                 body = _checked(response, f"GET {_shown(url)}")
             except GraphError as exc:
-                hint = " (SharePoint refuses app-only tokens got with a client secret)" if exc.status == 401 else ""
+                hint = (" (SharePoint refuses app-only tokens got with a client secret: give the source a "
+                        "certificate)") if exc.status == 401 and not self._certificate_key else ""
                 raise _Unresolvable(f"{name}: its members could not be read ({exc}){hint}") from exc
             users = body.get("value")
             if not isinstance(users, list) or not all(isinstance(u, dict) for u in users):
@@ -710,6 +747,10 @@ def _site_of(web_url: Any) -> str:
     if not isinstance(web_url, str) or not web_url:
         return ""
     return web_url.rstrip("/").rsplit("/", 1)[0]
+
+
+def _base64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
 def _retry_after(value: str | None, *, default: float) -> float:

@@ -14,11 +14,16 @@ denial; and again after the tenant churns.
 from __future__ import annotations
 
 import copy
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
+from cryptography import x509
 from cryptography.fernet import Fernet
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
 from django.contrib.auth import get_user_model
 
 from answers.services import ask
@@ -514,6 +519,37 @@ def test_who_each_kind_of_grant_names(tenant):
     assert downloads and all("authorization" not in r.headers and r.headers["host"].startswith("localhost")
                              for r in downloads)
     assert CLIENT_SECRET not in repr(reader)
+
+
+def certificate() -> tuple[str, Any, str]:
+    """A self-signed certificate as an app registration holds one: (PEM private key, public key, thumbprint)."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "citewise")])
+    now = datetime.now(UTC)
+    cert = x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key()).serial_number(
+        x509.random_serial_number()).not_valid_before(now).not_valid_after(now + timedelta(days=1)).sign(
+        key, hashes.SHA256())
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption()).decode()
+    return pem, cert.public_key(), cert.fingerprint(hashes.SHA1()).hex().upper()  # noqa: S303 (Entra: SHA-1)
+
+
+def test_a_certificate_gets_the_tokens_sharepoint_takes_for_site_group_members():
+    pem, public_key, thumbprint = certificate()
+    with GraphStandIn(scenario(), client_id=CLIENT_ID, client_secret=CLIENT_SECRET,
+                      certificate=(public_key, thumbprint)) as server:
+        server.rest_refuses_secret_tokens = True
+        reader = connector(server, client_secret="", certificate_key=pem, certificate_thumbprint=thumbprint)
+        permissions = reader.fetch_permissions("d-eng:i-runbook")
+        assert permissions.status == "ok" and "email:dave@corp.example" in permissions.principals
+        assert len(server.token_requests()) == 2  # Graph, then the SharePoint host
+        assert all("client_assertion" in r.form and "client_secret" not in r.form for r in server.token_requests())
+        stranger, _, _ = certificate()
+        with pytest.raises(SourceUnavailable, match="invalid_client"):
+            list(connector(server, client_secret="", certificate_key=stranger,
+                           certificate_thumbprint=thumbprint).list_ids())
+        with pytest.raises(SourceUnavailable, match="PEM"):
+            list(connector(server, certificate_key="not a key", certificate_thumbprint=thumbprint).list_ids())
 
 
 def test_settings_are_checked_and_the_secret_stays_out_of_them(tenant):

@@ -26,40 +26,52 @@ since: items whose name, folder, content or permissions changed, and `deleted` e
 listing returns at most `page_size` entries so small scenarios paginate. An item's permissions are its own
 grants when its inheritance is broken (`grants` set), else its parent's, marked `inheritedFrom`.
 
-Auth: tokens only for the configured client id and secret, with the Graph scope or the stand-in's own origin as
-SharePoint resource; a call with another token gets 401, and `expire_tokens()` makes every token issued so far
-answer 401 (expired) too. `expire_delta_links()` makes earlier delta links answer 410 (resyncRequired).
-`throttle_every = n` answers every n-th call (token requests aside) with 429 and the next `retry_after_values`,
-recorded in `throttled`. Routes are request paths, for `fail`/`script` as with every stand-in.
+Auth: tokens only for the configured client id and secret (or a client assertion signed by `certificate`), with
+the Graph scope or the stand-in's own origin as SharePoint resource; a call with another token gets 401, and
+`expire_tokens()` makes every token issued so far answer 401 (expired) too. `rest_refuses_secret_tokens` makes
+the SharePoint REST call refuse tokens got with the secret, as SharePoint does. `expire_delta_links()` makes
+earlier delta links answer 410 (resyncRequired). `throttle_every = n` answers every n-th call (token requests
+aside) with 429 and the next `retry_after_values`, recorded in `throttled`. Routes are request paths, for
+`fail`/`script` as with every stand-in.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import itertools
 import json
 import re
 import threading
+import time
 from typing import Any
 from urllib.parse import quote, unquote
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from tests.standins.base import RecordedRequest, Reply, StandInServer
 
 GRAPH = "/v1.0"
 HOST = "corp.sharepoint.test"
 GRAPH_SCOPE = "https://graph.microsoft.com/.default"
+ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 TEXT_TYPES = {".txt": "text/plain", ".md": "text/markdown", ".html": "text/html"}
 
 
 class GraphStandIn(StandInServer):
     def __init__(self, scenario: dict[str, Any], *, client_id: str = "app-id", client_secret: str = "app-secret",
-                 page_size: int = 2, token_lifetime_s: int = 3599) -> None:
+                 certificate: tuple[rsa.RSAPublicKey, str] | None = None, page_size: int = 2,
+                 token_lifetime_s: int = 3599) -> None:
         super().__init__()
         self.scenario = scenario
         self.page_size = page_size
         self.token_lifetime_s = token_lifetime_s
         self.client_id = client_id
         self.client_secret = client_secret
+        self.certificate = certificate  # the app's certificate: its public key and hex SHA-1 thumbprint
+        self.certificate_tokens: set[str] = set()
         self.scenario_lock = threading.Lock()
         # access token -> audience ("graph" or "sharepoint"); expired ones answer 401.
         self.tokens: dict[str, str] = {}
@@ -329,7 +341,12 @@ class GraphStandIn(StandInServer):
         if form.get("grant_type") != "client_credentials" or form.get("client_id") != self.client_id:
             return Reply(400, {"error": "unauthorized_client", "error_description": "AADSTS700016: Application "
                                                                                     "not found."})
-        if form.get("client_secret") != self.client_secret:
+        by_certificate = "client_assertion" in form
+        if by_certificate and not self._valid_assertion(form, f"{self.url}{request.path}"):
+            return Reply(401, {"error": "invalid_client", "error_description": "AADSTS700027: The certificate "
+                                                                               "with identifier used to sign the "
+                                                                               "client assertion is not registered"})
+        if not by_certificate and form.get("client_secret") != self.client_secret:
             return Reply(401, {"error": "invalid_client", "error_description": "AADSTS7000215: Invalid client "
                                                                                "secret provided."})
         scope = form.get("scope")
@@ -341,8 +358,26 @@ class GraphStandIn(StandInServer):
             return Reply(400, {"error": "invalid_scope", "error_description": f"AADSTS70011: bad scope {scope}"})
         token = f"tok-{next(self._ids)}-{audience}"
         self.tokens[token] = audience
+        if by_certificate:
+            self.certificate_tokens.add(token)
         return Reply(200, {"token_type": "Bearer", "expires_in": self.token_lifetime_s, "ext_expires_in":
                            self.token_lifetime_s, "access_token": token})
+
+    def _valid_assertion(self, form: dict[str, str], token_url: str) -> bool:
+        """A client assertion signed by the registered certificate, for this app and this endpoint, unexpired."""
+        if self.certificate is None or form.get("client_assertion_type") != ASSERTION_TYPE:
+            return False
+        public_key, thumbprint = self.certificate
+        try:
+            header_part, claims_part, signature_part = form["client_assertion"].split(".")
+            header, claims = (json.loads(_unbase64url(part)) for part in (header_part, claims_part))
+            public_key.verify(_unbase64url(signature_part), f"{header_part}.{claims_part}".encode(),
+                              padding.PKCS1v15(), hashes.SHA256())
+        except (ValueError, InvalidSignature):
+            return False
+        return (header.get("alg") == "RS256" and _unbase64url(header.get("x5t", "")) == bytes.fromhex(thumbprint)
+                and claims.get("aud") == token_url and claims.get("iss") == claims.get("sub") == self.client_id
+                and claims.get("exp", 0) > time.time())
 
     def _download(self, request: RecordedRequest) -> Reply:
         match = re.fullmatch(r"/download/([^/]+)/([^/]+)", request.path)
@@ -355,7 +390,8 @@ class GraphStandIn(StandInServer):
         sites = {site["path"]: site for site in self.scenario["sites"].values()}
         if not match or match[1] not in sites:
             return Reply(404, {"odata.error": {"code": "-1, System.ArgumentException", "message": {"value": "no"}}})
-        if self.rest_refuses_secret_tokens:
+        token = request.headers.get("authorization", "").removeprefix("Bearer ")
+        if self.rest_refuses_secret_tokens and token not in self.certificate_tokens:
             return Reply(401, {"error_description": "Unsupported app only token."})
         group = sites[match[1]].get("site_groups", {}).get(match[2])
         if group is None:
@@ -455,3 +491,7 @@ class GraphStandIn(StandInServer):
                 members.append({"@odata.type": "#microsoft.graph.user", "id": member, "mail": user["mail"],
                                 "userPrincipalName": user["upn"]})
         return members
+
+
+def _unbase64url(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
