@@ -267,9 +267,10 @@ class SharePointConnector:
                 "client_assertion": f"{signing_input}.{_base64url(signature)}"}
 
     def _send(self, method: str, url: str, *, resource: str | None, data: dict[str, str] | None = None,
-              accept: str | None = None) -> httpx.Response:
+              accept: str | None = None, max_bytes: int | None = None) -> httpx.Response:
         """One call, retried: 429/503 after Retry-After, other 5xx and transport failures after a short backoff,
-        a 401 once with a fresh token. The last reply is returned whatever its status."""
+        a 401 once with a fresh token. The last reply is returned whatever its status; a body longer than
+        `max_bytes` is a GraphError, read no further."""
         renewed = False
         attempt = 0
         while True:
@@ -278,7 +279,7 @@ class SharePointConnector:
             if resource is not None:
                 headers["Authorization"] = f"Bearer {self._token(resource)}"
             try:
-                response = self._client.request(method, url, headers=headers, data=data)
+                response = self._request(method, url, headers, data, max_bytes)
             except httpx.HTTPError as exc:
                 if attempt >= MAX_ATTEMPTS:
                     raise GraphError(0, f"{method} {_shown(url)}: {exc.__class__.__name__}") from exc
@@ -297,6 +298,20 @@ class SharePointConnector:
                 self._sleep(wait)
                 continue
             return response
+
+    def _request(self, method: str, url: str, headers: dict[str, str], data: dict[str, str] | None,
+                 max_bytes: int | None) -> httpx.Response:
+        if max_bytes is None:
+            return self._client.request(method, url, headers=headers, data=data)
+        with self._client.stream(method, url, headers=headers, data=data) as streamed:
+            body = bytearray()
+            for chunk in streamed.iter_bytes():
+                body += chunk
+                if len(body) > max_bytes:
+                    raise GraphError(streamed.status_code, f"{method} {_shown(url)}: more than the {max_bytes:,} "
+                                                           f"bytes Graph said the file holds")
+            return httpx.Response(streamed.status_code, headers=streamed.headers, content=bytes(body),
+                                  request=streamed.request)
 
     def _graph(self, url: str) -> dict[str, Any]:
         """GET a Graph URL (absolute, or a path under graph_url), a JSON object back; GraphError otherwise."""
@@ -464,15 +479,16 @@ class SharePointConnector:
         mime_type = str((item.get("file") or {}).get("mimeType") or "")
         if not mime_type or mime_type == "application/octet-stream":
             mime_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
-        size = item.get("size")
+        size = item.get("size") if isinstance(item.get("size"), int) else None
         return SourceItem(
-            external_id=f"{drive.id}:{item['id']}", title=name, mime_type=mime_type,
-            size_bytes=size if isinstance(size, int) else 0, read=partial(self._download, drive.id, item["id"]),
+            external_id=f"{drive.id}:{item['id']}", title=name, mime_type=mime_type, size_bytes=size or 0,
+            read=partial(self._download, drive.id, item["id"], size),
             url=str(item.get("webUrl") or ""), modified_at=_timestamp(item.get("lastModifiedDateTime")),
             title_from_name=True)
 
-    def _download(self, drive_id: str, item_id: str) -> bytes:
-        """The file's bytes: Graph answers with a redirect to a pre-authenticated URL, fetched without the token."""
+    def _download(self, drive_id: str, item_id: str, size: int | None) -> bytes:
+        """The file's bytes: Graph answers with a redirect to a pre-authenticated URL, fetched without the token.
+        No more than the size Graph listed is read (a file that grew since is read at the next sync)."""
         url = f"{self.graph_url}/drives/{quote(drive_id, safe='')}/items/{quote(item_id, safe='')}/content"
         try:
             response = self._send("GET", url, resource=GRAPH_RESOURCE, accept="*/*")
@@ -480,7 +496,7 @@ class SharePointConnector:
                 location = response.headers.get("Location") or ""
                 if not location.startswith(("https://", "http://")):
                     raise GraphError(response.status_code, f"GET {_shown(url)}: a redirect without a location")
-                response = self._send("GET", location, resource=None, accept="*/*")
+                response = self._send("GET", location, resource=None, accept="*/*", max_bytes=size)
             if response.status_code != 200:
                 raise GraphError(response.status_code, f"download of {item_id}: HTTP {response.status_code}")
         except GraphError as exc:
