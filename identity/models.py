@@ -45,7 +45,7 @@ class Account(models.Model):
 
 
 class Group(models.Model):
-    """A group as a source knows it (`spo:<tenant>:group:<id>`, `group:engineering`); synced apart from content."""
+    """A group as a source knows it (`entra:<tenant>:group:<id>`, `group:engineering`); synced apart from content."""
 
     principal = models.CharField(max_length=500, unique=True)
     name = models.CharField(max_length=300, blank=True)
