@@ -409,14 +409,16 @@ def _ingest_batch(
         counts["seen"] += 1
         document = document or Document(id=document_id_for(source.id, item.external_id), source=source,
                                         external_id=item.external_id)
+        # A file moved or renamed at the source keeps its document; the link its chunks carry must follow it.
+        moved = document.url != item.url
         document.url, document.mime_type, document.size_bytes = item.url, item.mime_type, item.size_bytes
         document.source_modified_at = item.modified_at
         try:
             content = _read(item, max_bytes)
             content_hash = hashlib.sha256(content).hexdigest()
             document.content_hash = content_hash
-            if (not force and document.status == Document.Status.INDEXED and document.indexed_hash == content_hash
-                    and document.indexed_pipeline == pipeline):
+            if (not force and not moved and document.status == Document.Status.INDEXED
+                    and document.indexed_hash == content_hash and document.indexed_pipeline == pipeline):
                 counts["unchanged"] += 1
                 continue
             if document.parsing_hash == content_hash:

@@ -240,11 +240,13 @@ def make_users() -> dict:
     return users
 
 
-def sync(source: Source) -> None:
-    report = connectors.sync_source(source)
-    assert report.failed == 0 and report.listing_complete, report.errors
-    permissions = connectors.sync_permissions(source)
-    assert permissions.listing_complete and permissions.groups == len(scenario()["groups"]), permissions
+def sync(source: Source, kind: str = "full") -> None:
+    """A content run of `kind` (the first must be full; later ones follow the drives' delta links), then a
+    permission run: what the scheduler does."""
+    run = connectors.run_sync(source, kind)
+    assert (run.kind, run.state, run.failed) == (kind, "succeeded", 0), run.errors
+    permissions = connectors.run_sync(source, "permissions")
+    assert permissions.state == "succeeded" and permissions.details["groups"] == len(scenario()["groups"])
 
 
 def visible(users: dict, source: Source, mode: SearchMode) -> dict[str, set[str]]:
@@ -317,15 +319,22 @@ def test_every_user_sees_exactly_the_files_microsoft_365_lets_them_read_before_a
         items["i-review"]["grants"] = [{"group": "g-hr"}]  # links removed
         tenant.scenario["sites"]["eng"]["site_groups"]["3"]["members"] = ["u-frank"]
         tenant.scenario["forbidden"] = {"i-guide"}
-    sync(source)
+    sync(source, "incremental")
     after = expected_matrix(tenant.scenario)
     assert after != expected and "i-review" not in after["erin"] and "i-salaries" in after["bob"]
     assert "i-design" in after["alice"] and "i-design" in after["dave"] and "i-design" not in after["bob"]
     assert "i-runbook" not in after["alice"] and "i-runbook" in after["carol"]
     assert "i-forbidden" in after["frank"] and "i-guide" not in after["frank"]  # readable once it can be read
     check_matrix(users, source, tenant.scenario)
-    # The moved file is the same document (its external id does not depend on its folder).
-    assert Document.objects.get(source=source, external_id="d-arch:i-design").pk == documents["i-design"].pk
+    # The moved file is the same document (its external id does not depend on its folder), and its link, in the
+    # database and in the index that citations read, is where it now lives.
+    moved = Document.objects.get(source=source, external_id="d-arch:i-design")
+    assert moved.pk == documents["i-design"].pk
+    before = documents["i-design"].url
+    folder = before.rsplit("/", 2)[-2]
+    assert moved.url == before.replace(f"/{folder}/", "/") != before
+    indexed = retrieval_services.get_backend().get_document(moved.pk, frozenset(moved.acl_principals))
+    assert indexed is not None and indexed.url == moved.url
 
 
 # -- the connector alone -----------------------------------------------------------------------------------------
