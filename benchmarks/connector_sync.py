@@ -68,9 +68,40 @@ def confluence_scenario(texts: list[tuple[str, str]]) -> dict[str, Any]:
     return {"users": users, "groups": groups, "spaces": spaces, "pages": pages}
 
 
+TENANT = "5f0c3a1e-0000-4000-8000-00000000be0c"
+STANDIN_SECRET = "bench-secret"  # the stand-in's, not a real credential
+
+
+def sharepoint_scenario(texts: list[tuple[str, str]]) -> dict[str, Any]:
+    users = {f"u-{n}": {"name": f"User {n}", "mail": f"user{n}@corp.example", "upn": f"user{n}@corp.example"}
+             for n in range(200)}
+    groups = {f"g-{g}": {"name": f"Team {g}", "members": [f"u-{n}" for n in range(g * 20, g * 20 + 20)]}
+              for g in range(10)}
+    groups["g-all"] = {"name": "Everyone in teams", "members": [f"g-{g}" for g in range(10)]}  # nested
+    sites = {f"s{s}": {"path": f"/sites/team{s}", "name": f"Team {s}"} for s in range(10)}
+    drives = {f"d{s}": {"site": f"s{s}", "name": "Documents", "grants": [{"group": f"g-{s}", "roles": ["write"]}]}
+              for s in range(10)}
+    items: dict[str, dict[str, Any]] = {}
+    for s in range(10):
+        items[f"f{s}"] = {"drive": f"d{s}", "parent": None, "name": "Shared", "folder": True, "grants": None}
+    for number, (title, text) in enumerate(texts):
+        drive = number % 10
+        # Every tenth file has its own grants (broken inheritance); every 50th is shared with a link.
+        grants = None
+        if number % 10 == 0:
+            grants = [{"group": f"g-{(drive + 1) % 10}"}, {"user": f"u-{number % 200}"}]
+        if number % 50 == 0:
+            grants = [{"group": "g-all"}, {"link": "organization"}]
+        items[f"i{number}"] = {"drive": f"d{drive}", "parent": f"f{drive}" if number % 2 else None,
+                               "name": f"{title[:80].replace('/', ' ')} {number}.txt", "body": f"{title}\n\n{text}\n",
+                               "grants": grants}
+    return {"tenant": TENANT, "users": users, "groups": groups, "sites": sites, "drives": drives, "items": items,
+            "forbidden": set()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--source", choices=["confluence"], default="confluence")
+    parser.add_argument("--source", choices=["confluence", "sharepoint"], default="confluence")
     parser.add_argument("--items", type=int, default=10_000)
     parser.add_argument("--changed", type=int, default=100)
     parser.add_argument("--backend", choices=["embedded", "elasticsearch"], default="embedded")
@@ -96,26 +127,38 @@ def main() -> None:
 
     get_embedder().embed_query("warm up")  # the model's load is not the sync's cost
     texts = scifact_texts(args.dataset, args.items)
-    scenario = confluence_scenario(texts)
-    email, token = "citewise-bench@corp.example", "bench-token"
     results: dict[str, Any] = {
         "date": datetime.now(tz=UTC).date().isoformat(),
         "machine": f"{platform.node()}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f} at start",
         "source": args.source, "backend": args.backend, "items": args.items,
     }
-    with ConfluenceStandIn(scenario, email=email, api_token=token, page_size=250) as standin:
-        source = services.ensure_source("confluence", standin.url, config={"email": email},
-                                        secrets={"api_token": token})
+    if args.source == "confluence":
+        from tests.standins.confluence import ConfluenceStandIn
+
+        scenario = confluence_scenario(texts)
+        email = "citewise-bench@corp.example"
+        standin: Any = ConfluenceStandIn(scenario, email=email, api_token=STANDIN_SECRET, page_size=250)
+
+        def source_of(url: str) -> Any:
+            return services.ensure_source("confluence", url, config={"email": email},
+                                          secrets={"api_token": STANDIN_SECRET})
+    else:
+        from tests.standins.graph import GRAPH, GraphStandIn
+
+        scenario = sharepoint_scenario(texts)
+        standin = GraphStandIn(scenario, client_id="bench-app", client_secret=STANDIN_SECRET, page_size=200)
+
+        def source_of(url: str) -> Any:
+            return services.ensure_source(
+                "sharepoint", url, secrets={"client_secret": STANDIN_SECRET},
+                config={"tenant_id": TENANT, "client_id": "bench-app", "graph_url": f"{url}{GRAPH}", "login_url": url})
+    with standin:
+        source = source_of(standin.url)
         rss_before = current_rss_kib()
         results["full"] = timed(lambda: services.run_sync(source, "full"), args.items)
         results["rss_growth_full_mib"] = round((current_rss_kib() - rss_before) / 1024, 1)
-        later = (datetime.now(tz=UTC) + timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
         with standin.scenario_lock:
-            for page_id in list(scenario["pages"])[: args.changed]:
-                page = scenario["pages"][page_id]
-                page["body"] += "<p>Edited for the incremental benchmark.</p>"
-                page["modified"], page["version"] = later, page.get("version", 1) + 1
-            scenario["pages"].pop(list(scenario["pages"])[-1])
+            edit(args.source, scenario, args.changed)
         results["incremental"] = timed(lambda: services.run_sync(source, "incremental"), args.changed)
         results["permissions"] = timed(lambda: services.run_sync(source, "permissions"), args.items)
         results["prune"] = timed(lambda: services.run_sync(source, "prune"), args.items)
@@ -125,6 +168,22 @@ def main() -> None:
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps(results, indent=2))
+
+
+def edit(kind: str, scenario: dict[str, Any], changed: int) -> None:
+    """`changed` items edited and one deleted, as the next incremental run should find them."""
+    if kind == "confluence":
+        later = (datetime.now(tz=UTC) + timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+        for page_id in list(scenario["pages"])[:changed]:
+            page = scenario["pages"][page_id]
+            page["body"] += "<p>Edited for the incremental benchmark.</p>"
+            page["modified"], page["version"] = later, page.get("version", 1) + 1
+        scenario["pages"].pop(list(scenario["pages"])[-1])
+        return
+    files = [item_id for item_id, item in scenario["items"].items() if not item.get("folder")]
+    for item_id in files[:changed]:
+        scenario["items"][item_id]["body"] += "Edited for the incremental benchmark.\n"
+    scenario["items"].pop(files[-1])
 
 
 def timed(run_sync: Any, items: int) -> dict[str, Any]:
