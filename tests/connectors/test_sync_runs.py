@@ -335,3 +335,19 @@ def test_incremental_runs_follow_the_change_feed_and_a_prune_catches_what_it_can
         prune = services.run_sync(source, "prune")
         assert (prune.state, prune.seen, prune.deleted) == ("succeeded", 3, 1)
         assert hits("fulmar") == set() and hits("puffin") == {"Puffin census"}
+
+
+def test_source_settings_are_checked_against_their_kinds_schema():
+    from core.errors import InvalidInput
+
+    with pytest.raises(InvalidInput, match=r"invalid confluence source settings: email: Field required; emial: "
+                                           r"Extra inputs are not permitted"):
+        services.ensure_source("confluence", "https://corp.atlassian.net", config={"emial": "bot@corp.example"})
+    with pytest.raises(InvalidInput, match=r"invalid sharepoint source settings: tenant_id"):
+        services.ensure_source("sharepoint", "https://corp.sharepoint.com",
+                               config={"tenant_id": "corp.onmicrosoft.com", "client_id": "app"})
+    with pytest.raises(InvalidInput, match="unknown source kind 'dropbox'"):
+        services.ensure_source("dropbox", "https://dropbox.com", config={})
+    with pytest.raises(InvalidInput, match="api_token is a credential"):
+        services.ensure_source("confluence", "https://corp.atlassian.net", config={"email": "a@b.c", "api_token": "x"})
+    assert not Source.objects.exists()
