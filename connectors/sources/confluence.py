@@ -86,6 +86,7 @@ from connectors.base import (
     SourceUnavailable,
 )
 from connectors.parsing import SUPPORTED_MIME_TYPES
+from connectors.sources.wire import iso_timestamp, retry_after
 from identity.principals import normalize_principal
 
 if TYPE_CHECKING:
@@ -268,7 +269,7 @@ class ConfluenceConnector:
             response.close()
             if attempt == MAX_ATTEMPTS:
                 break
-            wait = _retry_after(response.headers.get("Retry-After"), default=2.0 ** attempt)
+            wait = retry_after(response.headers.get("Retry-After"), default=2.0 ** attempt)
             if wait > MAX_RETRY_WAIT_S:
                 raise ConfluenceError(response.status_code, f"GET {path}: asked to wait {wait:.0f}s")
             self._sleep(wait)
@@ -402,7 +403,7 @@ class ConfluenceConnector:
             title=str(result.get("title") or ""), parent_id=str(parent) if parent else None,
             parent_type=result.get("parentType") if parent else None,
             url=self._web_url((result.get("_links") or {}).get("webui")),
-            modified_at=_timestamp(version.get("createdAt")), body=body if isinstance(body, str) else "",
+            modified_at=iso_timestamp(version.get("createdAt")), body=body if isinstance(body, str) else "",
         )
 
     def _attachment_of(self, result: dict[str, Any], container: str) -> _Attachment | None:
@@ -421,7 +422,7 @@ class ConfluenceConnector:
             media_type=str(result.get("mediaType") or "").split(";", 1)[0].strip().lower(), size=size,
             download=link if link.startswith("/wiki/") else f"/wiki{link}",
             url=self._web_url(result.get("webuiLink") or (result.get("_links") or {}).get("webui")),
-            modified_at=_timestamp(version.get("createdAt") or result.get("createdAt")),
+            modified_at=iso_timestamp(version.get("createdAt") or result.get("createdAt")),
         )
 
     def _web_url(self, webui: Any) -> str:
@@ -804,25 +805,9 @@ def _next_link(body: dict[str, Any]) -> str | None:
     return link if link.startswith("/wiki/") else f"/wiki{link}"
 
 
-def _retry_after(value: str | None, *, default: float) -> float:
-    try:
-        return max(0.0, float(value)) if value is not None else default
-    except ValueError:
-        return default
-
-
-def _timestamp(value: Any) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-
-
 def _instant(value: Any) -> datetime | None:
     """An ISO time with its offset (as Cursors and Checkpoints hold them), or None."""
-    found = _timestamp(value)
+    found = iso_timestamp(value)
     return found if found is not None and found.tzinfo is not None else None
 
 

@@ -56,7 +56,6 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
 from functools import partial
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import quote, urlsplit
@@ -80,6 +79,7 @@ from connectors.base import (
     SourceItem,
     SourceUnavailable,
 )
+from connectors.sources.wire import iso_timestamp, retry_after
 from identity.principals import EVERYONE_EXCEPT_EXTERNAL
 
 if TYPE_CHECKING:
@@ -292,7 +292,7 @@ class SharePointConnector:
                 attempt -= 1
                 continue
             if (status in THROTTLED or status >= 500) and attempt < MAX_ATTEMPTS:
-                wait = _retry_after(response.headers.get("Retry-After"), default=2.0 ** (attempt - 1))
+                wait = retry_after(response.headers.get("Retry-After"), default=2.0 ** (attempt - 1))
                 if wait > MAX_RETRY_WAIT_S:
                     return response
                 self._sleep(wait)
@@ -483,7 +483,7 @@ class SharePointConnector:
         return SourceItem(
             external_id=f"{drive.id}:{item['id']}", title=name, mime_type=mime_type, size_bytes=size or 0,
             read=partial(self._download, drive.id, item["id"], size),
-            url=str(item.get("webUrl") or ""), modified_at=_timestamp(item.get("lastModifiedDateTime")),
+            url=str(item.get("webUrl") or ""), modified_at=iso_timestamp(item.get("lastModifiedDateTime")),
             title_from_name=True)
 
     def _download(self, drive_id: str, item_id: str, size: int | None) -> bytes:
@@ -769,17 +769,3 @@ def _base64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
-def _retry_after(value: str | None, *, default: float) -> float:
-    try:
-        return max(0.0, float(value)) if value is not None else default
-    except ValueError:
-        return default
-
-
-def _timestamp(value: Any) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None

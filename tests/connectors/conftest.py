@@ -22,6 +22,20 @@ from search.types import SearchMode
 NOBODY = 65534
 
 
+@pytest.fixture
+def backend_kind(configured_backend: str) -> str:
+    """Each backend in turn, configured with a fresh index (tests/conftest.py)."""
+    return configured_backend
+
+
+@pytest.fixture
+def encryption_key(settings) -> None:
+    """Connector credentials are stored encrypted (connectors/secrets.py): a key for this test."""
+    from cryptography.fernet import Fernet
+
+    settings.CITEWISE = settings.CITEWISE.replace(encryption_key=Fernet.generate_key().decode())
+
+
 @pytest.fixture(params=["embedded", "elasticsearch"])
 def make_folder_source(request, isolated_index) -> Iterator[Callable[..., Source]]:
     """Build a filesystem source for a folder on the parametrized backend, in an index of its own."""

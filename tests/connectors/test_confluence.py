@@ -21,7 +21,6 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
-from cryptography.fernet import Fernet
 from django.contrib.auth import get_user_model
 
 from answers.services import ask
@@ -45,7 +44,7 @@ from retrieval.selectors import search
 from search.types import SearchMode
 from tests.standins.confluence import ConfluenceStandIn
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("encryption_key")]
 
 TOKEN = "zephyr"
 EMAIL, API_TOKEN = "citewise-bot@corp.example", "tok-do-not-log"
@@ -188,18 +187,6 @@ def expected_matrix(site: dict) -> dict[str, set[str]]:
 
 
 # -- the product -------------------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def backend_kind(configured_backend: str) -> str:
-    """Each backend in turn, configured with a fresh index (tests/conftest.py)."""
-    return configured_backend
-
-
-@pytest.fixture(autouse=True)
-def encryption_key(settings) -> None:
-    """The API token is stored encrypted (connectors/secrets.py)."""
-    settings.CITEWISE = settings.CITEWISE.replace(encryption_key=Fernet.generate_key().decode())
 
 
 @pytest.fixture

@@ -20,7 +20,6 @@ from typing import Any
 import httpx
 import pytest
 from cryptography import x509
-from cryptography.fernet import Fernet
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
@@ -51,7 +50,7 @@ from search.types import SearchMode
 from tests.standins.base import Reply, malformed
 from tests.standins.graph import GRAPH, HOST, GraphStandIn
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("encryption_key")]
 
 TOKEN = "zephyr"
 TENANT = "5f0c3a1e-0000-4000-8000-00000000c0de"
@@ -196,18 +195,6 @@ def expected_matrix(site: dict, *, org_links: bool = True) -> dict[str, set[str]
 
 
 # -- the product -------------------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def backend_kind(configured_backend: str) -> str:
-    """Each backend in turn, configured with a fresh index (tests/conftest.py)."""
-    return configured_backend
-
-
-@pytest.fixture(autouse=True)
-def encryption_key(settings) -> None:
-    """The client secret is stored encrypted (connectors/secrets.py)."""
-    settings.CITEWISE = settings.CITEWISE.replace(encryption_key=Fernet.generate_key().decode())
 
 
 @pytest.fixture

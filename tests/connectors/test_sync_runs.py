@@ -283,17 +283,15 @@ def test_items_whose_permissions_cannot_be_worked_out_are_counted_with_the_reaso
     assert len(found(source, "osprey")) == 3
 
 
-def test_incremental_runs_follow_the_change_feed_and_a_prune_catches_what_it_cannot_show(settings, configured_backend):
+def test_incremental_runs_follow_the_change_feed_and_a_prune_catches_what_it_cannot_show(encryption_key,
+                                                                                        configured_backend):
     """Confluence through the whole framework: a full run leaves a cursor; an incremental run reads only what CQL
     shows changed (an edit, an archived page → deleted) and moves the cursor; a page purged outright, which CQL
     cannot show, goes at the next prune."""
-    from cryptography.fernet import Fernet
-
     from retrieval.selectors import search
     from search.types import SearchMode
     from tests.standins.confluence import ConfluenceStandIn
 
-    settings.CITEWISE = settings.CITEWISE.replace(encryption_key=Fernet.generate_key().decode())
     words = ["puffin", "gannet", "shag", "fulmar", "skua"]
     scenario = {
         "users": {"u-ann": "ann@corp.example"}, "groups": {"all": ["u-ann"]},
