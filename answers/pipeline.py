@@ -22,6 +22,7 @@ from answers.question_type import split_parts
 from answers.rerankers import get_reranker
 from answers.rewrite import in_context, rewrite_query
 from answers.types import ComposerError, Composition, Passage, Turn
+from connectors import selectors as source_selectors
 from core.config import CitewiseSettings
 from retrieval import selectors
 from retrieval.metrics import timed
@@ -64,8 +65,9 @@ class Outcome:
 
 def _retrieve(search_query: str, principals: frozenset[str], config: CitewiseSettings,
               timings: dict[str, float]) -> list[SearchHit]:
-    return selectors.search(search_query, principals=principals, mode=SearchMode.HYBRID,
+    hits = selectors.search(search_query, principals=principals, mode=SearchMode.HYBRID,
                             limit=config.rerank_candidates, timings=timings, with_unit_vectors=True)
+    return source_selectors.with_section_links(hits)
 
 
 def _correct(search_query: str, principals: frozenset[str], config: CitewiseSettings) -> Correction:

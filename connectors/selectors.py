@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from datetime import datetime, timedelta
 
@@ -13,6 +14,7 @@ from connectors.models import Document, Source, SyncRun
 from connectors.runs import LANES, holder_is_gone
 from core.config import CitewiseSettings, current
 from core.errors import InvalidInput
+from search.types import SearchHit
 
 logger = logging.getLogger("citewise.connectors")
 
@@ -107,3 +109,22 @@ def due_syncs(now: datetime | None = None, config: CitewiseSettings | None = Non
                 due.append((source.pk, str(kind)))
                 taken.add(lane)
     return due
+
+
+def with_section_links(hits: list[SearchHit]) -> list[SearchHit]:
+    """Hits whose source links to a heading its own way (Confluence's ids keep the heading's case and punctuation)
+    with their URL pointing at their section; others unchanged (citations add a Markdown-style anchor to those)."""
+    from connectors.sources import source_module
+
+    ids = {hit.source_id for hit in hits if hit.heading_path and "#" not in hit.url and hit.source_id.isdigit()}
+    if not ids:
+        return hits
+    linkers = {}
+    for source_id, kind in Source.objects.filter(pk__in=[int(i) for i in ids]).values_list("pk", "kind"):
+        section_url = getattr(source_module(kind), "section_url", None)
+        if section_url is not None:
+            linkers[str(source_id)] = section_url
+    if not linkers:
+        return hits
+    return [dataclasses.replace(hit, url=linkers[hit.source_id](hit.url, hit.heading_path[-1]))
+            if hit.source_id in linkers and hit.heading_path and "#" not in hit.url else hit for hit in hits]

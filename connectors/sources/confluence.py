@@ -57,6 +57,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
@@ -64,7 +65,7 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from html import escape
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import httpx
@@ -188,6 +189,18 @@ def _remembered(cache: dict[str, _Read | _Unresolvable], key: str, read: Callabl
     if isinstance(found, _Unresolvable):
         raise found
     return found
+
+
+_SECTIONED = re.compile(r"/wiki/spaces/[^/]+/(pages|blog)/")
+
+
+def section_url(url: str, heading: str) -> str:
+    """A link to a heading of a page or blog post. Confluence Cloud's heading ids are the heading's words joined by
+    "-", case and punctuation kept (`#Getting-Started`, `#2.59.0-(Ubuntu-22)`); an attachment has no sections."""
+    if not _SECTIONED.search(url):
+        return url
+    anchor = quote("-".join(heading.split()), safe="-._~()!*',:@")
+    return f"{url}#{anchor}"
 
 
 class Config(BaseModel):

@@ -522,3 +522,21 @@ def test_a_download_longer_than_listed_is_cut_off(site):
     assert item.size_bytes == 10
     with pytest.raises(ItemError, match="too_large"):
         item.read()
+
+
+def test_a_citation_links_to_its_section_the_way_confluence_names_headings(site, backend_kind):
+    """Reproduces what issue 13 asked ("page URLs with section anchors"): citations added a Markdown-style anchor
+    (`#getting-started-v2`), which Confluence pages do not have; Confluence Cloud's heading ids keep the words' case
+    and punctuation, joined by "-"."""
+    with site.scenario_lock:
+        site.scenario["pages"]["108"] = {
+            "space": "ALL", "parent": None, "title": "Ferry handbook", "restrict": None,
+            "body": "<h1>Ferry handbook</h1><p>Boarding rules.</p><h2>Getting Started (v2)</h2>"
+                    "<p>The ferry pilgrim ticket is bought at the harbour kiosk before seven.</p>"}
+    source = connectors.ensure_source("confluence", site.url, config={"email": EMAIL}, secrets={"api_token": API_TOKEN})
+    connectors.sync_source(source)
+    result = ask("Where do I buy the ferry pilgrim ticket?",
+                 principals=frozenset({f"confluence:{site.url.split('//')[1].lower()}:group:staff"}))
+    assert not result.refused, result.text
+    [citation] = [c for c in result.citations if "Ferry" in c.title]
+    assert citation.url.endswith("/spaces/ALL/pages/108/Ferry+handbook#Getting-Started-(v2)"), citation.url
