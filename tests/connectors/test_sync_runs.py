@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from django.core.management import call_command
+from django.db import OperationalError
 from django.utils import timezone
 
 from connectors import runs, selectors, services, tasks
@@ -214,9 +215,18 @@ def test_a_killed_worker_s_sync_resumes_from_its_checkpoint_with_nothing_lost_or
         deadline = time.monotonic() + 300
         run = None
         while time.monotonic() < deadline and first.poll() is None:
-            run = SyncRun.objects.filter(source=source).first()
-            if run is not None and run.checkpoint.get("resume"):
-                break
+            try:
+                run = SyncRun.objects.filter(source=source).first()
+                if run is not None and run.checkpoint.get("resume"):
+                    # Frozen first, so that what the database shows is final: a worker that dies while parsing a
+                    # file blames that file (issue 10: it is recorded as worker_stopped and skipped until it
+                    # changes), which is not what this test is about, so the kill lands between files.
+                    first.send_signal(signal.SIGSTOP)
+                    if not Document.objects.filter(source=source).exclude(parsing_hash="").exists():
+                        break
+                    first.send_signal(signal.SIGCONT)
+            except OperationalError:  # frozen while it held SQLite's write lock: let it go on, look again
+                first.send_signal(signal.SIGCONT)
             time.sleep(0.02)
         assert run is not None and run.checkpoint.get("resume"), (tmp_path / "first.log").read_text()
         first.send_signal(signal.SIGKILL)

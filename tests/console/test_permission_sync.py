@@ -136,8 +136,13 @@ def worker_environment(database: Path, tmp_path: Path, *, index_dir: Path, index
 
 
 def _reset_celery_connections() -> None:
+    from kombu import pools
+
     if celery_app._pool is not None:
         celery_app._pool.force_close_all()
+    # kombu keeps connection and producer pools in registries of its own, keyed by broker URL: a pool closed above
+    # would be handed out again to the next task sent (eagerly too) with the same URL.
+    pools.reset()
     celery_app._pool = None
     celery_app.amqp._producer_pool = None
     celery_app._backend_cache = None  # the result backend, cached per app or per thread

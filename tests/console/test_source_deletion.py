@@ -147,6 +147,7 @@ def test_passages_of_sources_deleted_before_are_removed_by_reconcile_index(
         cursor.execute("DELETE FROM identity_groupmembership WHERE group_id IN "
                        "(SELECT id FROM identity_group WHERE source_id = %s)", [indexed.pk])
         cursor.execute("DELETE FROM identity_group WHERE source_id = %s", [indexed.pk])
+        cursor.execute("DELETE FROM connectors_syncrun WHERE source_id = %s", [indexed.pk])
         cursor.execute("DELETE FROM connectors_source WHERE id = %s", [indexed.pk])
     assert kitchen_titles() == {"Kitchen"}
 
