@@ -6,6 +6,7 @@ import dataclasses
 import logging
 from datetime import datetime, timedelta
 
+from django.db.models import Max
 from django.utils import timezone
 
 from connectors import secrets
@@ -13,7 +14,6 @@ from connectors.base import Capability
 from connectors.models import Document, Source, SyncRun
 from connectors.runs import LANES, holder_is_gone
 from core.config import CitewiseSettings, current
-from core.errors import InvalidInput
 from search.types import SearchHit
 
 logger = logging.getLogger("citewise.connectors")
@@ -72,24 +72,18 @@ def due_syncs(now: datetime | None = None, config: CitewiseSettings | None = Non
     A run whose worker died (lease expired, or its process on this machine gone) makes its lane due in its own
     kind, so that the next run takes it over and resumes it. Paused sources and evaluation corpora are skipped.
     """
-    from connectors.sources import connector_for
+    from connectors.sources import capabilities_of
 
     now = now or timezone.now()
     config = config or current()
     due: list[tuple[int, str]] = []
     running = {(run.source_id, run.lane): run for run in SyncRun.objects.filter(state=SyncRun.State.RUNNING)}
-    last_started: dict[tuple[int, str], datetime] = {}
-    for source_id, kind, started in (SyncRun.objects.order_by().values_list("source_id", "kind", "started_at")):
-        key = (source_id, kind)
-        if key not in last_started or started > last_started[key]:
-            last_started[key] = started
+    last_started: dict[tuple[int, str], datetime] = {
+        (row["source_id"], row["kind"]): row["last"]
+        for row in SyncRun.objects.order_by().values("source_id", "kind").annotate(last=Max("started_at"))}
     for source in Source.objects.exclude(kind=Source.Kind.BEIR).filter(paused=False).order_by("pk"):
-        try:
-            capabilities = connector_for(source).capabilities
-        except (InvalidInput, secrets.SecretsUnavailable, ValueError) as exc:  # settings or credentials broken
-            logger.warning("scheduled syncs of %s skipped: %s", source.name, exc)
-            continue
-        intervals = sync_intervals(source, capabilities, config)
+        # A source whose settings or credentials no longer work is still scheduled: its runs fail and say why.
+        intervals = sync_intervals(source, capabilities_of(source.kind), config)
         taken: set[str] = set()
         for lane in sorted(set(LANES.values())):
             holder = running.get((source.pk, lane))

@@ -190,8 +190,8 @@ class _Pending:
 
 
 def sync_source(
-    source: Source, *, progress: bool = False, prune: bool = True, backend: SearchBackend | None = None,
-    force: bool = False, config: CitewiseSettings | None = None, trigger: str = "", confirm_deletions: bool = False,
+    source: Source, *, progress: bool = False, backend: SearchBackend | None = None, force: bool = False,
+    config: CitewiseSettings | None = None, trigger: str = "", confirm_deletions: bool = False,
 ) -> IngestReport:
     """A full sync: bring the index in line with everything the source holds; see `run_sync`.
 
@@ -200,9 +200,9 @@ def sync_source(
     was listed and nothing is pruned (report.listing_complete is False). A file that cannot be parsed gets its
     error recorded and the run goes on. If the search index is unreachable the run stops with SearchUnavailable
     and nothing is marked indexed, so the next run retries the same documents. `force` re-indexes unchanged
-    documents too, into `backend` when given (a staging index during a rebuild). `prune=False` deletes nothing.
+    documents too, into `backend` when given (a staging index during a rebuild).
     """
-    return _content_sync(source, SyncRun.Kind.FULL, progress=progress, prune=prune, backend=backend, force=force,
+    return _content_sync(source, SyncRun.Kind.FULL, progress=progress, backend=backend, force=force,
                          config=config or current(), trigger=trigger, confirm_deletions=confirm_deletions)
 
 
@@ -218,7 +218,7 @@ def run_sync(
     """
     config = config or current()
     if kind in (SyncRun.Kind.FULL, SyncRun.Kind.INCREMENTAL, SyncRun.Kind.PRUNE):
-        report = _content_sync(source, SyncRun.Kind(kind), progress=progress, prune=True, backend=None, force=False,
+        report = _content_sync(source, SyncRun.Kind(kind), progress=progress, backend=None, force=False,
                                config=config, trigger=trigger, confirm_deletions=confirm_deletions)
         return SyncRun.objects.get(pk=report.run_id)
     if kind == SyncRun.Kind.PERMISSIONS:
@@ -229,12 +229,12 @@ def run_sync(
 
 
 def _content_sync(
-    source: Source, kind: SyncRun.Kind, *, progress: bool, prune: bool, backend: SearchBackend | None, force: bool,
+    source: Source, kind: SyncRun.Kind, *, progress: bool, backend: SearchBackend | None, force: bool,
     config: CitewiseSettings, trigger: str, confirm_deletions: bool,
 ) -> IngestReport:
     active = runs.start(source, kind, trigger=trigger, config=config)
     try:
-        report = _run_content(source, active, progress=progress, prune=prune, backend=backend, force=force,
+        report = _run_content(source, active, progress=progress, backend=backend, force=force,
                               config=config, confirm_deletions=confirm_deletions)
     except BaseException as exc:
         active.fail(exc)
@@ -243,7 +243,7 @@ def _content_sync(
 
 
 def _run_content(
-    source: Source, active: runs.ActiveRun, *, progress: bool, prune: bool, backend: SearchBackend | None,
+    source: Source, active: runs.ActiveRun, *, progress: bool, backend: SearchBackend | None,
     force: bool, config: CitewiseSettings, confirm_deletions: bool,
 ) -> IngestReport:
     started = time.perf_counter()
@@ -283,7 +283,7 @@ def _run_content(
     else:
         if run.kind != SyncRun.Kind.PRUNE:
             _remember(source, connector, run)
-        if prune and run.kind in (SyncRun.Kind.FULL, SyncRun.Kind.PRUNE):
+        if run.kind in (SyncRun.Kind.FULL, SyncRun.Kind.PRUNE):
             held = _prune_unlisted(source, active, backend, config=config, confirmed=confirm_deletions)
             if held:
                 details["held_deletions"] = held

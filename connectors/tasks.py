@@ -9,6 +9,7 @@ staleness that follows from the intervals.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from celery import shared_task
 
@@ -20,9 +21,18 @@ from search.types import SearchUnavailable
 logger = logging.getLogger("citewise.connectors")
 
 
-def _missing(source_id: int, what: str) -> dict:
-    logger.info("%s skipped: source %s no longer exists", what, source_id)
-    return {"source_id": source_id, "skipped": "no such source"}
+def _on_source(source_id: int, what: str, sync: Callable[[Source], dict]) -> dict:
+    """`sync` of the source, or why it was skipped: the source was deleted after the task was queued, or another run
+    of its lane holds it (that run covers this one's work; the next schedule follows)."""
+    source = Source.objects.filter(pk=source_id).first()
+    if source is None:
+        logger.info("%s skipped: source %s no longer exists", what, source_id)
+        return {"source_id": source_id, "skipped": "no such source"}
+    try:
+        return sync(source)
+    except SyncInProgress as exc:
+        logger.info("%s skipped: %s", what, exc)
+        return {"source_id": source_id, "skipped": str(exc)}
 
 
 @shared_task(name="connectors.run_sync", acks_late=True, autoretry_for=(ConnectionError, SearchUnavailable),
@@ -30,56 +40,37 @@ def _missing(source_id: int, what: str) -> dict:
 def run_sync(source_id: int, kind: str, trigger: str = "schedule") -> dict:
     """One run of one kind of sync; a crashed run of the same lane is resumed instead. Retried with backoff while
     the search index is unreachable."""
-    source = Source.objects.filter(pk=source_id).first()
-    if source is None:
-        return _missing(source_id, f"{kind} sync")
-    try:
+    def sync(source: Source) -> dict:
         run = services.run_sync(source, kind, trigger=trigger)
-    except SyncInProgress as exc:  # the running sync covers this one's work; the next schedule follows
-        logger.info("%s sync skipped: %s", kind, exc)
-        return {"source_id": source_id, "skipped": str(exc)}
-    return {"source_id": source_id, "run_id": run.pk, "kind": run.kind, "state": run.state}
+        return {"source_id": source_id, "run_id": run.pk, "kind": run.kind, "state": run.state}
+
+    return _on_source(source_id, f"{kind} sync", sync)
 
 
 @shared_task(name="connectors.sync_source", acks_late=True, autoretry_for=(ConnectionError, SearchUnavailable),
              retry_backoff=True, max_retries=5)
 def sync_source(source_id: int) -> dict:
     """A full content sync of one source; retried with backoff while the search index is unreachable."""
-    source = Source.objects.filter(pk=source_id).first()
-    if source is None:  # deleted after the task was queued: nothing to do
-        return _missing(source_id, "content sync")
-    try:
-        return services.sync_source(source, trigger="task").as_dict()
-    except SyncInProgress as exc:  # the running sync covers this one's work; the next schedule follows
-        logger.info("content sync skipped: %s", exc)
-        return {"source_id": source_id, "skipped": str(exc)}
+    return _on_source(source_id, "content sync", lambda source: services.sync_source(source, trigger="task").as_dict())
 
 
 @shared_task(name="connectors.sync_permissions", acks_late=True, autoretry_for=(ConnectionError, SearchUnavailable),
              retry_backoff=True, max_retries=5)
 def sync_permissions(source_id: int) -> dict:
     """Permission-only sync of one source: groups, memberships and changed document ACLs; no re-indexing."""
-    source = Source.objects.filter(pk=source_id).first()
-    if source is None:
-        return _missing(source_id, "permission sync")
-    try:
-        return services.sync_permissions(source, trigger="task").as_dict()
-    except SyncInProgress as exc:
-        return {"source_id": source_id, "skipped": str(exc)}
+    return _on_source(source_id, "permission sync",
+                      lambda source: services.sync_permissions(source, trigger="task").as_dict())
 
 
 @shared_task(name="connectors.sync_groups", acks_late=True, autoretry_for=(ConnectionError,), retry_backoff=True,
              max_retries=5)
 def sync_groups(source_id: int) -> dict:
     """Group and membership sync alone: takes effect at the next query, since principals expand then."""
-    source = Source.objects.filter(pk=source_id).first()
-    if source is None:
-        return _missing(source_id, "group sync")
-    try:
+    def sync(source: Source) -> dict:
         report = services.sync_groups(source, trigger="task")
-    except SyncInProgress as exc:
-        return {"source_id": source_id, "skipped": str(exc)}
-    return {"source_id": source_id, "groups": report.groups, "memberships": report.memberships}
+        return {"source_id": source_id, "groups": report.groups, "memberships": report.memberships}
+
+    return _on_source(source_id, "group sync", sync)
 
 
 @shared_task(name="connectors.dispatch_due_syncs")

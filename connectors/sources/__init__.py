@@ -6,8 +6,8 @@ Each module provides:
 - `Config`: a pydantic model of the source's settings (Source.config), extra keys refused, so that a typo is an
   error an admin sees rather than a setting silently ignored;
 - `SECRETS`: the names of the credentials it needs (Source.encrypted_secrets, never in Config);
-- `build(source, config, secrets) -> Connector`: the connector for a Source row, whose class declares its
-  `capabilities` (connectors.base.Capability).
+- `build(source, config, secrets) -> Connector`: the connector for a Source row;
+- `CONNECTOR`: its class, which declares its `capabilities` (connectors.base.Capability).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from pydantic import BaseModel, ValidationError
 from core.errors import InvalidInput
 
 if TYPE_CHECKING:
-    from connectors.base import Connector
+    from connectors.base import Capability, Connector
     from connectors.models import Source
 
 MODULES: dict[str, str] = {
@@ -47,6 +47,12 @@ def validated_config(kind: str, config: dict[str, Any]) -> BaseModel:
         problems = "; ".join(f"{'.'.join(str(part) for part in error['loc']) or 'config'}: {error['msg']}"
                              for error in exc.errors())
         raise InvalidInput(f"invalid {kind} source settings: {problems}") from exc
+
+
+def capabilities_of(kind: str) -> frozenset[Capability]:
+    """What a source of this kind can sync, read from its connector class: nothing is built or decrypted."""
+    capabilities: frozenset[Capability] = source_module(kind).CONNECTOR.capabilities
+    return capabilities
 
 
 def required_secrets(kind: str) -> tuple[str, ...]:

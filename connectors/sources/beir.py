@@ -68,3 +68,7 @@ class BeirCorpusConnector:
 
     def sync_state(self) -> dict:
         return {}
+
+
+# What the registry reads to schedule a source's syncs without building its connector (no credentials needed).
+CONNECTOR = BeirCorpusConnector

@@ -826,3 +826,7 @@ def _instant(value: Any) -> datetime | None:
 
 def _html(content: _Content) -> str:
     return f"<html><head><title>{escape(content.title)}</title></head><body>{content.body}</body></html>"
+
+
+# What the registry reads to schedule a source's syncs without building its connector (no credentials needed).
+CONNECTOR = ConfluenceConnector

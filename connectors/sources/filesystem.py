@@ -358,3 +358,7 @@ def _manifest_problem(manifest: Any) -> str:
     if manifest.get("default") is not None and not isinstance(manifest["default"], dict):
         return "default must be an object"
     return ""
+
+
+# What the registry reads to schedule a source's syncs without building its connector (no credentials needed).
+CONNECTOR = FilesystemConnector

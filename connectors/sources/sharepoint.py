@@ -769,3 +769,5 @@ def _base64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
+# What the registry reads to schedule a source's syncs without building its connector (no credentials needed).
+CONNECTOR = SharePointConnector
