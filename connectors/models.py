@@ -11,8 +11,11 @@ class Source(models.Model):
     class Kind(models.TextChoices):
         FILESYSTEM = "filesystem", "Files on disk"
         BEIR = "beir", "BEIR corpus (evaluation)"
-        CONFLUENCE = "confluence", "Confluence Cloud"
+        CONFLUENCE = "confluence", "Confluence (Cloud or Data Center)"
         SHAREPOINT = "sharepoint", "SharePoint Online and OneDrive"
+        GOOGLE_DRIVE = "google_drive", "Google Drive"
+        SLACK = "slack", "Slack channels"
+        WEB = "web", "Website"
 
     name = models.CharField(max_length=200, unique=True)
     kind = models.CharField(max_length=32, choices=Kind.choices)
