@@ -262,6 +262,9 @@ class ConfluenceConnector:
     def __repr__(self) -> str:  # never the token
         return f"ConfluenceConnector({self.base_url!r})"
 
+    # Where REST v1 lives: under the /wiki context on Cloud.
+    V1 = "/wiki/rest/api"
+
     def group_principal(self, name: str) -> str:
         return f"confluence:{self.site}:group:{name}"
 
@@ -302,6 +305,13 @@ class ConfluenceConnector:
             raise ConfluenceError(response.status_code, f"GET {path}: the reply is not a JSON object")
         return body
 
+    def _next_link(self, body: dict[str, Any]) -> str | None:
+        link = (body.get("_links") or {}).get("next")
+        if not isinstance(link, str) or not link.startswith("/"):
+            return None
+        # v2 links start at /wiki/api/v2; v1 links are relative to the /wiki context.
+        return link if link.startswith("/wiki/") else f"/wiki{link}"
+
     def _paged(self, path: str, params: dict[str, Any] | None = None) -> Iterator[dict[str, Any]]:
         """Every result of a paginated listing, following `_links.next` (v2 cursors and v1 start/limit alike)."""
         next_path: str | None = path
@@ -309,7 +319,7 @@ class ConfluenceConnector:
             body = self._get(next_path, params)
             params = None  # the next link carries the query
             yield from _results(body, next_path)
-            next_path = _next_link(body)
+            next_path = self._next_link(body)
 
     # -- listing ---------------------------------------------------------------------------------------------
 
@@ -319,12 +329,15 @@ class ConfluenceConnector:
         if not self.include_archived_spaces:
             params["status"] = "current"
         try:
-            spaces = list(self._paged("/wiki/api/v2/spaces", params))
+            spaces = self._listed_spaces(params)
         except ConfluenceError as exc:
             raise SourceUnavailable(f"{self.base_url}: the spaces could not be listed ({exc}); nothing was "
                                     f"indexed and nothing was pruned") from exc
         return [s for s in spaces if isinstance(s.get("id"), str | int) and s.get("status", "current") in wanted
                 and (self.space_keys is None or s.get("key") in self.space_keys)]
+
+    def _listed_spaces(self, params: dict[str, Any]) -> list[dict[str, Any]]:
+        return list(self._paged("/wiki/api/v2/spaces", params))
 
     def _walk(self, *, with_body: bool, checkpoint: dict[str, Any] | None) -> Iterator[
             _Content | _Attachment | Checkpoint | Cursor]:
@@ -363,12 +376,7 @@ class ConfluenceConnector:
         """One content type of one space, from `link` (or the start): its items, and after each listing page the
         next page's link (None after the last). A failure is added to `problems` and ends the listing."""
         where = f"space {space.get('key')}"
-        path: str = link or f"/wiki/api/v2/{COLLECTIONS[kind]}"
-        params: dict[str, Any] | None = None
-        if not link:
-            params = {"space-id": space["id"], "status": "current", "limit": self.page_limit}
-            if with_body:
-                params["body-format"] = "storage"
+        path, params = (link, None) if link else self._listing_request(space, kind, with_body)
         while True:
             try:
                 body = self._get(path, params)
@@ -386,16 +394,27 @@ class ConfluenceConnector:
                 self._remember(content)
                 yield content
                 yield from self._attachments_of(content, problems)
-            next_link = _next_link(body)
+            next_link = self._next_link(body)
             yield next_link
             if next_link is None:
                 return
             path, params = next_link, None
 
+    def _listing_request(self, space: dict[str, Any], kind: str, with_body: bool) -> tuple[str, dict[str, Any]]:
+        """The first request of one content type's listing in one space."""
+        params: dict[str, Any] = {"space-id": space["id"], "status": "current", "limit": self.page_limit}
+        if with_body:
+            params["body-format"] = "storage"
+        return f"/wiki/api/v2/{COLLECTIONS[kind]}", params
+
+    def _attachments_request(self, content: _Content) -> tuple[str, dict[str, Any]]:
+        return (f"/wiki/api/v2/{COLLECTIONS[content.kind]}/{content.id}/attachments",
+                {"status": "current", "limit": self.page_limit})
+
     def _attachments_of(self, content: _Content, problems: list[tuple[str, str]]) -> Iterator[_Attachment]:
-        path = f"/wiki/api/v2/{COLLECTIONS[content.kind]}/{content.id}/attachments"
+        path, params = self._attachments_request(content)
         try:
-            for result in self._paged(path, {"status": "current", "limit": self.page_limit}):
+            for result in self._paged(path, params):
                 attachment = self._attachment_of(result, content.external_id)
                 if attachment is None or attachment.media_type not in SUPPORTED_MIME_TYPES:
                     continue
@@ -509,7 +528,7 @@ class ConfluenceConnector:
         for index in range(first, len(groups)):
             spaces = ", ".join(json.dumps(key) for key in groups[index])
             cql = f'lastmodified >= "{bound}" and type in (page, blogpost, attachment) and space in ({spaces})'
-            path: str = link or "/wiki/rest/api/content/search"
+            path: str = link or f"{self.V1}/content/search"
             params: dict[str, Any] | None = None if link else {
                 "cql": cql, "limit": self.page_limit,
                 "cqlcontext": json.dumps({"contentStatuses": ["current", "archived"]})}
@@ -521,7 +540,7 @@ class ConfluenceConnector:
                     raise SourceUnavailable(f"{self.base_url}: changes could not be searched ({exc})") from exc
                 for result in results:
                     yield from self._changed(result)
-                next_link = _next_link(body)
+                next_link = self._next_link(body)
                 yield Checkpoint({"started": started.isoformat(), "chunk": index if next_link else index + 1,
                                   "next": next_link})
                 if next_link is None:
@@ -545,7 +564,7 @@ class ConfluenceConnector:
                     self._attachments[external_id] = changed
                     yield self._item(changed)
                 return
-            reply = self._get(f"/wiki/api/v2/{COLLECTIONS[kind]}/{found_id}", {"body-format": "storage"})
+            reply = self._read_content(kind, str(found_id), with_body=True)
         except ConfluenceError as exc:
             if exc.status in (403, 404):  # gone, or no longer ours to read, since the search
                 yield Deleted(external_id)
@@ -557,6 +576,11 @@ class ConfluenceConnector:
             return
         self._remember(content)
         yield self._item(content)
+
+    def _read_content(self, kind: str, content_id: str, *, with_body: bool) -> dict[str, Any]:
+        """One page or blog post as the API describes it (ConfluenceError if it cannot be read)."""
+        return self._get(f"/wiki/api/v2/{COLLECTIONS[kind]}/{content_id}",
+                         {"body-format": "storage"} if with_body else None)
 
     def _fetched_attachment(self, attachment_id: str) -> _Attachment | None:
         reply = self._get(f"/wiki/api/v2/attachments/{attachment_id}")
@@ -574,7 +598,7 @@ class ConfluenceConnector:
     def _account_zone(self) -> ZoneInfo | None:
         """The time zone CQL reads dates in (the account's), or None when Confluence does not show it."""
         try:
-            name = self._get("/wiki/rest/api/user/current").get("timeZone")
+            name = self._get(f"{self.V1}/user/current").get("timeZone")
             return ZoneInfo(name) if isinstance(name, str) and name else None
         except (ConfluenceError, ZoneInfoNotFoundError, ValueError) as exc:
             logger.info("confluence account time zone unknown (%s); CQL searches a day further back", exc)
@@ -625,7 +649,7 @@ class ConfluenceConnector:
             if kind not in COLLECTIONS or not content_id:
                 raise _Unresolvable(f"{external_id} is not a page, blog post or attachment of Confluence")
             try:
-                content = self._content_of(kind, self._get(f"/wiki/api/v2/{COLLECTIONS[kind]}/{content_id}"))
+                content = self._content_of(kind, self._read_content(kind, content_id, with_body=False))
             except ConfluenceError as exc:
                 raise _Unresolvable(f"{external_id} could not be read: {exc}") from exc
             if content is None:
@@ -694,7 +718,9 @@ class ConfluenceConnector:
                            f"content {content_id} read restriction")
 
     def _read_restriction(self, content_id: str) -> _Grant | None:
-        body = self._get(f"/wiki/rest/api/content/{content_id}/restriction/byOperation/read")
+        # Data Center leaves the lists out unless expanded; Cloud returns them either way.
+        body = self._get(f"{self.V1}/content/{content_id}/restriction/byOperation/read",
+                         {"expand": "restrictions.user,restrictions.group"})
         restrictions = body.get("restrictions")
         if body.get("operation") != "read" or not isinstance(restrictions, dict):
             raise _Unresolvable(f"content {content_id}: a malformed read restriction")
@@ -710,9 +736,9 @@ class ConfluenceConnector:
                 if not isinstance(entry, dict):
                     raise _Unresolvable(f"content {content_id}: a malformed {kind} restriction entry")
                 if kind == "user":
-                    email = entry.get("email") or self._email(str(entry.get("accountId") or ""))
+                    email = self._user_email(entry)
                     if email:
-                        emails.add(normalize_principal(f"email:{email}").removeprefix("email:"))
+                        emails.add(email)
                 elif kind == "group":
                     if not isinstance(entry.get("name"), str):
                         raise _Unresolvable(f"content {content_id}: a group restriction without a name")
@@ -726,13 +752,20 @@ class ConfluenceConnector:
 
     # -- people and groups -----------------------------------------------------------------------------------
 
+    def _user_email(self, user: dict[str, Any]) -> str | None:
+        """The lower-cased email of a user object a listing returned, looked up when the listing leaves it out."""
+        email = user.get("email")
+        if isinstance(email, str) and email.strip():
+            return normalize_principal(f"email:{email}").removeprefix("email:")
+        return self._email(str(user.get("accountId") or ""))
+
     def _email(self, account_id: str) -> str | None:
         """The user's email, lower-cased, or None when Confluence does not show it (the user is then left out)."""
         if not account_id:
             return None
         if account_id not in self._emails:
             try:
-                user = self._get("/wiki/rest/api/user", {"accountId": account_id})
+                user = self._get(f"{self.V1}/user", {"accountId": account_id})
             except ConfluenceError as exc:
                 if exc.status != 404:
                     raise _Unresolvable(f"user {account_id}: {exc}") from exc
@@ -746,7 +779,7 @@ class ConfluenceConnector:
     def _group_names(self) -> dict[str, str]:
         if self._groups_by_id is None:
             try:
-                groups = list(self._paged("/wiki/rest/api/group", {"limit": 200}))
+                groups = list(self._paged(f"{self.V1}/group", {"limit": 200}))
             except ConfluenceError as exc:
                 raise _Unresolvable(f"the groups could not be listed: {exc}") from exc
             self._groups_by_id = {str(g["id"]): g["name"] for g in groups
@@ -762,19 +795,22 @@ class ConfluenceConnector:
             emails: set[str] = set()
             groups: set[str] = set()
             try:
-                for member in self._paged(f"/wiki/rest/api/group/{ids[0]}/membersByGroupId", {"limit": 200}):
+                for member in self._paged(self._members_path(ids[0]), {"limit": 200}):
                     if member.get("type") == "group":
                         if not isinstance(member.get("name"), str):
                             raise _Unresolvable(f"group {name!r}: a member group without a name")
                         groups.add(member["name"])
                         continue
-                    email = member.get("email") or self._email(str(member.get("accountId") or ""))
+                    email = self._user_email(member)
                     if email:
-                        emails.add(str(email).strip().lower())
+                        emails.add(email)
             except ConfluenceError as exc:
                 raise _Unresolvable(f"members of group {name!r}: {exc}") from exc
             self._members[name] = (frozenset(emails), frozenset(groups))
         return self._members[name]
+
+    def _members_path(self, group_id: str) -> str:
+        return f"{self.V1}/group/{group_id}/membersByGroupId"
 
     def _group_members(self, name: str) -> frozenset[str]:
         """Everyone in the group, through nested groups too (a cycle is walked once)."""
@@ -810,12 +846,6 @@ def _results(body: dict[str, Any], path: str) -> list[dict[str, Any]]:
     return results
 
 
-def _next_link(body: dict[str, Any]) -> str | None:
-    link = (body.get("_links") or {}).get("next")
-    if not isinstance(link, str) or not link.startswith("/"):
-        return None
-    # v2 links start at /wiki/api/v2; v1 links are relative to the /wiki context.
-    return link if link.startswith("/wiki/") else f"/wiki{link}"
 
 
 def _instant(value: Any) -> datetime | None:
