@@ -59,17 +59,17 @@ import json
 import logging
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from html import escape
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
 from urllib.parse import quote, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import httpx
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, model_validator
 
 from connectors.base import (
     Capability,
@@ -134,6 +134,9 @@ class _Grant:
     emails: frozenset[str] = frozenset()
     groups: frozenset[str] = frozenset()
     anyone: bool = False
+    # Principals of their own that only this layer can name (Data Center's anonymous access): nobody holds them
+    # unless an admin grants them, and no restriction names them, so they survive only an unrestricted item.
+    others: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -204,22 +207,50 @@ def section_url(url: str, heading: str) -> str:
 
 
 class Config(BaseModel):
-    """A Confluence Cloud site (Source.location is its URL) read as `email` with the `api_token` secret; `spaces`
-    limits the sync to those space keys (all the account can see when empty); archived spaces are left out (and
-    their content pruned) unless `include_archived_spaces`. `api_url` is where the REST calls go when it is not the
-    site: `https://api.atlassian.com/ex/confluence/<cloud id>` for an API token with scopes."""
+    """A Confluence site; Source.location is its URL (with its context path on Data Center:
+    `https://wiki.corp.example/confluence`).
+
+    Cloud (`deployment` "cloud") is read as `email` with the `api_token` secret (an Atlassian API token); Data Center
+    and Server 7.9+ ("data_center") with the `api_token` secret as a personal access token, or, when `username` is
+    set, as that user's password (basic auth, for sites that disable tokens). `spaces` limits the sync to those
+    space keys (all the account can see when empty); archived spaces are left out (and their content pruned) unless
+    `include_archived_spaces`. `api_url` is where the REST calls go when it is not the site:
+    `https://api.atlassian.com/ex/confluence/<cloud id>` for a Cloud API token with scopes. On Data Center a space
+    open to anonymous users is read by `confluence:<site>:anonymous`, a principal nobody holds until an admin grants
+    it, unless `anonymous_access_is_public` says that anyone who can reach the site is the whole company."""
 
     model_config = ConfigDict(extra="forbid")
-    email: str
+    deployment: Literal["cloud", "data_center"] = "cloud"
+    email: str = ""
+    username: str = ""
     spaces: list[str] = []
     include_archived_spaces: bool = False
     api_url: str = ""
+    anonymous_access_is_public: bool = False
+
+    @model_validator(mode="after")
+    def _credentials_fit_the_deployment(self) -> Config:
+        if self.deployment == "cloud":
+            if not self.email.strip():
+                raise ValueError("a Confluence Cloud site needs `email`, the account its API token belongs to")
+            if self.username or self.anonymous_access_is_public:
+                raise ValueError("`username` and `anonymous_access_is_public` are Data Center settings; Cloud "
+                                 "signs in with `email` and an API token")
+        elif self.email:
+            raise ValueError("Data Center signs in with a personal access token (or `username` and a password), "
+                             "not `email`")
+        return self
 
 
 SECRETS: tuple[str, ...] = ("api_token",)
 
 
 def build(source: Source, config: Config, secrets: dict[str, str]) -> ConfluenceConnector:
+    if config.deployment == "data_center":
+        return ConfluenceDataCenterConnector(
+            source.location, api_token=secrets.get("api_token", ""), username=config.username,
+            spaces=config.spaces or None, include_archived_spaces=config.include_archived_spaces,
+            api_url=config.api_url or None, anonymous_access_is_public=config.anonymous_access_is_public)
     return ConfluenceConnector(source.location, email=config.email, api_token=secrets.get("api_token", ""),
                                spaces=config.spaces or None, include_archived_spaces=config.include_archived_spaces,
                                api_url=config.api_url or None)
@@ -264,6 +295,8 @@ class ConfluenceConnector:
 
     # Where REST v1 lives: under the /wiki context on Cloud.
     V1 = "/wiki/rest/api"
+    # The field of a group that its member listing is addressed by.
+    GROUP_ID = "id"
 
     def group_principal(self, name: str) -> str:
         return f"confluence:{self.site}:group:{name}"
@@ -271,15 +304,15 @@ class ConfluenceConnector:
     # -- HTTP ------------------------------------------------------------------------------------------------
 
     def _send(self, path: str, params: dict[str, Any] | None = None, *, stream: bool = False,
-              follow_redirects: bool = False) -> httpx.Response:
-        """One GET; 429/503 retried after Retry-After (bounded). The reply, whatever its status (open if
-        `stream`); ConfluenceError when it never came or throttling did not end."""
+              follow_redirects: bool = False, method: str = "GET", body: Any = None) -> httpx.Response:
+        """One call (a GET unless said otherwise); 429/503 retried after Retry-After (bounded). The reply, whatever
+        its status (open if `stream`); ConfluenceError when it never came or throttling did not end."""
         for attempt in range(1, MAX_ATTEMPTS + 1):
-            request = self._client.build_request("GET", path, params=params)
+            request = self._client.build_request(method, path, params=params, json=body)
             try:
                 response = self._client.send(request, stream=stream, follow_redirects=follow_redirects)
             except httpx.HTTPError as exc:
-                raise ConfluenceError(0, f"GET {path}: {exc.__class__.__name__}") from exc
+                raise ConfluenceError(0, f"{method} {path}: {exc.__class__.__name__}") from exc
             if response.status_code not in RETRIED_STATUSES:
                 return response
             response.close()
@@ -294,16 +327,21 @@ class ConfluenceConnector:
 
     def _get(self, path: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
         """One GET, a JSON object back; anything else raises ConfluenceError."""
-        response = self._send(path, params)
-        if response.status_code != 200:
-            raise ConfluenceError(response.status_code, f"GET {path}: HTTP {response.status_code}")
-        try:
-            body = response.json()
-        except ValueError as exc:
-            raise ConfluenceError(response.status_code, f"GET {path}: the reply is not JSON") from exc
+        body = self._json(path, params)
         if not isinstance(body, dict):
-            raise ConfluenceError(response.status_code, f"GET {path}: the reply is not a JSON object")
+            raise ConfluenceError(200, f"GET {path}: the reply is not a JSON object")
         return body
+
+    def _json(self, path: str, params: dict[str, Any] | None = None, *, method: str = "GET", body: Any = None
+              ) -> Any:
+        """One call answered 200 with JSON, which is returned; anything else raises ConfluenceError."""
+        response = self._send(path, params, method=method, body=body)
+        if response.status_code != 200:
+            raise ConfluenceError(response.status_code, f"{method} {path}: HTTP {response.status_code}")
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise ConfluenceError(response.status_code, f"{method} {path}: the reply is not JSON") from exc
 
     def _next_link(self, body: dict[str, Any]) -> str | None:
         link = (body.get("_links") or {}).get("next")
@@ -681,6 +719,7 @@ class ConfluenceConnector:
                   if all(email in layer.emails or any(email in self._group_members(g) for g in layer.groups)
                          for layer in limiting)}
         principals = {self.group_principal(g) for g in common_groups} | {f"email:{e}" for e in emails}
+        principals |= frozenset.intersection(*(layer.others for layer in limiting))
         return Permissions(principals=frozenset(principals), status="ok")
 
     def _space_grant(self, space_id: str) -> _Grant:
@@ -782,8 +821,8 @@ class ConfluenceConnector:
                 groups = list(self._paged(f"{self.V1}/group", {"limit": 200}))
             except ConfluenceError as exc:
                 raise _Unresolvable(f"the groups could not be listed: {exc}") from exc
-            self._groups_by_id = {str(g["id"]): g["name"] for g in groups
-                                  if isinstance(g.get("id"), str | int) and isinstance(g.get("name"), str)}
+            self._groups_by_id = {str(g[self.GROUP_ID]): g["name"] for g in groups
+                                  if isinstance(g.get(self.GROUP_ID), str | int) and isinstance(g.get("name"), str)}
         return self._groups_by_id
 
     def _direct_members(self, name: str) -> tuple[frozenset[str], frozenset[str]]:
@@ -856,6 +895,273 @@ def _instant(value: Any) -> datetime | None:
 
 def _html(content: _Content) -> str:
     return f"<html><head><title>{escape(content.title)}</title></head><body>{content.body}</body></html>"
+
+
+class _BearerToken(httpx.Auth):
+    """A Data Center personal access token, sent as a bearer token (httpx drops it on a redirect off the site)."""
+
+    def __init__(self, token: str) -> None:
+        self._header = f"Bearer {token}"
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        request.headers["Authorization"] = self._header
+        yield request
+
+
+class ConfluenceDataCenterConnector(ConfluenceConnector):
+    """Confluence Data Center (and Server) 7.9 or later, which has REST v1 only, under the site's context path.
+
+    The same sync as Cloud's (checkpoints, CQL changes, permissions as the intersection of the space grant and every
+    restricted ancestor, groups), read where Data Center keeps it:
+
+    - spaces: `GET /rest/api/space?status=current`, start/limit paginated through `_links.next` (relative to the
+      context path); a space is known by its key, which is what its permissions are read by.
+    - pages and blog posts: `GET /rest/api/content?spaceKey=…&type=page|blogpost&status=current&expand=version,
+      ancestors,space,body.storage`. A page's parent is the last of its `ancestors`; a page listed without them
+      is malformed (never a page without ancestors: that would skip their restrictions). One item:
+      `GET /rest/api/content/{id}?expand=…`.
+    - attachments: `GET /rest/api/content/{id}/child/attachment?expand=version`, media type and size from
+      `extensions`, downloaded from `_links.download` on the site itself (no media store, no redirect off it).
+    - who may read a space: `GET /rest/api/space/{key}/permissions` (Data Center 9.1 and later: `read`/`space`
+      assignments to a user by `userKey`, a group by `name`, or anonymous users); older sites answer it 404 and are
+      read through the JSON-RPC remote API they still have, `POST /rpc/json-rpc/confluenceservice-v2/
+      getSpacePermissionSets` (its VIEWSPACE set: `userName`, `groupName`, both null for anonymous). Both need
+      the account to be a space admin (or Confluence admin): a refusal makes the space's items unknown.
+    - restrictions: `GET /rest/api/content/{id}/restriction/byOperation/read?expand=restrictions.user,
+      restrictions.group` (users by `username` and `userKey`).
+    - people: Data Center's user objects carry no email; `GET /rest/api/user?username=…` (or `?key=…`) and then the
+      profile the mobile app reads, `GET /rest/mobile/1.0/profile/{username}`, which does (what Onyx reads too).
+      A user whose email neither shows is left out of grants, as on Cloud.
+    - groups: `GET /rest/api/group` (known by name; there are no group ids) and `GET /rest/api/group/{name}/member`.
+    - changes: CQL over `GET /rest/api/content/search`, as on Cloud. Data Center's user object has no time zone, so
+      CQL's bound is moved back by the widest offset (`UNKNOWN_ZONE_MARGIN`): an incremental run re-reads up to
+      14 hours of edits rather than miss one.
+
+    Section anchors are not added to Data Center links: its heading ids depend on the page title and editor.
+    """
+
+    V1 = "/rest/api"
+    GROUP_ID = "name"
+    RPC = "/rpc/json-rpc/confluenceservice-v2"
+
+    def __init__(
+        self, base_url: str, *, api_token: str, username: str = "", spaces: list[str] | None = None,
+        include_archived_spaces: bool = False, api_url: str | None = None, anonymous_access_is_public: bool = False,
+        timeout_s: float = 20.0, page_limit: int = 100, sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], datetime] = _now, transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        super().__init__(base_url, email=username, api_token=api_token, spaces=spaces,
+                         include_archived_spaces=include_archived_spaces, api_url=api_url, timeout_s=timeout_s,
+                         page_limit=page_limit, sleep=sleep, clock=clock, transport=transport)
+        # A Data Center context path may well be /wiki: kept, unlike Cloud's.
+        self.base_url = base_url.rstrip("/")
+        self.site = urlsplit(self.base_url).netloc.lower()
+        self._client.base_url = httpx.URL((api_url or self.base_url).rstrip("/"))
+        if not username:
+            self._client.auth = _BearerToken(api_token)
+        self.anonymous_access_is_public = anonymous_access_is_public
+
+    def __repr__(self) -> str:  # never the token
+        return f"ConfluenceDataCenterConnector({self.base_url!r})"
+
+    def anonymous_principal(self) -> str:
+        return f"confluence:{self.site}:anonymous"
+
+    def _next_link(self, body: dict[str, Any]) -> str | None:
+        links = body.get("_links") or {}
+        link = links.get("next")
+        if not isinstance(link, str) or not link.startswith("/"):
+            return None
+        context = links.get("context")
+        if isinstance(context, str) and context.strip("/") and link.startswith(context.rstrip("/") + "/"):
+            link = link[len(context.rstrip("/")):]
+        return link
+
+    # -- listing ---------------------------------------------------------------------------------------------
+
+    def _listed_spaces(self, params: dict[str, Any]) -> list[dict[str, Any]]:
+        return [{**space, "id": space["key"]} for space in self._paged(f"{self.V1}/space", params)
+                if isinstance(space.get("key"), str) and space["key"]]
+
+    def _expand(self, with_body: bool) -> str:
+        return "version,ancestors,space" + (",body.storage" if with_body else "")
+
+    def _listing_request(self, space: dict[str, Any], kind: str, with_body: bool) -> tuple[str, dict[str, Any]]:
+        return f"{self.V1}/content", {"spaceKey": space["key"], "type": kind, "status": "current",
+                                      "expand": self._expand(with_body), "start": 0, "limit": self.page_limit}
+
+    def _attachments_request(self, content: _Content) -> tuple[str, dict[str, Any]]:
+        return (f"{self.V1}/content/{content.id}/child/attachment",
+                {"expand": "version", "start": 0, "limit": self.page_limit})
+
+    def _read_content(self, kind: str, content_id: str, *, with_body: bool) -> dict[str, Any]:
+        reply = self._get(f"{self.V1}/content/{quote(content_id, safe='')}", {"expand": self._expand(with_body)})
+        if reply.get("type") != kind:
+            raise ConfluenceError(404, f"content {content_id} is a {reply.get('type')!r}, not a {kind}")
+        return reply
+
+    def _content_of(self, kind: str, result: dict[str, Any]) -> _Content | None:
+        content_id, space_key = result.get("id"), (result.get("space") or {}).get("key")
+        ancestors = result.get("ancestors")
+        if not isinstance(content_id, str | int) or not isinstance(space_key, str) or (
+                kind == "page" and not isinstance(ancestors, list)):
+            return None
+        parent = ancestors[-1] if kind == "page" and ancestors else None
+        if parent is not None and (not isinstance(parent, dict) or not isinstance(parent.get("id"), str | int)):
+            return None
+        version = result.get("version") or {}
+        body = ((result.get("body") or {}).get("storage") or {}).get("value") or ""
+        return _Content(
+            kind=kind, id=str(content_id), space_id=space_key, status=str(result.get("status") or "current"),
+            title=str(result.get("title") or ""), parent_id=str(parent["id"]) if parent else None,
+            parent_type=str(parent.get("type") or "") if parent else None,
+            url=self._web_url((result.get("_links") or {}).get("webui")),
+            modified_at=iso_timestamp(version.get("when")), body=body if isinstance(body, str) else "",
+        )
+
+    def _attachment_of(self, result: dict[str, Any], container: str) -> _Attachment | None:
+        extensions = result.get("extensions") or {}
+        attachment_id, size = result.get("id"), extensions.get("fileSize")
+        links = result.get("_links") or {}
+        link = links.get("download")
+        if not isinstance(attachment_id, str | int) or not isinstance(size, int) or isinstance(size, bool) \
+                or size < 0 or not isinstance(link, str) or not link.startswith("/"):
+            logger.warning("confluence attachment %r of %s skipped: no id, size or download link on the site",
+                           attachment_id, container)
+            return None
+        media_type = extensions.get("mediaType") or (result.get("metadata") or {}).get("mediaType") or ""
+        return _Attachment(
+            id=str(attachment_id), container=container, title=str(result.get("title") or ""),
+            media_type=str(media_type).split(";", 1)[0].strip().lower(), size=size, download=link,
+            url=self._web_url(links.get("webui")),
+            modified_at=iso_timestamp((result.get("version") or {}).get("when")),
+        )
+
+    def _fetched_attachment(self, attachment_id: str) -> _Attachment | None:
+        reply = self._get(f"{self.V1}/content/{quote(attachment_id, safe='')}", {"expand": "version,container"})
+        container = reply.get("container") or {}
+        if reply.get("type") == "attachment" and container.get("type") in COLLECTIONS \
+                and isinstance(container.get("id"), str | int):
+            return self._attachment_of(reply, f"{container['type']}:{container['id']}")
+        return None
+
+    def _web_url(self, webui: Any) -> str:
+        return f"{self.base_url}{webui}" if isinstance(webui, str) and webui.startswith("/") else ""
+
+    # -- permissions -----------------------------------------------------------------------------------------
+
+    def _read_space_grant(self, space_key: str) -> _Grant:
+        try:
+            assignments = self._json(f"{self.V1}/space/{quote(space_key, safe='')}/permissions")
+        except ConfluenceError as exc:
+            if exc.status != 404:
+                raise
+            return self._remote_api_space_grant(space_key)  # before 9.1
+        if not isinstance(assignments, list):
+            raise _Unresolvable(f"space {space_key}: the permissions reply is not a list")
+        emails: set[str] = set()
+        groups: set[str] = set()
+        anonymous = False
+        for assignment in assignments:
+            operation = assignment.get("operation") if isinstance(assignment, dict) else None
+            subject = assignment.get("subject") if isinstance(assignment, dict) else None
+            if not isinstance(operation, dict) or not isinstance(subject, dict):
+                raise _Unresolvable(f"space {space_key}: a malformed permission assignment")
+            if operation.get("operationKey") != "read" or operation.get("targetType") != "space":
+                continue
+            kind = subject.get("type")
+            if kind == "user":
+                email = self._user_email(subject)
+                if email:
+                    emails.add(email)
+            elif kind == "group" and isinstance(subject.get("name"), str):
+                groups.add(subject["name"])
+            elif kind == "anonymous":
+                anonymous = True
+            else:
+                raise _Unresolvable(f"space {space_key}: read granted to a subject of type {kind!r}, which this "
+                                    f"connector does not resolve")
+        return self._grant(emails, groups, anonymous)
+
+    def _remote_api_space_grant(self, space_key: str) -> _Grant:
+        sets = self._json(f"{self.RPC}/getSpacePermissionSets", method="POST", body=[space_key])
+        if not isinstance(sets, list) or not all(isinstance(entry, dict) for entry in sets):
+            raise _Unresolvable(f"space {space_key}: getSpacePermissionSets did not answer a list of sets")
+        emails: set[str] = set()
+        groups: set[str] = set()
+        anonymous = False
+        for entry in (e for e in sets if e.get("type") == "VIEWSPACE"):
+            granted = entry.get("spacePermissions")
+            if not isinstance(granted, list):
+                raise _Unresolvable(f"space {space_key}: a malformed VIEWSPACE permission set")
+            for permission in granted:
+                user = permission.get("userName") if isinstance(permission, dict) else None
+                group = permission.get("groupName") if isinstance(permission, dict) else None
+                if isinstance(user, str) and user:
+                    email = self._email(user)
+                    if email:
+                        emails.add(email)
+                elif isinstance(group, str) and group:
+                    groups.add(group)
+                elif isinstance(permission, dict) and user is None and group is None:
+                    anonymous = True
+                else:
+                    raise _Unresolvable(f"space {space_key}: a malformed VIEWSPACE permission")
+        return self._grant(emails, groups, anonymous)
+
+    def _grant(self, emails: set[str], groups: set[str], anonymous: bool) -> _Grant:
+        if anonymous and self.anonymous_access_is_public:
+            return _Grant(anyone=True)
+        return _Grant(frozenset(emails), frozenset(groups),
+                      others=frozenset({self.anonymous_principal()}) if anonymous else frozenset())
+
+    # -- people and groups -----------------------------------------------------------------------------------
+
+    def _user_email(self, user: dict[str, Any]) -> str | None:
+        email = user.get("email")
+        if isinstance(email, str) and email.strip():
+            return normalize_principal(f"email:{email}").removeprefix("email:")
+        username, key = user.get("username"), user.get("userKey")
+        if isinstance(username, str) and username:
+            return self._email(username)
+        if isinstance(key, str) and key:
+            return self._email(self._username_of(key))
+        return None
+
+    def _username_of(self, user_key: str) -> str:
+        try:
+            user = self._get(f"{self.V1}/user", {"key": user_key})
+        except ConfluenceError as exc:
+            if exc.status == 404:
+                return ""  # a deleted user: nobody
+            raise _Unresolvable(f"user {user_key}: {exc}") from exc
+        username = user.get("username")
+        return username if isinstance(username, str) else ""
+
+    def _email(self, username: str) -> str | None:
+        if not username:
+            return None
+        if username not in self._emails:
+            self._emails[username] = self._looked_up_email(username)
+            if self._emails[username] is None:
+                logger.info("confluence user %s has no visible email; left out of grants", username)
+        return self._emails[username]
+
+    def _looked_up_email(self, username: str) -> str | None:
+        for path, params in ((f"{self.V1}/user", {"username": username}),
+                             (f"/rest/mobile/1.0/profile/{quote(username, safe='')}", None)):
+            try:
+                found = self._get(path, params).get("email")
+            except ConfluenceError as exc:
+                if exc.status != 404:
+                    raise _Unresolvable(f"user {username}: {exc}") from exc
+                return None  # no such user, or no mobile profile to show the email: left out
+            if isinstance(found, str) and found.strip():
+                return found.strip().lower()
+        return None
+
+    def _members_path(self, group_id: str) -> str:
+        return f"{self.V1}/group/{quote(group_id, safe='')}/member"
 
 
 # What the registry reads to schedule a source's syncs without building its connector (no credentials needed).

@@ -44,13 +44,14 @@ import re
 import threading
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, unquote, urlencode
 from zoneinfo import ZoneInfo
 
 from tests.standins.base import RecordedRequest, Reply, StandInServer
 
 V2 = "/wiki/api/v2"
 V1 = "/wiki/rest/api"
+RPC = "/rpc/json-rpc/confluenceservice-v2"
 DEFAULT_MODIFIED = "2025-03-01T10:00:00.000Z"
 CQL_TYPES = frozenset({"page", "blogpost", "attachment"})
 MEDIA_TOKEN = "media-token"
@@ -324,6 +325,13 @@ class ConfluenceStandIn(StandInServer):
         })
 
     def _search(self, request: RecordedRequest) -> Reply:
+        found = self._searched(request)
+        if isinstance(found, Reply):
+            return found
+        return Reply(200, self._cursor_page(request, found, v1=True))
+
+    def _searched(self, request: RecordedRequest) -> list[dict[str, Any]] | Reply:
+        """What a content search finds, in Confluence's order; a 400 reply for CQL this stand-in does not read."""
         scenario = self.scenario
         try:
             context = json.loads(request.query.get("cqlcontext") or "{}")
@@ -352,9 +360,259 @@ class ConfluenceStandIn(StandInServer):
             if container is not None:
                 consider("attachment", attachment_id, entry, container[1]["space"])
         found.sort(key=lambda pair: (pair[0], pair[1]["id"]))
-        return Reply(200, self._cursor_page(request, [content for _, content in found], v1=True))
+        return [content for _, content in found]
 
 
 def utc(text: str) -> datetime:
     """A scenario time ("2025-03-01T10:00:00Z") as an aware datetime."""
     return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
+
+
+class ConfluenceDataCenterStandIn(ConfluenceStandIn):
+    """Confluence Data Center (REST v1 only, https://developer.atlassian.com/server/confluence/rest/) serving the
+    same scenario under a context path (`context`, "/confluence" by default), read with a personal access token
+    (`Authorization: Bearer <pat>`), or with `username` and a password when given.
+
+    What differs from Cloud, as Data Center does it: spaces, content, attachments and search are start/limit
+    paginated with `_links.next` relative to the context path; content objects carry `space`, `version.when` (with
+    the server's offset) and `ancestors` (root first) only when `expand` asks for them; restrictions list their
+    users and groups only when expanded (`restrictions.user,restrictions.group`), users by `username` and `userKey`
+    with no email; `/rest/api/user` shows no email either, the mobile profile (`/rest/mobile/1.0/profile/{name}`)
+    does; groups have names, no ids, and `/rest/api/group/{name}/member` lists a group's effective users (the
+    directory resolves nesting); attachments are downloaded from the site itself. Who may read a space:
+    `GET /rest/api/space/{key}/permissions` from `version` (9, 1) on (a space read entry "anonymous": True grants
+    anonymous users; "other" entries are answered as subjects of their own type), and before 9.0 the JSON-RPC remote
+    API's `getSpacePermissionSets` (a space with "other" entries answers 500 there). The account's time zone is not
+    shown.
+    """
+
+    def __init__(self, scenario: dict[str, Any], *, pat: str = "pat-secret", username: str = "",
+                 password: str = "", context: str = "/confluence", version: tuple[int, int] = (9, 2),
+                 page_size: int = 2, throttle_every: int | None = None,
+                 retry_afters: tuple[float, ...] = (1.0, 2.0, 3.0)) -> None:
+        super().__init__(scenario, page_size=page_size, throttle_every=throttle_every, retry_afters=retry_afters)
+        self.context = context
+        self.version = version
+        self._auth = ("Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()) if username \
+            else f"Bearer {pat}"
+
+    @property
+    def site_url(self) -> str:
+        return self.url + self.context
+
+    def default(self, request: RecordedRequest) -> Reply:
+        if self.throttle_every and next(self._arrivals) % self.throttle_every == 0:
+            wait = next(self._retry_afters)
+            self.throttled.append(wait)
+            return Reply(429, self.error_body(429), {"Retry-After": f"{wait:g}"})
+        if request.headers.get("authorization") != self._auth:
+            return Reply(401, {"statusCode": 401, "message": "This request requires authentication"})
+        if not request.path.startswith(self.context + "/"):
+            return Reply(404, self.error_body(404))
+        with self.scenario_lock:
+            return self._answer_dc(request, request.path.removeprefix(self.context))
+
+    # Objects --------------------------------------------------------------------------------------------------
+
+    def _page_of(self, request: RecordedRequest, items: list[Any]) -> dict[str, Any]:
+        start = int(request.query.get("start") or 0)
+        limit = min(int(request.query.get("limit") or 25), self.page_size)
+        results = items[start:start + limit]
+        body: dict[str, Any] = {"results": results, "start": start, "limit": limit, "size": len(results),
+                                "_links": {"base": self.site_url, "context": self.context}}
+        if start + limit < len(items):
+            query = {**request.query, "start": str(start + limit), "limit": str(limit)}
+            body["_links"]["next"] = f"{request.path.removeprefix(self.context)}?{urlencode(query)}"
+        return body
+
+    def _dc_user(self, username: str) -> dict[str, Any]:
+        return {"type": "known", "username": username, "userKey": f"key-{username}", "displayName": username}
+
+    def _when(self, entry: dict[str, Any]) -> str:
+        return _modified(entry).astimezone(ZoneInfo("Europe/Berlin")).isoformat(timespec="milliseconds")
+
+    def _ancestors(self, content_id: str) -> list[dict[str, Any]]:
+        chain: list[dict[str, Any]] = []
+        parent = self.scenario.get("pages", {}).get(content_id, {}).get("parent")
+        while parent:
+            entry = self.scenario["pages"][parent]
+            chain.insert(0, {"id": parent, "type": "page", "status": entry.get("status", "current"),
+                             "title": entry["title"]})
+            parent = entry.get("parent")
+        return chain
+
+    def _dc_content(self, kind: str, content_id: str, entry: dict[str, Any], expand: set[str]) -> dict[str, Any]:
+        key = entry["space"]
+        webui = f"/display/{key}/{_slug(entry['title'])}" if kind == "page" \
+            else f"/display/{key}/2025/03/01/{_slug(entry['title'])}"
+        found: dict[str, Any] = {"id": content_id, "type": kind, "status": entry.get("status", "current"),
+                                 "title": entry["title"],
+                                 "_links": {"webui": webui, "tinyui": f"/x/{content_id}",
+                                            "self": f"{self.site_url}/rest/api/content/{content_id}"},
+                                 "_expandable": {}}
+        if "space" in expand:
+            space = self.scenario["spaces"][key]
+            found["space"] = {"id": int(space["id"]), "key": key, "name": space.get("name", key), "type": "global"}
+        if "version" in expand:
+            found["version"] = {"by": self._dc_user("u-admin"), "when": self._when(entry),
+                                "number": entry.get("version", 1), "minorEdit": False}
+        if "ancestors" in expand:
+            found["ancestors"] = self._ancestors(content_id) if kind == "page" else []
+        if "body.storage" in expand:
+            found["body"] = {"storage": {"value": entry["body"], "representation": "storage"}}
+        return found
+
+    def _dc_attachment(self, attachment_id: str, entry: dict[str, Any], expand: set[str]) -> dict[str, Any]:
+        container = entry["container"]
+        data = entry["data"].encode() if isinstance(entry["data"], str) else entry["data"]
+        preview = quote(f"/{container}/{attachment_id}/{entry['title']}", safe="")
+        found: dict[str, Any] = {
+            "id": attachment_id, "type": "attachment", "status": entry.get("status", "current"),
+            "title": entry["title"], "metadata": {"mediaType": entry["mediaType"]},
+            "extensions": {"mediaType": entry["mediaType"], "fileSize": entry.get("fileSize", len(data)),
+                           "comment": ""},
+            "_links": {"webui": f"/pages/viewpageattachments.action?pageId={container}&preview={preview}",
+                       "download": f"/download/attachments/{container}/{quote(entry['title'])}?version=1"
+                                   f"&modificationDate=1740823200000&api=v2"},
+        }
+        if "version" in expand:
+            found["version"] = {"when": self._when(entry), "number": 1}
+        if "container" in expand:
+            kind, _ = self._content_entry(container) or ("page", {})
+            found["container"] = {"id": container, "type": kind}
+        return found
+
+    def _effective_members(self, group: str, seen: frozenset[str] = frozenset()) -> list[str]:
+        users: list[str] = []
+        for member in self.scenario["groups"].get(group, []):
+            if member.startswith("group:"):
+                nested = member.removeprefix("group:")
+                if nested not in seen:
+                    users += [u for u in self._effective_members(nested, seen | {group}) if u not in users]
+            elif member not in users:
+                users.append(member)
+        return users
+
+    # Routes ---------------------------------------------------------------------------------------------------
+
+    def _answer_dc(self, request: RecordedRequest, path: str) -> Reply:
+        scenario = self.scenario
+        expand = set(request.query.get("expand", "").split(",")) - {""}
+        if path == "/rest/api/space":
+            wanted = set(request.query.get("status", "current,archived").split(","))
+            spaces = [{"id": int(space["id"]), "key": key, "name": space.get("name", key), "type": "global",
+                       "_links": {"webui": f"/display/{key}"}}
+                      for key, space in scenario["spaces"].items() if space.get("status", "current") in wanted]
+            return Reply(200, self._page_of(request, spaces))
+        if match := re.fullmatch(r"/rest/api/space/([^/]+)/permissions", path):
+            return self._dc_space_permissions(match[1])
+        if path == f"{RPC}/getSpacePermissionSets" and request.method == "POST":
+            return self._rpc_space_permissions(request)
+        if path == "/rest/api/content":
+            kind, key = request.query.get("type", "page"), request.query.get("spaceKey")
+            statuses = set(request.query.get("status", "current").split(","))
+            collection = "pages" if kind == "page" else "blogposts"
+            listed = [self._dc_content(kind, content_id, entry, expand)
+                      for content_id, entry in sorted(scenario.get(collection, {}).items())
+                      if entry.get("status", "current") in statuses and (key is None or entry["space"] == key)]
+            return Reply(200, self._page_of(request, listed))
+        if path == "/rest/api/content/search":
+            return self._dc_search(request)
+        if match := re.fullmatch(r"/rest/api/content/([^/]+)/child/attachment", path):
+            if self._content_entry(match[1]) is None:
+                return Reply(404, self.error_body(404))
+            listed = [self._dc_attachment(attachment_id, entry, expand)
+                      for attachment_id, entry in self._attachments_of(match[1])]
+            return Reply(200, self._page_of(request, listed))
+        if match := re.fullmatch(r"/rest/api/content/([^/]+)/restriction/byOperation/read", path):
+            reply = self._restriction(match[1])
+            if reply.status != 200:
+                return reply
+            restrictions = json.loads(reply.encoded())["restrictions"]
+            body: dict[str, Any] = {"operation": "read", "restrictions": {}, "_expandable": {"content": ""}}
+            for kind in ("user", "group"):
+                if f"restrictions.{kind}" not in expand:
+                    body["_expandable"][kind] = f"/rest/api/content/{match[1]}/restriction/byOperation/read/{kind}"
+                    continue
+                listed = restrictions[kind]
+                if kind == "user":
+                    listed["results"] = [self._dc_user(user["accountId"]) for user in listed["results"]]
+                else:
+                    listed["results"] = [{"type": "group", "name": group["name"]} for group in listed["results"]]
+                body["restrictions"][kind] = listed
+            return Reply(200, body)
+        if match := re.fullmatch(r"/rest/api/content/([^/]+)", path):
+            attachment = scenario.get("attachments", {}).get(match[1])
+            if attachment is not None and attachment.get("status", "current") != "trashed":
+                return Reply(200, self._dc_attachment(match[1], attachment, expand))
+            found = self._content_entry(match[1])
+            if found is None:
+                return Reply(404, self.error_body(404))
+            return Reply(200, self._dc_content(found[0], match[1], found[1], expand))
+        if match := re.fullmatch(r"/download/attachments/([^/]+)/([^/]+)", path):
+            for _, entry in self._attachments_of(match[1]):
+                if quote(entry["title"]) == match[2] or entry["title"] == match[2]:
+                    return Reply(200, entry["data"].encode() if isinstance(entry["data"], str) else entry["data"])
+            return Reply(404, self.error_body(404))
+        if path == "/rest/api/group":
+            groups = [{"type": "group", "name": name} for name in sorted(scenario["groups"])]
+            return Reply(200, self._page_of(request, groups))
+        if match := re.fullmatch(r"/rest/api/group/([^/]+)/member", path):
+            name = unquote(match[1])
+            if name not in scenario["groups"]:
+                return Reply(404, self.error_body(404))
+            return Reply(200, self._page_of(request, [self._dc_user(u) for u in self._effective_members(name)]))
+        if path == "/rest/api/user/current":
+            return Reply(200, self._dc_user("u-bot"))
+        if path == "/rest/api/user":
+            username = request.query.get("username") or request.query.get("key", "").removeprefix("key-")
+            if username not in scenario["users"]:
+                return Reply(404, self.error_body(404))
+            return Reply(200, self._dc_user(username))
+        if match := re.fullmatch(r"/rest/mobile/1.0/profile/([^/]+)", path):
+            username = unquote(match[1])
+            if username not in scenario["users"]:
+                return Reply(404, self.error_body(404))
+            profile = {"userName": username, "fullName": username, "photoUrl": ""}
+            if scenario["users"][username]:
+                profile["email"] = scenario["users"][username]
+            return Reply(200, profile)
+        return Reply(404, self.error_body(404))
+
+    def _dc_space_permissions(self, key: str) -> Reply:
+        space = self.scenario["spaces"].get(key)
+        if self.version < (9, 1) or space is None:
+            return Reply(404, self.error_body(404))
+        read = space.get("read") or {}
+        subjects: list[dict[str, Any]] = [{"type": "user", "userKey": f"key-{user}"} for user in read.get("users", [])]
+        subjects += [{"type": "group", "name": group} for group in read.get("groups", [])]
+        subjects += [{"type": "anonymous"}] if read.get("anonymous") else []
+        subjects += [dict(other) for other in read.get("other", [])]
+        assignments = []
+        for subject in subjects:
+            for operation in ("read", "create"):  # more than reading is granted; only read/space matters
+                assignments.append({"operation": {"targetType": "space" if operation == "read" else "page",
+                                                  "operationKey": operation},
+                                    "subject": subject, "spaceKey": key, "spaceId": int(space["id"])})
+        return Reply(200, assignments)
+
+    def _rpc_space_permissions(self, request: RecordedRequest) -> Reply:
+        if self.version >= (9, 0):
+            return Reply(404, self.error_body(404))  # 9.0 removed the remote API
+        arguments = request.json
+        space = self.scenario["spaces"].get(arguments[0]) if isinstance(arguments, list) and arguments else None
+        if space is None:
+            return Reply(200, {"error": {"code": 500, "message": "No space found"}})
+        read = space.get("read") or {}
+        if read.get("other"):
+            return Reply(500, self.error_body(500))
+        viewers = [{"type": "VIEWSPACE", "userName": user, "groupName": None} for user in read.get("users", [])]
+        viewers += [{"type": "VIEWSPACE", "userName": None, "groupName": group} for group in read.get("groups", [])]
+        viewers += [{"type": "VIEWSPACE", "userName": None, "groupName": None}] if read.get("anonymous") else []
+        editors = [{"type": "EDITSPACE", "userName": None, "groupName": group} for group in read.get("groups", [])]
+        return Reply(200, [{"type": "EDITSPACE", "spacePermissions": editors},
+                           {"type": "VIEWSPACE", "spacePermissions": viewers}])
+
+    def _dc_search(self, request: RecordedRequest) -> Reply:
+        found = self._searched(request)
+        return found if isinstance(found, Reply) else Reply(200, self._page_of(request, found))
