@@ -73,6 +73,12 @@ class SourceItem:
     modified_at: datetime | None = None
     # The title is made from the file name, a last resort: a title read from the document's text wins over it.
     title_from_name: bool = False
+    # What the connector asks the sync to keep with the document for its next visit (a web page's HTTP validators
+    # and links), read back with connectors.selectors.document_memos; None leaves what is kept as it is.
+    memo: dict[str, Any] | None = field(default=None, compare=False)
+    # The source says the item has not changed since the version the memo describes (an HTTP 304): an item indexed
+    # with the current pipeline is then counted unchanged without being read; any other is read as usual.
+    not_modified: bool = False
 
 
 class Capability(StrEnum):

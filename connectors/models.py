@@ -98,6 +98,8 @@ class Document(models.Model):
     # documents it replaces. Citations show the effective date before the source's modified time.
     effective_date = models.DateField(null=True, blank=True)
     supersedes = models.JSONField(default=list, blank=True)
+    # What the connector asked to keep for its next visit (SourceItem.memo): HTTP validators, a page's links.
+    source_memo = models.JSONField(default=dict, blank=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["source", "external_id"], name="unique_external_id_per_source")]

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Iterable
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.db.models import Max
 from django.utils import timezone
@@ -122,3 +124,11 @@ def with_section_links(hits: list[SearchHit]) -> list[SearchHit]:
         return hits
     return [dataclasses.replace(hit, url=linkers[hit.source_id](hit.url, hit.heading_path[-1]))
             if hit.source_id in linkers and hit.heading_path and "#" not in hit.url else hit for hit in hits]
+
+
+def document_memos(source: Source, external_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """What a connector asked to keep with each of these documents for its next visit (SourceItem.memo), by
+    external id; documents without one are left out."""
+    return {external_id: memo for external_id, memo in Document.objects.filter(
+        source=source, external_id__in=list(external_ids)).exclude(source_memo={}).values_list(
+        "external_id", "source_memo")}

@@ -400,6 +400,7 @@ def _ingest_batch(
         source=source, external_id__in=[item.external_id for item in batch])}
     pending: list[_Pending] = []
     processed: list[str] = []
+    memos: dict[str, dict[str, Any]] = {}  # of documents counted unchanged, which are not saved otherwise
     for item in batch:
         active.keep()
         document = existing.get(item.external_id)
@@ -413,6 +414,14 @@ def _ingest_batch(
         moved = document.url != item.url
         document.url, document.mime_type, document.size_bytes = item.url, item.mime_type, item.size_bytes
         document.source_modified_at = item.modified_at
+        if item.memo is not None:
+            document.source_memo = item.memo
+        if (item.not_modified and not force and not moved and document.status == Document.Status.INDEXED
+                and document.indexed_hash and document.indexed_pipeline == pipeline):
+            counts["unchanged"] += 1
+            if item.memo is not None:
+                memos[document.pk] = item.memo
+            continue
         try:
             content = _read(item, max_bytes)
             content_hash = hashlib.sha256(content).hexdigest()
@@ -420,6 +429,8 @@ def _ingest_batch(
             if (not force and not moved and document.status == Document.Status.INDEXED
                     and document.indexed_hash == content_hash and document.indexed_pipeline == pipeline):
                 counts["unchanged"] += 1
+                if item.memo is not None:
+                    memos[document.pk] = item.memo
                 continue
             if document.parsing_hash == content_hash:
                 raise ItemError(WORKER_STOPPED, "the worker stopped while reading this file (killed, or out of "
@@ -482,6 +493,8 @@ def _ingest_batch(
         overtaken.extend(_record_indexed(pending, model_name, pipeline, chunk_counts))
         if processed:
             Document.objects.filter(source=source, external_id__in=processed).update(seen_by_run=run_id)
+        for document_id, memo in memos.items():
+            Document.objects.filter(pk=document_id).update(source_memo=memo)
         if gone:
             _delete_rows([d.id for d in gone])
 
@@ -597,7 +610,7 @@ def _withdraw(document: Document, backend: SearchBackend) -> None:
 # (and to _record_indexed's conditional write): saving them here would undo a permission sync that ran meanwhile.
 _CONTENT_FIELDS = ["title", "url", "mime_type", "size_bytes", "content_hash", "indexed_hash", "embedding_model",
                    "indexed_pipeline", "chunk_count", "source_modified_at", "indexed_at", "status", "error",
-                   "parsing_hash", "effective_date", "supersedes"]
+                   "parsing_hash", "effective_date", "supersedes", "source_memo"]
 
 
 def _save_content(document: Document) -> None:
