@@ -101,7 +101,7 @@ def sharepoint_scenario(texts: list[tuple[str, str]]) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--source", choices=["confluence", "sharepoint"], default="confluence")
+    parser.add_argument("--source", choices=["confluence", "sharepoint", "web"], default="confluence")
     parser.add_argument("--items", type=int, default=10_000)
     parser.add_argument("--changed", type=int, default=100)
     parser.add_argument("--backend", choices=["embedded", "elasticsearch"], default="embedded")
@@ -142,6 +142,15 @@ def main() -> None:
         def source_of(url: str) -> Any:
             return services.ensure_source("confluence", url, config={"email": email},
                                           secrets={"api_token": STANDIN_SECRET})
+    elif args.source == "web":
+        from tests.standins.website import WebsiteStandIn
+
+        scenario = web_scenario(texts)
+        standin = WebsiteStandIn(scenario)
+
+        def source_of(url: str) -> Any:
+            return services.ensure_source("web", f"{url}/docs/", config={
+                "delay_s": 0, "max_depth": 3, "max_pages": len(scenario["pages"])})
     else:
         from tests.standins.graph import GRAPH, GraphStandIn
 
@@ -170,8 +179,29 @@ def main() -> None:
     print(json.dumps(results, indent=2))
 
 
+def web_scenario(texts: list[tuple[str, str]]) -> dict[str, Any]:
+    """A site of `len(texts)` pages: /docs/ links to a hundred section pages, each to its share of the rest; every
+    page has its text, an ETag and a Last-Modified time, inside navigation and a footer the reader drops."""
+    sections = min(100, len(texts))
+    pages: dict[str, dict[str, Any]] = {}
+    for number, (title, text) in enumerate(texts):
+        path = f"/docs/section-{number}/" if number < sections else f"/docs/section-{number % sections}/{number}"
+        pages[path] = {"title": title, "text": f"<p>{text}</p>", "links": [], "modified": "2025-03-01T10:00:00Z"}
+        if number >= sections:
+            pages[f"/docs/section-{number % sections}/"]["links"].append(path)
+    pages["/docs/"] = {"title": "Handbook", "text": "<p>The handbook of the research library, by section.</p>",
+                       "links": [f"/docs/section-{n}/" for n in range(sections)]}
+    return {"robots": "User-agent: *\nDisallow: /private/\n", "sitemaps": {}, "pages": pages}
+
+
 def edit(kind: str, scenario: dict[str, Any], changed: int) -> None:
     """`changed` items edited and one deleted, as the next incremental run should find them."""
+    if kind == "web":
+        leaves = [path for path in scenario["pages"] if path.count("/") == 3 and not path.endswith("/")]
+        for path in leaves[:changed]:
+            scenario["pages"][path]["text"] += "<p>Edited for the incremental benchmark.</p>"
+        scenario["pages"].pop(leaves[-1])  # a 404 from now on
+        return
     if kind == "confluence":
         later = (datetime.now(tz=UTC) + timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
         for page_id in list(scenario["pages"])[:changed]:

@@ -457,11 +457,11 @@ class WebConnector:
     def _readable(raw: bytes, url: str, title: str) -> bytes | None:
         """The page's main content as HTML (trafilatura), with its title; None when it has no readable text."""
         html = raw.decode("utf-8", "replace")
-        # Precision over recall: on a page with little text, recall falls back to whatever is there (a footer, a
-        # cookie banner), which would be indexed as if the page said it.
+        # Precision over recall, and no fallback extractors (`fast`, six times quicker): on a page with little
+        # text they fall back to whatever is there (a footer, a cookie banner), indexed as if the page said it.
         body = trafilatura.extract(html, url=url, output_format="html", include_tables=True,
                                    include_formatting=True, include_links=False, include_comments=False,
-                                   favor_precision=True)
+                                   favor_precision=True, fast=True)
         if not body:
             return None
         metadata = trafilatura.extract_metadata(html, default_url=url)
