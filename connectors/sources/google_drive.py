@@ -129,7 +129,7 @@ THROTTLE_REASONS = frozenset({"rateLimitExceeded", "userRateLimitExceeded"})
 TOKEN_MARGIN_S = 60.0
 TOKEN_LIFETIME_S = 3600
 PERMISSION_CACHE_ITEMS = 20_000
-PAGE_SIZE = 100
+PAGE_SIZE = 500  # files and changes a page (Drive allows 1000; permissions.list caps its own at 100)
 PERMISSION_FIELDS = "id,type,role,emailAddress,domain,allowFileDiscovery,deleted,view,pendingOwner,permissionDetails"
 FILE_FIELDS = (f"id,name,mimeType,size,modifiedTime,webViewLink,trashed,driveId,ownedByMe,parents,"
                f"permissions({PERMISSION_FIELDS})")

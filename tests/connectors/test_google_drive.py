@@ -19,7 +19,6 @@ import subprocess
 import sys
 import time
 import uuid
-from pathlib import Path
 from typing import Any
 
 import jwt
@@ -350,6 +349,11 @@ def test_every_user_sees_exactly_the_files_google_drive_lets_them_read_before_an
     with workspace.scenario_lock:
         churn(workspace.scenario)
     run, permissions = sync(source, "incremental")
+    # Read again: five files whose sharing or place changed (content unchanged), the edited one; added: the new
+    # file and the runbook under its new drive; deleted: the runbook's old self, the trashed and the two deleted.
+    assert (run.seen, run.unchanged, run.updated, run.added, run.deleted) == (8, 5, 1, 2, 4)
+    # Notes, the moved link, policy, the deck, salaries (dave left the drive), the secret (readable again).
+    assert permissions.permission_changes == 6
     after = expected_matrix(workspace.scenario)
     assert after != expected
     assert {u for u in USERS if "f-plan" in after[u]} == {"alice", "dave"}
@@ -529,7 +533,7 @@ def test_tokens_are_signed_jwts_per_user_cached_renewed_before_expiry_and_once_o
     with pytest.raises(SourceUnavailable, match="invalid_grant"):
         list(connector(workspace, key=service_account_key(other, SERVICE_ACCOUNT)).load())
     workspace.scenario["authorized_scopes"] = {DRIVE_SCOPE}  # the delegation lacks the directory scopes
-    with pytest.raises(SourceUnavailable, match="unauthorized_client.*domain-wide delegation"):
+    with pytest.raises(SourceUnavailable, match=r"unauthorized_client.*domain-wide delegation"):
         list(connector(workspace).load())
     with pytest.raises(SourceUnavailable, match="JSON key"):
         list(connector(workspace, key="not json").load())
@@ -565,7 +569,7 @@ def test_server_errors_are_retried_then_a_failing_corpus_stops_pruning_and_bad_p
         workspace.scenario["drives"]["0Ahr"]["members"] = [user(CAROL)]  # the admin is no longer a member
     assert "0Ahr" not in {e.split(":")[1] for e in connector(workspace).list_ids()}  # not listed: not read
     listing = connector(workspace, shared_drives=["0Aeng", "0Ahr"]).load()  # named: its failure is a problem
-    with pytest.raises(IncompleteListing, match="drive:0Ahr.*404"):
+    with pytest.raises(IncompleteListing, match=r"drive:0Ahr.*404"):
         entries = []
         for entry in listing:
             entries.append(entry)
@@ -726,7 +730,7 @@ def test_a_killed_sync_process_resumes_its_run_from_the_checkpoint(tmp_path, set
     checkpoint = run.checkpoint["resume"]
     assert (checkpoint["page"], checkpoint["current"]) == ("p2", f"user:{ALICE}")
     committed = run.added
-    assert 0 < committed
+    assert committed > 0
     before = len(workspace.requests)
 
     resumed = connectors.run_sync(source, "full")
@@ -745,5 +749,5 @@ def test_a_killed_sync_process_resumes_its_run_from_the_checkpoint(tmp_path, set
 
 def checkpoint_corpora_left(checkpoint: dict) -> list[str]:
     """The corpora a resumed run still has to read: the one it was in, and those after it."""
-    every = sorted(f"user:{u}" for u in (ADMIN, ALICE, BOB, CAROL, DAVE)) + ["drive:0Aeng", "drive:0Ahr"]
+    every = [*sorted(f"user:{u}" for u in (ADMIN, ALICE, BOB, CAROL, DAVE)), "drive:0Aeng", "drive:0Ahr"]
     return [c for c in every if c not in checkpoint["done"]]

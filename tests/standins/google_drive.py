@@ -345,13 +345,16 @@ class GoogleDriveStandIn(StandInServer):
         self.tokens[token] = (str(subject), scopes)
         return Reply(200, {"access_token": token, "expires_in": self.token_lifetime_s, "token_type": "Bearer"})
 
-    def _page(self, request: RecordedRequest, entries: list[Any], field: str, **extra: Any) -> Reply:
+    def _page(self, request: RecordedRequest, entries: list[Any], field: str, render: Any = None,
+              **extra: Any) -> Reply:
+        """One page of `entries` (each passed through `render`, if given, once it is on the page)."""
         token = request.query.get("pageToken") or "p0"
         if not token.startswith("p") or not token[1:].isdigit():
             return error(400, "invalid", "Invalid Value")
         offset = int(token[1:])
         size = min(self.page_size, int(request.query.get("pageSize") or request.query.get("maxResults") or 1000))
-        body: dict[str, Any] = {field: entries[offset:offset + size], **extra}
+        page = entries[offset:offset + size]
+        body: dict[str, Any] = {field: [render(e) for e in page] if render else page, **extra}
         if offset + size < len(entries):
             body["nextPageToken"] = f"p{offset + size}"
         return Reply(200, body)
@@ -435,7 +438,7 @@ class GoogleDriveStandIn(StandInServer):
             chosen = [f for f in chosen if files[f].get("owner") == subject]
         if "trashed = false" in terms:
             chosen = [f for f in chosen if not self.trashed(f)]
-        return self._page(request, [self.resource(f, subject) for f in sorted(chosen)], "files",
+        return self._page(request, sorted(chosen), "files", lambda f: self.resource(f, subject),
                           kind="drive#fileList", incompleteSearch=False)
 
     def _corpus(self, request: RecordedRequest, subject: str) -> str | Reply:
