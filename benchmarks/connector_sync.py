@@ -99,9 +99,51 @@ def sharepoint_scenario(texts: list[tuple[str, str]]) -> dict[str, Any]:
             "forbidden": set()}
 
 
+def google_drive_scenario(texts: list[tuple[str, str]]) -> dict[str, Any]:
+    from tests.standins.google_drive import DOCUMENT, DRIVE_SCOPE, FOLDER, GROUP_SCOPE, USER_SCOPE
+
+    users = [f"user{n}@corp.example" for n in range(20)]
+    groups = {f"team{g}@corp.example": {"name": f"Team {g}", "members": users[g * 2:g * 2 + 2]} for g in range(10)}
+    groups["all-teams@corp.example"] = {"name": "All teams", "members": list(groups)}  # nested
+    drives = {f"0Ad{d}": {"name": f"Drive {d}", "members": [
+        {"type": "group", "email": f"team{d}@corp.example", "role": "writer"},
+        {"type": "user", "email": "admin@corp.example", "role": "organizer"}]} for d in range(5)}
+    files: dict[str, dict[str, Any]] = {}
+    for d in range(5):
+        files[f"fold-d{d}"] = {"name": "Shared", "mime": FOLDER, "drive": f"0Ad{d}", "parent": None,
+                               "grants": [{"type": "group", "email": "all-teams@corp.example", "role": "reader"}]}
+    for u, owner in enumerate(users):
+        files[f"fold-u{u}"] = {"name": "Projects", "mime": FOLDER, "owner": owner, "parent": None,
+                               "grants": [{"type": "group", "email": f"team{u % 10}@corp.example"}]}
+    for number, (title, text) in enumerate(texts):
+        # Half in users' My Drives, half in shared drives; every third a Google Doc (exported), the rest uploads;
+        # every tenth shared with someone else, every 50th by link.
+        grants: list[dict[str, Any]] = []
+        if number % 10 == 0:
+            grants.append({"type": "user", "email": users[(number // 10) % 20], "role": "commenter"})
+        if number % 50 == 0:
+            grants.append({"type": "anyone", "role": "reader"})
+        where: dict[str, Any]
+        if number % 2:
+            owner = users[number % 20]
+            where = {"owner": owner, "parent": f"fold-u{number % 20}" if number % 4 == 1 else None}
+        else:
+            where = {"drive": f"0Ad{number % 5}", "parent": f"fold-d{number % 5}" if number % 4 == 0 else None}
+        document = number % 3 == 0
+        files[f"f{number}"] = {"name": title[:80] if document else f"{title[:80]} {number}.txt",
+                               "mime": DOCUMENT if document else "text/plain", "body": f"{title}\n\n{text}\n",
+                               "grants": grants, **where}
+    return {"domain": "corp.example", "customer": "C0bench", "service_account": GOOGLE_SERVICE_ACCOUNT,
+            "authorized_scopes": {DRIVE_SCOPE, GROUP_SCOPE, USER_SCOPE}, "admins": {"admin@corp.example"},
+            "users": {u: {} for u in users}, "groups": groups, "drives": drives, "files": files, "forbidden": set()}
+
+
+GOOGLE_SERVICE_ACCOUNT = "citewise-bench@bench.iam.gserviceaccount.com"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--source", choices=["confluence", "sharepoint", "web"], default="confluence")
+    parser.add_argument("--source", choices=["confluence", "sharepoint", "google_drive", "web"], default="confluence")
     parser.add_argument("--items", type=int, default=10_000)
     parser.add_argument("--changed", type=int, default=100)
     parser.add_argument("--backend", choices=["embedded", "elasticsearch"], default="embedded")
@@ -151,6 +193,23 @@ def main() -> None:
         def source_of(url: str) -> Any:
             return services.ensure_source("web", f"{url}/docs/", config={
                 "delay_s": 0, "max_depth": 3, "max_pages": len(scenario["pages"])})
+    elif args.source == "google_drive":
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import rsa
+
+        from tests.standins.google_drive import DIRECTORY, DRIVE, GoogleDriveStandIn, service_account_key
+
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        key_json = service_account_key(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                         serialization.NoEncryption()).decode(), GOOGLE_SERVICE_ACCOUNT)
+        scenario = google_drive_scenario(texts)
+        standin = GoogleDriveStandIn(scenario, public_key=key.public_key(), page_size=250)
+
+        def source_of(url: str) -> Any:
+            return services.ensure_source(
+                "google_drive", url, secrets={"service_account_key": key_json},
+                config={"domain": "corp.example", "admin_email": "admin@corp.example", "drive_url": f"{url}{DRIVE}",
+                        "directory_url": f"{url}{DIRECTORY}", "token_url": f"{url}/token"})
     else:
         from tests.standins.graph import GRAPH, GraphStandIn
 
@@ -209,6 +268,12 @@ def edit(kind: str, scenario: dict[str, Any], changed: int) -> None:
             page["body"] += "<p>Edited for the incremental benchmark.</p>"
             page["modified"], page["version"] = later, page.get("version", 1) + 1
         scenario["pages"].pop(list(scenario["pages"])[-1])
+        return
+    if kind == "google_drive":
+        edited = [file_id for file_id, found in scenario["files"].items() if not file_id.startswith("fold-")]
+        for file_id in edited[:changed]:
+            scenario["files"][file_id]["body"] += "Edited for the incremental benchmark.\n"
+        scenario["files"].pop(edited[-1])
         return
     files = [item_id for item_id, item in scenario["items"].items() if not item.get("folder")]
     for item_id in files[:changed]:

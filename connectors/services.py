@@ -102,7 +102,8 @@ def ensure_source(
 
 
 # Keys that name a credential: they belong in a source's secrets, which are encrypted, not in its config.
-SECRET_KEYS = frozenset({"api_token", "token", "password", "client_secret", "secret", "api_key", "private_key"})
+SECRET_KEYS = frozenset({"api_token", "token", "password", "client_secret", "secret", "api_key", "private_key",
+                         "service_account_key"})
 
 
 def check_config(config: dict) -> None:

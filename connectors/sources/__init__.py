@@ -30,6 +30,7 @@ MODULES: dict[str, str] = {
     "confluence": "connectors.sources.confluence",
     "sharepoint": "connectors.sources.sharepoint",
     "web": "connectors.sources.web",
+    "google_drive": "connectors.sources.google_drive",
 }
 
 
