@@ -29,6 +29,7 @@ MODULES: dict[str, str] = {
     "beir": "connectors.sources.beir",
     "confluence": "connectors.sources.confluence",
     "sharepoint": "connectors.sources.sharepoint",
+    "slack": "connectors.sources.slack",
 }
 
 
