@@ -109,7 +109,7 @@ def slack_scenario(texts: list[tuple[str, str]]) -> dict[str, Any]:
     now = int(time.time())
     users = [f"U{n:04d}" for n in range(200)]
     channels = {f"C{c:03d}": {"name": f"team-{c}", "is_private": c % 4 == 0, "is_member": True} for c in range(20)}
-    members = {cid: [*users[c * 10:c * 10 + 20], "UBOT"] for c, cid in enumerate(channels)}
+    members = {cid: [*(users[(c * 10 + k) % 200] for k in range(20)), "UBOT"] for c, cid in enumerate(channels)}
     history: dict[str, list[dict[str, Any]]] = {cid: [] for cid in channels}
     for number, (title, text) in enumerate(texts):
         cid = f"C{number % 20:03d}"

@@ -487,7 +487,8 @@ def test_a_refused_or_foreign_token_fails_the_listing_and_the_token_never_shows(
     caplog.set_level(logging.DEBUG)
     source = connectors.ensure_source("slack", "https://t1.slack.test", secrets={"bot_token": BOT_TOKEN},
                                       config={"team_id": TEAM, "api_url": f"{workspace.url}/api"})
-    workspace.fail("conversations.replies", status=500, times=None)  # failures are logged and recorded
+    # Failures are logged and recorded (an error Slack does not ask to retry: the run does not wait).
+    workspace.fail("conversations.replies", status=200, body={"ok": False, "error": "fatal_error"}, times=None)
     run = connectors.run_sync(source, "full")
     assert run.state == "partial"
     assert BOT_TOKEN not in str(source.config) and BOT_TOKEN not in source.encrypted_secrets
