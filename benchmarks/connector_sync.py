@@ -1,6 +1,6 @@
 """Sync 10,000 items from a source's stand-in through the real pipeline: full, incremental and permission runs.
 
-    python benchmarks/connector_sync.py --source confluence [--items 10000] [--changed 100] [--backend embedded]
+    python benchmarks/connector_sync.py --source confluence|sharepoint|slack [--items 10000] [--changed 100] [--backend embedded]
         [--dataset ../shared/data/beir/scifact] [--output benchmarks/results/connector-sync-confluence.json]
 
 Pages (or files) carry real text: a SciFact title and the first sentence of its abstract (one chunk each, so that
@@ -139,11 +139,36 @@ def google_drive_scenario(texts: list[tuple[str, str]]) -> dict[str, Any]:
 
 
 GOOGLE_SERVICE_ACCOUNT = "citewise-bench@bench.iam.gserviceaccount.com"
+SLACK_TOKEN = "xoxb-bench-standin"  # the stand-in's, not a real credential
+
+
+def slack_scenario(texts: list[tuple[str, str]]) -> dict[str, Any]:
+    """20 channels (every fourth private, with its own members), messages over the last 400 days: every fifth
+    opens a thread of two replies (one document), the others fall into channel-days (several messages each), so
+    `items` messages make about a third as many documents."""
+    now = int(time.time())
+    users = [f"U{n:04d}" for n in range(200)]
+    channels = {f"C{c:03d}": {"name": f"team-{c}", "is_private": c % 4 == 0, "is_member": True} for c in range(20)}
+    members = {cid: [*(users[(c * 10 + k) % 200] for k in range(20)), "UBOT"] for c, cid in enumerate(channels)}
+    history: dict[str, list[dict[str, Any]]] = {cid: [] for cid in channels}
+    for number, (title, text) in enumerate(texts):
+        cid = f"C{number % 20:03d}"
+        ts = f"{now - (len(texts) - number) * 3000}.{number % 1000000:06d}"
+        author = members[cid][number % 20]
+        history[cid].append({"ts": ts, "user": author, "text": f"*{title}*: {text}"})
+        if number % 5 == 0:
+            for answer in (1, 2):
+                history[cid].append({"ts": f"{int(ts.split('.')[0]) + answer * 60}.{number % 1000000:06d}",
+                                     "user": members[cid][(number + answer) % 20], "thread_ts": ts,
+                                     "text": f"Re {title}: noted ({answer})."})
+    emails = {user: f"{user.lower()}@corp.example" for user in users}
+    return {"channels": channels, "members": members, "history": history, "emails": emails}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--source", choices=["confluence", "sharepoint", "google_drive", "web"], default="confluence")
+    parser.add_argument("--source", choices=["confluence", "sharepoint", "google_drive", "slack", "web"],
+                        default="confluence")
     parser.add_argument("--items", type=int, default=10_000)
     parser.add_argument("--changed", type=int, default=100)
     parser.add_argument("--backend", choices=["embedded", "elasticsearch"], default="embedded")
@@ -210,6 +235,19 @@ def main() -> None:
                 "google_drive", url, secrets={"service_account_key": key_json},
                 config={"domain": "corp.example", "admin_email": "admin@corp.example", "drive_url": f"{url}{DRIVE}",
                         "directory_url": f"{url}{DIRECTORY}", "token_url": f"{url}/token"})
+    elif args.source == "slack":
+        from tests.standins.slack import SlackStandIn
+
+        scenario = slack_scenario(texts)
+        standin = SlackStandIn(team_id="T1")
+        standin.token, standin.max_page = SLACK_TOKEN, 200
+        standin.channels, standin.members, standin.history = (scenario["channels"], scenario["members"],
+                                                              scenario["history"])
+        standin.emails.update(scenario["emails"])
+
+        def source_of(url: str) -> Any:
+            return services.ensure_source("slack", "https://t1.slack.test", secrets={"bot_token": SLACK_TOKEN},
+                                          config={"team_id": "T1", "api_url": f"{url}/api"})
     else:
         from tests.standins.graph import GRAPH, GraphStandIn
 
@@ -227,9 +265,14 @@ def main() -> None:
         results["rss_growth_full_mib"] = round((current_rss_kib() - rss_before) / 1024, 1)
         with standin.scenario_lock:
             edit(args.source, scenario, args.changed)
+        if args.source == "slack":
+            results["documents"] = results["full"]["counts"].get("added")
         results["incremental"] = timed(lambda: services.run_sync(source, "incremental"), args.changed)
         results["permissions"] = timed(lambda: services.run_sync(source, "permissions"), args.items)
-        results["prune"] = timed(lambda: services.run_sync(source, "prune"), args.items)
+        if args.source == "slack":  # no id listing (see connectors/sources/slack.py): full runs prune
+            results["groups"] = timed(lambda: services.run_sync(source, "groups"), args.items)
+        else:
+            results["prune"] = timed(lambda: services.run_sync(source, "prune"), args.items)
         results["requests_served"] = len(standin.requests)
     results["peak_rss_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     output = args.output or ROOT / f"benchmarks/results/connector-sync-{args.source}.json"
@@ -260,6 +303,20 @@ def edit(kind: str, scenario: dict[str, Any], changed: int) -> None:
         for path in leaves[:changed]:
             scenario["pages"][path]["text"] += "<p>Edited for the incremental benchmark.</p>"
         scenario["pages"].pop(leaves[-1])  # a 404 from now on
+    if kind == "slack":
+        # The newest messages (within the look-back window) are edited; the newest thread is deleted.
+        stamp = f"{int(time.time())}.000000"
+        recent = sorted((m for messages in scenario["history"].values() for m in messages if "thread_ts" not in m),
+                        key=lambda m: float(m["ts"]), reverse=True)
+        for message in recent[:changed]:
+            message["text"] += " (edited for the incremental benchmark)"
+            message["edited"] = {"user": message["user"], "ts": stamp}
+        for messages in scenario["history"].values():
+            parents = {m["thread_ts"] for m in messages if "thread_ts" in m}
+            if parents:
+                newest = max(parents, key=float)
+                messages[:] = [m for m in messages if m["ts"] != newest and m.get("thread_ts") != newest]
+                return
         return
     if kind == "confluence":
         later = (datetime.now(tz=UTC) + timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M:%S.000Z")

@@ -31,6 +31,7 @@ MODULES: dict[str, str] = {
     "sharepoint": "connectors.sources.sharepoint",
     "web": "connectors.sources.web",
     "google_drive": "connectors.sources.google_drive",
+    "slack": "connectors.sources.slack",
 }
 
 
