@@ -1,11 +1,16 @@
-"""Folder sources on both search backends, and a way to make a folder unreadable even when tests run as root."""
+"""Folder sources on both search backends, a way to make a folder unreadable even when tests run as root, and a sync
+process killed midway."""
 
 from __future__ import annotations
 
 import json
 import os
 import shutil
+import signal
+import subprocess
+import sys
 import tempfile
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -14,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from connectors import services
-from connectors.models import Source
+from connectors.models import Source, SyncRun
 from retrieval import selectors
 from retrieval.services import get_backend
 from search.types import SearchMode
@@ -94,3 +99,27 @@ def unprivileged() -> Iterator[None]:
     finally:
         os.seteuid(0)
         os.setegid(0)
+
+
+def kill_sync_midway(source: Source, env: dict[str, str], log: Path, ready: Callable[[], bool], *,
+                     timeout_s: float = 300) -> SyncRun:
+    """Run `manage.py sync <source> --kind full` in a process of its own (the database and index `env` names),
+    SIGKILL it once `ready()` holds (a stand-in holding back a later page, a checkpoint committed), and return the
+    run it leaves behind, still `running`, for a later run to resume."""
+    root = Path(__file__).resolve().parents[2]
+    with log.open("w") as output:
+        child = subprocess.Popen([sys.executable, "manage.py", "sync", str(source.pk), "--kind", "full",
+                                  "--no-progress"], cwd=root, env=env, stdout=output, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + timeout_s
+        while not ready():
+            assert time.monotonic() < deadline and child.poll() is None, log.read_text()
+            time.sleep(0.05)
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=60)
+    finally:
+        if child.poll() is None:
+            child.kill()
+    run = SyncRun.objects.get(source=source)
+    assert run.state == "running" and run.checkpoint.get("resume"), log.read_text()
+    return run

@@ -14,10 +14,6 @@ from __future__ import annotations
 
 import copy
 import json
-import signal
-import subprocess
-import sys
-import time
 import uuid
 from typing import Any
 
@@ -49,7 +45,8 @@ from identity.selectors import principals_for
 from retrieval import services as retrieval_services
 from retrieval.selectors import search
 from search.types import SearchMode
-from tests.console.test_permission_sync import ROOT, shared_database, worker_environment  # noqa: F401 - fixture
+from tests.connectors.conftest import kill_sync_midway
+from tests.console.test_permission_sync import shared_database, worker_environment  # noqa: F401 - fixture
 from tests.standins.base import Reply, malformed
 from tests.standins.google_drive import (
     DIRECTORY,
@@ -709,24 +706,11 @@ def test_a_killed_sync_process_resumes_its_run_from_the_checkpoint(tmp_path, set
     env["CITEWISE_INGEST_BATCH_DOCUMENTS"] = "1"
     workspace.hang_pages["p2"] = 120  # every corpus's second page; the first asked for hangs
     log = tmp_path / "sync.log"
-    with log.open("w") as output:
-        child = subprocess.Popen([sys.executable, "manage.py", "sync", str(source.pk), "--kind", "full",
-                                  "--no-progress"], cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 240
-        while time.monotonic() < deadline and child.poll() is None:
-            hung = [r for r in workspace.requests if r.path == f"{DRIVE}/files" and r.query.get("pageToken") == "p2"]
-            if hung:
-                break
-            time.sleep(0.05)
-        assert hung, log.read_text()
-        run = SyncRun.objects.get(source=source)
-        assert run.checkpoint.get("resume"), log.read_text()
-        child.send_signal(signal.SIGKILL)
-        child.wait(timeout=60)
-    finally:
-        if child.poll() is None:
-            child.kill()
+
+    def hung() -> bool:
+        return any(r.path == f"{DRIVE}/files" and r.query.get("pageToken") == "p2" for r in workspace.requests)
+
+    run = kill_sync_midway(source, env, log, hung, timeout_s=240)
     checkpoint = run.checkpoint["resume"]
     assert (checkpoint["page"], checkpoint["current"]) == ("p2", f"user:{ALICE}")
     committed = run.added

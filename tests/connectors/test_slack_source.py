@@ -13,9 +13,6 @@ backends, and must get exactly the documents of their channels; again after the 
 from __future__ import annotations
 
 import logging
-import signal
-import subprocess
-import sys
 import time
 import uuid
 from datetime import UTC, datetime
@@ -45,7 +42,8 @@ from identity.selectors import principals_for
 from retrieval import services as retrieval_services
 from retrieval.selectors import search
 from search.types import SearchMode
-from tests.console.test_permission_sync import ROOT, shared_database, worker_environment  # noqa: F401 - fixture
+from tests.connectors.conftest import kill_sync_midway
+from tests.console.test_permission_sync import shared_database, worker_environment  # noqa: F401 - fixture
 from tests.standins.base import Reply, hang
 from tests.standins.slack import SlackStandIn
 
@@ -521,23 +519,13 @@ def test_a_sync_killed_mid_run_resumes_the_same_run_without_reading_earlier_page
         env = worker_environment(shared_database, tmp_path, index_dir=index_dir, index_name=index_name)
         env["CITEWISE_ENCRYPTION_KEY"] = settings.CITEWISE.encryption_key
         log = tmp_path / "child.log"
-        child = subprocess.Popen([sys.executable, "manage.py", "sync", str(source.pk), "--kind", "full",
-                                  "--no-progress"], cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
-        try:
-            deadline = time.monotonic() + 300
-            while time.monotonic() < deadline and child.poll() is None:
-                run = SyncRun.objects.filter(source=source).first()
-                if len(server.requests_to("conversations.history")) >= 6 and run is not None \
-                        and (run.checkpoint.get("resume") or {}).get("channel") == "CB":
-                    break
-                time.sleep(0.05)
-            child.send_signal(signal.SIGKILL)
-            child.wait(timeout=60)
-        finally:
-            if child.poll() is None:
-                child.kill()
-        run = SyncRun.objects.get(source=source)
-        assert run.state == "running", log.read_text()
+
+        def midway() -> bool:
+            run = SyncRun.objects.filter(source=source).first()
+            return len(server.requests_to("conversations.history")) >= 6 and run is not None \
+                and (run.checkpoint.get("resume") or {}).get("channel") == "CB"
+
+        run = kill_sync_midway(source, env, log, midway)
         checkpoint = run.checkpoint["resume"]
         committed = dict(Document.objects.filter(source=source, seen_by_run=run.pk).values_list("id", "indexed_at"))
         assert checkpoint["channel"] == "CB" and set(checkpoint["done"]) == {"CA"} and 12 <= len(committed) < 24

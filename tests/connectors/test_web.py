@@ -5,10 +5,6 @@ read it is the source's setting (the whole company, or the principals an admin n
 
 from __future__ import annotations
 
-import signal
-import subprocess
-import sys
-import time
 import uuid
 from collections import deque
 from urllib.parse import urlsplit
@@ -27,7 +23,8 @@ from identity.selectors import principals_for
 from retrieval import services as retrieval_services
 from retrieval.selectors import search
 from search.types import SearchMode
-from tests.console.test_permission_sync import ROOT, shared_database, worker_environment  # noqa: F401 - fixture
+from tests.connectors.conftest import kill_sync_midway
+from tests.console.test_permission_sync import shared_database, worker_environment  # noqa: F401 - fixture
 from tests.standins.base import hang
 from tests.standins.website import BOILERPLATE_WORD, WebsiteStandIn
 
@@ -320,23 +317,13 @@ def test_a_killed_sync_resumes_the_same_run_and_indexes_every_page_once(tmp_path
         source = connectors.ensure_source("web", f"{server.url}/docs/", name="web-killed",
                                           config={"delay_s": 0, "max_depth": MAX_DEPTH})
         env = worker_environment(shared_database, tmp_path, index_dir=index_dir, index_name=index_name)
-        child = subprocess.Popen([sys.executable, "manage.py", "sync", source.name, "--kind", "full"], cwd=ROOT,
-                                 env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        try:
-            deadline = time.monotonic() + 300
-            while time.monotonic() < deadline and child.poll() is None:
-                if any(r.path == "/docs/note-100" for r in server.requests):
-                    break
-                time.sleep(0.1)
-            time.sleep(0.5)
-            assert child.poll() is None, child.stdout.read().decode() if child.stdout else ""
-            child.send_signal(signal.SIGKILL)
-            child.wait(timeout=60)
-        finally:
-            if child.poll() is None:
-                child.kill()
-        run = SyncRun.objects.get(source=source)
-        assert run.state == "running" and run.checkpoint.get("resume") and 0 < run.added < pages
+
+        def stuck() -> bool:  # at the hung page, with a checkpoint committed before it
+            return any(r.path == "/docs/note-100" for r in server.requests) and bool(
+                SyncRun.objects.filter(source=source).exclude(checkpoint={}).exists())
+
+        run = kill_sync_midway(source, env, tmp_path / "sync.log", stuck)
+        assert 0 < run.added < pages
         done = set(Document.objects.filter(source=source, seen_by_run=run.pk).values_list("external_id", flat=True))
         server.clear("/docs/note-100")
         server.requests.clear()
