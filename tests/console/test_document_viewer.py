@@ -171,3 +171,24 @@ def test_a_citation_names_its_section_for_the_viewer(corpus, alice):
     result = answering.ask("What is the travel budget for 2025?", principals=principals_for(alice), user=alice,
                            surface="web").as_dict()
     assert result["citations"] and all(c["section_ordinal"] == 0 for c in result["citations"])
+
+
+def test_citations_and_open_link_to_a_section_the_same_way(db):
+    from connectors.selectors import section_link, with_section_links
+    from search.types import SearchHit
+
+    wiki = Source.objects.create(name="wiki", kind=Source.Kind.CONFLUENCE, location="https://wiki.example")
+    files = Source.objects.create(name="files", kind=Source.Kind.FILESYSTEM, location="/srv/docs")
+    page = "https://wiki.example/wiki/spaces/OPS/pages/42/Ferry"
+
+    def hit(source: Source, url: str, heading_path: tuple[str, ...]) -> SearchHit:
+        return SearchHit(chunk_id="c", document_id="d", source_id=str(source.pk), title="t", url=url,
+                         mime_type="text/html", modified_at=None, heading_path=heading_path, section_ordinal=1,
+                         text="", score=1.0, bm25_rank=1, dense_rank=None, highlight="")
+
+    linked = with_section_links([hit(wiki, page, ("Ferry", "Getting Started (v2)")), hit(wiki, f"{page}#x", ("A",)),
+                                 hit(wiki, page, ()), hit(files, "file:///srv/docs/a.md", ("A", "B"))])
+    assert [h.url for h in linked] == [f"{page}#Getting-Started-(v2)", f"{page}#x", page, "file:///srv/docs/a.md"]
+    assert section_link(str(wiki.pk), page, ("Ferry", "Getting Started (v2)")) == linked[0].url
+    assert section_link(str(files.pk), "https://x.example/a", ("A",)) == "https://x.example/a"
+    assert section_link("beir-corpus", "https://x.example/a", ("A",)) == "https://x.example/a"
