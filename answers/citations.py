@@ -9,6 +9,7 @@ from datetime import date, datetime
 from typing import Any
 
 from answers.types import Composition, Passage
+from core.text import heading_anchor
 from retrieval.chunking import split_sentences
 from retrieval.units import Block, cells, code_body, item_body, render_code, split_blocks, table_row
 from search.analysis import analyze
@@ -31,10 +32,12 @@ def source_type(mime_type: str) -> str:
     return _SOURCE_TYPES.get(mime_type, mime_type)
 
 
-def heading_anchor(heading: str) -> str:
-    """GitHub/Markdown-style anchor for a heading, for deep links into a section."""
-    slug = re.sub(r"[^\w\- ]", "", heading.strip().lower())
-    return re.sub(r"\s+", "-", slug)
+def anchored_url(url: str, mime_type: str, heading_path: Sequence[str]) -> str:
+    """A Markdown or HTML document's URL at the heading of a section (a Markdown-style anchor), unless the URL
+    already has a fragment (a source's own section link, connectors.selectors.with_section_links); else `url`."""
+    if heading_path and mime_type in ("text/markdown", "text/html") and "#" not in url:
+        return f"{url}#{heading_anchor(heading_path[-1])}"
+    return url
 
 
 @dataclass(frozen=True)
@@ -53,17 +56,18 @@ class Citation:
     effective_date: date | None = None
     # Title of a newer edition the asker may read; the pipeline notes it under the answer.
     superseded_by: str = ""
+    # Which section of the document the passage is in: the web app's viewer opens it there (?section=).
+    section_ordinal: int | None = None
 
     @classmethod
     def from_passage(cls, number: int, passage: Passage) -> Citation:
         hit = passage.hit
-        url = hit.url
-        if hit.heading_path and hit.mime_type in ("text/markdown", "text/html") and "#" not in url:
-            url = f"{url}#{heading_anchor(hit.heading_path[-1])}"
-        return cls(number=number, document_id=hit.document_id, chunk_id=hit.chunk_id, title=hit.title, url=url,
+        return cls(number=number, document_id=hit.document_id, chunk_id=hit.chunk_id, title=hit.title,
+                   url=anchored_url(hit.url, hit.mime_type, hit.heading_path),
                    source_type=source_type(hit.mime_type), mime_type=hit.mime_type,
                    modified_at=hit.modified_at, heading_path=hit.heading_path, snippet=passage.text[:300],
-                   effective_date=hit.effective_date, superseded_by=hit.superseded_by)
+                   effective_date=hit.effective_date, superseded_by=hit.superseded_by,
+                   section_ordinal=hit.section_ordinal)
 
     def as_dict(self) -> dict[str, Any]:
         return {"number": self.number, "document_id": self.document_id, "chunk_id": self.chunk_id,
@@ -71,7 +75,8 @@ class Citation:
                 "modified_at": self.modified_at.isoformat() if self.modified_at else None,
                 "section": " > ".join(self.heading_path), "snippet": self.snippet,
                 "effective_date": self.effective_date.isoformat() if self.effective_date else None,
-                "superseded_by": self.superseded_by, "date_label": self.date_label()}
+                "superseded_by": self.superseded_by, "date_label": self.date_label(),
+                "section_ordinal": self.section_ordinal}
 
     def date_label(self) -> str:
         """What a reader is shown as the document's date: the date it states it takes effect, else when the source

@@ -1,4 +1,5 @@
-"""Reads of recorded answers: a conversation's latest turns, and an answer as seen by the person who asked it."""
+"""Reads of recorded answers: a conversation's latest turns, and an answer as seen by the person who asked it; where
+a citation's link goes."""
 
 from __future__ import annotations
 
@@ -7,8 +8,12 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 
+from answers.citations import anchored_url
 from answers.models import Answer, Conversation
 from answers.types import Turn
+from connectors import selectors as source_selectors
+from retrieval import selectors as retrieval_selectors
+from search.types import IndexedDocument
 
 
 def recent_turns(conversation: Conversation, limit: int) -> list[Turn]:
@@ -31,3 +36,16 @@ def answer_asked_by(answer_id: uuid.UUID | str, user: Any) -> Answer | None:
         return Answer.objects.get(id=answer_id, user=user)
     except (Answer.DoesNotExist, ValidationError, ValueError, TypeError):
         return None
+
+
+def url_at_section(document: IndexedDocument, section_ordinal: int | None, principals: frozenset[str]) -> str:
+    """The document's own URL at one of its sections, as a citation of that section links to it: the source's own
+    section link (connectors.selectors.section_link), else a Markdown-style anchor for Markdown and HTML; the
+    URL as it is without a section, or when the principals may not read that section."""
+    if section_ordinal is None:
+        return document.url
+    shown = retrieval_selectors.readable_document_text(document.document_id, principals)
+    heading_path = next((section.heading_path for section in shown.sections if section.ordinal == section_ordinal),
+                        ()) if shown is not None else ()
+    url = source_selectors.section_link(document.source_id, document.url, heading_path)
+    return anchored_url(url, document.mime_type, heading_path)

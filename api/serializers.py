@@ -117,6 +117,9 @@ class CitationSerializer(serializers.Serializer):
     superseded_by = serializers.CharField(allow_blank=True, help_text="Title of a newer edition you may read, if any.")
     date_label = serializers.CharField(allow_blank=True, help_text="The date to show: 'effective YYYY-MM-DD' when "
                                                                    "the document states one, else 'modified …'.")
+    section_ordinal = serializers.IntegerField(
+        allow_null=True, help_text="The section of the document the passage is in: /documents/{document_id}/open"
+                                   "?section=N opens the document there.")
 
 
 class AnswerSerializer(serializers.Serializer):

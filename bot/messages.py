@@ -9,11 +9,15 @@ from bot.services import SCOPE_CHANNEL, BotAnswer
 
 
 def source_url(citation: Any, console_url: str = "") -> str:
-    """Where a source link should point: through the console when its URL is set, else the document's own web
-    URL; "" when there is nothing a chat client may open (file://, a bare path)."""
+    """Where a source link should point: through the console when its URL is set (at the cited section: a web page
+    at its source, anything else in the console's document viewer), else the document's own web URL; "" when there
+    is nothing a chat client may open (file://, a bare path)."""
     url = citation.url
     if console_url:
         url = f"{console_url.rstrip('/')}/documents/{quote(citation.document_id, safe='')}/open"
+        section = getattr(citation, "section_ordinal", None)
+        if isinstance(section, int):
+            url += f"?section={section}"
     return url if url.startswith(("https://", "http://")) else ""
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -107,23 +107,36 @@ def due_syncs(now: datetime | None = None, config: CitewiseSettings | None = Non
     return due
 
 
-def with_section_links(hits: list[SearchHit]) -> list[SearchHit]:
-    """Hits whose source links to a heading its own way (Confluence's ids keep the heading's case and punctuation)
-    with their URL pointing at their section; others unchanged (citations add a Markdown-style anchor to those)."""
+def _section_linkers(source_ids: Iterable[str]) -> dict[str, Callable[[str, str], str]]:
+    """The sources among these whose kind links to a heading its own way (connectors' `section_url`), by id."""
     from connectors.sources import source_module
 
-    ids = {hit.source_id for hit in hits if hit.heading_path and "#" not in hit.url and hit.source_id.isdigit()}
-    if not ids:
-        return hits
+    ids = [int(i) for i in set(source_ids) if i.isdigit()]
     linkers = {}
-    for source_id, kind in Source.objects.filter(pk__in=[int(i) for i in ids]).values_list("pk", "kind"):
+    for source_id, kind in Source.objects.filter(pk__in=ids).values_list("pk", "kind"):
         section_url = getattr(source_module(kind), "section_url", None)
         if section_url is not None:
             linkers[str(source_id)] = section_url
+    return linkers
+
+
+def with_section_links(hits: list[SearchHit]) -> list[SearchHit]:
+    """Hits whose source links to a heading its own way (Confluence's ids keep the heading's case and punctuation)
+    with their URL pointing at their section; others unchanged (citations add a Markdown-style anchor to those)."""
+    linkers = _section_linkers({hit.source_id for hit in hits if hit.heading_path and "#" not in hit.url})
     if not linkers:
         return hits
     return [dataclasses.replace(hit, url=linkers[hit.source_id](hit.url, hit.heading_path[-1]))
             if hit.source_id in linkers and hit.heading_path and "#" not in hit.url else hit for hit in hits]
+
+
+def section_link(source_id: str, url: str, heading_path: Sequence[str]) -> str:
+    """A document's URL at one of its sections where its source links to headings its own way, as citations'
+    URLs are (with_section_links); else `url` unchanged."""
+    if not heading_path or "#" in url:
+        return url
+    linker = _section_linkers([source_id]).get(source_id)
+    return linker(url, heading_path[-1]) if linker is not None else url
 
 
 def document_memos(source: Source, external_ids: Iterable[str]) -> dict[str, dict[str, Any]]:

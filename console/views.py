@@ -1,4 +1,5 @@
-"""The web pages the console serves beside the admin: a search page, the chat, health and metrics."""
+"""The web pages the console serves beside the admin: a search page, the chat, the document viewer, sign-out, health
+and metrics."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.db import connection
 from django.http import (
@@ -24,12 +26,15 @@ from django.http import (
 )
 from django.http.response import HttpResponseBase
 from django.shortcuts import render
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from answers import services as answering
 from answers import throttling
+from answers.citations import source_type
 from answers.models import Feedback
+from answers.selectors import url_at_section
 from audit import services as audit
 from connectors.models import Source
 from core.config import current
@@ -238,23 +243,89 @@ def metrics(request: HttpRequest) -> HttpResponse:
 
 
 class SourceRedirect(HttpResponseRedirect):
-    # Filesystem sources link to file:// URLs; anything but these schemes is not followed.
-    allowed_schemes = ["http", "https", "file"]
+    # Only web addresses are followed: browsers refuse file:// links from a web page, so other documents open in
+    # the built-in viewer instead.
+    allowed_schemes = ["http", "https"]
+
+
+# A section ordinal as a citation link carries it (?section=N); anything else is no section.
+_SECTION = re.compile(r"\d{1,6}")
+
+
+def _section(request: HttpRequest) -> int | None:
+    raw = request.GET.get("section", "")
+    return int(raw) if _SECTION.fullmatch(raw) else None
+
+
+def _is_web(url: str) -> bool:
+    return url.split(":", 1)[0].lower() in SourceRedirect.allowed_schemes if ":" in url else False
+
+
+def viewer_url(document_id: str, section: int | None) -> str:
+    """The built-in viewer's address for a document, scrolled to a section when one is given."""
+    url = reverse("document", kwargs={"document_id": document_id})
+    return f"{url}?section={section}#section-{section}" if section is not None else url
+
+
+def _unavailable(exc: SearchUnavailable) -> HttpResponse:
+    return HttpResponse(exc.user_message, status=exc.http_status, content_type="text/plain")
 
 
 @login_required
 @require_GET
 def open_document(request: HttpRequest, document_id: str) -> HttpResponse:
-    """Redirect to a document at its source, only if the signed-in user may read it now; else 404, never 403."""
+    """Open a document where the reader can read it: at its source when that is a web address (at the section
+    `?section=N` names, as its citation links), else in the built-in viewer. Only if the signed-in user may read it
+    now; else 404, never 403."""
+    section = _section(request)
+    principals = principals_for(request.user)
     try:
-        document = selectors.readable_document(document_id, principals_for(request.user))
+        document = selectors.readable_document(document_id, principals)
+        url = url_at_section(document, section, principals) if document is not None and _is_web(document.url) else ""
     except SearchUnavailable as exc:
-        return HttpResponse(exc.user_message, status=exc.http_status, content_type="text/plain")
-    url = document.url if document is not None else ""
-    scheme = url.split(":", 1)[0].lower() if ":" in url else ""
-    followable = scheme in SourceRedirect.allowed_schemes
+        return _unavailable(exc)
     audit.record(request.user, "document.open", object_type="connectors.document", object_id=document_id[:100],
-                 surface="web", detail={"visible": document is not None, "redirected": followable})
-    if not followable:
+                 surface="web", detail={"visible": document is not None, "redirected": bool(url)})
+    if document is None:
         raise Http404("unknown document")
-    return SourceRedirect(url)
+    return SourceRedirect(url) if url else HttpResponseRedirect(viewer_url(document_id, section))
+
+
+@login_required
+@require_GET
+def document_page(request: HttpRequest, document_id: str) -> HttpResponse:
+    """The built-in viewer: a document's indexed text, section by section, the cited one (`?section=N`) marked
+    and scrolled to (#section-N). Only if the signed-in user may read it now; else the same 404 as a missing one."""
+    section = _section(request)
+    try:
+        shown = selectors.readable_document_text(document_id, principals_for(request.user))
+    except SearchUnavailable as exc:
+        return _unavailable(exc)
+    audit.record(request.user, "document.read", object_type="connectors.document", object_id=document_id[:100],
+                 surface="web", detail={"visible": shown is not None, "section": section})
+    if shown is None:
+        raise Http404("unknown document")
+    document = shown.document
+    sections = [{
+        "ordinal": part.ordinal,
+        # The document's title is its page heading: a first section under that same heading repeats nothing.
+        "heading": "" if part.heading_path == (document.title,) else (part.heading_path or ("",))[-1],
+        "level": min(max(len(part.heading_path), 2), 6),
+        "paragraphs": [p.strip("\n") for p in re.split(r"\n\s*\n", part.text) if p.strip()],
+        "cited": part.ordinal == section,
+    } for part in shown.sections]
+    return render(request, "console/document.html", {
+        "document": document, "sections": sections, "source_type": source_type(document.mime_type),
+        "source_url": document.url if _is_web(document.url) else "",
+        "cited_missing": section is not None and not any(part["cited"] for part in sections),
+    })
+
+
+class SignOutView(auth_views.LogoutView):
+    """Signing out is a POST (with the CSRF token, so another site cannot sign a user out); a GET, from a
+    bookmark or a typed address, shows a page with the button instead of a 405."""
+
+    http_method_names = ["get", "post", "options"]
+
+    def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        return render(request, "console/logout.html")

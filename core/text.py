@@ -1,6 +1,8 @@
-"""Text no reader sees: the one definition both the indexer and every surface strip."""
+"""Text no reader sees: the one definition both the indexer and every surface strip; heading anchors."""
 
 from __future__ import annotations
+
+import re
 
 # Characters a reader never sees but a search index, a language model or a copy-paste does: zero-width spaces,
 # the word joiner and invisible operators, BOMs inside text, the soft hyphen, bidi controls (which reorder what
@@ -21,3 +23,9 @@ def remove_hidden_characters(text: str, *, keep_joiners: bool = False) -> str:
     Indexed text loses the joiners too (a word split by one must still be found); text shown may keep them.
     """
     return text.translate(_HIDDEN if keep_joiners else _HIDDEN_AND_JOINERS)
+
+
+def heading_anchor(heading: str) -> str:
+    """GitHub/Markdown-style anchor for a heading, for deep links into a section."""
+    slug = re.sub(r"[^\w\- ]", "", heading.strip().lower())
+    return re.sub(r"\s+", "-", slug)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 
 from core.config import current
 from retrieval.chunking import merge_section_text
@@ -13,7 +14,7 @@ from retrieval.signals import index_found_empty
 from retrieval.spelling import Correction, correct, vocabulary
 from search.analysis import analyzed_text, identifiers
 from search.backends import SearchBackend
-from search.types import FusionConfig, IndexedDocument, IndexMissing, SearchFilters, SearchHit, SearchMode
+from search.types import Chunk, FusionConfig, IndexedDocument, IndexMissing, SearchFilters, SearchHit, SearchMode
 from search.versions import VersionInfo, asks_for_this_version, demoted, successor
 
 # A pasted log or document as a "query" must not become a 50,000-clause query.
@@ -141,3 +142,38 @@ def readable_document(
     if document is None:  # not readable, or no index to read: only the second is an outage
         _raise_if_missing(backend)
     return document
+
+
+@dataclass(frozen=True)
+class DocumentSection:
+    """One section of a document as indexed: its place, its headings, its text rebuilt from its chunks."""
+
+    ordinal: int
+    heading_path: tuple[str, ...]
+    text: str
+
+
+@dataclass(frozen=True)
+class ReadableDocument:
+    document: IndexedDocument
+    sections: list[DocumentSection]
+
+
+def readable_document_text(
+    document_id: str, principals: frozenset[str], *, backend: SearchBackend | None = None
+) -> ReadableDocument | None:
+    """The document and its indexed text, section by section in order, if the principals may read it now; else None
+    (gone, never indexed and not readable look the same, as in readable_document)."""
+    document = readable_document(document_id, principals, backend=backend)
+    if document is None:
+        return None
+    chunks = (backend or get_backend()).document_chunks(document_id, principals=principals)
+    if not chunks:  # made unreadable or deleted between the two reads: the ACL filter applies to both
+        return None
+    by_section: dict[int, list[Chunk]] = {}
+    for chunk in chunks:
+        by_section.setdefault(chunk.section_ordinal, []).append(chunk)
+    sections = [DocumentSection(ordinal, pieces[0].heading_path,
+                                merge_section_text([(c.text, c.section_start, c.section_end) for c in pieces]))
+                for ordinal, pieces in sorted(by_section.items())]
+    return ReadableDocument(document, sections)

@@ -122,6 +122,11 @@ class SearchBackend(Protocol):
         """(text, start, end) of every chunk in a section the principals may read, for parent expansion."""
         ...
 
+    def document_chunks(self, document_id: str, *, principals: frozenset[str], limit: int = 5000) -> list[Chunk]:
+        """The document's chunks in order (at most `limit`) if the principals may read it, for showing it whole
+        (the web app's document viewer); [] when it is not indexed or not readable, alike."""
+        ...
+
     def chunk_texts(self, *, page_size: int = 500) -> Iterator[list[tuple[str, DocumentAcl]]]:
         """Every indexed chunk's text with its document's ACL, at most `page_size` at a time, each chunk once.
 

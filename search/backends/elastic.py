@@ -23,6 +23,7 @@ from search.backends.base import DocumentChunks, SearchBackend
 from search.fusion import rank
 from search.highlighting import POST_TAG, PRE_TAG, highlight
 from search.types import (
+    Chunk,
     DocumentAcl,
     FusionConfig,
     IndexedDocument,
@@ -619,6 +620,27 @@ class ElasticsearchBackend:
                     page = []
             if page:
                 yield page
+
+    def document_chunks(self, document_id: str, *, principals: frozenset[str], limit: int = 5000) -> list[Chunk]:
+        with self._errors("read a document's chunks"):
+            try:
+                # Within the default max_result_window (10,000): no scroll needed for one document.
+                response = self.client.search(
+                    index=self.index_name, size=min(limit, 10_000), track_total_hits=False,
+                    source={"includes": ["chunk_id", "ordinal", "text", "heading_path", "section_ordinal",
+                                         "section_start", "section_end", "content_hash"]},
+                    query={"bool": {"filter": [{"term": {"document_id": document_id}},
+                                               visibility_filter(principals)]}},
+                    sort=[{"ordinal": "asc"}],
+                )
+            except NotFoundError:  # no index yet, or it was dropped: nothing is readable
+                return []
+            _raise_on_shard_failures(response, "document chunks")
+            return [Chunk(chunk_id=source["chunk_id"], document_id=document_id, ordinal=source["ordinal"],
+                          text=source["text"], heading_path=tuple(source["heading_path"]),
+                          section_ordinal=source["section_ordinal"], section_start=source["section_start"],
+                          section_end=source["section_end"], content_hash=source.get("content_hash", ""))
+                    for source in (hit["_source"] for hit in response["hits"]["hits"])]
 
     def section_chunks(
         self, document_id: str, section_ordinal: int, *, principals: frozenset[str]

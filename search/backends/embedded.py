@@ -43,6 +43,7 @@ from search.backends.base import DocumentChunks, SearchBackend
 from search.fusion import rank
 from search.highlighting import highlight
 from search.types import (
+    Chunk,
     DocumentAcl,
     FusionConfig,
     IndexedDocument,
@@ -841,6 +842,21 @@ class EmbeddedBackend:
                 yield [(row[1], DocumentAcl(principals=frozenset(json.loads(row[4])), public=bool(row[2]),
                                             status=row[3])) for row in rows]
                 after = rows[-1][0]
+
+    def document_chunks(self, document_id: str, *, principals: frozenset[str], limit: int = 5000) -> list[Chunk]:
+        with self._errors("read a document's chunks"):
+            connection = self._connection()
+            if connection is None:
+                return []
+            rows = connection.execute(
+                "SELECT c.chunk_id, c.ordinal, c.text, c.heading_path, c.section_ordinal, c.section_start, "
+                "c.section_end, c.content_hash FROM chunks c JOIN documents d ON d.document_id = c.document_id "
+                f"WHERE c.document_id = ? AND {_VISIBLE_SQL} ORDER BY c.ordinal LIMIT ?",
+                (document_id, json.dumps(sorted(principals)), limit),
+            ).fetchall()
+            return [Chunk(chunk_id=row[0], document_id=document_id, ordinal=row[1], text=row[2],
+                          heading_path=tuple(json.loads(row[3])), section_ordinal=row[4], section_start=row[5],
+                          section_end=row[6], content_hash=row[7]) for row in rows]
 
     def section_chunks(
         self, document_id: str, section_ordinal: int, *, principals: frozenset[str]

@@ -48,6 +48,10 @@ def test_non_web_urls_are_not_linked_but_console_links_are():
     assert render.source_lines([citation]) == "[1] *Runbook* · Markdown · modified 2025-03-01"
     linked = render.source_lines([citation], console_url="https://citewise.example.com/")
     assert "<https://citewise.example.com/documents/d1/open|Runbook>" in linked
+    # A citation that names its section opens the document there (the console's viewer, or the source's anchor).
+    citation.section_ordinal = 3
+    linked = render.source_lines([citation], console_url="https://citewise.example.com/")
+    assert "<https://citewise.example.com/documents/d1/open?section=3|Runbook>" in linked
 
 
 def test_long_answers_stay_within_block_kit_limits():

@@ -96,6 +96,14 @@ def check_search_page(client, user, corpus):
     assert response.status_code == 503 and b"unavailable" in response.content
 
 
+def check_document_viewer(client, user, corpus):
+    client.force_login(user)
+    document_id = public_document(corpus[1]).id
+    for url in (f"/documents/{document_id}?section=0", f"/documents/{document_id}/open"):
+        response = client.get(url)
+        assert response.status_code == 503 and b"unavailable" in response.content, url
+
+
 def check_chat_bot(client, user, corpus):
     with pytest.raises(BotError) as raised:
         answer_question(Asker("slack", "T1", "U1", user), channel_id="C1", thread_id="1.0", text=KITCHEN_QUESTION)
@@ -114,7 +122,8 @@ def check_search_command(client, user, corpus):
 
 SURFACES = {
     "api ask": check_api_ask, "api search": check_api_search, "api documents": check_api_documents,
-    "chat stream": check_chat_stream, "search page": check_search_page, "chat bot": check_chat_bot,
+    "chat stream": check_chat_stream, "search page": check_search_page, "document viewer": check_document_viewer,
+    "chat bot": check_chat_bot,
     "manage.py ask": check_ask_command, "manage.py search": check_search_command,
 }
 
@@ -149,7 +158,7 @@ def deleted_index(tmp_path, main_index, db):
     return tmp_path, source
 
 
-@pytest.mark.parametrize("surface", ["api ask", "api search", "api documents", "chat stream"])
+@pytest.mark.parametrize("surface", ["api ask", "api search", "api documents", "chat stream", "document viewer"])
 def test_a_deleted_index_is_an_outage_not_an_empty_answer(client, deleted_index, alice, surface):
     """Reproduces issue 10 item 15: with the index deleted, ask answers 200 "I couldn't find an answer" as if
     nothing had been ingested."""

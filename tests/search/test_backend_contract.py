@@ -297,17 +297,58 @@ def test_get_document_returns_what_a_search_would_let_the_principals_read(loaded
     assert loaded.get_document("travel", EVERYONE) is None
 
 
+def test_document_chunks_are_the_whole_document_in_order_for_those_who_may_read_it(make_backend, embedder, settings):
+    settings.CITEWISE = settings.CITEWISE.replace(chunk_max_tokens=24, chunk_overlap_tokens=8)
+    doors = " ".join(f"Rule {n} says that badge number {n} opens door {n} of the Portland lab." for n in range(1, 9))
+    handbook = doc("handbook", "Badge handbook", (("Badge handbook",), "Badges are issued on the first day."),
+                   (("Badge handbook", "Doors"), doors), (("Badge handbook", "Lost badges"), "Report a lost badge."),
+                   acl=DocumentAcl(principals=BOARD, public=False, status="ok"))
+    seen = {}
+    for kind in ("embedded", "elasticsearch"):
+        backend = make_backend(kind)
+        index_documents([*CORPUS, handbook], backend=backend)
+        chunks = backend.document_chunks("handbook", principals=BOARD | ALICE)
+        assert [c.ordinal for c in chunks] == list(range(len(chunks))) and len(chunks) > 4
+        assert {c.document_id for c in chunks} == {"handbook"}
+        assert [c.section_ordinal for c in chunks] == sorted(c.section_ordinal for c in chunks)
+        assert {c.section_ordinal: c.heading_path for c in chunks} == {
+            0: ("Badge handbook",), 1: ("Badge handbook", "Doors"), 2: ("Badge handbook", "Lost badges")}
+        # The same chunks a section read gives, section by section.
+        for ordinal in (0, 1, 2):
+            assert [(c.text, c.section_start, c.section_end) for c in chunks if c.section_ordinal == ordinal] == [
+                tuple(piece) for piece in backend.section_chunks("handbook", ordinal, principals=BOARD)]
+        assert len(backend.document_chunks("handbook", principals=BOARD, limit=2)) == 2
+        # Not readable, unknown permissions and not indexed all read as nothing.
+        assert backend.document_chunks("handbook", principals=ALICE) == []
+        assert backend.document_chunks("handbook", principals=EVERYONE) == []
+        assert backend.document_chunks("unknown-acl", principals=BOARD | ALICE) == []
+        assert backend.document_chunks("nothing-here", principals=BOARD) == []
+        assert [c.text for c in backend.document_chunks("vpn", principals=EVERYONE)] == [
+            "Connect to the WireGuard VPN before opening the billing dashboard from public wifi."]
+
+        shown = selectors.readable_document_text("handbook", BOARD, backend=backend)
+        assert shown is not None and shown.document.title == "Badge handbook"
+        assert [(s.ordinal, s.heading_path[-1], s.text) for s in shown.sections] == [
+            (0, "Badge handbook", "Badges are issued on the first day."), (1, "Doors", doors),
+            (2, "Lost badges", "Report a lost badge.")]
+        assert selectors.readable_document_text("handbook", ALICE, backend=backend) is None
+        seen[kind] = chunks
+    assert seen["embedded"] == seen["elasticsearch"]
+
+
 def visible(backend, document_id: str, principals: frozenset[str]) -> dict[str, bool]:
     """Whether each way of reading the index shows the document to the principals."""
     seen = {mode.value: any(h.document_id == document_id for h in search(
         backend, "hotel booking startup acquisition", mode, principals=principals, limit=20)) for mode in SearchMode}
     seen["get_document"] = backend.get_document(document_id, principals) is not None
     seen["section"] = bool(backend.section_chunks(document_id, 0, principals=principals))
+    seen["document_chunks"] = bool(backend.document_chunks(document_id, principals=principals))
     return seen
 
 
 def everywhere(shown: bool) -> dict[str, bool]:
-    return {**{mode.value: shown for mode in SearchMode}, "get_document": shown, "section": shown}
+    return {**{mode.value: shown for mode in SearchMode}, "get_document": shown, "section": shown,
+            "document_chunks": shown}
 
 
 def test_update_acls_changes_who_reads_a_document_everywhere_at_once(loaded):
