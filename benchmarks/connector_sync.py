@@ -303,6 +303,7 @@ def edit(kind: str, scenario: dict[str, Any], changed: int) -> None:
         for path in leaves[:changed]:
             scenario["pages"][path]["text"] += "<p>Edited for the incremental benchmark.</p>"
         scenario["pages"].pop(leaves[-1])  # a 404 from now on
+        return
     if kind == "slack":
         # The newest messages (within the look-back window) are edited; the newest thread is deleted.
         stamp = f"{int(time.time())}.000000"
