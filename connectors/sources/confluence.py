@@ -87,7 +87,7 @@ from connectors.base import (
     SourceUnavailable,
 )
 from connectors.parsing import SUPPORTED_MIME_TYPES
-from connectors.sources.wire import iso_timestamp, retry_after
+from connectors.sources.wire import Unresolvable, iso_timestamp, retry_after
 from identity.principals import normalize_principal
 
 if TYPE_CHECKING:
@@ -121,10 +121,6 @@ class ConfluenceError(Exception):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
         self.status = status
-
-
-class _Unresolvable(Exception):
-    """Why an item's readers cannot be known: its permissions are then unknown."""
 
 
 @dataclass(frozen=True)
@@ -178,18 +174,18 @@ class _Attachment:
 _Read = TypeVar("_Read")
 
 
-def _remembered(cache: dict[str, _Read | _Unresolvable], key: str, read: Callable[[str], _Read], what: str) -> _Read:
-    """`read(key)`, once per sync: a lookup that failed stays failed (raised again as _Unresolvable), so every item
+def _remembered(cache: dict[str, _Read | Unresolvable], key: str, read: Callable[[str], _Read], what: str) -> _Read:
+    """`read(key)`, once per sync: a lookup that failed stays failed (raised again as Unresolvable), so every item
     under a space or ancestor whose permissions could not be read is unknown alike."""
     if key not in cache:
         try:
             cache[key] = read(key)
-        except _Unresolvable as exc:
+        except Unresolvable as exc:
             cache[key] = exc
         except ConfluenceError as exc:
-            cache[key] = _Unresolvable(f"{what}: {exc}")
+            cache[key] = Unresolvable(f"{what}: {exc}")
     found = cache[key]
-    if isinstance(found, _Unresolvable):
+    if isinstance(found, Unresolvable):
         raise found
     return found
 
@@ -284,8 +280,8 @@ class ConfluenceConnector:
                                     follow_redirects=False, transport=transport)
         self._contents: dict[str, _Content] = {}
         self._attachments: dict[str, _Attachment] = {}
-        self._space_grants: dict[str, _Grant | _Unresolvable] = {}
-        self._restrictions: dict[str, _Grant | _Unresolvable | None] = {}
+        self._space_grants: dict[str, _Grant | Unresolvable] = {}
+        self._restrictions: dict[str, _Grant | Unresolvable | None] = {}
         self._groups_by_id: dict[str, str] | None = None
         self._members: dict[str, tuple[frozenset[str], frozenset[str]]] = {}
         self._emails: dict[str, str | None] = {}
@@ -647,7 +643,7 @@ class ConfluenceConnector:
     def fetch_permissions(self, external_id: str) -> Permissions:
         try:
             return self._permissions(external_id)
-        except _Unresolvable as exc:
+        except Unresolvable as exc:
             return Permissions(status="unknown", reason=str(exc))
 
     def _permissions(self, external_id: str) -> Permissions:
@@ -661,7 +657,7 @@ class ConfluenceConnector:
         current = content
         while True:
             if current.id in seen:
-                raise _Unresolvable(f"{external_id}: the ancestors of page {current.id} form a cycle")
+                raise Unresolvable(f"{external_id}: the ancestors of page {current.id} form a cycle")
             seen.add(current.id)
             restriction = self._restriction(current.id)
             if restriction is not None:
@@ -669,7 +665,7 @@ class ConfluenceConnector:
             if current.parent_id is None:
                 break
             if current.parent_type != "page":
-                raise _Unresolvable(f"{external_id}: ancestor {current.parent_type or 'content'} "
+                raise Unresolvable(f"{external_id}: ancestor {current.parent_type or 'content'} "
                                     f"{current.parent_id} is not a page; its restrictions cannot be read")
             current = self._content(PAGE_PREFIX + current.parent_id)
         return self._intersection(layers)
@@ -685,13 +681,13 @@ class ConfluenceConnector:
         if external_id not in self._contents:
             kind, _, content_id = external_id.partition(":")
             if kind not in COLLECTIONS or not content_id:
-                raise _Unresolvable(f"{external_id} is not a page, blog post or attachment of Confluence")
+                raise Unresolvable(f"{external_id} is not a page, blog post or attachment of Confluence")
             try:
                 content = self._content_of(kind, self._read_content(kind, content_id, with_body=False))
             except ConfluenceError as exc:
-                raise _Unresolvable(f"{external_id} could not be read: {exc}") from exc
+                raise Unresolvable(f"{external_id} could not be read: {exc}") from exc
             if content is None:
-                raise _Unresolvable(f"{external_id}: a malformed {kind}")
+                raise Unresolvable(f"{external_id}: a malformed {kind}")
             self._remember(content)
         return self._contents[external_id]
 
@@ -700,9 +696,9 @@ class ConfluenceConnector:
             try:
                 attachment = self._fetched_attachment(external_id.removeprefix(ATTACHMENT_PREFIX))
             except ConfluenceError as exc:
-                raise _Unresolvable(f"{external_id} could not be read: {exc}") from exc
+                raise Unresolvable(f"{external_id} could not be read: {exc}") from exc
             if attachment is None:
-                raise _Unresolvable(f"{external_id}: not attached to a page or blog post")
+                raise Unresolvable(f"{external_id}: not attached to a page or blog post")
             self._attachments[external_id] = attachment
         return self._attachments[external_id]
 
@@ -731,12 +727,12 @@ class ConfluenceConnector:
         for assignment in self._paged(f"/wiki/api/v2/spaces/{space_id}/permissions", {"limit": self.page_limit}):
             operation, principal = assignment.get("operation"), assignment.get("principal")
             if not isinstance(operation, dict) or not isinstance(principal, dict):
-                raise _Unresolvable(f"space {space_id}: a malformed permission assignment")
+                raise Unresolvable(f"space {space_id}: a malformed permission assignment")
             if operation.get("key") != "read" or operation.get("targetType") != "space":
                 continue
             kind, principal_id = principal.get("type"), principal.get("id")
             if not isinstance(principal_id, str | int):
-                raise _Unresolvable(f"space {space_id}: a read assignment without a principal id")
+                raise Unresolvable(f"space {space_id}: a read assignment without a principal id")
             if kind == "user":
                 email = self._email(str(principal_id))
                 if email:
@@ -744,10 +740,10 @@ class ConfluenceConnector:
             elif kind == "group":
                 name = self._group_names().get(str(principal_id))
                 if name is None:
-                    raise _Unresolvable(f"space {space_id}: read granted to unknown group {principal_id}")
+                    raise Unresolvable(f"space {space_id}: read granted to unknown group {principal_id}")
                 groups.add(name)
             else:
-                raise _Unresolvable(f"space {space_id}: read granted to a principal of type {kind!r}, "
+                raise Unresolvable(f"space {space_id}: read granted to a principal of type {kind!r}, "
                                     f"which this connector does not resolve")
         return _Grant(frozenset(emails), frozenset(groups))
 
@@ -762,28 +758,28 @@ class ConfluenceConnector:
                          {"expand": "restrictions.user,restrictions.group"})
         restrictions = body.get("restrictions")
         if body.get("operation") != "read" or not isinstance(restrictions, dict):
-            raise _Unresolvable(f"content {content_id}: a malformed read restriction")
+            raise Unresolvable(f"content {content_id}: a malformed read restriction")
         emails: set[str] = set()
         groups: set[str] = set()
         for kind, listed in restrictions.items():
             if not isinstance(listed, dict) or not isinstance(listed.get("results"), list):
-                raise _Unresolvable(f"content {content_id}: a malformed {kind} restriction")
+                raise Unresolvable(f"content {content_id}: a malformed {kind} restriction")
             results = listed["results"]
             if int(listed.get("size") or 0) > len(results):
-                raise _Unresolvable(f"content {content_id}: the {kind} restriction lists more than one reply holds")
+                raise Unresolvable(f"content {content_id}: the {kind} restriction lists more than one reply holds")
             for entry in results:
                 if not isinstance(entry, dict):
-                    raise _Unresolvable(f"content {content_id}: a malformed {kind} restriction entry")
+                    raise Unresolvable(f"content {content_id}: a malformed {kind} restriction entry")
                 if kind == "user":
                     email = self._user_email(entry)
                     if email:
                         emails.add(email)
                 elif kind == "group":
                     if not isinstance(entry.get("name"), str):
-                        raise _Unresolvable(f"content {content_id}: a group restriction without a name")
+                        raise Unresolvable(f"content {content_id}: a group restriction without a name")
                     groups.add(entry["name"])
                 else:
-                    raise _Unresolvable(f"content {content_id}: a restriction on {kind!r}, which this connector "
+                    raise Unresolvable(f"content {content_id}: a restriction on {kind!r}, which this connector "
                                         f"does not resolve")
         if not emails and not groups and not any(int((v or {}).get("size") or 0) for v in restrictions.values()):
             return None
@@ -807,7 +803,7 @@ class ConfluenceConnector:
                 user = self._get(f"{self.V1}/user", {"accountId": account_id})
             except ConfluenceError as exc:
                 if exc.status != 404:
-                    raise _Unresolvable(f"user {account_id}: {exc}") from exc
+                    raise Unresolvable(f"user {account_id}: {exc}") from exc
                 user = {}
             email = user.get("email")
             self._emails[account_id] = email.strip().lower() if isinstance(email, str) and email.strip() else None
@@ -820,7 +816,7 @@ class ConfluenceConnector:
             try:
                 groups = list(self._paged(f"{self.V1}/group", {"limit": 200}))
             except ConfluenceError as exc:
-                raise _Unresolvable(f"the groups could not be listed: {exc}") from exc
+                raise Unresolvable(f"the groups could not be listed: {exc}") from exc
             self._groups_by_id = {str(g[self.GROUP_ID]): g["name"] for g in groups
                                   if isinstance(g.get(self.GROUP_ID), str | int) and isinstance(g.get("name"), str)}
         return self._groups_by_id
@@ -830,21 +826,21 @@ class ConfluenceConnector:
         if name not in self._members:
             ids = [group_id for group_id, group_name in self._group_names().items() if group_name == name]
             if not ids:
-                raise _Unresolvable(f"group {name!r} is not among the site's groups")
+                raise Unresolvable(f"group {name!r} is not among the site's groups")
             emails: set[str] = set()
             groups: set[str] = set()
             try:
                 for member in self._paged(self._members_path(ids[0]), {"limit": 200}):
                     if member.get("type") == "group":
                         if not isinstance(member.get("name"), str):
-                            raise _Unresolvable(f"group {name!r}: a member group without a name")
+                            raise Unresolvable(f"group {name!r}: a member group without a name")
                         groups.add(member["name"])
                         continue
                     email = self._user_email(member)
                     if email:
                         emails.add(email)
             except ConfluenceError as exc:
-                raise _Unresolvable(f"members of group {name!r}: {exc}") from exc
+                raise Unresolvable(f"members of group {name!r}: {exc}") from exc
             self._members[name] = (frozenset(emails), frozenset(groups))
         return self._members[name]
 
@@ -870,7 +866,7 @@ class ConfluenceConnector:
         try:
             names = sorted(set(self._group_names().values()))
             listed = [(name, self._direct_members(name)) for name in names]
-        except _Unresolvable as exc:
+        except Unresolvable as exc:
             raise ValueError(str(exc)) from exc
         for name, (emails, groups) in listed:
             members = [f"email:{email}" for email in sorted(emails)]
@@ -1058,7 +1054,7 @@ class ConfluenceDataCenterConnector(ConfluenceConnector):
                 raise
             return self._remote_api_space_grant(space_key)  # before 9.1
         if not isinstance(assignments, list):
-            raise _Unresolvable(f"space {space_key}: the permissions reply is not a list")
+            raise Unresolvable(f"space {space_key}: the permissions reply is not a list")
         emails: set[str] = set()
         groups: set[str] = set()
         anonymous = False
@@ -1066,7 +1062,7 @@ class ConfluenceDataCenterConnector(ConfluenceConnector):
             operation = assignment.get("operation") if isinstance(assignment, dict) else None
             subject = assignment.get("subject") if isinstance(assignment, dict) else None
             if not isinstance(operation, dict) or not isinstance(subject, dict):
-                raise _Unresolvable(f"space {space_key}: a malformed permission assignment")
+                raise Unresolvable(f"space {space_key}: a malformed permission assignment")
             if operation.get("operationKey") != "read" or operation.get("targetType") != "space":
                 continue
             kind = subject.get("type")
@@ -1079,21 +1075,21 @@ class ConfluenceDataCenterConnector(ConfluenceConnector):
             elif kind == "anonymous":
                 anonymous = True
             else:
-                raise _Unresolvable(f"space {space_key}: read granted to a subject of type {kind!r}, which this "
+                raise Unresolvable(f"space {space_key}: read granted to a subject of type {kind!r}, which this "
                                     f"connector does not resolve")
         return self._grant(emails, groups, anonymous)
 
     def _remote_api_space_grant(self, space_key: str) -> _Grant:
         sets = self._json(f"{self.RPC}/getSpacePermissionSets", method="POST", body=[space_key])
         if not isinstance(sets, list) or not all(isinstance(entry, dict) for entry in sets):
-            raise _Unresolvable(f"space {space_key}: getSpacePermissionSets did not answer a list of sets")
+            raise Unresolvable(f"space {space_key}: getSpacePermissionSets did not answer a list of sets")
         emails: set[str] = set()
         groups: set[str] = set()
         anonymous = False
         for entry in (e for e in sets if e.get("type") == "VIEWSPACE"):
             granted = entry.get("spacePermissions")
             if not isinstance(granted, list):
-                raise _Unresolvable(f"space {space_key}: a malformed VIEWSPACE permission set")
+                raise Unresolvable(f"space {space_key}: a malformed VIEWSPACE permission set")
             for permission in granted:
                 user = permission.get("userName") if isinstance(permission, dict) else None
                 group = permission.get("groupName") if isinstance(permission, dict) else None
@@ -1106,7 +1102,7 @@ class ConfluenceDataCenterConnector(ConfluenceConnector):
                 elif isinstance(permission, dict) and user is None and group is None:
                     anonymous = True
                 else:
-                    raise _Unresolvable(f"space {space_key}: a malformed VIEWSPACE permission")
+                    raise Unresolvable(f"space {space_key}: a malformed VIEWSPACE permission")
         return self._grant(emails, groups, anonymous)
 
     def _grant(self, emails: set[str], groups: set[str], anonymous: bool) -> _Grant:
@@ -1134,7 +1130,7 @@ class ConfluenceDataCenterConnector(ConfluenceConnector):
         except ConfluenceError as exc:
             if exc.status == 404:
                 return ""  # a deleted user: nobody
-            raise _Unresolvable(f"user {user_key}: {exc}") from exc
+            raise Unresolvable(f"user {user_key}: {exc}") from exc
         username = user.get("username")
         return username if isinstance(username, str) else ""
 
@@ -1154,7 +1150,7 @@ class ConfluenceDataCenterConnector(ConfluenceConnector):
                 found = self._get(path, params).get("email")
             except ConfluenceError as exc:
                 if exc.status != 404:
-                    raise _Unresolvable(f"user {username}: {exc}") from exc
+                    raise Unresolvable(f"user {username}: {exc}") from exc
                 return None  # no such user, or no mobile profile to show the email: left out
             if isinstance(found, str) and found.strip():
                 return found.strip().lower()

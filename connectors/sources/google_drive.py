@@ -96,7 +96,7 @@ from connectors.base import (
     SourceUnavailable,
 )
 from connectors.parsing import SUPPORTED_MIME_TYPES, pipe_table
-from connectors.sources.wire import iso_timestamp, retry_after
+from connectors.sources.wire import Unresolvable, iso_timestamp, retry_after
 from identity.principals import EVERYONE_EXCEPT_EXTERNAL, domain_principal, normalize_principal
 
 if TYPE_CHECKING:
@@ -142,10 +142,6 @@ class DriveError(Exception):
         super().__init__(message)
         self.status = status
         self.reason = reason
-
-
-class _Unresolvable(Exception):
-    """Why an item's readers cannot be known: its permissions are then unknown."""
 
 
 class Config(BaseModel):
@@ -425,7 +421,7 @@ class GoogleDriveConnector:
         kind, _, rest = external_id.partition(":")
         corpus_id, _, file_id = rest.rpartition(":")
         if kind not in ("user", "drive") or not corpus_id or not file_id:
-            raise _Unresolvable(f"{external_id} is not a Google Drive item id")
+            raise Unresolvable(f"{external_id} is not a Google Drive item id")
         return _Corpus(kind, corpus_id, corpus_id if kind == "user" else self.admin_email), file_id
 
     def _start_token(self, corpus: _Corpus) -> str:
@@ -665,7 +661,7 @@ class GoogleDriveConnector:
             principals: set[str] = set()
             for permission in permissions:
                 principals |= self._granted(file_id, permission)
-        except _Unresolvable as exc:
+        except Unresolvable as exc:
             return Permissions(status="unknown", reason=str(exc))
         return Permissions(principals=frozenset(principals), status="ok")
 
@@ -675,31 +671,31 @@ class GoogleDriveConnector:
                                     {"supportsAllDrives": "true", "pageSize": "100",
                                      "fields": f"nextPageToken,permissions({PERMISSION_FIELDS})"}, "permissions"))
         except DriveError as exc:
-            raise _Unresolvable(f"{corpus.external_id(file_id)}: the permissions could not be read ({exc})") from exc
+            raise Unresolvable(f"{corpus.external_id(file_id)}: the permissions could not be read ({exc})") from exc
 
     def _granted(self, file_id: str, permission: Any) -> set[str]:
         """Who one permission lets read the file."""
         if not isinstance(permission, dict):
-            raise _Unresolvable(f"{file_id}: a malformed permission")
+            raise Unresolvable(f"{file_id}: a malformed permission")
         if permission.get("deleted"):
             return set()  # a deleted account reads nothing
         if permission.get("view") == "metadata":
             return set()
         kind, role, permission_id = permission.get("type"), permission.get("role"), permission.get("id")
         if role not in READING_ROLES:
-            raise _Unresolvable(f"{file_id}: permission {permission_id} has the role {role!r}, which this connector "
+            raise Unresolvable(f"{file_id}: permission {permission_id} has the role {role!r}, which this connector "
                                 f"does not resolve")
         if kind in ("user", "group"):
             address = permission.get("emailAddress")
             if not isinstance(address, str) or "@" not in address:
-                raise _Unresolvable(f"{file_id}: a {kind} permission ({permission_id}) without an address")
+                raise Unresolvable(f"{file_id}: a {kind} permission ({permission_id}) without an address")
             if kind == "group":
                 return {self.group_principal(address)}
             return {normalize_principal(f"email:{address}")}
         if kind == "domain":
             domain = permission.get("domain")
             if not isinstance(domain, str) or not domain:
-                raise _Unresolvable(f"{file_id}: a domain permission ({permission_id}) without its domain")
+                raise Unresolvable(f"{file_id}: a domain permission ({permission_id}) without its domain")
             if permission.get("allowFileDiscovery") is True or self.link_sharing_is_org_wide:
                 return {domain_principal(domain)}
             return {self.link_principal("domain-link", file_id)}
@@ -707,7 +703,7 @@ class GoogleDriveConnector:
             if self.link_sharing_is_org_wide:
                 return {EVERYONE_EXCEPT_EXTERNAL}
             return {self.link_principal("anyone", file_id)}
-        raise _Unresolvable(f"{file_id}: a permission of type {kind!r}, which this connector does not resolve")
+        raise Unresolvable(f"{file_id}: a permission of type {kind!r}, which this connector does not resolve")
 
     # -- groups ----------------------------------------------------------------------------------------------
 

@@ -79,7 +79,7 @@ from connectors.base import (
     SourceItem,
     SourceUnavailable,
 )
-from connectors.sources.wire import iso_timestamp, retry_after
+from connectors.sources.wire import Unresolvable, iso_timestamp, retry_after
 from identity.principals import EVERYONE_EXCEPT_EXTERNAL
 
 if TYPE_CHECKING:
@@ -109,10 +109,6 @@ class GraphError(Exception):
         super().__init__(message)
         self.status = status
         self.code = code
-
-
-class _Unresolvable(Exception):
-    """Why an item's readers cannot be known: its permissions are then unknown."""
 
 
 class Config(BaseModel):
@@ -207,7 +203,7 @@ class SharePointConnector:
         self._tokens: dict[str, tuple[str, float]] = {}
         self._drives: dict[str, _Drive] = {}
         self._emails: dict[str, str | None] = {}
-        self._site_groups: dict[tuple[str, str], frozenset[str] | _Unresolvable] = {}
+        self._site_groups: dict[tuple[str, str], frozenset[str] | Unresolvable] = {}
 
     def __repr__(self) -> str:  # never the secret
         return f"SharePointConnector(tenant={self.tenant_id!r}, client_id={self.client_id!r})"
@@ -508,34 +504,34 @@ class SharePointConnector:
     def fetch_permissions(self, external_id: str) -> Permissions:
         try:
             principals = self._readers(external_id)
-        except _Unresolvable as exc:
+        except Unresolvable as exc:
             return Permissions(status="unknown", reason=str(exc))
         return Permissions(principals=frozenset(principals), status="ok")
 
     def _readers(self, external_id: str) -> set[str]:
         drive_id, _, item_id = external_id.partition(":")
         if not drive_id or not item_id:
-            raise _Unresolvable(f"{external_id} is not a drive item id")
+            raise Unresolvable(f"{external_id} is not a drive item id")
         url = f"/drives/{quote(drive_id, safe='')}/items/{quote(item_id, safe='')}/permissions"
         readers: set[str] = set()
         try:
             for permission in self._paged(url):
                 readers |= self._granted(external_id, permission)
         except GraphError as exc:
-            raise _Unresolvable(f"{external_id}: the permissions could not be read ({exc})") from exc
+            raise Unresolvable(f"{external_id}: the permissions could not be read ({exc})") from exc
         return readers
 
     def _granted(self, external_id: str, permission: dict[str, Any]) -> set[str]:
         """Who one permission lets read the item."""
         roles, permission_id = permission.get("roles"), str(permission.get("id") or "")
         if not isinstance(roles, list):
-            raise _Unresolvable(f"{external_id}: permission {permission_id} has no roles")
+            raise Unresolvable(f"{external_id}: permission {permission_id} has no roles")
         if not READING_ROLES & set(roles):
             return set()  # "limited access" and the like: no reading of this item
         link = permission.get("link")
         if link is not None:
             if not isinstance(link, dict):
-                raise _Unresolvable(f"{external_id}: permission {permission_id} has a malformed link")
+                raise Unresolvable(f"{external_id}: permission {permission_id} has a malformed link")
             scope = link.get("scope")
             if scope == "anonymous":
                 return {self.link_principal("anonymous", external_id, permission_id)}
@@ -546,13 +542,13 @@ class SharePointConnector:
             if scope == "existingAccess":
                 return set()
             if scope != "users":
-                raise _Unresolvable(f"{external_id}: a sharing link of scope {scope!r}, which this connector "
+                raise Unresolvable(f"{external_id}: a sharing link of scope {scope!r}, which this connector "
                                     f"does not resolve")
         identity_sets = self._identity_sets(permission)
         if identity_sets is None:
             if link is not None:
                 return set()  # a people link nobody has been added to yet
-            raise _Unresolvable(f"{external_id}: permission {permission_id} names no grantee (a pending "
+            raise Unresolvable(f"{external_id}: permission {permission_id} names no grantee (a pending "
                                 f"invitation?)")
         readers: set[str] = set()
         for identity_set in identity_sets:
@@ -581,7 +577,7 @@ class SharePointConnector:
         for login in login_names:
             if login.lower().startswith(ALL_USERS_CLAIM):
                 if login.lower().removeprefix(ALL_USERS_CLAIM) != self.tenant_id:
-                    raise _Unresolvable(f"{external_id}: 'Everyone except external users' of another tenant")
+                    raise Unresolvable(f"{external_id}: 'Everyone except external users' of another tenant")
                 return {EVERYONE_EXCEPT_EXTERNAL}
         site_group, group, user, site_user = (identities.get(k) for k in ("siteGroup", "group", "user", "siteUser"))
         if isinstance(site_group, dict):
@@ -589,7 +585,7 @@ class SharePointConnector:
         if isinstance(group, dict):
             group_id = group.get("id")
             if not isinstance(group_id, str) or not group_id:
-                raise _Unresolvable(f"{external_id}: a group grantee without an id ({group.get('displayName')!r})")
+                raise Unresolvable(f"{external_id}: a group grantee without an id ({group.get('displayName')!r})")
             return {self.group_principal(group_id)}
         if isinstance(user, dict):
             return {self._user_principal(external_id, user)}
@@ -597,7 +593,7 @@ class SharePointConnector:
             return self._claim_principals(external_id, str(site_user.get("loginName") or ""))
         if identities and set(identities) <= {"application", "device", "@odata.type"}:
             return set()  # an app or device: nobody who asks questions
-        raise _Unresolvable(f"{external_id}: a grantee of kind {', '.join(sorted(identities)) or 'none'}, which "
+        raise Unresolvable(f"{external_id}: a grantee of kind {', '.join(sorted(identities)) or 'none'}, which "
                             f"this connector does not resolve")
 
     def _user_principal(self, external_id: str, user: dict[str, Any]) -> str:
@@ -606,16 +602,16 @@ class SharePointConnector:
             return f"email:{email.strip().lower()}"
         user_id = user.get("id")
         if not isinstance(user_id, str) or not user_id:
-            raise _Unresolvable(f"{external_id}: a user grantee without an email or id")
+            raise Unresolvable(f"{external_id}: a user grantee without an email or id")
         if user_id not in self._emails:
             try:
                 found = self._graph(f"/users/{quote(user_id, safe='')}?$select=id,mail,userPrincipalName")
             except GraphError as exc:
-                raise _Unresolvable(f"{external_id}: user {user_id} could not be looked up ({exc})") from exc
+                raise Unresolvable(f"{external_id}: user {user_id} could not be looked up ({exc})") from exc
             address = found.get("mail") or found.get("userPrincipalName")
             self._emails[user_id] = address.strip().lower() if isinstance(address, str) and address.strip() else None
         if self._emails[user_id] is None:
-            raise _Unresolvable(f"{external_id}: user {user_id} has neither mail nor user principal name")
+            raise Unresolvable(f"{external_id}: user {user_id} has neither mail nor user principal name")
         return f"email:{self._emails[user_id]}"
 
     def _claim_principals(self, where: str, login: str) -> set[str]:
@@ -631,23 +627,23 @@ class SharePointConnector:
                 if group_id.endswith("_o"):
                     break  # an M365 group's owners: not a group Entra lists
                 return {self.group_principal(group_id)}
-        raise _Unresolvable(f"{where}: a grantee with the claim {login!r}, which this connector does not resolve "
+        raise Unresolvable(f"{where}: a grantee with the claim {login!r}, which this connector does not resolve "
                             f"(e.g. 'Everyone', which includes guests)")
 
     def _site_group_members(self, external_id: str, site_group: dict[str, Any]) -> frozenset[str]:
         group_id = site_group.get("id")
         drive = self._drive(external_id)
         if not isinstance(group_id, str | int) or not str(group_id).isdigit():
-            raise _Unresolvable(f"{external_id}: a SharePoint group without a numeric id")
+            raise Unresolvable(f"{external_id}: a SharePoint group without a numeric id")
         key = (drive.site_url, str(group_id))
         if key not in self._site_groups:
             try:
                 self._site_groups[key] = self._read_site_group(drive.site_url, str(group_id))
-            except _Unresolvable as exc:
+            except Unresolvable as exc:
                 self._site_groups[key] = exc
         found = self._site_groups[key]
-        if isinstance(found, _Unresolvable):
-            raise _Unresolvable(f"{external_id}: {found}")
+        if isinstance(found, Unresolvable):
+            raise Unresolvable(f"{external_id}: {found}")
         return found
 
     def _read_site_group(self, site_url: str, group_id: str) -> frozenset[str]:
@@ -656,17 +652,17 @@ class SharePointConnector:
         url: str | None = f"{site_url}/_api/web/sitegroups/getbyid({group_id})/users"
         while url:
             if _origin(url) != _origin(site_url):
-                raise _Unresolvable(f"{name}: a next link outside the site")
+                raise Unresolvable(f"{name}: a next link outside the site")
             try:
                 response = self._send("GET", url, resource=_origin(site_url), accept="application/json;odata=nometadata")
                 body = _checked(response, f"GET {_shown(url)}")
             except GraphError as exc:
                 hint = (" (SharePoint refuses app-only tokens got with a client secret: give the source a "
                         "certificate)") if exc.status == 401 and not self._certificate_key else ""
-                raise _Unresolvable(f"{name}: its members could not be read ({exc}){hint}") from exc
+                raise Unresolvable(f"{name}: its members could not be read ({exc}){hint}") from exc
             users = body.get("value")
             if not isinstance(users, list) or not all(isinstance(u, dict) for u in users):
-                raise _Unresolvable(f"{name}: a malformed member list")
+                raise Unresolvable(f"{name}: a malformed member list")
             for user in users:
                 members |= self._site_user_principals(name, user)
             link = body.get("odata.nextLink") or body.get("@odata.nextLink")
@@ -689,14 +685,14 @@ class SharePointConnector:
             try:
                 found = self._graph(f"/drives/{quote(drive_id, safe='')}?$select=id,name,webUrl,sharePointIds")
             except GraphError as exc:
-                raise _Unresolvable(f"{external_id}: its drive could not be read ({exc})") from exc
+                raise Unresolvable(f"{external_id}: its drive could not be read ({exc})") from exc
             ids = found.get("sharePointIds") or found.get("sharepointIds") or {}
             site_url = ids.get("siteUrl") if isinstance(ids, dict) else None
             self._drives[drive_id] = _Drive(drive_id, str(found.get("name") or ""),
                                             site_url if isinstance(site_url, str) else _site_of(found.get("webUrl")))
         drive = self._drives[drive_id]
         if not drive.site_url:
-            raise _Unresolvable(f"{external_id}: the site of drive {drive_id} is not known")
+            raise Unresolvable(f"{external_id}: the site of drive {drive_id} is not known")
         return drive
 
     # -- groups ----------------------------------------------------------------------------------------------

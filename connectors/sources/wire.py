@@ -6,6 +6,10 @@ from datetime import datetime
 from typing import Any
 
 
+class Unresolvable(Exception):
+    """Why an item's readers cannot be known: its permissions are then unknown (visible to nobody)."""
+
+
 def retry_after(value: str | None, *, default: float) -> float:
     """Seconds a Retry-After header (in seconds) asks to wait; `default` when it is missing or not a number."""
     try:
