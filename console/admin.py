@@ -19,6 +19,10 @@ from connectors.admin import DocumentAdmin
 from connectors.models import Document
 from console.models import FlaggedAnswer
 
+admin.site.site_header = "Citewise console"
+admin.site.site_title = "Citewise console"
+admin.site.index_title = "Sources, freshness, documents and the review queue"
+
 # Documents stay registered by connectors/admin.py; this swaps in the same admin with auditing.
 admin.site.unregister(Document)
 
