@@ -4,6 +4,7 @@ asker's conversation history (re-checked against what they may read now); where 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -79,6 +80,11 @@ def conversations_of(user: Any, *, limit: int = 100) -> list[ConversationSummary
                                 row.surface, row.turns, row.last_asked_at) for row in rows]
 
 
+def _source_anchor(answer_id: uuid.UUID) -> Callable[[int], str]:
+    """Where an answer's [n] marker links: its numbered source in the list under it (the chat's ids)."""
+    return lambda number: f"#src-{answer_id}-{number}"
+
+
 # Shown in place of an answer whose sources the asker may no longer read: its text quoted them.
 WITHHELD = "This answer quoted documents you can no longer read, so it is not shown again."
 
@@ -109,7 +115,7 @@ def conversation_transcript(conversation_id: uuid.UUID | str, user: Any,
         withheld = any(c.get("document_id", "") not in readable for c in answer.citations)
         citations = [] if withheld else answer.citations
         text = WITHHELD if withheld else answer.text
-        html = "" if withheld else to_html(answer.text, lambda number, a=answer: f"#src-{a.id}-{number}",
+        html = "" if withheld else to_html(answer.text, _source_anchor(answer.id),
                                            (c.get("url", "") for c in citations))
         turns.append({"answer_id": str(answer.id), "question": answer.question, "answer": text, "answer_html": html,
                       "refused": answer.refused, "withheld": withheld, "citations": citations,

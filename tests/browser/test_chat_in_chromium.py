@@ -177,7 +177,8 @@ def small_controls(browser) -> list[str]:
           .filter((node) => node.offsetParent !== null)
           .map((node) => [node, node.getBoundingClientRect()])
           .filter(([, box]) => box.height < 44 || (box.width < 44 && box.width > 0))
-          .map(([node, box]) => `${node.tagName} ${node.textContent.trim() || node.getAttribute('aria-label')}: ${box.width}x${box.height}`);
+          .map(([node, box]) => `${node.tagName} ${node.textContent.trim() || node.getAttribute('aria-label')}: `
+                                + `${box.width}x${box.height}`);
     """)
 
 

@@ -65,7 +65,7 @@ def test_reopening_shows_each_answer_with_its_sources_and_vote_and_withholds_wha
     connectors.sync_permissions(source)
     body = client.get(url, headers=auth(alice)).content.decode()
     turns = client.get(url, headers=auth(alice)).json()["turns"]
-    assert [(t["withheld"], t["citations"]) for t in turns][0] == (True, [])
+    assert (turns[0]["withheld"], turns[0]["citations"]) == (True, [])
     assert "40,000" not in body and "Travel budget" not in body
     assert turns[1]["withheld"] is False and "Friday" in turns[1]["answer"]
 
