@@ -32,6 +32,14 @@ def _mark_reviewed(feedback: QuerySet) -> int:
     return feedback.filter(reviewed=False).update(reviewed=True)
 
 
+class ValuesWithBlankNamed(admin.AllValuesFieldListFilter):
+    """Django's filter by each value in use, the blank one named: an empty link text is no link to a screen reader."""
+
+    def choices(self, changelist: Any) -> Any:
+        for choice in super().choices(changelist):
+            yield {**choice, "display": "(none)"} if not str(choice["display"]).strip() else choice
+
+
 class FeedbackInline(admin.TabularInline):
     model = Feedback
     extra = 0
@@ -46,7 +54,7 @@ class FeedbackInline(admin.TabularInline):
 @admin.register(Answer)
 class AnswerAdmin(AuditedAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ("short_question", "status", "refused", "surface", "user", "open_flags", "created_at")
-    list_filter = ("status", "refused", "surface", "composer")
+    list_filter = ("status", "refused", "surface", ("composer", ValuesWithBlankNamed))
     search_fields = ("question", "text", "user__username")
     date_hierarchy = "created_at"
     inlines = [FeedbackInline]
