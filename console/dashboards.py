@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import admin
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
@@ -20,7 +22,7 @@ def analytics_page(request: HttpRequest) -> HttpResponse:
     audit.record(request.user, "admin.view", object_type="console.analytics", surface="admin",
                  detail={"path": request.get_full_path(), "days": days})
     labels = [day.isoformat() for day in figures.days]
-    rows = [{
+    rows: list[dict[str, Any]] = [{
         "day": label,
         "questions": sum(figures.questions.get(day, {}).values()),
         "by_surface": [figures.questions.get(day, {}).get(surface, 0) for surface in figures.surfaces],
