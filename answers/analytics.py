@@ -73,15 +73,15 @@ def analytics(days: int = 30, *, now: datetime | None = None) -> Analytics:
 
     recent = list(answers.order_by("-created_at").values("question", "refused", "timings")[:MAX_ANSWERS_READ])
     asked_as: dict[str, Counter] = defaultdict(Counter)
-    for row in recent:
-        if row["refused"]:
-            asked_as[_question_key(row["question"])][" ".join(row["question"].split())] += 1
+    for answer in recent:
+        if answer["refused"]:
+            asked_as[_question_key(answer["question"])][" ".join(answer["question"].split())] += 1
     unanswered = sorted(((forms.most_common(1)[0][0], sum(forms.values())) for forms in asked_as.values()),
                         key=lambda pair: (-pair[1], pair[0]))[:TOP_UNANSWERED]
 
     by_stage: dict[str, list[float]] = defaultdict(list)
-    for row in recent:
-        for stage, milliseconds in (row["timings"] or {}).items():
+    for answer in recent:
+        for stage, milliseconds in (answer["timings"] or {}).items():
             if isinstance(milliseconds, int | float):
                 by_stage[stage].append(float(milliseconds))
     latency = {stage: (percentile(values, 0.5), percentile(values, 0.95), len(values))
