@@ -46,10 +46,10 @@ class AuditedDocumentAdmin(AuditedAdminMixin, DocumentAdmin):
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         return [*super().get_readonly_fields(request, obj), "access", "permissions_in_words", "indexed_text"]
 
-    def get_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
-        fields = [name for name in super().get_fields(request, obj)
-                  if name not in ("access", "permissions_in_words", "indexed_text")]
-        return ["title", "access", "permissions_in_words", *[f for f in fields if f != "title"], "indexed_text"]
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        shown_first, shown_last = ("title", "access", "permissions_in_words"), ("indexed_text",)
+        rest = [name for name in super().get_fields(request, obj) if name not in (*shown_first, *shown_last)]
+        return [*shown_first, *rest, *shown_last]
 
     @admin.display(description="Who can read it")
     def access(self, document: Document) -> str:
