@@ -214,7 +214,7 @@ class AccountInline(admin.StackedInline):
 admin.site.unregister(get_user_model())
 
 
-class IdentityInline(admin.TabularInline):
+class IdentityInline(admin.StackedInline):  # stacked: each field has its own label (a tabular row has none)
     model = ExternalIdentity
     extra = 0
     fields = ("principal", "is_external", "created_at")
@@ -228,15 +228,18 @@ class CitewiseUserAdmin(AuditedAdminMixin, UserAdmin):
     that gives it: identity → group → group) on one page."""
 
     inlines = [*UserAdmin.inlines, AccountInline, IdentityInline]
+    # Plain multiple selects: the two-pane widget's icons carry ARIA their role does not allow (axe-core, WCAG 4.1.2).
+    filter_horizontal = ()
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        # Bookkeeping Django keeps, never typed in (and its split date/time inputs have no labels of their own).
+        return (*super().get_readonly_fields(request, obj), "last_login", "date_joined", "effective_principals")
 
     def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
         fieldsets = super().get_fieldsets(request, obj)
         if obj is None:
             return fieldsets
         return [*fieldsets, ("What this user reads as", {"fields": ("effective_principals",)})]
-
-    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
-        return (*super().get_readonly_fields(request, obj), "effective_principals")
 
     @admin.display(description="Effective principals")
     def effective_principals(self, obj: Any) -> str:

@@ -10,7 +10,9 @@ from selenium.webdriver.support import expected_conditions as ready
 from selenium.webdriver.support.ui import WebDriverWait
 
 from answers.models import Answer, Conversation, Feedback
+from connectors.models import Document
 from tests.browser.conftest import assert_accessible, screenshot
+from tests.console.conftest import index_corpus, make_user, write_corpus
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -20,6 +22,9 @@ PAGES = [
     ("/admin/analytics/?days=7", "Most frequent unanswered questions", "console-analytics.png"),
     ("/admin/answers/answer/", "Is there a sauna?", "console-answers.png"),
     ("/admin/audit/auditevent/", "admin.view", "console-audit-log.png"),
+    ("/admin/connectors/document/{finance}/change/", "members of the group “finance”", "console-document.png"),
+    ("/admin/connectors/document/{finance}/access/?user=bob", "bob cannot read it", "console-why-not.png"),
+    ("/admin/auth/user/{alice}/change/", "What this user reads as", "console-user.png"),
 ]
 
 
@@ -34,7 +39,11 @@ def sign_in_to_the_console(browser, live_server) -> WebDriverWait:
     return wait
 
 
-def test_the_console_s_main_pages_render_and_pass_the_accessibility_check(browser, live_server):
+def test_the_console_s_main_pages_render_and_pass_the_accessibility_check(browser, live_server, isolated_index,
+                                                                          tmp_path):
+    source = index_corpus(write_corpus(tmp_path / "docs"))
+    finance = Document.objects.get(source=source, external_id="finance/travel-budget.md")
+    alice, _ = make_user("alice"), make_user("bob")
     user = get_user_model().objects.create_user("erin", password="pw")
     conversation = Conversation.objects.create(user=user, surface="slack")
     answer = Answer.objects.create(conversation=conversation, user=user, surface="slack", question="Is there a sauna?",
@@ -42,7 +51,7 @@ def test_the_console_s_main_pages_render_and_pass_the_accessibility_check(browse
     Feedback.objects.create(answer=answer, user=user, kind="flag", reason="wrong")
     wait = sign_in_to_the_console(browser, live_server)
     for address, shown, name in PAGES:
-        browser.get(f"{live_server.url}{address}")
+        browser.get(live_server.url + address.format(finance=finance.pk, alice=alice.pk))
         wait.until(ready.presence_of_element_located((By.ID, "content")))
         assert shown in browser.find_element(By.TAG_NAME, "body").text, address
         screenshot(browser, name)
