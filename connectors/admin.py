@@ -111,6 +111,7 @@ class SourceForm(forms.ModelForm):
                 self.stored_secrets = selectors.source_secrets(self.instance)
             except SecretsUnavailable:
                 self.stored_secrets = None
+        # Declared on the class (source_form_for); built again here to say what is stored, masked.
         self.fields.update(config_forms.secret_fields(self.kind, self.stored_secrets))
         if not self.is_bound:
             self.initial.update(config_forms.config_initial(self.kind, self.instance.config or {}))
@@ -139,14 +140,15 @@ class SourceForm(forms.ModelForm):
         return self.secrets_to_store if self.secrets_to_store is not None else dict(self.stored_secrets or {})
 
     def changed_secrets(self) -> list[str]:
-        stored, new = self.stored_secrets or {}, self.secrets_to_store or {}
+        stored = self.stored_secrets or {}
+        new = self.secrets_to_store if self.secrets_to_store is not None else stored
         return sorted(name for name in {*stored, *new} if stored.get(name) != new.get(name))
 
 
 def source_form_for(kind: str) -> type[SourceForm]:
     """SourceForm with the fields of this kind's Config."""
     return type(f"{kind.title().replace('_', '')}SourceForm", (SourceForm,),
-                {"kind": kind, **config_forms.config_fields(kind)})
+                {"kind": kind, **config_forms.config_fields(kind), **config_forms.secret_fields(kind, {})})
 
 
 def _kind_label(kind: str) -> str:
