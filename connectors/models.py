@@ -49,7 +49,7 @@ class Source(models.Model):
     mass_deletion_confirmed = models.BooleanField(default=False)
     # Seconds since the last successful content sync past which the source is stale (connectors.selectors.freshness);
     # null takes CITEWISE_FRESHNESS_TARGET_S.
-    freshness_target_s = models.PositiveIntegerField(null=True, blank=True)
+    freshness_target_s = models.PositiveIntegerField("freshness target (seconds)", null=True, blank=True)
     # The unhealthy state ("stale", "failing") the last freshness alert was sent for; blank once healthy again, so an
     # alert goes out on each change of state, not at every check (connectors.alerts).
     health_alerted = models.CharField(max_length=16, blank=True, default="")
