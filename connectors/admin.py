@@ -4,7 +4,7 @@ freshness dashboard. Every change and action is written to the audit log (audit.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from django import forms
 from django.contrib import admin, messages
@@ -28,6 +28,9 @@ from connectors.secrets import SecretsUnavailable, mask
 from connectors.sources import MODULES, source_module, validated_config
 from core.errors import InvalidInput
 from search.types import SearchUnavailable
+
+if TYPE_CHECKING:
+    from django.contrib.admin.options import _FieldsetSpec
 
 
 def _not_deleted(what: str, exc: SearchUnavailable) -> str:
@@ -192,7 +195,7 @@ def queue_sync(request: HttpRequest, source: Source, kind: str) -> tuple[int, st
     outcome = result.result or {}
     if "skipped" in outcome:
         return messages.WARNING, f"{source}: skipped ({outcome['skipped']})."
-    run = SyncRun.objects.filter(pk=outcome.get("run_id")).first()
+    run = SyncRun.objects.filter(pk=int(outcome.get("run_id") or 0)).first()
     if run is None:
         return messages.INFO, f"{kind.capitalize()} sync of {source} done."
     level = messages.SUCCESS if run.state == SyncRun.State.SUCCEEDED else messages.WARNING
@@ -251,11 +254,11 @@ class SourceAdmin(AuditedAdminMixin, IndexFirstDeleteMixin, admin.ModelAdmin):
         kwargs["form"] = source_form_for(kind)
         return super().get_form(request, obj, change, **kwargs)
 
-    def get_fieldsets(self, request: HttpRequest, obj: Source | None = None) -> list[tuple[str | None, dict]]:
+    def get_fieldsets(self, request: HttpRequest, obj: Source | None = None) -> _FieldsetSpec:
         kind = obj.kind if obj is not None else self._requested_kind(request) or ""
         fields = config_forms.config_fields(kind) if kind else {}
         secrets = source_module(kind).SECRETS if kind else ()
-        fieldsets: list[tuple[str | None, dict]] = [
+        fieldsets: list = [
             (None, {"fields": ["name", *(["kind"] if obj is not None else []), "location"]}),
             (f"{_kind_label(kind)} settings", {"fields": list(fields)}),
         ]
@@ -320,6 +323,8 @@ class SourceAdmin(AuditedAdminMixin, IndexFirstDeleteMixin, admin.ModelAdmin):
         fieldsets = self.get_fieldsets(request, obj)
         form = self.get_form(request, obj, change=not add, fields=flatten_fieldsets(fieldsets))(
             request.POST, request.FILES, instance=obj)
+        if not isinstance(form, SourceForm):
+            raise TypeError(f"SourceAdmin checks connections through a SourceForm, not {type(form).__name__}")
         check = None
         if form.is_valid():
             check = services.test_connection(form.kind, form.cleaned_data["location"], form.instance.config,
@@ -327,8 +332,8 @@ class SourceAdmin(AuditedAdminMixin, IndexFirstDeleteMixin, admin.ModelAdmin):
             audit.record(request.user, "source.test_connection", object_type="connectors.source",
                          object_id=object_id or "", surface="admin",
                          detail={"kind": form.kind, "location": form.cleaned_data["location"], "ok": check.ok})
-        admin_form = helpers.AdminForm(form, list(fieldsets), {}, self.get_readonly_fields(request, obj),
-                                       model_admin=self)
+        admin_form = helpers.AdminForm(form, list(fieldsets), {},  # type: ignore[arg-type]
+                                       self.get_readonly_fields(request, obj), model_admin=self)
         context = {
             **self.admin_site.each_context(request),
             "title": f"Add a source: {_kind_label(form.kind)}" if add else f"Change source: {obj}",

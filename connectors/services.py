@@ -205,10 +205,13 @@ test_connection.__test__ = False  # type: ignore[attr-defined]  # not a pytest t
 def _plain_words(error: BaseException) -> str:
     """Why a connection check failed, said the way an admin fixes it: the HTTP status or network failure found
     anywhere in the exception's chain, then the connector's own message."""
-    status, chain, seen = 0, [], error
-    while seen is not None and len(chain) < 10:
+    status, chain, seen = 0, list[BaseException](), error
+    while len(chain) < 10:
         chain.append(seen)
-        seen = seen.__cause__ or seen.__context__
+        following = seen.__cause__ or seen.__context__
+        if following is None:
+            break
+        seen = following
     for exc in chain:
         code = getattr(exc, "status", None) or getattr(exc, "status_code", None) or getattr(
             getattr(exc, "response", None), "status_code", None)

@@ -83,9 +83,8 @@ def test_adding_a_source_asks_for_its_kind_then_shows_that_kinds_typed_fields(ad
 
 def test_the_typed_form_saves_a_valid_config_and_refuses_bad_values_on_their_fields(admin_client):
     refused = admin_client.post(f"{ADD}?kind=web", schedule(
-        name="site", location="https://intranet.corp.example/", **{
-            "config__max_depth": "500", "config__max_pages": "10", "config__delay_s": "1",
-            "config__user_agent": "bot", "config__start_urls": "ftp://nope"}))
+        name="site", location="https://intranet.corp.example/", config__max_depth="500", config__max_pages="10",
+        config__delay_s="1", config__user_agent="bot", config__start_urls="ftp://nope"))
     assert refused.status_code == 200 and not Source.objects.exists()
     errors = refused.context["adminform"].form.errors
     assert "config__max_depth" in errors and "is not an http(s) URL" in str(errors["config__start_urls"])
