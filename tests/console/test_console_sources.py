@@ -146,6 +146,10 @@ def test_test_connection_says_a_refused_token_is_a_401_in_plain_words(admin_clie
         refused = services.test_connection("confluence", site.url, {"email": "bot@corp.example"},
                                            {"api_token": "wrong"}, timeout_s=10)
         assert not refused.ok and "refused the credentials (HTTP 401)" in refused.message
+        site.fail("/wiki/api/v2/spaces", status=403)
+        forbidden = services.test_connection("confluence", site.url, {"email": "bot@corp.example"},
+                                             {"api_token": TOKEN}, timeout_s=10)
+        assert not forbidden.ok and "not allowed to read this (HTTP 403)" in forbidden.message
         # On an existing source, a blank credential field tests with the stored one.
         source = services.ensure_source("confluence", site.url, name="wiki", config={"email": "bot@corp.example"},
                                         secrets={"api_token": TOKEN})
