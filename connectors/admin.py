@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from celery.result import EagerResult
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
@@ -190,7 +191,8 @@ def queue_sync(request: HttpRequest, source: Source, kind: str) -> tuple[int, st
         if failed is not None and failed.state == SyncRun.State.FAILED:
             return messages.ERROR, f"{_run_summary(failed)} {(failed.errors or [{}])[-1].get('error', exc)}"
         return messages.ERROR, f"The {kind} sync of {source} failed: {exc}"
-    if not result.ready():
+    # Only an eager run's outcome can be read here: a queued one's is the worker's (and there may be no result backend).
+    if not isinstance(result, EagerResult):
         return messages.INFO, f"{kind.capitalize()} sync of {source} queued; its run appears under Sync runs."
     outcome = result.result or {}
     if "skipped" in outcome:

@@ -187,7 +187,7 @@ def test_connection(kind: str, location: str, config: dict[str, Any], secrets: d
     try:
         ids, error = found.get(timeout=timeout_s)
     except queue.Empty:
-        return ConnectionCheck(False, f"No answer within {timeout_s:.0f} seconds: the source is unreachable from "
+        return ConnectionCheck(False, f"No answer within {timeout_s:g} seconds: the source is unreachable from "
                                       f"here (a firewall, a proxy) or too slow; check the location.")
     if error is not None:
         return ConnectionCheck(False, _plain_words(error))

@@ -23,6 +23,7 @@ from identity.selectors import principals_for
 from retrieval import selectors as retrieval_selectors
 from search.types import SearchMode
 from tests.console.conftest import write_corpus
+from tests.standins.base import hang
 from tests.standins.confluence import ConfluenceStandIn
 
 pytestmark = pytest.mark.django_db
@@ -150,6 +151,10 @@ def test_test_connection_says_a_refused_token_is_a_401_in_plain_words(admin_clie
         forbidden = services.test_connection("confluence", site.url, {"email": "bot@corp.example"},
                                              {"api_token": TOKEN}, timeout_s=10)
         assert not forbidden.ok and "not allowed to read this (HTTP 403)" in forbidden.message
+        site.script("/wiki/api/v2/spaces", hang(2.0))
+        silent = services.test_connection("confluence", site.url, {"email": "bot@corp.example"},
+                                          {"api_token": TOKEN}, timeout_s=0.5)
+        assert not silent.ok and "No answer within 0.5 seconds" in silent.message
         # On an existing source, a blank credential field tests with the stored one.
         source = services.ensure_source("confluence", site.url, name="wiki", config={"email": "bot@corp.example"},
                                         secrets={"api_token": TOKEN})
@@ -333,3 +338,15 @@ def test_the_beat_schedule_checks_freshness():
     entry = django_settings.CELERY_BEAT_SCHEDULE["check-freshness"]
     assert entry["task"] == "connectors.check_freshness" and entry["schedule"] == 300.0
     assert tasks.check_freshness.delay().get() == []
+
+
+def test_with_a_worker_the_sync_is_queued_and_the_admin_told_so(admin_client, folder_source, monkeypatch):
+    from celery.result import AsyncResult
+
+    from connectors import tasks
+
+    queued: list[tuple] = []
+    monkeypatch.setattr(tasks.run_sync, "delay", lambda *args: queued.append(args) or AsyncResult("queued-id"))
+    page = act(admin_client, folder_source, "full").content.decode()
+    assert queued == [(folder_source.pk, "full", "console")]
+    assert "Full sync of" in page and "queued; its run appears under Sync runs" in page
