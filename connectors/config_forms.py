@@ -92,6 +92,15 @@ def help_for(schema: type[BaseModel], name: str, info: FieldInfo) -> str:
     return " ".join(mentions[:2]).replace("`", "")
 
 
+_ACRONYMS = {"api": "API", "url": "URL", "urls": "URLs", "id": "ID", "ids": "IDs"}
+
+
+def label_for(name: str) -> str:
+    """`api_url` -> "API URL", `max_depth` -> "Max depth"."""
+    words = [_ACRONYMS.get(word, word) for word in name.split("_")]
+    return " ".join([words[0][:1].upper() + words[0][1:], *words[1:]])
+
+
 def _bounds(info: FieldInfo) -> dict[str, Any]:
     bounds: dict[str, Any] = {}
     for rule in info.metadata:
@@ -107,7 +116,7 @@ def _bounds(info: FieldInfo) -> dict[str, Any]:
 
 
 def form_field(setting: Setting, help_text: str) -> forms.Field:
-    label = setting.name.replace("_", " ").capitalize()
+    label = label_for(setting.name)
     required = setting.info.is_required()
     default = setting.default
     if setting.kind == "bool":
@@ -192,10 +201,10 @@ def secret_fields(kind: str, stored: dict[str, str] | None) -> dict[str, forms.F
                                 if _MULTILINE_SECRETS.search(name)
                                 else forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}))
         fields[f"{SECRET_PREFIX}{name}"] = forms.CharField(
-            label=name.replace("_", " ").capitalize(), required=False, widget=widget, strip=True,
+            label=label_for(name), required=False, widget=widget, strip=True,
             help_text=f"Write-only, stored encrypted. {state}")
         fields[f"{SECRET_PREFIX}{name}{CLEAR_SUFFIX}"] = forms.BooleanField(
-            label=f"Remove the stored {name.replace('_', ' ')}", required=False)
+            label=f"Remove the stored {label_for(name)}", required=False)
     return fields
 
 
