@@ -68,8 +68,10 @@ def test_an_admin_adds_tests_saves_and_syncs_a_folder_and_only_its_reader_gets_i
     source = Source.objects.get(name="Finance share")
     assert source.location == str(folder.resolve()) and source.config == {}
     sync_now.click()
-    message = wait.until(ready.presence_of_element_located((By.CSS_SELECTOR, "ul.messagelist li")))
-    assert "Full sync of Finance share: succeeded" in message.text and "added 2" in message.text
+    # The page before showed a message too ("added successfully"): wait for the sync's.
+    wait.until(ready.text_to_be_present_in_element((By.CSS_SELECTOR, "ul.messagelist"), "sync of Finance share"))
+    message = browser.find_element(By.CSS_SELECTOR, "ul.messagelist").text
+    assert "Full sync of Finance share: succeeded" in message and "added 2" in message
     run = browser.find_element(By.CSS_SELECTOR, "#recent-runs tbody tr")
     assert run.text.split()[2:8] == ["Full", "Succeeded", "console", "2", "2", "0"], run.text
     assert SyncRun.objects.get(source=source).added == 2
@@ -97,8 +99,8 @@ def test_a_source_that_cannot_be_read_shows_as_failing_on_the_freshness_dashboar
     wait = admin_signs_in(browser, live_server)
     browser.get(f"{live_server.url}/admin/connectors/source/{source.pk}/change/")
     wait.until(ready.element_to_be_clickable((By.ID, "action-sync"))).click()
-    error = wait.until(ready.presence_of_element_located((By.CSS_SELECTOR, "ul.messagelist li.error")))
-    assert "failed" in error.text and "does not exist" in error.text
+    wait.until(ready.text_to_be_present_in_element((By.CSS_SELECTOR, "ul.messagelist li.error"), "failed"))
+    assert "does not exist" in browser.find_element(By.CSS_SELECTOR, "ul.messagelist li.error").text
 
     browser.find_element(By.LINK_TEXT, "Freshness").click()
     row = wait.until(ready.presence_of_element_located((By.ID, f"freshness-{source.pk}")))
