@@ -47,9 +47,24 @@ class Source(models.Model):
     groups_interval_s = models.PositiveIntegerField(null=True, blank=True)
     # Set by an admin to let the next run delete more of the source than the mass-deletion guard allows; used up by it.
     mass_deletion_confirmed = models.BooleanField(default=False)
+    # Seconds since the last successful content sync past which the source is stale (connectors.selectors.freshness);
+    # null takes CITEWISE_FRESHNESS_TARGET_S.
+    freshness_target_s = models.PositiveIntegerField("freshness target (seconds)", null=True, blank=True)
+    # The unhealthy state ("stale", "failing") the last freshness alert was sent for; blank once healthy again, so an
+    # alert goes out on each change of state, not at every check (connectors.alerts).
+    health_alerted = models.CharField(max_length=16, blank=True, default="")
 
     def __str__(self) -> str:
         return self.name
+
+
+class SourceFreshness(Source):
+    """The console's freshness dashboard (connectors/admin.py), listed with the other connector pages."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "freshness"
+        verbose_name_plural = "freshness"
 
 
 def document_id_for(source_id: int, external_id: str) -> str:

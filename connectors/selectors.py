@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import statistics
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db.models import Max
+from django.db.models import Count, Max, Q
 from django.utils import timezone
 
 from connectors import secrets
@@ -145,3 +146,128 @@ def document_memos(source: Source, external_ids: Iterable[str]) -> dict[str, dic
     return {external_id: memo for external_id, memo in Document.objects.filter(
         source=source, external_id__in=list(external_ids)).exclude(source_memo={}).values_list(
         "external_id", "source_memo")}
+
+
+# -- freshness (the console's dashboard and the alert hook) ----------------------------------------------------------
+
+CONTENT_KINDS = (SyncRun.Kind.FULL, SyncRun.Kind.INCREMENTAL, SyncRun.Kind.PRUNE)
+# A content run that brought the index in line with the source (held: everything but the held deletions was done).
+SUCCESSFUL = (SyncRun.State.SUCCEEDED, SyncRun.State.HELD)
+
+
+class Health:
+    """A source's badge, worst first after `paused` (which says nothing is scheduled, so the others do not apply)."""
+
+    PAUSED = "paused"
+    FAILING = "failing"
+    STALE = "stale"
+    HEALTHY = "healthy"
+    UNHEALTHY = frozenset({FAILING, STALE})
+
+
+@dataclasses.dataclass(frozen=True)
+class SourceFreshness:
+    source: Source
+    health: str
+    # Why the badge is what it is, in a sentence.
+    reason: str
+    # Items the source held at its last complete listing (a successful full or prune run's `seen`); None if never.
+    items_at_source: int | None
+    indexed: int
+    last_success_at: datetime | None
+    # Seconds since the last successful content sync (None: never), against the target.
+    lag_s: float | None
+    target_s: int
+    # Documents whose last parse or index failed, and the failed count of the last content run.
+    failing_documents: int
+    last_run_failed: int
+    last_run: SyncRun | None
+    stuck_run: SyncRun | None
+    # Deletions: a document deleted at the source leaves the index at the next complete listing (a full or prune
+    # run), so it may still be searchable for as long as the last successful one is old (None: never listed).
+    since_complete_listing_s: float | None
+    # Deletions the mass-deletion guard is holding for an admin's confirmation: since when, and how many.
+    held_deletions_since: datetime | None
+    held_deletions: int
+
+
+def _stuck_after(source_runs: Sequence[SyncRun], kind: str, config: CitewiseSettings) -> timedelta:
+    """How long a run of this kind may go before it counts as stuck: CITEWISE_STUCK_RUN_S, or three times this
+    source's median successful run of the kind when that is longer."""
+    durations = [run.seconds for run in source_runs if run.kind == kind and run.state == SyncRun.State.SUCCEEDED
+                 and run.seconds is not None][:20]
+    typical = statistics.median(durations) if durations else 0.0
+    return timedelta(seconds=max(config.stuck_run_s, 3 * typical))
+
+
+def source_freshness(source: Source, now: datetime | None = None, config: CitewiseSettings | None = None,
+                     runs: Sequence[SyncRun] | None = None) -> SourceFreshness:
+    """How fresh one source's documents are, and the badge that sums it up (see `freshness`)."""
+    now = now or timezone.now()
+    config = config or current()
+    # Newest first (SyncRun's ordering); enough history for the medians and the last of each kind.
+    source_runs = list(runs) if runs is not None else list(SyncRun.objects.filter(source=source)[:200])
+    finished_content = [r for r in source_runs if r.kind in CONTENT_KINDS and r.state != SyncRun.State.RUNNING]
+    last_run = finished_content[0] if finished_content else None
+    last_success = next((r for r in finished_content if r.state in SUCCESSFUL), None)
+    last_listing = next((r for r in finished_content if r.state in SUCCESSFUL
+                         and r.kind in (SyncRun.Kind.FULL, SyncRun.Kind.PRUNE)), None)
+    last_full_listing = next((r for r in finished_content if r.state in SUCCESSFUL and r.kind == SyncRun.Kind.FULL),
+                             None)
+    stuck = None
+    for run in source_runs:
+        if run.state != SyncRun.State.RUNNING:
+            continue
+        lease_expired = run.lease_expires_at is not None and run.lease_expires_at < now
+        if lease_expired or now - run.started_at > _stuck_after(source_runs, run.kind, config):
+            stuck = run
+            break
+    last_success_at = (last_success.finished_at or last_success.started_at) if last_success else None
+    lag_s = (now - last_success_at).total_seconds() if last_success_at else None
+    target_s = source.freshness_target_s or config.freshness_target_s
+    listed_at = (last_listing.finished_at or last_listing.started_at) if last_listing else None
+    held = last_listing if last_listing is not None and last_listing.state == SyncRun.State.HELD else None
+    counts = Document.objects.filter(source=source).aggregate(
+        indexed=Count("pk", filter=Q(status=Document.Status.INDEXED)),
+        failing=Count("pk", filter=Q(status=Document.Status.ERROR)))
+    if source.paused:
+        health, reason = Health.PAUSED, "Paused: no scheduled sync runs until it is resumed."
+    elif stuck is not None:
+        started = timezone.localtime(stuck.started_at).strftime("%Y-%m-%d %H:%M")
+        health, reason = Health.FAILING, (f"Stuck: a {stuck.kind} run started {started} has gone past its expected "
+                                          f"time or lost its worker.")
+    elif last_run is not None and last_run.state in (SyncRun.State.FAILED, SyncRun.State.PARTIAL):
+        health, reason = Health.FAILING, ("The last content run failed." if last_run.state == SyncRun.State.FAILED
+                                          else "The last content run could list only part of the source.")
+    elif lag_s is None:
+        health, reason = Health.STALE, "Never synced successfully."
+    elif lag_s > target_s:
+        health, reason = Health.STALE, "The last successful sync is older than the freshness target."
+    else:
+        health, reason = Health.HEALTHY, "Synced within the freshness target."
+    return SourceFreshness(
+        source=source, health=health, reason=reason,
+        items_at_source=last_full_listing.seen if last_full_listing else None,
+        indexed=counts["indexed"], last_success_at=last_success_at, lag_s=lag_s, target_s=target_s,
+        failing_documents=counts["failing"], last_run_failed=last_run.failed if last_run else 0,
+        last_run=last_run, stuck_run=stuck,
+        since_complete_listing_s=(now - listed_at).total_seconds() if listed_at else None,
+        held_deletions_since=(held.finished_at or held.started_at) if held else None,
+        held_deletions=int((held.details.get("held_deletions") or {}).get("would_delete", 0)) if held else 0,
+    )
+
+
+def freshness(now: datetime | None = None, config: CitewiseSettings | None = None) -> list[SourceFreshness]:
+    """Every source's freshness but evaluation corpora's, by name: items at the source against items indexed, the
+    last successful sync and its lag against the source's target, failing items, a stuck run, how long a deletion
+    at the source may take to leave the index, and a badge: paused, else failing (the last content run failed or was
+    partial, or a run is stuck), else stale (the last success is older than the target, or there is none), else
+    healthy."""
+    now = now or timezone.now()
+    config = config or current()
+    sources = list(Source.objects.exclude(kind=Source.Kind.BEIR).order_by("name"))
+    by_source: dict[int, list[SyncRun]] = {source.pk: [] for source in sources}
+    for run in SyncRun.objects.filter(source__in=sources).order_by("source_id", "-started_at", "-pk"):
+        if len(by_source[run.source_id]) < 200:
+            by_source[run.source_id].append(run)
+    return [source_freshness(source, now, config, by_source[source.pk]) for source in sources]

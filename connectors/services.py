@@ -5,6 +5,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import queue
+import socket
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
@@ -13,6 +16,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import httpx
 from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
@@ -125,6 +129,117 @@ def set_source_secrets(source: Source, secrets: dict[str, str]) -> None:
     check_secrets(secrets)
     source.encrypted_secrets = secret_store.encrypt(secrets) if secrets else ""
     source.save(update_fields=["encrypted_secrets"])
+
+
+@dataclass(frozen=True)
+class ConnectionCheck:
+    """What `test_connection` found: `ok`, and a sentence an admin can act on."""
+
+    ok: bool
+    message: str
+    items: int = 0
+    first_item: str = ""
+
+
+# What a connection check reads at most, and for how long: enough to show the credentials and location work.
+CONNECTION_CHECK_ITEMS = 20
+CONNECTION_CHECK_TIMEOUT_S = 15.0
+
+
+def test_connection(kind: str, location: str, config: dict[str, Any], secrets: dict[str, str], *,
+                    timeout_s: float = CONNECTION_CHECK_TIMEOUT_S) -> ConnectionCheck:  # noqa: PT028
+    """Build the connector for settings not saved yet and read the first few items of its listing (`list_ids`, else
+    `load`), within `timeout_s`. Nothing is stored, indexed or written: the console's "Test connection" button."""
+    from connectors.sources import source_module
+
+    try:
+        check_config(config)
+        settings = validated_config(kind, config)
+    except InvalidInput as exc:
+        return ConnectionCheck(False, exc.user_message)
+    if kind in ("filesystem", "beir"):
+        location = str(Path(location).resolve())
+    unsaved = Source(kind=kind, location=location, config=config)
+    found: queue.Queue[tuple[list[str], BaseException | None]] = queue.Queue()
+
+    def read_first_items() -> None:
+        ids: list[str] = []
+        try:
+            connector = source_module(kind).build(unsaved, settings, secrets)
+            listing: Iterable[Any] = (id_lister(connector).list_ids() if Capability.LIST_IDS in connector.capabilities
+                                      else loader(connector).load(None))
+            for entry in listing:
+                if isinstance(entry, str | SourceItem):
+                    ids.append(entry if isinstance(entry, str) else entry.external_id)
+                    if len(ids) >= CONNECTION_CHECK_ITEMS:
+                        break
+        except IncompleteListing as exc:
+            if not ids:
+                found.put((ids, exc))
+                return
+        except Exception as exc:  # noqa: BLE001 (reported to the admin, whatever it is)
+            found.put((ids, exc))
+            return
+        found.put((ids, None))
+
+    # A daemon thread: a source that never answers cannot hold the console's request (or the process) past the limit.
+    threading.Thread(target=read_first_items, name=f"test-connection-{kind}", daemon=True).start()
+    try:
+        ids, error = found.get(timeout=timeout_s)
+    except queue.Empty:
+        return ConnectionCheck(False, f"No answer within {timeout_s:g} seconds: the source is unreachable from "
+                                      f"here (a firewall, a proxy) or too slow; check the location.")
+    if error is not None:
+        return ConnectionCheck(False, _plain_words(error))
+    if not ids:
+        return ConnectionCheck(True, "Connected, but found no items: check the settings that choose what is read "
+                                     "(spaces, sites, channels, a folder's contents) and the account's access.")
+    count = f"at least {len(ids)}" if len(ids) >= CONNECTION_CHECK_ITEMS else str(len(ids))
+    return ConnectionCheck(True, f"Connected: found {count} item{'s' if len(ids) != 1 else ''}, the first "
+                                 f"{ids[0]}.", items=len(ids), first_item=ids[0])
+
+
+test_connection.__test__ = False  # type: ignore[attr-defined]  # not a pytest test, whatever its name
+
+
+def _plain_words(error: BaseException) -> str:
+    """Why a connection check failed, said the way an admin fixes it: the HTTP status or network failure found
+    anywhere in the exception's chain, then the connector's own message."""
+    status, chain, seen = 0, list[BaseException](), error
+    while len(chain) < 10:
+        chain.append(seen)
+        following = seen.__cause__ or seen.__context__
+        if following is None:
+            break
+        seen = following
+    for exc in chain:
+        code = getattr(exc, "status", None) or getattr(exc, "status_code", None) or getattr(
+            getattr(exc, "response", None), "status_code", None)
+        if isinstance(code, int) and code >= 400:
+            status = code
+            break
+    detail = str(error) or error.__class__.__name__
+    if status == 401:
+        return f"The source refused the credentials (HTTP 401): check the token or secret, and the account it " \
+               f"belongs to. ({detail})"
+    if status == 403:
+        return f"The account is not allowed to read this (HTTP 403): give it read access. ({detail})"
+    if status == 404:
+        return f"Nothing was found at this address (HTTP 404): check the location. ({detail})"
+    if status == 429:
+        return f"The source is throttling requests (HTTP 429): try again later. ({detail})"
+    if status >= 500:
+        return f"The source had a server error (HTTP {status}): try again later. ({detail})"
+    if any(isinstance(exc, socket.gaierror) for exc in chain) or "name resolution" in detail.lower() or \
+            "nodename nor servname" in detail.lower():
+        return f"The host name could not be found (DNS): check the location. ({detail})"
+    if any(isinstance(exc, httpx.TimeoutException | TimeoutError) for exc in chain):
+        return f"The source did not answer in time: it may be unreachable from here. ({detail})"
+    if any(isinstance(exc, httpx.ConnectError | ConnectionError) for exc in chain):
+        return f"Could not connect to the source: check the location and that it is reachable from here. ({detail})"
+    if status:
+        return f"The source answered HTTP {status}. ({detail})"
+    return f"The source could not be read: {detail}"
 
 
 def rotate_secrets() -> int:

@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from celery import shared_task
 
-from connectors import selectors, services
+from connectors import alerts, selectors, services
 from connectors.models import Source
 from connectors.runs import SyncInProgress
 from search.types import SearchUnavailable
@@ -91,3 +91,9 @@ def remove_orphaned_documents() -> int:
         logger.warning("removing documents of deleted sources skipped, the index is unavailable: %s", exc)
         return 0
 
+
+
+@shared_task(name="connectors.check_freshness")
+def check_freshness() -> list[dict]:
+    """The freshness alert hook (connectors.alerts): the health gauge set, sources newly stale or failing alerted."""
+    return [alert.__dict__ for alert in alerts.check_freshness()]

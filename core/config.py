@@ -72,6 +72,15 @@ class CitewiseSettings(BaseSettings):
     mass_deletion_max_share: float = Field(0.5, ge=0, le=1, validation_alias=_env("CITEWISE_MASS_DELETION_MAX_SHARE"))
     mass_deletion_min_documents: int = Field(
         10, ge=1, validation_alias=_env("CITEWISE_MASS_DELETION_MIN_DOCUMENTS"))
+    # Freshness (the console's dashboard, connectors.selectors.freshness): a source whose last successful content
+    # sync is older than its target (Source.freshness_target_s, else this) is stale; a running run older than
+    # max(stuck_run_s, 3x the source's median successful run) is stuck. Beat checks every
+    # freshness_check_interval_s (0: never) and emails alert_emails (comma-separated) when a source turns stale or
+    # failing.
+    freshness_target_s: int = Field(86400, ge=1, validation_alias=_env("CITEWISE_FRESHNESS_TARGET_S"))
+    stuck_run_s: int = Field(3600, ge=1, validation_alias=_env("CITEWISE_STUCK_RUN_S"))
+    freshness_check_interval_s: int = Field(300, ge=0, validation_alias=_env("CITEWISE_FRESHNESS_CHECK_INTERVAL_S"))
+    alert_emails: str = Field("", validation_alias=_env("CITEWISE_ALERT_EMAILS"))
 
     # --- Hybrid retrieval: weighted reciprocal rank (or linear) fusion of the BM25 and kNN legs.
     fusion: Literal["rrf", "linear"] = Field("rrf", validation_alias=_env("CITEWISE_FUSION"))

@@ -200,7 +200,7 @@ def test_citewise_settings_are_one_typed_object_parsed_from_the_environment(tmp_
     assert seen["type"] == "core.config.CitewiseSettings"
     assert (seen["candidates"], seen["threshold"], seen["backend"]) == (7, 0.5, "embedded")
     assert seen["index_dir"] == str(tmp_path / "var" / "index")
-    assert seen["beat"] == ["dispatch-due-syncs"]  # an interval of 0 turns that schedule off
+    assert seen["beat"] == ["check-freshness", "dispatch-due-syncs"]  # an interval of 0 turns that schedule off
 
 
 def test_a_setting_that_does_not_parse_stops_start_up_naming_the_variable(tmp_path):

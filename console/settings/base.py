@@ -165,9 +165,18 @@ CELERY_BEAT_SCHEDULE = {
     for name, task, interval in (
         ("dispatch-due-syncs", "connectors.dispatch_due_syncs", CITEWISE.sync_dispatch_interval_s),
         ("remove-orphaned-documents", "connectors.remove_orphaned_documents", CITEWISE.content_sync_interval_s),
+        ("check-freshness", "connectors.check_freshness", CITEWISE.freshness_check_interval_s),
     )
     if interval > 0
 }
+
+# Mail, for freshness alerts (CITEWISE_ALERT_EMAILS): an SMTP relay; nothing is sent while no address is set.
+EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25)
+EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "citewise@localhost")
 
 # --- Cache: answers (keyed by the asker's principals and the index version) --------------------
 # Local memory by default (one process); set CITEWISE_CACHE_URL=redis://host:6379/1 to share it between

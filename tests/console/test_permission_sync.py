@@ -95,7 +95,7 @@ def test_sync_intervals_come_from_the_environment():
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
                             timeout=120)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "[('dispatch-due-syncs', 60.0)]"
+    assert result.stdout.strip() == "[('check-freshness', 300.0), ('dispatch-due-syncs', 60.0)]"
 
 
 # -- a real worker on the real Redis broker ---------------------------------------------------------------
