@@ -16,7 +16,8 @@ from selenium.webdriver.support import expected_conditions as ready
 from selenium.webdriver.support.ui import WebDriverWait
 
 from connectors.models import Source, SyncRun
-from tests.browser.test_documents_in_chromium import screenshot, sign_in
+from tests.browser.conftest import assert_accessible, screenshot
+from tests.browser.test_documents_in_chromium import sign_in
 from tests.console.conftest import BUDGET_QUESTION, make_user, write_corpus, write_manifest
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -58,6 +59,7 @@ def test_an_admin_adds_tests_saves_and_syncs_a_folder_and_only_its_reader_gets_i
     browser.find_element(By.NAME, "location").send_keys(str(folder))
     assert browser.find_element(By.NAME, "config__public").get_attribute("type") == "checkbox"
     screenshot(browser, "console-source-typed-form.png")
+    assert_accessible(browser, "the typed source form")
     browser.find_element(By.ID, "test-connection").click()
     check = wait.until(ready.presence_of_element_located((By.ID, "connection-check")))
     assert "Connected: found 2 items" in check.text and not Source.objects.exists()
@@ -76,6 +78,7 @@ def test_an_admin_adds_tests_saves_and_syncs_a_folder_and_only_its_reader_gets_i
     assert run.text.split()[2:8] == ["Full", "Succeeded", "console", "2", "2", "0"], run.text
     assert SyncRun.objects.get(source=source).added == 2
     screenshot(browser, "console-source-synced.png")
+    assert_accessible(browser, "a source's page with its runs")
 
     browser.delete_all_cookies()
     wait = sign_in(browser, live_server, "alice")
@@ -107,3 +110,10 @@ def test_a_source_that_cannot_be_read_shows_as_failing_on_the_freshness_dashboar
     badge = row.find_element(By.CSS_SELECTOR, ".health-badge")
     assert badge.text == "Failing" and "The last content run failed." in row.text
     screenshot(browser, "console-freshness-failing.png")
+    assert_accessible(browser, "the freshness dashboard")
+    browser.get(f"{live_server.url}/admin/connectors/source/")
+    wait.until(ready.presence_of_element_located((By.ID, "result_list")))
+    assert_accessible(browser, "the sources list")
+    browser.get(f"{live_server.url}/admin/connectors/syncrun/")
+    wait.until(ready.presence_of_element_located((By.ID, "result_list")))
+    assert_accessible(browser, "the sync runs list")
