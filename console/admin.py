@@ -83,6 +83,17 @@ class QueueFilter(admin.SimpleListFilter):
                 return queryset.filter(review_status=status.OPEN)
 
 
+class KindFilter(admin.SimpleListFilter):
+    title = "kind"
+    parameter_name = "kind"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [(Feedback.Kind.FLAG, "Flagged"), (Feedback.Kind.DOWN, "Thumbs-down")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        return queryset.filter(kind=self.value()) if self.value() else queryset
+
+
 class SurfaceFilter(admin.SimpleListFilter):
     title = "surface"
     parameter_name = "surface"
@@ -106,7 +117,7 @@ class ReviewQueueAdmin(FeedbackAdminBase):
 
     list_display = ("question", "kind", "reason", "comment_excerpt", "surface", "asked_by", "assignee",
                     "review_status", "created_at")
-    list_filter = (QueueFilter, "kind", "reason", SurfaceFilter)
+    list_filter = (QueueFilter, KindFilter, "reason", SurfaceFilter)
     list_select_related = ("answer", "answer__user", "assignee")
     ordering = ("created_at",)
     fieldsets = (
