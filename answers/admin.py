@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Any
+from typing import Any, ClassVar
 
 from django.contrib import admin, messages
 from django.db.models import Count, Q, QuerySet
@@ -130,13 +130,14 @@ class AnswerAdmin(ReviewerPrincipalsMixin, AuditedAdminMixin, ReadOnlyAdminMixin
 
 
 class FeedbackAdminBase(ReviewerPrincipalsMixin, AuditedAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
-    list_display = ("question", "answer_excerpt", "kind", "reason", "comment_excerpt", "user", "review_status",
-                    "created_at")
-    list_select_related = ("answer", "user")
+    list_display: tuple[str, ...] = ("question", "answer_excerpt", "kind", "reason", "comment_excerpt", "user",
+                                     "review_status", "created_at")
+    list_select_related: ClassVar[tuple[str, ...]] = ("answer", "user")
     search_fields = ("comment", "answer__question", "answer__text", "user__username")
     actions = ["mark_resolved"]
-    fields = ("question", "answer_text", "citation_list", "kind", "reason", "comment", "user", "asked_by",
-              "review_status", "assignee", "resolution_note", "resolved_by", "resolved_at", "answer", "created_at")
+    fields: ClassVar[tuple[str, ...] | None] = (
+        "question", "answer_text", "citation_list", "kind", "reason", "comment", "user", "asked_by", "review_status",
+        "assignee", "resolution_note", "resolved_by", "resolved_at", "answer", "created_at")
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         return [*super().get_readonly_fields(request, obj), "question", "answer_text", "citation_list", "asked_by"]

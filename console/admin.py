@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from django.contrib import admin, messages
+from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
@@ -135,14 +136,13 @@ class ReviewQueueAdmin(FeedbackAdminBase):
         return super().get_queryset(request).filter(kind__in=[Feedback.Kind.FLAG, Feedback.Kind.DOWN])
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
-        shown = [field for _, options in self.fieldsets for field in options["fields"]]
+        shown = [str(field) for _, options in self.fieldsets for field in options["fields"]]
         return [field for field in shown if field not in self.editable]
 
     def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
-        field = super().formfield_for_foreignkey(db_field, request, **kwargs)
         if db_field.name == "assignee":
-            field.queryset = field.queryset.filter(is_active=True)
-        return field
+            kwargs["queryset"] = get_user_model().objects.filter(is_active=True, is_staff=True)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     def save_model(self, request: HttpRequest, obj: Feedback, form: Any, change: bool) -> None:
         # Through the services, so that who resolved it and when are kept and each change is audited.
