@@ -13,6 +13,11 @@ class Conversation(models.Model):
     user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     surface = models.CharField(max_length=32, default="api")
     created_at = models.DateTimeField(auto_now_add=True)
+    # The asker's own name for it in their history; blank shows the first question.
+    title = models.CharField(max_length=200, blank=True)
+    # Deleted by the asker: gone from their history and never continued; its answers stay on record for the audit
+    # trail, the review queue and analytics.
+    deleted_at = models.DateTimeField(null=True, blank=True)
 
 
 class Answer(models.Model):

@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from answers import progress
 from answers.answerability import Decision, judge
 from answers.citations import Citation, VerifiedAnswer, verify
 from answers.composers import PROMPT_VERSION, get_composer
@@ -133,6 +134,7 @@ class Run:
     def _search(self, search_query: str) -> tuple[str, str, list[SearchHit]]:
         """The query searched (its spelling corrected, as far as what it finds confirms), the correction shown to the
         asker ("" when none), and the hits."""
+        progress.report("searching")
         with timed("spelling", self.timings):
             correction = self.steps.correct(search_query, self.principals, self.config)
         hits = self.steps.retrieve(correction.query, self.principals, self.config, self.timings)
@@ -190,6 +192,7 @@ class Run:
             ranked = self._with_parts(search_query, parts, ranked)
         ranked = current_editions(search_query, ranked, self.steps.judge)
         passages = [Passage(number, hit, hit.text) for number, (hit, _) in enumerate(ranked, start=1)]
+        progress.report("reading", passages=len(passages))
         retrieved = [{"number": passage.number, "chunk_id": passage.hit.chunk_id,
                       "document_id": passage.hit.document_id, "score": round(float(score), 6)}
                      for passage, (_, score) in zip(passages, ranked, strict=True)]
@@ -206,12 +209,14 @@ class Run:
             # An LLM reads the conversation and the question as asked; the extractive composer reads neither, so it
             # picks sentences for the standalone query (a follow-up resolved, a misspelling corrected).
             asked = self.question if self.config.composer != "extractive" else search_query
+            progress.report("writing")
             with timed("compose", self.timings):
                 composition, composer_fallback = self.steps.compose(asked, passages, self.history, self.config)
             outcome.fallback_reason = "; ".join(reason for reason in (fallback, composer_fallback) if reason)
             outcome.composer = composition.composer
             outcome.prompt_version = PROMPT_VERSION if composition.composer != "extractive" else ""
             outcome.input_tokens, outcome.output_tokens = composition.input_tokens, composition.output_tokens
+            progress.report("checking")
             with timed("verify", self.timings):
                 verified = self.steps.verify(composition, passages)
         if verified is None or not verified.citations:

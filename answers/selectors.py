@@ -1,16 +1,21 @@
-"""Reads of recorded answers: a conversation's latest turns, and an answer as seen by the person who asked it; where
-a citation's link goes; an answer's citations as a reviewer may see them."""
+"""Reads of recorded answers: a conversation's latest turns, an answer as seen by the person who asked it, the
+asker's conversation history (re-checked against what they may read now); where a citation's link goes; an
+answer's citations as a reviewer may see them."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from django.core.exceptions import ValidationError
+from django.db.models import Count, Max, OuterRef, Subquery
 
 from answers.citations import anchored_url
-from answers.models import Answer, Conversation
+from answers.formatting import to_html
+from answers.models import Answer, Conversation, Feedback
 from answers.types import Turn
 from connectors import selectors as source_selectors
 from retrieval import selectors as retrieval_selectors
@@ -87,3 +92,71 @@ def citations_for_reviewer(citations: list[dict[str, Any]], principals: frozense
             shown.append(ReviewedCitation(citation.get("number", ""), document_id, False,
                                           unchecked=readable[document_id] is None))
     return shown
+
+
+@dataclass(frozen=True)
+class ConversationSummary:
+    id: uuid.UUID
+    title: str  # the asker's own name for it, else its first question
+    renamed: bool
+    surface: str
+    turns: int
+    last_asked_at: datetime
+
+
+def conversations_of(user: Any, *, limit: int = 100) -> list[ConversationSummary]:
+    """The user's own conversations that hold at least one question, the most recently continued first; deleted
+    ones never."""
+    if not getattr(user, "is_authenticated", False):
+        return []
+    first_question = Answer.objects.filter(conversation=OuterRef("pk")).order_by("created_at").values("question")[:1]
+    rows = (Conversation.objects.filter(user=user, deleted_at__isnull=True)
+            .annotate(turns=Count("answers"), last_asked_at=Max("answers__created_at"),
+                      first_question=Subquery(first_question))
+            .filter(turns__gt=0).order_by("-last_asked_at")[:limit])
+    return [ConversationSummary(row.id, row.title or " ".join(row.first_question.split())[:120], bool(row.title),
+                                row.surface, row.turns, row.last_asked_at) for row in rows]
+
+
+def _source_anchor(answer_id: uuid.UUID) -> Callable[[int], str]:
+    """Where an answer's [n] marker links: its numbered source in the list under it (the chat's ids)."""
+    return lambda number: f"#src-{answer_id}-{number}"
+
+
+# Shown in place of an answer whose sources the asker may no longer read: its text quoted them.
+WITHHELD = "This answer quoted documents you can no longer read, so it is not shown again."
+
+
+def conversation_transcript(conversation_id: uuid.UUID | str, user: Any,
+                            principals: frozenset[str]) -> list[dict[str, Any]] | None:
+    """The user's own conversation, turn by turn, to reopen it: None when it is not theirs or was deleted.
+
+    Every answer is shown only if the asker may still read every document it cited, checked now against the
+    index (the same ACL filter as search): one whose permission was revoked, or whose document is gone, is
+    withheld with its sources, since its text quotes them.
+    """
+    if not getattr(user, "is_authenticated", False):
+        return None
+    try:
+        conversation = Conversation.objects.get(id=conversation_id, user=user, deleted_at__isnull=True)
+    except (Conversation.DoesNotExist, ValidationError, ValueError, TypeError):
+        return None
+    answers = list(conversation.answers.order_by("created_at"))
+    votes = dict(Feedback.objects.filter(answer__in=answers, user=user, kind__in=("up", "down"))
+                 .order_by("created_at").values_list("answer_id", "kind"))
+    flagged = set(Feedback.objects.filter(answer__in=answers, user=user, kind="flag").values_list("answer_id", flat=True))
+    cited = {c.get("document_id", "") for a in answers for c in a.citations}
+    readable = {document_id for document_id in cited
+                if document_id and retrieval_selectors.readable_document(document_id, principals) is not None}
+    turns = []
+    for answer in answers:
+        withheld = any(c.get("document_id", "") not in readable for c in answer.citations)
+        citations = [] if withheld else answer.citations
+        text = WITHHELD if withheld else answer.text
+        html = "" if withheld else to_html(answer.text, _source_anchor(answer.id),
+                                           (c.get("url", "") for c in citations))
+        turns.append({"answer_id": str(answer.id), "question": answer.question, "answer": text, "answer_html": html,
+                      "refused": answer.refused, "withheld": withheld, "citations": citations,
+                      "vote": votes.get(answer.id, ""), "flagged": answer.id in flagged,
+                      "asked_at": answer.created_at.isoformat()})
+    return turns

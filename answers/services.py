@@ -79,8 +79,8 @@ def _conversation(conversation_id: uuid.UUID | str | None, user: Any, surface: s
     if conversation_id is None:
         return Conversation.objects.create(user=owner, surface=surface)
     try:
-        # A conversation is only ever continued by the person who started it.
-        return Conversation.objects.get(id=conversation_id, user=owner)
+        # A conversation is only ever continued by the person who started it, and not once they deleted it.
+        return Conversation.objects.get(id=conversation_id, user=owner, deleted_at__isnull=True)
     except (Conversation.DoesNotExist, ValueError, TypeError, ValidationError) as exc:
         raise InvalidQuestion("unknown conversation") from exc
 
@@ -214,7 +214,61 @@ def record_feedback(answer_id: uuid.UUID | str, user: Any, kind: str, reason: st
     answer = answer_selectors.answer_asked_by(answer_id, user)
     if answer is None:
         raise AnswerNotFound("unknown answer")
+    if kind in VOTES:
+        # One vote per person and answer, which they may change: the latest replaces the earlier one, so the
+        # 👍/👎 figures count people, not clicks. Flags are separate reports and always add up.
+        with transaction.atomic():
+            vote = (Feedback.objects.select_for_update().filter(answer=answer, user=user, kind__in=VOTES)
+                    .order_by("-created_at").first())
+            if vote is not None:
+                Feedback.objects.filter(answer=answer, user=user, kind__in=VOTES).exclude(pk=vote.pk).delete()
+                vote.kind, vote.reason, vote.comment = kind, reason, comment
+                vote.save(update_fields=["kind", "reason", "comment"])
+                return vote
     return Feedback.objects.create(answer=answer, user=user, kind=kind, reason=reason, comment=comment)
+
+
+VOTES = (Feedback.Kind.UP, Feedback.Kind.DOWN)
+MAX_TITLE_CHARS = 200
+
+
+class ConversationNotFound(NotFound):
+    """No such conversation among the user's own (deleted ones included): indistinguishable on purpose."""
+
+    code = "conversation_not_found"
+    user_message = "unknown conversation"
+
+
+def _own_conversation(conversation_id: uuid.UUID | str, user: Any) -> Conversation:
+    if not getattr(user, "is_authenticated", False):
+        raise ConversationNotFound("unknown conversation")
+    try:
+        return Conversation.objects.get(id=conversation_id, user=user, deleted_at__isnull=True)
+    except (Conversation.DoesNotExist, ValidationError, ValueError, TypeError) as exc:
+        raise ConversationNotFound("unknown conversation") from exc
+
+
+def rename_conversation(conversation_id: uuid.UUID | str, user: Any, title: str) -> Conversation:
+    """Give one of the user's conversations a name of their own in their history."""
+    title = " ".join((title or "").split())
+    if not title:
+        raise InvalidInput("a conversation's name cannot be empty")
+    if len(title) > MAX_TITLE_CHARS:
+        raise InvalidInput(f"a conversation's name is at most {MAX_TITLE_CHARS} characters")
+    conversation = _own_conversation(conversation_id, user)
+    conversation.title = title
+    conversation.save(update_fields=["title"])
+    return conversation
+
+
+def delete_conversation(conversation_id: uuid.UUID | str, user: Any) -> None:
+    """Take one of the user's conversations out of their history for good: it is never listed, shown or continued
+    again. Its answers stay on record (audit trail, review queue, analytics), as every question asked does."""
+    conversation = _own_conversation(conversation_id, user)
+    conversation.deleted_at = timezone.now()
+    conversation.save(update_fields=["deleted_at"])
+    audit.record(user, "conversation.delete", object_type="answers.conversation", object_id=str(conversation.id),
+                 surface=conversation.surface)
 
 
 # -- the review queue ------------------------------------------------------------------------------------

@@ -177,3 +177,40 @@ class FeedbackSerializer(serializers.ModelSerializer):
     class Meta:
         model = Feedback
         fields = ["id", "answer_id", "kind", "reason", "comment", "created_at"]
+
+
+class ConversationSummarySerializer(serializers.Serializer):
+    id = serializers.UUIDField(help_text="Reopen it at /api/v1/conversations/{id}; send it as conversation_id to "
+                                         "continue it.")
+    title = serializers.CharField(help_text="Your own name for it, else its first question.")
+    renamed = serializers.BooleanField(help_text="Whether the title is a name you gave it.")
+    surface = serializers.CharField(help_text="Where it was asked: web, api, slack, teams.")
+    turns = serializers.IntegerField()
+    last_asked_at = serializers.DateTimeField()
+
+
+class ConversationListSerializer(serializers.Serializer):
+    conversations = ConversationSummarySerializer(many=True)
+
+
+class TurnSerializer(serializers.Serializer):
+    answer_id = serializers.UUIDField()
+    question = serializers.CharField()
+    answer = serializers.CharField()
+    answer_html = serializers.CharField(allow_blank=True)
+    refused = serializers.BooleanField()
+    withheld = serializers.BooleanField(help_text="True when the answer cited documents you may no longer read: "
+                                                  "its text and sources are not shown again.")
+    citations = CitationSerializer(many=True)
+    vote = serializers.CharField(allow_blank=True, help_text="Your vote on it: up, down or empty.")
+    flagged = serializers.BooleanField(help_text="Whether you flagged it for review.")
+    asked_at = serializers.DateTimeField()
+
+
+class ConversationSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    turns = TurnSerializer(many=True)
+
+
+class ConversationRenameSerializer(serializers.Serializer):
+    title = StrictCharField(max_length=200, help_text="A name of your own for it in your history.")

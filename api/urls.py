@@ -13,6 +13,8 @@ urlpatterns = [
     path("ask", views.AskView.as_view(), name="ask"),
     path("search", views.SearchView.as_view(), name="search"),
     path("answers/<uuid:answer_id>/feedback", views.FeedbackView.as_view(), name="feedback"),
+    path("conversations", views.ConversationsView.as_view(), name="conversations"),
+    path("conversations/<uuid:conversation_id>", views.ConversationView.as_view(), name="conversation"),
     path("documents/<str:document_id>", views.DocumentView.as_view(), name="document"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),

@@ -5,6 +5,7 @@ Who is asking comes from authentication only (an API token or the browser sessio
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import uuid
 
@@ -18,12 +19,16 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from answers import selectors as answer_selectors
 from answers import services as answering
 from answers import throttling
 from answers.citations import source_type
 from api.serializers import (
     AnswerSerializer,
     AskRequestSerializer,
+    ConversationListSerializer,
+    ConversationRenameSerializer,
+    ConversationSerializer,
     ErrorSerializer,
     FeedbackRequestSerializer,
     FeedbackSerializer,
@@ -150,6 +155,65 @@ class FeedbackView(ApiView):
         feedback = answering.record_feedback(answer_id, request.user, data["kind"], data.get("reason", ""),
                                              data.get("comment", ""))
         return Response(FeedbackSerializer(feedback).data, status=status.HTTP_201_CREATED)
+
+
+class ConversationsView(ApiView):
+    @extend_schema(
+        operation_id="conversations",
+        summary="Your conversations",
+        description="Your own conversations, the most recently continued first (at most 100); deleted ones never.",
+        responses={200: ConversationListSerializer, 401: ERRORS[401]},
+        tags=["conversations"],
+    )
+    def get(self, request: Request) -> Response:
+        summaries = answer_selectors.conversations_of(request.user)
+        return Response({"conversations": [dataclasses.asdict(summary) for summary in summaries]})
+
+
+CONVERSATION_NOT_FOUND = OpenApiResponse(ErrorSerializer, description="No such conversation among yours.")
+
+
+class ConversationView(ApiView):
+    @extend_schema(
+        operation_id="conversation",
+        summary="Reopen a conversation",
+        description=(
+            "Its questions and answers with their sources and your votes. An answer that cited a document you "
+            "may no longer read is withheld (`withheld: true`, no text, no sources), checked at the time of the "
+            "request."
+        ),
+        responses={200: ConversationSerializer, 401: ERRORS[401], 404: CONVERSATION_NOT_FOUND},
+        tags=["conversations"],
+    )
+    def get(self, request: Request, conversation_id: uuid.UUID) -> Response:
+        turns = answer_selectors.conversation_transcript(conversation_id, request.user, principals_for(request.user))
+        if turns is None:
+            raise NotFound(user_message="unknown conversation")
+        return Response({"id": str(conversation_id), "turns": turns})
+
+    @extend_schema(
+        operation_id="conversation_rename",
+        summary="Rename a conversation",
+        request={"application/json": ConversationRenameSerializer},
+        responses={200: ConversationRenameSerializer, **ERRORS, 404: CONVERSATION_NOT_FOUND},
+        tags=["conversations"],
+    )
+    def patch(self, request: Request, conversation_id: uuid.UUID) -> Response:
+        body = ConversationRenameSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        conversation = answering.rename_conversation(conversation_id, request.user, body.validated_data["title"])
+        return Response({"title": conversation.title})
+
+    @extend_schema(
+        operation_id="conversation_delete",
+        summary="Delete a conversation",
+        description="Gone from your history for good: never listed, reopened or continued again.",
+        responses={204: None, 401: ERRORS[401], 404: CONVERSATION_NOT_FOUND},
+        tags=["conversations"],
+    )
+    def delete(self, request: Request, conversation_id: uuid.UUID) -> Response:
+        answering.delete_conversation(conversation_id, request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 def document_summary(document: IndexedDocument) -> dict:

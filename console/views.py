@@ -6,7 +6,9 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import queue
 import re
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -14,7 +16,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connection, connections
 from django.http import (
     Http404,
     HttpRequest,
@@ -30,8 +32,8 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from answers import progress, throttling
 from answers import services as answering
-from answers import throttling
 from answers.citations import source_type
 from answers.models import Feedback
 from answers.selectors import url_at_section
@@ -96,23 +98,81 @@ def _event(name: str, data: Any) -> bytes:
     return f"event: {name}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n".encode()
 
 
+# What the chat shows while an answer is being made (answers/progress.py's stages).
+PROGRESS_LABELS = {"searching": "Searching your documents…", "reading": "Reading {passages} passages…",
+                   "writing": "Writing the answer…", "checking": "Checking every citation…"}
+_FINISHED = object()
+
+
+def _asked_in_a_thread(work: Callable[[], Any], events: queue.Queue) -> threading.Thread:
+    """Run `work` in a thread of its own, on this request's database connection.
+
+    The request thread only waits on `events` meanwhile (and, once the client is gone, joins the thread), so the
+    connection is never used by both at once; sharing it is what lets the question, the answer and the audit
+    record go into the same transaction a test or a request already has open.
+    """
+    shared = connections[DEFAULT_DB_ALIAS]
+    shared.inc_thread_sharing()
+
+    def run() -> None:
+        connections[DEFAULT_DB_ALIAS] = shared
+        try:
+            events.put(("result", work()))
+        except CitewiseError as exc:
+            events.put(("citewise_error", exc))
+        except Exception:
+            logger.exception("chat: answering failed")
+            events.put(("failure", None))
+        finally:
+            events.put((_FINISHED, None))
+
+    thread = threading.Thread(target=run, name="chat-answer", daemon=True)
+    thread.start()
+    return thread
+
+
 def _answer_events(request: HttpRequest, question: str, conversation_id: uuid.UUID | None) -> Iterator[bytes]:
+    """The answer's progress as it happens (stages; a streaming composer's draft), then the verified answer."""
     yield b": thinking\n\n"  # sent at once, so the browser knows the request is under way
+    events: queue.Queue = queue.Queue()
+
+    def report(stage: str, data: dict[str, Any]) -> None:
+        events.put(("draft" if stage == "draft" else "progress", {"stage": stage, **data}))
+
+    def work() -> Any:
+        with progress.listening(report):
+            return answering.ask(question, principals=principals_for(request.user), user=request.user,
+                                 conversation_id=conversation_id, surface="web")
+
+    thread = _asked_in_a_thread(work, events)
+    outcome: tuple[str, Any] = ("failure", None)
     try:
-        result = answering.ask(question, principals=principals_for(request.user), user=request.user,
-                               conversation_id=conversation_id, surface="web")
-    except CitewiseError as exc:
-        logger.warning("chat: %s: %s", exc.code, exc)
-        error: dict[str, Any] = {"status": exc.http_status, "message": exc.user_message, "code": exc.code}
-        if isinstance(exc, RateLimited):
-            error["retry_after"] = exc.retry_after
+        while True:
+            kind, payload = events.get()
+            if kind is _FINISHED:
+                break
+            if kind == "progress":
+                label = PROGRESS_LABELS.get(payload["stage"], "")
+                yield _event("progress", {**payload, "label": label.format(**payload) if label else ""})
+            elif kind == "draft":
+                yield _event("draft", {"text": payload["text"]})
+            else:
+                outcome = (kind, payload)
+    finally:
+        thread.join()  # a client gone mid-answer: the answer is still recorded, and the connection is ours again
+        connections[DEFAULT_DB_ALIAS].dec_thread_sharing()
+    kind, payload = outcome
+    if kind == "citewise_error":
+        logger.warning("chat: %s: %s", payload.code, payload)
+        error: dict[str, Any] = {"status": payload.http_status, "message": payload.user_message, "code": payload.code}
+        if isinstance(payload, RateLimited):
+            error["retry_after"] = payload.retry_after
         yield _event("error", error)
         return
-    except Exception:
-        logger.exception("chat: answering failed")
+    if kind == "failure":
         yield _event("error", {"status": 500, "message": CitewiseError.user_message, "code": CitewiseError.code})
         return
-    data = result.as_dict()
+    data = payload.as_dict()
     yield _event("meta", {key: data[key] for key in ("answer_id", "conversation_id", "question", "search_query",
                                                       "corrected_query", "refused", "composer")})
     for piece in answer_pieces(data["answer"]):

@@ -9,3 +9,6 @@ ES_HOME="$CACHE/elasticsearch-$ES_VERSION"
 # The tests' PostgreSQL cluster (scripts/services.sh): its own data directory, run by a non-root user.
 PG_USER="${CITEWISE_PG_USER:-citewise-pg}"
 PG_DIR="$CACHE/postgres"
+# axe-core, the accessibility engine the browser tests inject into each page they check (npm, not the site's code).
+AXE_VERSION="${AXE_VERSION:-4.14.1}"
+AXE_DIR="$CACHE/axe-core"

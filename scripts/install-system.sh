@@ -8,6 +8,8 @@
 #     acl, docker-compose (the compose CLI used by scripts/check-compose.sh)
 #   * fetches the Elasticsearch integ-test-zip with Maven and unpacks it into
 #     ${CITEWISE_CACHE:-<repo>/.cache}/elasticsearch-${ES_VERSION}
+#   * npm-installs axe-core ${AXE_VERSION} into ${CITEWISE_CACHE}/axe-core for
+#     the browser tests' accessibility checks (needs node and npm)
 #   * creates the non-root system users that run Elasticsearch and
 #     PostgreSQL (both refuse to run as root) and gives them their directories
 #
@@ -119,6 +121,21 @@ else
     log "elasticsearch $ES_VERSION unpacked into $ES_HOME"
 fi
 log "elasticsearch modules: $(ls "$ES_HOME/modules" | tr '\n' ' ')"
+
+# --------------------------------------------------------------------------
+# 3b. axe-core for the browser tests' accessibility checks
+# --------------------------------------------------------------------------
+axe_installed="$(sed -n 's/^ *"version": *"\([^"]*\)".*/\1/p' "$AXE_DIR/node_modules/axe-core/package.json" 2>/dev/null | head -n1 || true)"
+if [ "$axe_installed" = "$AXE_VERSION" ] && [ -s "$AXE_DIR/node_modules/axe-core/axe.min.js" ]; then
+    log "axe-core $AXE_VERSION present ($AXE_DIR)"
+else
+    command -v npm >/dev/null 2>&1 || die "npm not found; it is needed to fetch axe-core $AXE_VERSION (apt-get install nodejs npm)"
+    log "npm install axe-core@$AXE_VERSION into $AXE_DIR"
+    mkdir -p "$AXE_DIR"
+    npm install --silent --no-audit --no-fund --prefix "$AXE_DIR" "axe-core@$AXE_VERSION" >/dev/null \
+        || die "npm install axe-core@$AXE_VERSION failed"
+    [ -s "$AXE_DIR/node_modules/axe-core/axe.min.js" ] || die "npm did not produce $AXE_DIR/node_modules/axe-core/axe.min.js"
+fi
 
 # --------------------------------------------------------------------------
 # 4. Non-root users owning the ES and PostgreSQL directories (root only)

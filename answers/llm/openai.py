@@ -9,6 +9,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any, cast
 
+from answers import progress
 from answers.llm.limits import Limits, token_count
 from answers.llm.prompting import (
     REWRITE_MAX_OUTPUT_TOKENS,
@@ -60,7 +61,32 @@ class OpenAICompatibleComposer:
             return Failure(f"unreadable reply ({type(exc).__name__}: {short(exc)})")
         return Failure(f"call failed ({type(exc).__name__}: {short(exc)})")
 
-    def _complete(self, messages: list[dict[str, str]], max_tokens: int, what: str) -> tuple[str, int, int]:
+    def _stream(self, messages: list[dict[str, str]], max_tokens: int) -> tuple[str, str | None, Any]:
+        """One streamed completion: each piece of text reported as a draft as it arrives; the whole text, the
+        finish reason and the usage (the last chunk's, as `include_usage` asks) once it is done."""
+        progress.report("writing")  # again on a retry: what was drafted before is void
+        pieces: list[str] = []
+        finish_reason, usage = None, None
+        stream = self._client.chat.completions.create(
+            model=self.model, messages=cast(Any, messages), max_tokens=max_tokens, temperature=0,
+            timeout=self.limits.timeout_s, stream=True, stream_options={"include_usage": True})
+        for chunk in stream:
+            usage = getattr(chunk, "usage", None) or usage
+            for choice in chunk.choices or ():
+                text = getattr(choice.delta, "content", None)
+                if text:
+                    pieces.append(text)
+                    progress.report("draft", text=text)
+                finish_reason = getattr(choice, "finish_reason", None) or finish_reason
+        return "".join(pieces), finish_reason, usage
+
+    def _complete(self, messages: list[dict[str, str]], max_tokens: int, what: str,
+                  streamed: bool = False) -> tuple[str, int, int]:
+        if streamed:
+            drafted, last_finish_reason, streamed_usage = call_with_retry(
+                lambda: self._stream(messages, max_tokens), describe=self._describe, what=what,
+                max_retries=self.limits.max_retries)
+            return self._read(drafted, last_finish_reason, streamed_usage, max_tokens, what)
         response = call_with_retry(
             lambda: self._client.chat.completions.create(model=self.model, messages=cast(Any, messages), max_tokens=max_tokens,
                                                          temperature=0, timeout=self.limits.timeout_s),
@@ -72,6 +98,10 @@ class OpenAICompatibleComposer:
             usage = getattr(response, "usage", None)
         except (AttributeError, IndexError, KeyError, TypeError) as exc:
             raise ComposerError(f"{what}: malformed reply ({type(exc).__name__}: {short(exc)})") from exc
+        return self._read(content, finish_reason, usage, max_tokens, what)
+
+    def _read(self, content: Any, finish_reason: str | None, usage: Any, max_tokens: int,
+              what: str) -> tuple[str, int, int]:
         if not isinstance(content, str) or not content.strip():
             raise ComposerError(f"{what}: empty answer (finish_reason={finish_reason})")
         if finish_reason == "length":
@@ -83,8 +113,11 @@ class OpenAICompatibleComposer:
         prompt = build_prompt(question, passages, history, max_input_tokens=self.limits.max_input_tokens,
                               passages_inline=True,
                               passage_cost=lambda p, text: estimate_tokens(render_passage(p, text)) + 1)
+        # Streamed only where someone watches the draft (the web chat); the answer shown in the end is the
+        # verified one either way.
         text, input_tokens, output_tokens = self._complete(prompt.messages(), self.limits.max_output_tokens,
-                                                           f"{self.name} chat ({self.model})")
+                                                           f"{self.name} chat ({self.model})",
+                                                           streamed=progress.wants_drafts())
         if is_not_found(text):
             return Composition("", self.name, input_tokens, output_tokens, declined=True)
         return Composition(text, self.name, input_tokens, output_tokens)

@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('answers', '0003_review_state_and_evaluation_cases'),
+        ('answers', '0004_review_state_and_evaluation_cases'),
         ('retrieval', '0002_table_renamed'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]

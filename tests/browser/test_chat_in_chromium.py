@@ -165,3 +165,75 @@ def test_tables_and_code_render_as_such_and_a_follow_up_keeps_its_topic_until_th
     code = code_answer.find_element(By.CSS_SELECTOR, "pre code")
     assert code.text.splitlines() == ["kubectl argo rollouts undo mission-service -n missions",
                                       "kubectl argo rollouts status mission-service -n missions"]
+
+
+NARROW = {"width": 360, "height": 740, "deviceScaleFactor": 2, "mobile": True}
+
+
+def small_controls(browser) -> list[str]:
+    """Visible buttons, selects and text fields of the chat smaller than 44 × 44 px, described."""
+    return browser.execute_script("""
+        return [...document.querySelectorAll('button, select, input, summary')]
+          .filter((node) => node.offsetParent !== null)
+          .map((node) => [node, node.getBoundingClientRect()])
+          .filter(([, box]) => box.height < 44 || (box.width < 44 && box.width > 0))
+          .map(([node, box]) => `${node.tagName} ${node.textContent.trim() || node.getAttribute('aria-label')}: `
+                                + `${box.width}x${box.height}`);
+    """)
+
+
+def test_history_reopens_renames_and_deletes_a_conversation_and_the_vote_can_be_changed_at_360_px(
+        browser, live_server, isolated_index, tmp_path):
+    from tests.browser.conftest import assert_accessible, screenshot
+
+    public_documents(tmp_path, {"gym.md": GYM})
+    wait = sign_in_to_the_chat(browser, live_server)
+    browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", NARROW)
+    wait.until(ready.presence_of_element_located((By.ID, "question"))).send_keys("When does the gym open?")
+    browser.find_element(By.ID, "ask-button").click()
+    up = wait.until(ready.element_to_be_clickable((By.CSS_SELECTOR, "#thread button[title=Helpful]")))
+    down = browser.find_element(By.CSS_SELECTOR, "#thread button[title='Not helpful']")
+
+    # The vote is shown, and changed by the other button: one vote on record, the latest.
+    up.click()
+    wait.until(lambda driver: up.get_attribute("aria-pressed") == "true")
+    down.click()
+    wait.until(lambda driver: down.get_attribute("aria-pressed") == "true")
+    assert up.get_attribute("aria-pressed") == "false"
+    assert list(Feedback.objects.values_list("kind", flat=True)) == ["down"]
+    assert browser.find_element(By.CSS_SELECTOR, "#thread .feedback button[aria-expanded]").is_enabled()  # Flag…
+
+    # 360 px wide: nothing scrolls sideways and every control is a thumb's size.
+    width, inner = browser.execute_script("return [document.scrollingElement.scrollWidth, window.innerWidth];")
+    assert inner == 360 and width <= inner, (width, inner)
+    panel = browser.find_element(By.ID, "history-panel")
+    if panel.get_attribute("open") is None:  # collapsed on a phone-sized first load, open on a wide one
+        browser.find_element(By.CSS_SELECTOR, "#history-panel summary").click()
+    item = wait.until(ready.visibility_of_element_located((By.CSS_SELECTOR, "#history-list li .open")))
+    assert item.text == "When does the gym open?" and panel.get_attribute("open") is not None
+    assert small_controls(browser) == []
+    screenshot(browser, "chat-history-360.png")
+    assert_accessible(browser, "the chat with its history")
+
+    # A new conversation, then the old one reopened from the history: its answer, sources and vote come back.
+    browser.find_element(By.ID, "new-conversation").click()
+    assert browser.find_elements(By.CSS_SELECTOR, "#thread .turn") == []
+    browser.find_element(By.CSS_SELECTOR, "#history-list li .open").click()
+    answer = wait.until(ready.presence_of_element_located((By.CSS_SELECTOR, "#thread .turn .answer.formatted")))
+    assert "six in the morning" in answer.text
+    assert browser.find_element(By.CSS_SELECTOR, "#thread ol.sources li").text.startswith("Gym")
+    assert browser.find_element(By.CSS_SELECTOR, "#thread button[title='Not helpful']").get_attribute(
+        "aria-pressed") == "true"
+    assert browser.find_element(By.CSS_SELECTOR, "#history-list li .open").get_attribute("aria-current") == "true"
+
+    # Renamed in place, then deleted after confirming.
+    browser.find_element(By.CSS_SELECTOR, "#history-list li button[title=Rename]").click()
+    field = wait.until(ready.visibility_of_element_located((By.CSS_SELECTOR, "#history-list input")))
+    field.clear()
+    field.send_keys("Gym hours\n")
+    wait.until(ready.text_to_be_present_in_element((By.CSS_SELECTOR, "#history-list li .open"), "Gym hours"))
+    browser.find_element(By.CSS_SELECTOR, "#history-list li button[title=Delete]").click()
+    browser.switch_to.alert.accept()
+    wait.until(ready.text_to_be_present_in_element((By.ID, "history-status"), "No conversations yet."))
+    assert browser.find_elements(By.CSS_SELECTOR, "#thread .turn") == []
+    assert Answer.objects.get().conversation.deleted_at is not None

@@ -8,8 +8,6 @@ Screenshots go to var/screenshots/ (CITEWISE_SCREENSHOT_DIR to put them elsewher
 from __future__ import annotations
 
 import json
-import os
-from pathlib import Path
 
 import pytest
 from selenium.webdriver.common.by import By
@@ -17,11 +15,11 @@ from selenium.webdriver.support import expected_conditions as ready
 from selenium.webdriver.support.ui import WebDriverWait
 
 from connectors import services as connector_services
+from tests.browser.conftest import assert_accessible, screenshot
 from tests.console.conftest import make_user
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-SCREENSHOTS = Path(os.environ.get("CITEWISE_SCREENSHOT_DIR") or Path(__file__).resolve().parents[2] / "var" / "screenshots")
 PHONE = {"width": 390, "height": 844, "deviceScaleFactor": 3, "mobile": True}
 
 FILLER = ("Every new colleague receives a laptop, a badge and a welcome pack on their first morning; the office "
@@ -37,11 +35,6 @@ HANDBOOK = "\n\n".join([
     "## Parking", "Visitor parking is on level minus two; /srv/handbooks/facilities/parking/very-long-file-name-without"
                   "-any-spaces-that-could-break-a-narrow-layout.md says so too.",
 ]) + "\n"
-
-
-def screenshot(browser, name: str) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    browser.save_screenshot(str(SCREENSHOTS / name))
 
 
 def sign_in(browser, live_server, username: str) -> WebDriverWait:
@@ -106,6 +99,7 @@ def test_a_citation_opens_the_viewer_at_its_section_for_readers_only(browser, li
     background = browser.execute_script("return getComputedStyle(arguments[0]).backgroundColor", cited)
     assert background not in ("rgba(0, 0, 0, 0)", "transparent")
     screenshot(browser, "viewer-at-cited-section.png")
+    assert_accessible(browser, "the document viewer")
 
     # A phone: neither the viewer nor the chat (with its answer and sources) scrolls sideways.
     on_a_phone(browser)
@@ -125,6 +119,7 @@ def test_a_citation_opens_the_viewer_at_its_section_for_readers_only(browser, li
     scroll_width, inner_width = no_sideways_scroll(browser)
     assert inner_width == 390 and scroll_width <= inner_width, (scroll_width, inner_width)
     screenshot(browser, "chat-390x844.png")
+    assert_accessible(browser, "the chat with an answer")
 
     # Sign out from the header: back at the sign-in page, and the chat asks to sign in again.
     browser.find_element(By.ID, "sign-out").click()
@@ -140,3 +135,4 @@ def test_a_citation_opens_the_viewer_at_its_section_for_readers_only(browser, li
     assert heading.text == "Page not found"
     assert "rooftop" not in browser.page_source and "Staff handbook" not in browser.page_source
     screenshot(browser, "viewer-not-found.png")
+    assert_accessible(browser, "the not-found page")

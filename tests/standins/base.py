@@ -161,7 +161,12 @@ class StandInServer:
             reply = self.default(request)
         else:
             reply = step(request) if callable(step) else step
+        reply = self.finish(request, reply)
         self.recorded(request, reply)
+        return reply
+
+    def finish(self, request: RecordedRequest, reply: Reply) -> Reply:
+        """The reply as the service would send it for this request (e.g. streamed when the request asks so)."""
         return reply
 
     # Lifecycle -----------------------------------------------------------------------------------

@@ -3,10 +3,14 @@
 Response shape follows the OpenAI API reference (the chat completion object): id, object
 "chat.completion", created, model, choices[{index, message{role, content}, finish_reason}],
 usage{prompt_tokens, completion_tokens, total_tokens}; errors are {"error": {message, type, param, code}}.
+A request with `"stream": true` gets the same completion as Server-Sent Events: "chat.completion.chunk" objects
+whose choices[0].delta carry the role, then the content a few words at a time, then the finish_reason; with
+`stream_options.include_usage` a last chunk with empty choices and the usage; then `data: [DONE]`.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import time
 import uuid
@@ -71,6 +75,9 @@ def grounded(request: RecordedRequest) -> Reply:
 class OpenAIStandIn(StandInServer):
     """Unscripted, it answers NOT_FOUND (a valid reply that says the passages do not answer)."""
 
+    def finish(self, request: RecordedRequest, reply: Reply) -> Reply:
+        return _streaming(reply, request)
+
     def default(self, request: RecordedRequest) -> Reply:
         if request.method != "POST" or request.path != CHAT_COMPLETIONS:
             return Reply(404, error_body(f"Unknown request URL: {request.method} {request.path}",
@@ -84,3 +91,33 @@ class OpenAIStandIn(StandInServer):
         if "model" not in body or not body.get("messages"):
             return Reply(400, error_body("model and messages are required", "invalid_request_error"))
         return Reply(200, completion_body("NOT_FOUND", body))
+
+
+def streamed(body: dict, request: dict) -> bytes:
+    """A chat completion body as the SSE stream of chunks the API sends for `stream: true`."""
+    choice = body["choices"][0]
+    content = choice["message"]["content"] or ""
+    base = {"id": body["id"], "object": "chat.completion.chunk", "created": body["created"], "model": body["model"]}
+
+    def chunk(choices: list[dict], **extra: object) -> bytes:
+        return f"data: {json.dumps({**base, 'choices': choices, **extra})}\n\n".encode()
+
+    events = [chunk([{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}])]
+    events += [chunk([{"index": 0, "delta": {"content": piece}, "finish_reason": None}])
+               for piece in re.findall(r"\S+\s*|\s+", content)]
+    events.append(chunk([{"index": 0, "delta": {}, "finish_reason": choice["finish_reason"]}]))
+    if (request.get("stream_options") or {}).get("include_usage"):
+        events.append(chunk([], usage=body["usage"]))
+    return b"".join(events) + b"data: [DONE]\n\n"
+
+
+def _streaming(reply: Reply, request: RecordedRequest) -> Reply:
+    try:
+        asked = request.json
+    except ValueError:
+        return reply
+    if not (isinstance(asked, dict) and asked.get("stream") and reply.status == 200 and isinstance(reply.body, dict)
+            and reply.body.get("object") == "chat.completion"):
+        return reply
+    return Reply(200, streamed(reply.body, asked), {**reply.headers, "Content-Type": "text/event-stream"},
+                 reply.delay_s)

@@ -19,7 +19,7 @@ def resolved_to_reviewed(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('answers', '0002_tables_renamed'),
+        ('answers', '0003_conversation_title_and_deletion'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
