@@ -156,7 +156,7 @@ class ReviewQueueAdmin(FeedbackAdminBase):
     def surface(self, obj: Feedback) -> str:
         return obj.answer.surface
 
-    @admin.display(description="")
+    @admin.display(description="take it")
     def assign_to_me(self, obj: Feedback) -> SafeString:
         return _button(reverse("admin:console_flaggedanswer_assign", args=[obj.pk]), "assign", "me", "Assign to me")
 
@@ -173,18 +173,18 @@ class ReviewQueueAdmin(FeedbackAdminBase):
     @admin.display(description="rules in force")
     def ranking_rules(self, obj: Feedback) -> SafeString:
         document_ids = {str(c.get("document_id", "")) for c in obj.answer.citations}
-        readable = {c.document_id for c in answer_selectors.citations_for_reviewer(obj.answer.citations,
-                                                                                     reviewer_principals())
-                    if c.readable}
+        titles = {c.document_id: c.title for c in answer_selectors.citations_for_reviewer(obj.answer.citations,
+                                                                                            reviewer_principals())
+                  if c.readable}
         this_question = question_hash(_question_of(obj))
         rules = [rule for rule in retrieval_selectors.active_ranking_rules(document_ids=sorted(document_ids))
                  if rule.is_global or rule.question_hash == this_question]
         return SafeString(render_to_string("admin/console/review/ranking_rules.html", {
-            "rules": rules, "readable": readable,
+            "rules": [(rule, titles.get(rule.document_id)) for rule in rules],
             "undo_url": reverse("admin:console_flaggedanswer_undo", args=[obj.pk]),
         }))
 
-    @admin.display(description="")
+    @admin.display(description="correction")
     def evaluation_case(self, obj: Feedback) -> SafeString:
         shown = [c for c in answer_selectors.citations_for_reviewer(obj.answer.citations, reviewer_principals())
                  if c.readable]

@@ -25,7 +25,7 @@ from retrieval import selectors
 from retrieval.models import RankingRule
 from retrieval.services import add_ranking_rule, get_backend
 from tests.bot.conftest import SECRET, TEAM, SlackSender, button_click, flag_submission, mention
-from tests.browser.test_documents_in_chromium import screenshot
+from tests.browser.conftest import assert_accessible, screenshot
 from tests.console.conftest import make_user
 from tests.console.test_review_queue import FILES, PARKING_QUESTION, write_corpus
 from tests.standins.slack import SlackStandIn
@@ -90,6 +90,7 @@ def test_a_slack_flag_reaches_the_queue_and_a_demote_lowers_the_document_on_both
     row = wait.until(ready.presence_of_element_located((By.CSS_SELECTOR, "#result_list tbody tr")))
     assert PARKING_QUESTION in row.text and "slack" in row.text and "Visitors should use the garage" in row.text
     screenshot(browser, "review-queue.png")
+    assert_accessible(browser, "the review queue")
 
     row.find_element(By.CSS_SELECTOR, "th a, td a").click()
     demote = wait.until(ready.element_to_be_clickable(
@@ -98,9 +99,13 @@ def test_a_slack_flag_reaches_the_queue_and_a_demote_lowers_the_document_on_both
     assert PARKING_QUESTION in page and answer.text.split("[")[0].strip()[:40] in page
     assert cited["title"] in page and "Wrong or outdated" in page and "alice" in page
     screenshot(browser, "review-queue-item.png")
+    assert_accessible(browser, "a review queue item")
 
     demote.click()
     wait.until(ready.text_to_be_present_in_element((By.CSS_SELECTOR, "ul.messagelist"), "Demoted for this question"))
+    listed = browser.find_element(By.CSS_SELECTOR, ".ranking-rules li")
+    assert f"Demote “{cited['title']}” for “{PARKING_QUESTION}”" in listed.text and "Undo" in listed.text
+    browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", listed)
     screenshot(browser, "review-queue-after-demote.png")
     rule = RankingRule.objects.get(removed_at=None)
     assert (rule.document_id, rule.effect, rule.source_feedback_id) == (cited["document_id"], "demote", flag.id)
