@@ -27,8 +27,9 @@ from django.views.decorators.http import require_POST
 from answers import selectors as answer_selectors
 from answers import services as answer_services
 from answers.admin import FeedbackAdminBase, citations_html, reviewer_principals
-from answers.models import Feedback
-from audit.admin import AuditedAdminMixin
+from answers.models import EvaluationCase, Feedback
+from audit import services as audit
+from audit.admin import AuditedAdminMixin, ReadOnlyAdminMixin
 from connectors.admin import DocumentAdmin
 from connectors.models import Document
 from console.models import FlaggedAnswer
@@ -214,6 +215,13 @@ class ReviewQueueAdmin(FeedbackAdminBase):
     def _back(self, item: Feedback) -> HttpResponseRedirect:
         return HttpResponseRedirect(reverse("admin:console_flaggedanswer_change", args=[item.pk]))
 
+    def _refused(self, request: HttpRequest, item: Feedback, action: str, why: str) -> HttpResponseRedirect:
+        audit.record(request.user, "review.refused", object_type="answers.feedback", object_id=item.pk,
+                     surface="admin", detail={"action": action, "why": why, "post": {
+                         key: request.POST.get(key, "")[:200] for key in ("rule", "case_documents")}})
+        self.message_user(request, why, messages.ERROR)
+        return self._back(item)
+
     def assign_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         item = self._item(request, object_id)
         answer_services.assign_review(item, request.user, by=request.user)
@@ -227,14 +235,13 @@ class ReviewQueueAdmin(FeedbackAdminBase):
                                                                                   principals_for(request.user)) if c.readable}
         if document_id not in cited:
             # Only a document this answer cited and the reviewer may read: what they cannot see they cannot judge.
-            self.message_user(request, "That is not a document of this answer you may read.", messages.ERROR)
-            return self._back(item)
+            return self._refused(request, item, "ranking", "That is not a document of this answer you may read.")
         try:
             retrieval_services.add_ranking_rule(
                 document_id, effect, user=request.user, question=_question_of(item) if scope == "question" else "",
                 note=request.POST.get("ranking_note", ""), source_feedback=item)
         except InvalidInput as exc:
-            self.message_user(request, str(exc), messages.ERROR)
+            return self._refused(request, item, "ranking", str(exc))
         else:
             where = "for this question" if scope == "question" else "everywhere"
             self.message_user(request, f"{effect.capitalize()}d {where}.", messages.SUCCESS)
@@ -261,7 +268,7 @@ class ReviewQueueAdmin(FeedbackAdminBase):
                 must_contain=request.POST.get("case_facts", "").splitlines(), document_ids=chosen,
                 asker_email=request.POST.get("case_asker_email", ""))
         except InvalidInput as exc:
-            self.message_user(request, f"Not saved: {exc}", messages.ERROR)
+            return self._refused(request, item, "evaluation_case", f"Not saved: {exc}")
         else:
             self.message_user(request, f"Saved as evaluation case {case.pk}.", messages.SUCCESS)
         return self._back(item)
@@ -270,3 +277,26 @@ class ReviewQueueAdmin(FeedbackAdminBase):
 def _button(url: str, name: str, value: str, label: str) -> SafeString:
     return SafeString(render_to_string("admin/console/review/button.html",
                                        {"url": url, "name": name, "value": value, "label": label}))
+
+
+@admin.register(RankingRule)
+class RankingRuleAdmin(AuditedAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Every ranking rule, in force or undone; added and undone from review queue items."""
+
+    list_display = ("effect", "document_id", "scope", "note", "created_by", "created_at", "removed_by", "removed_at")
+    list_filter = ("effect", "removed_at")
+    search_fields = ("document_id", "question", "note")
+    list_select_related = ("created_by", "removed_by")
+
+    @admin.display(description="scope")
+    def scope(self, obj: RankingRule) -> str:
+        return "everywhere" if obj.is_global else f"for “{obj.question}”"
+
+
+@admin.register(EvaluationCase)
+class EvaluationCaseAdmin(AuditedAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Corrected answers saved from review queue items: asked by `evaluate_answers --include-reviewed`."""
+
+    list_display = ("question", "asker_email", "expected_doc_ids", "must_contain", "created_by", "created_at")
+    search_fields = ("question", "correct_answer", "asker_email")
+    list_select_related = ("created_by",)

@@ -190,6 +190,7 @@ def test_a_reviewer_sees_cited_text_only_where_they_may_read_the_document(client
     # Not through the action either.
     client.post(f"{QUEUE}{flag.id}/ranking/", {"rule": f"{documents['finance/travel-budget.md']}|hide|global"})
     assert not RankingRule.objects.exists()
+    assert AuditEvent.objects.filter(actor=outsider_admin, action="review.refused", object_id=str(flag.id)).exists()
 
     client.force_login(auditor)
     for url in pages:
@@ -290,6 +291,9 @@ def test_the_queue_item_page_adds_and_undoes_rules_and_a_hidden_document_leaves_
     assert {c.document_id for c in restored.citations} == {budget}
     assert [(e.action, e.actor) for e in AuditEvent.objects.filter(action__startswith="ranking.").order_by("id")] == [
         ("ranking.hide", auditor), ("ranking.undo", auditor)]
+    rules = client.get("/admin/retrieval/rankingrule/")  # every rule, undone ones too, audited
+    assert rules.status_code == 200 and [r.pk for r in rules.context["cl"].result_list] == [rule.pk]
+    assert AuditEvent.objects.filter(actor=auditor, action="admin.view", object_type="retrieval.rankingrule").exists()
 
 
 # -- corrected answers as evaluation cases ----------------------------------------------------------------
@@ -319,6 +323,8 @@ def test_a_corrected_answer_saved_from_the_queue_is_run_and_judged_by_the_evalua
     assert (right.question, right.expected_doc_ids, right.must_contain, right.created_by, right.source_feedback) == (
         KITCHEN_QUESTION, ["public/kitchen"], ["every Friday", "facilities team"], auditor, flag)
     assert AuditEvent.objects.filter(action="review.evaluation_case", actor=auditor).count() == 3
+    assert AuditEvent.objects.filter(action="review.refused", actor=auditor).count() == 1
+    assert client.get("/admin/answers/evaluationcase/").context["cl"].result_count == 3
 
     questions = tmp_path / "questions.jsonl"
     questions.write_text(json.dumps({
