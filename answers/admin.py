@@ -80,6 +80,14 @@ def _mark_resolved(feedback: QuerySet, user: Any) -> int:
         review_status=Feedback.ReviewStatus.RESOLVED, resolved_by=user, resolved_at=timezone.now())
 
 
+class ValuesWithBlankNamed(admin.AllValuesFieldListFilter):
+    """Django's filter by each value in use, the blank one named: an empty link text is no link to a screen reader."""
+
+    def choices(self, changelist: Any) -> Any:
+        for choice in super().choices(changelist):
+            yield {**choice, "display": "(none)"} if not str(choice["display"]).strip() else choice
+
+
 class FeedbackInline(admin.TabularInline):
     model = Feedback
     extra = 0
@@ -94,7 +102,7 @@ class FeedbackInline(admin.TabularInline):
 @admin.register(Answer)
 class AnswerAdmin(ReviewerPrincipalsMixin, AuditedAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ("short_question", "status", "refused", "surface", "user", "open_flags", "created_at")
-    list_filter = ("status", "refused", "surface", "composer")
+    list_filter = ("status", "refused", "surface", ("composer", ValuesWithBlankNamed))
     search_fields = ("question", "text", "user__username")
     date_hierarchy = "created_at"
     inlines = [FeedbackInline]

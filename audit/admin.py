@@ -23,7 +23,8 @@ def _object_type(model: Any) -> str:
 
 
 class AuditedAdminMixin:
-    """Log every list and record an admin opens ("admin.view") and every change or action ("admin.change")."""
+    """Log every list and record an admin opens ("admin.view") and every change, addition, deletion or action
+    ("admin.change")."""
 
     model: type[models.Model]  # the ModelAdmin's, which this is mixed into
 
@@ -52,6 +53,22 @@ class AuditedAdminMixin:
             audit.record(request.user, "admin.change" if request.method == "POST" else "admin.view",
                          object_type=_object_type(self.model), object_id=object_id, surface="admin",
                          detail={"path": request.get_full_path()})
+        return response
+
+    def add_view(self, request: HttpRequest, form_url: str = "", extra_context: dict | None = None) -> HttpResponse:
+        response = super().add_view(request, form_url, extra_context)  # type: ignore[misc]
+        if request.method == "POST" and response.status_code == 302:  # saved: the form redirects
+            audit.record(request.user, "admin.change", object_type=_object_type(self.model), surface="admin",
+                         detail={"path": request.get_full_path(), "added": True})
+        return response
+
+    def delete_view(self, request: HttpRequest, object_id: str, extra_context: dict | None = None) -> HttpResponse:
+        response = super().delete_view(request, object_id, extra_context)  # type: ignore[misc]
+        if response.status_code < 400:
+            deleted = request.method == "POST" and response.status_code == 302
+            audit.record(request.user, "admin.change" if deleted else "admin.view",
+                         object_type=_object_type(self.model), object_id=object_id, surface="admin",
+                         detail={"path": request.get_full_path(), "deleted": deleted})
         return response
 
     def history_view(self, request: HttpRequest, object_id: str, extra_context: dict | None = None) -> HttpResponse:

@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from console import views
+from console import dashboards, views
 
 urlpatterns = [
     path("", views.search_page, name="search"),
@@ -17,6 +17,7 @@ urlpatterns = [
     path("metrics", views.metrics, name="metrics"),
     path("accounts/login/", auth_views.LoginView.as_view(template_name="console/login.html"), name="login"),
     path("accounts/logout/", views.SignOutView.as_view(), name="logout"),
+    path("admin/analytics/", admin.site.admin_view(dashboards.analytics_page), name="console-analytics"),
     path("admin/", admin.site.urls),
     path("api/", include("api.fallback_urls")),  # last: whatever else is under /api/ is a JSON 404
 ]

@@ -15,14 +15,37 @@ from django.forms.formsets import DELETION_FIELD_NAME
 from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
+from django.utils.html import format_html, format_html_join
 
-from identity import services
+from audit import services as audit
+from audit.admin import AuditedAdminMixin
+from identity import selectors, services
 from identity.models import Account, ExternalIdentity, Group, GroupMembership
+from identity.principals import describe_principal
 
 
 @admin.register(ExternalIdentity)
-class ExternalIdentityAdmin(admin.ModelAdmin):
-    """Where an admin links a user's Slack, Teams or source account to their Citewise user."""
+class ExternalIdentityAdmin(AuditedAdminMixin, admin.ModelAdmin):
+    """Where an admin links a user's Slack, Teams or source account to their Citewise user; each link and unlink
+    audited with who and what."""
+
+    def save_model(self, request: HttpRequest, obj: ExternalIdentity, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        audit.record(request.user, "identity.link", object_type="identity.externalidentity", object_id=obj.pk,
+                     surface="admin", detail={"principal": obj.principal, "user": obj.user.get_username(),
+                                              "is_external": obj.is_external, "changed": change})
+
+    def delete_model(self, request: HttpRequest, obj: ExternalIdentity) -> None:
+        audit.record(request.user, "identity.unlink", object_type="identity.externalidentity", object_id=obj.pk,
+                     surface="admin", detail={"principal": obj.principal, "user": obj.user.get_username()})
+        super().delete_model(request, obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet) -> None:
+        for identity in queryset.select_related("user"):
+            audit.record(request.user, "identity.unlink", object_type="identity.externalidentity",
+                         object_id=identity.pk, surface="admin",
+                         detail={"principal": identity.principal, "user": identity.user.get_username()})
+        super().delete_queryset(request, queryset)
 
     list_display = ("principal", "user", "is_external", "created_at")
     list_filter = ("is_external",)
@@ -66,7 +89,7 @@ def _report_removals(modeladmin: admin.ModelAdmin, request: HttpRequest, outcome
 
 
 @admin.register(Group)
-class GroupAdmin(admin.ModelAdmin):
+class GroupAdmin(AuditedAdminMixin, admin.ModelAdmin):
     list_display = ("principal", "name", "source", "synced_at")
     list_filter = ("source",)
     search_fields = ("principal", "name")
@@ -116,7 +139,7 @@ class RevokedFilter(admin.SimpleListFilter):
 
 
 @admin.register(GroupMembership)
-class GroupMembershipAdmin(admin.ModelAdmin):
+class GroupMembershipAdmin(AuditedAdminMixin, admin.ModelAdmin):
     """Every membership with who owns it; removing a source-synced one revokes it, and a revocation can be lifted."""
 
     list_display = ("member", "group", "origin", "state", "revoked_by", "revoked_at")
@@ -164,7 +187,7 @@ class GroupMembershipAdmin(admin.ModelAdmin):
 
 
 @admin.register(Account)
-class AccountAdmin(admin.ModelAdmin):
+class AccountAdmin(AuditedAdminMixin, admin.ModelAdmin):
     """Employee, guest or unknown: only employees read as "everyone except external users" and their domains."""
 
     list_display = ("user", "status", "updated_at")
@@ -191,9 +214,43 @@ class AccountInline(admin.StackedInline):
 admin.site.unregister(get_user_model())
 
 
+class IdentityInline(admin.StackedInline):  # stacked: each field has its own label (a tabular row has none)
+    model = ExternalIdentity
+    extra = 0
+    fields = ("principal", "is_external", "created_at")
+    readonly_fields = ("created_at",)
+    verbose_name_plural = "Identities in other systems (what the sources' permissions name this user by)"
+
+
 @admin.register(get_user_model())
-class CitewiseUserAdmin(UserAdmin):
-    inlines = [*UserAdmin.inlines, AccountInline]
+class CitewiseUserAdmin(AuditedAdminMixin, UserAdmin):
+    """A user with their identities, account status, and everything they read as (each principal with the route
+    that gives it: identity → group → group) on one page."""
+
+    inlines = [*UserAdmin.inlines, AccountInline, IdentityInline]
+    # Plain multiple selects: the two-pane widget's icons carry ARIA their role does not allow (axe-core, WCAG 4.1.2).
+    filter_horizontal = ()
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        # Bookkeeping Django keeps, never typed in (and its split date/time inputs have no labels of their own).
+        return (*super().get_readonly_fields(request, obj), "last_login", "date_joined", "effective_principals")
+
+    def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
+        fieldsets = super().get_fieldsets(request, obj)
+        if obj is None:
+            return fieldsets
+        return [*fieldsets, ("What this user reads as", {"fields": ("effective_principals",)})]
+
+    @admin.display(description="Effective principals")
+    def effective_principals(self, obj: Any) -> str:
+        routes = selectors.principal_routes(obj)
+        if not routes:
+            return "None: the user is inactive and reads as nobody."
+        names = dict(Group.objects.filter(principal__in=routes).values_list("principal", "name"))
+        return format_html("<ul>{}</ul>", format_html_join("", "<li><code>{}</code> — {}{}</li>", (
+            (principal, describe_principal(principal, names),
+             " (through " + " → ".join(route[:-1]) + ")" if len(route) > 1 else "")
+            for principal, route in sorted(routes.items(), key=lambda item: (len(item[1]), item[0])))))
     list_display = ("username", "email", "first_name", "last_name", "is_staff", "account_status")
     list_filter = ("is_staff", "is_superuser", "is_active", "groups", "account__status")
     list_select_related = ("account",)

@@ -22,3 +22,30 @@ def local_principal(username: str) -> str:
 def domain_principal(domain: str) -> str:
     """'Anyone in <domain>' as a source shares it (Google Drive domain sharing, SharePoint org links)."""
     return f"domain:{domain.lower()}"
+
+
+def describe_principal(principal: str, group_names: dict[str, str] | None = None) -> str:
+    """A principal in plain words for an administrator: who it stands for, not how it is spelled."""
+    kind, _, value = principal.partition(":")
+    names = group_names or {}
+    if principal == EVERYONE_EXCEPT_EXTERNAL:
+        return "everyone in the organisation except guests and external users"
+    if kind == "email":
+        return f"the person with the email address {value}"
+    if kind == "domain":
+        return f"every employee with an address at {value}"
+    if principal.startswith("citewise:user:"):
+        return f"the Citewise user {principal.removeprefix('citewise:user:')}"
+    if principal in names:
+        return f"members of the group “{names[principal]}” ({principal})"
+    if principal.endswith(":anonymous"):
+        return f"anonymous visitors of {principal.split(':')[1]} (nobody, unless an administrator grants it)"
+    if ":link:" in principal or principal.startswith("link:"):
+        return f"people holding a sharing link ({principal}; nobody, unless the source's link sharing counts as org-wide)"
+    if ":channel:" in principal:
+        return f"members of the channel {principal.rsplit(':', 1)[1]} ({principal})"
+    if ":group:" in principal or kind == "group":
+        return f"members of the group {principal.rsplit(':', 1)[1]} ({principal})"
+    if ":user:" in principal:
+        return f"the account {principal.rsplit(':', 1)[1]} in {kind} ({principal})"
+    return principal

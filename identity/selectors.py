@@ -116,3 +116,22 @@ def principals_of(users: Iterable[Any]) -> dict[Any, frozenset[str]]:
     users = list(users)
     expanded = expanded_principals_of(users)
     return {user.pk: expanded.get(user.pk, frozenset()) for user in users}
+
+
+def principal_routes(user: Any) -> dict[str, tuple[str, ...]]:
+    """Every principal `user` reads as, each with how: the shortest chain from one of their own principals (an
+    identity, a pseudo-principal) through the groups that contain it, e.g. ("email:a@x", "group:finance",
+    "group:staff"). Revoked memberships grant nothing; anonymous and inactive users read as nobody ({})."""
+    if not _reads_as_someone(user):
+        return {}
+    routes: dict[str, tuple[str, ...]] = {principal: (principal,) for principal in sorted(own_principals(user))}
+    frontier = set(routes)
+    while frontier:
+        found: set[str] = set()
+        for member, group in sorted(GroupMembership.objects.filter(member__in=frontier, revoked_at__isnull=True)
+                                    .values_list("member", "group__principal")):
+            if group not in routes:
+                routes[group] = (*routes[member], group)
+                found.add(group)
+        frontier = found
+    return routes

@@ -83,7 +83,9 @@ ASGI_APPLICATION = "console.asgi.application"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [],
+        # The console's versions of Django's own templates (the admin's base_site): searched before the apps', where
+        # django.contrib.admin, listed first, would win.
+        "DIRS": [BASE_DIR / "console" / "overrides"],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
