@@ -22,6 +22,7 @@ from answers.composers import PROMPT_VERSION
 from answers.pipeline import Outcome, Run
 from connectors.models import Source
 from core.config import CitewiseSettings, current
+from retrieval import selectors as retrieval_selectors
 from retrieval.metrics import timed
 
 logger = logging.getLogger("citewise.answering")
@@ -58,14 +59,15 @@ def invalidate_on_index_change(sender: type, **kwargs: Any) -> None:
 
 
 def index_version() -> str:
-    """The cache's generation token and the newest content and permission sync times of any source."""
+    """The cache's generation token, the newest content and permission sync times of any source, and the ranking
+    rules' version (a rule added or undone changes what searches return)."""
     token = cache.get(INDEX_VERSION_KEY)
     if token is None:
         # A fresh random token (never a counter restarting at 1) so an evicted key cannot revive old entries.
         cache.add(INDEX_VERSION_KEY, uuid.uuid4().hex, timeout=None)
         token = cache.get(INDEX_VERSION_KEY) or "none"
     stamps = Source.objects.aggregate(content=Max("last_synced_at"), permissions=Max("permissions_synced_at"))
-    return f"{token}:{stamps['content']}:{stamps['permissions']}"
+    return f"{token}:{stamps['content']}:{stamps['permissions']}:{retrieval_selectors.ranking_version()}"
 
 
 def answer_cache_key(question: str, search_query: str, principals: frozenset[str],

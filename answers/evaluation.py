@@ -201,6 +201,30 @@ def parse_questions(lines: Iterable[str], people: Sequence[Person], document_ids
     return list(questions.values())
 
 
+def reviewed_questions(people: Sequence[Person], document_ids: set[str]) -> tuple[list[Question], list[str]]:
+    """Reviewers' corrected answers (answers.models.EvaluationCase, saved from the review queue) as questions of this
+    set, kind "reviewed": asked by the person whose email is the case's asker, answerable, citing one of its documents
+    and stating its facts, scored like any other question. A case whose asker is not among the people, or whose
+    documents are not in the corpus, is left out; the second list says which and why."""
+    from answers.models import EvaluationCase
+
+    by_email = {person.email.casefold(): person for person in people}
+    questions, skipped = [], []
+    for case in EvaluationCase.objects.order_by("pk"):
+        person = by_email.get(case.asker_email.casefold())
+        missing = sorted(set(case.expected_doc_ids) - document_ids)
+        if person is None:
+            skipped.append(f"reviewed case {case.pk}: asker {case.asker_email} is not in the people file")
+        elif missing or not case.expected_doc_ids:
+            skipped.append(f"reviewed case {case.pk}: no such document(s) in the corpus: {', '.join(missing)}")
+        else:
+            questions.append(Question(
+                id=f"reviewed-{case.pk}", asker=person.id, question=case.question, answerable_for_asker=True,
+                kind="reviewed", expected_doc_ids=tuple(case.expected_doc_ids),
+                must_contain=tuple(fact for fact in case.must_contain if fact.strip()), tags=("reviewed",)))
+    return questions, skipped
+
+
 def doc_id(external_id: str) -> str:
     """A document's id in an evaluation set: its path in the corpus without the extension ("policies/pto")."""
     return str(PurePosixPath(external_id).with_suffix(""))

@@ -50,6 +50,11 @@ class Answer(models.Model):
 
 
 class Feedback(models.Model):
+    class ReviewStatus(models.TextChoices):
+        OPEN = "open", "Open"
+        RESOLVED = "resolved", "Resolved"
+        DISMISSED = "dismissed", "Dismissed"
+
     class Kind(models.TextChoices):
         UP = "up", "Helpful"
         DOWN = "down", "Not helpful"
@@ -66,5 +71,39 @@ class Feedback(models.Model):
     kind = models.CharField(max_length=8, choices=Kind.choices)
     reason = models.CharField(max_length=32, choices=Reason.choices, blank=True)
     comment = models.TextField(blank=True, max_length=4000)
-    reviewed = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
+    # The review queue's state (flags and thumbs-down): who is on it, and how it ended.
+    review_status = models.CharField(max_length=16, choices=ReviewStatus.choices, default=ReviewStatus.OPEN,
+                                     db_index=True)
+    assignee = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                 related_name="assigned_reviews", limit_choices_to={"is_staff": True})
+    resolution_note = models.TextField(blank=True, max_length=4000)
+    resolved_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                    related_name="+")
+    resolved_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} on {self.answer.question[:60]!r}"
+
+
+class EvaluationCase(models.Model):
+    """A reviewer's correction of an answer, kept as a question the answer-level evaluation asks
+    (`manage.py evaluate_answers --include-reviewed`; answers/evaluation.py: reviewed_questions)."""
+
+    question = models.TextField()
+    asker_email = models.EmailField(help_text="who asks it in the evaluation: a person of the set with this email")
+    correct_answer = models.TextField(help_text="what the answer should have said")
+    must_contain = models.JSONField(default=list, help_text="facts a correct answer states")
+    expected_doc_ids = models.JSONField(default=list, help_text="documents it must cite, as the evaluation names "
+                                                                "them (their path without the extension)")
+    document_ids = models.JSONField(default=list, help_text="the same documents' Citewise ids")
+    source_feedback = models.ForeignKey(Feedback, null=True, blank=True, on_delete=models.SET_NULL,
+                                        related_name="evaluation_cases")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at"]
+
+    def __str__(self) -> str:
+        return self.question[:80]

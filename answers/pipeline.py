@@ -145,14 +145,18 @@ class Run:
             hits = self.steps.retrieve(kept.query, self.principals, self.config, self.timings)
         return kept.query, kept.query if kept.changed else "", hits
 
-    def _with_parts(self, parts: Sequence[str], ranked: list[tuple[SearchHit, float]]) -> list[tuple[SearchHit, float]]:
+    def _with_parts(self, search_query: str, parts: Sequence[str],
+                    ranked: list[tuple[SearchHit, float]]) -> list[tuple[SearchHit, float]]:
         """The question's passages and, for a question asking two or three things, the best few for each part
         searched alone: "the K2's charge time and how long it runs" needs the charging table and the spec sheet,
         and the whole question's search may find only one of them."""
         seen = {hit.chunk_id for hit, _ in ranked}
+        # A part is searched as a question of its own: a document reviewers hid for the whole question stays out.
+        hidden = selectors.hidden_documents(search_query)
         added: list[tuple[SearchHit, float]] = []
         for part in parts:
-            hits = self.steps.retrieve(part, self.principals, self.config, self.timings)
+            hits = [hit for hit in self.steps.retrieve(part, self.principals, self.config, self.timings)
+                    if hit.document_id not in hidden]
             with timed("rerank", self.timings):
                 part_ranked, _ = self.steps.rerank(part, hits, self.config)
             for hit, score in part_ranked[:PASSAGES_PER_PART]:
@@ -185,7 +189,7 @@ class Run:
             ranked, fallback = self.steps.rerank(search_query, hits, self.config)
         parts = split_parts(search_query)
         if len(parts) > 1:
-            ranked = self._with_parts(parts, ranked)
+            ranked = self._with_parts(search_query, parts, ranked)
         ranked = current_editions(search_query, ranked, self.steps.judge)
         passages = [Passage(number, hit, hit.text) for number, (hit, _) in enumerate(ranked, start=1)]
         progress.report("reading", passages=len(passages))

@@ -1,5 +1,6 @@
 """Reads of recorded answers: a conversation's latest turns, an answer as seen by the person who asked it, the
-asker's conversation history (re-checked against what they may read now); where a citation's link goes."""
+asker's conversation history (re-checked against what they may read now); where a citation's link goes; an
+answer's citations as a reviewer may see them."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from answers.models import Answer, Conversation, Feedback
 from answers.types import Turn
 from connectors import selectors as source_selectors
 from retrieval import selectors as retrieval_selectors
-from search.types import IndexedDocument
+from search.types import IndexedDocument, SearchUnavailable
 
 
 def recent_turns(conversation: Conversation, limit: int) -> list[Turn]:
@@ -54,6 +55,43 @@ def url_at_section(document: IndexedDocument, section_ordinal: int | None, princ
                         ()) if shown is not None else ()
     url = source_selectors.section_link(document.source_id, document.url, heading_path)
     return anchored_url(url, document.mime_type, heading_path)
+
+
+@dataclass(frozen=True)
+class ReviewedCitation:
+    """A recorded citation as a reviewer may see it: `readable` False means the reviewer's own principals may not read
+    the document now, and then nothing of it (title, URL, snippet) is to be shown."""
+
+    number: Any
+    document_id: str
+    readable: bool
+    title: str = ""
+    url: str = ""
+    section: str = ""
+    snippet: str = ""
+    unchecked: bool = False  # the search index could not be asked: shown as unreadable
+
+
+def citations_for_reviewer(citations: list[dict[str, Any]], principals: frozenset[str]) -> list[ReviewedCitation]:
+    """An answer's recorded citations, each with its text only where `principals` may read the cited document now,
+    as the search index says (the ACL filter every search applies), whatever the stored snippet says."""
+    readable: dict[str, bool | None] = {}
+    for document_id in dict.fromkeys(str(c.get("document_id", "")) for c in citations):
+        try:
+            readable[document_id] = retrieval_selectors.readable_document(document_id, principals) is not None
+        except SearchUnavailable:
+            readable[document_id] = None
+    shown = []
+    for citation in citations:
+        document_id = str(citation.get("document_id", ""))
+        if readable[document_id]:
+            shown.append(ReviewedCitation(citation.get("number", ""), document_id, True, str(citation.get("title", "")),
+                                          str(citation.get("url", "")), str(citation.get("section", "")),
+                                          str(citation.get("snippet", ""))))
+        else:
+            shown.append(ReviewedCitation(citation.get("number", ""), document_id, False,
+                                          unchecked=readable[document_id] is None))
+    return shown
 
 
 @dataclass(frozen=True)

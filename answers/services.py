@@ -1,5 +1,6 @@
 """Actions on answers: ask a question (retrieve what the asker may read, rerank, compose, verify citations, record
-it all), and give feedback on an answer."""
+it all), give feedback on an answer, and review it (the review queue's assignee and resolution, a corrected answer
+kept as an evaluation case)."""
 
 from __future__ import annotations
 
@@ -18,9 +19,10 @@ from answers import cache, throttling
 from answers import selectors as answer_selectors
 from answers.citations import Citation
 from answers.formatting import to_html
-from answers.models import Answer, Conversation, Feedback
+from answers.models import Answer, Conversation, EvaluationCase, Feedback
 from answers.pipeline import DEFAULT_STEPS, Outcome, Run, Steps
 from audit import services as audit
+from connectors.models import Document
 from core.config import CitewiseSettings, current
 from core.errors import CitewiseError, InvalidInput, NotFound
 
@@ -267,3 +269,76 @@ def delete_conversation(conversation_id: uuid.UUID | str, user: Any) -> None:
     conversation.save(update_fields=["deleted_at"])
     audit.record(user, "conversation.delete", object_type="answers.conversation", object_id=str(conversation.id),
                  surface=conversation.surface)
+
+
+# -- the review queue ------------------------------------------------------------------------------------
+
+
+class ReviewError(InvalidInput):
+    """The review cannot be changed as asked (an assignee who is not staff, an unknown resolution)."""
+
+    code = "invalid_review"
+
+
+def assign_review(feedback: Feedback, assignee: Any, *, by: Any) -> Feedback:
+    """Put a staff user (or nobody: None) on a queue item; audited as "review.assign"."""
+    if assignee is not None and not (assignee.is_active and assignee.is_staff):
+        raise ReviewError("only active staff users review answers")
+    with transaction.atomic():
+        feedback.assignee = assignee
+        feedback.save(update_fields=["assignee"])
+        audit.record(by, "review.assign", object_type="answers.feedback", object_id=feedback.pk, surface="admin",
+                     detail={"assignee": getattr(assignee, "username", None)})
+    return feedback
+
+
+def set_review_status(feedback: Feedback, status: str, *, by: Any, note: str = "") -> Feedback:
+    """Resolve, dismiss or reopen a queue item with a note; who and when are kept for a closed one. Audited as
+    "review.resolved", "review.dismissed" or "review.open"."""
+    if status not in Feedback.ReviewStatus.values:
+        raise ReviewError(f"status must be one of {', '.join(Feedback.ReviewStatus.values)}")
+    note = (note or "").strip()
+    if len(note) > 4000:
+        raise ReviewError("the resolution note is longer than 4000 characters")
+    closed = status != Feedback.ReviewStatus.OPEN
+    with transaction.atomic():
+        feedback.review_status, feedback.resolution_note = status, note
+        feedback.resolved_by = by if closed and getattr(by, "is_authenticated", False) else None
+        feedback.resolved_at = timezone.now() if closed else None
+        feedback.save(update_fields=["review_status", "resolution_note", "resolved_by", "resolved_at"])
+        audit.record(by, f"review.{status}", object_type="answers.feedback", object_id=feedback.pk, surface="admin",
+                     detail={"note": note})
+    return feedback
+
+
+def save_evaluation_case(feedback: Feedback, *, by: Any, correct_answer: str, must_contain: list[str],
+                         document_ids: list[str], asker_email: str = "") -> EvaluationCase:
+    """Keep a reviewer's corrected answer as a question the answer-level evaluation asks: the question as asked, by
+    its asker (or `asker_email`), with the facts the answer must state and the documents it must cite. Audited as
+    "review.evaluation_case"."""
+    correct_answer = (correct_answer or "").strip()
+    facts = [fact.strip() for fact in must_contain if fact and fact.strip()]
+    document_ids = list(dict.fromkeys(d.strip() for d in document_ids if d and d.strip()))
+    asker_email = (asker_email or getattr(feedback.answer.user, "email", "") or "").strip()
+    if not correct_answer:
+        raise ReviewError("write the correct answer")
+    if not document_ids:
+        raise ReviewError("choose the document(s) the answer must cite")
+    if not asker_email or "@" not in asker_email:
+        raise ReviewError("the case needs the asker's email (the person of the evaluation set who asks it)")
+    documents = dict(Document.objects.filter(id__in=document_ids).values_list("id", "external_id"))
+    missing = [d for d in document_ids if d not in documents]
+    if missing:
+        raise ReviewError(f"no such document(s): {', '.join(missing)}")
+    from answers.evaluation import doc_id  # the evaluation imports ask() from here
+
+    with transaction.atomic():
+        case = EvaluationCase.objects.create(
+            question=feedback.answer.question, asker_email=asker_email, correct_answer=correct_answer,
+            must_contain=facts, document_ids=document_ids,
+            expected_doc_ids=[doc_id(documents[d]) for d in document_ids],
+            source_feedback=feedback, created_by=by if getattr(by, "is_authenticated", False) else None)
+        audit.record(by, "review.evaluation_case", object_type="answers.evaluationcase", object_id=case.pk,
+                     surface="admin", detail={"feedback_id": feedback.pk, "documents": document_ids,
+                                              "must_contain": facts})
+    return case

@@ -1,4 +1,4 @@
-"""The console's own records: the review queue (flagged answers) as the admin shows it."""
+"""The console's own records: the review queue (flags and thumbs-down) as the admin shows it."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ from answers.models import Feedback
 
 
 class FlaggedAnswer(Feedback):
-    """Feedback of kind "flag" that nobody has reviewed yet: the admin's review queue."""
+    """Feedback of kind "flag" or "down": the admin's review queue (console/admin.py: ReviewQueueAdmin)."""
 
     class Meta:
         proxy = True
-        verbose_name = "flagged answer"
-        verbose_name_plural = "review queue (flagged answers)"
+        verbose_name = "review item"
+        verbose_name_plural = "review queue (flags and thumbs-down)"

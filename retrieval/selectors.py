@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
+
+from django.db.models import Count, Max
 
 from core.config import current
 from retrieval.chunking import merge_section_text
 from retrieval.embeddings import get_embedder
 from retrieval.metrics import SEARCHES, timed
+from retrieval.models import RankingRule
+from retrieval.ranking import EXTRA_CANDIDATES, Effect, apply_rules, effective_rules, question_hash
 from retrieval.services import fusion_config, get_backend
 from retrieval.signals import index_found_empty
 from retrieval.spelling import Correction, correct, vocabulary
@@ -34,13 +39,18 @@ def search(
     timings: dict[str, float] | None = None,
     with_unit_vectors: bool = False,
 ) -> list[SearchHit]:
-    """Hits the principals may read, best first; `with_unit_vectors` for answering (SearchHit.unit_vectors)."""
+    """Hits the principals may read, best first; `with_unit_vectors` for answering (SearchHit.unit_vectors).
+
+    Reviewers' ranking rules (retrieval.ranking) apply to every search, on every backend: the global ones and those
+    for this query's question. They reorder or remove what the principals' search returned, never add to it.
+    """
     if not isinstance(principals, frozenset):
         raise TypeError("principals must be a frozenset of the asker's principals")
     query = query[:MAX_QUERY_CHARS]
     terms = " ".join(analyzed_text(query).split()[:MAX_QUERY_TERMS])
     named = identifiers(query)[:MAX_QUERY_TERMS]
     backend = backend or get_backend()
+    effects = ranking_effects(query)
     embedding_model = current().embedding_model
     query_vector = None
     if mode != SearchMode.BM25:  # BM25 alone never loads the model
@@ -49,14 +59,42 @@ def search(
     with timed("retrieve", timings):
         hits = backend.search(
             principals=principals, query=query, analyzed_query=terms, query_vector=query_vector,
-            embedding_model=embedding_model, mode=mode, filters=filters or SearchFilters(), limit=limit,
+            embedding_model=embedding_model, mode=mode, filters=filters or SearchFilters(),
+            limit=limit + EXTRA_CANDIDATES if effects else limit,
             fusion=fusion or fusion_config(), identifiers=named, with_unit_vectors=with_unit_vectors,
         )
-        hits = _rank_superseded_lower(hits, query, principals, backend)
+        hits = apply_rules(_rank_superseded_lower(hits, query, principals, backend), effects, limit)
     SEARCHES.labels(backend.name, mode.value).inc()
     if not hits:  # nothing found, or nothing there to find: only the second is an outage
         _raise_if_missing(backend)
     return hits
+
+
+def ranking_effects(question: str) -> dict[str, Effect]:
+    """document_id -> effect of the active ranking rules for a question: the global ones, overridden per document by
+    the question's own."""
+    rules = RankingRule.objects.filter(removed_at=None, question_hash__in=("", question_hash(question)))
+    pairs = list(rules.values_list("document_id", "effect", "question_hash"))
+    return effective_rules(((d, e) for d, e, scope in pairs if not scope), ((d, e) for d, e, scope in pairs if scope))
+
+
+def hidden_documents(question: str) -> frozenset[str]:
+    """The documents no search for this question returns (a global or this question's "hide" rule)."""
+    return frozenset(d for d, effect in ranking_effects(question).items() if effect is Effect.HIDE)
+
+
+def active_ranking_rules(*, document_ids: Sequence[str] | None = None) -> list[RankingRule]:
+    """Rules in force, newest first; only those for `document_ids` when given."""
+    rules = RankingRule.objects.filter(removed_at=None).select_related("created_by")
+    if document_ids is not None:
+        rules = rules.filter(document_id__in=list(document_ids))
+    return list(rules)
+
+
+def ranking_version() -> str:
+    """Changes whenever a ranking rule is added or undone: part of what a cached answer depends on."""
+    stamps = RankingRule.objects.aggregate(count=Count("id"), added=Max("created_at"), removed=Max("removed_at"))
+    return f"{stamps['count']}:{stamps['added']}:{stamps['removed']}"
 
 
 def _rank_superseded_lower(hits: list[SearchHit], query: str, principals: frozenset[str],

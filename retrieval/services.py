@@ -1,5 +1,6 @@
 """Actions on the search index: chunk, embed (cached), write and delete documents, change their ACLs, swap in a
-rebuilt index. Each change is announced with the index_changed signal (retrieval/signals.py)."""
+rebuilt index. Each change is announced with the index_changed signal (retrieval/signals.py). Reviewers' ranking
+rules are added and undone here too."""
 
 from __future__ import annotations
 
@@ -12,8 +13,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from django.db import transaction
+from django.utils import timezone
 
+from audit import services as audit
 from core.config import CitewiseSettings, current
+from core.errors import InvalidInput
 from retrieval.chunking import ChunkingConfig, SectionLike, TooManyChunks, chunk_sections
 from retrieval.embeddings import Embedder, get_embedder
 from retrieval.metrics import (
@@ -24,7 +29,8 @@ from retrieval.metrics import (
     UNITS_EMBEDDED,
     timed,
 )
-from retrieval.models import EmbeddingCacheEntry
+from retrieval.models import EmbeddingCacheEntry, RankingRule
+from retrieval.ranking import question_hash
 from retrieval.signals import index_changed
 from retrieval.units import embedding_texts
 from search.analysis import analyzed_text, identifiers
@@ -253,3 +259,54 @@ def _announce(backend: SearchBackend, document_ids: Sequence[str] | None, source
     index_changed.send(sender=type(backend), backend=backend,
                        document_ids=None if document_ids is None else frozenset(document_ids),
                        source_ids=frozenset(str(source_id) for source_id in source_ids))
+
+
+# -- reviewers' ranking rules ---------------------------------------------------------------------------
+
+
+class InvalidRankingRule(InvalidInput):
+    """The rule cannot be added as given (unknown effect, no document)."""
+
+    code = "invalid_ranking_rule"
+
+
+def add_ranking_rule(document_id: str, effect: str, *, user: Any, question: str = "", note: str = "",
+                     source_feedback: Any = None, surface: str = "admin") -> RankingRule:
+    """Boost, demote or hide a document in every search (`question` blank) or in searches for one question, replacing
+    the rule already in force for that document and scope; audited as "ranking.<effect>"."""
+    if effect not in RankingRule.Effect.values:
+        raise InvalidRankingRule(f"effect must be one of {', '.join(RankingRule.Effect.values)}")
+    document_id, question = (document_id or "").strip(), (question or "").strip()
+    if not document_id or len(document_id) > 64:
+        raise InvalidRankingRule("a ranking rule needs the document it is about")
+    scope = question_hash(question) if question else ""
+    with transaction.atomic():
+        replaced = [remove_ranking_rule(rule, user=user, surface=surface) for rule in RankingRule.objects.filter(
+            document_id=document_id, question_hash=scope, removed_at=None).select_for_update()]
+        rule = RankingRule.objects.create(document_id=document_id, effect=effect, question_hash=scope,
+                                          question=question, note=(note or "").strip()[:4000],
+                                          source_feedback=source_feedback, created_by=_user_or_none(user))
+        audit.record(user, f"ranking.{effect}", object_type="retrieval.rankingrule", object_id=rule.pk,
+                     surface=surface, detail={"document_id": document_id, "question": question,
+                                              "scope": "question" if question else "global", "note": rule.note,
+                                              "feedback_id": getattr(source_feedback, "pk", None),
+                                              "replaced": [r.pk for r in replaced]})
+    return rule
+
+
+def remove_ranking_rule(rule: RankingRule, *, user: Any, surface: str = "admin") -> RankingRule:
+    """Undo a rule: it stops applying and stays on record with who removed it and when; audited as
+    "ranking.undo"."""
+    if rule.removed_at is not None:
+        return rule
+    with transaction.atomic():
+        rule.removed_at, rule.removed_by = timezone.now(), _user_or_none(user)
+        rule.save(update_fields=["removed_at", "removed_by"])
+        audit.record(user, "ranking.undo", object_type="retrieval.rankingrule", object_id=rule.pk, surface=surface,
+                     detail={"document_id": rule.document_id, "effect": rule.effect, "question": rule.question,
+                             "scope": "global" if rule.is_global else "question"})
+    return rule
+
+
+def _user_or_none(user: Any) -> Any:
+    return user if getattr(user, "is_authenticated", False) else None

@@ -128,14 +128,14 @@ def test_a_non_admin_is_refused_and_not_shown_anything(client, alice):
 # -- the review queue ------------------------------------------------------------------------------------
 
 
-def test_the_review_queue_lists_unreviewed_flags_and_marks_them_reviewed(client, corpus, alice, admin_user):
+def test_the_review_queue_lists_open_flags_and_resolves_them(client, corpus, alice, admin_user):
     flagged = answering.ask(BUDGET_QUESTION, principals=principals_for(alice), user=alice)
     other = answering.ask(KITCHEN_QUESTION, principals=principals_for(alice), user=alice)
     flag = Feedback.objects.create(answer_id=flagged.answer_id, user=alice, kind="flag", reason="wrong",
                                    comment="The budget was cut to 30,000 in March.")
     Feedback.objects.create(answer_id=other.answer_id, user=alice, kind="up")
     done = Feedback.objects.create(answer_id=other.answer_id, user=alice, kind="flag", reason="other",
-                                   comment="already handled", reviewed=True)
+                                   comment="already handled", review_status="resolved")
     client.force_login(admin_user)
 
     queue = client.get("/admin/console/flaggedanswer/")
@@ -146,34 +146,34 @@ def test_the_review_queue_lists_unreviewed_flags_and_marks_them_reviewed(client,
     assert "already handled" not in page
 
     detail = client.get(f"/admin/console/flaggedanswer/{flag.id}/change/").content.decode()
-    # The answer, its citation and the reason, all read-only.
-    assert "40,000" in detail and "Travel budget" in detail and "Wrong or outdated" in detail
+    # The answer and the reason, read-only; the citation only as far as the admin may read it (they may not).
+    assert "40,000" in detail and "Wrong or outdated" in detail and "You may not read this document" in detail
     assert 'name="comment"' not in detail  # read-only
 
-    response = client.post("/admin/console/flaggedanswer/", {"action": "mark_reviewed",
+    response = client.post("/admin/console/flaggedanswer/", {"action": "mark_resolved",
                                                              "_selected_action": [flag.id]})
     assert response.status_code == 302
     flag.refresh_from_db()
     done.refresh_from_db()
-    assert flag.reviewed and done.reviewed
+    assert flag.review_status == done.review_status == "resolved" and flag.resolved_by == admin_user
     assert list(client.get("/admin/console/flaggedanswer/").context["cl"].result_list) == []
     [change] = events("admin.change")
     assert (change.actor, change.object_type, change.detail["action"], change.detail["ids"]) == (
-        admin_user, "console.flaggedanswer", "mark_reviewed", [str(flag.id)])
+        admin_user, "console.flaggedanswer", "mark_resolved", [str(flag.id)])
     assert change.detail["allowed"] is True
 
 
-def test_marking_an_answers_flags_reviewed_from_the_answer_admin(client, corpus, alice, admin_user):
+def test_resolving_an_answers_flags_from_the_answer_admin(client, corpus, alice, admin_user):
     result = answering.ask(BUDGET_QUESTION, principals=principals_for(alice), user=alice)
     flag = Feedback.objects.create(answer_id=result.answer_id, user=alice, kind="flag", reason="harmful")
     client.force_login(admin_user)
     listing = client.get("/admin/answers/answer/", {"refused__exact": "0"})
     assert listing.status_code == 200 and BUDGET_QUESTION in listing.content.decode()
-    response = client.post("/admin/answers/answer/", {"action": "mark_flags_reviewed",
+    response = client.post("/admin/answers/answer/", {"action": "mark_flags_resolved",
                                                      "_selected_action": [str(result.answer_id)]})
     assert response.status_code == 302
     flag.refresh_from_db()
-    assert flag.reviewed
+    assert flag.review_status == "resolved"
     assert client.get("/admin/answers/answer/add/").status_code == 403
     assert client.post(f"/admin/answers/answer/{result.answer_id}/delete/", {"post": "yes"}).status_code == 403
     assert Answer.objects.filter(id=result.answer_id).exists()
