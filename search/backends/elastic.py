@@ -70,6 +70,18 @@ def _raise_on_shard_failures(response: Any, what: str) -> None:
                                 f"{(response['_shards'].get('failures') or [''])[0]}")
 
 
+# A search whose concrete index a rebuild deleted under it is tried again on the new one, this many times in all.
+SEARCH_ATTEMPTS = 3
+
+
+class _IndexReplaced(Exception):
+    """The concrete index a search read from the alias was deleted before the search reached it."""
+
+
+def _index_gone(error: Any) -> bool:
+    return isinstance(error, dict) and error.get("type") == "index_not_found_exception"
+
+
 def _meta_of(embedding_model: str, dimensions: int) -> dict[str, Any]:
     return {"embedding_model": embedding_model, "dimensions": dimensions, "schema_version": SCHEMA_VERSION}
 
@@ -191,11 +203,20 @@ class ElasticsearchBackend:
             pass  # already gone: what a delete wants
 
     def _meta(self) -> dict[str, Any] | None:
+        live = self._live()
+        return live[1] if live is not None else None
+
+    def _live(self) -> tuple[str, dict[str, Any]] | None:
+        """The concrete index (or indices, comma-separated) behind the alias now, and its _meta; None if none.
+
+        A search reads this one concrete index in every leg: through the alias, its legs would each resolve it
+        anew, and a rebuild promoted in between would answer one leg from the old edition and one from the new.
+        """
         try:
             mapping = self.client.indices.get_mapping(index=self.index_name).body
         except NotFoundError:
             return None
-        return next(iter(mapping.values()))["mappings"].get("_meta", {})
+        return ",".join(sorted(mapping)), next(iter(mapping.values()))["mappings"].get("_meta", {})
 
     def ensure_index(self, embedding_model: str, dimensions: int) -> None:
         with self._errors("create the index"):
@@ -283,9 +304,9 @@ class ElasticsearchBackend:
             logger.info("deleted index versions not behind the alias %s: %s", self.index_name, ", ".join(stale))
         return stale
 
-    def _check_model(self, embedding_model: str) -> dict[str, Any]:
-        """The index's _meta, once it is known to hold this model's vectors."""
-        meta = self._meta()
+    def _check_model(self, embedding_model: str, meta: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The index's _meta (read now unless given), once it is known to hold this model's vectors."""
+        meta = self._meta() if meta is None else meta
         if meta is None:
             raise IndexModelMismatch(f"index {self.index_name!r} does not exist yet; ingest documents first")
         if meta.get("embedding_model") != embedding_model:
@@ -466,70 +487,90 @@ class ElasticsearchBackend:
         with_unit_vectors: bool = False,
     ) -> list[SearchHit]:
         with self._errors("search"):
-            meta = self._meta()
-            if meta is None:
-                return []
-            if mode != SearchMode.BM25:
-                self._check_model(embedding_model)
-                if query_vector is None:
-                    raise ValueError("dense and hybrid search need a query vector")
-            depth = max(limit, fusion.candidates_per_leg)
-            clauses = self._filters(principals, filters)
-            searches: list[dict[str, Any]] = []
-            legs: list[str] = []
-            results: dict[str, list[LegHit]] = {"bm25": [], "dense": [], "exact": []}
-            if mode != SearchMode.DENSE and analyzed_query:
-                legs.append("bm25")
-                searches += [{"index": self.index_name}, {
-                    "size": depth, "_source": _SOURCE_FIELDS, "track_total_hits": False,
-                    "query": {"bool": {"must": {"match": {"terms": analyzed_query}}, "filter": clauses}},
-                    "highlight": {"fields": {"text": {"fragment_size": 240, "number_of_fragments": 1}},
-                                  "highlight_query": {"match": {"text": query}},
-                                  "pre_tags": [PRE_TAG], "post_tags": [POST_TAG], "encoder": "html"},
-                    "sort": ["_score", {"chunk_id": "asc"}],
-                }]
-            if mode != SearchMode.BM25:
-                legs.append("dense")
-                searches += [{"index": self.index_name}, {
-                    "size": depth, "_source": _SOURCE_FIELDS, "track_total_hits": False,
-                    "knn": {"field": "vector", "query_vector": np.asarray(query_vector, dtype=np.float32).tolist(),
-                            "k": depth, "num_candidates": max(depth, fusion.knn_num_candidates),
-                            "filter": clauses},
-                }]
-            if mode == SearchMode.HYBRID and identifiers:
-                legs.append("exact")
-                # Each identifier named scores 1: a chunk's score is how many of the query's it names.
-                named = [{"constant_score": {"filter": {"term": {"identifiers": identifier}}, "boost": 1.0}}
-                         for identifier in sorted(set(identifiers))]
-                searches += [{"index": self.index_name}, {
-                    "size": depth, "_source": _SOURCE_FIELDS, "track_total_hits": False,
-                    "query": {"bool": {"should": named, "minimum_should_match": 1, "filter": clauses}},
-                    "sort": ["_score", {"chunk_id": "asc"}],
-                }]
-            responses = self.client.msearch(searches=searches)["responses"] if searches else []
-            by_id: dict[str, dict[str, Any]] = {}
-            for leg, response in zip(legs, responses, strict=True):
-                if "error" in response:
-                    raise SearchUnavailable(f"Elasticsearch {leg} search failed: {response['error']}")
-                _raise_on_shard_failures(response, f"{leg} search")
-                leg_hits = []
-                for hit in response["hits"]["hits"]:
-                    source = hit["_source"]
-                    stored = by_id.setdefault(source["chunk_id"], source)
-                    if "highlight" in hit:
-                        stored["_highlight"] = hit["highlight"]["text"][0]
-                    leg_hits.append(LegHit(source["chunk_id"], float(hit["_score"])))
-                results[leg] = leg_hits
-            fused = rank(mode, results["bm25"], results["dense"], fusion, results["exact"])[:limit]
-            units = self._unit_vectors([f.chunk_id for f in fused]) if with_unit_vectors else {}
-            return [self._hit(by_id[f.chunk_id], f, query, units.get(f.chunk_id, b"")) for f in fused]
+            for attempt in range(1, SEARCH_ATTEMPTS + 1):
+                try:
+                    return self._search_live(principals, query, analyzed_query, query_vector, embedding_model, mode,
+                                             filters, limit, fusion, identifiers, with_unit_vectors)
+                except _IndexReplaced as exc:  # a rebuild deleted the index between reading its name and searching
+                    if attempt == SEARCH_ATTEMPTS:
+                        raise SearchUnavailable(f"Elasticsearch index {self.index_name!r} was replaced during "
+                                                f"{SEARCH_ATTEMPTS} searches in a row: {exc}") from exc
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
-    def _unit_vectors(self, chunk_ids: list[str]) -> dict[str, bytes]:
+    def _search_live(self, principals: frozenset[str], query: str, analyzed_query: str,
+                     query_vector: np.ndarray | None, embedding_model: str, mode: SearchMode,
+                     filters: SearchFilters, limit: int, fusion: FusionConfig, identifiers: Sequence[str],
+                     with_unit_vectors: bool) -> list[SearchHit]:
+        live = self._live()
+        if live is None:
+            return []
+        index, meta = live
+        if mode != SearchMode.BM25:
+            self._check_model(embedding_model, meta)
+            if query_vector is None:
+                raise ValueError("dense and hybrid search need a query vector")
+        depth = max(limit, fusion.candidates_per_leg)
+        clauses = self._filters(principals, filters)
+        searches: list[dict[str, Any]] = []
+        legs: list[str] = []
+        results: dict[str, list[LegHit]] = {"bm25": [], "dense": [], "exact": []}
+        if mode != SearchMode.DENSE and analyzed_query:
+            legs.append("bm25")
+            searches += [{"index": index}, {
+                "size": depth, "_source": _SOURCE_FIELDS, "track_total_hits": False,
+                "query": {"bool": {"must": {"match": {"terms": analyzed_query}}, "filter": clauses}},
+                "highlight": {"fields": {"text": {"fragment_size": 240, "number_of_fragments": 1}},
+                              "highlight_query": {"match": {"text": query}},
+                              "pre_tags": [PRE_TAG], "post_tags": [POST_TAG], "encoder": "html"},
+                "sort": ["_score", {"chunk_id": "asc"}],
+            }]
+        if mode != SearchMode.BM25:
+            legs.append("dense")
+            searches += [{"index": index}, {
+                "size": depth, "_source": _SOURCE_FIELDS, "track_total_hits": False,
+                "knn": {"field": "vector", "query_vector": np.asarray(query_vector, dtype=np.float32).tolist(),
+                        "k": depth, "num_candidates": max(depth, fusion.knn_num_candidates),
+                        "filter": clauses},
+            }]
+        if mode == SearchMode.HYBRID and identifiers:
+            legs.append("exact")
+            # Each identifier named scores 1: a chunk's score is how many of the query's it names.
+            named = [{"constant_score": {"filter": {"term": {"identifiers": identifier}}, "boost": 1.0}}
+                     for identifier in sorted(set(identifiers))]
+            searches += [{"index": index}, {
+                "size": depth, "_source": _SOURCE_FIELDS, "track_total_hits": False,
+                "query": {"bool": {"should": named, "minimum_should_match": 1, "filter": clauses}},
+                "sort": ["_score", {"chunk_id": "asc"}],
+            }]
+        responses = self.client.msearch(searches=searches)["responses"] if searches else []
+        by_id: dict[str, dict[str, Any]] = {}
+        for leg, response in zip(legs, responses, strict=True):
+            if "error" in response:
+                if _index_gone(response["error"]):
+                    raise _IndexReplaced(f"{leg} search: {response['error']}")
+                raise SearchUnavailable(f"Elasticsearch {leg} search failed: {response['error']}")
+            _raise_on_shard_failures(response, f"{leg} search")
+            leg_hits = []
+            for hit in response["hits"]["hits"]:
+                source = hit["_source"]
+                stored = by_id.setdefault(source["chunk_id"], source)
+                if "highlight" in hit:
+                    stored["_highlight"] = hit["highlight"]["text"][0]
+                leg_hits.append(LegHit(source["chunk_id"], float(hit["_score"])))
+            results[leg] = leg_hits
+        fused = rank(mode, results["bm25"], results["dense"], fusion, results["exact"])[:limit]
+        units = self._unit_vectors(index, [f.chunk_id for f in fused]) if with_unit_vectors else {}
+        return [self._hit(by_id[f.chunk_id], f, query, units.get(f.chunk_id, b"")) for f in fused]
+
+    def _unit_vectors(self, index: str, chunk_ids: list[str]) -> dict[str, bytes]:
         """The stored unit vectors of the final hits only: the legs leave them out, as they read many more
         candidates than are returned."""
         if not chunk_ids:
             return {}
-        response = self.client.mget(index=self.index_name, ids=chunk_ids, source_includes=["unit_vectors"])
+        try:
+            response = self.client.mget(index=index, ids=chunk_ids, source_includes=["unit_vectors"])
+        except NotFoundError as exc:
+            raise _IndexReplaced(f"unit vectors: {exc}") from exc
         return {doc["_id"]: base64.b64decode(doc["_source"]["unit_vectors"])
                 for doc in response["docs"] if doc.get("found") and doc["_source"].get("unit_vectors")}
 
