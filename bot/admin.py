@@ -1,10 +1,11 @@
 from django.contrib import admin
 
+from audit.admin import AuditedAdminMixin
 from bot.models import ChannelSettings, ProcessedEvent
 
 
 @admin.register(ChannelSettings)
-class ChannelSettingsAdmin(admin.ModelAdmin):
+class ChannelSettingsAdmin(AuditedAdminMixin, admin.ModelAdmin):
     list_display = ("__str__", "platform", "team_id", "channel_id", "enabled", "respond_only_when_mentioned", "visibility")
     list_filter = ("platform", "enabled", "visibility")
     search_fields = ("name", "channel_id", "team_id")
@@ -16,7 +17,7 @@ class ChannelSettingsAdmin(admin.ModelAdmin):
 
 
 @admin.register(ProcessedEvent)
-class ProcessedEventAdmin(admin.ModelAdmin):
+class ProcessedEventAdmin(AuditedAdminMixin, admin.ModelAdmin):
     list_display = ("platform", "event_id", "status", "attempts", "lease_expires_at", "updated_at")
     list_filter = ("platform", "status")
     readonly_fields = ("platform", "event_id", "status", "attempts", "error", "lease_expires_at", "created_at",

@@ -16,6 +16,8 @@ from typing import Any, ClassVar
 from django.contrib import admin, messages
 from django.contrib.admin.utils import quote, unquote
 from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import GroupAdmin as AuthGroupAdmin
+from django.contrib.auth.models import Group as AuthGroup
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
@@ -26,6 +28,8 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 from django.views.decorators.http import require_POST
+from rest_framework.authtoken.admin import TokenAdmin
+from rest_framework.authtoken.models import TokenProxy
 
 from answers import selectors as answer_selectors
 from answers import services as answer_services
@@ -49,6 +53,11 @@ from search.types import SearchUnavailable
 admin.site.site_header = "Citewise console"
 admin.site.site_title = "Citewise console"
 admin.site.index_title = "Sources, freshness, documents and the review queue"
+
+# Django's and DRF's own admins, the same with every view and change audited like ours.
+for _model, _admin in ((AuthGroup, AuthGroupAdmin), (TokenProxy, TokenAdmin)):
+    admin.site.unregister(_model)
+    admin.site.register(_model, type(f"Audited{_admin.__name__}", (AuditedAdminMixin, _admin), {}))
 
 # Documents stay registered by connectors/admin.py; this swaps in the same admin with auditing.
 admin.site.unregister(Document)
