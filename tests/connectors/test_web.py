@@ -25,7 +25,7 @@ from retrieval.selectors import search
 from search.types import SearchMode
 from tests.connectors.conftest import kill_sync_midway
 from tests.console.test_permission_sync import shared_database, worker_environment  # noqa: F401 - fixture
-from tests.standins.base import hang
+from tests.standins.base import Reply, hang
 from tests.standins.website import BOILERPLATE_WORD, WebsiteStandIn
 
 pytestmark = pytest.mark.django_db
@@ -258,8 +258,8 @@ def test_an_unreadable_robots_txt_keeps_the_crawl_off_the_site_and_nothing_is_pr
     source = web_source(site, backend_kind, f"web-robots-{backend_kind}")
     connectors.run_sync(source, "full")
     before = indexed_paths(source)
-    with site.scenario_lock:
-        site.scenario["robots"] = 503
+    with site.scenario_lock:  # Retry-After: 0, so the connector's retries (built with the real sleep) wait nothing
+        site.scenario["robots"] = Reply(503, "Error", {"Content-Type": "text/plain", "Retry-After": "0"})
     site.requests.clear()
     run = connectors.run_sync(source, "full")
     assert run.state == "partial" and indexed_paths(source) == before

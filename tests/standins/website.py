@@ -3,7 +3,7 @@ crawls, served the way HTTP servers do (RFC 9110/9111 conditional requests, redi
 sitemaps per sitemaps.org).
 
     scenario = {
-        "robots": "User-agent: *\\nDisallow: /docs/private/\\nSitemap: /sitemap.xml\\n",  # None: 404; an int: status
+        "robots": "User-agent: *\\nDisallow: /docs/private/\\nSitemap: /sitemap.xml\\n",  # None: 404; an int: status; a Reply: as is
         "sitemaps": {"/sitemap.xml": {"index": ["/sitemap-docs.xml.gz"]},                # a sitemap index
                      "/sitemap-docs.xml.gz": {"urls": ["/docs/orphan"], "gzip": True}},    # a urlset, gzipped
         "pages": {
@@ -75,6 +75,8 @@ class WebsiteStandIn(StandInServer):
                 return Reply(404, "Not Found", {"Content-Type": "text/plain"})
             if isinstance(robots, int):
                 return Reply(robots, "Error", {"Content-Type": "text/plain"})
+            if isinstance(robots, Reply):
+                return robots
             return Reply(200, robots, {"Content-Type": "text/plain"})
         if path in scenario.get("sitemaps", {}):
             return self._sitemap(scenario["sitemaps"][path], self.url)
