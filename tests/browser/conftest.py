@@ -7,8 +7,12 @@ import os
 from pathlib import Path
 
 import pytest
+from django.contrib.auth import get_user_model
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions as ready
+from selenium.webdriver.support.ui import WebDriverWait
 
 REPO = Path(__file__).resolve().parents[2]
 # CI keeps this folder as an artifact (.ci/run points CITEWISE_SCREENSHOT_DIR at it).
@@ -63,3 +67,15 @@ def assert_accessible(browser: webdriver.Chrome, page: str) -> None:
                              for node in v["nodes"][:5])
                  for v in violations]
     assert not violations, f"{page}: " + "; ".join(described)
+
+
+def admin_signs_in(browser: webdriver.Chrome, live_server) -> WebDriverWait:
+    """A new superuser, root, signed in to the console; the wait the test goes on with."""
+    get_user_model().objects.create_superuser("root", "root@corp.example", "pw")
+    wait = WebDriverWait(browser, 120)
+    browser.get(f"{live_server.url}/admin/login/")
+    wait.until(ready.presence_of_element_located((By.NAME, "username"))).send_keys("root")
+    browser.find_element(By.NAME, "password").send_keys("pw")
+    browser.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
+    wait.until(ready.presence_of_element_located((By.ID, "site-name")))
+    return wait

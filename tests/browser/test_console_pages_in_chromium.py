@@ -7,11 +7,10 @@ import pytest
 from django.contrib.auth import get_user_model
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ready
-from selenium.webdriver.support.ui import WebDriverWait
 
 from answers.models import Answer, Conversation, Feedback
 from connectors.models import Document
-from tests.browser.conftest import assert_accessible, screenshot
+from tests.browser.conftest import admin_signs_in, assert_accessible, screenshot
 from tests.console.conftest import index_corpus, make_user, write_corpus
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -28,17 +27,6 @@ PAGES = [
 ]
 
 
-def sign_in_to_the_console(browser, live_server) -> WebDriverWait:
-    get_user_model().objects.create_superuser("root", "root@corp.example", "pw")
-    wait = WebDriverWait(browser, 60)
-    browser.get(f"{live_server.url}/admin/")
-    wait.until(ready.presence_of_element_located((By.NAME, "username"))).send_keys("root")
-    browser.find_element(By.NAME, "password").send_keys("pw")
-    browser.find_element(By.CSS_SELECTOR, "[type=submit]").click()
-    wait.until(ready.presence_of_element_located((By.ID, "site-name")))
-    return wait
-
-
 def test_the_console_s_main_pages_render_and_pass_the_accessibility_check(browser, live_server, isolated_index,
                                                                           tmp_path):
     source = index_corpus(write_corpus(tmp_path / "docs"))
@@ -49,7 +37,7 @@ def test_the_console_s_main_pages_render_and_pass_the_accessibility_check(browse
     answer = Answer.objects.create(conversation=conversation, user=user, surface="slack", question="Is there a sauna?",
                                    refused=True, status="refused", timings={"retrieve": 12.5})
     Feedback.objects.create(answer=answer, user=user, kind="flag", reason="wrong")
-    wait = sign_in_to_the_console(browser, live_server)
+    wait = admin_signs_in(browser, live_server)
     for address, shown, name in PAGES:
         browser.get(live_server.url + address.format(finance=finance.pk, alice=alice.pk))
         wait.until(ready.presence_of_element_located((By.ID, "content")))

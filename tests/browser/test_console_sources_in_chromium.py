@@ -10,28 +10,16 @@ from __future__ import annotations
 import shutil
 
 import pytest
-from django.contrib.auth import get_user_model
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ready
 from selenium.webdriver.support.ui import WebDriverWait
 
 from connectors.models import Source, SyncRun
-from tests.browser.conftest import assert_accessible, screenshot
+from tests.browser.conftest import admin_signs_in, assert_accessible, screenshot
 from tests.browser.test_documents_in_chromium import sign_in
 from tests.console.conftest import BUDGET_QUESTION, make_user, write_corpus, write_manifest
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def admin_signs_in(browser, live_server) -> WebDriverWait:
-    get_user_model().objects.create_superuser("root", "root@corp.example", "pw")
-    wait = WebDriverWait(browser, 120)
-    browser.get(f"{live_server.url}/admin/login/")
-    wait.until(ready.presence_of_element_located((By.NAME, "username"))).send_keys("root")
-    browser.find_element(By.NAME, "password").send_keys("pw")
-    browser.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
-    wait.until(ready.presence_of_element_located((By.ID, "site-name")))
-    return wait
 
 
 def ask(browser, wait: WebDriverWait, question: str) -> str:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from django.core.cache import cache
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ready
 from selenium.webdriver.support.ui import WebDriverWait
@@ -24,26 +23,19 @@ from identity.selectors import principals_for
 from retrieval import selectors
 from retrieval.models import RankingRule
 from retrieval.services import add_ranking_rule, get_backend
-from tests.bot.conftest import SECRET, TEAM, SlackSender, button_click, flag_submission, mention
+from tests.bot.conftest import (
+    TEAM,
+    SlackSender,
+    button_click,
+    flag_submission,
+    mention,
+    slack,  # noqa: F401 (the bots' Slack stand-in fixture, shared)
+)
 from tests.browser.conftest import assert_accessible, screenshot
 from tests.console.conftest import make_user
 from tests.console.test_review_queue import FILES, PARKING_QUESTION, write_corpus
-from tests.standins.slack import SlackStandIn
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def slack(settings):
-    standin = SlackStandIn(team_id=TEAM).start()
-    settings.SLACK_SIGNING_SECRET = SECRET
-    settings.SLACK_BOT_TOKEN = "xoxb-test"
-    settings.SLACK_API_BASE_URL = standin.base_url
-    settings.CONSOLE_URL = ""
-    cache.clear()
-    yield standin
-    standin.stop()
-    cache.clear()
 
 
 def ingest(folder, **where) -> dict[str, str]:

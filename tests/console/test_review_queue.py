@@ -73,16 +73,6 @@ def backend_kind(configured_backend: str) -> str:
 
 
 @pytest.fixture
-def alice(db):
-    return make_user("alice")
-
-
-@pytest.fixture
-def bob(db):
-    return make_user("bob")
-
-
-@pytest.fixture
 def auditor(db):
     """A staff reviewer in group:finance: may read every document of the corpus."""
     return make_user("auditor", is_staff=True, is_superuser=True)

@@ -3,7 +3,7 @@ crawls, served the way HTTP servers do (RFC 9110/9111 conditional requests, redi
 sitemaps per sitemaps.org).
 
     scenario = {
-        "robots": "User-agent: *\\nDisallow: /docs/private/\\nSitemap: /sitemap.xml\\n",  # None: 404; an int: status; a Reply: as is
+        "robots": "User-agent: *\\nDisallow: /docs/private/\\nSitemap: /sitemap.xml\\n",  # None: 404; int: status; Reply: as is
         "sitemaps": {"/sitemap.xml": {"index": ["/sitemap-docs.xml.gz"]},                # a sitemap index
                      "/sitemap-docs.xml.gz": {"urls": ["/docs/orphan"], "gzip": True}},    # a urlset, gzipped
         "pages": {
