@@ -10,17 +10,23 @@ PROMPT_VERSION = "answer-v1"
 
 
 def get_composer(name: str | None = None) -> Composer:
-    name = name or current().composer
+    """The composer named (else the configured one); an external one behind PII redaction unless turned off."""
+    config = current()
+    name = name or config.composer
     if name == "extractive":
         from answers.extractive import ExtractiveComposer
 
         return ExtractiveComposer()
+    from answers.llm.pii import redacting
+
     if name == "cohere":
         from answers.llm.cohere import CohereComposer
 
-        return CohereComposer.from_settings()
+        return redacting(CohereComposer.from_settings(), enabled=config.pii_redaction,
+                         phone_region=config.pii_phone_region)
     if name == "openai":
         from answers.llm.openai import OpenAICompatibleComposer
 
-        return OpenAICompatibleComposer.from_settings()
+        return redacting(OpenAICompatibleComposer.from_settings(), enabled=config.pii_redaction,
+                         phone_region=config.pii_phone_region)
     raise ValueError(f"unknown composer {name!r} (expected extractive, cohere or openai)")

@@ -111,6 +111,10 @@ class CitewiseSettings(BaseSettings):
     llm_max_retries: int = Field(2, ge=0, validation_alias=_env("CITEWISE_LLM_MAX_RETRIES"))
     llm_max_input_tokens: int = Field(6000, ge=256, validation_alias=_env("CITEWISE_LLM_MAX_INPUT_TOKENS"))
     llm_max_output_tokens: int = Field(600, ge=16, validation_alias=_env("CITEWISE_LLM_MAX_OUTPUT_TOKENS"))
+    # Emails, phone numbers, card numbers, IBANs and SSNs replaced by placeholders before an LLM call leaves the
+    # process, put back in the answer (answers/llm/pii.py); phone numbers without a country code read as this region's.
+    pii_redaction: bool = Field(True, validation_alias=_env("CITEWISE_PII_REDACTION"))
+    pii_phone_region: str = Field("US", min_length=2, max_length=2, validation_alias=_env("CITEWISE_PII_PHONE_REGION"))
     llm_usd_per_1k_input_tokens: float = Field(0.0, ge=0, validation_alias=_env("CITEWISE_LLM_USD_PER_1K_INPUT_TOKENS"))
     llm_usd_per_1k_output_tokens: float = Field(0.0, ge=0,
                                                 validation_alias=_env("CITEWISE_LLM_USD_PER_1K_OUTPUT_TOKENS"))

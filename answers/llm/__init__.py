@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from answers.llm.cohere import CohereComposer
 from answers.llm.openai import OpenAICompatibleComposer
+from answers.llm.pii import RedactingComposer
 from answers.types import ComposerError, Turn
 from core.config import current
 
@@ -24,4 +25,7 @@ def rewrite_with_llm(question: str, history: Sequence[Turn]) -> str:
         "openai": OpenAICompatibleComposer, "cohere": CohereComposer}
     if name not in composers:
         raise ComposerError(f"no LLM is configured to rewrite queries (COMPOSER={name!r})")
-    return composers[name].from_settings().rewrite(question, history)
+    composer = composers[name].from_settings()
+    if current().pii_redaction:
+        return RedactingComposer(composer, current().pii_phone_region).rewrite(question, history)
+    return composer.rewrite(question, history)
