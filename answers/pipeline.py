@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from answers import progress
+from answers import budget, progress
 from answers.answerability import Decision, judge
 from answers.citations import Citation, VerifiedAnswer, verify
 from answers.composers import PROMPT_VERSION, get_composer
@@ -95,7 +95,12 @@ def _compose(question: str, passages: Sequence[Passage], history: Sequence[Turn]
              config: CitewiseSettings) -> tuple[Composition, str]:
     """The configured composer's answer, and why the extractive composer stood in (or "")."""
     try:
+        if config.composer != "extractive":
+            budget.check(config)
         return get_composer(config.composer).compose(question, passages, history=history), ""
+    except budget.BudgetSpent as exc:
+        logger.warning("composer %s not called: %s", config.composer, exc)
+        return ExtractiveComposer().compose(question, passages, history=history), str(exc)
     except (ComposerError, ImportError) as exc:
         logger.warning("composer %s failed, falling back to extractive: %s", config.composer, exc)
         fallback = f"composer {config.composer} failed: {exc}"

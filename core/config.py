@@ -111,6 +111,9 @@ class CitewiseSettings(BaseSettings):
     llm_max_retries: int = Field(2, ge=0, validation_alias=_env("CITEWISE_LLM_MAX_RETRIES"))
     llm_max_input_tokens: int = Field(6000, ge=256, validation_alias=_env("CITEWISE_LLM_MAX_INPUT_TOKENS"))
     llm_max_output_tokens: int = Field(600, ge=16, validation_alias=_env("CITEWISE_LLM_MAX_OUTPUT_TOKENS"))
+    # Daily LLM budgets (answers/budget.py): past either, answers are composed without the LLM until midnight. 0: none.
+    llm_daily_token_budget: int = Field(0, ge=0, validation_alias=_env("CITEWISE_LLM_DAILY_TOKEN_BUDGET"))
+    llm_daily_cost_budget_usd: float = Field(0.0, ge=0, validation_alias=_env("CITEWISE_LLM_DAILY_COST_BUDGET_USD"))
     # Emails, phone numbers, card numbers, IBANs and SSNs replaced by placeholders before an LLM call leaves the
     # process, put back in the answer (answers/llm/pii.py); phone numbers without a country code read as this region's.
     pii_redaction: bool = Field(True, validation_alias=_env("CITEWISE_PII_REDACTION"))

@@ -25,6 +25,9 @@ def rewrite_with_llm(question: str, history: Sequence[Turn]) -> str:
         "openai": OpenAICompatibleComposer, "cohere": CohereComposer}
     if name not in composers:
         raise ComposerError(f"no LLM is configured to rewrite queries (COMPOSER={name!r})")
+    from answers import budget
+
+    budget.check(current())
     composer = composers[name].from_settings()
     if current().pii_redaction:
         return RedactingComposer(composer, current().pii_phone_region).rewrite(question, history)
