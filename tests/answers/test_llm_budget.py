@@ -29,7 +29,7 @@ def spent_today(user, *, tokens: int = 0, cost: str = "0", days_ago: int = 0) ->
     ({"llm_daily_token_budget": 1000}, {"tokens": 1000}),
     ({"llm_daily_cost_budget_usd": 0.5}, {"cost": "0.50"}),
 ])
-def test_a_spent_budget_stops_llm_calls_until_midnight(helpdesk, openai_llm, settings, budget, spent):  # noqa: F811
+def test_a_spent_budget_stops_llm_calls_until_midnight(helpdesk, openai_llm, settings, budget, spent):
     settings.CITEWISE = settings.CITEWISE.replace(**budget)
     spent_today(helpdesk, **{key: value * 5 if isinstance(value, int) else "5" for key, value in spent.items()},
                 days_ago=1)  # yesterday's use does not count
@@ -48,6 +48,6 @@ def test_a_spent_budget_stops_llm_calls_until_midnight(helpdesk, openai_llm, set
     assert Answer.objects.get(pk=fallback.answer_id).fallback_reason == fallback.fallback_reason
 
 
-def test_no_budget_is_no_limit(helpdesk, openai_llm, settings):  # noqa: F811
+def test_no_budget_is_no_limit(helpdesk, openai_llm, settings):
     spent_today(helpdesk, tokens=10_000_000, cost="1000")
     assert ask(QUESTION, principals=frozenset(), user=helpdesk, surface="api").composer == "openai"
