@@ -25,6 +25,16 @@ class BudgetSpent(ComposerError):
     """Today's LLM budget is spent: the pipeline answers without the LLM, and says why."""
 
 
+SPENT = "today's LLM budget of"
+
+
+def notice(fallback_reason: str) -> str:
+    """What to tell the asker when their answer was made without the LLM because a budget was spent, else ""."""
+    if SPENT not in fallback_reason:
+        return ""
+    return "Today's budget for the AI model is spent, so this answer quotes the documents directly until midnight."
+
+
 def check(config: CitewiseSettings, *, now: datetime | None = None) -> None:
     """Raise BudgetSpent when a daily LLM budget is set and today's answers have used it up."""
     if not (config.llm_daily_token_budget or config.llm_daily_cost_budget_usd):
@@ -37,9 +47,9 @@ def check(config: CitewiseSettings, *, now: datetime | None = None) -> None:
     cost = float(used["cost"] or 0)
     if config.llm_daily_token_budget and tokens >= config.llm_daily_token_budget:
         BUDGET_REFUSALS.labels("tokens").inc()
-        raise BudgetSpent(f"today's LLM budget of {config.llm_daily_token_budget:,} tokens is spent ({tokens:,} "
+        raise BudgetSpent(f"{SPENT} {config.llm_daily_token_budget:,} tokens is spent ({tokens:,} "
                           "used): answered without the LLM until midnight")
     if config.llm_daily_cost_budget_usd and cost >= config.llm_daily_cost_budget_usd:
         BUDGET_REFUSALS.labels("cost").inc()
-        raise BudgetSpent(f"today's LLM budget of {config.llm_daily_cost_budget_usd:.2f} USD is spent ({cost:.2f} "
+        raise BudgetSpent(f"{SPENT} {config.llm_daily_cost_budget_usd:.2f} USD is spent ({cost:.2f} "
                           "USD used): answered without the LLM until midnight")

@@ -15,7 +15,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from answers import cache, throttling
+from answers import budget, cache, throttling
 from answers import selectors as answer_selectors
 from answers.citations import Citation
 from answers.formatting import to_html
@@ -57,6 +57,7 @@ class AnswerResult:
     output_tokens: int = 0
     cost_usd: float = 0.0
     corrected_query: str = ""  # the search query with misspellings corrected, when it was; "" otherwise
+    notice: str = ""  # for the asker, about how the answer was made (a spent LLM budget); "" otherwise
 
     def html(self) -> str:
         """The answer as safe HTML; its [n] markers link to `#src-<answer_id>-<n>`, the ids of the sources list."""
@@ -71,6 +72,7 @@ class AnswerResult:
             "nearest_documents": [c.as_dict() for c in self.nearest], "composer": self.composer,
             "fallback_reason": self.fallback_reason, "timings_ms": {k: round(v * 1000, 1) for k, v in self.timings.items()},
             "input_tokens": self.input_tokens, "output_tokens": self.output_tokens, "cost_usd": self.cost_usd,
+            "notice": self.notice,
         }
 
 
@@ -180,7 +182,7 @@ def ask(
         text=record.text, refused=record.refused, citations=outcome.citations, nearest=outcome.nearest,
         composer=record.composer, fallback_reason=record.fallback_reason, timings=run.timings,
         input_tokens=record.input_tokens, output_tokens=record.output_tokens, cost_usd=float(record.cost_usd),
-        corrected_query=outcome.corrected_query,
+        corrected_query=outcome.corrected_query, notice=budget.notice(record.fallback_reason),
     )
 
 

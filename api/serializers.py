@@ -144,6 +144,9 @@ class AnswerSerializer(serializers.Serializer):
     input_tokens = serializers.IntegerField()
     output_tokens = serializers.IntegerField()
     cost_usd = serializers.FloatField()
+    notice = serializers.CharField(allow_blank=True, help_text=(
+        "A sentence for the asker about how this answer was made, e.g. that today's LLM budget is spent and it "
+        "quotes the documents directly; empty otherwise."))
 
 
 class SearchHitSerializer(serializers.Serializer):

@@ -174,7 +174,7 @@ def _answer_events(request: HttpRequest, question: str, conversation_id: uuid.UU
         return
     data = payload.as_dict()
     yield _event("meta", {key: data[key] for key in ("answer_id", "conversation_id", "question", "search_query",
-                                                      "corrected_query", "refused", "composer")})
+                                                      "corrected_query", "refused", "composer", "notice")})
     for piece in answer_pieces(data["answer"]):
         yield _event("token", {"text": piece})
     # The structured answer (lists, tables, code) replaces the streamed text once it is complete.

@@ -12,6 +12,7 @@ from django.utils import timezone
 from answers.models import Answer, Conversation
 from answers.services import ask
 from tests.answers.test_pii import HELPDESK, helpdesk, openai_llm  # noqa: F401 (fixtures)
+from tests.sse import sse_events
 from tests.standins import openai as openai_api
 
 pytestmark = pytest.mark.django_db
@@ -35,6 +36,7 @@ def test_a_spent_budget_stops_llm_calls_until_midnight(helpdesk, openai_llm, set
                 days_ago=1)  # yesterday's use does not count
     answered = ask(QUESTION, principals=frozenset(), user=helpdesk, surface="api")
     assert answered.composer == "openai" and len(openai_llm.requests_to(openai_api.CHAT_COMPLETIONS)) == 1
+    assert answered.notice == ""
 
     spent_today(helpdesk, **spent)
     calls = len(openai_llm.requests_to(openai_api.CHAT_COMPLETIONS))
@@ -46,6 +48,18 @@ def test_a_spent_budget_stops_llm_calls_until_midnight(helpdesk, openai_llm, set
     assert fallback.fallback_reason.startswith("today's LLM budget of") and "until midnight" in \
         fallback.fallback_reason
     assert Answer.objects.get(pk=fallback.answer_id).fallback_reason == fallback.fallback_reason
+    assert fallback.notice.startswith("Today's budget for the AI model is spent")  # what the asker is told
+
+
+def test_the_chat_tells_the_asker_why_the_answer_quotes_the_documents(client, helpdesk, openai_llm, settings):
+    settings.CITEWISE = settings.CITEWISE.replace(llm_daily_token_budget=10)
+    spent_today(helpdesk, tokens=10)
+    client.force_login(helpdesk)
+    events = dict(sse_events(client.post("/chat/stream", {"q": QUESTION})))
+    assert events["meta"]["composer"] == "extractive"
+    assert events["meta"]["notice"].startswith("Today's budget for the AI model is spent")
+    response = client.post("/api/v1/ask", {"question": QUESTION + " Please."}, content_type="application/json")
+    assert response.json()["notice"] == events["meta"]["notice"]
 
 
 def test_no_budget_is_no_limit(helpdesk, openai_llm, settings):
