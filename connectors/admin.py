@@ -13,7 +13,7 @@ from django.contrib.admin import helpers
 from django.contrib.admin.utils import flatten_fieldsets, quote, unquote
 from django.core.exceptions import PermissionDenied
 from django.db import router, transaction
-from django.db.models import QuerySet, Sum
+from django.db.models import Count, QuerySet, Sum
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -329,7 +329,7 @@ class SourceAdmin(AuditedAdminMixin, IndexFirstDeleteMixin, admin.ModelAdmin):
             raise TypeError(f"SourceAdmin checks connections through a SourceForm, not {type(form).__name__}")
         check = None
         if form.is_valid():
-            check = services.test_connection(form.kind, form.cleaned_data["location"], form.instance.config,
+            check = services.check_connection(form.kind, form.cleaned_data["location"], form.instance.config,
                                               form.connection_secrets())
             audit.record(request.user, "source.test_connection", object_type="connectors.source",
                          object_id=object_id or "", surface="admin",
@@ -390,9 +390,9 @@ class SourceAdmin(AuditedAdminMixin, IndexFirstDeleteMixin, admin.ModelAdmin):
     # -- delete: the confirmation says what leaves the index, and the delete is audited
     def get_deleted_objects(self, objs: Any, request: HttpRequest) -> tuple:
         ids = [obj.pk for obj in objs]
-        removal = Document.objects.filter(source_id__in=ids).aggregate(chunks=Sum("chunk_count"))
+        removal = Document.objects.filter(source_id__in=ids).aggregate(documents=Count("pk"), chunks=Sum("chunk_count"))
         request.citewise_index_removal = {  # type: ignore[attr-defined]
-            "documents": Document.objects.filter(source_id__in=ids).count(), "chunks": removal["chunks"] or 0}
+            "documents": removal["documents"], "chunks": removal["chunks"] or 0}
         return super().get_deleted_objects(objs, request)
 
     def delete_model(self, request: HttpRequest, obj: Source) -> None:

@@ -150,6 +150,8 @@ def document_memos(source: Source, external_ids: Iterable[str]) -> dict[str, dic
 
 # -- freshness (the console's dashboard and the alert hook) ----------------------------------------------------------
 
+# The latest runs a source's freshness is read from: the last of each kind and the medians of recent durations.
+RUNS_READ = 200
 CONTENT_KINDS = (SyncRun.Kind.FULL, SyncRun.Kind.INCREMENTAL, SyncRun.Kind.PRUNE)
 # A content run that brought the index in line with the source (held: everything but the held deletions was done).
 SUCCESSFUL = (SyncRun.State.SUCCEEDED, SyncRun.State.HELD)
@@ -200,13 +202,13 @@ def _stuck_after(source_runs: Sequence[SyncRun], kind: str, config: CitewiseSett
     return timedelta(seconds=max(config.stuck_run_s, 3 * typical))
 
 
-def source_freshness(source: Source, now: datetime | None = None, config: CitewiseSettings | None = None,
-                     runs: Sequence[SyncRun] | None = None) -> SourceFreshness:
+def source_freshness(source: Source, now: datetime | None = None,
+                     config: CitewiseSettings | None = None) -> SourceFreshness:
     """How fresh one source's documents are, and the badge that sums it up (see `freshness`)."""
     now = now or timezone.now()
     config = config or current()
     # Newest first (SyncRun's ordering); enough history for the medians and the last of each kind.
-    source_runs = list(runs) if runs is not None else list(SyncRun.objects.filter(source=source)[:200])
+    source_runs = list(SyncRun.objects.filter(source=source)[:RUNS_READ])
     finished_content = [r for r in source_runs if r.kind in CONTENT_KINDS and r.state != SyncRun.State.RUNNING]
     last_run = finished_content[0] if finished_content else None
     last_success = next((r for r in finished_content if r.state in SUCCESSFUL), None)
@@ -265,9 +267,7 @@ def freshness(now: datetime | None = None, config: CitewiseSettings | None = Non
     healthy."""
     now = now or timezone.now()
     config = config or current()
-    sources = list(Source.objects.exclude(kind=Source.Kind.BEIR).order_by("name"))
-    by_source: dict[int, list[SyncRun]] = {source.pk: [] for source in sources}
-    for run in SyncRun.objects.filter(source__in=sources).order_by("source_id", "-started_at", "-pk"):
-        if len(by_source[run.source_id]) < 200:
-            by_source[run.source_id].append(run)
-    return [source_freshness(source, now, config, by_source[source.pk]) for source in sources]
+    # Each source reads its own latest runs (source_freshness): one bounded query a source, where reading every run
+    # of every source to keep 200 of each would grow with the history the beat check reads every few minutes.
+    return [source_freshness(source, now, config) for source in
+            Source.objects.exclude(kind=Source.Kind.BEIR).order_by("name")]

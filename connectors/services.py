@@ -133,7 +133,7 @@ def set_source_secrets(source: Source, secrets: dict[str, str]) -> None:
 
 @dataclass(frozen=True)
 class ConnectionCheck:
-    """What `test_connection` found: `ok`, and a sentence an admin can act on."""
+    """What `check_connection` found: `ok`, and a sentence an admin can act on."""
 
     ok: bool
     message: str
@@ -146,8 +146,8 @@ CONNECTION_CHECK_ITEMS = 20
 CONNECTION_CHECK_TIMEOUT_S = 15.0
 
 
-def test_connection(kind: str, location: str, config: dict[str, Any], secrets: dict[str, str], *,
-                    timeout_s: float = CONNECTION_CHECK_TIMEOUT_S) -> ConnectionCheck:  # noqa: PT028
+def check_connection(kind: str, location: str, config: dict[str, Any], secrets: dict[str, str], *,
+                     timeout_s: float = CONNECTION_CHECK_TIMEOUT_S) -> ConnectionCheck:
     """Build the connector for settings not saved yet and read the first few items of its listing (`list_ids`, else
     `load`), within `timeout_s`. Nothing is stored, indexed or written: the console's "Test connection" button."""
     from connectors.sources import source_module
@@ -197,9 +197,6 @@ def test_connection(kind: str, location: str, config: dict[str, Any], secrets: d
     count = f"at least {len(ids)}" if len(ids) >= CONNECTION_CHECK_ITEMS else str(len(ids))
     return ConnectionCheck(True, f"Connected: found {count} item{'s' if len(ids) != 1 else ''}, the first "
                                  f"{ids[0]}.", items=len(ids), first_item=ids[0])
-
-
-test_connection.__test__ = False  # type: ignore[attr-defined]  # not a pytest test, whatever its name
 
 
 def _plain_words(error: BaseException) -> str:

@@ -40,7 +40,7 @@ from audit.admin import AuditedAdminMixin, ReadOnlyAdminMixin
 from connectors.admin import DocumentAdmin
 from connectors.models import Document
 from console.models import FlaggedAnswer
-from console.selectors import document_access, explain_access, find_user, in_words
+from console.selectors import document_access, document_grants, explain_access, find_user, in_words
 from core.errors import InvalidInput
 from identity.selectors import principals_for
 from retrieval import selectors as retrieval_selectors
@@ -90,7 +90,7 @@ class AuditedDocumentAdmin(AuditedAdminMixin, DocumentAdmin):
 
     @admin.display(description="Permissions")
     def permissions_in_words(self, document: Document) -> str:
-        access = document_access(document, shown=0)
+        access = document_grants(document)
         if access.nobody_because:
             return f"Nobody may read it: {access.nobody_because}."
         if access.public:

@@ -14,7 +14,7 @@ from django.contrib.auth import get_user_model
 from django.db.models import Q
 
 from connectors.models import Document
-from identity.models import Group, GroupMembership
+from identity.models import ExternalIdentity, Group, GroupMembership
 from identity.principals import EVERYONE_EXCEPT_EXTERNAL, describe_principal
 from identity.selectors import account_status, expanded_principals_of, principal_routes, principals_for
 from retrieval import selectors as retrieval_selectors
@@ -63,14 +63,21 @@ def in_words(route: tuple[str, ...], names: dict[str, str] | None = None) -> str
     return " → ".join(describe_principal(principal, names) for principal in route)
 
 
-def document_access(document: Document, *, shown: int = READERS_SHOWN) -> DocumentAccess:
-    """Who may read the document by its stored ACL; the first `shown` readers with how they get it."""
+def document_grants(document: Document) -> DocumentAccess:
+    """What the document's stored ACL grants, in words, without looking for its readers."""
     granted = set(document.acl_principals or [])
     names = _group_names(granted)
-    access = DocumentAccess(_nobody_because(document), document.acl_public,
-                            [(principal, describe_principal(principal, names)) for principal in sorted(granted)])
+    return DocumentAccess(_nobody_because(document), document.acl_public,
+                          [(principal, describe_principal(principal, names)) for principal in sorted(granted)])
+
+
+def document_access(document: Document, *, shown: int = READERS_SHOWN) -> DocumentAccess:
+    """Who may read the document by its stored ACL: its grants, how many active users hold one, and the first
+    `shown` of them with how they get it."""
+    access = document_grants(document)
     if access.nobody_because or access.public:
         return access
+    granted = set(document.acl_principals)
     users = get_user_model().objects.filter(is_active=True).order_by("username")
     for start in range(0, users.count(), USERS_PER_BATCH):
         batch = list(users[start:start + USERS_PER_BATCH])
@@ -121,8 +128,7 @@ def explain_access(document: Document, user: Any) -> AccessExplanation:
     for membership in revoked:
         steps.append(f"{membership.member}'s membership of {membership.group.principal} was revoked in Citewise"
                      f" by {membership.revoked_by or 'an administrator'} on {membership.revoked_at:%Y-%m-%d}.")
-    if not routes or not any(route[0].startswith(("email:", "slack:", "teams:", "entra:", "google:")) for route in
-                             routes.values()):
+    if not ExternalIdentity.objects.filter(user=user).exists():
         steps.append(f"{user} has no linked identity from a source (an email address, a Slack or Teams account): "
                      "link one under Users to let the sources' grants reach them.")
     return AccessExplanation(False, index_can_read, steps)

@@ -44,7 +44,8 @@ class Redactor:
         self.phone_region = phone_region
         self.originals: dict[str, str] = {}  # placeholder -> the value as first written
         self._placeholders: dict[tuple[str, str], str] = {}  # (kind, normalised value) -> placeholder
-        self.counts: Counter[str] = Counter()
+        self._numbered: Counter[str] = Counter()  # distinct values per kind so far: the next placeholder's number
+        self.counts: Counter[str] = Counter()  # values replaced per kind, repeats included
 
     def _found(self, text: str) -> list[tuple[int, int, str, str]]:
         """(start, end, kind, normalised value) of every value to replace, none overlapping, in text order; kinds
@@ -77,7 +78,8 @@ class Redactor:
         for start, end, kind, value in self._found(text):
             placeholder = self._placeholders.get((kind, value))
             if placeholder is None:
-                placeholder = f"[{kind}_{sum(1 for k, _ in self._placeholders if k == kind) + 1}]"
+                self._numbered[kind] += 1
+                placeholder = f"[{kind}_{self._numbered[kind]}]"
                 self._placeholders[(kind, value)] = placeholder
                 self.originals[placeholder] = text[start:end]
             self.counts[kind] += 1

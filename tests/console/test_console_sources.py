@@ -144,15 +144,15 @@ def test_test_connection_reads_a_folder_and_saves_nothing(admin_client, tmp_path
 
 def test_test_connection_says_a_refused_token_is_a_401_in_plain_words(admin_client):
     with ConfluenceStandIn({"users": {}, "groups": {}, "spaces": {}, "pages": {}}, api_token=TOKEN) as site:
-        refused = services.test_connection("confluence", site.url, {"email": "bot@corp.example"},
+        refused = services.check_connection("confluence", site.url, {"email": "bot@corp.example"},
                                            {"api_token": "wrong"}, timeout_s=10)
         assert not refused.ok and "refused the credentials (HTTP 401)" in refused.message
         site.fail("/wiki/api/v2/spaces", status=403)
-        forbidden = services.test_connection("confluence", site.url, {"email": "bot@corp.example"},
+        forbidden = services.check_connection("confluence", site.url, {"email": "bot@corp.example"},
                                              {"api_token": TOKEN}, timeout_s=10)
         assert not forbidden.ok and "not allowed to read this (HTTP 403)" in forbidden.message
         site.script("/wiki/api/v2/spaces", hang(2.0))
-        silent = services.test_connection("confluence", site.url, {"email": "bot@corp.example"},
+        silent = services.check_connection("confluence", site.url, {"email": "bot@corp.example"},
                                           {"api_token": TOKEN}, timeout_s=0.5)
         assert not silent.ok and "No answer within 0.5 seconds" in silent.message
         # On an existing source, a blank credential field tests with the stored one.
