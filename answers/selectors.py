@@ -5,7 +5,7 @@ answer's citations as a reviewer may see them."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -72,15 +72,22 @@ class ReviewedCitation:
     unchecked: bool = False  # the search index could not be asked: shown as unreadable
 
 
-def citations_for_reviewer(citations: list[dict[str, Any]], principals: frozenset[str]) -> list[ReviewedCitation]:
-    """An answer's recorded citations, each with its text only where `principals` may read the cited document now,
-    as the search index says (the ACL filter every search applies), whatever the stored snippet says."""
+def _readable(document_ids: Iterable[str], principals: frozenset[str]) -> dict[str, bool | None]:
+    """Whether `principals` may read each document now, as the search index says (the ACL filter every search
+    applies), each asked once; None where the index could not be asked."""
     readable: dict[str, bool | None] = {}
-    for document_id in dict.fromkeys(str(c.get("document_id", "")) for c in citations):
+    for document_id in dict.fromkeys(document_ids):
         try:
             readable[document_id] = retrieval_selectors.readable_document(document_id, principals) is not None
         except SearchUnavailable:
             readable[document_id] = None
+    return readable
+
+
+def citations_for_reviewer(citations: list[dict[str, Any]], principals: frozenset[str]) -> list[ReviewedCitation]:
+    """An answer's recorded citations, each with its text only where `principals` may read the cited document now,
+    as the search index says (the ACL filter every search applies), whatever the stored snippet says."""
+    readable = _readable((str(c.get("document_id", "")) for c in citations), principals)
     shown = []
     for citation in citations:
         document_id = str(citation.get("document_id", ""))
@@ -145,12 +152,11 @@ def conversation_transcript(conversation_id: uuid.UUID | str, user: Any,
     votes = dict(Feedback.objects.filter(answer__in=answers, user=user, kind__in=("up", "down"))
                  .order_by("created_at").values_list("answer_id", "kind"))
     flagged = set(Feedback.objects.filter(answer__in=answers, user=user, kind="flag").values_list("answer_id", flat=True))
-    cited = {c.get("document_id", "") for a in answers for c in a.citations}
-    readable = {document_id for document_id in cited
-                if document_id and retrieval_selectors.readable_document(document_id, principals) is not None}
+    # Unknown (the index could not be asked) is unreadable: the answer is withheld, never shown unchecked.
+    readable = _readable((str(c.get("document_id", "")) for a in answers for c in a.citations), principals)
     turns = []
     for answer in answers:
-        withheld = any(c.get("document_id", "") not in readable for c in answer.citations)
+        withheld = not all(readable[str(c.get("document_id", ""))] for c in answer.citations)
         citations = [] if withheld else answer.citations
         text = WITHHELD if withheld else answer.text
         html = "" if withheld else to_html(answer.text, _source_anchor(answer.id),

@@ -244,11 +244,21 @@ class ReviewQueueAdmin(FeedbackAdminBase):
     def assign_to_me(self, obj: Feedback) -> SafeString:
         return _button(reverse("admin:console_flaggedanswer_assign", args=[obj.pk]), "assign", "me", "Assign to me")
 
+    @staticmethod
+    def _citations_shown(obj: Feedback) -> list:
+        """The answer's citations as the reviewer may see them: asked of the index once per page, though three of
+        the page's fields show them."""
+        shown = getattr(obj, "_citations_for_reviewer", None)
+        if shown is None:
+            shown = answer_selectors.citations_for_reviewer(obj.answer.citations, reviewer_principals())
+            obj._citations_for_reviewer = shown  # type: ignore[attr-defined]
+        return shown
+
     @admin.display(description="cited documents")
     def cited_documents(self, obj: Feedback) -> SafeString:
         if not obj.answer.citations:
             return citations_html([])
-        shown = answer_selectors.citations_for_reviewer(obj.answer.citations, reviewer_principals())
+        shown = self._citations_shown(obj)
         return SafeString(render_to_string("admin/console/review/cited_documents.html", {
             "citations": shown, "question": _question_of(obj),
             "ranking_url": reverse("admin:console_flaggedanswer_ranking", args=[obj.pk]),
@@ -257,9 +267,7 @@ class ReviewQueueAdmin(FeedbackAdminBase):
     @admin.display(description="rules in force")
     def ranking_rules(self, obj: Feedback) -> SafeString:
         document_ids = {str(c.get("document_id", "")) for c in obj.answer.citations}
-        titles = {c.document_id: c.title for c in answer_selectors.citations_for_reviewer(obj.answer.citations,
-                                                                                            reviewer_principals())
-                  if c.readable}
+        titles = {c.document_id: c.title for c in self._citations_shown(obj) if c.readable}
         this_question = question_hash(_question_of(obj))
         rules = [rule for rule in retrieval_selectors.active_ranking_rules(document_ids=sorted(document_ids))
                  if rule.is_global or rule.question_hash == this_question]
@@ -270,8 +278,7 @@ class ReviewQueueAdmin(FeedbackAdminBase):
 
     @admin.display(description="correction")
     def evaluation_case(self, obj: Feedback) -> SafeString:
-        shown = [c for c in answer_selectors.citations_for_reviewer(obj.answer.citations, reviewer_principals())
-                 if c.readable]
+        shown = [c for c in self._citations_shown(obj) if c.readable]
         return SafeString(render_to_string("admin/console/review/evaluation_case.html", {
             "documents": {c.document_id: c.title for c in shown}, "cases": obj.evaluation_cases.all(),
             "asker_email": getattr(obj.answer.user, "email", "") or "",
