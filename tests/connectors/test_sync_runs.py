@@ -21,7 +21,7 @@ from connectors import runs, selectors, services, tasks
 from connectors.models import Document, Source, SyncRun
 from retrieval import services as retrieval_services
 from tests.connectors.conftest import found
-from tests.console.test_permission_sync import (  # noqa: F401 - fixtures
+from tests.workers import (  # noqa: F401 - fixtures
     ROOT,
     redis_celery,
     shared_database,

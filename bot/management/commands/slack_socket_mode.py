@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
+
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from slack_bolt.adapter.socket_mode import SocketModeHandler
 
 from bot.slack.app import SlackNotConfigured, get_app
+
+HEARTBEAT_INTERVAL_S = 20  # console/healthcheck.py calls the service unhealthy after three missed beats
 
 
 class Command(BaseCommand):
@@ -14,6 +19,9 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--app-token", default="", help="app-level token; defaults to SLACK_APP_TOKEN")
+        parser.add_argument("--heartbeat-file", type=Path, default=None,
+                            help="touched while the WebSocket to Slack is connected, for a container health check")
+        parser.add_argument("--heartbeat-interval", type=float, default=HEARTBEAT_INTERVAL_S)
 
     def handle(self, *args, **options):
         app_token = options["app_token"] or settings.SLACK_APP_TOKEN
@@ -24,4 +32,14 @@ class Command(BaseCommand):
         except SlackNotConfigured as exc:
             raise CommandError(str(exc)) from exc
         self.stdout.write("Connecting to Slack over Socket Mode…")
-        SocketModeHandler(app, app_token).start()
+        handler = SocketModeHandler(app, app_token)
+        handler.connect()
+        heartbeat: Path | None = options["heartbeat_file"]
+        try:
+            while True:
+                # The client reconnects by itself; only a live connection refreshes the heartbeat.
+                if heartbeat is not None and handler.client.is_connected():
+                    heartbeat.touch()
+                time.sleep(options["heartbeat_interval"])
+        finally:
+            handler.close()
