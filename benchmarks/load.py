@@ -544,18 +544,26 @@ def saturation(steps: list[dict[str, Any]], cores: int, concurrency: int) -> dic
     top = max(steps, key=lambda s: s["answers_per_s"])
     cpu = top.get("cpu_percent") or {}
     capacity = cores * 100
-    busiest = sorted(((cpu.get(g, 0.0), g) for g in [*CPU_GROUPS, "other"]), reverse=True)
+    ours = sorted(((cpu.get(g, 0.0), g) for g in CPU_GROUPS[:4]), reverse=True)
     machine_busy = cpu.get("machine", 0.0)
+    shares = ", ".join(f"{group} {percent:.0f} %" for percent, group in ours)
     if machine_busy >= 0.85 * capacity:
         verdict = (f"CPU: the machine's {cores} cores were {machine_busy:.0f} % busy of {capacity} % at the best "
-                   f"step ({top['users']} users); the largest share was {busiest[0][1]} ({busiest[0][0]:.0f} %)")
+                   f"step ({top['users']} users): {shares}, the load generator {cpu.get('load generator', 0):.0f} %, "
+                   f"everything else on the machine {cpu.get('other', 0):.0f} %")
     elif top["users"] > concurrency:
         verdict = (f"gunicorn's {concurrency} request threads: more users than threads queue in the workers while "
                    f"the CPU is {machine_busy:.0f} % of {capacity} % busy")
     else:
         verdict = (f"not the CPU ({machine_busy:.0f} % of {capacity} % busy at the best step): the GIL of each "
                    "gunicorn worker, or waiting on a service")
+    per_answer = top.get("cpu_ms_per_answer") or {}
+    deployment_ms = sum(per_answer.get(group, 0.0) for group in CPU_GROUPS[:4])
     return {"throughput_stops_growing_after_users": knee, "best_step_users": top["users"],
+            # If this deployment had the cores to itself and the CPU stayed the limit: cores / CPU per answer.
+            "cpu_ms_per_answer_at_best_step": per_answer,
+            "answers_per_s_if_the_cores_were_the_deployments_alone": (
+                round(capacity * 10 / deployment_ms, 1) if deployment_ms else None),
             "best_answers_per_s": top["answers_per_s"], "verdict": verdict,
             "cpu_at_best_step_percent_of_one_core": cpu}
 
@@ -592,7 +600,7 @@ def plot(result: dict[str, Any], path: Path) -> None:
     bottom.set_ylabel("CPU, % of one core")
     bottom.set_xlabel("concurrent users (no think time)")
     bottom.set_xticks(positions, [str(u) for u in users])
-    bottom.legend(fontsize="small", ncol=3, loc="upper left")
+    bottom.legend(fontsize="small", ncol=6, loc="upper center", bbox_to_anchor=(0.5, -0.22))
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
@@ -802,12 +810,17 @@ def measured_step(server: Server, plan: dict[str, Any], users: int, args: argpar
     outcome = run_step(server, plan, users, args.step_seconds, scratch, processes, label)
     marks, rows = outcome["marks"], outcome["rows"]
     window = (marks["test_start"] + args.settle_seconds, marks["test_stop"])
-    figures = {"users": users, **step_figures(rows, window), "cpu_percent": sampler.percent(window),
-               "load_average_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)],
-               "load_generator_cpu_warnings": marks.get("cpu_warnings", 0),
-               # The next step starts after the last conversation this one began (a request cut off by the step's
-               # end may have been answered, so its question is not asked again).
-               "next_offset": max((r["draw"] for r in rows), default=plan["offset"] - 1) + 1}
+    figures = {"users": users, **step_figures(rows, window), "cpu_percent": sampler.percent(window)}
+    # CPU time per answer by component: what an answer costs wherever it runs, less distorted by what else shares
+    # the machine than its wall time is.
+    figures["cpu_ms_per_answer"] = {
+        group: round(10 * figures["cpu_percent"][group] / figures["answers_per_s"], 1)
+        for group in [*CPU_GROUPS[:4], "machine"] if figures["cpu_percent"] and figures["answers_per_s"]}
+    figures["load_average_1m"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
+    figures["load_generator_cpu_warnings"] = marks.get("cpu_warnings", 0)
+    # The next step starts after the last conversation this one began (a request cut off by the step's end may
+    # have been answered, so its question is not asked again).
+    figures["next_offset"] = max((r["draw"] for r in rows), default=plan["offset"] - 1) + 1
     return figures
 
 
