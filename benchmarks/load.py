@@ -781,6 +781,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 figures = measured_step(server, plan, args.cached_users, args, scratch, processes, sampler, "cached")
                 figures.pop("next_offset")
                 figures["question_strings"] = len(originals)
+                figures["cache_entries"] = answer_cache_footprint(redis_host, int(redis_port), redis_db)
                 result["answer_cache_on"] = figures
                 print(f"[load] cache on, {args.cached_users} users: {figures['answers_per_s']} answers/s, p95 "
                       f"{figures['p95_ms']} ms, {figures['cache_hits']} hits of {figures['requests']}", flush=True)
@@ -822,6 +823,18 @@ def measured_step(server: Server, plan: dict[str, Any], users: int, args: argpar
     # have been answered, so its question is not asked again).
     figures["next_offset"] = max((r["draw"] for r in rows), default=plan["offset"] - 1) + 1
     return figures
+
+
+def answer_cache_footprint(host: str, port: int, db: int) -> dict[str, Any]:
+    """How many answers the cache holds after the cached step, and what one takes in Redis (MEMORY USAGE of a
+    sample), for sizing Redis."""
+    import redis
+
+    client = redis.Redis(host=host, port=port, db=db)
+    keys = list(client.scan_iter(match="citewise:*answer*", count=1000))
+    sizes = [client.memory_usage(key) or 0 for key in keys[:200]]
+    return {"entries": len(keys), "mean_bytes": round(sum(sizes) / len(sizes)) if sizes else None,
+            "max_bytes": max(sizes) if sizes else None}
 
 
 def index_stats(url: str, name: str) -> dict[str, Any]:
