@@ -276,6 +276,14 @@ def cpu_snapshot(processes: Processes) -> dict[str, float]:
             return 0.0
 
     snapshot["web"] = tree(processes.web, reaped=True)
+    # Each gunicorn worker on its own: whether the requests spread over the workers (a worker's threads share
+    # one GIL, so one busy worker cannot use more than about one core for Python work).
+    if processes.web is not None:
+        try:
+            for worker in psutil.Process(processes.web).children():
+                snapshot[f"web worker {worker.pid}"] = _cpu_seconds(worker)
+        except psutil.Error:
+            pass
     snapshot["elasticsearch"] = tree(processes.elasticsearch, reaped=False)
     snapshot["postgres"] = tree(processes.postmaster, reaped=True)
     snapshot["redis"] = tree(processes.redis, reaped=False)
@@ -306,14 +314,17 @@ class CpuSampler(threading.Thread):
         self._stop_event.set()
         self.join(timeout=5)
 
-    def percent(self, window: tuple[float, float]) -> dict[str, float]:
+    def percent(self, window: tuple[float, float]) -> dict[str, Any]:
         """CPU used per group over the window, in % of one core (the machine has os.cpu_count() x 100 %)."""
         inside = [s for s in self.samples if window[0] <= s[0] <= window[1]]
         if len(inside) < 2:
             return {}
         (t0, first), (t1, last) = inside[0], inside[-1]
-        used = {group: round(100 * (last[group] - first[group]) / (t1 - t0), 1) for group in first}
+        used = {group: round(100 * (last[group] - first[group]) / (t1 - t0), 1) for group in first if group in last}
         used["other"] = round(max(0.0, used["machine"] - sum(used[g] for g in CPU_GROUPS)), 1)
+        workers = sorted((used.pop(key) for key in [k for k in used if k.startswith("web worker ")]), reverse=True)
+        if workers:
+            used["web workers"] = workers  # type: ignore[assignment]
         return used
 
 
