@@ -70,6 +70,10 @@ def _raise_on_shard_failures(response: Any, what: str) -> None:
                                 f"{(response['_shards'].get('failures') or [''])[0]}")
 
 
+# What a search leg asks for each hit: its chunk id from doc values, no stored field at all.
+_IDS_ONLY: dict[str, Any] = {"_source": False, "stored_fields": ["_none_"], "docvalue_fields": ["chunk_id"],
+                             "track_total_hits": False}
+
 # A search whose concrete index a rebuild deleted under it is tried again on the new one, this many times in all.
 SEARCH_ATTEMPTS = 3
 
@@ -514,19 +518,21 @@ class ElasticsearchBackend:
         searches: list[dict[str, Any]] = []
         legs: list[str] = []
         results: dict[str, list[LegHit]] = {"bm25": [], "dense": [], "exact": []}
-        # The legs return ids and scores only: reading and highlighting every candidate's source (100 per leg) cost
-        # more than the searches themselves at 100k chunks. The final hits are read once fused (_hydrate).
+        # The legs return ids and scores only, read from chunk_id's doc values: reading and highlighting every
+        # candidate's source (100 per leg), or even its stored _id, which sits in the same compressed blocks as the
+        # source with its vector, cost more than the searches themselves at 100k chunks. The final hits are read once
+        # fused (_hydrate).
         if mode != SearchMode.DENSE and analyzed_query:
             legs.append("bm25")
             searches += [{"index": index}, {
-                "size": depth, "_source": False, "track_total_hits": False,
+                "size": depth, **_IDS_ONLY,
                 "query": {"bool": {"must": {"match": {"terms": analyzed_query}}, "filter": clauses}},
                 "sort": ["_score", {"chunk_id": "asc"}],
             }]
         if mode != SearchMode.BM25:
             legs.append("dense")
             searches += [{"index": index}, {
-                "size": depth, "_source": False, "track_total_hits": False,
+                "size": depth, **_IDS_ONLY,
                 "knn": {"field": "vector", "query_vector": np.asarray(query_vector, dtype=np.float32).tolist(),
                         "k": depth, "num_candidates": max(depth, fusion.knn_num_candidates),
                         "filter": clauses},
@@ -537,7 +543,7 @@ class ElasticsearchBackend:
             named = [{"constant_score": {"filter": {"term": {"identifiers": identifier}}, "boost": 1.0}}
                      for identifier in sorted(set(identifiers))]
             searches += [{"index": index}, {
-                "size": depth, "_source": False, "track_total_hits": False,
+                "size": depth, **_IDS_ONLY,
                 "query": {"bool": {"should": named, "minimum_should_match": 1, "filter": clauses}},
                 "sort": ["_score", {"chunk_id": "asc"}],
             }]
@@ -548,7 +554,8 @@ class ElasticsearchBackend:
                     raise _IndexReplaced(f"{leg} search: {response['error']}")
                 raise SearchUnavailable(f"Elasticsearch {leg} search failed: {response['error']}")
             _raise_on_shard_failures(response, f"{leg} search")
-            results[leg] = [LegHit(hit["_id"], float(hit["_score"])) for hit in response["hits"]["hits"]]
+            results[leg] = [LegHit(hit["fields"]["chunk_id"][0], float(hit["_score"]))
+                            for hit in response["hits"]["hits"]]
         fused = rank(mode, results["bm25"], results["dense"], fusion, results["exact"])[:limit]
         found_by_bm25 = {hit.chunk_id for hit in results["bm25"]}
         sources = self._hydrate(index, [f.chunk_id for f in fused], clauses, query, found_by_bm25, with_unit_vectors)
