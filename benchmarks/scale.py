@@ -248,6 +248,8 @@ def build(args: argparse.Namespace) -> dict[str, Any]:
     if args.backend == "embedded":
         # What a restart would find: the write-ahead log folded into the file.
         backend._connection().execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    elif args.force_merge:
+        backend.client.indices.forcemerge(index=backend.index_name, max_num_segments=1, request_timeout=3600)
     settle_seconds = time.perf_counter() - settle_started
     return {"documents": len(documents), "chunks": offset, "vectors_seconds": round(vectors_seconds, 1),
             "prepare_seconds": round(prepare_seconds, 1), "index_seconds": round(index_seconds, 1),
@@ -432,8 +434,8 @@ def child(args: argparse.Namespace, action: str, size: int, kind: str, index_nam
     command = [sys.executable, str(Path(__file__).resolve()), "--child", action, "--size", str(size), "--backend",
                kind, "--index-name", index_name, "--dataset", str(args.dataset), "--var-dir", str(args.var_dir),
                "--queries", str(args.queries), "--vectors", args.vectors, *extra]
-    if args.profile:
-        command.append("--profile")
+    command += ["--profile"] if args.profile else []
+    command += ["--force-merge"] if args.force_merge else []
     completed = subprocess.run(command, cwd=ROOT, env=child_env(args), capture_output=True, text=True)
     if completed.returncode:
         sys.stderr.write(completed.stderr)
@@ -537,6 +539,8 @@ def main() -> None:
     parser.add_argument("--output", type=Path, default=ROOT / "benchmarks/results/scale.json")
     parser.add_argument("--plot", type=Path, help="write the latency-against-size figure (PNG) here")
     parser.add_argument("--keep", action="store_true", help="leave the indexes in place (for profiling)")
+    parser.add_argument("--force-merge", action="store_true",
+                        help="merge each Elasticsearch index into one segment before searching it (settle_seconds)")
     parser.add_argument("--child", choices=["build", "serve"], help=argparse.SUPPRESS)
     parser.add_argument("--size", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--backend", help=argparse.SUPPRESS)
@@ -555,6 +559,7 @@ def main() -> None:
         f"{round(os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30)} GiB",
         "command": " ".join([Path(sys.executable).name, *sys.argv]), "git": git_revision(),
         "python": platform.python_version(), "vectors": args.vectors, "queries": args.queries,
+        "force_merge": args.force_merge,
         "prepare": prepare(args), "runs": [],
     }
     print(json.dumps(results["prepare"]), file=sys.stderr)

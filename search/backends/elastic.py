@@ -575,7 +575,7 @@ class ElasticsearchBackend:
                      "pre_tags": [PRE_TAG], "post_tags": [POST_TAG], "encoder": "html"}
         try:
             response = self.client.search(
-                index=index, size=len(chunk_ids), source=fields, track_total_hits=False,
+                index=index, size=len(chunk_ids), source={"includes": fields}, track_total_hits=False,
                 query={"bool": {"filter": [{"ids": {"values": chunk_ids}}, *clauses]}},
                 highlight=highlight if highlighted & set(chunk_ids) else None)
         except NotFoundError as exc:

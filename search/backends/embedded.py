@@ -46,7 +46,7 @@ from urllib.parse import quote
 import numpy as np
 
 from search.backends.base import DocumentChunks, SearchBackend
-from search.backends.embedded_memory import MemoryIndex, epoch_bounds, top_k
+from search.backends.embedded_memory import APPROXIMATE_FROM, MemoryIndex, epoch_bounds, top_k
 from search.fusion import rank
 from search.highlighting import highlight
 from search.types import (
@@ -270,7 +270,8 @@ class EmbeddedBackend:
     name = "embedded"
 
     def __init__(self, directory: str | Path, index_name: str, *, physical: str | None = None,
-                 search_in_memory: bool = True) -> None:
+                 search_in_memory: bool = True, dense_search: str = "approximate",
+                 approximate_from: int = APPROXIMATE_FROM) -> None:
         self.directory = Path(directory)
         self.index_name = index_name
         # A staging backend is pinned to its own physical file; the live one follows the pointer.
@@ -282,6 +283,11 @@ class EmbeddedBackend:
         self._open: dict[Path, weakref.ref[_OpenFile]] = {}
         self._open_lock = threading.Lock()
         self.search_in_memory = search_in_memory
+        if dense_search not in ("approximate", "exact"):
+            raise ValueError(f"dense_search must be 'approximate' or 'exact', not {dense_search!r}")
+        # "approximate": the projected first pass of embedded_memory.py on large indexes; "exact": every vector.
+        self.dense_search = dense_search
+        self.approximate_from = approximate_from
         self._memory_lock = threading.Lock()
         # (what the arrays were read from, what their ACLs were read from, the arrays)
         self._memory: tuple[tuple, tuple, MemoryIndex] | None = None
@@ -473,7 +479,8 @@ class EmbeddedBackend:
                 except FileExistsError:
                     version += 1
         staged = EmbeddedBackend(self.directory, self.index_name, physical=path.name,
-                                 search_in_memory=self.search_in_memory)
+                                 search_in_memory=self.search_in_memory, dense_search=self.dense_search,
+                                 approximate_from=self.approximate_from)
         staged.ensure_index(embedding_model, dimensions)
         return staged
 
@@ -735,12 +742,16 @@ class EmbeddedBackend:
                     else:
                         self._memory = None  # the old arrays go before the new ones are built, not after
                         try:
-                            index = MemoryIndex.load(connection, int(meta.get("dimensions") or 0))
+                            index = MemoryIndex.load(connection, int(meta.get("dimensions") or 0),
+                                                     approximate=self.dense_search == "approximate",
+                                                     approximate_from=self.approximate_from)
                         except ValueError as exc:
                             raise SearchUnavailable(f"the embedded index {self.index_name!r} holds malformed "
                                                     f"vectors: {exc}") from exc
                     self._memory = (content, generation, index)
-                return self._memory[2]
+                else:
+                    index = cached[2]
+                return index
             finally:
                 connection.execute("COMMIT")
 

@@ -22,8 +22,9 @@ from search.backends.embedded_memory import fts_tokens
 from search.types import Chunk, DocumentAcl, FusionConfig, IndexedDocument, SearchFilters, SearchMode
 
 MODEL, DIMENSIONS = "test-model", 16
-WORDS = ("hotel travel budget laptop policy leave parental firmware deploy incident warehouse charger robot "
-         "night receipt flight economy canteen parking bicycle café naïve Zürich façade résumé").split()
+WORDS = ["hotel", "travel", "budget", "laptop", "policy", "leave", "parental", "firmware", "deploy", "incident",
+         "warehouse", "charger", "robot", "night", "receipt", "flight", "economy", "canteen", "parking", "bicycle",
+         "café", "naïve", "Zürich", "façade", "résumé"]
 IDENTIFIERS = ["AB-123", "X9000", "max_retries", "RFC-2616"]
 PRINCIPALS = [f"group:{i}" for i in range(12)] + [f"user:{i}" for i in range(20)]
 SOURCES, MIME_TYPES = ["1", "2", "3"], ["text/plain", "text/markdown", "application/pdf"]
@@ -44,9 +45,12 @@ def random_acl(rng: random.Random) -> DocumentAcl:
     return DocumentAcl(principals=frozenset(rng.sample(PRINCIPALS, rng.randint(1, 3))), status="ok")
 
 
-def corpus(seed: int, documents: int) -> tuple[list[DocumentChunks], dict[str, DocumentAcl]]:
+def corpus(seed: int, documents: int, dimensions: int = DIMENSIONS, chunks_per_document: tuple[int, int] = (1, 4)
+           ) -> tuple[list[DocumentChunks], dict[str, DocumentAcl]]:
     rng = random.Random(seed)
     vectors = np.random.default_rng(seed)
+    # Embeddings live near a low-dimensional subspace; so do these (40 directions and a little noise).
+    directions = vectors.standard_normal((40, dimensions))
     batch, acls = [], {}
     for d in range(documents):
         document_id = f"doc-{d:03d}"
@@ -55,7 +59,7 @@ def corpus(seed: int, documents: int) -> tuple[list[DocumentChunks], dict[str, D
         document = IndexedDocument(document_id, rng.choice(SOURCES), f"Title {d}", f"https://x.example/{d}",
                                    rng.choice(MIME_TYPES), START + timedelta(days=rng.randrange(300)), acl)
         chunks, texts = [], []
-        for ordinal in range(rng.randint(1, 4)):
+        for ordinal in range(rng.randint(*chunks_per_document)):
             words = [rng.choice(WORDS) for _ in range(rng.randint(3, 30))]
             if rng.random() < 0.2:
                 words.insert(rng.randrange(len(words)), rng.choice(IDENTIFIERS))
@@ -66,7 +70,8 @@ def corpus(seed: int, documents: int) -> tuple[list[DocumentChunks], dict[str, D
             chunks.append(Chunk(f"{document_id}:{ordinal}", document_id, ordinal, text, (), 0, 0, len(text),
                                 f"hash-{d}-{ordinal}"))
         # Some vectors repeat too, for ties in the dense leg.
-        matrix = unit(vectors.standard_normal((len(chunks), DIMENSIONS)))
+        matrix = unit(vectors.standard_normal((len(chunks), 40)) @ directions
+                      + 0.05 * vectors.standard_normal((len(chunks), dimensions)))
         if rng.random() < 0.1:
             matrix[:] = matrix[0]
         batch.append(DocumentChunks(document, chunks, matrix, [analyzed_text(t) for t in texts],
@@ -99,8 +104,11 @@ def indexed(tmp_path):
     return memory, reference, acls
 
 
-def run(backend, principals, query, mode, filters, limit=10, fusion=FusionConfig(candidates_per_leg=30)):
-    vector = unit(np.random.default_rng(zlib.crc32(query.encode())).standard_normal(DIMENSIONS))
+FUSION = FusionConfig(candidates_per_leg=30)
+
+
+def run(backend, principals, query, mode, filters, limit=10, fusion=FUSION, dimensions=DIMENSIONS):
+    vector = unit(np.random.default_rng(zlib.crc32(query.encode())).standard_normal(dimensions))
     return backend.search(principals=principals, query=query, analyzed_query=analyzed_text(query),
                           query_vector=vector, embedding_model=MODEL, mode=mode, filters=filters, limit=limit,
                           fusion=fusion, identifiers=identifiers(query))
@@ -177,7 +185,7 @@ def test_a_permission_change_is_searched_at_once_without_reading_the_chunks_agai
 
 
 def test_deleted_and_replaced_documents_leave_the_memory_index(indexed):
-    memory, reference, acls = indexed
+    memory, reference, _ = indexed
     everyone = frozenset(PRINCIPALS)
     found = run(memory, everyone, "hotel night receipt", SearchMode.HYBRID, SearchFilters(), limit=50)
     gone = found[0].document_id
@@ -189,3 +197,30 @@ def test_deleted_and_replaced_documents_leave_the_memory_index(indexed):
         assert gone not in {h.document_id for h in after}
         assert hit_keys(after) == hit_keys(run(reference, everyone, query, SearchMode.HYBRID, SearchFilters(),
                                                limit=50))
+
+
+def test_the_approximate_dense_pass_finds_what_exact_search_finds_and_nothing_unreadable(tmp_path):
+    """The projected first pass (CITEWISE_EMBEDDED_DENSE_SEARCH=approximate) on an index past its threshold, where
+    readers see more chunks than it rescores exactly, against exact search over the same file."""
+    dimensions = 384
+    approximate = EmbeddedBackend(tmp_path, "approximate", approximate_from=1000)
+    approximate.ensure_index(MODEL, dimensions)
+    batch, acls = corpus(seed=11, documents=400, dimensions=dimensions, chunks_per_document=(4, 8))
+    for start in range(0, len(batch), 50):
+        approximate.replace_documents(batch[start:start + 50], embedding_model=MODEL)
+    exact = EmbeddedBackend(tmp_path, "approximate", dense_search="exact")
+    index = approximate._memory_index(approximate._state())
+    assert index.projection is not None and index.size > 2000
+    assert exact._memory_index(exact._state()).projection is None
+    fusion = FusionConfig(candidates_per_leg=100)  # 1,000 rescored: fewer than most readers may see
+    engaged = 0
+    for principals in READERS:
+        engaged += int(index.visible(principals, SearchFilters(), {}).sum() > 1000)
+        for query in QUERIES:
+            for mode in (SearchMode.DENSE, SearchMode.HYBRID):
+                found = run(approximate, principals, query, mode, SearchFilters(), fusion=fusion,
+                            dimensions=dimensions)
+                assert hit_keys(found) == hit_keys(run(exact, principals, query, mode, SearchFilters(),
+                                                       fusion=fusion, dimensions=dimensions))
+                assert all(readable(acls[h.document_id], principals) for h in found)
+    assert engaged >= 2  # the approximate pass ran, for readers with more readable chunks than it rescores
