@@ -309,10 +309,14 @@ class StageTimer:
 
     def __init__(self, backend: Any, names: Sequence[str]) -> None:
         self.seconds: dict[str, float] = {}
+        self.add(backend, names)
+
+    def add(self, owner: Any, names: Sequence[str]) -> None:
+        """Time `names` of an object, or of a class (every instance's calls then)."""
         for name in names:
-            method = getattr(backend, name, None)
+            method = getattr(owner, name, None)
             if method is not None:
-                setattr(backend, name, self._wrap(name, method))
+                setattr(owner, name, self._wrap(name, method))
 
     def _wrap(self, name: str, method: Callable[..., Any]) -> Callable[..., Any]:
         def timed(*args: Any, **kwargs: Any) -> Any:
@@ -328,7 +332,9 @@ class StageTimer:
         return taken
 
 
-PROFILED = ("_visible", "_visible_rowids", "_bm25", "_dense", "_exact", "_hydrate", "_vectors", "_ann", "_exact_dense")
+# Embedded backend stages: the backend's own steps, then the in-memory legs (methods of MemoryIndex).
+PROFILED = ("_memory_index", "_memory_legs", "_sql_legs", "_hydrate")
+PROFILED_MEMORY = ("visible", "bm25", "dense", "exact")
 
 
 def serve(args: argparse.Namespace) -> dict[str, Any]:
@@ -348,7 +354,12 @@ def serve(args: argparse.Namespace) -> dict[str, Any]:
     gc.collect()
     rss_before = rss_mb()
     backend = open_backend(args.backend, args.index_name)
-    timer = StageTimer(backend, PROFILED) if args.profile else None
+    timer = None
+    if args.profile and args.backend == "embedded":
+        from search.backends.embedded_memory import MemoryIndex
+
+        timer = StageTimer(backend, PROFILED)
+        timer.add(MemoryIndex, PROFILED_MEMORY)
     timings: dict[str, list[float]] = {label: [] for label in askers}
     stages: dict[str, dict[str, float]] = {label: {} for label in askers}
     results: dict[str, list[list[str]]] = {label: [] for label in askers}
