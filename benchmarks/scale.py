@@ -557,7 +557,11 @@ def main() -> None:
     parser.add_argument("--backend", help=argparse.SUPPRESS)
     parser.add_argument("--index-name", help=argparse.SUPPRESS)
     parser.add_argument("--results", help=argparse.SUPPRESS)
+    parser.add_argument("--table", type=Path, help="print the table of a results file and stop")
     args = parser.parse_args()
+    if args.table:
+        print(table(json.loads(args.table.read_text())))
+        return
     args.dataset, args.var_dir = args.dataset.resolve(), args.var_dir.resolve()
     if args.child:
         print(json.dumps(build(args) if args.child == "build" else serve(args)))
@@ -597,14 +601,19 @@ def row(run: dict[str, Any]) -> str:
     search, build_ = run["search"], run["build"]
     one, many = search["1 principal"], search["1000 principals"]
     memory = search.get("server_rss_mb", search["rss_mb"])
-    return (f"| {run['backend']} | {run['chunks']:,} | {one['p50_ms']} / {one['p95_ms']} / {one['p99_ms']} | "
-            f"{many['p50_ms']} / {many['p95_ms']} / {many['p99_ms']} | {build_['index_seconds']} s | "
-            f"{search['index_bytes'] / 2**20:,.0f} MiB | {memory:,.0f} MiB |")
+    recall = search.get("dense_recall_at_10", {})
+    cpu = search.get("server_cpu_ms_per_search", 0) + search.get("client_cpu_ms_per_search", 0)
+    return (f"| {run['backend']} | {run['chunks']:,} | {one['p50_ms']:.1f} / {one['p95_ms']:.1f} / {one['p99_ms']:.1f} | "
+            f"{many['p50_ms']:.1f} / {many['p95_ms']:.1f} / {many['p99_ms']:.1f} | {cpu:.1f} | "
+            f"{recall.get('1 principal', float('nan')):.3f} / {recall.get('1000 principals', float('nan')):.3f} | "
+            f"{build_['index_seconds']:,.0f} s | {search['index_bytes'] / 2**20:,.0f} MiB | {memory:,.0f} MiB | "
+            f"{search.get('load_average', ['?'])[0]} |")
 
 
 def table(results: dict[str, Any]) -> str:
     header = ("| backend | chunks | 1 principal p50 / p95 / p99 (ms) | 1,000 principals p50 / p95 / p99 (ms) | "
-              "time to index | index on disk | RSS |\n|---|---|---|---|---|---|---|")
+              "CPU per search (ms) | dense recall@10 (1 / 1,000) | time to index | index on disk | RSS | load |\n"
+              "|---|---|---|---|---|---|---|---|---|---|")
     return "\n".join([header, *(row(run) for run in results["runs"])])
 
 
