@@ -2,7 +2,8 @@
 
 The file holds everything (chunks, vectors, an FTS5 table of BM25 terms, ACLs). Searches run over a
 `MemoryIndex` (search/backends/embedded_memory.py) built from it once per write generation: BM25 scored as
-FTS5 scores it, exact cosine kNN, the identifier leg and the ACL filter, all in numpy. Hydrating the final hits
+FTS5 scores it, cosine kNN (exact, or a projected first pass on large indexes), the identifier leg and the ACL
+filter, all in numpy. Hydrating the final hits
 reads the file again. `EmbeddedBackend(..., search_in_memory=False)` runs the legs as SQL over the file instead
 (the reference the in-memory legs are tested against).
 

@@ -9,11 +9,14 @@ every write goes to SQLite first, and a search reads the file again once its gen
 - BM25 over the FTS5 table's own `terms`, scored as FTS5's bm25() scores (same k1, b, IDF and document
   lengths, summed in the same order), from postings built once, so a query costs its terms' postings rather
   than a ranking of every matching row inside SQLite;
-- dense search: exact (a matrix product over the visible chunks), or, from APPROXIMATE_FROM chunks on when most
-  of them are readable, a first pass over the vectors projected on their 128 principal components that keeps the
-  best RESCORED readable chunks, which are then scored exactly (a third of the memory read per query; recall@10
-  against exact search is measured by benchmarks/scale.py and was 0.999+ on 100k SciFact chunks);
+- dense search: exact (a matrix product over the visible chunks), or, from APPROXIMATE_FROM chunks on when the
+  reader may see more than RESCORED of them, a first pass over the vectors projected on their 128 principal
+  components that keeps the best RESCORED readable chunks, which are then scored exactly (a third of the memory
+  read per query; benchmarks/scale.py measures its recall@10 against exact search, docs/benchmarks.md);
 - the identifier leg, from an identifier -> chunks map.
+
+A write that changed ACLs alone (content_generation, counted by triggers in the file, did not move) re-reads
+the ACL arrays only.
 
 Ties are broken as the SQL did: BM25 and identifier hits by chunk id, dense hits by storage order.
 """
