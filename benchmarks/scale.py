@@ -590,8 +590,8 @@ def main() -> None:
             run = {"backend": kind, "chunks": size, "index_name": index_name, "build": built, "search": searched}
             results["runs"].append(run)
             print(row(run), file=sys.stderr, flush=True)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(results, indent=2) + "\n")
+            args.output.parent.mkdir(parents=True, exist_ok=True)
+            args.output.write_text(json.dumps(results, indent=2) + "\n")  # after each run: a failure keeps them
     if args.plot:
         plot(results, args.plot)
     print(table(results))
