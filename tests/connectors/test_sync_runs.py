@@ -184,6 +184,7 @@ def test_manage_py_sync_runs_one_kind_by_hand(tmp_path, make_folder_source, caps
 
 
 @pytest.mark.slow
+@pytest.mark.production
 def test_a_killed_worker_s_sync_resumes_from_its_checkpoint_with_nothing_lost_or_duplicated(
         tmp_path, settings, shared_database, redis_celery):
     """A real Celery worker on Redis is SIGKILLed in the middle of a full sync; the dispatcher finds the dead run and

@@ -103,6 +103,7 @@ def test_sync_intervals_come_from_the_environment():
 
 
 @pytest.mark.slow
+@pytest.mark.production
 def test_a_celery_worker_on_redis_revokes_access_with_sync_permissions(tmp_path, settings, shared_database,
                                                                        redis_celery):
     index_dir, index_name = tmp_path / "index", f"test-celery-{uuid.uuid4().hex[:8]}"
