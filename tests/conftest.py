@@ -18,7 +18,7 @@ BACKENDS = ["embedded", "elasticsearch"]
 # The two CI passes (Makefile `test`): the suite on SQLite, the embedded default, without the production-stack tests;
 # then, on PostgreSQL, the production-stack tests and those that depend on the database engine's own behaviour
 # (transactions and row locks, constraints, migrations, the task and sync ledgers). Every test runs at least once.
-PRODUCTION_STACK = ("tests/faults/", "tests/test_tracing.py")
+PRODUCTION_STACK = ("tests/faults/", "tests/test_tracing.py", "tests/connectors/test_beat.py")
 DATABASE_SEMANTICS = (
     "tests/bot/test_event_claims.py", "tests/connectors/test_sync_concurrency.py",
     "tests/connectors/test_worker_death.py", "tests/connectors/test_sync_runs.py",

@@ -57,7 +57,7 @@ def test_the_socket_mode_service_answers_an_envelope_and_its_heartbeat_follows_t
         assert socket.wait_connected(120), log.read_text()[-4000:]
         envelope = socket.push_event(mention("UALICE", KITCHEN_QUESTION, ts="100.000001"))
         wait_until(lambda: envelope in socket.acks, 60, "the envelope's acknowledgement", log)
-        wait_until(lambda: slack.posts(), 120, "the answer", log)
+        wait_until(slack.posts, 120, "the answer", log)
         [post] = slack.posts()
         assert "Friday" in blocks_text(post["body"]["blocks"]) and post["body"]["user"] == "UALICE"
         wait_until(heartbeat.exists, 10, "the first heartbeat", log)
