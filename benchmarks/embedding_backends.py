@@ -2,6 +2,7 @@
 
     python benchmarks/embedding_backends.py [--dataset ../shared/data/beir/scifact] [--backends torch onnx onnx-int8]
         [--ingest-documents 500] [--evaluate onnx-int8 torch] [--cross onnx-int8 onnx] [--modes hybrid]
+        [--quality-documents N]
 
 Speed, for each of --backends (CITEWISE_EMBEDDING_BACKEND), each in a fresh var dir (empty database, embedding cache
 and embedded index):
@@ -13,7 +14,8 @@ and embedded index):
    documents/s and chunks/s (the report's own seconds), with the process's CPU seconds and the 1-minute load
    average beside them (the machine is shared: CPU time moves less with other load than wall time does).
 
-Quality, on the whole corpus: `manage.py evaluate --backend embedded --unit chunk` for each of --evaluate, in a var
+Quality, on the whole corpus (or, with --quality-documents N, on every judged-relevant document plus the first N
+others: a quicker comparison between backends on identical data): `manage.py evaluate --backend embedded --unit chunk` for each of --evaluate, in a var
 dir of its own: nDCG@10, Recall@100, MRR@10. The first embeds everything (chunks and their answer units); the
 later ones are given the first one's answer-unit vectors in their embedding cache and embed the chunks themselves:
 unit vectors are read only when answering (with_unit_vectors), never in ranking, and embedding them is two thirds
@@ -30,6 +32,7 @@ import json
 import os
 import platform
 import resource
+import shutil
 import sqlite3
 import statistics
 import subprocess
@@ -157,6 +160,9 @@ def main() -> None:
     parser.add_argument("--ingest-documents", type=int, default=500, help="first N corpus documents; 0: all")
     parser.add_argument("--evaluate", nargs="*", default=["onnx-int8", "torch"])
     parser.add_argument("--cross", nargs="*", default=["onnx-int8", "onnx"])
+    parser.add_argument("--quality-documents", type=int, default=0,
+                        help="evaluate on every judged-relevant document plus the first N others (0: the whole "
+                             "corpus); for a quick comparison between backends, not a figure to set against BEIR's")
     parser.add_argument("--modes", nargs="+", default=["hybrid"], choices=["hybrid", "dense", "bm25"])
     parser.add_argument("--sample", type=int, default=1000, help="corpus texts for the pure embedding figure")
     parser.add_argument("--output", type=Path, default=ROOT / "benchmarks/results/embedding-backends.json")
@@ -170,7 +176,8 @@ def main() -> None:
     work = args.work_dir.resolve() if args.work_dir else Path(tempfile.mkdtemp(prefix="citewise-bench-embed-"))
     summary: dict = {"date": datetime.now(tz=UTC).date().isoformat(),
                      "machine": f"{platform.node()} {os.cpu_count()} cores", "dataset": str(dataset),
-                     "ingest_documents": args.ingest_documents, "modes": args.modes, "speed": {}, "quality": {},
+                     "ingest_documents": args.ingest_documents, "quality_documents": args.quality_documents,
+                     "modes": args.modes, "speed": {}, "quality": {},
                      "cross": {}}
 
     def save() -> None:
@@ -188,20 +195,21 @@ def main() -> None:
         summary["speed"][backend]["ingest"] = ingest(subset, env)
         save()
         print(backend, "ingest", summary["speed"][backend]["ingest"], flush=True)
+    judged = judged_subset(dataset, args.quality_documents, work / "judged") if args.quality_documents else dataset
     first: Path | None = None
     for backend in args.evaluate:
         var_dir = work / f"quality-{backend}"
         env = fresh_var_dir(var_dir, backend)
         if first is not None:
             seed_unit_vectors(first, var_dir)
-        summary["quality"][backend] = {mode: evaluate(dataset, env, mode) for mode in args.modes}
+        summary["quality"][backend] = {mode: evaluate(judged, env, mode) for mode in args.modes}
         first = first or var_dir
         save()
         print(backend, "retrieval", summary["quality"][backend], flush=True)
     if "torch" in args.evaluate:
         for backend in args.cross:
             env = {**environment(work / "quality-torch", backend), "CITEWISE_INDEX_NAME": "bench-torch"}
-            summary["cross"][backend] = {mode: evaluate(dataset, env, mode) for mode in args.modes}
+            summary["cross"][backend] = {mode: evaluate(judged, env, mode) for mode in args.modes}
             save()
             print(backend, "queries on torch documents", summary["cross"][backend], flush=True)
     print_table(summary)
@@ -222,6 +230,24 @@ def prefix_dataset(dataset: Path, documents: int, target: Path) -> Path:
     with open(dataset / "corpus.jsonl") as source, open(target / "corpus.jsonl", "w") as copy:
         for _, line in zip(range(documents), source, strict=False):
             copy.write(line)
+    return target
+
+
+def judged_subset(dataset: Path, others: int, target: Path) -> Path:
+    """A BEIR directory with every document some test query is judged against, plus the first N others, and the
+    same queries and judgements."""
+    judgements = (dataset / "qrels/test.tsv").read_text().splitlines()
+    relevant = {line.split("\t")[1] for line in judgements[1:] if line}
+    (target / "qrels").mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(dataset / "qrels/test.tsv", target / "qrels/test.tsv")
+    shutil.copyfile(dataset / "queries.jsonl", target / "queries.jsonl")
+    with open(dataset / "corpus.jsonl") as source, open(target / "corpus.jsonl", "w") as copy:
+        for line in source:
+            if json.loads(line)["_id"] in relevant:
+                copy.write(line)
+            elif others > 0:
+                copy.write(line)
+                others -= 1
     return target
 
 
