@@ -3,6 +3,7 @@
     python benchmarks/embedding_backends.py [--dataset ../shared/data/beir/scifact] [--backends torch onnx onnx-int8]
         [--ingest-documents 500] [--evaluate onnx-int8 torch] [--cross onnx-int8 onnx] [--modes hybrid]
         [--quality-documents N]
+    python benchmarks/embedding_backends.py --interleaved-rounds 5 [--sample 300]   # pure embedding speed only
 
 Speed, for each of --backends (CITEWISE_EMBEDDING_BACKEND), each in a fresh var dir (empty database, embedding cache
 and embedded index):
@@ -15,14 +16,15 @@ and embedded index):
    average beside them (the machine is shared: CPU time moves less with other load than wall time does).
 
 Quality, on the whole corpus (or, with --quality-documents N, on every judged-relevant document plus the first N
-others: a quicker comparison between backends on identical data): `manage.py evaluate --backend embedded --unit chunk` for each of --evaluate, in a var
-dir of its own: nDCG@10, Recall@100, MRR@10. The first embeds everything (chunks and their answer units); the
-later ones are given the first one's answer-unit vectors in their embedding cache and embed the chunks themselves:
-unit vectors are read only when answering (with_unit_vectors), never in ranking, and embedding them is two thirds
-of the work. Then each of --cross is evaluated in torch's var dir: documents embedded by torch, queries by it (what
-a deployment that changes backend without re-indexing serves).
+others: a quicker comparison between backends on identical data): `manage.py evaluate --backend embedded
+--unit chunk` for each of --evaluate, in a var dir of its own: nDCG@10, Recall@100, MRR@10. The first embeds
+everything (chunks and their answer units); the later ones are given the first one's answer-unit vectors in their
+embedding cache and embed the chunks themselves: unit vectors are read only when answering (with_unit_vectors),
+never in ranking, and embedding them is two thirds of the work. Then each of --cross is evaluated in torch's var
+dir: documents embedded by torch, queries by it (what a deployment that changes backend without re-indexing serves).
 
-Prints a Markdown table and writes every figure to --output as it goes.
+Prints a Markdown table and writes every figure to --output as it goes. --interleaved-rounds N measures only pure
+embedding speed, every backend in one process, in alternating rounds: on a shared machine the fairest ratio.
 """
 
 from __future__ import annotations
@@ -153,6 +155,38 @@ def probe(dataset: Path, sample: int) -> None:
     }))
 
 
+def interleaved(dataset: Path, sample: int, rounds: int, backends: list[str]) -> dict:
+    """Pure embedding speed of each backend in one process, in alternating rounds over the same texts, so that every
+    backend meets the same load on a shared machine: median texts/s by wall clock and by the process's CPU time."""
+    import django
+
+    sys.path.insert(0, str(ROOT))
+    django.setup()
+    from retrieval.embeddings import build_embedder
+
+    texts = []
+    with open(dataset / "corpus.jsonl") as corpus:
+        for line in corpus:
+            record = json.loads(line)
+            texts.append(f"{record.get('title', '')}. {record['text']}")
+            if len(texts) >= sample:
+                break
+    embedders = {backend: build_embedder("all-MiniLM-L6-v2", backend=backend) for backend in backends}
+    for embedder in embedders.values():
+        embedder.embed_documents(texts[:8])
+    wall: dict[str, list[float]] = {backend: [] for backend in backends}
+    cpu: dict[str, list[float]] = {backend: [] for backend in backends}
+    for round_number in range(rounds):
+        for backend in backends[round_number % len(backends):] + backends[:round_number % len(backends)]:
+            started, cpu_started = time.perf_counter(), time.process_time()
+            embedders[backend].embed_documents(texts)
+            wall[backend].append(len(texts) / (time.perf_counter() - started))
+            cpu[backend].append(len(texts) / (time.process_time() - cpu_started))
+    return {backend: {"texts": len(texts), "rounds": rounds,
+                      "texts_per_second": round(statistics.median(wall[backend]), 1),
+                      "texts_per_cpu_second": round(statistics.median(cpu[backend]), 1)} for backend in backends}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", type=Path, default=ROOT.parent / "shared/data/beir/scifact")
@@ -167,11 +201,22 @@ def main() -> None:
     parser.add_argument("--sample", type=int, default=1000, help="corpus texts for the pure embedding figure")
     parser.add_argument("--output", type=Path, default=ROOT / "benchmarks/results/embedding-backends.json")
     parser.add_argument("--work-dir", type=Path, default=None, help="default: a new temporary directory")
+    parser.add_argument("--interleaved-rounds", type=int, default=0,
+                        help="only this: each backend's pure embedding speed in N alternating rounds in one process")
     parser.add_argument("--probe", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     dataset = args.dataset.resolve()
     if args.probe:
         probe(dataset, args.sample)
+        return
+    if args.interleaved_rounds:
+        os.environ.setdefault("DJANGO_SETTINGS_MODULE", "console.settings.local")
+        result = {"date": datetime.now(tz=UTC).date().isoformat(), "machine": f"{platform.node()} {os.cpu_count()} cores",
+                  "load_average": os.getloadavg()[0],
+                  "interleaved": interleaved(dataset, args.sample, args.interleaved_rounds, args.backends)}
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(json.dumps(result, indent=2) + "\n")
+        print(json.dumps(result, indent=2))
         return
     work = args.work_dir.resolve() if args.work_dir else Path(tempfile.mkdtemp(prefix="citewise-bench-embed-"))
     summary: dict = {"date": datetime.now(tz=UTC).date().isoformat(),

@@ -45,11 +45,12 @@ class CitewiseSettings(BaseSettings):
     embedding_model: str = Field("all-MiniLM-L6-v2", validation_alias=_env("CITEWISE_EMBEDDING_MODEL"))
     embedding_batch_size: int = Field(32, ge=1, validation_alias=_env("CITEWISE_EMBEDDING_BATCH_SIZE"))
     embedding_device: str = Field("cpu", validation_alias=_env("CITEWISE_EMBEDDING_DEVICE"))
-    # What runs the model (retrieval/embeddings.py, docs/benchmarks.md "Embedding backends"): "onnx-int8" (ONNX
-    # Runtime, int8 weights: ~3x torch's throughput on CPU), "onnx" (ONNX Runtime, fp32) or "torch" (plain
-    # PyTorch). The ONNX files are exported from the same weights on first use into model_cache_dir.
+    # What runs the model (retrieval/embeddings.py; docs/benchmarks.md, "Embedding backends"): "onnx" (ONNX Runtime,
+    # fp32: torch's vectors to within rounding, faster), "onnx-int8" (int8 weights: fastest, vectors at cosine ~0.997
+    # from fp32, which moves answers whose best passage sits at the refusal gate's bar) or "torch" (plain PyTorch).
+    # The ONNX files are exported from the same local weights on first use into model_cache_dir.
     embedding_backend: Literal["torch", "onnx", "onnx-int8"] = Field(
-        "onnx-int8", validation_alias=_env("CITEWISE_EMBEDDING_BACKEND"))
+        "onnx", validation_alias=_env("CITEWISE_EMBEDDING_BACKEND"))
     # Threads one embedding call uses; 0: one per core this process may run on.
     embedding_threads: int = Field(0, ge=0, validation_alias=_env("CITEWISE_EMBEDDING_THREADS"))
     # Where ONNX exports are kept; "": the user's cache ($XDG_CACHE_HOME or ~/.cache, then citewise/models).

@@ -128,7 +128,7 @@ def test_the_setting_selects_the_backend(settings, model_cache, backend, kind):
 
 
 def test_the_backend_setting_is_read_from_the_environment(monkeypatch, tmp_path):
-    assert CitewiseSettings.model_fields["embedding_backend"].default == "onnx-int8"
+    assert CitewiseSettings.model_fields["embedding_backend"].default == "onnx"
     monkeypatch.setenv("CITEWISE_EMBEDDING_BACKEND", "torch")
     assert load(tmp_path).embedding_backend == "torch"
     monkeypatch.setenv("CITEWISE_EMBEDDING_BACKEND", "tensorflow")
