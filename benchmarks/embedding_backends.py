@@ -190,7 +190,7 @@ def interleaved(dataset: Path, sample: int, rounds: int, backends: list[str]) ->
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", type=Path, default=ROOT.parent / "shared/data/beir/scifact")
-    parser.add_argument("--backends", nargs="+", default=["torch", "onnx", "onnx-int8"])
+    parser.add_argument("--backends", nargs="*", default=["torch", "onnx", "onnx-int8"])
     parser.add_argument("--ingest-documents", type=int, default=500, help="first N corpus documents; 0: all")
     parser.add_argument("--evaluate", nargs="*", default=["onnx-int8", "torch"])
     parser.add_argument("--cross", nargs="*", default=["onnx-int8", "onnx"])
