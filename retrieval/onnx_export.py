@@ -125,6 +125,7 @@ def ensure_export(model_name: str, model_path: str, cache_dir: Path) -> Export:
         try:
             logger.info("exporting %s to ONNX (fp32 and int8) into %s", model_name, directory)
             _export(model_path, staging)
+            staging.chmod(0o755)  # mkdtemp's 0700 would hide it from other users of a shared cache (a built image)
             os.replace(staging, directory)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
