@@ -35,6 +35,10 @@ class CitewiseSettings(BaseSettings):
     search_backend: Literal["embedded", "elasticsearch"] = Field("embedded", validation_alias=_env("CITEWISE_SEARCH_BACKEND"))
     index_name: str = Field("citewise-chunks", validation_alias=_env("CITEWISE_INDEX_NAME"))
     embedded_index_dir: Path = Field(Path("var/index"), validation_alias=_env("CITEWISE_EMBEDDED_INDEX_DIR"))
+    # Dense search in the embedded backend: "approximate" scores a projection of the vectors first on indexes of
+    # 20,000+ chunks and rescores the best 1,000 exactly (search/backends/embedded_memory.py); "exact" scores all.
+    embedded_dense_search: Literal["approximate", "exact"] = Field(
+        "approximate", validation_alias=_env("CITEWISE_EMBEDDED_DENSE_SEARCH"))
     elasticsearch_url: str = Field("http://127.0.0.1:9200", validation_alias=_env("ELASTICSEARCH_URL"))
     elasticsearch_api_key: str = Field("", validation_alias=_env("ELASTICSEARCH_API_KEY"), repr=False)
     elasticsearch_timeout_s: float = Field(30.0, gt=0, validation_alias=_env("ELASTICSEARCH_TIMEOUT_S"))
