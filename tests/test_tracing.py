@@ -5,14 +5,11 @@ the OTLP protobuf wire format)."""
 from __future__ import annotations
 
 import time
-import uuid
 
 import pytest
 
-from identity.models import ExternalIdentity
-from retrieval import services as retrieval_services
-from tests.bot.conftest import SECRET, TEAM, mention, sender, slack  # noqa: F401 - fixtures
-from tests.console.conftest import KITCHEN_QUESTION, index_corpus, make_user, write_corpus
+from tests.bot.conftest import SECRET, index_with_a_slack_asker, mention, sender, slack  # noqa: F401 - fixtures
+from tests.console.conftest import KITCHEN_QUESTION
 from tests.standins.otlp import CollectorStandIn
 from tests.workers import redis_celery, shared_database, start_worker, stop, worker_environment  # noqa: F401
 
@@ -44,13 +41,7 @@ def traced_web(collector, monkeypatch):
 
 def test_a_slack_questions_trace_runs_from_the_web_request_through_the_worker_to_the_search(
         client, settings, tmp_path, shared_database, redis_celery, slack, sender, collector, traced_web):
-    index_dir, index_name = tmp_path / "index", f"test-trace-{uuid.uuid4().hex[:8]}"
-    settings.CITEWISE = settings.CITEWISE.replace(search_backend="embedded", embedded_index_dir=index_dir,
-                                                  index_name=index_name)
-    retrieval_services._backends.clear()
-    index_corpus(write_corpus(tmp_path / "docs"))
-    alice = make_user("alice")
-    ExternalIdentity.objects.create(user=alice, principal=f"slack:{TEAM}:user:UALICE")
+    index_dir, index_name = index_with_a_slack_asker(settings, tmp_path, "test-trace")
 
     env = worker_environment(shared_database, tmp_path, index_dir=index_dir, index_name=index_name)
     env.update(CITEWISE_OTEL_ENABLED="1", OTEL_SERVICE_NAME="citewise-worker", OTEL_EXPORTER_OTLP_ENDPOINT=collector.url,

@@ -7,18 +7,15 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-import uuid
 
 import pytest
 
 from console import healthcheck
-from identity.models import ExternalIdentity
-from retrieval import services as retrieval_services
-from tests.bot.conftest import SECRET, TEAM, mention, slack  # noqa: F401 - fixture
+from tests.bot.conftest import SECRET, index_with_a_slack_asker, mention, slack  # noqa: F401 - fixture
 from tests.bot.test_slack import blocks_text
-from tests.console.conftest import KITCHEN_QUESTION, index_corpus, make_user, write_corpus
+from tests.console.conftest import KITCHEN_QUESTION
 from tests.standins.slack_socket_mode import SocketModeStandIn
-from tests.workers import ROOT, shared_database, worker_environment  # noqa: F401 - fixture
+from tests.workers import ROOT, shared_database, stop, worker_environment  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.slow
 
@@ -34,13 +31,7 @@ def wait_until(predicate, timeout: float, what: str, log) -> None:
 
 def test_the_socket_mode_service_answers_an_envelope_and_its_heartbeat_follows_the_connection(
         settings, tmp_path, shared_database, slack):
-    index_dir, index_name = tmp_path / "index", f"test-socket-{uuid.uuid4().hex[:8]}"
-    settings.CITEWISE = settings.CITEWISE.replace(search_backend="embedded", embedded_index_dir=index_dir,
-                                                  index_name=index_name)
-    retrieval_services._backends.clear()
-    index_corpus(write_corpus(tmp_path / "docs"))
-    alice = make_user("alice")
-    ExternalIdentity.objects.create(user=alice, principal=f"slack:{TEAM}:user:UALICE")
+    index_dir, index_name = index_with_a_slack_asker(settings, tmp_path, "test-socket")
 
     socket = SocketModeStandIn().start()
     slack.socket_mode_url = socket.url
@@ -68,9 +59,5 @@ def test_the_socket_mode_service_answers_an_envelope_and_its_heartbeat_follows_t
         with pytest.raises(healthcheck.Unhealthy, match="not connected"):
             healthcheck.check_heartbeat(heartbeat, stale_after=2)
     finally:
-        service.terminate()
-        try:
-            service.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            service.kill()
+        stop(service)
         socket.stop()
