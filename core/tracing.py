@@ -18,6 +18,8 @@ from typing import Any
 from opentelemetry import trace
 
 _lock = threading.Lock()
+# A proxy: it follows the provider configure() installs, whenever that happens.
+_tracer = trace.get_tracer("citewise")
 _installed: dict[str, Any] = {}  # "provider": the TracerProvider, once configured
 
 
@@ -51,5 +53,5 @@ def flush(timeout_s: float = 10.0) -> bool:
 
 @contextmanager
 def span(name: str, **attributes: Any) -> Iterator[None]:
-    with trace.get_tracer("citewise").start_as_current_span(name, attributes=attributes or None):
+    with _tracer.start_as_current_span(name, attributes=attributes or None):
         yield
