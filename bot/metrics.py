@@ -14,3 +14,6 @@ BOT_QUESTIONS = Counter("citewise_bot_questions_total", "Chat-platform questions
 BOT_ANSWER_SECONDS = Histogram(
     "citewise_bot_answer_seconds", "Time to answer a chat question (identity resolved → answer composed)",
     ["platform"], buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
+# Questions answered inside the request because the task broker could not take them (bot.tasks.queue_answer).
+BOT_QUEUE_FALLBACKS = Counter("citewise_bot_queue_fallbacks_total",
+                              "Chat questions answered in-process because the task broker was unavailable", ["platform"])

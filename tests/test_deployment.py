@@ -52,3 +52,59 @@ def test_the_compose_environment_satisfies_the_production_settings():
     result = subprocess.run([sys.executable, "manage.py", "check", "--deploy"], cwd=ROOT, env=env,
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-3000:]
+
+
+# -- container health checks (console/healthcheck.py), as docker-compose.yml runs them --------------------------
+
+
+def test_the_web_health_check_follows_readiness(live_server, settings, db):
+    from console import healthcheck
+
+    settings.CELERY_BROKER_URL = ""
+    assert healthcheck.main(["web", "--url", f"{live_server.url}/readyz"]) == 0
+    settings.CELERY_BROKER_URL = "redis://127.0.0.1:9/0"  # nothing listens there: not ready
+    assert healthcheck.main(["web", "--url", f"{live_server.url}/readyz", "--timeout", "10"]) == 1
+
+
+def test_the_beat_health_check_needs_a_live_process_and_a_reachable_broker(tmp_path, settings):
+    import os
+
+    from console import healthcheck
+
+    pidfile = tmp_path / "celerybeat.pid"
+    settings.CELERY_BROKER_URL = "redis://127.0.0.1:6379/15"
+    assert healthcheck.main(["beat", "--pidfile", str(pidfile)]) == 1  # no pid file
+    pidfile.write_text(f"{os.getpid()}\n")
+    assert healthcheck.main(["beat", "--pidfile", str(pidfile)]) == 0
+    settings.CELERY_BROKER_URL = "redis://127.0.0.1:9/0"
+    assert healthcheck.main(["beat", "--pidfile", str(pidfile), "--timeout", "1"]) == 1
+    settings.CELERY_BROKER_URL = "redis://127.0.0.1:6379/15"
+    exited = subprocess.Popen(["true"])
+    exited.wait()  # reaped: its pid names no process
+    pidfile.write_text(f"{exited.pid}\n")
+    assert healthcheck.main(["beat", "--pidfile", str(pidfile)]) == 1
+
+
+def test_the_socket_mode_health_check_reads_the_heartbeat(tmp_path):
+    import os
+    import time
+
+    from console import healthcheck
+
+    heartbeat = tmp_path / "heartbeat"
+    assert healthcheck.main(["slack-socket-mode", "--heartbeat-file", str(heartbeat)]) == 1
+    heartbeat.touch()
+    assert healthcheck.main(["slack-socket-mode", "--heartbeat-file", str(heartbeat)]) == 0
+    stale = time.time() - healthcheck.HEARTBEAT_STALE_S - 5
+    os.utime(heartbeat, (stale, stale))
+    assert healthcheck.main(["slack-socket-mode", "--heartbeat-file", str(heartbeat)]) == 1
+
+
+def test_every_long_running_compose_service_has_a_health_check():
+    import yaml
+
+    services = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    for name, service in services.items():
+        if name != "migrate":  # a one-shot job: compose waits for it to complete instead
+            assert service.get("healthcheck", {}).get("test"), f"{name} has no health check"
+    assert "slack_socket_mode" in services["slack-socket-mode"]["command"]

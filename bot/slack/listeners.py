@@ -18,7 +18,7 @@ from bot import services
 from bot.services import BotError
 from bot.slack import render
 from bot.slack.directory import installation, workspace_directory
-from bot.tasks import answer_slack_event
+from bot.tasks import answer_slack_event, queue_answer
 
 logger = logging.getLogger("citewise.bot.slack")
 PLATFORM = "slack"
@@ -36,14 +36,14 @@ def _answerable(event: dict[str, Any], bot_user_id: str | None) -> bool:
 def _enqueue(body: dict[str, Any], event: dict[str, Any], context: Any, *, mentioned: bool) -> None:
     if not _answerable(event, context.bot_user_id):
         return
-    answer_slack_event.delay({
+    queue_answer(answer_slack_event, {
         "event_id": body.get("event_id") or f"{event.get('channel')}:{event.get('ts')}",
         "team_id": body.get("team_id") or context.team_id or event.get("team", ""),
         "installation": asdict(installation(body, context)),
         "bot_user_id": context.bot_user_id or "",
         "mentioned": mentioned,
         "event": {k: event.get(k) for k in ("type", "user", "text", "ts", "thread_ts", "channel", "channel_type")},
-    })
+    }, platform=PLATFORM)
 
 
 def _team(body: dict[str, Any]) -> str:

@@ -15,7 +15,7 @@ from django.conf import settings
 
 from bot import services
 from bot.services import Asker, BotError
-from bot.tasks import answer_teams_activity
+from bot.tasks import answer_teams_activity, queue_answer
 from bot.teams import render
 from bot.teams.activities import conversation_type, mentions_bot, question_text, user_key
 from bot.teams.adapter import get_adapter
@@ -99,7 +99,7 @@ def check_configured() -> None:
 # -- the bot -----------------------------------------------------------------------------------------
 
 def _enqueue(payload: dict[str, Any]) -> None:
-    answer_teams_activity.delay(payload)
+    queue_answer(answer_teams_activity, payload, platform=PLATFORM)
 
 
 class CitewiseTeamsBot(TeamsActivityHandler):

@@ -46,7 +46,6 @@ from retrieval import services as retrieval_services
 from retrieval.selectors import search
 from search.types import SearchMode
 from tests.connectors.conftest import kill_sync_midway
-from tests.console.test_permission_sync import shared_database, worker_environment  # noqa: F401 - fixture
 from tests.standins.base import Reply, malformed
 from tests.standins.google_drive import (
     DIRECTORY,
@@ -61,6 +60,7 @@ from tests.standins.google_drive import (
     GoogleDriveStandIn,
     service_account_key,
 )
+from tests.workers import shared_database, worker_environment  # noqa: F401 - fixture
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("encryption_key")]
 

@@ -20,7 +20,7 @@ from search.types import SearchUnavailable
 from tests.connectors.conftest import found
 from tests.connectors.files import make_pdf
 from tests.connectors.test_worker_death import slow_sync, wait_for_mark  # noqa: F401 - a fixture
-from tests.console.test_permission_sync import shared_database, worker_environment  # noqa: F401 - a fixture
+from tests.workers import shared_database, worker_environment  # noqa: F401 - a fixture
 
 FINANCE = frozenset({"group:finance"})
 EXECUTIVES = frozenset({"group:executives"})

@@ -24,9 +24,9 @@ from retrieval import services as retrieval_services
 from retrieval.selectors import search
 from search.types import SearchMode
 from tests.connectors.conftest import kill_sync_midway
-from tests.console.test_permission_sync import shared_database, worker_environment  # noqa: F401 - fixture
 from tests.standins.base import Reply, hang
 from tests.standins.website import BOILERPLATE_WORD, WebsiteStandIn
+from tests.workers import shared_database, worker_environment  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.django_db
 

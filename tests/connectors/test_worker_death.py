@@ -17,7 +17,7 @@ from connectors import services
 from connectors.models import Document, Source
 from retrieval import services as retrieval_services
 from tests.connectors.conftest import found
-from tests.console.test_permission_sync import shared_database, worker_environment  # noqa: F401 - a fixture
+from tests.workers import shared_database, worker_environment  # noqa: F401 - a fixture
 
 ROOT = Path(__file__).resolve().parents[2]
 

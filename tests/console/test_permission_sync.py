@@ -29,6 +29,7 @@ from tests.console.conftest import (
     write_corpus,
     write_manifest,
 )
+from tests.workers import redis_celery, shared_database, stop, worker_environment  # noqa: F401 - fixtures
 
 ROOT = Path(__file__).resolve().parents[2]
 BROKER_URL = "redis://127.0.0.1:6379/15"
@@ -101,78 +102,8 @@ def test_sync_intervals_come_from_the_environment():
 # -- a real worker on the real Redis broker ---------------------------------------------------------------
 
 
-@pytest.fixture
-def shared_database(tmp_path, django_db_blocker):
-    """A file-based SQLite database that this process and a worker process both use."""
-    from django.db import connections
-    from django.db.backends.sqlite3.base import DatabaseWrapper
-
-    path = tmp_path / "shared.sqlite3"
-    env = worker_environment(path, tmp_path, index_dir=tmp_path / "unused", index_name="unused")
-    migrate = subprocess.run([sys.executable, "manage.py", "migrate", "--noinput"], cwd=ROOT, env=env,
-                             capture_output=True, text=True, timeout=300)
-    assert migrate.returncode == 0, migrate.stderr
-    original = connections["default"]
-    shared = DatabaseWrapper({**original.settings_dict, "NAME": str(path)}, "default")
-    with django_db_blocker.unblock():
-        connections["default"] = shared
-        try:
-            yield path
-        finally:
-            shared.close()
-            connections["default"] = original
-
-
-def worker_environment(database: Path, tmp_path: Path, *, index_dir: Path, index_name: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "DATABASE_URL", "CITEWISE_", "CELERY_"))}
-    env.update(
-        DJANGO_SETTINGS_MODULE="console.settings.local", DATABASE_URL=f"sqlite:///{database}",
-        CITEWISE_VAR_DIR=str(tmp_path / "var"), CITEWISE_SEARCH_BACKEND="embedded",
-        CITEWISE_EMBEDDED_INDEX_DIR=str(index_dir), CITEWISE_INDEX_NAME=index_name,
-        CELERY_BROKER_URL=BROKER_URL, CELERY_RESULT_BACKEND=BROKER_URL,
-        HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", PYTHONUNBUFFERED="1",
-    )
-    return env
-
-
-def _reset_celery_connections() -> None:
-    from kombu import pools
-
-    if celery_app._pool is not None:
-        celery_app._pool.force_close_all()
-    # kombu keeps connection and producer pools in registries of its own, keyed by broker URL: a pool closed above
-    # would be handed out again to the next task sent (eagerly too) with the same URL.
-    pools.reset()
-    celery_app._pool = None
-    celery_app.amqp._producer_pool = None
-    celery_app._backend_cache = None  # the result backend, cached per app or per thread
-    celery_app._local.__dict__.pop("backend", None)
-
-
-@pytest.fixture
-def redis_celery():
-    """This process sends tasks to Redis (db 15) on a queue of its own, instead of running them eagerly."""
-    import redis
-
-    queue = f"citewise-test-{uuid.uuid4().hex[:8]}"
-    client = redis.Redis.from_url(BROKER_URL)
-    client.ping()
-    saved = {key: celery_app.conf[key] for key in ("broker_url", "result_backend", "task_always_eager",
-                                                    "task_default_queue")}
-    _reset_celery_connections()
-    celery_app.conf.update(broker_url=BROKER_URL, result_backend=BROKER_URL, task_always_eager=False,
-                           task_default_queue=queue)
-    try:
-        yield queue
-    finally:
-        _reset_celery_connections()
-        celery_app.conf.update(saved)
-        for key in [queue.encode(), *client.scan_iter(match=f"_kombu.*{queue}*")]:
-            client.delete(key)
-        client.close()
-
-
 @pytest.mark.slow
+@pytest.mark.production
 def test_a_celery_worker_on_redis_revokes_access_with_sync_permissions(tmp_path, settings, shared_database,
                                                                        redis_celery):
     index_dir, index_name = tmp_path / "index", f"test-celery-{uuid.uuid4().hex[:8]}"
@@ -207,12 +138,7 @@ def test_a_celery_worker_on_redis_revokes_access_with_sync_permissions(tmp_path,
         report = result.get(timeout=180)
         result.forget()
     finally:
-        worker.terminate()
-        try:
-            worker.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.wait(timeout=30)
+        stop(worker)
         log.seek(0)
         worker_log = log.read()
         log.close()
