@@ -28,10 +28,12 @@ services-start: system
 services-stop:
 	bash scripts/services.sh stop
 
-# Static checks (ruff, import-linter, mypy), then the whole suite, Elasticsearch, Redis and PostgreSQL included
-# (started if they are not running).
+# Static checks (ruff, import-linter, mypy), then the whole suite in two passes side by side (scripts/run-tests.sh):
+# on SQLite, the embedded default's database; on PostgreSQL, the production stack (real Celery workers on Redis,
+# outages, traces) and the tests that depend on the database engine. Elasticsearch, Redis and PostgreSQL are started
+# if they are not running.
 test: venv services-start lint
-	$(PY) -m pytest -p no:cacheprovider
+	PY=$(PY) bash scripts/run-tests.sh
 
 # Re-resolve requirements.lock from pyproject.toml (dependencies, test and dev extras) after changing either.
 lock: venv

@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 
 from answers.types import ComposerError
 from core.config import current
+from core.outbound import MeteredClient
 from retrieval.reranking import Reranker, RerankerError
 from search.types import SearchHit
 
@@ -65,7 +66,8 @@ class CohereReranker:
         self.model = model
         self.max_retries = max_retries
         self.timeout_s = timeout_s
-        self._client = cohere.ClientV2(api_key=api_key, base_url=base_url, timeout=timeout_s)
+        self._client = cohere.ClientV2(api_key=api_key, base_url=base_url, timeout=timeout_s,
+                                       httpx_client=MeteredClient("rerank.cohere", timeout=timeout_s))
 
     def rerank(self, query: str, hits: Sequence[SearchHit], *, top_n: int) -> list[tuple[SearchHit, float]]:
         if not hits:

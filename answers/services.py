@@ -23,6 +23,7 @@ from answers.models import Answer, Conversation, EvaluationCase, Feedback
 from answers.pipeline import DEFAULT_STEPS, Outcome, Run, Steps
 from audit import services as audit
 from connectors.models import Document
+from core import logcontext
 from core.config import CitewiseSettings, current
 from core.errors import CitewiseError, InvalidInput, NotFound
 
@@ -156,6 +157,7 @@ def ask(
     conversation = _conversation(conversation_id, user, surface)
     run = Run(question, answer_selectors.recent_turns(conversation, HISTORY_TURNS), principals, config, steps)
     record = Answer(conversation=conversation, user=conversation.user, surface=surface, question=question)
+    logcontext.bind(answer_id=record.id, conversation_id=conversation.id)
     cache_status = "off"
     try:
         record.search_query = run.rewrite()
@@ -177,6 +179,11 @@ def ask(
     if cache_status != "off":
         record.timings["cache"] = cache_status
     _persist(record, outcome, cache_status)
+    # One line per answer (the ids come from core.logcontext): what was made of the question, never its text.
+    logger.info("answer %s %s", record.id, "refused" if record.refused else record.status,
+                extra={"surface": surface, "composer": record.composer, "refused": record.refused,
+                       "citations": len(outcome.citations), "cache": cache_status,
+                       "total_ms": record.timings.get("total"), "fallback": bool(record.fallback_reason)})
     return AnswerResult(
         answer_id=record.id, conversation_id=conversation.id, question=question, search_query=record.search_query,
         text=record.text, refused=record.refused, citations=outcome.citations, nearest=outcome.nearest,

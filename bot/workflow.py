@@ -23,6 +23,7 @@ from bot import selectors, services
 from bot.clock import clock as bot_clock
 from bot.metrics import BOT_QUESTIONS
 from bot.services import SCOPE_CHANNEL, SCOPE_PERSONAL, Asker, BotAnswer, BotError, Claim, DirectoryUser
+from core import logcontext
 from core.clock import Clock
 
 FAILURE_MESSAGE = ("Sorry, something went wrong while answering. Please try again; if it keeps happening, tell your"
@@ -111,6 +112,7 @@ class _ClaimLost(Exception):
 
 def answer(question: Question, platform: Platform, *, clock: Clock | None = None) -> Outcome:
     """Answer `question` on `platform`, at most once per event; returns what became of it."""
+    logcontext.bind(platform=question.platform, event_id=question.event_id)
     outcome, halt = _answer(question, platform, clock or bot_clock())
     BOT_QUESTIONS.labels(question.platform, outcome.value, halt.value).inc()
     return outcome

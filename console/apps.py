@@ -23,3 +23,7 @@ class ConsoleConfig(AppConfig):
         # what its parent already said.
         if settings.DEBUG and os.environ.get("RUN_MAIN") != "true":
             logger.warning(DEBUG_WARNING)
+        if settings.CITEWISE_OTEL_ENABLED:
+            from core import tracing
+
+            tracing.configure()

@@ -35,6 +35,10 @@ class CitewiseSettings(BaseSettings):
     search_backend: Literal["embedded", "elasticsearch"] = Field("embedded", validation_alias=_env("CITEWISE_SEARCH_BACKEND"))
     index_name: str = Field("citewise-chunks", validation_alias=_env("CITEWISE_INDEX_NAME"))
     embedded_index_dir: Path = Field(Path("var/index"), validation_alias=_env("CITEWISE_EMBEDDED_INDEX_DIR"))
+    # Dense search in the embedded backend: "approximate" scores a projection of the vectors first on indexes of
+    # 20,000+ chunks and rescores the best 1,000 exactly (search/backends/embedded_memory.py); "exact" scores all.
+    embedded_dense_search: Literal["approximate", "exact"] = Field(
+        "approximate", validation_alias=_env("CITEWISE_EMBEDDED_DENSE_SEARCH"))
     elasticsearch_url: str = Field("http://127.0.0.1:9200", validation_alias=_env("ELASTICSEARCH_URL"))
     elasticsearch_api_key: str = Field("", validation_alias=_env("ELASTICSEARCH_API_KEY"), repr=False)
     elasticsearch_timeout_s: float = Field(30.0, gt=0, validation_alias=_env("ELASTICSEARCH_TIMEOUT_S"))
@@ -45,6 +49,16 @@ class CitewiseSettings(BaseSettings):
     embedding_model: str = Field("all-MiniLM-L6-v2", validation_alias=_env("CITEWISE_EMBEDDING_MODEL"))
     embedding_batch_size: int = Field(32, ge=1, validation_alias=_env("CITEWISE_EMBEDDING_BATCH_SIZE"))
     embedding_device: str = Field("cpu", validation_alias=_env("CITEWISE_EMBEDDING_DEVICE"))
+    # What runs the model (retrieval/embeddings.py; docs/benchmarks.md, "Embedding backends"): "onnx" (ONNX Runtime,
+    # fp32: torch's vectors to within rounding, faster), "onnx-int8" (int8 weights: fastest, vectors at cosine ~0.997
+    # from fp32, which moves answers whose best passage sits at the refusal gate's bar) or "torch" (plain PyTorch).
+    # The ONNX files are exported from the same local weights on first use into model_cache_dir.
+    embedding_backend: Literal["torch", "onnx", "onnx-int8"] = Field(
+        "onnx", validation_alias=_env("CITEWISE_EMBEDDING_BACKEND"))
+    # Threads one embedding call uses; 0: one per core this process may run on.
+    embedding_threads: int = Field(0, ge=0, validation_alias=_env("CITEWISE_EMBEDDING_THREADS"))
+    # Where ONNX exports are kept; "": the user's cache ($XDG_CACHE_HOME or ~/.cache, then citewise/models).
+    model_cache_dir: str = Field("", validation_alias=_env("CITEWISE_MODEL_CACHE_DIR"))
     chunk_max_tokens: int = Field(200, ge=8, validation_alias=_env("CITEWISE_CHUNK_MAX_TOKENS"))
     chunk_overlap_tokens: int = Field(40, ge=0, validation_alias=_env("CITEWISE_CHUNK_OVERLAP_TOKENS"))
 

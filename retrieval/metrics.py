@@ -8,6 +8,8 @@ from contextlib import contextmanager
 
 from prometheus_client import Counter, Histogram
 
+from core import tracing
+
 STAGE_SECONDS = Histogram(
     "citewise_stage_seconds", "Time spent in one pipeline stage", ["stage"],
     buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
@@ -25,7 +27,8 @@ def timed(stage: str, into: dict[str, float] | None = None) -> Iterator[None]:
     """Observe the stage's duration; also add it to `into` (per-call timings) when given."""
     started = time.perf_counter()
     try:
-        yield
+        with tracing.span(f"citewise.{stage}"):
+            yield
     finally:
         elapsed = time.perf_counter() - started
         STAGE_SECONDS.labels(stage).observe(elapsed)

@@ -15,6 +15,29 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 BACKENDS = ["embedded", "elasticsearch"]
 
+# The two CI passes (Makefile `test`): the suite on SQLite, the embedded default, without the production-stack tests;
+# then, on PostgreSQL, the production-stack tests and those that depend on the database engine's own behaviour
+# (transactions and row locks, constraints, migrations, the task and sync ledgers). Every test runs at least once.
+PRODUCTION_STACK = ("tests/faults/", "tests/test_tracing.py", "tests/connectors/test_beat.py")
+DATABASE_SEMANTICS = (
+    "tests/bot/test_event_claims.py", "tests/connectors/test_sync_concurrency.py",
+    "tests/connectors/test_worker_death.py", "tests/connectors/test_sync_runs.py",
+    "tests/console/test_permission_sync.py", "tests/api/", "tests/console/test_conversation_history.py",
+    "tests/console/test_review_queue.py", "tests/console/test_source_deletion.py",
+    "tests/console/test_audit_and_admin.py", "tests/console/test_accounts_and_memberships.py",
+    "tests/test_commands.py", "tests/answers/test_llm_budget.py",
+)
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    root = config.rootpath
+    for item in items:
+        path = item.path.relative_to(root).as_posix()
+        if path.startswith(PRODUCTION_STACK):
+            item.add_marker(pytest.mark.production)
+        elif path.startswith(DATABASE_SEMANTICS) and not item.get_closest_marker("production"):
+            item.add_marker(pytest.mark.database)
+
 
 def _elasticsearch_url() -> str:
     return settings.CITEWISE.elasticsearch_url

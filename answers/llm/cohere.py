@@ -26,6 +26,7 @@ from answers.llm.prompting import (
 from answers.llm.retries import Failure, call_with_retry, short, status_failure
 from answers.types import ComposerError, Composition, Passage, Turn
 from core.config import current
+from core.outbound import MeteredClient
 
 
 def describe_cohere_failure(exc: Exception, timeout_s: float) -> Failure:
@@ -57,7 +58,8 @@ class CohereComposer:
 
         self.model = model
         self.limits = limits
-        self._client = cohere.ClientV2(api_key=api_key, base_url=base_url, timeout=limits.timeout_s, max_retries=0)
+        self._client = cohere.ClientV2(api_key=api_key, base_url=base_url, timeout=limits.timeout_s, max_retries=0,
+                                       httpx_client=MeteredClient("llm.cohere", timeout=limits.timeout_s))
 
     @classmethod
     def from_settings(cls) -> CohereComposer:

@@ -23,6 +23,7 @@ from answers.llm.prompting import (
 from answers.llm.retries import Failure, call_with_retry, short, status_failure
 from answers.types import ComposerError, Composition, Passage, Turn
 from core.config import current
+from core.outbound import MeteredClient
 
 logger = logging.getLogger("citewise.answering.llm")
 
@@ -38,8 +39,11 @@ class OpenAICompatibleComposer:
         self.model = model
         self.limits = limits
         # Local servers take no key, but the SDK insists on one.
+        http_client = MeteredClient("llm.openai", timeout=limits.timeout_s, follow_redirects=True,
+                                    limits=openai.DEFAULT_CONNECTION_LIMITS)  # the SDK's own client's defaults
+        # The SDK takes httpx clients as well as its own httpx2 ones (openai._httpx2.is_legacy_httpx_sync_client).
         self._client = openai.OpenAI(base_url=base_url, api_key=api_key or "no-key", timeout=limits.timeout_s,
-                                     max_retries=0)
+                                     max_retries=0, http_client=cast(Any, http_client))
 
     @classmethod
     def from_settings(cls) -> OpenAICompatibleComposer:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import random
+from typing import Any
 
 from django.conf import settings
 from slack_sdk import WebClient
@@ -14,6 +15,7 @@ from slack_sdk.http_retry.state import RetryState
 
 from bot.clock import clock as bot_clock
 from core.clock import Clock
+from core.outbound import observe
 
 logger = logging.getLogger("citewise.bot.slack")
 
@@ -61,10 +63,23 @@ class CappedRateLimitRetryHandler(RateLimitErrorRetryHandler):
         state.increment_current_attempt()
 
 
+def _http_status(exc: BaseException) -> int | None:
+    response = getattr(exc, "response", None)
+    return getattr(response, "status_code", None)
+
+
+class MeteredWebClient(WebClient):
+    """Counts each Web API call (with the client's own retries) in core.outbound's metrics."""
+
+    def api_call(self, api_method: str, **kwargs: Any) -> Any:
+        with observe("slack", status_of=_http_status):
+            return super().api_call(api_method, **kwargs)
+
+
 def make_client(token: str | None = None, *, clock: Clock | None = None) -> WebClient:
     """A Web API client that honours a 429's Retry-After up to MAX_RETRY_AFTER_S (twice at most) and retries
     dropped connections. It waits on `clock`, by default the bots' clock (settings.BOT_CLOCK) at the time."""
-    return WebClient(
+    return MeteredWebClient(
         token=token if token is not None else settings.SLACK_BOT_TOKEN,
         base_url=settings.SLACK_API_BASE_URL,
         timeout=int(settings.SLACK_API_TIMEOUT_S),

@@ -40,6 +40,7 @@ from django.conf import settings
 from urllib3.util.retry import Retry
 
 from bot.clock import clock
+from core.outbound import outcome_of_error, record, requests_hook
 
 logger = logging.getLogger("citewise.bot.teams")
 
@@ -160,9 +161,12 @@ class ClientCredentials(AppCredentials):
         try:
             response = requests.post(self.token_url, timeout=settings.TEAMS_HTTP_TIMEOUT_S, data={
                 "grant_type": "client_credentials", "client_id": self.microsoft_app_id,
-                "client_secret": self.microsoft_app_password, "scope": scope})
+                "client_secret": self.microsoft_app_password, "scope": scope},
+                hooks={"response": requests_hook("teams.token")})
             body = response.json()
         except (requests.RequestException, ValueError) as exc:
+            if isinstance(exc, requests.RequestException) and exc.response is None:  # no response: no hook ran
+                record("teams.token", outcome_of_error(exc), 0.0)
             raise PermissionError(f"could not get a Bot Framework token from {self.token_url}: {exc}") from exc
         if response.status_code != 200 or "access_token" not in body:
             raise PermissionError(f"the token endpoint refused the app's credentials: {response.status_code} "
@@ -242,6 +246,7 @@ class _GuardedConnectorFactory(ConnectorFactory):
             raise ServiceUrlNotAllowed(f"serviceUrl {service_url!r} is not in TEAMS_ALLOWED_SERVICE_HOSTS")
         client = await self._inner.create(service_url, audience)
         client.config.connection.timeout = settings.TEAMS_HTTP_TIMEOUT_S
+        client.config.hooks.append(requests_hook("teams"))
         _tune_retries(client.config.retry_policy.policy)
         return client
 

@@ -88,6 +88,7 @@ from connectors.base import (
 )
 from connectors.parsing import SUPPORTED_MIME_TYPES
 from connectors.sources.wire import Unresolvable, iso_timestamp, retry_after
+from core.outbound import MeteredClient
 from identity.principals import normalize_principal
 
 if TYPE_CHECKING:
@@ -275,9 +276,9 @@ class ConfluenceConnector:
         self._sleep = sleep
         self._clock = clock
         api = (api_url or self.base_url).rstrip("/").removesuffix("/wiki")
-        self._client = httpx.Client(base_url=api, auth=httpx.BasicAuth(email, api_token),
-                                    timeout=httpx.Timeout(timeout_s), headers={"Accept": "application/json"},
-                                    follow_redirects=False, transport=transport)
+        self._client = MeteredClient("connector.confluence", base_url=api, auth=httpx.BasicAuth(email, api_token),
+                                     timeout=httpx.Timeout(timeout_s), headers={"Accept": "application/json"},
+                                     follow_redirects=False, transport=transport)
         self._contents: dict[str, _Content] = {}
         self._attachments: dict[str, _Attachment] = {}
         self._space_grants: dict[str, _Grant | Unresolvable] = {}

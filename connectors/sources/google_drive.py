@@ -97,6 +97,7 @@ from connectors.base import (
 )
 from connectors.parsing import SUPPORTED_MIME_TYPES, pipe_table
 from connectors.sources.wire import Unresolvable, iso_timestamp, retry_after
+from core.outbound import MeteredClient
 from identity.principals import EVERYONE_EXCEPT_EXTERNAL, domain_principal, normalize_principal
 
 if TYPE_CHECKING:
@@ -252,8 +253,9 @@ class GoogleDriveConnector:
         self.page_size = page_size
         self._sleep = sleep
         self._clock = clock
-        self._client = httpx.Client(timeout=httpx.Timeout(timeout_s), follow_redirects=False, transport=transport,
-                                    headers={"Accept": "application/json"})
+        self._client = MeteredClient("connector.google_drive", timeout=httpx.Timeout(timeout_s), follow_redirects=False,
+                                     transport=transport,
+                                     headers={"Accept": "application/json"})
         self._tokens: dict[tuple[str, tuple[str, ...]], tuple[str, float]] = {}
         self._listed_permissions: OrderedDict[str, list[Any]] = OrderedDict()
 

@@ -80,6 +80,7 @@ from connectors.base import (
     SourceUnavailable,
 )
 from connectors.sources.wire import Unresolvable, iso_timestamp, retry_after
+from core.outbound import MeteredClient
 from identity.principals import EVERYONE_EXCEPT_EXTERNAL
 
 if TYPE_CHECKING:
@@ -198,8 +199,9 @@ class SharePointConnector:
         self._graph_origin = _origin(self.graph_url)
         self._sleep = sleep
         self._clock = clock
-        self._client = httpx.Client(timeout=httpx.Timeout(timeout_s), follow_redirects=False, transport=transport,
-                                    headers={"Accept": "application/json"})
+        self._client = MeteredClient("connector.sharepoint", timeout=httpx.Timeout(timeout_s), follow_redirects=False,
+                                     transport=transport,
+                                     headers={"Accept": "application/json"})
         self._tokens: dict[str, tuple[str, float]] = {}
         self._drives: dict[str, _Drive] = {}
         self._emails: dict[str, str | None] = {}

@@ -95,6 +95,7 @@ from connectors.base import (
 )
 from connectors.parsing import DOCX, HTML, MARKDOWN, PDF, PLAIN_TEXT
 from connectors.sources.wire import retry_after
+from core.outbound import MeteredClient
 
 if TYPE_CHECKING:
     from connectors.models import Source
@@ -263,7 +264,8 @@ class SlackConnector:
         self.page_limit = page_limit
         self._sleep = sleep
         self._clock = clock
-        self._client = httpx.Client(timeout=httpx.Timeout(timeout_s), transport=transport, follow_redirects=False)
+        self._client = MeteredClient("connector.slack", timeout=httpx.Timeout(timeout_s), follow_redirects=False,
+                                     transport=transport)
         self._workspace_url: str | None = None
         self._channel_list: list[_Channel] | None = None
         self._directory: dict[str, _User] | None = None

@@ -78,6 +78,7 @@ from connectors.base import (
 from connectors.parsing import HTML, SUPPORTED_MIME_TYPES
 from connectors.sources.wire import retry_after
 from core.config import current
+from core.outbound import MeteredClient
 from identity.principals import normalize_principal
 
 if TYPE_CHECKING:
@@ -211,8 +212,9 @@ class WebConnector:
         self._memos = memos or (lambda ids: {})
         self.max_bytes = max_bytes or current().max_file_bytes
         self._sleep, self._clock, self._now = sleep, clock, now
-        self._client = httpx.Client(timeout=httpx.Timeout(timeout_s), follow_redirects=False, transport=transport,
-                                    headers={"User-Agent": config.user_agent})
+        self._client = MeteredClient("connector.web", timeout=httpx.Timeout(timeout_s), follow_redirects=False,
+                                     transport=transport,
+                                     headers={"User-Agent": config.user_agent})
         self._robots: dict[str, Protego | None] = {}
         self._last_request: dict[str, float] = {}
         self._delays: dict[str, float] = {}

@@ -66,6 +66,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "console.middleware.RequestIds",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -197,6 +198,9 @@ CACHES: dict[str, dict[str, Any]] = {
 # only. The client's address is never trusted: behind a reverse proxy on the same host everyone is 127.0.0.1.
 CITEWISE_METRICS_TOKEN = os.environ.get("CITEWISE_METRICS_TOKEN", "")
 
+# OpenTelemetry traces (core/tracing.py), off by default; the OTLP exporter reads the standard OTEL_* variables.
+CITEWISE_OTEL_ENABLED = env_bool("CITEWISE_OTEL_ENABLED", False)
+
 # --- Rate limits (answers/throttling.py) ------------------------------------------------------
 # Counted in the default cache: shared by every web process and worker only when CITEWISE_CACHE_URL points at Redis.
 # If the cache cannot be reached, requests are let through (a warning is logged) rather than all refused.
@@ -276,6 +280,7 @@ LOGGING = {
         "json": {
             "()": structlog.stdlib.ProcessorFormatter,
             "foreign_pre_chain": [
+                structlog.contextvars.merge_contextvars,  # request, answer, event and task ids (core.logcontext)
                 structlog.stdlib.add_log_level, structlog.stdlib.add_logger_name, structlog.stdlib.ExtraAdder(),
                 structlog.processors.TimeStamper(fmt="iso", utc=True),
             ],

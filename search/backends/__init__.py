@@ -12,7 +12,7 @@ def create_backend(kind: str, index_name: str) -> SearchBackend:
     if kind == "embedded":
         from search.backends.embedded import EmbeddedBackend
 
-        return EmbeddedBackend(config.embedded_index_dir, index_name)
+        return EmbeddedBackend(config.embedded_index_dir, index_name, dense_search=config.embedded_dense_search)
     if kind == "elasticsearch":
         from search.backends.elastic import ElasticsearchBackend
 

@@ -70,6 +70,10 @@ def _raise_on_shard_failures(response: Any, what: str) -> None:
                                 f"{(response['_shards'].get('failures') or [''])[0]}")
 
 
+# What a search leg asks for each hit: its chunk id from doc values, no stored field at all.
+_IDS_ONLY: dict[str, Any] = {"_source": False, "stored_fields": ["_none_"], "docvalue_fields": ["chunk_id"],
+                             "track_total_hits": False}
+
 # A search whose concrete index a rebuild deleted under it is tried again on the new one, this many times in all.
 SEARCH_ATTEMPTS = 3
 
@@ -514,20 +518,21 @@ class ElasticsearchBackend:
         searches: list[dict[str, Any]] = []
         legs: list[str] = []
         results: dict[str, list[LegHit]] = {"bm25": [], "dense": [], "exact": []}
+        # The legs return ids and scores only, read from chunk_id's doc values: reading and highlighting every
+        # candidate's source (100 per leg), or even its stored _id, which sits in the same compressed blocks as the
+        # source with its vector, cost more than the searches themselves at 100k chunks. The final hits are read once
+        # fused (_hydrate).
         if mode != SearchMode.DENSE and analyzed_query:
             legs.append("bm25")
             searches += [{"index": index}, {
-                "size": depth, "_source": _SOURCE_FIELDS, "track_total_hits": False,
+                "size": depth, **_IDS_ONLY,
                 "query": {"bool": {"must": {"match": {"terms": analyzed_query}}, "filter": clauses}},
-                "highlight": {"fields": {"text": {"fragment_size": 240, "number_of_fragments": 1}},
-                              "highlight_query": {"match": {"text": query}},
-                              "pre_tags": [PRE_TAG], "post_tags": [POST_TAG], "encoder": "html"},
                 "sort": ["_score", {"chunk_id": "asc"}],
             }]
         if mode != SearchMode.BM25:
             legs.append("dense")
             searches += [{"index": index}, {
-                "size": depth, "_source": _SOURCE_FIELDS, "track_total_hits": False,
+                "size": depth, **_IDS_ONLY,
                 "knn": {"field": "vector", "query_vector": np.asarray(query_vector, dtype=np.float32).tolist(),
                         "k": depth, "num_candidates": max(depth, fusion.knn_num_candidates),
                         "filter": clauses},
@@ -538,41 +543,53 @@ class ElasticsearchBackend:
             named = [{"constant_score": {"filter": {"term": {"identifiers": identifier}}, "boost": 1.0}}
                      for identifier in sorted(set(identifiers))]
             searches += [{"index": index}, {
-                "size": depth, "_source": _SOURCE_FIELDS, "track_total_hits": False,
+                "size": depth, **_IDS_ONLY,
                 "query": {"bool": {"should": named, "minimum_should_match": 1, "filter": clauses}},
                 "sort": ["_score", {"chunk_id": "asc"}],
             }]
         responses = self.client.msearch(searches=searches)["responses"] if searches else []
-        by_id: dict[str, dict[str, Any]] = {}
         for leg, response in zip(legs, responses, strict=True):
             if "error" in response:
                 if _index_gone(response["error"]):
                     raise _IndexReplaced(f"{leg} search: {response['error']}")
                 raise SearchUnavailable(f"Elasticsearch {leg} search failed: {response['error']}")
             _raise_on_shard_failures(response, f"{leg} search")
-            leg_hits = []
-            for hit in response["hits"]["hits"]:
-                source = hit["_source"]
-                stored = by_id.setdefault(source["chunk_id"], source)
-                if "highlight" in hit:
-                    stored["_highlight"] = hit["highlight"]["text"][0]
-                leg_hits.append(LegHit(source["chunk_id"], float(hit["_score"])))
-            results[leg] = leg_hits
+            results[leg] = [LegHit(hit["fields"]["chunk_id"][0], float(hit["_score"]))
+                            for hit in response["hits"]["hits"]]
         fused = rank(mode, results["bm25"], results["dense"], fusion, results["exact"])[:limit]
-        units = self._unit_vectors(index, [f.chunk_id for f in fused]) if with_unit_vectors else {}
-        return [self._hit(by_id[f.chunk_id], f, query, units.get(f.chunk_id, b"")) for f in fused]
+        found_by_bm25 = {hit.chunk_id for hit in results["bm25"]}
+        sources = self._hydrate(index, [f.chunk_id for f in fused], clauses, query, found_by_bm25, with_unit_vectors)
+        return [self._hit(sources[f.chunk_id], f, query, sources[f.chunk_id].pop("_unit_vectors", b""))
+                for f in fused if f.chunk_id in sources]
 
-    def _unit_vectors(self, index: str, chunk_ids: list[str]) -> dict[str, bytes]:
-        """The stored unit vectors of the final hits only: the legs leave them out, as they read many more
-        candidates than are returned."""
+    def _hydrate(self, index: str, chunk_ids: list[str], clauses: list[dict[str, Any]], query: str,
+                 highlighted: set[str], with_unit_vectors: bool) -> dict[str, dict[str, Any]]:
+        """The final hits' sources, read again under the asker's filter (a chunk deleted or made unreadable since
+        the legs ran is left out), with Elasticsearch's highlight for those the BM25 leg found, as before the
+        legs returned ids alone. Unit vectors only when asked: answering wants them, a plain search does not."""
         if not chunk_ids:
             return {}
+        fields = [*_SOURCE_FIELDS, "unit_vectors"] if with_unit_vectors else _SOURCE_FIELDS
+        highlight = {"fields": {"text": {"fragment_size": 240, "number_of_fragments": 1}},
+                     "highlight_query": {"match": {"text": query}},
+                     "pre_tags": [PRE_TAG], "post_tags": [POST_TAG], "encoder": "html"}
         try:
-            response = self.client.mget(index=index, ids=chunk_ids, source_includes=["unit_vectors"])
+            response = self.client.search(
+                index=index, size=len(chunk_ids), source={"includes": fields}, track_total_hits=False,
+                query={"bool": {"filter": [{"ids": {"values": chunk_ids}}, *clauses]}},
+                highlight=highlight if highlighted & set(chunk_ids) else None)
         except NotFoundError as exc:
-            raise _IndexReplaced(f"unit vectors: {exc}") from exc
-        return {doc["_id"]: base64.b64decode(doc["_source"]["unit_vectors"])
-                for doc in response["docs"] if doc.get("found") and doc["_source"].get("unit_vectors")}
+            raise _IndexReplaced(f"reading the hits: {exc}") from exc
+        _raise_on_shard_failures(response, "hit lookup")
+        sources: dict[str, dict[str, Any]] = {}
+        for hit in response["hits"]["hits"]:
+            source = hit["_source"]
+            if hit["_id"] in highlighted and "highlight" in hit:
+                source["_highlight"] = hit["highlight"]["text"][0]
+            if with_unit_vectors and source.get("unit_vectors"):
+                source["_unit_vectors"] = base64.b64decode(source.pop("unit_vectors"))
+            sources[hit["_id"]] = source
+        return sources
 
     @staticmethod
     def _hit(source: dict[str, Any], fused: Any, query: str, unit_vectors: bytes = b"") -> SearchHit:

@@ -1,4 +1,11 @@
-"""In-process backend: SQLite FTS5 for BM25, exact cosine kNN over vectors held in numpy.
+"""In-process backend: an SQLite file is the index; searches read it through arrays held in memory.
+
+The file holds everything (chunks, vectors, an FTS5 table of BM25 terms, ACLs). Searches run over a
+`MemoryIndex` (search/backends/embedded_memory.py) built from it once per write generation: BM25 scored as
+FTS5 scores it, cosine kNN (exact, or a projected first pass on large indexes), the identifier leg and the ACL
+filter, all in numpy. Hydrating the final hits
+reads the file again. `EmbeddedBackend(..., search_in_memory=False)` runs the legs as SQL over the file instead
+(the reference the in-memory legs are tested against).
 
 An index is one physical SQLite file at a time. Every write runs in one transaction, so a document's
 chunks are replaced atomically and readers see the change as soon as the call returns.
@@ -40,6 +47,7 @@ from urllib.parse import quote
 import numpy as np
 
 from search.backends.base import DocumentChunks, SearchBackend
+from search.backends.embedded_memory import APPROXIMATE_FROM, MemoryIndex, epoch_bounds, top_k
 from search.fusion import rank
 from search.highlighting import highlight
 from search.types import (
@@ -115,6 +123,33 @@ CREATE TABLE IF NOT EXISTS document_supersedes (
     PRIMARY KEY (title_key, document_id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS document_supersedes_document ON document_supersedes(document_id);
+-- Counts writes that change what the in-memory index holds beyond ACLs (search/backends/embedded_memory.py), so a
+-- permission sync does not make the next search re-read every chunk. Triggers, so that every writer counts them.
+CREATE TRIGGER IF NOT EXISTS chunks_inserted AFTER INSERT ON chunks BEGIN
+    INSERT INTO meta(key, value) VALUES ('content_generation', '1')
+    ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1;
+END;
+CREATE TRIGGER IF NOT EXISTS chunks_deleted AFTER DELETE ON chunks BEGIN
+    INSERT INTO meta(key, value) VALUES ('content_generation', '1')
+    ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1;
+END;
+CREATE TRIGGER IF NOT EXISTS chunks_updated AFTER UPDATE ON chunks BEGIN
+    INSERT INTO meta(key, value) VALUES ('content_generation', '1')
+    ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1;
+END;
+CREATE TRIGGER IF NOT EXISTS documents_inserted AFTER INSERT ON documents BEGIN
+    INSERT INTO meta(key, value) VALUES ('content_generation', '1')
+    ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1;
+END;
+CREATE TRIGGER IF NOT EXISTS documents_deleted AFTER DELETE ON documents BEGIN
+    INSERT INTO meta(key, value) VALUES ('content_generation', '1')
+    ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1;
+END;
+CREATE TRIGGER IF NOT EXISTS documents_updated AFTER UPDATE OF document_id, source_id, mime_type, modified_at
+ON documents BEGIN
+    INSERT INTO meta(key, value) VALUES ('content_generation', '1')
+    ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1;
+END;
 """
 # Columns files made before versions were read lack; added when such a file is opened (their documents read as
 # stating nothing until re-indexed, which the pipeline version bump does).
@@ -228,7 +263,9 @@ class _ThreadState:
 class EmbeddedBackend:
     name = "embedded"
 
-    def __init__(self, directory: str | Path, index_name: str, *, physical: str | None = None) -> None:
+    def __init__(self, directory: str | Path, index_name: str, *, physical: str | None = None,
+                 search_in_memory: bool = True, dense_search: str = "approximate",
+                 approximate_from: int = APPROXIMATE_FROM) -> None:
         self.directory = Path(directory)
         self.index_name = index_name
         # A staging backend is pinned to its own physical file; the live one follows the pointer.
@@ -239,8 +276,15 @@ class EmbeddedBackend:
         self._local = threading.local()
         self._open: dict[Path, weakref.ref[_OpenFile]] = {}
         self._open_lock = threading.Lock()
-        self._matrix_lock = threading.Lock()
-        self._matrix: tuple[tuple, np.ndarray, np.ndarray, list[str]] | None = None
+        self.search_in_memory = search_in_memory
+        if dense_search not in ("approximate", "exact"):
+            raise ValueError(f"dense_search must be 'approximate' or 'exact', not {dense_search!r}")
+        # "approximate": the projected first pass of embedded_memory.py on large indexes; "exact": every vector.
+        self.dense_search = dense_search
+        self.approximate_from = approximate_from
+        self._memory_lock = threading.Lock()
+        # (what the arrays were read from, what their ACLs were read from, the arrays)
+        self._memory: tuple[tuple, tuple, MemoryIndex] | None = None
 
     # -- files and connections ---------------------------------------------------------------
     @property
@@ -406,7 +450,7 @@ class EmbeddedBackend:
     def drop(self) -> None:
         with self._errors("drop the index"):
             self.drop_connection()
-            self._matrix = None
+            self._memory = None
             if self._pinned:
                 paths = [self.directory / self._pinned]
             else:
@@ -428,7 +472,9 @@ class EmbeddedBackend:
                     break
                 except FileExistsError:
                     version += 1
-        staged = EmbeddedBackend(self.directory, self.index_name, physical=path.name)
+        staged = EmbeddedBackend(self.directory, self.index_name, physical=path.name,
+                                 search_in_memory=self.search_in_memory, dense_search=self.dense_search,
+                                 approximate_from=self.approximate_from)
         staged.ensure_index(embedding_model, dimensions)
         return staged
 
@@ -462,7 +508,7 @@ class EmbeddedBackend:
             self._write_pointer(staged._pinned or "")
             staged.close()
             self.drop_connection()
-            self._matrix = None
+            self._memory = None
         self._collect_quietly()
 
     def discard(self, staged: SearchBackend) -> None:
@@ -619,9 +665,11 @@ class EmbeddedBackend:
             return {row[0] for row in connection.execute("SELECT DISTINCT source_id FROM documents")}
 
     # -- reads ---------------------------------------------------------------------------------
-    def _filter_sql(self, principals: frozenset[str], filters: SearchFilters) -> tuple[str, list[str | float | None]]:
-        clauses = [_VISIBLE_SQL]
-        params: list[str | float | None] = [json.dumps(sorted(principals))]
+    def _filter_sql(self, principals: frozenset[str], filters: SearchFilters, *,
+                    acl: bool = True) -> tuple[str, list[str | float | None]]:
+        """The asker's filter as SQL over documents `d`; without its ACL part when `acl` is off."""
+        clauses = [_VISIBLE_SQL] if acl else ["1"]
+        params: list[str | float | None] = [json.dumps(sorted(principals))] if acl else []
         for column, values in (("d.source_id", filters.source_ids), ("d.mime_type", filters.mime_types),
                                ("d.document_id", filters.document_ids)):
             if values:
@@ -635,6 +683,8 @@ class EmbeddedBackend:
             params.append(_epoch(filters.modified_before))
         return " AND ".join(clauses), params
 
+    # The SQL legs: the reference the in-memory legs (embedded_memory.py) answer like, run when
+    # search_in_memory is off.
     def _bm25(self, connection: sqlite3.Connection, analyzed_query: str, where: str, params: list,
               limit: int) -> list[LegHit]:
         terms = sorted(set(analyzed_query.split()))
@@ -662,29 +712,49 @@ class EmbeddedBackend:
         ).fetchall()
         return [LegHit(chunk_id, float(named)) for chunk_id, named in rows]
 
-    def _vectors(self, state: _ThreadState) -> tuple[np.ndarray, np.ndarray, list[str]]:
-        meta = self._meta(state.connection)
-        # Generations count writes within one file; two files can share a number, never an identity.
-        key = (state.identity, meta.get("file_id") or meta.get("created_at"), int(meta.get("generation") or 0))
-        with self._matrix_lock:
-            if self._matrix is None or self._matrix[0] != key:
-                rows = state.connection.execute("SELECT rowid, chunk_id, vector FROM chunks ORDER BY rowid").fetchall()
-                dimensions = int(meta.get("dimensions") or 0)
-                try:
-                    matrix = np.frombuffer(b"".join(r[2] for r in rows), dtype="<f4").reshape(len(rows), dimensions)
-                except ValueError as exc:
-                    raise SearchUnavailable(f"the embedded index {self.index_name!r} holds malformed vectors: "
-                                            f"{exc}") from exc
-                rowids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-                self._matrix = (key, matrix, rowids, [r[1] for r in rows])
-            return self._matrix[1], self._matrix[2], self._matrix[3]
+    def _memory_index(self, state: _ThreadState) -> MemoryIndex:
+        """The in-memory index of the file's current generation, built by the first search that needs it; after a
+        write that changed ACLs alone (content_generation unchanged), only the ACL arrays are read again."""
+        def keys_of(meta: dict[str, str]) -> tuple[tuple, tuple]:
+            # Generations count writes within one file; two files can share a number, never an identity.
+            file = (state.identity, meta.get("file_id") or meta.get("created_at"))
+            return (*file, meta.get("content_generation")), (*file, int(meta.get("generation") or 0))
+
+        cached = self._memory
+        if cached is not None and cached[1] == keys_of(self._meta(state.connection))[1]:
+            return cached[2]
+        with self._memory_lock:
+            connection = state.connection
+            connection.execute("BEGIN")  # one snapshot: the generation read is the one the arrays are built from
+            try:
+                meta = self._meta(connection)
+                content, generation = keys_of(meta)
+                cached = self._memory
+                if cached is None or cached[1] != generation:
+                    if cached is not None and cached[0] == content:
+                        index = cached[2].with_acls(connection)
+                    else:
+                        self._memory = None  # the old arrays go before the new ones are built, not after
+                        try:
+                            index = MemoryIndex.load(connection, int(meta.get("dimensions") or 0),
+                                                     approximate=self.dense_search == "approximate",
+                                                     approximate_from=self.approximate_from)
+                        except ValueError as exc:
+                            raise SearchUnavailable(f"the embedded index {self.index_name!r} holds malformed "
+                                                    f"vectors: {exc}") from exc
+                    self._memory = (content, generation, index)
+                else:
+                    index = cached[2]
+                return index
+            finally:
+                connection.execute("COMMIT")
 
     def _dense(self, state: _ThreadState, query_vector: np.ndarray, where: str, params: list,
                limit: int) -> list[LegHit]:
-        matrix, rowids, chunk_ids = self._vectors(state)
-        if not len(rowids):
+        index = self._memory_index(state)
+        if not index.size:
             return []
-        scores = matrix @ np.asarray(query_vector, dtype=np.float32)
+        scores = index.matrix @ np.asarray(query_vector, dtype=np.float32)
         allowed = np.fromiter(
             (r[0] for r in state.connection.execute(
                 f"SELECT c.rowid FROM chunks c JOIN documents d ON d.document_id = c.document_id WHERE {where}",
@@ -692,11 +762,9 @@ class EmbeddedBackend:
             dtype=np.int64,
         )
         # Forbidden chunks are removed before ranking: a pre-filter, as in Elasticsearch's kNN.
-        scores = np.where(np.isin(rowids, allowed), scores, -np.inf)
-        k = min(limit, len(scores))
-        top = np.argpartition(-scores, k - 1)[:k]
-        top = top[np.lexsort((top, -scores[top]))]
-        return [LegHit(chunk_ids[i], float(scores[i])) for i in top if np.isfinite(scores[i])]
+        candidates = np.flatnonzero(np.isin(index.rowids, allowed))
+        top = top_k(candidates, scores, np.arange(len(scores)), limit)
+        return [LegHit(index.chunk_ids[i], float(scores[i])) for i in top]
 
     def search(
         self,
@@ -721,49 +789,77 @@ class EmbeddedBackend:
             meta = self._meta(connection)
             if "embedding_model" not in meta:
                 return []
-            visible, visible_params = self._filter_sql(principals, filters)
-            where, params = visible, visible_params
-            if mode == SearchMode.HYBRID:
-                # Evaluate the asker's filter once and let both legs read the result.
-                connection.execute("CREATE TEMP TABLE IF NOT EXISTS visible_chunks (rowid INTEGER PRIMARY KEY)")
-                connection.execute("DELETE FROM temp.visible_chunks")
-                connection.execute("INSERT INTO temp.visible_chunks SELECT c.rowid FROM chunks c JOIN documents d "
-                                   f"ON d.document_id = c.document_id WHERE {where}", params)
-                where, params = "c.rowid IN (SELECT rowid FROM temp.visible_chunks)", []
-            depth = max(limit, fusion.candidates_per_leg)
-            bm25 = self._bm25(connection, analyzed_query, where, params, depth) if mode != SearchMode.DENSE else []
-            dense: list[LegHit] = []
             if mode != SearchMode.BM25:
                 self._check_model(meta, embedding_model)
                 if query_vector is None:
                     raise ValueError("dense and hybrid search need a query vector")
-                dense = self._dense(state, query_vector, where, params, depth)
-            exact = self._exact(connection, identifiers, where, params, depth) if mode == SearchMode.HYBRID else []
-            return self._hydrate(connection, rank(mode, bm25, dense, fusion, exact)[:limit], query, visible,
-                                 visible_params, with_unit_vectors)
+            depth = max(limit, fusion.candidates_per_leg)
+            if self.search_in_memory:
+                legs = self._memory_legs(state, principals, filters, analyzed_query, query_vector, mode, identifiers,
+                                         depth)
+            else:
+                legs = self._sql_legs(state, principals, filters, analyzed_query, query_vector, mode, identifiers,
+                                      depth)
+            bm25, dense, exact = legs
+            return self._hydrate(connection, rank(mode, bm25, dense, fusion, exact)[:limit], query, principals,
+                                 filters, with_unit_vectors)
 
-    def _hydrate(self, connection: sqlite3.Connection, fused: list, query: str, visible: str,
-                 visible_params: list, with_unit_vectors: bool) -> list[SearchHit]:
+    def _memory_legs(self, state: _ThreadState, principals: frozenset[str], filters: SearchFilters,
+                     analyzed_query: str, query_vector: np.ndarray | None, mode: SearchMode,
+                     identifiers: Sequence[str], depth: int) -> tuple[list[LegHit], list[LegHit], list[LegHit]]:
+        index = self._memory_index(state)
+        visible = index.visible(principals, filters, epoch_bounds(filters))
+        bm25 = index.bm25(analyzed_query.split(), visible, depth) if mode != SearchMode.DENSE else []
+        dense = index.dense(query_vector, visible, depth) if query_vector is not None and mode != SearchMode.BM25 \
+            else []
+        exact = index.exact(identifiers, visible, depth) if mode == SearchMode.HYBRID and identifiers else []
+        return bm25, dense, exact
+
+    def _sql_legs(self, state: _ThreadState, principals: frozenset[str], filters: SearchFilters,
+                  analyzed_query: str, query_vector: np.ndarray | None, mode: SearchMode,
+                  identifiers: Sequence[str], depth: int) -> tuple[list[LegHit], list[LegHit], list[LegHit]]:
+        connection = state.connection
+        where, params = self._filter_sql(principals, filters)
+        if mode == SearchMode.HYBRID:
+            # Evaluate the asker's filter once and let the legs read the result.
+            connection.execute("CREATE TEMP TABLE IF NOT EXISTS visible_chunks (rowid INTEGER PRIMARY KEY)")
+            connection.execute("DELETE FROM temp.visible_chunks")
+            connection.execute("INSERT INTO temp.visible_chunks SELECT c.rowid FROM chunks c JOIN documents d "
+                               f"ON d.document_id = c.document_id WHERE {where}", params)
+            where, params = "c.rowid IN (SELECT rowid FROM temp.visible_chunks)", []
+        bm25 = self._bm25(connection, analyzed_query, where, params, depth) if mode != SearchMode.DENSE else []
+        dense = self._dense(state, query_vector, where, params, depth) if query_vector is not None and \
+            mode != SearchMode.BM25 else []
+        exact = self._exact(connection, identifiers, where, params, depth) if mode == SearchMode.HYBRID else []
+        return bm25, dense, exact
+
+    def _hydrate(self, connection: sqlite3.Connection, fused: list, query: str, principals: frozenset[str],
+                 filters: SearchFilters, with_unit_vectors: bool) -> list[SearchHit]:
         if not fused:
             return []
         ids = json.dumps([h.chunk_id for h in fused])
         units_column, units_join = (("u.vectors", "LEFT JOIN chunk_unit_vectors u ON u.chunk_rowid = c.rowid ")
                                     if with_unit_vectors else ("NULL", ""))
-        # The asker's filter again: a document deleted or made unreadable since the legs ran is dropped here.
+        where, params = self._filter_sql(principals, filters, acl=False)
+        # The asker's filter again: a document deleted or made unreadable since the legs ran is dropped here. The
+        # ACL is read with the row, in the same statement, and checked here: SQL would match the asker's principals
+        # against the documents' (10,000 principals cost 40-90 ms, however few the hits).
         rows = {
             row[0]: row
             for row in connection.execute(
                 "SELECT c.chunk_id, c.document_id, d.source_id, d.title, d.url, d.mime_type, d.modified_at, "
-                f"c.heading_path, c.section_ordinal, c.text, d.effective_date, {units_column} FROM chunks c "
+                f"c.heading_path, c.section_ordinal, c.text, d.effective_date, {units_column}, d.acl_status, "
+                "d.acl_public, (SELECT json_group_array(p.principal) FROM document_principals p "
+                "WHERE p.document_id = d.document_id) FROM chunks c "
                 f"JOIN documents d ON d.document_id = c.document_id {units_join}"
-                f"WHERE c.chunk_id IN (SELECT value FROM json_each(?)) AND {visible}",
-                [ids, *visible_params],
+                f"WHERE c.chunk_id IN (SELECT value FROM json_each(?)) AND {where}",
+                [ids, *params],
             )
         }
         hits = []
         for fused_hit in fused:
             row = rows.get(fused_hit.chunk_id)
-            if row is None:
+            if row is None or row[12] != "ok" or not (row[13] or principals.intersection(json.loads(row[14]))):
                 continue
             hits.append(SearchHit(
                 chunk_id=row[0], document_id=row[1], source_id=row[2], title=row[3], url=row[4], mime_type=row[5],

@@ -4,6 +4,7 @@ import hashlib
 import hmac
 import json
 import time
+from pathlib import Path
 from urllib.parse import urlencode
 
 import pytest
@@ -112,3 +113,21 @@ def flag_submission(private_metadata: str, *, user: str = "UALICE", reason: str 
     else:
         values["comment"]["comment"]["value"] = comment
     return submitted
+
+
+def index_with_a_slack_asker(settings, tmp_path, prefix: str) -> tuple[Path, str]:
+    """An embedded index of its own holding tests/console's two-document corpus, and alice linked as Slack user
+    UALICE: for tests whose answering runs in another process. Returns the index's directory and name."""
+    import uuid
+
+    from identity.models import ExternalIdentity
+    from retrieval import services as retrieval_services
+    from tests.console.conftest import index_corpus, make_user, write_corpus
+
+    index_dir, index_name = tmp_path / "index", f"{prefix}-{uuid.uuid4().hex[:8]}"
+    settings.CITEWISE = settings.CITEWISE.replace(search_backend="embedded", embedded_index_dir=index_dir,
+                                                  index_name=index_name)
+    retrieval_services._backends.clear()
+    index_corpus(write_corpus(tmp_path / "docs"))
+    ExternalIdentity.objects.create(user=make_user("alice"), principal=f"slack:{TEAM}:user:UALICE")
+    return index_dir, index_name

@@ -25,6 +25,7 @@ from tests.workers import (  # noqa: F401 - fixtures
     ROOT,
     redis_celery,
     shared_database,
+    stop,
     worker_environment,
 )
 
@@ -184,6 +185,7 @@ def test_manage_py_sync_runs_one_kind_by_hand(tmp_path, make_folder_source, caps
 
 
 @pytest.mark.slow
+@pytest.mark.production
 def test_a_killed_worker_s_sync_resumes_from_its_checkpoint_with_nothing_lost_or_duplicated(
         tmp_path, settings, shared_database, redis_celery):
     """A real Celery worker on Redis is SIGKILLed in the middle of a full sync; the dispatcher finds the dead run and
@@ -251,11 +253,7 @@ def test_a_killed_worker_s_sync_resumes_from_its_checkpoint_with_nothing_lost_or
                 break
             time.sleep(0.2)
     finally:
-        second.terminate()
-        try:
-            second.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            second.kill()
+        stop(second)
     log = (tmp_path / "second.log").read_text()
     assert (run.state, run.resumed, run.kind) == ("succeeded", 1, "full"), log
     assert counts(run) == {"seen": files, "added": files}, (checkpoint, log)

@@ -29,7 +29,7 @@ from tests.console.conftest import (
     write_corpus,
     write_manifest,
 )
-from tests.workers import redis_celery, shared_database, worker_environment  # noqa: F401 - fixtures
+from tests.workers import redis_celery, shared_database, stop, worker_environment  # noqa: F401 - fixtures
 
 ROOT = Path(__file__).resolve().parents[2]
 BROKER_URL = "redis://127.0.0.1:6379/15"
@@ -103,6 +103,7 @@ def test_sync_intervals_come_from_the_environment():
 
 
 @pytest.mark.slow
+@pytest.mark.production
 def test_a_celery_worker_on_redis_revokes_access_with_sync_permissions(tmp_path, settings, shared_database,
                                                                        redis_celery):
     index_dir, index_name = tmp_path / "index", f"test-celery-{uuid.uuid4().hex[:8]}"
@@ -137,12 +138,7 @@ def test_a_celery_worker_on_redis_revokes_access_with_sync_permissions(tmp_path,
         report = result.get(timeout=180)
         result.forget()
     finally:
-        worker.terminate()
-        try:
-            worker.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.wait(timeout=30)
+        stop(worker)
         log.seek(0)
         worker_log = log.read()
         log.close()

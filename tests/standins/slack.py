@@ -38,6 +38,7 @@ class SlackStandIn(StandInServer):
     def __init__(self, team_id: str = "T1", bot_user_id: str = "UBOT", enterprise_id: str = ""):
         super().__init__()
         self.team_id, self.bot_user_id = team_id, bot_user_id
+        self.socket_mode_url = ""  # what apps.connections.open hands out
         # An Enterprise Grid org the workspace belongs to ("" for a standalone workspace).
         self.enterprise_id = enterprise_id
         # Every call: {"method", "path", "body" (the arguments), "status", "at" (time.monotonic() on arrival)}.
@@ -119,6 +120,10 @@ class SlackStandIn(StandInServer):
         if method in ("chat.postMessage", "chat.update"):
             return Reply(200, {"ok": True, "channel": body.get("channel"), "ts": body.get("ts") or self._next_ts(),
                                "message": {"text": body.get("text", "")}})
+        if method == "apps.connections.open":  # Socket Mode: the WebSocket URL (tests/standins/slack_socket_mode.py)
+            if not self.socket_mode_url:
+                return Reply(200, {"ok": False, "error": "not_allowed_token_type"})
+            return Reply(200, {"ok": True, "url": self.socket_mode_url})
         if method == "chat.postEphemeral":
             return Reply(200, {"ok": True, "message_ts": self._next_ts()})
         if method == "users.info":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
@@ -17,13 +18,13 @@ HEARTBEAT_INTERVAL_S = 20  # console/healthcheck.py calls the service unhealthy 
 class Command(BaseCommand):
     help = "Connect to Slack over Socket Mode and answer mentions and DMs (needs SLACK_APP_TOKEN=xapp-…)."
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--app-token", default="", help="app-level token; defaults to SLACK_APP_TOKEN")
         parser.add_argument("--heartbeat-file", type=Path, default=None,
                             help="touched while the WebSocket to Slack is connected, for a container health check")
         parser.add_argument("--heartbeat-interval", type=float, default=HEARTBEAT_INTERVAL_S)
 
-    def handle(self, *args, **options):
+    def handle(self, *args: Any, **options: Any) -> None:
         app_token = options["app_token"] or settings.SLACK_APP_TOKEN
         if not app_token:
             raise CommandError("set SLACK_APP_TOKEN (an app-level xapp- token with connections:write)")
