@@ -73,11 +73,11 @@ def check_beat(pidfile: Path, timeout: float) -> str:
         raise Unhealthy(f"beat is not running ({pidfile}: {exc})") from exc
     _django()
     from django.conf import settings
-    from kombu import Connection
+
+    from console.selectors import broker_status
 
     try:
-        with Connection(settings.CELERY_BROKER_URL, connect_timeout=timeout) as broker:
-            broker.ensure_connection(max_retries=1, timeout=timeout)
+        broker_status(settings.CELERY_BROKER_URL, timeout)
     except Exception as exc:  # kombu raises the transport's own errors
         raise Unhealthy(f"beat (pid {pid}) cannot reach its broker: {exc}") from exc
     return f"beat pid {pid}: broker ok"

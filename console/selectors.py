@@ -141,3 +141,15 @@ def find_user(text: str) -> Any | None:
         return None
     found = list(get_user_model().objects.filter(Q(username__iexact=text) | Q(email__iexact=text))[:2])
     return found[0] if len(found) == 1 else None
+
+
+def broker_status(url: str, timeout_s: float) -> str:
+    """"ok" when the Celery broker at `url` accepts a connection within `timeout_s` ("not configured…" without one);
+    raises the transport's error otherwise. /readyz and the containers' health checks both ask it."""
+    if not url:
+        return "not configured: tasks run in-process"
+    from kombu import Connection
+
+    with Connection(url, connect_timeout=timeout_s) as broker:
+        broker.ensure_connection(max_retries=1, timeout=timeout_s)
+    return "ok"

@@ -39,6 +39,7 @@ from answers.models import Feedback
 from answers.selectors import url_at_section
 from audit import services as audit
 from connectors.models import Source
+from console.selectors import broker_status
 from core.config import current
 from core.errors import CitewiseError, RateLimited
 from identity.selectors import principals_for
@@ -242,14 +243,7 @@ def _search_ready() -> str:
 
 
 def _broker() -> str:
-    url = settings.CELERY_BROKER_URL
-    if not url:
-        return "not configured: tasks run in-process"
-    from kombu import Connection
-
-    with Connection(url, connect_timeout=READY_TIMEOUT_S) as broker:
-        broker.ensure_connection(max_retries=1, timeout=READY_TIMEOUT_S)
-    return "ok"
+    return broker_status(settings.CELERY_BROKER_URL, READY_TIMEOUT_S)
 
 
 READY_TIMEOUT_S = 3
