@@ -73,6 +73,18 @@ class LoadSampler:
         return round(statistics.mean(self.samples), 1) if self.samples else None
 
 
+
+def corpus_texts(dataset: Path, sample: int) -> list[str]:
+    """The first `sample` documents of a BEIR corpus, title and text as one string (as the product embeds them)."""
+    texts = []
+    with open(dataset / "corpus.jsonl") as corpus:
+        for line in corpus:
+            record = json.loads(line)
+            texts.append(f"{record.get('title', '')}. {record['text']}")
+            if len(texts) >= sample:
+                break
+    return texts
+
 def run_child(command: list[str], env: dict[str, str]) -> tuple[subprocess.CompletedProcess, float, float, float | None]:
     """Run a command; its result, wall seconds, CPU seconds (user + system) and mean load while it ran."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -127,13 +139,7 @@ def probe(dataset: Path, sample: int) -> None:
     started = time.perf_counter()
     embedder = get_embedder()
     load_seconds = time.perf_counter() - started
-    texts = []
-    with open(dataset / "corpus.jsonl") as corpus:
-        for line in corpus:
-            record = json.loads(line)
-            texts.append(f"{record.get('title', '')}. {record['text']}")
-            if len(texts) >= sample:
-                break
+    texts = corpus_texts(dataset, sample)
     judged = {line.split("\t")[0] for line in (dataset / "qrels/test.tsv").read_text().splitlines()[1:] if line}
     queries = [json.loads(line) for line in (dataset / "queries.jsonl").read_text().splitlines() if line]
     questions = [q["text"] for q in queries if q["_id"] in judged]
@@ -164,13 +170,7 @@ def interleaved(dataset: Path, sample: int, rounds: int, backends: list[str]) ->
     django.setup()
     from retrieval.embeddings import build_embedder
 
-    texts = []
-    with open(dataset / "corpus.jsonl") as corpus:
-        for line in corpus:
-            record = json.loads(line)
-            texts.append(f"{record.get('title', '')}. {record['text']}")
-            if len(texts) >= sample:
-                break
+    texts = corpus_texts(dataset, sample)
     embedders = {backend: build_embedder("all-MiniLM-L6-v2", backend=backend) for backend in backends}
     for embedder in embedders.values():
         embedder.embed_documents(texts[:8])
