@@ -237,6 +237,9 @@ def _tune_retries(policy: Retry) -> None:
     policy.raise_on_status = False
 
 
+_COUNT_CONNECTOR_CALLS = requests_hook("teams")
+
+
 class _GuardedConnectorFactory(ConnectorFactory):
     def __init__(self, inner: ConnectorFactory):
         self._inner = inner
@@ -246,7 +249,8 @@ class _GuardedConnectorFactory(ConnectorFactory):
             raise ServiceUrlNotAllowed(f"serviceUrl {service_url!r} is not in TEAMS_ALLOWED_SERVICE_HOSTS")
         client = await self._inner.create(service_url, audience)
         client.config.connection.timeout = settings.TEAMS_HTTP_TIMEOUT_S
-        client.config.hooks.append(requests_hook("teams"))
+        if _COUNT_CONNECTOR_CALLS not in client.config.hooks:  # once, should the factory hand out a client again
+            client.config.hooks.append(_COUNT_CONNECTOR_CALLS)
         _tune_retries(client.config.retry_policy.policy)
         return client
 
