@@ -29,7 +29,8 @@ logger = logging.getLogger("citewise.answering")
 ANSWER_CACHE_PREFIX = "citewise:answer:v2:"  # v2: the pipeline's Outcome, pickled
 INDEX_VERSION_KEY = "citewise:index-version"
 _ANSWER_SETTINGS = frozenset({
-    "search_backend", "index_name", "embedding_model", "fusion", "rrf_k", "bm25_weight", "dense_weight",
+    "search_backend", "index_name", "embedding_model", "embedding_backend", "answer_rescored_units", "fusion",
+    "rrf_k", "bm25_weight", "dense_weight",
     "candidates_per_leg", "knn_num_candidates", "reranker", "rerank_model", "rerank_candidates", "answer_passages",
     "answer_threshold", "spell_correction", "composer", "llm_max_input_tokens", "llm_max_output_tokens", "cohere_chat_model",
     "cohere_rerank_model", "openai_base_url", "openai_model",

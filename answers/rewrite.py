@@ -271,10 +271,11 @@ Similarity = Callable[[str, Sequence[str]], Sequence[float]]
 
 
 def embedding_similarity(text: str, others: Sequence[str]) -> list[float]:
-    """Cosine similarity of `text` to each of `others` under the configured embedding model."""
+    """Cosine similarity of `text` to each of `others` under the configured embedding model, at full precision (the
+    bars this is read against were set on the model's own vectors)."""
     from retrieval.embeddings import get_embedder
 
-    vectors = get_embedder(current().embedding_model).embed_documents([text, *others])
+    vectors = get_embedder(current().embedding_model).full_precision().embed_documents([text, *others])
     return [float(np.dot(vectors[0], vector)) for vector in vectors[1:]]
 
 

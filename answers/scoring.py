@@ -5,6 +5,12 @@ code block. Each is embedded with its title and headings, exactly as `retrieval.
 Indexing stores those vectors with the chunk (search/unit_vectors.py), so answering normally embeds only the
 question; a unit whose vector is not stored (an index built before they were, a passage that is not a chunk's text
 as indexed) is embedded here.
+
+With int8 embeddings (`CITEWISE_EMBEDDING_BACKEND=onnx-int8`, the default) the units closest to the question are
+scored again at full precision (`answer_rescored_units`), as Elasticsearch rescores an int8_hnsw search with the
+raw vectors: int8 weights make ingestion ~3x faster but lower a unit's cosine by ~0.01, enough to move an answer
+across the refusal gate's bar, which was set on the model's own vectors. Re-embedding a dozen short units costs a
+few milliseconds per question; storing fp32 unit vectors would have cost most of int8's gain at index time.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import numpy as np
 
 from answers.question_type import classify
 from answers.types import Passage
+from core.config import current
 from retrieval.embeddings import Embedder, get_embedder
 from retrieval.units import Unit, context, split_units, unit_embedding_text
 from search.analysis import analyze
@@ -84,7 +91,7 @@ PassageKey = tuple[tuple[int, str, str, str, bytes], ...]
 def score_units(question: str, passages: Sequence[Passage], *, embedder: Embedder | None = None) -> list[ScoredUnit]:
     """Every unit of every passage, best first. Cached: the gate and the composer share one pass."""
     key = tuple((p.number, p.hit.chunk_id, p.text, _context(p), p.hit.unit_vectors) for p in passages)
-    return list(_score(question, key, embedder or get_embedder()))
+    return list(_score(question, key, embedder or get_embedder(), current().answer_rescored_units))
 
 
 # The key holds each passage's stored vectors (a few kB); the gate, the composer and a question's parts are what
@@ -116,27 +123,45 @@ def _unit_vectors(key: PassageKey, embedder: Embedder) -> tuple[tuple[tuple[int,
 
 
 @lru_cache(maxsize=256)
-def _score(question: str, key: PassageKey, embedder: Embedder) -> tuple[ScoredUnit, ...]:
+def _score(question: str, key: PassageKey, embedder: Embedder, rescored_units: int) -> tuple[ScoredUnit, ...]:
     entries, vectors = _unit_vectors(key, embedder)
     if not entries:
         return ()
     wanted = content_terms(question)
     asked = classify(question)
     similarities = vectors @ embedder.embed_query(question)
-    scored = []
-    for (number, unit, unit_context), similarity in zip(entries, similarities, strict=True):
+    coverages: list[float] = []
+    closeness: list[float] = []  # relevance less the similarity
+    preferences: list[float] = []  # score less the relevance
+    for number, unit, unit_context in entries:
         terms = set(analyze(f"{unit_context} {unit.embedding_text}"))
         coverage = len(wanted & terms) / len(wanted) if wanted else 0.0
-        relevance = float(similarity) + LEXICAL_WEIGHT * coverage - RANK_PENALTY * (number - 1)
-        score = relevance - RANK_PREFERENCE * (number - 1)
+        coverages.append(coverage)
+        closeness.append(LEXICAL_WEIGHT * coverage - RANK_PENALTY * (number - 1))
+        preference = -RANK_PREFERENCE * (number - 1)
         if asked.holds_measured(unit.text):
-            score += MEASURED_BONUS
+            preference += MEASURED_BONUS
         elif any(asked.holds(kind, unit.text, unit.kind) for kind in asked.wants):
-            score += TYPE_BONUS
+            preference += TYPE_BONUS
         if asked.identifiers and asked.holds_identifier(unit.text):
-            score += IDENTIFIER_BONUS
+            preference += IDENTIFIER_BONUS
         if unit.metadata and not asked.asks_metadata:
-            score -= METADATA_PENALTY
-        scored.append(ScoredUnit(number, unit, float(similarity), coverage, relevance, score))
+            preference -= METADATA_PENALTY
+        preferences.append(preference)
+    precise = embedder.full_precision()
+    if precise is not embedder and rescored_units:
+        relevance = similarities + np.asarray(closeness)
+        leaders = set(np.argsort(-relevance)[:rescored_units]) | set(
+            np.argsort(-(relevance + np.asarray(preferences)))[:rescored_units])
+        chosen = sorted(int(i) for i in leaders)
+        texts = [unit_embedding_text(entries[i][2], entries[i][1]) for i in chosen]
+        similarities = similarities.copy()
+        similarities[chosen] = precise.embed_documents(texts) @ precise.embed_query(question)
+    scored = []
+    for position, (number, unit, _) in enumerate(entries):
+        similarity = float(similarities[position])
+        relevance_of_unit = similarity + closeness[position]
+        scored.append(ScoredUnit(number, unit, similarity, coverages[position], relevance_of_unit,
+                                 relevance_of_unit + preferences[position]))
     scored.sort(key=lambda s: (-s.score, s.passage_number, s.unit.start))
     return tuple(scored)

@@ -49,12 +49,13 @@ class CitewiseSettings(BaseSettings):
     embedding_model: str = Field("all-MiniLM-L6-v2", validation_alias=_env("CITEWISE_EMBEDDING_MODEL"))
     embedding_batch_size: int = Field(32, ge=1, validation_alias=_env("CITEWISE_EMBEDDING_BATCH_SIZE"))
     embedding_device: str = Field("cpu", validation_alias=_env("CITEWISE_EMBEDDING_DEVICE"))
-    # What runs the model (retrieval/embeddings.py; docs/benchmarks.md, "Embedding backends"): "onnx" (ONNX Runtime,
-    # fp32: torch's vectors to within rounding, faster), "onnx-int8" (int8 weights: fastest, vectors at cosine ~0.997
-    # from fp32, which moves answers whose best passage sits at the refusal gate's bar) or "torch" (plain PyTorch).
-    # The ONNX files are exported from the same local weights on first use into model_cache_dir.
+    # What runs the model (retrieval/embeddings.py; docs/benchmarks.md, "Embedding backends"): "onnx-int8" (ONNX
+    # Runtime with int8 weights: ~3x torch's ingestion, vectors at cosine ~0.997 from fp32; answering re-scores its
+    # closest units at fp32, answer_rescored_units), "onnx" (ONNX Runtime, fp32: torch's vectors to within rounding)
+    # or "torch" (plain PyTorch). The ONNX files are exported from the same local weights on first use into
+    # model_cache_dir.
     embedding_backend: Literal["torch", "onnx", "onnx-int8"] = Field(
-        "onnx", validation_alias=_env("CITEWISE_EMBEDDING_BACKEND"))
+        "onnx-int8", validation_alias=_env("CITEWISE_EMBEDDING_BACKEND"))
     # Threads one embedding call uses; 0: one per core this process may run on.
     embedding_threads: int = Field(0, ge=0, validation_alias=_env("CITEWISE_EMBEDDING_THREADS"))
     # Where ONNX exports are kept; "": the user's cache ($XDG_CACHE_HOME or ~/.cache, then citewise/models).
@@ -118,6 +119,10 @@ class CitewiseSettings(BaseSettings):
     answerability_model: str = Field("", validation_alias=_env("CITEWISE_ANSWERABILITY_MODEL"))
     # The threshold gate's bar, and a part's bar in a two-part question (docs/answering.md: calibration).
     answer_threshold: float = Field(0.65, validation_alias=_env("CITEWISE_ANSWER_THRESHOLD"))
+    # With int8 embeddings (embedding_backend "onnx-int8"), the passage units closest to the question (this many by
+    # relevance, and as many by the composer's score) are scored again with the fp32 model before the gate and the
+    # composer read them: int8 moves a cosine by ~0.01, enough to cross the bar above (answers/scoring.py). 0: never.
+    answer_rescored_units: int = Field(8, ge=0, validation_alias=_env("CITEWISE_ANSWER_RESCORED_UNITS"))
     # Correct misspelt words of a question against the index's vocabulary before searching (retrieval/spelling.py).
     spell_correction: bool = Field(True, validation_alias=_env("CITEWISE_SPELL_CORRECTION"))
     composer: Literal["extractive", "cohere", "openai"] = Field("extractive", validation_alias=_env("CITEWISE_COMPOSER"))

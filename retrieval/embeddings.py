@@ -30,6 +30,11 @@ class Embedder(Protocol):
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]: ...
 
+    def full_precision(self) -> Embedder:
+        """The same model with its weights unquantised: itself unless they are. Answering re-scores its closest
+        passage units with it (answers/scoring.py), so a bar calibrated on the model's own vectors holds."""
+        ...
+
     def __hash__(self) -> int: ...  # answers/scoring.py caches its work per embedder
 
 
@@ -97,6 +102,9 @@ class SentenceTransformerEmbedder:
         encoded = self._model.tokenizer(list(texts), add_special_tokens=False)["input_ids"]
         return [len(ids) for ids in encoded]
 
+    def full_precision(self) -> Embedder:
+        return self
+
 
 class OnnxEmbedder:
     """The same model run by ONNX Runtime, from an export of its own weights (retrieval/onnx_export.py), fp32 or
@@ -121,7 +129,10 @@ class OnnxEmbedder:
         transformers_logging.disable_progress_bar()
         self.model_name = model_name
         self.backend = "onnx-int8" if quantized else "onnx"
+        self.quantized = quantized
         self.batch_size = batch_size
+        self._device, self._threads, self._cache_dir = device, threads, cache_dir
+        self._full_precision: OnnxEmbedder | None = None
         self.export = ensure_export(model_name, resolve_model_path(model_name), cache_dir or default_cache_dir())
         self.dimensions = self.export.dimensions
         self.max_tokens = self.export.max_tokens
@@ -157,6 +168,17 @@ class OnnxEmbedder:
 
     def embed_query(self, text: str) -> np.ndarray:
         return self.embed_documents([text])[0]
+
+    def full_precision(self) -> Embedder:
+        """The fp32 graph of the same export, loaded on first use (int8 only)."""
+        if not self.quantized:
+            return self
+        with self._lock:
+            if self._full_precision is None:
+                self._full_precision = OnnxEmbedder(self.model_name, quantized=False, device=self._device,
+                                                     batch_size=self.batch_size, threads=self._threads,
+                                                     cache_dir=self._cache_dir)
+            return self._full_precision
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         if not texts:

@@ -128,9 +128,45 @@ def test_the_setting_selects_the_backend(settings, model_cache, backend, kind):
 
 
 def test_the_backend_setting_is_read_from_the_environment(monkeypatch, tmp_path):
-    assert CitewiseSettings.model_fields["embedding_backend"].default == "onnx"
+    assert CitewiseSettings.model_fields["embedding_backend"].default == "onnx-int8"
     monkeypatch.setenv("CITEWISE_EMBEDDING_BACKEND", "torch")
     assert load(tmp_path).embedding_backend == "torch"
     monkeypatch.setenv("CITEWISE_EMBEDDING_BACKEND", "tensorflow")
     with pytest.raises(SettingsError, match="CITEWISE_EMBEDDING_BACKEND"):
         load(tmp_path)
+
+
+SPOT_AWARDS = ("Managers can give a spot award of $250 to $1,000 to recognise exceptional work. Spot awards are paid "
+               "in the next regular paycheck and are taxed as ordinary income. Nominations close on the 15th of each "
+               "month. Peer bonuses of $50 can be sent by anyone through the recognition portal. Awards above $1,000 "
+               "need a director's approval.")
+LEAVE = ("Parental leave is 16 weeks at full pay. Employees must give four weeks' notice. Leave can be taken in up to "
+         "three blocks within the first year.")
+
+
+def test_int8_unit_scores_are_rescored_at_full_precision(settings, model_cache):
+    from answers.scoring import score_units
+    from tests.answers.test_extractive import passage
+
+    fp32 = OnnxEmbedder(MODEL, quantized=False, cache_dir=model_cache)
+    int8 = OnnxEmbedder(MODEL, quantized=True, cache_dir=model_cache)
+    assert fp32.full_precision() is fp32
+    assert int8.full_precision() is int8.full_precision() is not int8
+    assert int8.full_precision().backend == "onnx"
+    passages = [passage(1, SPOT_AWARDS, "rewards", "Total Rewards", "Recognition"),
+                passage(2, LEAVE, "leave", "Leave Policy", "Parental leave")]
+    question = "spot award range?"
+
+    exact = {s.text: s.relevance for s in score_units(question, passages, embedder=fp32)}
+    settings.CITEWISE = settings.CITEWISE.replace(answer_rescored_units=0)
+    approximate = score_units(question, passages, embedder=int8)
+    settings.CITEWISE = settings.CITEWISE.replace(answer_rescored_units=3)
+    rescored = score_units(question, passages, embedder=int8)
+
+    # int8 moves every unit's score (by about a hundredth: what crossed the refusal gate's bar)...
+    assert max(abs(s.relevance - exact[s.text]) for s in approximate) > 2e-3
+    # ...and the units closest to the question get their full-precision scores back, the rest keep int8's.
+    by_relevance = sorted(rescored, key=lambda s: -s.relevance)
+    assert all(abs(s.relevance - exact[s.text]) < 1e-4 for s in by_relevance[:3])
+    assert max(abs(s.relevance - exact[s.text]) for s in by_relevance[3:]) > 1e-4
+    assert by_relevance[0].text == max(exact, key=exact.__getitem__)
