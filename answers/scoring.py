@@ -6,11 +6,12 @@ Indexing stores those vectors with the chunk (search/unit_vectors.py), so answer
 question; a unit whose vector is not stored (an index built before they were, a passage that is not a chunk's text
 as indexed) is embedded here.
 
-With int8 embeddings (`CITEWISE_EMBEDDING_BACKEND=onnx-int8`, the default) the units closest to the question are
-scored again at full precision (`answer_rescored_units`), as Elasticsearch rescores an int8_hnsw search with the
-raw vectors: int8 weights make ingestion ~3x faster but lower a unit's cosine by ~0.01, enough to move an answer
-across the refusal gate's bar, which was set on the model's own vectors. Re-embedding a dozen short units costs a
-few milliseconds per question; storing fp32 unit vectors would have cost most of int8's gain at index time.
+With int8 embeddings (`CITEWISE_EMBEDDING_BACKEND=onnx-int8`, the default) documents, and so the stored unit
+vectors, come from int8 weights, questions from the fp32 ones, and the units closest to the question are scored
+again at full precision (`answer_rescored_units`), as Elasticsearch rescores an int8_hnsw search with the raw
+vectors: int8 weights make ingestion ~2x faster but lower a unit's cosine by ~0.01, enough to move an answer across
+the refusal gate's bar, which was set on the model's own vectors. Re-embedding a dozen short units costs a few
+milliseconds per question; storing fp32 unit vectors would have cost most of int8's gain at index time.
 """
 
 from __future__ import annotations
@@ -129,7 +130,9 @@ def _score(question: str, key: PassageKey, embedder: Embedder, rescored_units: i
         return ()
     wanted = content_terms(question)
     asked = classify(question)
-    similarities = vectors @ embedder.embed_query(question)
+    precise = embedder.full_precision()
+    question_vector = precise.embed_query(question)
+    similarities = vectors @ question_vector
     coverages: list[float] = []
     closeness: list[float] = []  # relevance less the similarity
     preferences: list[float] = []  # score less the relevance
@@ -148,7 +151,6 @@ def _score(question: str, key: PassageKey, embedder: Embedder, rescored_units: i
         if unit.metadata and not asked.asks_metadata:
             preference -= METADATA_PENALTY
         preferences.append(preference)
-    precise = embedder.full_precision()
     if precise is not embedder and rescored_units:
         relevance = similarities + np.asarray(closeness)
         leaders = set(np.argsort(-relevance)[:rescored_units]) | set(
@@ -156,7 +158,7 @@ def _score(question: str, key: PassageKey, embedder: Embedder, rescored_units: i
         chosen = sorted(int(i) for i in leaders)
         texts = [unit_embedding_text(entries[i][2], entries[i][1]) for i in chosen]
         similarities = similarities.copy()
-        similarities[chosen] = precise.embed_documents(texts) @ precise.embed_query(question)
+        similarities[chosen] = precise.embed_documents(texts) @ question_vector
     scored = []
     for position, (number, unit, _) in enumerate(entries):
         similarity = float(similarities[position])

@@ -1,7 +1,7 @@
 """Embedding backends side by side on BEIR SciFact: ingestion throughput, embedding speed, query latency, nDCG@10.
 
     python benchmarks/embedding_backends.py [--dataset ../shared/data/beir/scifact] [--backends torch onnx onnx-int8]
-        [--ingest-documents 500] [--evaluate onnx-int8 torch] [--cross onnx-int8 onnx] [--modes hybrid]
+        [--ingest-documents 500] [--evaluate onnx-int8 torch] [--cross onnx] [--modes hybrid]
         [--quality-documents N]
     python benchmarks/embedding_backends.py --interleaved-rounds 5 [--sample 300]   # pure embedding speed only
 
@@ -17,11 +17,13 @@ and embedded index):
 
 Quality, on the whole corpus (or, with --quality-documents N, on every judged-relevant document plus the first N
 others: a quicker comparison between backends on identical data): `manage.py evaluate --backend embedded
---unit chunk` for each of --evaluate, in a var dir of its own: nDCG@10, Recall@100, MRR@10. The first embeds
-everything (chunks and their answer units); the later ones are given the first one's answer-unit vectors in their
-embedding cache and embed the chunks themselves: unit vectors are read only when answering (with_unit_vectors),
-never in ranking, and embedding them is two thirds of the work. Then each of --cross is evaluated in torch's var
-dir: documents embedded by torch, queries by it (what a deployment that changes backend without re-indexing serves).
+--unit chunk` for each of --evaluate, in a var dir of its own: nDCG@10, Recall@100, MRR@10, as the product
+searches: documents embedded by the backend, questions by its full-precision model (for onnx-int8, the fp32 graph:
+retrieval/selectors.py). The first embeds everything (chunks and their answer units); the later ones are given the
+first one's answer-unit vectors in their embedding cache and embed the chunks themselves: unit vectors are read
+only when answering (with_unit_vectors), never in ranking, and embedding them is two thirds of the work. Then each
+of --cross is evaluated in torch's var dir: documents embedded by torch, queries by it (what a deployment that
+changes backend without re-indexing serves).
 
 Prints a Markdown table and writes every figure to --output as it goes. --interleaved-rounds N measures only pure
 embedding speed, every backend in one process, in alternating rounds: on a shared machine the fairest ratio.
@@ -147,11 +149,13 @@ def probe(dataset: Path, sample: int) -> None:
     started = time.perf_counter()
     embedder.embed_documents(texts)
     embed_seconds = time.perf_counter() - started
-    embedder.embed_query(questions[0])
+    # Questions are embedded as the product embeds them: at full precision (retrieval/selectors.py).
+    questioner = embedder.full_precision()
+    questioner.embed_query(questions[0])
     latencies = []
     for question in questions:
         started = time.perf_counter()
-        embedder.embed_query(question)
+        questioner.embed_query(question)
         latencies.append((time.perf_counter() - started) * 1000)
     print(json.dumps({
         "backend": getattr(embedder, "backend", "torch"), "load_seconds": round(load_seconds, 2),
@@ -193,7 +197,7 @@ def main() -> None:
     parser.add_argument("--backends", nargs="*", default=["torch", "onnx", "onnx-int8"])
     parser.add_argument("--ingest-documents", type=int, default=500, help="first N corpus documents; 0: all")
     parser.add_argument("--evaluate", nargs="*", default=["onnx-int8", "torch"])
-    parser.add_argument("--cross", nargs="*", default=["onnx-int8", "onnx"])
+    parser.add_argument("--cross", nargs="*", default=["onnx"])
     parser.add_argument("--quality-documents", type=int, default=0,
                         help="evaluate on every judged-relevant document plus the first N others (0: the whole "
                              "corpus); for a quick comparison between backends, not a figure to set against BEIR's")

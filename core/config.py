@@ -50,10 +50,10 @@ class CitewiseSettings(BaseSettings):
     embedding_batch_size: int = Field(32, ge=1, validation_alias=_env("CITEWISE_EMBEDDING_BATCH_SIZE"))
     embedding_device: str = Field("cpu", validation_alias=_env("CITEWISE_EMBEDDING_DEVICE"))
     # What runs the model (retrieval/embeddings.py; docs/benchmarks.md, "Embedding backends"): "onnx-int8" (ONNX
-    # Runtime with int8 weights: ~3x torch's ingestion, vectors at cosine ~0.997 from fp32; answering re-scores its
-    # closest units at fp32, answer_rescored_units), "onnx" (ONNX Runtime, fp32: torch's vectors to within rounding)
-    # or "torch" (plain PyTorch). The ONNX files are exported from the same local weights on first use into
-    # model_cache_dir.
+    # Runtime; documents with int8 weights, ~2x torch's ingestion, vectors at cosine ~0.997 from fp32; questions and
+    # the answer units closest to them with the fp32 graph, answer_rescored_units), "onnx" (ONNX Runtime, fp32:
+    # torch's vectors to within rounding) or "torch" (plain PyTorch). The ONNX files are exported from the same local
+    # weights on first use into model_cache_dir.
     embedding_backend: Literal["torch", "onnx", "onnx-int8"] = Field(
         "onnx-int8", validation_alias=_env("CITEWISE_EMBEDDING_BACKEND"))
     # Threads one embedding call uses; 0: one per core this process may run on.

@@ -55,7 +55,10 @@ def search(
     query_vector = None
     if mode != SearchMode.BM25:  # BM25 alone never loads the model
         with timed("embed_query", timings):
-            query_vector = get_embedder(embedding_model).embed_query(query)
+            # At full precision even when documents are embedded with int8 weights: one short text costs about
+            # the same either way, and int8 on both sides moved answers the fp32 query does not (docs/benchmarks.md,
+            # "Embedding backends").
+            query_vector = get_embedder(embedding_model).full_precision().embed_query(query)
     with timed("retrieve", timings):
         hits = backend.search(
             principals=principals, query=query, analyzed_query=terms, query_vector=query_vector,

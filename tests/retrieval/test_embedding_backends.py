@@ -170,3 +170,36 @@ def test_int8_unit_scores_are_rescored_at_full_precision(settings, model_cache):
     assert all(abs(s.relevance - exact[s.text]) < 1e-4 for s in by_relevance[:3])
     assert max(abs(s.relevance - exact[s.text]) for s in by_relevance[3:]) > 1e-4
     assert by_relevance[0].text == max(exact, key=exact.__getitem__)
+
+
+class RecordingBackend:
+    """The configured search backend, noting the query vector each search is given."""
+
+    def __init__(self, inner) -> None:
+        self.inner, self.query_vectors = inner, []
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def search(self, **kwargs):
+        self.query_vectors.append(kwargs["query_vector"])
+        return self.inner.search(**kwargs)
+
+
+@pytest.mark.django_db
+def test_questions_are_embedded_at_full_precision_when_documents_are_int8(settings, model_cache):
+    from retrieval import selectors
+    from retrieval.services import get_backend
+
+    settings.CITEWISE = settings.CITEWISE.replace(embedding_backend="onnx-int8", model_cache_dir=str(model_cache))
+    question = "how many weeks of parental leave do we get"
+    backend = RecordingBackend(get_backend())
+
+    selectors.search(question, principals=frozenset({"public"}), backend=backend)
+
+    (vector,) = backend.query_vectors
+    fp32 = OnnxEmbedder(MODEL, quantized=False, cache_dir=model_cache).embed_query(question)
+    int8 = OnnxEmbedder(MODEL, quantized=True, cache_dir=model_cache).embed_query(question)
+    assert float(vector @ fp32) > 0.99999
+    assert float(int8 @ fp32) < 0.9999  # the two differ: the test tells them apart
+    assert get_embedder().backend == "onnx-int8"  # documents are still embedded with int8 weights
