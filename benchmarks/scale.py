@@ -249,7 +249,7 @@ def build(args: argparse.Namespace) -> dict[str, Any]:
         # What a restart would find: the write-ahead log folded into the file.
         backend._connection().execute("PRAGMA wal_checkpoint(TRUNCATE)")
     elif args.force_merge:
-        backend.client.indices.forcemerge(index=backend.index_name, max_num_segments=1, request_timeout=3600)
+        backend.merge_segments()  # what promoting a rebuilt index does
     settle_seconds = time.perf_counter() - settle_started
     return {"documents": len(documents), "chunks": offset, "vectors_seconds": round(vectors_seconds, 1),
             "prepare_seconds": round(prepare_seconds, 1), "index_seconds": round(index_seconds, 1),
@@ -551,7 +551,8 @@ def main() -> None:
     parser.add_argument("--plot", type=Path, help="write the latency-against-size figure (PNG) here")
     parser.add_argument("--keep", action="store_true", help="leave the indexes in place (for profiling)")
     parser.add_argument("--force-merge", action="store_true",
-                        help="merge each Elasticsearch index into one segment before searching it (settle_seconds)")
+                        help="merge each Elasticsearch index's segments before searching it, as promoting a rebuilt "
+                             "index does (ElasticsearchBackend.merge_segments; settle_seconds)")
     parser.add_argument("--child", choices=["build", "serve"], help=argparse.SUPPRESS)
     parser.add_argument("--size", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--backend", help=argparse.SUPPRESS)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import math
 import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -76,6 +77,10 @@ _IDS_ONLY: dict[str, Any] = {"_source": False, "stored_fields": ["_none_"], "doc
 
 # A search whose concrete index a rebuild deleted under it is tried again on the new one, this many times in all.
 SEARCH_ATTEMPTS = 3
+# Elasticsearch's default index.merge.policy.max_merged_segment: the largest segment its merge policy makes.
+MAX_MERGED_SEGMENT_BYTES = 5 * 1024**3
+# A force-merge of a 100k-chunk index took 4 minutes on 2 cores.
+MERGE_TIMEOUT_S = 3600
 
 
 class _IndexReplaced(Exception):
@@ -269,6 +274,7 @@ class ElasticsearchBackend:
 
     def promote(self, staged: SearchBackend) -> None:
         staged = self._check_staged(staged)
+        staged.merge_segments()
         with self._errors("switch the alias to the rebuilt index"):
             old = self._physical_indices()
             actions: list[dict[str, dict[str, str | bool]]] = [
@@ -283,6 +289,31 @@ class ElasticsearchBackend:
             except (ApiError, TransportError) as exc:
                 logger.warning("could not delete the replaced index %s (collected by the next rebuild): %s",
                                name, exc)
+
+    def merge_segments(self) -> int:
+        """Merge this (rebuilt, not yet serving) index's segments into as few as the merge policy still manages:
+        one per MAX_MERGED_SEGMENT_BYTES of index. Returns how many it asked for; 0 if the merge failed (logged:
+        it only makes searches faster, so the rebuild goes on without it).
+
+        A rebuild writes in batches, each refreshed, so it leaves tens of segments, and every search walks each
+        segment's HNSW graph and repeats its BM25 and filter work per segment: merged, the 100k-chunk benchmark's
+        hybrid p95 went from 56.6 / 88.3 ms to 29.2 / 25.1 ms (docs/benchmarks.md, "Retrieval at scale"). The index
+        is written to after it serves (syncs), so no segment is made larger than the merge policy's own maximum:
+        Elasticsearch leaves such a segment alone until most of it is deleted documents.
+        """
+        try:
+            self.client.indices.refresh(index=self.index_name)
+            stats = self.client.indices.stats(index=self.index_name, metric="store")
+            size = int(stats["_all"]["primaries"]["store"]["size_in_bytes"])
+            segments = max(1, math.ceil(size / MAX_MERGED_SEGMENT_BYTES))
+            self.client.options(request_timeout=MERGE_TIMEOUT_S).indices.forcemerge(
+                index=self.index_name, max_num_segments=segments)
+        except (ApiError, TransportError) as exc:
+            logger.warning("could not merge the segments of %s (searches are slower, nothing else): %s",
+                           self.index_name, exc)
+            return 0
+        logger.info("merged %s into %d segment(s) (%d MB)", self.index_name, segments, size // 1_000_000)
+        return segments
 
     def discard(self, staged: SearchBackend) -> None:
         staged = self._check_staged(staged)
