@@ -122,7 +122,7 @@ class CitewiseSettings(BaseSettings):
     # With int8 embeddings (embedding_backend "onnx-int8"), the passage units closest to the question (this many by
     # relevance, and as many by the composer's score) are scored again with the fp32 model before the gate and the
     # composer read them: int8 moves a cosine by ~0.01, enough to cross the bar above (answers/scoring.py). 0: never.
-    answer_rescored_units: int = Field(3, ge=0, validation_alias=_env("CITEWISE_ANSWER_RESCORED_UNITS"))
+    answer_rescored_units: int = Field(1, ge=0, validation_alias=_env("CITEWISE_ANSWER_RESCORED_UNITS"))
     # Correct misspelt words of a question against the index's vocabulary before searching (retrieval/spelling.py).
     spell_correction: bool = Field(True, validation_alias=_env("CITEWISE_SPELL_CORRECTION"))
     composer: Literal["extractive", "cohere", "openai"] = Field("extractive", validation_alias=_env("CITEWISE_COMPOSER"))
