@@ -10,8 +10,10 @@ With int8 embeddings (`CITEWISE_EMBEDDING_BACKEND=onnx-int8`, the default) docum
 vectors, come from int8 weights, questions from the fp32 ones, and the units closest to the question are scored
 again at full precision (`answer_rescored_units`), as Elasticsearch rescores an int8_hnsw search with the raw
 vectors: int8 weights make ingestion ~2x faster but lower a unit's cosine by ~0.01, enough to move an answer across
-the refusal gate's bar, which was set on the model's own vectors. Re-embedding a dozen short units costs a few
-milliseconds per question; storing fp32 unit vectors would have cost most of int8's gain at index time.
+the refusal gate's bar, which was set on the model's own vectors. Re-embedding the unit the gate reads and the one
+the composer starts from cost 6 ms at p50 on the answer harness (a unit can be a 256-token table, so more cost
+more, for the same answers: docs/benchmarks.md, "Embedding backends"); storing fp32 unit vectors would have cost
+most of int8's gain at index time.
 """
 
 from __future__ import annotations

@@ -79,7 +79,7 @@ _IDS_ONLY: dict[str, Any] = {"_source": False, "stored_fields": ["_none_"], "doc
 SEARCH_ATTEMPTS = 3
 # Elasticsearch's default index.merge.policy.max_merged_segment: the largest segment its merge policy makes.
 MAX_MERGED_SEGMENT_BYTES = 5 * 1024**3
-# A force-merge of a 100k-chunk index took 4 minutes on 2 cores.
+# Merging the 100k-chunk benchmark index took 1.5 to 4 minutes on 2 cores, with the machine idle or shared.
 MERGE_TIMEOUT_S = 3600
 
 
