@@ -78,23 +78,25 @@ CPU_GROUPS = ["web", "elasticsearch", "postgres", "redis", "load generator"]
 
 # -- the question mix ------------------------------------------------------------------------------------------
 
+def _inner_position(text: str, rng: random.Random, shortest: int, room: int) -> int | None:
+    """A random position inside a random word of at least `shortest` letters, never its first letter nor one of its
+    last `room`; None when the text has no such word."""
+    words = list(re.finditer(rf"[A-Za-z]{{{shortest},}}", text))
+    if not words:
+        return None
+    word = rng.choice(words)
+    return rng.randrange(word.start() + 1, word.end() - room)
+
+
 def _transpose(text: str, rng: random.Random) -> str:
     """Swap two neighbouring letters inside one longer word (a typing slip)."""
-    words = [m for m in re.finditer(r"[A-Za-z]{5,}", text)]
-    if not words:
-        return text
-    word = rng.choice(words)
-    i = rng.randrange(word.start() + 1, word.end() - 2)
-    return text[:i] + text[i + 1] + text[i] + text[i + 2:]
+    i = _inner_position(text, rng, 5, 2)
+    return text if i is None else text[:i] + text[i + 1] + text[i] + text[i + 2:]
 
 
 def _drop_letter(text: str, rng: random.Random) -> str:
-    words = [m for m in re.finditer(r"[A-Za-z]{6,}", text)]
-    if not words:
-        return text
-    word = rng.choice(words)
-    i = rng.randrange(word.start() + 1, word.end() - 1)
-    return text[:i] + text[i + 1:]
+    i = _inner_position(text, rng, 6, 1)
+    return text if i is None else text[:i] + text[i + 1:]
 
 
 def _informal(text: str) -> str:

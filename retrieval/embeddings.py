@@ -7,11 +7,14 @@ import os
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
 from core.config import current
+
+if TYPE_CHECKING:
+    from retrieval.onnx_export import Export
 
 logger = logging.getLogger("citewise.retrieval.embeddings")
 
@@ -118,7 +121,7 @@ class OnnxEmbedder:
     TOKENS_PER_ROW = 128
 
     def __init__(self, model_name: str, *, quantized: bool, device: str = "cpu", batch_size: int = 32,
-                 threads: int = 0, cache_dir: Path | None = None) -> None:
+                 threads: int = 0, cache_dir: Path | None = None, export: Export | None = None) -> None:
         import onnxruntime
         from transformers import AutoTokenizer
         from transformers.utils import logging as transformers_logging
@@ -131,9 +134,11 @@ class OnnxEmbedder:
         self.backend = "onnx-int8" if quantized else "onnx"
         self.quantized = quantized
         self.batch_size = batch_size
-        self._device, self._threads, self._cache_dir = device, threads, cache_dir
+        self._device, self._threads = device, threads
         self._full_precision: OnnxEmbedder | None = None
-        self.export = ensure_export(model_name, resolve_model_path(model_name), cache_dir or default_cache_dir())
+        # An export already found (the fp32 sibling of an int8 embedder) is not looked up again: that hashes every file.
+        self.export = export or ensure_export(model_name, resolve_model_path(model_name),
+                                              cache_dir or default_cache_dir())
         self.dimensions = self.export.dimensions
         self.max_tokens = self.export.max_tokens
         self._tokenizer = AutoTokenizer.from_pretrained(str(self.export.tokenizer_dir))
@@ -177,7 +182,7 @@ class OnnxEmbedder:
             if self._full_precision is None:
                 self._full_precision = OnnxEmbedder(self.model_name, quantized=False, device=self._device,
                                                      batch_size=self.batch_size, threads=self._threads,
-                                                     cache_dir=self._cache_dir)
+                                                     export=self.export)
             return self._full_precision
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
